@@ -1,0 +1,406 @@
+// SPDX-License-Identifier: MIT
+/*
+ * zublk add: check the arguments, start a per-device daemon, and return
+ * once /dev/ublkbN is live.  The daemon reports over a pipe:
+ *   "P <pid>"   its pid          "I <id>"    the device id, once added
+ *   "E <msg>"   an error line    "R <path>"  the device is live
+ * If it fails or goes quiet past the timeout, add kills it, deletes any
+ * device it made, prints its error and exits non-zero.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define ADD_DEF_TIMEOUT_S 60
+
+static int report_fd = -1;
+
+static void report(const char *tag, const char *msg)
+{
+	char line[1200];
+	int n;
+
+	if (report_fd < 0)
+		return;
+	n = snprintf(line, sizeof(line), "%s %s\n", tag, msg);
+	if (n > 0 && write(report_fd, line, (size_t)n) < 0)
+		report_fd = -1;
+}
+
+/* In the daemon: errors go to `zublk add` until the device is live. */
+static void daemon_log(enum zublk_log_level level, const char *msg)
+{
+	if (level <= ZUBLK_LOG_ERR && report_fd >= 0) {
+		report("E", msg);
+		return;
+	}
+	if (level <= ZUBLK_LOG_WARN) {
+		time_t now = time(NULL);
+		char ts[32];
+
+		strftime(ts, sizeof(ts), "%F %T", localtime(&now));
+		fprintf(stderr, "%s zublk[%d]: %s\n", ts, (int)getpid(), msg);
+	}
+}
+
+static void redirect_log(const char *state_dir, unsigned id)
+{
+	char path[300];
+	int fd;
+
+	/* Never keep the caller's stderr: `$(zublk add ... 2>&1)` would wait on us. */
+	snprintf(path, sizeof(path), "%s/%u.log", state_dir, id);
+	fd = state_dir[0] ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
+	if (fd < 0)
+		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+}
+
+/* The daemon's main thread: serve until the device goes or we are told to stop. */
+static int serve(struct zublk_dev *dev, int sfd)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = sfd, .events = POLLIN },
+		{ .fd = zublk_dev_exit_fd(dev), .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == sizeof(si))
+				zublk_log(ZUBLK_LOG_WARN, "device %u: signal %u: stopping",
+					  zublk_dev_id(dev), si.ssi_signo);
+			zublk_dev_stop(dev);
+		}
+		if (pfd[1].revents & POLLIN)
+			break;
+	}
+	/* One queue gone means the device is unusable: bring the rest down. */
+	zublk_dev_stop(dev);
+	return zublk_dev_wait(dev);
+}
+
+static void run_daemon(const struct zublk_dev_config *cfg, const struct zublk_target_ops *ops,
+		       struct zublk_opts *opts, int pipe_fd)
+{
+	struct zublk_dev *dev;
+	char msg[64];
+	sigset_t set;
+	int sfd, null_fd, ret;
+
+	report_fd = pipe_fd;
+	zublk_set_log(daemon_log);
+	snprintf(msg, sizeof(msg), "%d", (int)getpid());
+	report("P", msg);
+
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null_fd >= 0) {
+		dup2(null_fd, STDIN_FILENO);
+		dup2(null_fd, STDOUT_FILENO);
+		close(null_fd);
+	}
+	/* Queue threads inherit this mask; the main thread takes signals by fd. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+
+	ret = zublk_dev_create(cfg, ops, opts, &dev);
+	if (ret)
+		_exit(1);
+	snprintf(msg, sizeof(msg), "%u", zublk_dev_id(dev));
+	report("I", msg);
+	ret = zublk_dev_start(dev);
+	if (ret) {
+		zublk_dev_destroy(dev);
+		_exit(1);
+	}
+	snprintf(msg, sizeof(msg), "/dev/ublkb%u", zublk_dev_id(dev));
+	redirect_log(cfg->state_dir ? cfg->state_dir : ZUBLK_STATE_DIR, zublk_dev_id(dev));
+	report("R", msg);
+	close(report_fd);
+	report_fd = -1;
+
+	ret = serve(dev, sfd);
+	zublk_dev_destroy(dev);
+	_exit(ret ? 1 : 0);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Kill what the daemon left: the process, then the device. */
+static void cleanup_failed(pid_t pid, long id)
+{
+	struct zublk_ctrl *c;
+
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		for (int i = 0; i < 500 && kill(pid, 0) == 0; i++)
+			usleep(10000);
+	}
+	if (id >= 0 && zublk_ctrl_open(&c) == 0) {
+		zublk_ctrl_set_timeout(c, 20000);
+		zublk_ctrl_del_dev(c, (unsigned)id, false);
+		zublk_state_unlink(ZUBLK_STATE_DIR, (unsigned)id);
+		zublk_ctrl_close(c);
+	}
+}
+
+static int wait_daemon(int fd, unsigned timeout_s)
+{
+	double deadline = now_s() + timeout_s;
+	char buf[4096], errs[4096] = "";
+	size_t have = 0, nerr = 0;
+	pid_t pid = -1;
+	long id = -1;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		double left = deadline - now_s();
+		ssize_t n;
+		char *nl;
+
+		if (left <= 0) {
+			cleanup_failed(pid, id);
+			if (nerr)
+				fputs(errs, stderr);
+			cli_err("add", "the device did not come up within %u s", timeout_s);
+			return 1;
+		}
+		if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
+			continue;
+		n = read(fd, buf + have, sizeof(buf) - 1 - have);
+		if (n <= 0) {
+			/* The daemon is gone without saying ready. */
+			cleanup_failed(pid, id);
+			if (nerr)
+				fputs(errs, stderr);
+			else
+				cli_err("add", "the daemon exited before the device was live");
+			return 1;
+		}
+		have += (size_t)n;
+		buf[have] = '\0';
+		while ((nl = strchr(buf, '\n'))) {
+			*nl = '\0';
+			if (buf[0] == 'P')
+				pid = (pid_t)atoi(buf + 2);
+			else if (buf[0] == 'I')
+				id = atol(buf + 2);
+			else if (buf[0] == 'E')
+				nerr += (size_t)snprintf(errs + nerr, sizeof(errs) - nerr,
+							 "zublk: add: %s\n", buf + 2) ;
+			else if (buf[0] == 'R') {
+				printf("%s\n", buf + 2);
+				return 0;
+			}
+			if (nerr >= sizeof(errs))
+				nerr = sizeof(errs) - 1;
+			have -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, have + 1);
+		}
+	}
+}
+
+/* Relative backing paths would break for the daemon and for recovery. */
+static int absolute_file_opts(struct zublk_opts *o)
+{
+	for (unsigned i = 0; i < o->nr; i++) {
+		char *abs;
+
+		if (strcmp(o->v[i].key, "file") || o->v[i].val[0] == '/')
+			continue;
+		abs = realpath(o->v[i].val, NULL);
+		if (!abs)
+			continue; /* the target names the missing file */
+		free(o->v[i].val);
+		o->v[i].val = abs;
+	}
+	return 0;
+}
+
+static const struct option add_opts[] = {
+	{ "target", required_argument, NULL, 't' },
+	{ "number", required_argument, NULL, 'n' },
+	{ "queues", required_argument, NULL, 'q' },
+	{ "depth", required_argument, NULL, 'd' },
+	{ "file", required_argument, NULL, 'f' },
+	{ "mode", required_argument, NULL, 'm' },
+	{ "max-io", required_argument, NULL, 'M' },
+	{ "keep-scheduler", no_argument, NULL, 'K' },
+	{ "timeout", required_argument, NULL, 'T' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+int cmd_add(int argc, char **argv)
+{
+	struct zublk_dev_config cfg = { .dev_id = -1, .nr_queues = 1,
+					.queue_depth = ZUBLK_DEF_QUEUE_DEPTH };
+	const struct zublk_target_ops *ops = NULL;
+	const char *tname = NULL;
+	char **words = calloc((size_t)argc + 1, sizeof(char *));
+	char *file_word = NULL;
+	unsigned timeout_s = ADD_DEF_TIMEOUT_S, nr_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	struct zublk_opts opts;
+	int nwords = 0, c, p[2], ret;
+	uint64_t max_io;
+	pid_t child;
+
+	if (!words)
+		return 1;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+t:n:q:d:f:m:h", add_opts, NULL)) != -1) {
+		unsigned v;
+
+		switch (c) {
+		case 't':
+			tname = optarg;
+			break;
+		case 'n':
+			if (zublk_parse_uint(optarg, 0, 1U << 20, &v)) {
+				cli_err("add", "device id '%s': not a number", optarg);
+				return 1;
+			}
+			cfg.dev_id = (int)v;
+			break;
+		case 'q':
+			if (zublk_parse_uint(optarg, 1, nr_cpus, &v)) {
+				cli_err("add", "queues '%s': must be 1..%u (the number of CPUs)",
+					optarg, nr_cpus);
+				return 1;
+			}
+			cfg.nr_queues = v;
+			break;
+		case 'd':
+			if (zublk_parse_uint(optarg, 1, ZUBLK_MAX_QUEUE_DEPTH, &v)) {
+				cli_err("add", "depth '%s': must be 1..%u", optarg,
+					ZUBLK_MAX_QUEUE_DEPTH);
+				return 1;
+			}
+			cfg.queue_depth = v;
+			break;
+		case 'f':
+			if (asprintf(&file_word, "file=%s", optarg) < 0)
+				return 1;
+			break;
+		case 'm':
+			if (zublk_mode_parse(optarg, &cfg.mode)) {
+				cli_err("add", "mode '%s': not one of copy, user-copy, zero-copy, "
+					"auto-zero-copy", optarg);
+				return 1;
+			}
+			break;
+		case 'M':
+			if (zublk_parse_size(optarg, &max_io) || max_io < 4096 ||
+			    max_io > ZUBLK_MAX_MAX_IO_BYTES || max_io % 4096) {
+				cli_err("add", "max-io '%s': must be a multiple of 4k from 4k to 32M",
+					optarg);
+				return 1;
+			}
+			cfg.max_io_bytes = (unsigned)max_io;
+			break;
+		case 'K':
+			cfg.keep_scheduler = true;
+			break;
+		case 'T':
+			if (zublk_parse_uint(optarg, 1, 3600, &timeout_s)) {
+				cli_err("add", "timeout '%s': must be 1..3600 seconds", optarg);
+				return 1;
+			}
+			break;
+		case 'h':
+			cmd_help(stdout);
+			return 0;
+		default:
+			cli_err("add", "option '%s': unknown or missing its value",
+				argv[optind - 1]);
+			return 1;
+		}
+	}
+	if (!tname) {
+		cli_err("add", "no target: say -t null or -t loop");
+		return 1;
+	}
+	ops = zublk_target_find(tname);
+	if (!ops) {
+		cli_err("add", "target '%s': unknown (try 'zublk help')", tname);
+		return 1;
+	}
+	for (int i = optind; i < argc; i++) {
+		if (!strchr(argv[i], '=') || argv[i][0] == '=') {
+			cli_err("add", "argument '%s': not an option (options are key=value)",
+				argv[i]);
+			return 1;
+		}
+		words[nwords++] = argv[i];
+	}
+	if (file_word)
+		words[nwords++] = file_word;
+	if (zublk_opts_parse(&opts, nwords, words)) {
+		cli_err("add", "cannot parse the target options");
+		return 1;
+	}
+	absolute_file_opts(&opts);
+	if (zublk_dev_config_check(&cfg, nr_cpus))
+		return 1;
+
+	if (pipe2(p, O_CLOEXEC)) {
+		cli_err("add", "pipe: %s", strerror(errno));
+		return 1;
+	}
+	fflush(NULL);
+	child = fork();
+	if (child < 0) {
+		cli_err("add", "fork: %s", strerror(errno));
+		return 1;
+	}
+	if (child == 0) {
+		/* Detach twice so the daemon is nobody's child and has no terminal. */
+		close(p[0]);
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		run_daemon(&cfg, ops, &opts, p[1]);
+	}
+	close(p[1]);
+	waitpid(child, NULL, 0);
+	ret = wait_daemon(p[0], timeout_s);
+	close(p[0]);
+	zublk_opts_free(&opts);
+	free(file_word);
+	free(words);
+	return ret;
+}

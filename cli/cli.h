@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZUBLK_CLI_H
+#define ZUBLK_CLI_H
+
+#include "zublk.h"
+
+/* Each verb: argc/argv start at the verb itself. Returns the exit status. */
+int cmd_add(int argc, char **argv);
+int cmd_del(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_features(int argc, char **argv);
+void cmd_help(FILE *f);
+
+/* "zublk: VERB: message" on stderr. */
+void cli_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Opens the control device or says why not. */
+int cli_ctrl_open(const char *verb, struct zublk_ctrl **c);
+/* Parses a device id for -n. */
+int cli_parse_id(const char *verb, const char *s, unsigned *id);
+/* Deletes device @id and waits (bounded) for its daemon to go. */
+int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned timeout_s);
+/* Ids of the ublk devices that exist now, sorted; returns how many. */
+int cli_list_ids(unsigned *ids, int max);
+
+#endif

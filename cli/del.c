@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+/* zublk del: delete devices; every wait is bounded. */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define DEL_DEF_TIMEOUT_S 30
+
+static int cmp_uint(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int cli_list_ids(unsigned *ids, int max)
+{
+	DIR *d = opendir("/sys/class/ublk-char");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < max) {
+		unsigned id;
+
+		if (strncmp(de->d_name, "ublkc", 5) || zublk_parse_uint(de->d_name + 5, 0,
+									 UINT32_MAX - 1, &id))
+			continue;
+		ids[n++] = id;
+	}
+	closedir(d);
+	qsort(ids, (size_t)n, sizeof(*ids), cmp_uint);
+	return n;
+}
+
+static bool pid_is_daemon(pid_t pid)
+{
+	char path[64], comm[32] = "";
+	FILE *f;
+
+	if (pid <= 0 || kill(pid, 0))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(comm, sizeof(comm), f))
+		comm[0] = '\0';
+	fclose(f);
+	/* Our daemon's main thread keeps the command's name. */
+	return !strncmp(comm, "zublk", 5);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned timeout_s)
+{
+	struct ublksrv_ctrl_dev_info info;
+	double deadline = now_s() + timeout_s;
+	pid_t pid;
+	int ret;
+
+	ret = zublk_ctrl_get_info(c, id, &info);
+	if (ret) {
+		cli_err(verb, "device %u: %s", id,
+			ret == -ENODEV || ret == -ENOENT ? "no such device" : strerror(-ret));
+		return ret;
+	}
+	pid = info.ublksrv_pid;
+	zublk_ctrl_set_timeout(c, timeout_s * 1000);
+	ret = zublk_ctrl_del_dev(c, id, false);
+	if (ret && ret != -ENODEV) {
+		cli_err(verb, "device %u: %s", id,
+			ret == -ETIMEDOUT ? "deleting timed out" : strerror(-ret));
+		return ret;
+	}
+	/* The daemon sees its queues aborted and exits; give it the rest of the time. */
+	while (pid_is_daemon(pid) && now_s() < deadline)
+		usleep(20000);
+	if (pid_is_daemon(pid)) {
+		cli_err(verb, "device %u: daemon %d did not exit in %u s; killed it", id, (int)pid,
+			timeout_s);
+		kill(pid, SIGKILL);
+	}
+	zublk_state_unlink(ZUBLK_STATE_DIR, id);
+	return 0;
+}
+
+int cmd_del(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "number", required_argument, NULL, 'n' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ 0 },
+	};
+	unsigned ids[1024], timeout_s = DEL_DEF_TIMEOUT_S, id = 0;
+	bool all = false, have_id = false;
+	struct zublk_ctrl *c;
+	int c_, n, failed = 0;
+
+	optind = 1;
+	opterr = 0;
+	while ((c_ = getopt_long(argc, argv, "n:a", lopts, NULL)) != -1) {
+		switch (c_) {
+		case 'n':
+			if (cli_parse_id("del", optarg, &id))
+				return 1;
+			have_id = true;
+			break;
+		case 'a':
+			all = true;
+			break;
+		case 'T':
+			if (zublk_parse_uint(optarg, 1, 3600, &timeout_s)) {
+				cli_err("del", "timeout '%s': must be 1..3600 seconds", optarg);
+				return 1;
+			}
+			break;
+		default:
+			cli_err("del", "option '%s': unknown or missing its value", argv[optind - 1]);
+			return 1;
+		}
+	}
+	if (optind < argc) {
+		cli_err("del", "argument '%s': unexpected", argv[optind]);
+		return 1;
+	}
+	if (all == have_id) {
+		cli_err("del", "say which: -n ID or --all");
+		return 1;
+	}
+	if (cli_ctrl_open("del", &c))
+		return 1;
+	if (have_id) {
+		failed = cli_del_dev("del", c, id, timeout_s) != 0;
+	} else {
+		n = cli_list_ids(ids, 1024);
+		for (int i = 0; i < n; i++)
+			failed |= cli_del_dev("del", c, ids[i], timeout_s) != 0;
+	}
+	zublk_ctrl_close(c);
+	return failed;
+}

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+/* zublk list: what the kernel knows of each device, and what its daemon serves. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct dev_view {
+	unsigned id;
+	struct ublksrv_ctrl_dev_info info;
+	struct ublk_params params;
+	bool have_params;
+	struct zublk_state st;
+	bool have_state;
+	struct zublk_counters cnt;
+	bool have_cnt;
+};
+
+static int load(struct zublk_ctrl *c, unsigned id, struct dev_view *v)
+{
+	int ret;
+
+	memset(v, 0, sizeof(*v));
+	v->id = id;
+	ret = zublk_ctrl_get_info(c, id, &v->info);
+	if (ret)
+		return ret;
+	v->have_params = zublk_ctrl_get_params(c, id, &v->params) == 0;
+	v->have_state = zublk_state_load(ZUBLK_STATE_DIR, id, &v->st) == 0 && v->st.id == id;
+	v->have_cnt = zublk_stats_read(ZUBLK_STATE_DIR, id, &v->cnt) == 0;
+	return 0;
+}
+
+static uint64_t size_of(const struct dev_view *v)
+{
+	if (v->have_params)
+		return v->params.basic.dev_sectors << 9;
+	return v->have_state ? v->st.size : 0;
+}
+
+static const char *mode_of(const struct dev_view *v)
+{
+	uint64_t f = v->info.flags;
+
+	if (v->have_state)
+		return v->st.mode;
+	if (f & UBLK_F_AUTO_BUF_REG)
+		return "auto-zero-copy";
+	if (f & UBLK_F_SUPPORT_ZERO_COPY)
+		return "zero-copy";
+	if (f & UBLK_F_USER_COPY)
+		return "user-copy";
+	return "copy";
+}
+
+static void human(uint64_t b, char *buf, size_t len)
+{
+	static const char units[] = "BKMGTP";
+	double v = (double)b;
+	unsigned u = 0;
+
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.1f%c" : "%.0f%c", v, units[u]);
+}
+
+static void print_json(const struct dev_view *v, bool first)
+{
+	bool f1 = true;
+
+	printf("%s\n  {\"id\": %u, \"state\": \"%s\", \"target\": ", first ? "" : ",", v->id,
+	       zublk_state_name(v->info.state));
+	zublk_json_str(stdout, v->have_state ? v->st.target : "unknown");
+	printf(", \"mode\": \"%s\", \"queues\": %u, \"depth\": %u, \"max_io\": %u, "
+	       "\"size\": %llu, \"block_device\": \"/dev/ublkb%u\", "
+	       "\"char_device\": \"/dev/ublkc%u\", \"daemon_pid\": %d, \"options\": ",
+	       mode_of(v), v->info.nr_hw_queues, v->info.queue_depth, v->info.max_io_buf_bytes,
+	       (unsigned long long)size_of(v), v->id, v->id, v->info.ublksrv_pid);
+	zublk_json_str(stdout, v->have_state ? v->st.options : "");
+	printf(", \"flags\": [");
+	for (unsigned bit = 0; bit < 64; bit++) {
+		const char *name = zublk_feature_name(bit);
+
+		if (!(v->info.flags & (1ULL << bit)))
+			continue;
+		printf("%s\"%s\"", f1 ? "" : ", ", name ? name : "UNKNOWN");
+		f1 = false;
+	}
+	printf("]");
+	if (v->have_cnt)
+		printf(", \"counters\": {\"ios\": %llu, \"submits\": %llu, \"enters\": %llu, "
+		       "\"errors\": %llu}",
+		       (unsigned long long)v->cnt.ios, (unsigned long long)v->cnt.submits,
+		       (unsigned long long)v->cnt.enters, (unsigned long long)v->cnt.errors);
+	printf("}");
+}
+
+static void print_row(const struct dev_view *v)
+{
+	char sz[32];
+
+	human(size_of(v), sz, sizeof(sz));
+	printf("%-4u %-9s %-7s %-15s %6u %6u %8s  /dev/ublkb%-4u %7d  %s\n", v->id,
+	       zublk_state_name(v->info.state), v->have_state ? v->st.target : "-", mode_of(v),
+	       v->info.nr_hw_queues, v->info.queue_depth, sz, v->id, v->info.ublksrv_pid,
+	       v->have_state ? v->st.options : "");
+}
+
+int cmd_list(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "number", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ 0 },
+	};
+	unsigned ids[1024], id = 0;
+	bool json = false, have_id = false, first = true;
+	struct zublk_ctrl *c;
+	int opt, n, ret = 0;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "n:j", lopts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			if (cli_parse_id("list", optarg, &id))
+				return 1;
+			have_id = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		default:
+			cli_err("list", "option '%s': unknown or missing its value", argv[optind - 1]);
+			return 1;
+		}
+	}
+	if (optind < argc) {
+		cli_err("list", "argument '%s': unexpected", argv[optind]);
+		return 1;
+	}
+	if (cli_ctrl_open("list", &c))
+		return 1;
+	if (have_id) {
+		ids[0] = id;
+		n = 1;
+	} else {
+		n = cli_list_ids(ids, 1024);
+	}
+	if (json)
+		printf("[");
+	else
+		printf("%-4s %-9s %-7s %-15s %6s %6s %8s  %-15s %7s  %s\n", "ID", "STATE",
+		       "TARGET", "MODE", "QUEUES", "DEPTH", "SIZE", "DEVICE", "PID", "OPTIONS");
+	for (int i = 0; i < n; i++) {
+		struct dev_view v;
+		int err = load(c, ids[i], &v);
+
+		if (err) {
+			/* A device can vanish between readdir and the query. */
+			if (have_id) {
+				cli_err("list", "device %u: %s", ids[i],
+					err == -ENODEV ? "no such device" : strerror(-err));
+				ret = 1;
+			}
+			continue;
+		}
+		if (json)
+			print_json(&v, first);
+		else
+			print_row(&v);
+		first = false;
+	}
+	if (json)
+		printf("%s]\n", first ? "" : "\n");
+	zublk_ctrl_close(c);
+	return ret;
+}

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: MIT
+/* zublk: the command a person types. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_err(const char *verb, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "zublk: %s: ", verb);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_ctrl_open(const char *verb, struct zublk_ctrl **c)
+{
+	int ret = zublk_ctrl_open(c);
+
+	if (ret)
+		cli_err(verb, "/dev/ublk-control: %s%s", strerror(-ret),
+			ret == -ENOENT ? " (is the ublk_drv module loaded?)" : "");
+	return ret;
+}
+
+int cli_parse_id(const char *verb, const char *s, unsigned *id)
+{
+	if (zublk_parse_uint(s, 0, 1U << 20, id)) {
+		cli_err(verb, "device id '%s': not a number", s ? s : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void cmd_help(FILE *f)
+{
+	const struct zublk_target_ops *const *t = zublk_targets();
+
+	fprintf(f,
+		"usage: zublk COMMAND [OPTIONS]\n"
+		"\n"
+		"  add -t TARGET [-n ID] [-q QUEUES] [-d DEPTH] [--max-io SIZE]\n"
+		"      [--mode copy|user-copy|zero-copy|auto-zero-copy] [--keep-scheduler]\n"
+		"      [--timeout SECS] [-f FILE] [key=value ...]\n"
+		"                      serve a new device; prints /dev/ublkbN once it is live\n"
+		"  del -n ID | --all   delete devices and stop their daemons\n"
+		"  list [-n ID] [--json]\n"
+		"                      the devices, their targets, modes and counters\n"
+		"  features            what the running ublk driver supports\n"
+		"  help                this text\n"
+		"  --version           the version\n"
+		"\n"
+		"targets:\n");
+	for (; *t; t++)
+		fprintf(f, "  %-6s %s\n         %s\n", (*t)->name, (*t)->summary, (*t)->usage);
+	fprintf(f, "\nSee zublk(8) and zublk-TARGET(8).\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *verb = argc > 1 ? argv[1] : NULL;
+
+	if (!verb) {
+		cmd_help(stderr);
+		return 2;
+	}
+	if (!strcmp(verb, "add"))
+		return cmd_add(argc - 1, argv + 1);
+	if (!strcmp(verb, "del"))
+		return cmd_del(argc - 1, argv + 1);
+	if (!strcmp(verb, "list"))
+		return cmd_list(argc - 1, argv + 1);
+	if (!strcmp(verb, "features"))
+		return cmd_features(argc - 1, argv + 1);
+	if (!strcmp(verb, "help") || !strcmp(verb, "--help") || !strcmp(verb, "-h")) {
+		cmd_help(stdout);
+		return 0;
+	}
+	if (!strcmp(verb, "--version") || !strcmp(verb, "version")) {
+		printf("zublk %s\n", ZUBLK_VERSION);
+		return 0;
+	}
+	fprintf(stderr, "zublk: unknown command '%s' (try 'zublk help')\n", verb);
+	return 2;
+}

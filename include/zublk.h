@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libzublk: a userspace block device server library on top of the kernel's
+ * ublk driver.  This is the one public header.
+ *
+ * Lifecycle of a device (see libzublk(3)):
+ *
+ *   zublk_dev_create()   target ->init() runs, ADD_DEV, SET_PARAMS
+ *   zublk_dev_start()    one thread + one io_uring per queue, FETCH every tag,
+ *                        START_DEV; the block device is live when it returns
+ *   zublk_dev_wait()     returns when every queue has stopped (device deleted,
+ *                        zublk_dev_stop() called, or the driver aborted us)
+ *   zublk_dev_destroy()  target ->exit(), frees everything
+ *
+ * Every function returns 0 (or a count) on success and -errno on failure.
+ */
+#ifndef ZUBLK_H
+#define ZUBLK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <liburing.h>
+#include <linux/ublk_cmd.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZUBLK_VERSION "0.1.0"
+
+#define ZUBLK_MAX_QUEUE_DEPTH 4096
+#define ZUBLK_DEF_QUEUE_DEPTH 128
+#define ZUBLK_DEF_MAX_IO_BYTES (1U << 20)
+#define ZUBLK_MAX_MAX_IO_BYTES (1U << 25) /* UBLK_IO_BUF_BITS */
+#define ZUBLK_STATE_DIR "/run/zublk"
+
+struct zublk_ctrl;
+struct zublk_dev;
+struct zublk_queue;
+
+/* ---------------------------------------------------------------- logging */
+
+enum zublk_log_level { ZUBLK_LOG_ERR, ZUBLK_LOG_WARN, ZUBLK_LOG_INFO, ZUBLK_LOG_DEBUG };
+
+/* Where library messages go; default: "zublk: <msg>" on stderr (ERR/WARN). */
+typedef void (*zublk_log_fn)(enum zublk_log_level level, const char *msg);
+void zublk_set_log(zublk_log_fn fn);
+void zublk_log(enum zublk_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------- data modes */
+
+/*
+ * How request data moves between the kernel and the daemon, slowest first.
+ * DEFAULT picks the best mode both the running kernel and the target offer.
+ */
+enum zublk_mode {
+	ZUBLK_MODE_DEFAULT = 0,
+	ZUBLK_MODE_COPY,	   /* driver copies into per-tag daemon buffers */
+	ZUBLK_MODE_USER_COPY,	   /* daemon preads/pwrites /dev/ublkcN */
+	ZUBLK_MODE_ZERO_COPY,	   /* REGISTER_IO_BUF -> fixed op -> UNREGISTER */
+	ZUBLK_MODE_AUTO_ZERO_COPY, /* driver registers the buffer at fetch */
+	ZUBLK_MODE_NR,
+};
+#define ZUBLK_MODE_BIT(m) (1U << (m))
+#define ZUBLK_MODES_ALL                                                         \
+	(ZUBLK_MODE_BIT(ZUBLK_MODE_COPY) | ZUBLK_MODE_BIT(ZUBLK_MODE_USER_COPY) | \
+	 ZUBLK_MODE_BIT(ZUBLK_MODE_ZERO_COPY) |                                  \
+	 ZUBLK_MODE_BIT(ZUBLK_MODE_AUTO_ZERO_COPY))
+
+const char *zublk_mode_name(enum zublk_mode mode);
+int zublk_mode_parse(const char *s, enum zublk_mode *out);
+/* UBLK_F_* flags a mode needs from the kernel. */
+uint64_t zublk_mode_flags(enum zublk_mode mode);
+/* Best mode in @allowed (ZUBLK_MODE_BIT mask) that @features supports. */
+enum zublk_mode zublk_mode_best(uint64_t features, unsigned allowed);
+
+/* ---------------------------------------------------------------- options */
+
+/*
+ * Target options arrive as key=value words.  A key may repeat (stripe's
+ * file=a file=b).  Getters mark what they read; zublk_opts_check_unused()
+ * names the first option no one asked for.
+ */
+struct zublk_opt {
+	char *key;
+	char *val;
+	bool used;
+};
+
+struct zublk_opts {
+	unsigned nr;
+	struct zublk_opt *v;
+};
+
+int zublk_opts_parse(struct zublk_opts *o, int nr_words, char *const *words);
+void zublk_opts_free(struct zublk_opts *o);
+/* Last value of @key, or NULL.  Marks every @key used. */
+const char *zublk_opts_get(struct zublk_opts *o, const char *key);
+/* The @idx'th value of a repeated @key (0-based), or NULL. */
+const char *zublk_opts_get_nth(struct zublk_opts *o, const char *key, unsigned idx);
+unsigned zublk_opts_count(const struct zublk_opts *o, const char *key);
+/* 0 with *out untouched when absent; -EINVAL on a malformed value. */
+int zublk_opts_get_size(struct zublk_opts *o, const char *key, uint64_t *out);
+int zublk_opts_get_bool(struct zublk_opts *o, const char *key, bool *out);
+/* -EINVAL and *bad = the key when an option was never read. */
+int zublk_opts_check_unused(const struct zublk_opts *o, const char **bad);
+
+/* "4096", "4k", "64K", "1M", "2g", "1T"; binary units. */
+int zublk_parse_size(const char *s, uint64_t *out);
+int zublk_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
+
+/* ---------------------------------------------------------------- control */
+
+/* The control device /dev/ublk-control with its own io_uring. */
+int zublk_ctrl_open(struct zublk_ctrl **out);
+void zublk_ctrl_close(struct zublk_ctrl *c);
+/* Commands that can block in the kernel give up after this many ms. */
+void zublk_ctrl_set_timeout(struct zublk_ctrl *c, unsigned ms);
+
+int zublk_ctrl_get_features(struct zublk_ctrl *c, uint64_t *features);
+int zublk_ctrl_add_dev(struct zublk_ctrl *c, struct ublksrv_ctrl_dev_info *info);
+int zublk_ctrl_del_dev(struct zublk_ctrl *c, unsigned dev_id, bool wait);
+int zublk_ctrl_start_dev(struct zublk_ctrl *c, unsigned dev_id, int daemon_pid);
+int zublk_ctrl_stop_dev(struct zublk_ctrl *c, unsigned dev_id);
+int zublk_ctrl_try_stop_dev(struct zublk_ctrl *c, unsigned dev_id);
+int zublk_ctrl_get_info(struct zublk_ctrl *c, unsigned dev_id,
+			struct ublksrv_ctrl_dev_info *info);
+int zublk_ctrl_set_params(struct zublk_ctrl *c, unsigned dev_id,
+			  const struct ublk_params *p);
+int zublk_ctrl_get_params(struct zublk_ctrl *c, unsigned dev_id, struct ublk_params *p);
+int zublk_ctrl_get_queue_affinity(struct zublk_ctrl *c, unsigned dev_id, unsigned q_id,
+				  void *cpuset, size_t size);
+int zublk_ctrl_start_recovery(struct zublk_ctrl *c, unsigned dev_id);
+int zublk_ctrl_end_recovery(struct zublk_ctrl *c, unsigned dev_id, int daemon_pid);
+int zublk_ctrl_update_size(struct zublk_ctrl *c, unsigned dev_id, uint64_t sectors);
+int zublk_ctrl_quiesce_dev(struct zublk_ctrl *c, unsigned dev_id, unsigned timeout_ms);
+
+/* Name of UBLK_F_* bit @bit ("ZERO_COPY", ...), NULL for a bit we don't know. */
+const char *zublk_feature_name(unsigned bit);
+const char *zublk_feature_desc(unsigned bit);
+/* "LIVE", "DEAD", "QUIESCED", "FAIL_IO" */
+const char *zublk_state_name(unsigned state);
+
+/* ------------------------------------------------------------- the target */
+
+/* What a target can do beyond read and write; the core advertises these. */
+enum {
+	ZUBLK_CAP_FLUSH = 1U << 0,	  /* volatile write cache: FLUSH is meaningful */
+	ZUBLK_CAP_FUA = 1U << 1,
+	ZUBLK_CAP_DISCARD = 1U << 2,
+	ZUBLK_CAP_WRITE_ZEROES = 1U << 3,
+	ZUBLK_CAP_READ_ONLY = 1U << 4,
+	ZUBLK_CAP_ROTATIONAL = 1U << 5,
+};
+
+/* Filled in by the target's ->init(); the core turns it into ublk params. */
+struct zublk_target_geom {
+	uint64_t size;			/* bytes, a multiple of the logical block */
+	unsigned logical_bs_shift;	/* 9..12 */
+	unsigned physical_bs_shift;
+	unsigned caps;			/* ZUBLK_CAP_* */
+	uint32_t discard_granularity;	/* bytes; 0: the logical block */
+	uint32_t max_discard_sectors;	/* 0: a sane default */
+	uint32_t dma_alignment;		/* bytes - 1; 0: 511 */
+};
+
+/*
+ * A request handed to a target.  The core has validated op, range and size.
+ * @buf is the daemon-side data buffer in copy and user-copy modes and NULL in
+ * the zero-copy modes, where data moves only through fixed-buffer ops built
+ * with zublk_io_prep_rw().
+ */
+struct zublk_io {
+	uint16_t tag;
+	uint8_t op;		/* UBLK_IO_OP_* */
+	uint32_t flags;		/* UBLK_IO_F_* (at their op_flags bit positions) */
+	uint64_t offset;	/* bytes */
+	uint64_t len;		/* bytes; 0 for FLUSH; > 4 GiB only for discards */
+	void *buf;
+	void *tgt_priv;		/* the target's, per tag, kept across requests */
+	/* core-private from here on */
+	int result;
+	unsigned nr_inflight;	/* SQEs of this request in flight */
+	uint8_t state;
+	uint8_t buf_registered;
+	uint8_t need_reg;
+};
+
+/*
+ * The target ops table.  Threads: "main" is the thread that calls
+ * zublk_dev_create/destroy; "queue" is the queue's own thread.
+ */
+struct zublk_target_ops {
+	const char *name;		/* required */
+	const char *summary;		/* required: one line for `zublk help` */
+	const char *usage;		/* required: the key=value options it takes */
+	unsigned modes;			/* required: ZUBLK_MODE_BIT() mask it can serve */
+
+	/*
+	 * Required, main thread.  Read options with zublk_opts_get*(), open the
+	 * backing, fill @geom, register files with zublk_dev_add_file().
+	 * An error is logged once, naming the thing and the cause.
+	 */
+	int (*init)(struct zublk_dev *dev, struct zublk_opts *opts,
+		    struct zublk_target_geom *geom);
+	/* Optional, main thread, after every queue has stopped. */
+	void (*exit)(struct zublk_dev *dev);
+	/* Optional, queue thread, before the first FETCH. */
+	int (*queue_init)(struct zublk_queue *q);
+	/* Optional, queue thread, after the last request. */
+	void (*queue_exit)(struct zublk_queue *q);
+
+	/*
+	 * Required, queue thread.  Start @io: either finish it now with
+	 * zublk_io_complete(), or queue SQEs (zublk_queue_get_sqe() and
+	 * zublk_io_sqe_mark()) whose completions come to ->io_done().
+	 * Returns 0, or -errno to fail the request (the core commits it).
+	 */
+	int (*queue_io)(struct zublk_queue *q, struct zublk_io *io);
+	/*
+	 * Required when queue_io submits SQEs, queue thread.  Called once per
+	 * CQE of the request; @sub is the value given to zublk_io_sqe_mark().
+	 * Call zublk_io_complete() when the request is done.
+	 */
+	void (*io_done)(struct zublk_queue *q, struct zublk_io *io, unsigned sub,
+			int res);
+};
+
+/* The one static table of targets (targets/registry.c). */
+const struct zublk_target_ops *zublk_target_find(const char *name);
+const struct zublk_target_ops *const *zublk_targets(void);
+
+/* ---------------------------------------------------------------- devices */
+
+struct zublk_dev_config {
+	int dev_id;			/* -1: the kernel picks */
+	unsigned nr_queues;		/* 1..nr_cpus; 0: 1 */
+	unsigned queue_depth;		/* 1..4096; 0: ZUBLK_DEF_QUEUE_DEPTH */
+	unsigned max_io_bytes;		/* 0: ZUBLK_DEF_MAX_IO_BYTES */
+	enum zublk_mode mode;		/* DEFAULT: the best available */
+	bool keep_scheduler;		/* leave the kernel's IO scheduler */
+	const char *state_dir;		/* NULL: ZUBLK_STATE_DIR; "" : none */
+};
+
+/* Validates @cfg (ranges) without touching the kernel. */
+int zublk_dev_config_check(const struct zublk_dev_config *cfg, unsigned nr_cpus);
+
+int zublk_dev_create(const struct zublk_dev_config *cfg,
+		     const struct zublk_target_ops *ops, struct zublk_opts *opts,
+		     struct zublk_dev **out);
+int zublk_dev_start(struct zublk_dev *dev);
+/* Ask the queues to stop: STOP_DEV; zublk_dev_wait() then returns. */
+int zublk_dev_stop(struct zublk_dev *dev);
+/*
+ * An eventfd that turns readable when a queue thread has ended (the device
+ * was deleted or aborted): poll it, then zublk_dev_wait().
+ */
+int zublk_dev_exit_fd(const struct zublk_dev *dev);
+/* Waits for every queue thread; returns the first queue error, or 0. */
+int zublk_dev_wait(struct zublk_dev *dev);
+/* Deletes the kernel device (if still there) and frees @dev. */
+void zublk_dev_destroy(struct zublk_dev *dev);
+
+unsigned zublk_dev_id(const struct zublk_dev *dev);
+enum zublk_mode zublk_dev_mode(const struct zublk_dev *dev);
+uint64_t zublk_dev_size(const struct zublk_dev *dev);
+const struct ublksrv_ctrl_dev_info *zublk_dev_info(const struct zublk_dev *dev);
+/* The target's private pointer. */
+void *zublk_dev_priv(const struct zublk_dev *dev);
+void zublk_dev_set_priv(struct zublk_dev *dev, void *priv);
+/*
+ * Register a backing fd (target ->init only).  Returns the fixed-file index
+ * to use with zublk_io_prep_rw() and IOSQE_FIXED_FILE, or -errno.
+ */
+int zublk_dev_add_file(struct zublk_dev *dev, int fd);
+
+/* ------------------------------------------------- state of served devices */
+
+/* What a daemon records in <state_dir>/<id>.json once its device is live. */
+struct zublk_state {
+	unsigned id;
+	char target[32];
+	char mode[32];
+	unsigned queues, depth, max_io, logical_block;
+	uint64_t size;
+	uint64_t flags;		/* UBLK_F_* the device was added with */
+	int daemon_pid;
+	char options[4096];	/* "key=value key=value" */
+};
+
+/* Counters summed over a device's queues. */
+struct zublk_counters {
+	uint64_t ios;		/* requests committed */
+	uint64_t submits;	/* SQEs submitted */
+	uint64_t enters;	/* io_uring_enter calls */
+	uint64_t errors;	/* requests committed with an error */
+};
+
+int zublk_state_parse(const char *json, struct zublk_state *st);
+int zublk_state_load(const char *dir, unsigned id, struct zublk_state *st);
+void zublk_state_unlink(const char *dir, unsigned id);
+int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum);
+/* @s as a JSON string, quotes included. */
+void zublk_json_str(FILE *f, const char *s);
+
+/* ---------------------------------------------------------------- queues */
+
+struct zublk_dev *zublk_queue_dev(const struct zublk_queue *q);
+unsigned zublk_queue_id(const struct zublk_queue *q);
+void *zublk_queue_priv(const struct zublk_queue *q);
+void zublk_queue_set_priv(struct zublk_queue *q, void *priv);
+
+/* An SQE on the queue's ring; flushes the ring when full. NULL: ring broken. */
+struct io_uring_sqe *zublk_queue_get_sqe(struct zublk_queue *q);
+
+/* Tie @sqe to @io: its CQE comes to ->io_done(q, io, sub, res). */
+void zublk_io_sqe_mark(struct zublk_queue *q, struct zublk_io *io,
+		       struct io_uring_sqe *sqe, unsigned sub);
+
+/*
+ * Prepare a read (@write false) or write of @len bytes at @io_off in the
+ * request's data to fixed file @file_idx at @file_off, in whatever data mode
+ * the device runs: it uses the request's own pages as a fixed buffer in the
+ * zero-copy modes (registering them first where needed), the daemon buffer
+ * otherwise.  Marks the SQE with @sub.  Returns 0 or -errno.
+ */
+int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
+		     int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
+		     unsigned sub);
+
+/* Finish @io with @res (bytes done, or -errno).  Exactly once per request. */
+void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res);
+
+/* ----------------------------------------------------- pure helpers (tested) */
+
+/*
+ * user_data of every SQE on a queue ring:
+ *   bits  0..15  tag
+ *   bits 16..23  kind (ZUBLK_UD_*)
+ *   bits 24..39  target sub-op
+ */
+enum {
+	ZUBLK_UD_CMD = 1,	/* FETCH / COMMIT_AND_FETCH */
+	ZUBLK_UD_REG = 2,	/* REGISTER_IO_BUF */
+	ZUBLK_UD_UNREG = 3,	/* UNREGISTER_IO_BUF */
+	ZUBLK_UD_TGT = 4,	/* a target op */
+};
+#define ZUBLK_UD_SUB_MAX 0xffffU
+
+static inline uint64_t zublk_ud_pack(unsigned tag, unsigned kind, unsigned sub)
+{
+	return (uint64_t)(tag & 0xffff) | (uint64_t)(kind & 0xff) << 16 |
+	       (uint64_t)(sub & 0xffff) << 24;
+}
+static inline unsigned zublk_ud_tag(uint64_t ud) { return ud & 0xffff; }
+static inline unsigned zublk_ud_kind(uint64_t ud) { return (ud >> 16) & 0xff; }
+static inline unsigned zublk_ud_sub(uint64_t ud) { return (ud >> 24) & 0xffff; }
+
+/* Position of (q_id, tag) data on /dev/ublkcN for user copy. */
+static inline uint64_t zublk_user_copy_pos(unsigned q_id, unsigned tag)
+{
+	return UBLKSRV_IO_BUF_OFFSET + ((uint64_t)q_id << UBLK_QID_OFF) +
+	       ((uint64_t)tag << UBLK_TAG_OFF);
+}
+
+/*
+ * Check a request descriptor against the device: a known op, a range inside
+ * @dev_sectors, a length within @max_io_bytes.  Returns 0 or -errno and
+ * fills op, offset and len of @io.
+ */
+int zublk_io_validate(const struct ublksrv_io_desc *iod, uint64_t dev_sectors,
+		      unsigned max_io_bytes, unsigned caps, struct zublk_io *io);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The control device: every command is an io_uring URING_CMD (SQE128) on
+ * /dev/ublk-control with an ioctl-encoded opcode.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define CTRL_DEV "/dev/ublk-control"
+#define CTRL_DEF_TIMEOUT_MS 30000
+
+struct zublk_ctrl {
+	int fd;
+	struct io_uring ring;
+	unsigned timeout_ms;
+};
+
+int zublk_ctrl_open(struct zublk_ctrl **out)
+{
+	struct zublk_ctrl *c = calloc(1, sizeof(*c));
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	c->timeout_ms = CTRL_DEF_TIMEOUT_MS;
+	c->fd = open(CTRL_DEV, O_RDWR | O_CLOEXEC);
+	if (c->fd < 0) {
+		ret = -errno;
+		goto err_free;
+	}
+	ret = io_uring_queue_init(4, &c->ring, IORING_SETUP_SQE128);
+	if (ret < 0)
+		goto err_close;
+	*out = c;
+	return 0;
+
+err_close:
+	close(c->fd);
+err_free:
+	free(c);
+	return ret;
+}
+
+void zublk_ctrl_close(struct zublk_ctrl *c)
+{
+	if (!c)
+		return;
+	io_uring_queue_exit(&c->ring);
+	close(c->fd);
+	free(c);
+}
+
+void zublk_ctrl_set_timeout(struct zublk_ctrl *c, unsigned ms)
+{
+	c->timeout_ms = ms;
+}
+
+/*
+ * The driver runs control commands from io_uring's worker threads (it
+ * refuses the non-blocking first try), so the submitter only waits for the
+ * CQE, and that wait is bounded: START_DEV, DEL_DEV and QUIESCE can block
+ * in the kernel for as long as a daemon misbehaves.  A command still running
+ * at the timeout is cancelled when the ring is closed.
+ */
+static int ctrl_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *cmd)
+{
+	struct __kernel_timespec ts = {
+		.tv_sec = c->timeout_ms / 1000,
+		.tv_nsec = (long long)(c->timeout_ms % 1000) * 1000000LL,
+	};
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	sqe = io_uring_get_sqe(&c->ring);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_uring_cmd(sqe, op, c->fd);
+	memcpy(sqe->cmd, cmd, sizeof(*cmd));
+	ret = io_uring_submit(&c->ring);
+	if (ret < 0)
+		return ret;
+	do {
+		ret = c->timeout_ms ? io_uring_wait_cqe_timeout(&c->ring, &cqe, &ts)
+				    : io_uring_wait_cqe(&c->ring, &cqe);
+	} while (ret == -EINTR);
+	if (ret == -ETIME)
+		return -ETIMEDOUT;
+	if (ret < 0)
+		return ret;
+	ret = cqe->res;
+	io_uring_cqe_seen(&c->ring, cqe);
+	return ret;
+}
+
+static struct ublksrv_ctrl_cmd cmd_for(unsigned dev_id)
+{
+	return (struct ublksrv_ctrl_cmd){ .dev_id = dev_id, .queue_id = (__u16)-1 };
+}
+
+int zublk_ctrl_get_features(struct zublk_ctrl *c, uint64_t *features)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(0);
+
+	cmd.addr = (uintptr_t)features;
+	cmd.len = sizeof(*features);
+	return ctrl_cmd(c, UBLK_U_CMD_GET_FEATURES, &cmd);
+}
+
+int zublk_ctrl_add_dev(struct zublk_ctrl *c, struct ublksrv_ctrl_dev_info *info)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(info->dev_id);
+
+	cmd.addr = (uintptr_t)info;
+	cmd.len = sizeof(*info);
+	return ctrl_cmd(c, UBLK_U_CMD_ADD_DEV, &cmd);
+}
+
+int zublk_ctrl_del_dev(struct zublk_ctrl *c, unsigned dev_id, bool wait)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
+
+	return ctrl_cmd(c, wait ? UBLK_U_CMD_DEL_DEV : UBLK_U_CMD_DEL_DEV_ASYNC, &cmd);
+}
+
+int zublk_ctrl_start_dev(struct zublk_ctrl *c, unsigned dev_id, int daemon_pid)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
+
+	cmd.data[0] = (uint64_t)daemon_pid;
+	return ctrl_cmd(c, UBLK_U_CMD_START_DEV, &cmd);
+}
+
+int zublk_ctrl_stop_dev(struct zublk_ctrl *c, unsigned dev_id)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
+
+	return ctrl_cmd(c, UBLK_U_CMD_STOP_DEV, &cmd);
+}
+
+int zublk_ctrl_try_stop_dev(struct zublk_ctrl *c, unsigned dev_id)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
+
+	return ctrl_cmd(c, UBLK_U_CMD_TRY_STOP_DEV, &cmd);
+}
+
+int zublk_ctrl_get_info(struct zublk_ctrl *c, unsigned dev_id,
+			struct ublksrv_ctrl_dev_info *info)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
+	/* GET_DEV_INFO2 always takes the char device path in front of the info. */
+	struct {
+		char path[64];
+		struct ublksrv_ctrl_dev_info info;
+	} buf;
+	int ret;
+
+	memset(&buf, 0, sizeof(buf));
+	snprintf(buf.path, sizeof(buf.path), "/dev/ublkc%u", dev_id);
+	cmd.addr = (uintptr_t)&buf;
+	cmd.len = sizeof(buf);
+	cmd.dev_path_len = sizeof(buf.path);
+	ret = ctrl_cmd(c, UBLK_U_CMD_GET_DEV_INFO2, &cmd);
+	if (ret == 0)
+		*info = buf.info;
+	return ret;
+}
+
+int zublk_ctrl_set_params(struct zublk_ctrl *c, unsigned dev_id,
+			  const struct ublk_params *p)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
+	struct ublk_params copy = *p;
+
+	copy.len = sizeof(copy);
+	cmd.addr = (uintptr_t)&copy;
+	cmd.len = sizeof(copy);
+	return ctrl_cmd(c, UBLK_U_CMD_SET_PARAMS, &cmd);
+}
+
+int zublk_ctrl_get_params(struct zublk_ctrl *c, unsigned dev_id, struct ublk_params *p)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
+
+	memset(p, 0, sizeof(*p));
+	p->len = sizeof(*p);
+	p->types = UBLK_PARAM_TYPE_BASIC | UBLK_PARAM_TYPE_DISCARD | UBLK_PARAM_TYPE_DEVT |
+		   UBLK_PARAM_TYPE_DMA_ALIGN | UBLK_PARAM_TYPE_SEGMENT;
+	cmd.addr = (uintptr_t)p;
+	cmd.len = sizeof(*p);
+	return ctrl_cmd(c, UBLK_U_CMD_GET_PARAMS, &cmd);
+}
+
+int zublk_ctrl_get_queue_affinity(struct zublk_ctrl *c, unsigned dev_id, unsigned q_id,
+				  void *cpuset, size_t size)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
+
+	cmd.queue_id = (__u16)q_id;
+	cmd.addr = (uintptr_t)cpuset;
+	cmd.len = (__u16)size;
+	cmd.data[0] = q_id;
+	return ctrl_cmd(c, UBLK_U_CMD_GET_QUEUE_AFFINITY, &cmd);
+}
+
+int zublk_ctrl_start_recovery(struct zublk_ctrl *c, unsigned dev_id)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
+
+	return ctrl_cmd(c, UBLK_U_CMD_START_USER_RECOVERY, &cmd);
+}
+
+int zublk_ctrl_end_recovery(struct zublk_ctrl *c, unsigned dev_id, int daemon_pid)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
+
+	cmd.data[0] = (uint64_t)daemon_pid;
+	return ctrl_cmd(c, UBLK_U_CMD_END_USER_RECOVERY, &cmd);
+}
+
+int zublk_ctrl_update_size(struct zublk_ctrl *c, unsigned dev_id, uint64_t sectors)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
+
+	cmd.data[0] = sectors;
+	return ctrl_cmd(c, UBLK_U_CMD_UPDATE_SIZE, &cmd);
+}
+
+int zublk_ctrl_quiesce_dev(struct zublk_ctrl *c, unsigned dev_id, unsigned timeout_ms)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
+
+	cmd.data[0] = timeout_ms;
+	return ctrl_cmd(c, UBLK_U_CMD_QUIESCE_DEV, &cmd);
+}
+
+int zublk_ctrl_msg_ring(struct zublk_ctrl *c, int ring_fd, uint64_t user_data)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_msg_ring(sqe, ring_fd, 0, user_data, 0);
+	ret = io_uring_submit_and_wait(&c->ring, 1);
+	if (ret < 0)
+		return ret;
+	ret = io_uring_wait_cqe(&c->ring, &cqe);
+	if (ret < 0)
+		return ret;
+	ret = cqe->res;
+	io_uring_cqe_seen(&c->ring, cqe);
+	return ret;
+}

@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: MIT
+/* Device lifecycle: create (target init, ADD_DEV, SET_PARAMS), start, stop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define DEF_MAX_DISCARD_SECTORS (16U << 20) /* 8 GiB: lets a discard exceed 2 GiB */
+
+int zublk_dev_config_check(const struct zublk_dev_config *cfg, unsigned nr_cpus)
+{
+	unsigned max_q = nr_cpus < UBLK_MAX_NR_QUEUES ? nr_cpus : UBLK_MAX_NR_QUEUES;
+
+	if (cfg->nr_queues > max_q) {
+		zublk_err("queues %u: out of range 1..%u (one per CPU at most)", cfg->nr_queues,
+			  max_q);
+		return -EINVAL;
+	}
+	if (cfg->queue_depth > ZUBLK_MAX_QUEUE_DEPTH) {
+		zublk_err("depth %u: out of range 1..%u", cfg->queue_depth,
+			  ZUBLK_MAX_QUEUE_DEPTH);
+		return -EINVAL;
+	}
+	if (cfg->max_io_bytes &&
+	    (cfg->max_io_bytes < 4096 || cfg->max_io_bytes > ZUBLK_MAX_MAX_IO_BYTES ||
+	     cfg->max_io_bytes % 4096)) {
+		zublk_err("max IO size %u: must be a multiple of 4096 from 4096 to %u",
+			  cfg->max_io_bytes, ZUBLK_MAX_MAX_IO_BYTES);
+		return -EINVAL;
+	}
+	if ((unsigned)cfg->mode >= ZUBLK_MODE_NR)
+		return -EINVAL;
+	return 0;
+}
+
+int zublk_dev_add_file(struct zublk_dev *dev, int fd)
+{
+	if (dev->nr_files >= ZUBLK_MAX_FILES)
+		return -EMFILE;
+	dev->files[dev->nr_files] = fd;
+	return (int)dev->nr_files++;
+}
+
+static const char *missing_feature(uint64_t need, uint64_t have)
+{
+	for (unsigned bit = 0; bit < 64; bit++)
+		if ((need & (1ULL << bit)) && !(have & (1ULL << bit)))
+			return zublk_feature_name(bit);
+	return "?";
+}
+
+static int pick_mode(struct zublk_dev *dev)
+{
+	const struct zublk_target_ops *ops = dev->ops;
+	enum zublk_mode m = dev->cfg.mode;
+
+	if (m == ZUBLK_MODE_DEFAULT) {
+		dev->mode = zublk_mode_best(dev->features, ops->modes);
+		if (dev->mode == ZUBLK_MODE_DEFAULT) {
+			zublk_err("target %s: no data mode it supports is offered by this kernel",
+				  ops->name);
+			return -EOPNOTSUPP;
+		}
+		return 0;
+	}
+	if (!(ops->modes & ZUBLK_MODE_BIT(m))) {
+		zublk_err("mode %s: not supported by target %s", zublk_mode_name(m), ops->name);
+		return -EOPNOTSUPP;
+	}
+	if ((dev->features & zublk_mode_flags(m)) != zublk_mode_flags(m)) {
+		zublk_err("mode %s: the running kernel lacks UBLK_F_%s", zublk_mode_name(m),
+			  missing_feature(zublk_mode_flags(m), dev->features));
+		return -EOPNOTSUPP;
+	}
+	dev->mode = m;
+	return 0;
+}
+
+static int check_geom(struct zublk_dev *dev)
+{
+	struct zublk_target_geom *g = &dev->geom;
+
+	if (!g->logical_bs_shift)
+		g->logical_bs_shift = 9;
+	if (g->physical_bs_shift < g->logical_bs_shift)
+		g->physical_bs_shift = g->logical_bs_shift;
+	if (g->logical_bs_shift < 9 || g->logical_bs_shift > 12 || g->physical_bs_shift > 16) {
+		zublk_err("target %s: block size 2^%u is out of range 512..4096", dev->ops->name,
+			  g->logical_bs_shift);
+		return -EINVAL;
+	}
+	g->size &= ~((1ULL << g->logical_bs_shift) - 1);
+	if (g->size == 0) {
+		zublk_err("target %s: size is zero (smaller than one %u-byte block)",
+			  dev->ops->name, 1U << g->logical_bs_shift);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void build_params(struct zublk_dev *dev)
+{
+	const struct zublk_target_geom *g = &dev->geom;
+	struct ublk_params *p = &dev->params;
+
+	memset(p, 0, sizeof(*p));
+	p->len = sizeof(*p);
+	p->types = UBLK_PARAM_TYPE_BASIC | UBLK_PARAM_TYPE_DMA_ALIGN;
+	p->basic.attrs = ((g->caps & ZUBLK_CAP_FLUSH) ? UBLK_ATTR_VOLATILE_CACHE : 0) |
+			 ((g->caps & ZUBLK_CAP_FUA) ? UBLK_ATTR_FUA : 0) |
+			 ((g->caps & ZUBLK_CAP_READ_ONLY) ? UBLK_ATTR_READ_ONLY : 0) |
+			 ((g->caps & ZUBLK_CAP_ROTATIONAL) ? UBLK_ATTR_ROTATIONAL : 0);
+	p->basic.logical_bs_shift = (__u8)g->logical_bs_shift;
+	p->basic.physical_bs_shift = (__u8)g->physical_bs_shift;
+	p->basic.io_min_shift = (__u8)g->logical_bs_shift;
+	p->basic.io_opt_shift = (__u8)g->physical_bs_shift;
+	p->basic.max_sectors = dev->info.max_io_buf_bytes >> 9;
+	p->basic.dev_sectors = g->size >> 9;
+	p->dma.alignment = g->dma_alignment ? g->dma_alignment : 511;
+
+	if (g->caps & (ZUBLK_CAP_DISCARD | ZUBLK_CAP_WRITE_ZEROES)) {
+		uint32_t max = g->max_discard_sectors ? g->max_discard_sectors
+						      : DEF_MAX_DISCARD_SECTORS;
+
+		p->types |= UBLK_PARAM_TYPE_DISCARD;
+		p->discard.discard_granularity =
+			g->discard_granularity ? g->discard_granularity : 1U << g->logical_bs_shift;
+		p->discard.max_discard_sectors = (g->caps & ZUBLK_CAP_DISCARD) ? max : 0;
+		p->discard.max_write_zeroes_sectors = (g->caps & ZUBLK_CAP_WRITE_ZEROES) ? max : 0;
+		p->discard.max_discard_segments = 1;
+	}
+}
+
+static int open_cdev(struct zublk_dev *dev)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/dev/ublkc%u", dev->info.dev_id);
+	/* devtmpfs may show the node a moment after ADD_DEV returns. */
+	for (int i = 0; i < 100; i++) {
+		dev->cdev_fd = open(path, O_RDWR | O_CLOEXEC);
+		if (dev->cdev_fd >= 0)
+			return 0;
+		if (errno != ENOENT)
+			break;
+		usleep(10000);
+	}
+	int ret = -errno;
+
+	zublk_err("%s: %s", path, strerror(-ret));
+	return ret;
+}
+
+int zublk_dev_create(const struct zublk_dev_config *cfg,
+		     const struct zublk_target_ops *ops, struct zublk_opts *opts,
+		     struct zublk_dev **out)
+{
+	struct zublk_dev *dev;
+	const char *bad;
+	int ret;
+
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	dev->cfg = *cfg;
+	dev->ops = ops;
+	dev->opts = opts;
+	dev->cdev_fd = -1;
+	dev->files[0] = -1;
+	dev->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (dev->exit_efd < 0) {
+		ret = -errno;
+		free(dev);
+		return ret;
+	}
+	dev->nr_files = 1;
+	pthread_mutex_init(&dev->start_lock, NULL);
+	pthread_cond_init(&dev->start_cond, NULL);
+	dev->nr_queues = cfg->nr_queues ? cfg->nr_queues : 1;
+	if (!dev->cfg.queue_depth)
+		dev->cfg.queue_depth = ZUBLK_DEF_QUEUE_DEPTH;
+	if (!dev->cfg.max_io_bytes)
+		dev->cfg.max_io_bytes = ZUBLK_DEF_MAX_IO_BYTES;
+	snprintf(dev->state_dir, sizeof(dev->state_dir), "%s",
+		 cfg->state_dir ? cfg->state_dir : ZUBLK_STATE_DIR);
+
+	ret = zublk_ctrl_open(&dev->ctrl);
+	if (ret) {
+		zublk_err("/dev/ublk-control: %s%s", strerror(-ret),
+			  ret == -ENOENT ? " (is the ublk_drv module loaded?)" : "");
+		goto err_free;
+	}
+	ret = zublk_ctrl_get_features(dev->ctrl, &dev->features);
+	if (ret) {
+		zublk_err("GET_FEATURES: %s (kernel too old?)", strerror(-ret));
+		goto err_ctrl;
+	}
+	ret = pick_mode(dev);
+	if (ret)
+		goto err_ctrl;
+
+	ret = ops->init(dev, opts, &dev->geom);
+	if (ret)
+		goto err_ctrl;
+	ret = zublk_opts_check_unused(opts, &bad);
+	if (ret) {
+		zublk_err("option '%s': not an option of target %s", bad, ops->name);
+		goto err_target;
+	}
+	ret = check_geom(dev);
+	if (ret)
+		goto err_target;
+
+	dev->info.nr_hw_queues = (__u16)dev->nr_queues;
+	dev->info.queue_depth = (__u16)dev->cfg.queue_depth;
+	dev->info.max_io_buf_bytes = dev->cfg.max_io_bytes;
+	dev->info.dev_id = cfg->dev_id < 0 ? (__u32)-1 : (__u32)cfg->dev_id;
+	dev->info.ublksrv_pid = getpid();
+	dev->info.flags = UBLK_F_CMD_IOCTL_ENCODE | zublk_mode_flags(dev->mode) |
+			  (dev->features & (UBLK_F_UPDATE_SIZE | UBLK_F_SAFE_STOP_DEV));
+	ret = zublk_ctrl_add_dev(dev->ctrl, &dev->info);
+	if (ret) {
+		if (ret == -EEXIST && cfg->dev_id >= 0)
+			zublk_err("device %d: already exists", cfg->dev_id);
+		else
+			zublk_err("ADD_DEV: %s", strerror(-ret));
+		goto err_target;
+	}
+	dev->added = true;
+
+	ret = open_cdev(dev);
+	if (ret)
+		goto err_del;
+	build_params(dev);
+	ret = zublk_ctrl_set_params(dev->ctrl, dev->info.dev_id, &dev->params);
+	if (ret) {
+		zublk_err("device %u: SET_PARAMS: %s", dev->info.dev_id, strerror(-ret));
+		goto err_del;
+	}
+	ret = zublk_stats_map(dev);
+	if (ret)
+		goto err_del;
+	*out = dev;
+	return 0;
+
+err_del:
+	if (dev->cdev_fd >= 0)
+		close(dev->cdev_fd);
+	zublk_ctrl_del_dev(dev->ctrl, dev->info.dev_id, true);
+err_target:
+	if (ops->exit)
+		ops->exit(dev);
+err_ctrl:
+	zublk_ctrl_close(dev->ctrl);
+err_free:
+	close(dev->exit_efd);
+	free(dev);
+	return ret;
+}
+
+static void set_scheduler_none(struct zublk_dev *dev)
+{
+	char path[96];
+	int ret;
+
+	snprintf(path, sizeof(path), "/sys/block/ublkb%u/queue/scheduler", dev->info.dev_id);
+	ret = zublk_write_file(path, "none");
+	if (ret)
+		zublk_warn("device %u: could not set IO scheduler none: %s", dev->info.dev_id,
+			   strerror(-ret));
+}
+
+static void kick_queues(struct zublk_dev *dev)
+{
+	for (unsigned i = 0; i < dev->nr_queues; i++) {
+		struct zublk_queue *q = &dev->queues[i];
+
+		if (q->thread_started && q->ring_ok)
+			zublk_ctrl_msg_ring(dev->ctrl, q->ring.ring_fd,
+					    zublk_ud_pack(0, ZUBLK_UD_STOP, 0));
+	}
+}
+
+int zublk_dev_start(struct zublk_dev *dev)
+{
+	int ret = 0;
+
+	dev->queues = calloc(dev->nr_queues, sizeof(*dev->queues));
+	if (!dev->queues)
+		return -ENOMEM;
+	for (unsigned i = 0; i < dev->nr_queues; i++) {
+		struct zublk_queue *q = &dev->queues[i];
+
+		q->dev = dev;
+		q->q_id = i;
+		q->depth = dev->info.queue_depth;
+		q->stats = &dev->stats->q[i];
+		ret = zublk_queue_spawn(dev, q);
+		if (ret) {
+			zublk_err("queue %u: thread: %s", i, strerror(-ret));
+			break;
+		}
+	}
+
+	pthread_mutex_lock(&dev->start_lock);
+	for (;;) {
+		unsigned spawned = 0;
+
+		for (unsigned i = 0; i < dev->nr_queues; i++)
+			spawned += dev->queues[i].thread_started;
+		if (dev->nr_queues_ready >= spawned)
+			break;
+		pthread_cond_wait(&dev->start_cond, &dev->start_lock);
+	}
+	if (!ret)
+		ret = dev->queue_init_error;
+	pthread_mutex_unlock(&dev->start_lock);
+	if (ret)
+		return ret;
+
+	ret = zublk_ctrl_start_dev(dev->ctrl, dev->info.dev_id, getpid());
+	if (ret) {
+		zublk_err("device %u: START_DEV: %s", dev->info.dev_id, strerror(-ret));
+		return ret;
+	}
+	dev->started = true;
+	if (!dev->cfg.keep_scheduler)
+		set_scheduler_none(dev);
+	if (zublk_ctrl_get_params(dev->ctrl, dev->info.dev_id, &dev->params) == 0 &&
+	    zublk_ctrl_get_info(dev->ctrl, dev->info.dev_id, &dev->info) == 0)
+		zublk_state_write(dev);
+	return 0;
+}
+
+int zublk_dev_stop(struct zublk_dev *dev)
+{
+	int ret = zublk_ctrl_stop_dev(dev->ctrl, dev->info.dev_id);
+
+	/* A device that is already gone has stopped. */
+	if (ret == -ENODEV || ret == -ENOENT)
+		ret = 0;
+	if (!dev->started)
+		kick_queues(dev);
+	return ret;
+}
+
+int zublk_dev_wait(struct zublk_dev *dev)
+{
+	int err = 0;
+
+	for (unsigned i = 0; dev->queues && i < dev->nr_queues; i++) {
+		struct zublk_queue *q = &dev->queues[i];
+
+		if (!q->thread_started)
+			continue;
+		pthread_join(q->thread, NULL);
+		q->thread_started = false;
+		if (q->ring_ok)
+			io_uring_queue_exit(&q->ring);
+		q->ring_ok = false;
+		if (q->error && !err)
+			err = q->error;
+	}
+	return err;
+}
+
+void zublk_dev_destroy(struct zublk_dev *dev)
+{
+	if (!dev)
+		return;
+	kick_queues(dev);
+	zublk_dev_wait(dev);
+	if (dev->ops->exit)
+		dev->ops->exit(dev);
+	if (dev->cdev_fd >= 0)
+		close(dev->cdev_fd);
+	if (dev->added) {
+		int ret = zublk_ctrl_del_dev(dev->ctrl, dev->info.dev_id, true);
+
+		if (ret && ret != -ENODEV && ret != -ENOENT)
+			zublk_warn("device %u: DEL_DEV: %s", dev->info.dev_id, strerror(-ret));
+	}
+	zublk_state_remove(dev);
+	zublk_ctrl_close(dev->ctrl);
+	close(dev->exit_efd);
+	free(dev->queues);
+	pthread_mutex_destroy(&dev->start_lock);
+	pthread_cond_destroy(&dev->start_cond);
+	free(dev);
+}
+
+unsigned zublk_dev_id(const struct zublk_dev *dev)
+{
+	return dev->info.dev_id;
+}
+
+enum zublk_mode zublk_dev_mode(const struct zublk_dev *dev)
+{
+	return dev->mode;
+}
+
+uint64_t zublk_dev_size(const struct zublk_dev *dev)
+{
+	return dev->geom.size;
+}
+
+const struct ublksrv_ctrl_dev_info *zublk_dev_info(const struct zublk_dev *dev)
+{
+	return &dev->info;
+}
+
+void *zublk_dev_priv(const struct zublk_dev *dev)
+{
+	return dev->priv;
+}
+
+void zublk_dev_set_priv(struct zublk_dev *dev, void *priv)
+{
+	dev->priv = priv;
+}
+
+int zublk_dev_exit_fd(const struct zublk_dev *dev)
+{
+	return dev->exit_efd;
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZUBLK_INTERNAL_H
+#define ZUBLK_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "zublk.h"
+
+#define ZUBLK_MAX_FILES 64
+
+_Static_assert(UBLK_MAX_QUEUE_DEPTH <= 0x10000, "tag must fit the 16 user_data bits");
+_Static_assert(ZUBLK_MAX_QUEUE_DEPTH == UBLK_MAX_QUEUE_DEPTH,
+	       "our depth limit is the driver's");
+
+/* user_data kind of the message that stops a queue (see zublk_dev_destroy). */
+#define ZUBLK_UD_STOP 0x7f
+
+/* Per-request state, in zublk_io.state. */
+enum {
+	IO_IDLE = 0,		/* FETCH or COMMIT_AND_FETCH in flight */
+	IO_ACTIVE,		/* the target owns it */
+	IO_DONE,		/* target finished; waiting for its SQEs */
+	IO_EXITED,		/* aborted by the driver; no command in flight */
+};
+
+/* Counters one queue thread bumps; readers see them through the stats file. */
+struct zublk_queue_stats {
+	_Atomic uint64_t ios;		/* requests committed */
+	_Atomic uint64_t submits;	/* SQEs submitted */
+	_Atomic uint64_t enters;	/* io_uring_enter calls */
+	_Atomic uint64_t errors;	/* requests committed with an error */
+};
+
+/* Layout of ZUBLK_STATE_DIR/<id>.stats, mmapped by daemon and readers. */
+#define ZUBLK_STATS_MAGIC 0x7a75626c6b535431ULL /* "zublkST1" */
+struct zublk_stats_file {
+	uint64_t magic;
+	uint32_t nr_queues;
+	uint32_t pad;
+	struct zublk_queue_stats q[];
+};
+
+struct zublk_queue {
+	struct zublk_dev *dev;
+	unsigned q_id;
+	unsigned depth;
+	int tid;
+	pthread_t thread;
+	struct io_uring ring;
+	bool ring_ok;
+	bool thread_started;
+	bool stopping;
+	const struct ublksrv_io_desc *iods;	/* mmapped from /dev/ublkcN */
+	size_t iods_len;
+	char *bufs;				/* copy and user-copy modes */
+	size_t buf_stride;
+	bool fixed_bufs;			/* bufs registered as fixed buffers */
+	unsigned nr_live;			/* tags not yet EXITED */
+	unsigned nr_target_inflight;
+	int error;				/* first fatal error */
+	void *priv;
+	struct zublk_queue_stats *stats;
+	struct zublk_io *ios;
+};
+
+struct zublk_dev {
+	struct zublk_ctrl *ctrl;
+	struct ublksrv_ctrl_dev_info info;
+	struct ublk_params params;
+	const struct zublk_target_ops *ops;
+	struct zublk_target_geom geom;
+	struct zublk_dev_config cfg;
+	struct zublk_opts *opts;
+	enum zublk_mode mode;
+	uint64_t features;
+	int cdev_fd;
+	int files[ZUBLK_MAX_FILES];		/* [0] is cdev_fd */
+	unsigned nr_files;
+	unsigned nr_queues;
+	struct zublk_queue *queues;
+	void *priv;
+	bool added;
+	bool started;
+	char state_dir[256];
+	struct zublk_stats_file *stats;
+	size_t stats_len;
+	pthread_mutex_t start_lock;
+	pthread_cond_t start_cond;
+	unsigned nr_queues_ready;
+	int queue_init_error;
+	int exit_efd;				/* readable once a queue has exited */
+};
+
+/* queue.c */
+int zublk_queue_spawn(struct zublk_dev *dev, struct zublk_queue *q);
+
+/* io.c */
+int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit);
+void zublk_io_start(struct zublk_queue *q, struct zublk_io *io);
+void zublk_io_cqe(struct zublk_queue *q, struct zublk_io *io, unsigned kind, unsigned sub,
+		  int res);
+
+/* ctrl.c: post a CQE with @user_data on another ring */
+int zublk_ctrl_msg_ring(struct zublk_ctrl *c, int ring_fd, uint64_t user_data);
+
+/* state.c */
+int zublk_state_write(struct zublk_dev *dev);
+int zublk_stats_map(struct zublk_dev *dev);
+void zublk_state_remove(struct zublk_dev *dev);
+
+/* util */
+int zublk_write_file(const char *path, const char *text);
+
+#define zublk_err(...) zublk_log(ZUBLK_LOG_ERR, __VA_ARGS__)
+#define zublk_warn(...) zublk_log(ZUBLK_LOG_WARN, __VA_ARGS__)
+#define zublk_info(...) zublk_log(ZUBLK_LOG_INFO, __VA_ARGS__)
+#define zublk_dbg(...) zublk_log(ZUBLK_LOG_DEBUG, __VA_ARGS__)
+
+#endif

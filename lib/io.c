@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One request's way through the core: validate, hand to the target, move
+ * data in the device's data mode, commit exactly once.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+_Static_assert(ZUBLK_UD_SUB_MAX == 0xffff, "sub-op ids are the 16 bits 24..39 of user_data");
+_Static_assert(sizeof(struct ublksrv_io_cmd) <= 16, "an io command fits a 64-byte SQE");
+
+int zublk_io_validate(const struct ublksrv_io_desc *iod, uint64_t dev_sectors,
+		      unsigned max_io_bytes, unsigned caps, struct zublk_io *io)
+{
+	uint8_t op = (uint8_t)(iod->op_flags & 0xff);
+	uint64_t start = iod->start_sector, nr = iod->nr_sectors;
+
+	io->op = op;
+	io->flags = iod->op_flags & ~0xffU;
+	io->offset = start << 9;
+	io->len = 0;
+
+	switch (op) {
+	case UBLK_IO_OP_FLUSH:
+		return 0;
+	case UBLK_IO_OP_WRITE:
+		if (caps & ZUBLK_CAP_READ_ONLY)
+			return -EROFS;
+		/* fall through */
+	case UBLK_IO_OP_READ:
+		if (nr == 0 || nr > (max_io_bytes >> 9))
+			return -EINVAL;
+		break;
+	case UBLK_IO_OP_DISCARD:
+		if (!(caps & ZUBLK_CAP_DISCARD))
+			return -EOPNOTSUPP;
+		if (nr == 0)
+			return -EINVAL;
+		break;
+	case UBLK_IO_OP_WRITE_ZEROES:
+		if (!(caps & ZUBLK_CAP_WRITE_ZEROES))
+			return -EOPNOTSUPP;
+		if (nr == 0)
+			return -EINVAL;
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	if (start > dev_sectors || nr > dev_sectors - start)
+		return -EINVAL;
+	if ((op == UBLK_IO_OP_DISCARD || op == UBLK_IO_OP_WRITE_ZEROES) &&
+	    (caps & ZUBLK_CAP_READ_ONLY))
+		return -EROFS;
+	io->len = nr << 9;
+	return 0;
+}
+
+struct io_uring_sqe *zublk_queue_get_sqe(struct zublk_queue *q)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+
+	if (sqe)
+		return sqe;
+	/* The SQ ring is full: push what is there and try once more. */
+	int ret = io_uring_submit(&q->ring);
+
+	atomic_fetch_add_explicit(&q->stats->enters, 1, memory_order_relaxed);
+	if (ret > 0)
+		atomic_fetch_add_explicit(&q->stats->submits, (uint64_t)ret,
+					  memory_order_relaxed);
+	return io_uring_get_sqe(&q->ring);
+}
+
+void zublk_io_sqe_mark(struct zublk_queue *q, struct zublk_io *io,
+		       struct io_uring_sqe *sqe, unsigned sub)
+{
+	io_uring_sqe_set_data64(sqe, zublk_ud_pack(io->tag, ZUBLK_UD_TGT, sub));
+	io->nr_inflight++;
+	q->nr_target_inflight++;
+}
+
+/* A uring_cmd on /dev/ublkcN (fixed file 0) for (q, tag). */
+static struct io_uring_sqe *prep_io_cmd(struct zublk_queue *q, unsigned tag, unsigned op,
+					unsigned kind)
+{
+	struct io_uring_sqe *sqe = zublk_queue_get_sqe(q);
+	struct ublksrv_io_cmd *cmd;
+
+	if (!sqe)
+		return NULL;
+	io_uring_prep_uring_cmd(sqe, op, 0);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	cmd = (struct ublksrv_io_cmd *)sqe->cmd;
+	memset(cmd, 0, sizeof(*cmd));
+	cmd->q_id = (__u16)q->q_id;
+	cmd->tag = (__u16)tag;
+	io_uring_sqe_set_data64(sqe, zublk_ud_pack(tag, kind, 0));
+	return sqe;
+}
+
+static int prep_buf_reg(struct zublk_queue *q, struct zublk_io *io, bool reg)
+{
+	struct io_uring_sqe *sqe =
+		prep_io_cmd(q, io->tag, reg ? UBLK_U_IO_REGISTER_IO_BUF : UBLK_U_IO_UNREGISTER_IO_BUF,
+			    reg ? ZUBLK_UD_REG : ZUBLK_UD_UNREG);
+	struct ublksrv_io_cmd *cmd;
+
+	if (!sqe)
+		return -EBUSY;
+	cmd = (struct ublksrv_io_cmd *)sqe->cmd;
+	cmd->addr = io->tag; /* our slot in the sparse buffer table */
+	/*
+	 * Registration completes inline when the SQE is issued, and SQEs are
+	 * issued in ring order, so the ops queued after it see the buffer.
+	 * Only a failure posts a CQE.
+	 */
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	return 0;
+}
+
+int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit)
+{
+	struct zublk_dev *dev = q->dev;
+	struct io_uring_sqe *sqe;
+	struct ublksrv_io_cmd *cmd;
+
+	sqe = prep_io_cmd(q, io->tag, commit ? UBLK_U_IO_COMMIT_AND_FETCH_REQ : UBLK_U_IO_FETCH_REQ,
+			  ZUBLK_UD_CMD);
+	if (!sqe)
+		return -EBUSY;
+	cmd = (struct ublksrv_io_cmd *)sqe->cmd;
+	cmd->result = commit ? io->result : 0;
+	if (dev->mode == ZUBLK_MODE_COPY)
+		cmd->addr = (uintptr_t)io->buf;
+	if (dev->mode == ZUBLK_MODE_AUTO_ZERO_COPY) {
+		struct ublk_auto_buf_reg reg = {
+			.index = io->tag,
+			.flags = UBLK_AUTO_BUF_REG_FALLBACK,
+		};
+
+		sqe->addr = ublk_auto_buf_reg_to_sqe_addr(&reg);
+	}
+	io->state = IO_IDLE;
+	return 0;
+}
+
+static bool mode_is_zc(enum zublk_mode m)
+{
+	return m == ZUBLK_MODE_ZERO_COPY || m == ZUBLK_MODE_AUTO_ZERO_COPY;
+}
+
+int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
+		     int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
+		     unsigned sub)
+{
+	struct io_uring_sqe *sqe;
+	bool zc = mode_is_zc(q->dev->mode);
+	int op;
+
+	if ((uint64_t)io_off + len > io->len || file_idx < 0)
+		return -EINVAL;
+	if (zc && io->need_reg && !io->buf_registered) {
+		int ret = prep_buf_reg(q, io, true);
+
+		if (ret)
+			return ret;
+		io->buf_registered = 1;
+	}
+	sqe = zublk_queue_get_sqe(q);
+	if (!sqe)
+		return -EBUSY;
+	if (zc) {
+		/* A registered request buffer starts at address 0. */
+		op = write ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED;
+		io_uring_prep_rw(op, sqe, file_idx, (void *)(uintptr_t)io_off, len, file_off);
+		sqe->buf_index = io->tag;
+	} else if (q->fixed_bufs) {
+		op = write ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED;
+		io_uring_prep_rw(op, sqe, file_idx, (char *)io->buf + io_off, len, file_off);
+		sqe->buf_index = io->tag;
+	} else {
+		op = write ? IORING_OP_WRITE : IORING_OP_READ;
+		io_uring_prep_rw(op, sqe, file_idx, (char *)io->buf + io_off, len, file_off);
+	}
+	sqe->flags |= IOSQE_FIXED_FILE;
+	/* FUA for every target that writes through here. */
+	if (write && io->op == UBLK_IO_OP_WRITE && (io->flags & UBLK_IO_F_FUA))
+		sqe->rw_flags = RWF_DSYNC;
+	zublk_io_sqe_mark(q, io, sqe, sub);
+	return 0;
+}
+
+static void commit(struct zublk_queue *q, struct zublk_io *io)
+{
+	struct zublk_dev *dev = q->dev;
+	int res = io->result;
+
+	if (res > 0 && io->op == UBLK_IO_OP_READ && dev->mode == ZUBLK_MODE_USER_COPY) {
+		ssize_t n = pwrite(dev->cdev_fd, io->buf, (size_t)res,
+				   (off_t)zublk_user_copy_pos(q->q_id, io->tag));
+		if (n != res) {
+			zublk_err("queue %u tag %u: user copy to the request failed: %s",
+				  q->q_id, io->tag, n < 0 ? strerror(errno) : "short copy");
+			res = -EIO;
+		}
+	}
+	if (io->buf_registered && io->need_reg) {
+		if (prep_buf_reg(q, io, false))
+			zublk_err("queue %u tag %u: no SQE to unregister the buffer", q->q_id,
+				  io->tag);
+	}
+	io->buf_registered = 0;
+	if (res > 0 && io->op != UBLK_IO_OP_READ && io->op != UBLK_IO_OP_WRITE)
+		res = 0; /* a byte count of a big discard would read as an error */
+	if (res > 0 && (uint64_t)res > io->len)
+		res = (int)io->len;
+	io->result = res;
+	atomic_fetch_add_explicit(&q->stats->ios, 1, memory_order_relaxed);
+	if (res < 0)
+		atomic_fetch_add_explicit(&q->stats->errors, 1, memory_order_relaxed);
+	if (zublk_queue_fetch(q, io, true)) {
+		zublk_err("queue %u tag %u: no SQE for the commit", q->q_id, io->tag);
+		q->error = -EBUSY;
+	}
+}
+
+void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res)
+{
+	if (io->state != IO_ACTIVE) {
+		zublk_err("queue %u tag %u: completed twice (bug in target %s)", q->q_id,
+			  io->tag, q->dev->ops->name);
+		return;
+	}
+	io->state = IO_DONE;
+	io->result = res;
+	/* The buffer stays in use until the target's last SQE has completed. */
+	if (io->nr_inflight == 0)
+		commit(q, io);
+}
+
+void zublk_io_start(struct zublk_queue *q, struct zublk_io *io)
+{
+	struct zublk_dev *dev = q->dev;
+	const struct ublksrv_io_desc *iod = &q->iods[io->tag];
+	int ret;
+
+	io->state = IO_ACTIVE;
+	io->result = 0;
+	io->nr_inflight = 0;
+	io->buf_registered = 0;
+	io->need_reg = dev->mode == ZUBLK_MODE_ZERO_COPY;
+	if (dev->mode == ZUBLK_MODE_AUTO_ZERO_COPY) {
+		/* The driver could not register it for us: do it by hand. */
+		io->need_reg = !!(iod->op_flags & UBLK_IO_F_NEED_REG_BUF);
+		io->buf_registered = !io->need_reg;
+	}
+
+	ret = zublk_io_validate(iod, dev->geom.size >> 9, dev->info.max_io_buf_bytes,
+				dev->geom.caps, io);
+	if (ret) {
+		zublk_warn("queue %u tag %u: bad request op %u sector %llu count %u: %s",
+			   q->q_id, io->tag, iod->op_flags & 0xff,
+			   (unsigned long long)iod->start_sector, iod->nr_sectors,
+			   strerror(-ret));
+		zublk_io_complete(q, io, ret);
+		return;
+	}
+	if (io->op == UBLK_IO_OP_WRITE && dev->mode == ZUBLK_MODE_USER_COPY) {
+		ssize_t n = pread(dev->cdev_fd, io->buf, io->len,
+				  (off_t)zublk_user_copy_pos(q->q_id, io->tag));
+		if (n != (ssize_t)io->len) {
+			zublk_err("queue %u tag %u: user copy from the request failed: %s",
+				  q->q_id, io->tag, n < 0 ? strerror(errno) : "short copy");
+			zublk_io_complete(q, io, -EIO);
+			return;
+		}
+	}
+	ret = dev->ops->queue_io(q, io);
+	if (ret < 0 && io->state == IO_ACTIVE)
+		zublk_io_complete(q, io, ret);
+}
+
+/* A CQE of a target SQE, a failed buffer (un)registration or a command. */
+void zublk_io_cqe(struct zublk_queue *q, struct zublk_io *io, unsigned kind, unsigned sub,
+		  int res)
+{
+	switch (kind) {
+	case ZUBLK_UD_TGT:
+		io->nr_inflight--;
+		q->nr_target_inflight--;
+		if (io->state == IO_ACTIVE)
+			q->dev->ops->io_done(q, io, sub, res);
+		if (io->state == IO_DONE && io->nr_inflight == 0)
+			commit(q, io);
+		break;
+	case ZUBLK_UD_REG:
+		/* Only failures post a CQE; the ops that used it fail too. */
+		zublk_err("queue %u tag %u: registering the request buffer failed: %s",
+			  q->q_id, io->tag, strerror(-res));
+		io->buf_registered = 0;
+		break;
+	case ZUBLK_UD_UNREG:
+		zublk_err("queue %u tag %u: unregistering the request buffer failed: %s",
+			  q->q_id, io->tag, strerror(-res));
+		break;
+	}
+}

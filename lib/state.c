@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What a daemon serves, for `zublk list` and for recovery:
+ *   <state_dir>/<id>.json   written atomically once the device is live
+ *   <state_dir>/<id>.stats  per-queue counters, mmapped shared
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void path_of(const char *dir, unsigned id, const char *ext, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%u.%s", dir, id, ext);
+}
+
+void zublk_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+int zublk_state_write(struct zublk_dev *dev)
+{
+	char path[300], tmp[310];
+	FILE *f;
+	int ret = 0;
+
+	if (!dev->state_dir[0])
+		return 0;
+	mkdir(dev->state_dir, 0755);
+	path_of(dev->state_dir, dev->info.dev_id, "json", path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f) {
+		ret = -errno;
+		zublk_warn("state file %s: %s", tmp, strerror(-ret));
+		return ret;
+	}
+	fprintf(f, "{\"id\":%u,\"target\":", dev->info.dev_id);
+	zublk_json_str(f, dev->ops->name);
+	fprintf(f, ",\"mode\":\"%s\",\"queues\":%u,\"depth\":%u,\"max_io\":%u,"
+		   "\"size\":%llu,\"logical_block\":%u,\"daemon_pid\":%d,\"flags\":%llu,"
+		   "\"options\":[",
+		zublk_mode_name(dev->mode), dev->nr_queues, dev->info.queue_depth,
+		dev->info.max_io_buf_bytes, (unsigned long long)dev->geom.size,
+		1U << dev->geom.logical_bs_shift, (int)getpid(),
+		(unsigned long long)dev->info.flags);
+	for (unsigned i = 0; dev->opts && i < dev->opts->nr; i++) {
+		char kv[4096];
+
+		snprintf(kv, sizeof(kv), "%s=%s", dev->opts->v[i].key, dev->opts->v[i].val);
+		if (i)
+			fputc(',', f);
+		zublk_json_str(f, kv);
+	}
+	fprintf(f, "]}\n");
+	if (fflush(f) || fsync(fileno(f)))
+		ret = -errno;
+	fclose(f);
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (ret) {
+		unlink(tmp);
+		zublk_warn("state file %s: %s", path, strerror(-ret));
+	}
+	return ret;
+}
+
+int zublk_stats_map(struct zublk_dev *dev)
+{
+	char path[300];
+	size_t len = sizeof(struct zublk_stats_file) +
+		     dev->nr_queues * sizeof(struct zublk_queue_stats);
+	void *p = MAP_FAILED;
+	int fd = -1;
+
+	if (dev->state_dir[0]) {
+		mkdir(dev->state_dir, 0755);
+		path_of(dev->state_dir, dev->info.dev_id, "stats", path, sizeof(path));
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd >= 0 && ftruncate(fd, (off_t)len) == 0)
+			p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (fd >= 0)
+			close(fd);
+	}
+	/* Without a state dir the counters still exist, just unseen. */
+	if (p == MAP_FAILED)
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	dev->stats = p;
+	dev->stats_len = len;
+	dev->stats->nr_queues = dev->nr_queues;
+	dev->stats->magic = ZUBLK_STATS_MAGIC;
+	return 0;
+}
+
+void zublk_state_remove(struct zublk_dev *dev)
+{
+	if (dev->stats)
+		munmap(dev->stats, dev->stats_len);
+	dev->stats = NULL;
+	if (dev->state_dir[0] && dev->added)
+		zublk_state_unlink(dev->state_dir, dev->info.dev_id);
+}
+
+void zublk_state_unlink(const char *dir, unsigned id)
+{
+	char path[300];
+
+	path_of(dir, id, "json", path, sizeof(path));
+	unlink(path);
+	path_of(dir, id, "stats", path, sizeof(path));
+	unlink(path);
+}
+
+int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum)
+{
+	char path[300];
+	struct zublk_stats_file *sf;
+	struct stat st;
+	int fd, ret = 0;
+
+	memset(sum, 0, sizeof(*sum));
+	path_of(dir, id, "stats", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || (size_t)st.st_size < sizeof(*sf)) {
+		close(fd);
+		return -EINVAL;
+	}
+	sf = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (sf == MAP_FAILED)
+		return -errno;
+	if (sf->magic != ZUBLK_STATS_MAGIC ||
+	    sizeof(*sf) + sf->nr_queues * sizeof(sf->q[0]) > (size_t)st.st_size) {
+		ret = -EINVAL;
+		goto out;
+	}
+	for (unsigned i = 0; i < sf->nr_queues; i++) {
+		sum->ios += atomic_load(&sf->q[i].ios);
+		sum->submits += atomic_load(&sf->q[i].submits);
+		sum->enters += atomic_load(&sf->q[i].enters);
+		sum->errors += atomic_load(&sf->q[i].errors);
+	}
+out:
+	munmap(sf, (size_t)st.st_size);
+	return ret;
+}
+
+/* ------------------------------------------- a reader for our flat JSON */
+
+static const char *skip_ws(const char *p)
+{
+	while (isspace((unsigned char)*p))
+		p++;
+	return p;
+}
+
+/* Parses a JSON string at @p into @out (NUL-terminated); returns the end. */
+static const char *parse_str(const char *p, char *out, size_t len)
+{
+	size_t n = 0;
+
+	if (*p != '"')
+		return NULL;
+	for (p++; *p && *p != '"'; p++) {
+		char c = *p;
+
+		if (c == '\\') {
+			p++;
+			if (*p == 'u') {
+				unsigned v;
+
+				if (sscanf(p + 1, "%4x", &v) != 1)
+					return NULL;
+				c = (char)v;
+				p += 4;
+			} else if (*p == 'n') {
+				c = '\n';
+			} else if (*p == 't') {
+				c = '\t';
+			} else if (!*p) {
+				return NULL;
+			} else {
+				c = *p;
+			}
+		}
+		if (n + 1 < len)
+			out[n++] = c;
+	}
+	if (*p != '"')
+		return NULL;
+	out[n] = '\0';
+	return p + 1;
+}
+
+int zublk_state_parse(const char *text, struct zublk_state *st)
+{
+	const char *p = skip_ws(text);
+	char key[64], val[4096];
+
+	memset(st, 0, sizeof(*st));
+	st->daemon_pid = -1;
+	if (*p++ != '{')
+		return -EINVAL;
+	for (;;) {
+		p = skip_ws(p);
+		if (*p == '}')
+			return 0;
+		p = parse_str(p, key, sizeof(key));
+		if (!p)
+			return -EINVAL;
+		p = skip_ws(p);
+		if (*p++ != ':')
+			return -EINVAL;
+		p = skip_ws(p);
+		if (*p == '"') {
+			p = parse_str(p, val, sizeof(val));
+			if (!p)
+				return -EINVAL;
+			if (!strcmp(key, "target"))
+				snprintf(st->target, sizeof(st->target), "%s", val);
+			else if (!strcmp(key, "mode"))
+				snprintf(st->mode, sizeof(st->mode), "%s", val);
+		} else if (*p == '[') {
+			size_t used = 0;
+
+			p = skip_ws(p + 1);
+			while (*p == '"') {
+				p = parse_str(p, val, sizeof(val));
+				if (!p)
+					return -EINVAL;
+				if (!strcmp(key, "options")) {
+					int n = snprintf(st->options + used, sizeof(st->options) - used,
+							 "%s%s", used ? " " : "", val);
+					if (n > 0 && (size_t)n < sizeof(st->options) - used)
+						used += (size_t)n;
+				}
+				p = skip_ws(p);
+				if (*p == ',')
+					p = skip_ws(p + 1);
+			}
+			if (*p++ != ']')
+				return -EINVAL;
+		} else {
+			char *end;
+			long long v = strtoll(p, &end, 10);
+
+			if (end == p)
+				return -EINVAL;
+			p = end;
+			if (!strcmp(key, "id"))
+				st->id = (unsigned)v;
+			else if (!strcmp(key, "queues"))
+				st->queues = (unsigned)v;
+			else if (!strcmp(key, "depth"))
+				st->depth = (unsigned)v;
+			else if (!strcmp(key, "max_io"))
+				st->max_io = (unsigned)v;
+			else if (!strcmp(key, "size"))
+				st->size = (uint64_t)v;
+			else if (!strcmp(key, "logical_block"))
+				st->logical_block = (unsigned)v;
+			else if (!strcmp(key, "daemon_pid"))
+				st->daemon_pid = (int)v;
+			else if (!strcmp(key, "flags"))
+				st->flags = (uint64_t)v;
+		}
+		p = skip_ws(p);
+		if (*p == ',')
+			p++;
+		else if (*p != '}')
+			return -EINVAL;
+	}
+}
+
+int zublk_state_load(const char *dir, unsigned id, struct zublk_state *st)
+{
+	char path[300], text[16384];
+	ssize_t n;
+	int fd;
+
+	path_of(dir ? dir : ZUBLK_STATE_DIR, id, "json", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	text[n] = '\0';
+	return zublk_state_parse(text, st);
+}

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+/*
+ * null: no backing.  Writes are dropped; reads return zeros, never stale
+ * memory: in the zero-copy modes the zeros come from /dev/zero read into the
+ * request's own pages.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "zublk.h"
+
+#define NULL_DEF_SIZE (256ULL << 30)
+
+struct null_dev {
+	int zero_fd;
+	int zero_idx;
+};
+
+static int null_init(struct zublk_dev *dev, struct zublk_opts *opts,
+		     struct zublk_target_geom *geom)
+{
+	uint64_t size = NULL_DEF_SIZE, bs = 512;
+	struct null_dev *nd;
+	int ret;
+
+	if (zublk_opts_get_size(opts, "size", &size) || size == 0) {
+		zublk_log(ZUBLK_LOG_ERR, "size '%s': not a size (e.g. 4096, 64M, 2G)",
+			  zublk_opts_get(opts, "size"));
+		return -EINVAL;
+	}
+	if (zublk_opts_get_size(opts, "bs", &bs) || (bs != 512 && bs != 1024 && bs != 2048 &&
+						     bs != 4096)) {
+		zublk_log(ZUBLK_LOG_ERR, "bs '%s': block size must be 512, 1024, 2048 or 4096",
+			  zublk_opts_get(opts, "bs"));
+		return -EINVAL;
+	}
+	nd = calloc(1, sizeof(*nd));
+	if (!nd)
+		return -ENOMEM;
+	nd->zero_fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	if (nd->zero_fd < 0) {
+		ret = -errno;
+		zublk_log(ZUBLK_LOG_ERR, "/dev/zero: %s", strerror(-ret));
+		free(nd);
+		return ret;
+	}
+	nd->zero_idx = zublk_dev_add_file(dev, nd->zero_fd);
+	if (nd->zero_idx < 0) {
+		ret = nd->zero_idx;
+		close(nd->zero_fd);
+		free(nd);
+		return ret;
+	}
+	geom->size = size;
+	geom->logical_bs_shift = (unsigned)__builtin_ctzll(bs);
+	geom->physical_bs_shift = 12;
+	geom->caps = ZUBLK_CAP_FLUSH | ZUBLK_CAP_DISCARD | ZUBLK_CAP_WRITE_ZEROES;
+	zublk_dev_set_priv(dev, nd);
+	return 0;
+}
+
+static void null_exit(struct zublk_dev *dev)
+{
+	struct null_dev *nd = zublk_dev_priv(dev);
+
+	if (!nd)
+		return;
+	close(nd->zero_fd);
+	free(nd);
+}
+
+static int null_queue_io(struct zublk_queue *q, struct zublk_io *io)
+{
+	struct null_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
+
+	if (io->op != UBLK_IO_OP_READ) {
+		zublk_io_complete(q, io, io->op == UBLK_IO_OP_WRITE ? (int)io->len : 0);
+		return 0;
+	}
+	if (io->buf) {
+		memset(io->buf, 0, io->len);
+		zublk_io_complete(q, io, (int)io->len);
+		return 0;
+	}
+	return zublk_io_prep_rw(q, io, false, nd->zero_idx, 0, 0, (uint32_t)io->len, 0);
+}
+
+static void null_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub, int res)
+{
+	(void)sub;
+	if (res >= 0 && (uint64_t)res != io->len)
+		res = -EIO;
+	zublk_io_complete(q, io, res);
+}
+
+const struct zublk_target_ops zublk_null_ops = {
+	.name = "null",
+	.summary = "no backing: writes are dropped, reads return zeros",
+	.usage = "size=SIZE (default 256G)  bs=512|1024|2048|4096 (default 512)",
+	.modes = ZUBLK_MODES_ALL,
+	.init = null_init,
+	.exit = null_exit,
+	.queue_io = null_queue_io,
+	.io_done = null_io_done,
+};
