@@ -282,7 +282,7 @@ int cmd_add(int argc, char **argv)
 		return 1;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+t:n:q:d:f:m:h", add_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:n:q:d:f:m:h", add_opts, NULL)) != -1) {
 		unsigned v;
 
 		switch (c) {

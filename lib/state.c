@@ -176,6 +176,15 @@ static const char *skip_ws(const char *p)
 	return p;
 }
 
+/* Copies as much of @src as fits, always terminated. */
+static void copy_str(char *dst, size_t len, const char *src)
+{
+	size_t n = strnlen(src, len - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /* Parses a JSON string at @p into @out (NUL-terminated); returns the end. */
 static const char *parse_str(const char *p, char *out, size_t len)
 {
@@ -191,6 +200,9 @@ static const char *parse_str(const char *p, char *out, size_t len)
 			if (*p == 'u') {
 				unsigned v;
 
+				for (int i = 1; i <= 4; i++)
+					if (!isxdigit((unsigned char)p[i]))
+						return NULL;
 				if (sscanf(p + 1, "%4x", &v) != 1)
 					return NULL;
 				c = (char)v;
@@ -239,9 +251,9 @@ int zublk_state_parse(const char *text, struct zublk_state *st)
 			if (!p)
 				return -EINVAL;
 			if (!strcmp(key, "target"))
-				snprintf(st->target, sizeof(st->target), "%s", val);
+				copy_str(st->target, sizeof(st->target), val);
 			else if (!strcmp(key, "mode"))
-				snprintf(st->mode, sizeof(st->mode), "%s", val);
+				copy_str(st->mode, sizeof(st->mode), val);
 		} else if (*p == '[') {
 			size_t used = 0;
 

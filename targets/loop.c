@@ -2,8 +2,9 @@
 /*
  * loop: a regular file or a block device.  O_DIRECT unless buffered=1.
  * FLUSH -> fdatasync, FUA -> RWF_DSYNC (in the core), DISCARD -> punch hole
- * (block discard on a block device), WRITE_ZEROES -> zero range (punch hole
- * where the file system has no zero range).
+ * (block discard on a block device), WRITE_ZEROES -> punch hole, or zero
+ * range when the request says NOUNMAP (keep the blocks allocated) and the
+ * file system has zero range; a block device always zeroes out.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,8 +24,7 @@ enum {
 	LOOP_FLUSH,
 	LOOP_DISCARD,
 	LOOP_ZERO_RANGE,	/* FALLOC_FL_ZERO_RANGE */
-	LOOP_ZERO_PUNCH,	/* fallback: punch a hole ... */
-	LOOP_ZERO_ALLOC,	/* ... and allocate it again for NOUNMAP */
+	LOOP_ZERO_PUNCH,	/* FALLOC_FL_PUNCH_HOLE */
 };
 
 struct loop_dev {
@@ -227,7 +227,8 @@ static int loop_zero(struct zublk_queue *q, struct zublk_io *io)
 {
 	struct loop_dev *ld = zublk_dev_priv(zublk_queue_dev(q));
 
-	if (ld->no_zero_range && !ld->bdev)
+	/* NOUNMAP is a wish, not a promise: a hole reads back as zeros too. */
+	if (!ld->bdev && (ld->no_zero_range || !(io->flags & UBLK_IO_F_NOUNMAP)))
 		return loop_fallocate(q, io, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				      LOOP_ZERO_PUNCH);
 	return loop_fallocate(q, io, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
@@ -310,15 +311,6 @@ static void loop_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned su
 		if (res == -EOPNOTSUPP && !ld->bdev) {
 			ld->no_zero_range = true;
 			ret = loop_zero(q, io);
-			if (ret)
-				zublk_io_complete(q, io, ret);
-			return;
-		}
-		break;
-	case LOOP_ZERO_PUNCH:
-		/* NOUNMAP asks that the range stay allocated. */
-		if (res == 0 && (io->flags & UBLK_IO_F_NOUNMAP)) {
-			ret = loop_fallocate(q, io, FALLOC_FL_KEEP_SIZE, LOOP_ZERO_ALLOC);
 			if (ret)
 				zublk_io_complete(q, io, ret);
 			return;

@@ -1,0 +1,500 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The state a daemon leaves in <state_dir>/<id>.json and .stats for
+ * `zublk list`, the JSON reader and writer behind it, and the names of
+ * features and device states.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "zublk.h"
+/*
+ * For zublk_state_write() and the stats file layout: the daemon's writer
+ * must be tested against the reader `zublk list` uses, with no kernel.
+ */
+#include "../../lib/internal.h"
+#include "test.h"
+
+static const char sample[] =
+	"{\"id\":3,\"target\":\"loop\",\"mode\":\"zero-copy\",\"queues\":2,\"depth\":128,"
+	"\"max_io\":1048576,\"size\":1073741824,\"logical_block\":512,\"daemon_pid\":42,"
+	"\"flags\":2112,\"options\":[\"file=/tmp/a b.img\",\"buffered=1\"]}";
+
+/*
+ * Parses a heap copy of exactly strlen(@json) + 1 bytes, so that AddressSanitizer
+ * catches a read past the terminating NUL (string literals have more slack).
+ */
+static int parse_copy(const char *json, size_t len, struct zublk_state *st)
+{
+	char *copy = malloc(len + 1);
+	int ret;
+
+	if (!copy)
+		abort();
+	memcpy(copy, json, len);
+	copy[len] = '\0';
+	ret = zublk_state_parse(copy, st);
+	free(copy);
+	return ret;
+}
+
+static int parse(const char *json, struct zublk_state *st)
+{
+	return parse_copy(json, strlen(json), st);
+}
+
+/* ----------------------------------------------------------- the reader */
+
+TEST(a_daemons_state_file_fills_every_field)
+{
+	struct zublk_state st;
+
+	REQUIRE(parse(sample, &st) == 0);
+	CHECK_EQ(st.id, 3);
+	CHECK_STREQ(st.target, "loop");
+	CHECK_STREQ(st.mode, "zero-copy");
+	CHECK_EQ(st.queues, 2);
+	CHECK_EQ(st.depth, 128);
+	CHECK_EQ(st.max_io, 1048576);
+	CHECK_EQ(st.size, 1073741824);
+	CHECK_EQ(st.logical_block, 512);
+	CHECK_EQ(st.daemon_pid, 42);
+	CHECK_EQ(st.flags, 2112);
+	/* Options come back as one line, joined by single spaces. */
+	CHECK_STREQ(st.options, "file=/tmp/a b.img buffered=1");
+}
+
+TEST(whitespace_between_tokens_is_accepted)
+{
+	const char *json = " {\n\t\"id\" : 7 ,\n  \"target\" : \"null\",\r\n"
+			   "  \"size\": 274877906944,\n  \"options\" : [ \"size=256G\" ,"
+			   " \"bs=4096\" ]\n}\n";
+	struct zublk_state st;
+
+	REQUIRE(parse(json, &st) == 0);
+	CHECK_EQ(st.id, 7);
+	CHECK_STREQ(st.target, "null");
+	CHECK_EQ(st.size, 256ULL << 30);
+	CHECK_STREQ(st.options, "size=256G bs=4096");
+}
+
+TEST(absent_fields_read_as_zero_and_the_pid_as_minus_one)
+{
+	struct zublk_state st;
+
+	memset(&st, 0x5a, sizeof(st));
+	REQUIRE(parse("{}", &st) == 0);
+	CHECK_EQ(st.id, 0);
+	CHECK_STREQ(st.target, "");
+	CHECK_STREQ(st.mode, "");
+	CHECK_EQ(st.size, 0);
+	CHECK_EQ(st.flags, 0);
+	CHECK_EQ(st.daemon_pid, -1);
+	CHECK_STREQ(st.options, "");
+	REQUIRE(parse("{\"options\":[]}", &st) == 0);
+	CHECK_STREQ(st.options, "");
+}
+
+/* A newer daemon may add fields; an older `zublk list` must still read it. */
+TEST(unknown_keys_of_every_kind_are_skipped)
+{
+	const char *json = "{\"new_str\":\"x\",\"id\":5,\"new_num\":-12,\"new_list\":[\"a\",\"b\"],"
+			   "\"target\":\"loop\"}";
+	struct zublk_state st;
+
+	REQUIRE(parse(json, &st) == 0);
+	CHECK_EQ(st.id, 5);
+	CHECK_STREQ(st.target, "loop");
+	CHECK_STREQ(st.options, "");
+}
+
+TEST(escaped_quotes_backslashes_and_unicode_escapes_are_decoded)
+{
+	const char *json = "{\"target\":\"l\\\"o\\\\o\\u0041p\","
+			   "\"options\":[\"file=/x\\\"y\",\"a=\\\\b\",\"c=\\u0041\\u0062\","
+			   "\"d=1\\n2\\t3\",\"e=\\/\"]}";
+	struct zublk_state st;
+
+	REQUIRE(parse(json, &st) == 0);
+	CHECK_STREQ(st.target, "l\"o\\oAp");
+	CHECK_STREQ(st.options, "file=/x\"y a=\\b c=Ab d=1\n2\t3 e=/");
+}
+
+TEST(malformed_input_is_einval_and_does_not_crash)
+{
+	static const char *const bad[] = {
+		"",
+		" ",
+		"null",
+		"[]",
+		"{",
+		"}",
+		"{\"id\"}",
+		"{\"id\":}",
+		"{\"id\" 3}",
+		"{\"id\":3",
+		"{\"id\":3 \"depth\":1}",
+		"{\"id\":3,,}",
+		"{\"id\":x}",
+		"{\"id\":true}",
+		"{id:3}",
+		"{'id':3}",
+		"{\"id\":{}}",
+		"{\"target\":\"loop}",
+		"{\"target\":\"loop",
+		"{\"target\":\"\\",
+		"{\"target\":\"\\\"}",
+		"{\"target\":\"\\uzzzz\"}",
+		"{\"target\":\"\\u\"}",
+		"{\"options\":[",
+		"{\"options\":[\"a\"",
+		"{\"options\":[\"a\",",
+		"{\"options\":[\"a\" 1]}",
+		"{\"options\":[1]}",
+		"{\"options\":[\"a\",1]}",
+		"{\"options\":[\"a]}",
+		"{\"options\":\"a\"]}",
+		"{\"id\":3,\"options\":[\"a\"]",
+	};
+	struct zublk_state st;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
+		int ret = parse(bad[i], &st);
+
+		CHECK_EQ(ret, -EINVAL);
+		if (ret != -EINVAL)
+			printf("#   for '%s'\n", bad[i]);
+	}
+}
+
+/* A \u escape cut short must not carry the reader past the end of the text. */
+TEST(a_short_unicode_escape_does_not_read_past_the_end)
+{
+	static const char *const bad[] = {
+		"{\"target\":\"\\u4\"}",
+		"{\"target\":\"\\u41\"}",
+		"{\"target\":\"\\u041\"}",
+		"{\"target\":\"\\u4",
+		"{\"target\":\"\\u04",
+		"{\"target\":\"\\u004",
+		"{\"options\":[\"\\u4\"]}",
+	};
+	struct zublk_state st;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
+		int ret = parse(bad[i], &st);
+
+		CHECK_EQ(ret, -EINVAL);
+		if (ret != -EINVAL)
+			printf("#   for '%s'\n", bad[i]);
+	}
+}
+
+/* A state file cut short (disk full, a crash mid-write) is refused. */
+TEST(every_truncation_of_a_state_file_is_rejected)
+{
+	const char *json = "{\"id\":3,\"target\":\"lo\\u0041p\",\"mode\":\"copy\","
+			   "\"options\":[\"file=/a\\\"b\",\"x=\\\\\"]}";
+	size_t len = strlen(json);
+	struct zublk_state st;
+
+	REQUIRE(parse(json, &st) == 0);
+	CHECK_STREQ(st.target, "loAp");
+	for (size_t n = 0; n < len; n++) {
+		int ret = parse_copy(json, n, &st);
+
+		CHECK_EQ(ret, -EINVAL);
+		if (ret != -EINVAL)
+			printf("#   for the first %zu bytes\n", n);
+	}
+}
+
+TEST(overlong_strings_are_cut_to_the_field_not_overflowing_it)
+{
+	size_t big = 3 * sizeof(((struct zublk_state *)0)->options);
+	char *json = malloc(big * 2 + 256), *p = json;
+	struct zublk_state st;
+
+	REQUIRE(json != NULL);
+	p += sprintf(p, "{\"target\":\"");
+	memset(p, 't', 100);
+	p += 100;
+	p += sprintf(p, "\",\"");
+	memset(p, 'k', 100);	/* an unknown key longer than any buffer for keys */
+	p += 100;
+	p += sprintf(p, "\":1,\"options\":[");
+	for (int i = 0; i < 10; i++) {
+		p += sprintf(p, "%s\"o%d=", i ? "," : "", i);
+		memset(p, 'v', 1000);
+		p += 1000;
+		*p++ = '"';
+	}
+	p += sprintf(p, "],\"id\":9}");
+	CHECK_EQ(parse(json, &st), 0);
+	CHECK_EQ(strlen(st.target), sizeof(st.target) - 1);
+	CHECK(strlen(st.options) < sizeof(st.options));
+	CHECK(!strncmp(st.options, "o0=vvv", 6));
+	CHECK_EQ(st.id, 9);
+	free(json);
+}
+
+/* ----------------------------------------------------------- the writer */
+
+static char *json_of(const char *s)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		abort();
+	zublk_json_str(f, s);
+	fclose(f);
+	return buf;
+}
+
+TEST(json_str_quotes_and_escapes_what_json_requires)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "", "\"\"" },
+		{ "plain", "\"plain\"" },
+		{ "a b", "\"a b\"" },
+		{ "say \"hi\"", "\"say \\\"hi\\\"\"" },
+		{ "c:\\dir", "\"c:\\\\dir\"" },
+		{ "1\n2", "\"1\\u000a2\"" },
+		{ "\x01\x1f", "\"\\u0001\\u001f\"" },
+		{ "caf\xc3\xa9", "\"caf\xc3\xa9\"" },
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *got = json_of(cases[i].in);
+
+		CHECK_STREQ(got, cases[i].out);
+		free(got);
+	}
+}
+
+/* Whatever json_str writes, the reader gives back byte for byte. */
+TEST(json_str_output_reads_back_unchanged)
+{
+	static const char *const strs[] = {
+		"", "plain", "file=/tmp/a b.img", "q=\"", "b=\\", "bs=\\\"\\\\\"", "nl=\n",
+		"tab=\t", "cr=\r", "all=\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f\x10\x1b\x1f",
+		"utf8=\xc3\xa9\xe2\x82\xac", "hi=\x7f\x80\xff", "slash=/a/b", "u=\\u0041",
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(strs); i++) {
+		struct zublk_state st;
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
+
+		REQUIRE(f != NULL);
+		fputs("{\"options\":[", f);
+		zublk_json_str(f, strs[i]);
+		fputs("]}", f);
+		fclose(f);
+		CHECK_EQ(parse(text, &st), 0);
+		CHECK_STREQ(st.options, strs[i]);
+		free(text);
+	}
+}
+
+/* A stand-in for a device that is live, as far as the state writer can tell. */
+struct fake {
+	struct zublk_dev dev;
+	struct zublk_target_ops ops;
+	struct zublk_opts opts;
+	char dir[64];
+};
+
+static bool fake_init(struct fake *fk, int nr_words, const char *const *words)
+{
+	memset(fk, 0, sizeof(*fk));
+	snprintf(fk->dir, sizeof(fk->dir), "/tmp/zublk-unit-XXXXXX");
+	if (!mkdtemp(fk->dir))
+		return false;
+	if (zublk_opts_parse(&fk->opts, nr_words, (char *const *)words))
+		return false;
+	fk->ops.name = "loop";
+	fk->dev.ops = &fk->ops;
+	fk->dev.opts = &fk->opts;
+	fk->dev.mode = ZUBLK_MODE_USER_COPY;
+	fk->dev.nr_queues = 3;
+	fk->dev.info.dev_id = 17;
+	fk->dev.info.queue_depth = 64;
+	fk->dev.info.max_io_buf_bytes = 512 << 10;
+	fk->dev.info.flags = UBLK_F_CMD_IOCTL_ENCODE | UBLK_F_USER_COPY | UBLK_F_UPDATE_SIZE;
+	fk->dev.geom.size = 5ULL << 40;	/* past 32 bits on purpose */
+	fk->dev.geom.logical_bs_shift = 12;
+	fk->dev.added = true;
+	snprintf(fk->dev.state_dir, sizeof(fk->dev.state_dir), "%s", fk->dir);
+	return true;
+}
+
+static void fake_done(struct fake *fk)
+{
+	zublk_state_remove(&fk->dev);
+	zublk_opts_free(&fk->opts);
+	if (rmdir(fk->dir))
+		printf("#   %s left behind: %s\n", fk->dir, strerror(errno));
+}
+
+TEST(the_daemons_state_file_reads_back_through_state_load)
+{
+	const char *words[] = { "file=/srv/disk \"one\".img", "buffered=1", "x=a\\b" };
+	struct zublk_state st;
+	struct fake fk;
+
+	REQUIRE(fake_init(&fk, 3, words));
+	CHECK_EQ(zublk_state_write(&fk.dev), 0);
+	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), 0);
+	CHECK_EQ(st.id, 17);
+	CHECK_STREQ(st.target, "loop");
+	CHECK_STREQ(st.mode, "user-copy");
+	CHECK_EQ(st.queues, 3);
+	CHECK_EQ(st.depth, 64);
+	CHECK_EQ(st.max_io, 512 << 10);
+	CHECK_EQ(st.size, 5ULL << 40);
+	CHECK_EQ(st.logical_block, 4096);
+	CHECK_EQ(st.daemon_pid, getpid());
+	CHECK_EQ(st.flags, UBLK_F_CMD_IOCTL_ENCODE | UBLK_F_USER_COPY | UBLK_F_UPDATE_SIZE);
+	CHECK_STREQ(st.options, "file=/srv/disk \"one\".img buffered=1 x=a\\b");
+	fake_done(&fk);
+	/* zublk_state_remove() took the file away with the device. */
+	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), -ENOENT);
+}
+
+TEST(state_load_of_a_device_without_a_file_is_enoent)
+{
+	struct zublk_state st;
+
+	CHECK_EQ(zublk_state_load("/nonexistent-zublk-dir", 0, &st), -ENOENT);
+}
+
+TEST(the_stats_file_sums_the_counters_of_every_queue)
+{
+	struct zublk_counters sum;
+	struct fake fk;
+
+	REQUIRE(fake_init(&fk, 0, NULL));
+	REQUIRE(zublk_stats_map(&fk.dev) == 0);
+	for (unsigned q = 0; q < 3; q++) {
+		fk.dev.stats->q[q].ios = 10 * (q + 1);
+		fk.dev.stats->q[q].submits = 100 * (q + 1);
+		fk.dev.stats->q[q].enters = 1000 * (q + 1);
+		fk.dev.stats->q[q].errors = q;
+	}
+	CHECK_EQ(zublk_stats_read(fk.dir, 17, &sum), 0);
+	CHECK_EQ(sum.ios, 60);
+	CHECK_EQ(sum.submits, 600);
+	CHECK_EQ(sum.enters, 6000);
+	CHECK_EQ(sum.errors, 3);
+	fake_done(&fk);
+	CHECK_EQ(zublk_stats_read(fk.dir, 17, &sum), -ENOENT);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
+		abort();
+	close(fd);
+}
+
+TEST(a_short_or_foreign_stats_file_is_einval)
+{
+	char dir[] = "/tmp/zublk-unit-XXXXXX", path[128];
+	struct zublk_counters sum;
+	struct {
+		struct zublk_stats_file h;
+		struct zublk_queue_stats q[1];
+	} sf;
+
+	REQUIRE(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/4.stats", dir);
+
+	write_file(path, "zu", 2);
+	CHECK_EQ(zublk_stats_read(dir, 4, &sum), -EINVAL);
+
+	memset(&sf, 0, sizeof(sf));
+	sf.h.magic = 0x1234;
+	sf.h.nr_queues = 1;
+	write_file(path, &sf, sizeof(sf));
+	CHECK_EQ(zublk_stats_read(dir, 4, &sum), -EINVAL);
+
+	/* It says two queues but holds one: reading the second would fault. */
+	sf.h.magic = ZUBLK_STATS_MAGIC;
+	sf.h.nr_queues = 2;
+	write_file(path, &sf, sizeof(sf));
+	CHECK_EQ(zublk_stats_read(dir, 4, &sum), -EINVAL);
+
+	sf.h.nr_queues = 1;
+	sf.q[0].ios = 5;
+	write_file(path, &sf, sizeof(sf));
+	CHECK_EQ(zublk_stats_read(dir, 4, &sum), 0);
+	CHECK_EQ(sum.ios, 5);
+
+	zublk_state_unlink(dir, 4);
+	CHECK_EQ(access(path, F_OK), -1);
+	/* Nothing there: unlinking again is harmless. */
+	zublk_state_unlink(dir, 4);
+	CHECK_EQ(rmdir(dir), 0);
+}
+
+/* --------------------------------------------------------------- names */
+
+TEST(feature_bits_0_to_19_all_have_distinct_names_and_descriptions)
+{
+	for (unsigned bit = 0; bit < 20; bit++) {
+		const char *name = zublk_feature_name(bit);
+		const char *desc = zublk_feature_desc(bit);
+
+		REQUIRE(name != NULL);
+		CHECK(name[0] != '\0');
+		CHECK(desc != NULL && desc[0] != '\0');
+		for (unsigned other = 0; other < bit; other++) {
+			const char *o = zublk_feature_name(other);
+
+			CHECK(o == NULL || strcmp(o, name) != 0);
+		}
+	}
+}
+
+TEST(feature_names_match_the_kernels_flag_names)
+{
+	CHECK_STREQ(zublk_feature_name(__builtin_ctzll(UBLK_F_SUPPORT_ZERO_COPY)), "ZERO_COPY");
+	CHECK_STREQ(zublk_feature_name(__builtin_ctzll(UBLK_F_USER_COPY)), "USER_COPY");
+	CHECK_STREQ(zublk_feature_name(__builtin_ctzll(UBLK_F_AUTO_BUF_REG)), "AUTO_BUF_REG");
+	CHECK_STREQ(zublk_feature_name(__builtin_ctzll(UBLK_F_CMD_IOCTL_ENCODE)),
+		    "CMD_IOCTL_ENCODE");
+	CHECK_STREQ(zublk_feature_name(__builtin_ctzll(UBLK_F_UPDATE_SIZE)), "UPDATE_SIZE");
+	CHECK_STREQ(zublk_feature_name(__builtin_ctzll(UBLK_F_SAFE_STOP_DEV)), "SAFE_STOP_DEV");
+}
+
+TEST(feature_bits_we_do_not_know_have_no_name)
+{
+	static const unsigned bits[] = { 20, 21, 32, 63, 64, 1000, ~0U };
+
+	for (unsigned i = 0; i < ARRAY_SIZE(bits); i++) {
+		CHECK(zublk_feature_name(bits[i]) == NULL);
+		CHECK(zublk_feature_desc(bits[i]) == NULL);
+	}
+}
+
+TEST(device_states_0_to_3_have_their_kernel_names)
+{
+	CHECK_STREQ(zublk_state_name(UBLK_S_DEV_DEAD), "DEAD");
+	CHECK_STREQ(zublk_state_name(UBLK_S_DEV_LIVE), "LIVE");
+	CHECK_STREQ(zublk_state_name(UBLK_S_DEV_QUIESCED), "QUIESCED");
+	CHECK_STREQ(zublk_state_name(UBLK_S_DEV_FAIL_IO), "FAIL_IO");
+	CHECK_STREQ(zublk_state_name(0), "DEAD");
+	CHECK_STREQ(zublk_state_name(3), "FAIL_IO");
+	/* `zublk list` prints whatever comes back: never NULL. */
+	CHECK(zublk_state_name(4) != NULL);
+	CHECK(zublk_state_name(~0U) != NULL);
+}

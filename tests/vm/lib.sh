@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: MIT
+# Sourced by every tests/vm/t-*.sh scenario.  Runs as root next to the real
+# ublk driver (in the VM, or natively where the host has one).
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+Z=${ZUBLK:-$ROOT/build/zublk}
+TMP=$(mktemp -d /tmp/zublk-test.XXXXXX)
+FIO_LOG=$TMP/fio.log
+
+fail() { echo "FAIL: $*"; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+note() { echo "  $*"; }
+
+cleanup() {
+	pkill -9 -x fio 2>/dev/null
+	timeout 60 "$Z" del --all >/dev/null 2>&1
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# add ARGS... -> sets DEV (/dev/ublkbN) and ID
+add() {
+	local out
+	out=$("$Z" add "$@" 2>"$TMP/add.err") || fail "zublk add $*: $(cat "$TMP/add.err")"
+	DEV=$out
+	ID=${DEV#/dev/ublkb}
+	[ -b "$DEV" ] || fail "add $*: $DEV is not a block device"
+}
+
+del() { timeout 60 "$Z" del -n "$1" || fail "zublk del -n $1 failed"; }
+
+# fio_ok NAME ARGS...: fio must exit 0 with no error; output kept in FIO_LOG
+fio_ok() {
+	local name=$1
+	shift
+	fio --name="$name" --ioengine=io_uring --direct=1 "$@" >"$FIO_LOG" 2>&1 ||
+		fail "fio $name $*: $(grep -E 'err=|error|verify' "$FIO_LOG" | head -5)"
+	grep -q "err= 0" "$FIO_LOG" || fail "fio $name: $(grep err= "$FIO_LOG")"
+}
+
+# wait_until SECS CMD...: poll CMD until it succeeds; false on timeout
+wait_until() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.1
+	done
+}
+
+no_devices() { [ "$("$Z" list --json | tr -d ' \n')" = "[]" ]; }
+no_daemons() { ! pgrep -f "$Z add" >/dev/null && ! pgrep -x zublk >/dev/null; }
+
+modprobe ublk_drv 2>/dev/null
+modprobe ext4 2>/dev/null
+# A bare devtmpfs has no /dev/fd, which process substitution needs.
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+[ -c /dev/ublk-control ] || skip "no /dev/ublk-control (ublk_drv not available)"

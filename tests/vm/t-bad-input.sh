@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: MIT
+# Bad input: one clear line naming the cause, a non-zero exit, nothing left.
+. "$(dirname "$0")/lib.sh"
+truncate -s 64M "$TMP/img"
+# expect_err PATTERN ARGS...: zublk ARGS fails with one stderr line matching PATTERN
+expect_err() {
+	local pat=$1 rc lines
+	shift
+	timeout 60 "$Z" "$@" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	[ $rc -ne 0 ] || fail "zublk $* succeeded"
+	[ $rc -ne 124 ] || fail "zublk $* hung"
+	lines=$(wc -l <"$TMP/err")
+	[ "$lines" -eq 1 ] || fail "zublk $*: $lines lines on stderr: $(cat "$TMP/err")"
+	grep -qE "$pat" "$TMP/err" || fail "zublk $*: '$(cat "$TMP/err")' does not match '$pat'"
+	[ ! -s "$TMP/out" ] || fail "zublk $*: printed '$(cat "$TMP/out")'"
+	no_devices || fail "zublk $*: left a device: $("$Z" list)"
+	wait_until 5 no_daemons || fail "zublk $*: left a daemon: $(pgrep -a zublk)"
+	note "$(cat "$TMP/err")"
+}
+expect_err "backing file '$TMP/missing.img': No such file or directory" \
+	add -t loop -f "$TMP/missing.img"
+expect_err "target 'nosuch': unknown" add -t nosuch
+expect_err "option 'colour': not an option of target null" add -t null colour=red
+expect_err "option 'size2': not an option of target loop" add -t loop -f "$TMP/img" size2=1
+expect_err "depth '0': must be 1..4096" add -t null -d 0
+expect_err "depth '5000': must be 1..4096" add -t null -d 5000
+expect_err "queues '0': must be 1" add -t null -q 0
+expect_err "queues '999': must be 1" add -t null -q 999
+expect_err "size 'lots': not a size" add -t null size=lots
+expect_err "argument 'oops': not an option" add -t null oops
+expect_err "mode 'fast': not one of" add -t null --mode fast
+expect_err "no target" add size=1G
+expect_err "device 42: no such device" del -n 42
+expect_err "say which" del
+expect_err "device id 'x': not a number" del -n x
+expect_err "unknown command 'frobnicate'" frobnicate
+ZUBLK_FEATURE_MASK=0x$(printf '%x' $((0xfffff & ~0x1))) \
+	expect_err "mode zero-copy: the running kernel lacks UBLK_F_ZERO_COPY" \
+	add -t null --mode zero-copy
+ZUBLK_FEATURE_MASK=0x$(printf '%x' $((0xfffff & ~0x800))) \
+	expect_err "mode auto-zero-copy: the running kernel lacks UBLK_F_AUTO_BUF_REG" \
+	add -t loop -f "$TMP/img" --mode auto-zero-copy
+# An id in use: the second add fails and the first device stays.
+add -t null -n 3
+timeout 60 "$Z" add -t null -n 3 >/dev/null 2>"$TMP/err" && fail "second add -n 3 succeeded"
+grep -q "device 3: already exists" "$TMP/err" || fail "duplicate id: $(cat "$TMP/err")"
+[ -b /dev/ublkb3 ] || fail "the first device 3 went away"
+del 3
+exit 0

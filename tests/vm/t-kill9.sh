@@ -1,0 +1,25 @@
+# SPDX-License-Identifier: MIT
+# kill -9 of the daemon under load: IO fails (no hang), del works within
+# 20 s, and a new add on the same id works.
+. "$(dirname "$0")/lib.sh"
+truncate -s 1G "$TMP/img"
+add -t loop -f "$TMP/img" -n 7
+pid=$("$Z" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["daemon_pid"])')
+fio --name=load --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite --bs=16k \
+	--iodepth=64 --time_based --runtime=120 >"$FIO_LOG" 2>&1 &
+fio_pid=$!
+sleep 3
+kill -0 $fio_pid 2>/dev/null || fail "fio did not run"
+kill -9 "$pid"
+wait_until 20 bash -c "! kill -0 $fio_pid 2>/dev/null" || fail "IO did not fail within 20s of kill -9"
+wait $fio_pid && fail "fio succeeded on a device whose daemon is dead"
+grep -qE 'error|err=' "$FIO_LOG" || fail "fio saw no error"
+start=$SECONDS
+timeout 20 "$Z" del -n 7 || fail "del after kill -9 failed or took over 20s"
+note "IO failed, del took $((SECONDS - start))s"
+[ ! -e /dev/ublkb7 ] || fail "node still there"
+add -t loop -f "$TMP/img" -n 7
+fio_ok again --filename="$DEV" --rw=randwrite --bs=4k --iodepth=16 --size=32M \
+	--verify=crc32c --do_verify=1
+del 7
+exit 0
