@@ -15,7 +15,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -75,13 +77,16 @@ static void redirect_log(const char *state_dir, unsigned id)
 /* The daemon's main thread: serve until the device goes or we are told to stop. */
 static int serve(struct zublk_dev *dev, int sfd)
 {
-	struct pollfd pfd[2] = {
+	struct pollfd pfd[3] = {
 		{ .fd = sfd, .events = POLLIN },
 		{ .fd = zublk_dev_exit_fd(dev), .events = POLLIN },
+		{ .fd = zublk_dev_ctl_fd(dev), .events = POLLIN },
 	};
 
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		if (pfd[2].revents & POLLIN)
+			zublk_dev_ctl_serve(dev);
+		if (poll(pfd, pfd[2].fd >= 0 ? 3 : 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -97,7 +102,16 @@ static int serve(struct zublk_dev *dev, int sfd)
 		if (pfd[1].revents & POLLIN)
 			break;
 	}
-	/* One queue gone means the device is unusable: bring the rest down. */
+	/*
+	 * The queues ended without a stop from us: the driver either holds the
+	 * device for a new daemon (upgrade, recovery: leave it) or lost a queue
+	 * (the device is unusable: bring the rest down and delete it).
+	 */
+	if (zublk_dev_awaits_recovery(dev)) {
+		zublk_log(ZUBLK_LOG_WARN, "device %u: queues released; left for recovery",
+			  zublk_dev_id(dev));
+		return zublk_dev_wait(dev);
+	}
 	zublk_dev_stop(dev);
 	return zublk_dev_wait(dev);
 }
@@ -129,6 +143,12 @@ static void run_daemon(const struct zublk_dev_config *cfg, const struct zublk_ta
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	/*
+	 * Our own mount namespace: a mount of our device made elsewhere never
+	 * pins us, and one made by us (none today) never outlives us.
+	 */
+	if (unshare(CLONE_NEWNS) == 0)
+		mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 
 	ret = zublk_dev_create(cfg, ops, opts, &dev);
 	if (ret)
@@ -177,7 +197,7 @@ static void cleanup_failed(pid_t pid, long id)
 	}
 }
 
-static int wait_daemon(int fd, unsigned timeout_s)
+static int wait_daemon(const char *verb, int fd, unsigned timeout_s, bool recovering)
 {
 	double deadline = now_s() + timeout_s;
 	char buf[4096], errs[4096] = "";
@@ -192,10 +212,10 @@ static int wait_daemon(int fd, unsigned timeout_s)
 		char *nl;
 
 		if (left <= 0) {
-			cleanup_failed(pid, id);
+			cleanup_failed(pid, recovering ? -1 : id);
 			if (nerr)
 				fputs(errs, stderr);
-			cli_err("add", "the device did not come up within %u s", timeout_s);
+			cli_err(verb, "the device did not come up within %u s", timeout_s);
 			return 1;
 		}
 		if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
@@ -203,11 +223,12 @@ static int wait_daemon(int fd, unsigned timeout_s)
 		n = read(fd, buf + have, sizeof(buf) - 1 - have);
 		if (n <= 0) {
 			/* The daemon is gone without saying ready. */
-			cleanup_failed(pid, id);
+			/* A device we came to recover is left for the next try. */
+			cleanup_failed(pid, recovering ? -1 : id);
 			if (nerr)
 				fputs(errs, stderr);
 			else
-				cli_err("add", "the daemon exited before the device was live");
+				cli_err(verb, "the daemon exited before the device was live");
 			return 1;
 		}
 		have += (size_t)n;
@@ -220,7 +241,7 @@ static int wait_daemon(int fd, unsigned timeout_s)
 				id = atol(buf + 2);
 			else if (buf[0] == 'E')
 				nerr += (size_t)snprintf(errs + nerr, sizeof(errs) - nerr,
-							 "zublk: add: %s\n", buf + 2) ;
+							 "zublk: %s: %s\n", verb, buf + 2);
 			else if (buf[0] == 'R') {
 				printf("%s\n", buf + 2);
 				return 0;
@@ -231,6 +252,38 @@ static int wait_daemon(int fd, unsigned timeout_s)
 			memmove(buf, nl + 1, have + 1);
 		}
 	}
+}
+
+int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
+		     const struct zublk_target_ops *ops, struct zublk_opts *opts,
+		     unsigned timeout_s)
+{
+	pid_t child;
+	int p[2], ret;
+
+	if (pipe2(p, O_CLOEXEC)) {
+		cli_err(verb, "pipe: %s", strerror(errno));
+		return 1;
+	}
+	fflush(NULL);
+	child = fork();
+	if (child < 0) {
+		cli_err(verb, "fork: %s", strerror(errno));
+		return 1;
+	}
+	if (child == 0) {
+		/* Detach twice so the daemon is nobody's child and has no terminal. */
+		close(p[0]);
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		run_daemon(cfg, ops, opts, p[1]);
+	}
+	close(p[1]);
+	waitpid(child, NULL, 0);
+	ret = wait_daemon(verb, p[0], timeout_s, cfg->recover);
+	close(p[0]);
+	return ret;
 }
 
 /* Relative backing paths would break for the daemon and for recovery. */
@@ -260,6 +313,8 @@ static const struct option add_opts[] = {
 	{ "max-io", required_argument, NULL, 'M' },
 	{ "keep-scheduler", no_argument, NULL, 'K' },
 	{ "timeout", required_argument, NULL, 'T' },
+	{ "recovery", required_argument, NULL, 'R' },
+	{ "no-part-scan", no_argument, NULL, 'P' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -274,9 +329,8 @@ int cmd_add(int argc, char **argv)
 	char *file_word = NULL;
 	unsigned timeout_s = ADD_DEF_TIMEOUT_S, nr_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	struct zublk_opts opts;
-	int nwords = 0, c, p[2], ret;
+	int nwords = 0, c, ret;
 	uint64_t max_io;
-	pid_t child;
 
 	if (!words)
 		return 1;
@@ -335,6 +389,16 @@ int cmd_add(int argc, char **argv)
 		case 'K':
 			cfg.keep_scheduler = true;
 			break;
+		case 'R':
+			if (zublk_recovery_parse(optarg, &cfg.recovery)) {
+				cli_err("add", "recovery '%s': not one of off, reissue, fail-io",
+					optarg);
+				return 1;
+			}
+			break;
+		case 'P':
+			cfg.no_part_scan = true;
+			break;
 		case 'T':
 			if (zublk_parse_uint(optarg, 1, 3600, &timeout_s)) {
 				cli_err("add", "timeout '%s': must be 1..3600 seconds", optarg);
@@ -377,28 +441,7 @@ int cmd_add(int argc, char **argv)
 	if (zublk_dev_config_check(&cfg, nr_cpus))
 		return 1;
 
-	if (pipe2(p, O_CLOEXEC)) {
-		cli_err("add", "pipe: %s", strerror(errno));
-		return 1;
-	}
-	fflush(NULL);
-	child = fork();
-	if (child < 0) {
-		cli_err("add", "fork: %s", strerror(errno));
-		return 1;
-	}
-	if (child == 0) {
-		/* Detach twice so the daemon is nobody's child and has no terminal. */
-		close(p[0]);
-		setsid();
-		if (fork() != 0)
-			_exit(0);
-		run_daemon(&cfg, ops, &opts, p[1]);
-	}
-	close(p[1]);
-	waitpid(child, NULL, 0);
-	ret = wait_daemon(p[0], timeout_s);
-	close(p[0]);
+	ret = cli_spawn_daemon("add", &cfg, ops, &opts, timeout_s);
 	zublk_opts_free(&opts);
 	free(file_word);
 	free(words);

@@ -2,6 +2,8 @@
 #ifndef ZUBLK_CLI_H
 #define ZUBLK_CLI_H
 
+#include <sys/types.h>
+
 #include "zublk.h"
 
 /* Each verb: argc/argv start at the verb itself. Returns the exit status. */
@@ -9,7 +11,21 @@ int cmd_add(int argc, char **argv);
 int cmd_del(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_features(int argc, char **argv);
+int cmd_recover(int argc, char **argv);
+int cmd_upgrade(int argc, char **argv);
+int cmd_resize(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
 void cmd_help(FILE *f);
+
+/*
+ * Start a daemon for @cfg and wait (at most @timeout_s) until its device is
+ * live; print the device path.  On failure: the daemon's error, nothing left.
+ */
+int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
+		     const struct zublk_target_ops *ops, struct zublk_opts *opts,
+		     unsigned timeout_s);
+/* Wait (bounded) for a daemon process to go; false if it is still there. */
+bool cli_wait_daemon_gone(pid_t pid, unsigned timeout_s);
 
 /* "zublk: VERB: message" on stderr. */
 void cli_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -18,7 +34,8 @@ int cli_ctrl_open(const char *verb, struct zublk_ctrl **c);
 /* Parses a device id for -n. */
 int cli_parse_id(const char *verb, const char *s, unsigned *id);
 /* Deletes device @id and waits (bounded) for its daemon to go. */
-int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned timeout_s);
+int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned timeout_s,
+		bool async);
 /* Ids of the ublk devices that exist now, sorted; returns how many. */
 int cli_list_ids(unsigned *ids, int max);
 

@@ -67,10 +67,21 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned timeout_s)
+bool cli_wait_daemon_gone(pid_t pid, unsigned timeout_s)
+{
+	double deadline = now_s() + timeout_s;
+
+	while (pid_is_daemon(pid) && now_s() < deadline)
+		usleep(20000);
+	return !pid_is_daemon(pid);
+}
+
+int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned timeout_s,
+		bool async)
 {
 	struct ublksrv_ctrl_dev_info info;
-	double deadline = now_s() + timeout_s;
+	double start = now_s();
+	unsigned left;
 	pid_t pid;
 	int ret;
 
@@ -81,22 +92,27 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 		return ret;
 	}
 	pid = info.ublksrv_pid;
+	/*
+	 * DEL_DEV stops the disk (the daemon's queues are aborted and it
+	 * exits) and, unless async, waits until the daemon has let go of it.
+	 */
 	zublk_ctrl_set_timeout(c, timeout_s * 1000);
-	ret = zublk_ctrl_del_dev(c, id, false);
+	ret = zublk_ctrl_del_dev(c, id, !async);
 	if (ret && ret != -ENODEV) {
 		cli_err(verb, "device %u: %s", id,
 			ret == -ETIMEDOUT ? "deleting timed out" : strerror(-ret));
 		return ret;
 	}
-	/* The daemon sees its queues aborted and exits; give it the rest of the time. */
-	while (pid_is_daemon(pid) && now_s() < deadline)
-		usleep(20000);
-	if (pid_is_daemon(pid)) {
+	zublk_state_unlink(ZUBLK_STATE_DIR, id);
+	if (async)
+		return 0;
+	left = timeout_s > now_s() - start ? timeout_s - (unsigned)(now_s() - start) : 1;
+	if (!cli_wait_daemon_gone(pid, left)) {
 		cli_err(verb, "device %u: daemon %d did not exit in %u s; killed it", id, (int)pid,
 			timeout_s);
 		kill(pid, SIGKILL);
+		return -ETIMEDOUT;
 	}
-	zublk_state_unlink(ZUBLK_STATE_DIR, id);
 	return 0;
 }
 
@@ -106,10 +122,11 @@ int cmd_del(int argc, char **argv)
 		{ "number", required_argument, NULL, 'n' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "async", no_argument, NULL, 'A' },
 		{ 0 },
 	};
 	unsigned ids[1024], timeout_s = DEL_DEF_TIMEOUT_S, id = 0;
-	bool all = false, have_id = false;
+	bool all = false, have_id = false, async = false;
 	struct zublk_ctrl *c;
 	int c_, n, failed = 0;
 
@@ -124,6 +141,9 @@ int cmd_del(int argc, char **argv)
 			break;
 		case 'a':
 			all = true;
+			break;
+		case 'A':
+			async = true;
 			break;
 		case 'T':
 			if (zublk_parse_uint(optarg, 1, 3600, &timeout_s)) {
@@ -147,11 +167,11 @@ int cmd_del(int argc, char **argv)
 	if (cli_ctrl_open("del", &c))
 		return 1;
 	if (have_id) {
-		failed = cli_del_dev("del", c, id, timeout_s) != 0;
+		failed = cli_del_dev("del", c, id, timeout_s, async) != 0;
 	} else {
 		n = cli_list_ids(ids, 1024);
 		for (int i = 0; i < n; i++)
-			failed |= cli_del_dev("del", c, ids[i], timeout_s) != 0;
+			failed |= cli_del_dev("del", c, ids[i], timeout_s, async) != 0;
 	}
 	zublk_ctrl_close(c);
 	return failed;

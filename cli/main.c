@@ -47,9 +47,16 @@ void cmd_help(FILE *f)
 		"\n"
 		"  add -t TARGET [-n ID] [-q QUEUES] [-d DEPTH] [--max-io SIZE]\n"
 		"      [--mode copy|user-copy|zero-copy|auto-zero-copy] [--keep-scheduler]\n"
+		"      [--recovery off|reissue|fail-io] [--no-part-scan]\n"
 		"      [--timeout SECS] [-f FILE] [key=value ...]\n"
 		"                      serve a new device; prints /dev/ublkbN once it is live\n"
-		"  del -n ID | --all   delete devices and stop their daemons\n"
+		"  del -n ID | --all [--async] [--timeout SECS]\n"
+		"                      delete devices and stop their daemons\n"
+		"  recover -n ID       a new daemon takes over a device whose daemon died\n"
+		"  upgrade -n ID [--binary PATH]\n"
+		"                      quiesce, replace the daemon (by PATH's), no IO error\n"
+		"  resize -n ID SIZE   grow (or shrink) a live device\n"
+		"  stop [--safe] -n ID stop and delete; --safe refuses while it is open\n"
 		"  list [-n ID] [--json]\n"
 		"                      the devices, their targets, modes and counters\n"
 		"  features            what the running ublk driver supports\n"
@@ -78,6 +85,14 @@ int main(int argc, char **argv)
 		return cmd_list(argc - 1, argv + 1);
 	if (!strcmp(verb, "features"))
 		return cmd_features(argc - 1, argv + 1);
+	if (!strcmp(verb, "recover"))
+		return cmd_recover(argc - 1, argv + 1);
+	if (!strcmp(verb, "upgrade"))
+		return cmd_upgrade(argc - 1, argv + 1);
+	if (!strcmp(verb, "resize"))
+		return cmd_resize(argc - 1, argv + 1);
+	if (!strcmp(verb, "stop"))
+		return cmd_stop(argc - 1, argv + 1);
 	if (!strcmp(verb, "help") || !strcmp(verb, "--help") || !strcmp(verb, "-h")) {
 		cmd_help(stdout);
 		return 0;

@@ -75,6 +75,8 @@ const char *zublk_mode_name(enum zublk_mode mode);
 int zublk_mode_parse(const char *s, enum zublk_mode *out);
 /* UBLK_F_* flags a mode needs from the kernel. */
 uint64_t zublk_mode_flags(enum zublk_mode mode);
+/* The mode a device added with UBLK_F_* @flags runs in. */
+enum zublk_mode zublk_mode_from_flags(uint64_t flags);
 /* Best mode in @allowed (ZUBLK_MODE_BIT mask) that @features supports. */
 enum zublk_mode zublk_mode_best(uint64_t features, unsigned allowed);
 
@@ -228,6 +230,26 @@ struct zublk_target_ops {
 	 */
 	void (*io_done)(struct zublk_queue *q, struct zublk_io *io, unsigned sub,
 			int res);
+
+	/*
+	 * Optional, main thread: the device is to become @size bytes
+	 * (`zublk resize`).  Grow the backing or check it is big enough.
+	 * Without it, resize is refused.
+	 */
+	int (*resize)(struct zublk_dev *dev, uint64_t size);
+	/*
+	 * Optional, main thread: a runtime request for this target, e.g.
+	 * `zublk mirror replace -n ID LEG FILE` arrives as argv
+	 * {"replace", LEG, FILE}.  Write a one-line answer into @reply.
+	 * Returns 0 or -errno.
+	 */
+	int (*control)(struct zublk_dev *dev, int argc, char **argv, char *reply,
+		       size_t reply_len);
+	/*
+	 * Optional, any thread: extra members for the state file and
+	 * `list --json`, each written as `,"key":value`.
+	 */
+	void (*status)(struct zublk_dev *dev, FILE *json);
 };
 
 /* The one static table of targets (targets/registry.c). */
@@ -235,6 +257,15 @@ const struct zublk_target_ops *zublk_target_find(const char *name);
 const struct zublk_target_ops *const *zublk_targets(void);
 
 /* ---------------------------------------------------------------- devices */
+
+enum zublk_recovery {
+	ZUBLK_RECOVERY_REISSUE = 0,	/* requests wait for a new daemon, then reissue */
+	ZUBLK_RECOVERY_OFF,		/* the device dies with its daemon */
+	ZUBLK_RECOVERY_FAIL_IO,		/* IO fails at once until a new daemon recovers */
+};
+const char *zublk_recovery_name(enum zublk_recovery r);
+uint64_t zublk_recovery_flags(enum zublk_recovery r);
+int zublk_recovery_parse(const char *s, enum zublk_recovery *out);
 
 struct zublk_dev_config {
 	int dev_id;			/* -1: the kernel picks */
@@ -244,6 +275,16 @@ struct zublk_dev_config {
 	enum zublk_mode mode;		/* DEFAULT: the best available */
 	bool keep_scheduler;		/* leave the kernel's IO scheduler */
 	const char *state_dir;		/* NULL: ZUBLK_STATE_DIR; "" : none */
+	enum zublk_recovery recovery;	/* what the driver does while no daemon runs */
+	bool no_part_scan;		/* UBLK_F_NO_AUTO_PART_SCAN */
+	/*
+	 * Take over the existing device @dev_id after its daemon died or was
+	 * quiesced: START/END_USER_RECOVERY instead of ADD/SET_PARAMS/START.
+	 * @expect_files, when set, is the backing identity the device was
+	 * served with (zublk_state.files); a different backing is refused.
+	 */
+	bool recover;
+	const char *expect_files;
 };
 
 /* Validates @cfg (ranges) without touching the kernel. */
@@ -260,6 +301,28 @@ int zublk_dev_stop(struct zublk_dev *dev);
  * was deleted or aborted): poll it, then zublk_dev_wait().
  */
 int zublk_dev_exit_fd(const struct zublk_dev *dev);
+/*
+ * After the queues ended on their own: true when the driver holds the
+ * device for a new daemon (quiesced for an upgrade, or waiting after a
+ * crash), so the daemon must exit without deleting it.
+ */
+bool zublk_dev_awaits_recovery(struct zublk_dev *dev);
+/* Resize a live device: target ->resize, the core's limits, UPDATE_SIZE. */
+int zublk_dev_resize(struct zublk_dev *dev, uint64_t size);
+/* Rewrite the state file (thread-safe; for targets whose status changed). */
+int zublk_dev_save_state(struct zublk_dev *dev);
+
+/*
+ * The daemon's control socket (<state_dir>/<id>.sock): poll zublk_dev_ctl_fd()
+ * for POLLIN in the main thread and call zublk_dev_ctl_serve().  Requests:
+ * "resize SIZE", "target ARG..." (to ops->control), "ping".
+ */
+int zublk_dev_ctl_fd(const struct zublk_dev *dev);
+void zublk_dev_ctl_serve(struct zublk_dev *dev);
+/* Client side: send argv to device @id's daemon; its answer into @reply. */
+int zublk_ctl_request(const char *state_dir, unsigned id, int argc, char *const *argv,
+		      char *reply, size_t reply_len);
+
 /* Waits for every queue thread; returns the first queue error, or 0. */
 int zublk_dev_wait(struct zublk_dev *dev);
 /* Deletes the kernel device (if still there) and frees @dev. */
@@ -289,7 +352,9 @@ struct zublk_state {
 	uint64_t size;
 	uint64_t flags;		/* UBLK_F_* the device was added with */
 	int daemon_pid;
-	char options[4096];	/* "key=value key=value" */
+	char recovery[16];	/* "reissue", "off", "fail-io" */
+	char options[4096];	/* "key=value", one per line */
+	char files[1024];	/* identity of each backing: "dev:ino:size ..." */
 };
 
 /* Counters summed over a device's queues. */

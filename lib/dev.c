@@ -156,12 +156,110 @@ static int open_cdev(struct zublk_dev *dev)
 	return ret;
 }
 
+static int recovery_flags(struct zublk_dev *dev, uint64_t *flags)
+{
+	uint64_t want = zublk_recovery_flags(dev->cfg.recovery);
+
+	if (dev->cfg.no_part_scan)
+		want |= UBLK_F_NO_AUTO_PART_SCAN;
+	if ((dev->features & want) != want) {
+		zublk_err("%s: the running kernel lacks UBLK_F_%s",
+			  (want & ~dev->features & UBLK_F_NO_AUTO_PART_SCAN) ? "--no-part-scan"
+									  : "recovery",
+			  missing_feature(want, dev->features));
+		return -EOPNOTSUPP;
+	}
+	/* Quiesce (live upgrade) rides on recovery. */
+	if (want & UBLK_F_USER_RECOVERY)
+		want |= dev->features & UBLK_F_QUIESCE;
+	*flags |= want;
+	return 0;
+}
+
+/* Recovery: the device exists; take its shape from the kernel, not from us. */
+static int recover_prepare(struct zublk_dev *dev)
+{
+	unsigned id = (unsigned)dev->cfg.dev_id;
+	enum zublk_mode m;
+	int ret;
+
+	if (dev->cfg.dev_id < 0) {
+		zublk_err("recover: needs a device id");
+		return -EINVAL;
+	}
+	ret = zublk_ctrl_get_info(dev->ctrl, id, &dev->info);
+	if (ret) {
+		zublk_err("device %u: %s", id,
+			  ret == -ENODEV ? "no such device" : strerror(-ret));
+		return ret;
+	}
+	if (!(dev->info.flags & UBLK_F_USER_RECOVERY)) {
+		zublk_err("device %u: was added with --recovery=off", id);
+		return -EINVAL;
+	}
+	if (dev->info.state != UBLK_S_DEV_QUIESCED && dev->info.state != UBLK_S_DEV_FAIL_IO) {
+		zublk_err("device %u: not waiting for recovery (state %s)", id,
+			  zublk_state_name(dev->info.state));
+		return -EBUSY;
+	}
+	m = zublk_mode_from_flags(dev->info.flags);
+	if (dev->cfg.mode != ZUBLK_MODE_DEFAULT && dev->cfg.mode != m) {
+		zublk_err("device %u: runs in mode %s, not %s", id, zublk_mode_name(m),
+			  zublk_mode_name(dev->cfg.mode));
+		return -EINVAL;
+	}
+	dev->mode = m;
+	dev->nr_queues = dev->info.nr_hw_queues;
+	dev->cfg.queue_depth = dev->info.queue_depth;
+	dev->cfg.max_io_bytes = dev->info.max_io_buf_bytes;
+	ret = zublk_ctrl_get_params(dev->ctrl, id, &dev->params);
+	if (ret) {
+		zublk_err("device %u: GET_PARAMS: %s", id, strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+static int recover_start(struct zublk_dev *dev)
+{
+	unsigned id = dev->info.dev_id;
+	uint64_t have = dev->params.basic.dev_sectors << 9;
+	int ret;
+
+	if (dev->geom.size != have) {
+		zublk_err("device %u: the backing now gives %llu bytes, the device has %llu; "
+			  "not recovering", id, (unsigned long long)dev->geom.size,
+			  (unsigned long long)have);
+		return -EINVAL;
+	}
+	if (dev->cfg.expect_files && strcmp(dev->cfg.expect_files, dev->files_id)) {
+		zublk_err("device %u: the backing is not the one it was served from "
+			  "(was %s, now %s); not recovering", id, dev->cfg.expect_files,
+			  dev->files_id);
+		return -EINVAL;
+	}
+	/* The old daemon may still be on its way out: EBUSY until it is gone. */
+	for (int i = 0; i < 200; i++) {
+		ret = zublk_ctrl_start_recovery(dev->ctrl, id);
+		if (ret != -EBUSY)
+			break;
+		usleep(50000);
+	}
+	if (ret) {
+		zublk_err("device %u: START_USER_RECOVERY: %s", id, strerror(-ret));
+		return ret;
+	}
+	dev->added = true;
+	return open_cdev(dev);
+}
+
 int zublk_dev_create(const struct zublk_dev_config *cfg,
 		     const struct zublk_target_ops *ops, struct zublk_opts *opts,
 		     struct zublk_dev **out)
 {
 	struct zublk_dev *dev;
 	const char *bad;
+	uint64_t flags;
 	int ret;
 
 	dev = calloc(1, sizeof(*dev));
@@ -179,8 +277,10 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		return ret;
 	}
 	dev->nr_files = 1;
+	dev->ctl_fd = -1;
 	pthread_mutex_init(&dev->start_lock, NULL);
 	pthread_cond_init(&dev->start_cond, NULL);
+	pthread_mutex_init(&dev->state_lock, NULL);
 	dev->nr_queues = cfg->nr_queues ? cfg->nr_queues : 1;
 	if (!dev->cfg.queue_depth)
 		dev->cfg.queue_depth = ZUBLK_DEF_QUEUE_DEPTH;
@@ -200,9 +300,15 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		zublk_err("GET_FEATURES: %s (kernel too old?)", strerror(-ret));
 		goto err_ctrl;
 	}
-	ret = pick_mode(dev);
-	if (ret)
-		goto err_ctrl;
+	if (cfg->recover) {
+		ret = recover_prepare(dev);
+		if (ret)
+			goto err_ctrl;
+	} else {
+		ret = pick_mode(dev);
+		if (ret)
+			goto err_ctrl;
+	}
 
 	ret = ops->init(dev, opts, &dev->geom);
 	if (ret)
@@ -215,14 +321,27 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 	ret = check_geom(dev);
 	if (ret)
 		goto err_target;
+	zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
+	atomic_store(&dev->dev_sectors, dev->geom.size >> 9);
+
+	if (cfg->recover) {
+		ret = recover_start(dev);
+		if (ret)
+			goto err_target;
+		goto stats;
+	}
 
 	dev->info.nr_hw_queues = (__u16)dev->nr_queues;
 	dev->info.queue_depth = (__u16)dev->cfg.queue_depth;
 	dev->info.max_io_buf_bytes = dev->cfg.max_io_bytes;
 	dev->info.dev_id = cfg->dev_id < 0 ? (__u32)-1 : (__u32)cfg->dev_id;
 	dev->info.ublksrv_pid = getpid();
-	dev->info.flags = UBLK_F_CMD_IOCTL_ENCODE | zublk_mode_flags(dev->mode) |
-			  (dev->features & (UBLK_F_UPDATE_SIZE | UBLK_F_SAFE_STOP_DEV));
+	flags = UBLK_F_CMD_IOCTL_ENCODE | zublk_mode_flags(dev->mode) |
+		(dev->features & (UBLK_F_UPDATE_SIZE | UBLK_F_SAFE_STOP_DEV));
+	ret = recovery_flags(dev, &flags);
+	dev->info.flags = flags;
+	if (ret)
+		goto err_target;
 	ret = zublk_ctrl_add_dev(dev->ctrl, &dev->info);
 	if (ret) {
 		if (ret == -EEXIST && cfg->dev_id >= 0)
@@ -242,6 +361,7 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		zublk_err("device %u: SET_PARAMS: %s", dev->info.dev_id, strerror(-ret));
 		goto err_del;
 	}
+stats:
 	ret = zublk_stats_map(dev);
 	if (ret)
 		goto err_del;
@@ -251,7 +371,9 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 err_del:
 	if (dev->cdev_fd >= 0)
 		close(dev->cdev_fd);
-	zublk_ctrl_del_dev(dev->ctrl, dev->info.dev_id, true);
+	/* A device we only came to recover stays for the next try. */
+	if (!cfg->recover)
+		zublk_ctrl_del_dev(dev->ctrl, dev->info.dev_id, true);
 err_target:
 	if (ops->exit)
 		ops->exit(dev);
@@ -323,23 +445,36 @@ int zublk_dev_start(struct zublk_dev *dev)
 	if (ret)
 		return ret;
 
-	ret = zublk_ctrl_start_dev(dev->ctrl, dev->info.dev_id, getpid());
-	if (ret) {
-		zublk_err("device %u: START_DEV: %s", dev->info.dev_id, strerror(-ret));
-		return ret;
+	if (dev->cfg.recover) {
+		ret = zublk_ctrl_end_recovery(dev->ctrl, dev->info.dev_id, getpid());
+		if (ret) {
+			zublk_err("device %u: END_USER_RECOVERY: %s", dev->info.dev_id,
+				  strerror(-ret));
+			return ret;
+		}
+	} else {
+		ret = zublk_ctrl_start_dev(dev->ctrl, dev->info.dev_id, getpid());
+		if (ret) {
+			zublk_err("device %u: START_DEV: %s", dev->info.dev_id, strerror(-ret));
+			return ret;
+		}
+		if (!dev->cfg.keep_scheduler)
+			set_scheduler_none(dev);
 	}
 	dev->started = true;
-	if (!dev->cfg.keep_scheduler)
-		set_scheduler_none(dev);
+	zublk_ctl_listen(dev);
 	if (zublk_ctrl_get_params(dev->ctrl, dev->info.dev_id, &dev->params) == 0 &&
 	    zublk_ctrl_get_info(dev->ctrl, dev->info.dev_id, &dev->info) == 0)
-		zublk_state_write(dev);
+		zublk_dev_save_state(dev);
 	return 0;
 }
 
 int zublk_dev_stop(struct zublk_dev *dev)
 {
-	int ret = zublk_ctrl_stop_dev(dev->ctrl, dev->info.dev_id);
+	int ret;
+
+	dev->stop_requested = true;
+	ret = zublk_ctrl_stop_dev(dev->ctrl, dev->info.dev_id);
 
 	/* A device that is already gone has stopped. */
 	if (ret == -ENODEV || ret == -ENOENT)
@@ -379,19 +514,94 @@ void zublk_dev_destroy(struct zublk_dev *dev)
 		dev->ops->exit(dev);
 	if (dev->cdev_fd >= 0)
 		close(dev->cdev_fd);
-	if (dev->added) {
+	zublk_ctl_close(dev);
+	/*
+	 * Delete what we stopped or never started; a device left to a new
+	 * daemon (upgrade, recovery) keeps its state file for it.
+	 */
+	if (dev->added && (dev->stop_requested || !dev->started)) {
 		int ret = zublk_ctrl_del_dev(dev->ctrl, dev->info.dev_id, true);
 
 		if (ret && ret != -ENODEV && ret != -ENOENT)
-			zublk_warn("device %u: DEL_DEV: %s", dev->info.dev_id, strerror(-ret));
+			zublk_dbg("device %u: DEL_DEV: %s", dev->info.dev_id, strerror(-ret));
+		zublk_state_remove(dev, true);
+	} else {
+		zublk_state_remove(dev, false);
 	}
-	zublk_state_remove(dev);
 	zublk_ctrl_close(dev->ctrl);
 	close(dev->exit_efd);
 	free(dev->queues);
 	pthread_mutex_destroy(&dev->start_lock);
 	pthread_cond_destroy(&dev->start_cond);
+	pthread_mutex_destroy(&dev->state_lock);
 	free(dev);
+}
+
+bool zublk_dev_awaits_recovery(struct zublk_dev *dev)
+{
+	struct ublksrv_ctrl_dev_info info;
+
+	if (dev->stop_requested || !(dev->info.flags & UBLK_F_USER_RECOVERY))
+		return false;
+	/*
+	 * Quiesced (upgrade) or not yet: our queues are gone but the driver
+	 * only moves to QUIESCED once the char device is released, so LIVE
+	 * with our queues aborted also means "leave it".
+	 */
+	if (zublk_ctrl_get_info(dev->ctrl, dev->info.dev_id, &info))
+		return false;
+	return info.state == UBLK_S_DEV_QUIESCED || info.state == UBLK_S_DEV_FAIL_IO ||
+	       info.state == UBLK_S_DEV_LIVE;
+}
+
+int zublk_dev_resize(struct zublk_dev *dev, uint64_t size)
+{
+	unsigned id = dev->info.dev_id;
+	uint64_t bs = 1ULL << dev->geom.logical_bs_shift;
+	int ret;
+
+	if (!(dev->info.flags & UBLK_F_UPDATE_SIZE)) {
+		zublk_err("device %u: the kernel cannot resize it (no UBLK_F_UPDATE_SIZE)", id);
+		return -EOPNOTSUPP;
+	}
+	if (!dev->ops->resize) {
+		zublk_err("device %u: target %s cannot be resized", id, dev->ops->name);
+		return -EOPNOTSUPP;
+	}
+	if (size == 0 || size % bs) {
+		zublk_err("device %u: size %llu: not a multiple of the %llu-byte block", id,
+			  (unsigned long long)size, (unsigned long long)bs);
+		return -EINVAL;
+	}
+	ret = dev->ops->resize(dev, size);
+	if (ret)
+		return ret;
+	/* Accept requests up to the new end before the kernel sends any. */
+	if (size > dev->geom.size)
+		atomic_store(&dev->dev_sectors, size >> 9);
+	ret = zublk_ctrl_update_size(dev->ctrl, id, size >> 9);
+	if (ret) {
+		atomic_store(&dev->dev_sectors, dev->geom.size >> 9);
+		zublk_err("device %u: UPDATE_SIZE: %s", id, strerror(-ret));
+		return ret;
+	}
+	atomic_store(&dev->dev_sectors, size >> 9);
+	dev->geom.size = size;
+	dev->params.basic.dev_sectors = size >> 9;
+	/* A grown backing file is still ours: recovery must accept it. */
+	zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
+	zublk_dev_save_state(dev);
+	return 0;
+}
+
+int zublk_dev_save_state(struct zublk_dev *dev)
+{
+	int ret;
+
+	pthread_mutex_lock(&dev->state_lock);
+	ret = zublk_state_write(dev);
+	pthread_mutex_unlock(&dev->state_lock);
+	return ret;
 }
 
 unsigned zublk_dev_id(const struct zublk_dev *dev)

@@ -90,6 +90,11 @@ struct zublk_dev {
 	unsigned nr_queues_ready;
 	int queue_init_error;
 	int exit_efd;				/* readable once a queue has exited */
+	_Atomic uint64_t dev_sectors;		/* what requests are checked against */
+	bool stop_requested;			/* zublk_dev_stop() was called */
+	int ctl_fd;				/* listening control socket, or -1 */
+	pthread_mutex_t state_lock;		/* state file writers */
+	char files_id[1024];			/* backing identity, "dev:ino:size ..." */
 };
 
 /* queue.c */
@@ -106,10 +111,17 @@ int zublk_ctrl_msg_ring(struct zublk_ctrl *c, int ring_fd, uint64_t user_data);
 
 /* state.c */
 int zublk_state_write(struct zublk_dev *dev);
+void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len);
+
+/* ctl.c */
+int zublk_ctl_listen(struct zublk_dev *dev);
+void zublk_ctl_close(struct zublk_dev *dev);
 int zublk_stats_map(struct zublk_dev *dev);
-void zublk_state_remove(struct zublk_dev *dev);
+void zublk_state_remove(struct zublk_dev *dev, bool unlink_files);
 
 /* util */
+void zublk_last_error_clear(void);
+const char *zublk_last_error_or(const char *fallback);
 int zublk_write_file(const char *path, const char *text);
 
 #define zublk_err(...) zublk_log(ZUBLK_LOG_ERR, __VA_ARGS__)

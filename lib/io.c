@@ -258,7 +258,9 @@ void zublk_io_start(struct zublk_queue *q, struct zublk_io *io)
 		io->buf_registered = !io->need_reg;
 	}
 
-	ret = zublk_io_validate(iod, dev->geom.size >> 9, dev->info.max_io_buf_bytes,
+	ret = zublk_io_validate(iod,
+				atomic_load_explicit(&dev->dev_sectors, memory_order_relaxed),
+				dev->info.max_io_buf_bytes,
 				dev->geom.caps, io);
 	if (ret) {
 		zublk_warn("queue %u tag %u: bad request op %u sector %llu count %u: %s",

@@ -222,6 +222,11 @@ static void *queue_thread(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	snprintf(name, sizeof(name), "zublk-q%u", q->q_id);
 	prctl(PR_SET_NAME, name);
+	/*
+	 * Memory reclaim may write back through our own device: a queue
+	 * thread that blocked on it would deadlock.  Needs CAP_SYS_RESOURCE.
+	 */
+	prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
 	q->tid = gettid();
 
 	ret = queue_setup(q);

@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -57,11 +59,15 @@ int zublk_state_write(struct zublk_dev *dev)
 	zublk_json_str(f, dev->ops->name);
 	fprintf(f, ",\"mode\":\"%s\",\"queues\":%u,\"depth\":%u,\"max_io\":%u,"
 		   "\"size\":%llu,\"logical_block\":%u,\"daemon_pid\":%d,\"flags\":%llu,"
-		   "\"options\":[",
+		   "\"recovery\":\"%s\",\"files\":\"%s\",\"options\":[",
 		zublk_mode_name(dev->mode), dev->nr_queues, dev->info.queue_depth,
 		dev->info.max_io_buf_bytes, (unsigned long long)dev->geom.size,
 		1U << dev->geom.logical_bs_shift, (int)getpid(),
-		(unsigned long long)dev->info.flags);
+		(unsigned long long)dev->info.flags,
+		!(dev->info.flags & UBLK_F_USER_RECOVERY)	   ? "off"
+		: (dev->info.flags & UBLK_F_USER_RECOVERY_FAIL_IO) ? "fail-io"
+								   : "reissue",
+		dev->files_id);
 	for (unsigned i = 0; dev->opts && i < dev->opts->nr; i++) {
 		char kv[4096];
 
@@ -70,7 +76,10 @@ int zublk_state_write(struct zublk_dev *dev)
 			fputc(',', f);
 		zublk_json_str(f, kv);
 	}
-	fprintf(f, "]}\n");
+	fprintf(f, "]");
+	if (dev->ops->status)
+		dev->ops->status(dev, f);
+	fprintf(f, "}\n");
 	if (fflush(f) || fsync(fileno(f)))
 		ret = -errno;
 	fclose(f);
@@ -112,13 +121,43 @@ int zublk_stats_map(struct zublk_dev *dev)
 	return 0;
 }
 
-void zublk_state_remove(struct zublk_dev *dev)
+void zublk_state_remove(struct zublk_dev *dev, bool unlink_files)
 {
 	if (dev->stats)
 		munmap(dev->stats, dev->stats_len);
 	dev->stats = NULL;
-	if (dev->state_dir[0] && dev->added)
+	if (dev->state_dir[0] && dev->added && unlink_files)
 		zublk_state_unlink(dev->state_dir, dev->info.dev_id);
+}
+
+/*
+ * Who the backing is: device, inode and size of every registered file, so
+ * a recovery can tell the same file from one put in its place.
+ */
+void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 1; i < dev->nr_files && n < len; i++) {
+		struct stat st;
+		unsigned long long size = 0;
+		int w;
+
+		if (fstat(dev->files[i], &st))
+			continue;
+		if (S_ISBLK(st.st_mode))
+			ioctl(dev->files[i], BLKGETSIZE64, &size);
+		else if (S_ISREG(st.st_mode))
+			size = (unsigned long long)st.st_size;
+		w = snprintf(buf + n, len - n, "%s%llx:%llx:%llu", n ? " " : "",
+			     (unsigned long long)(S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode)
+							  ? st.st_rdev : st.st_dev),
+			     (unsigned long long)st.st_ino, size);
+		if (w < 0 || (size_t)w >= len - n)
+			break;
+		n += (size_t)w;
+	}
 }
 
 void zublk_state_unlink(const char *dir, unsigned id)
@@ -254,6 +293,10 @@ int zublk_state_parse(const char *text, struct zublk_state *st)
 				copy_str(st->target, sizeof(st->target), val);
 			else if (!strcmp(key, "mode"))
 				copy_str(st->mode, sizeof(st->mode), val);
+			else if (!strcmp(key, "recovery"))
+				copy_str(st->recovery, sizeof(st->recovery), val);
+			else if (!strcmp(key, "files"))
+				copy_str(st->files, sizeof(st->files), val);
 		} else if (*p == '[') {
 			size_t used = 0;
 
@@ -263,8 +306,9 @@ int zublk_state_parse(const char *text, struct zublk_state *st)
 				if (!p)
 					return -EINVAL;
 				if (!strcmp(key, "options")) {
+					/* One option per line: values may hold spaces. */
 					int n = snprintf(st->options + used, sizeof(st->options) - used,
-							 "%s%s", used ? " " : "", val);
+							 "%s%s", used ? "\n" : "", val);
 					if (n > 0 && (size_t)n < sizeof(st->options) - used)
 						used += (size_t)n;
 				}

@@ -16,6 +16,18 @@ static void default_log(enum zublk_log_level level, const char *msg)
 }
 
 static zublk_log_fn log_fn = default_log;
+/* The last error each thread logged, for answers over the control socket. */
+static __thread char last_error[512];
+
+void zublk_last_error_clear(void)
+{
+	last_error[0] = '\0';
+}
+
+const char *zublk_last_error_or(const char *fallback)
+{
+	return last_error[0] ? last_error : fallback;
+}
 
 void zublk_set_log(zublk_log_fn fn)
 {
@@ -30,6 +42,12 @@ void zublk_log(enum zublk_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (level == ZUBLK_LOG_ERR) {
+		size_t n = strnlen(msg, sizeof(last_error) - 1);
+
+		memcpy(last_error, msg, n);
+		last_error[n] = '\0';
+	}
 	log_fn(level, msg);
 }
 
@@ -68,6 +86,53 @@ uint64_t zublk_mode_flags(enum zublk_mode mode)
 		return UBLK_F_SUPPORT_ZERO_COPY;
 	case ZUBLK_MODE_AUTO_ZERO_COPY:
 		return UBLK_F_AUTO_BUF_REG;
+	default:
+		return 0;
+	}
+}
+
+enum zublk_mode zublk_mode_from_flags(uint64_t flags)
+{
+	if (flags & UBLK_F_AUTO_BUF_REG)
+		return ZUBLK_MODE_AUTO_ZERO_COPY;
+	if (flags & UBLK_F_SUPPORT_ZERO_COPY)
+		return ZUBLK_MODE_ZERO_COPY;
+	if (flags & UBLK_F_USER_COPY)
+		return ZUBLK_MODE_USER_COPY;
+	return ZUBLK_MODE_COPY;
+}
+
+static const char *const recovery_names[] = {
+	[ZUBLK_RECOVERY_REISSUE] = "reissue",
+	[ZUBLK_RECOVERY_OFF] = "off",
+	[ZUBLK_RECOVERY_FAIL_IO] = "fail-io",
+};
+
+const char *zublk_recovery_name(enum zublk_recovery r)
+{
+	if ((unsigned)r >= sizeof(recovery_names) / sizeof(recovery_names[0]))
+		return "?";
+	return recovery_names[r];
+}
+
+int zublk_recovery_parse(const char *s, enum zublk_recovery *out)
+{
+	for (unsigned r = 0; r < sizeof(recovery_names) / sizeof(recovery_names[0]); r++) {
+		if (!strcmp(s, recovery_names[r])) {
+			*out = (enum zublk_recovery)r;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+uint64_t zublk_recovery_flags(enum zublk_recovery r)
+{
+	switch (r) {
+	case ZUBLK_RECOVERY_REISSUE:
+		return UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE;
+	case ZUBLK_RECOVERY_FAIL_IO:
+		return UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_FAIL_IO;
 	default:
 		return 0;
 	}

@@ -185,6 +185,34 @@ static void loop_exit(struct zublk_dev *dev)
 	free(ld);
 }
 
+/* Grow a regular backing file to fit; never shrink it (the data stays). */
+static int loop_resize(struct zublk_dev *dev, uint64_t size)
+{
+	struct loop_dev *ld = zublk_dev_priv(dev);
+	uint64_t have = 0;
+	struct stat st;
+
+	if (fstat(ld->fd, &st))
+		return -errno;
+	if (ld->bdev) {
+		if (ioctl(ld->fd, BLKGETSIZE64, &have))
+			return -errno;
+		if (size > have) {
+			zublk_log(ZUBLK_LOG_ERR, "resize: the backing device has only %llu bytes",
+				  (unsigned long long)have);
+			return -ENOSPC;
+		}
+		return 0;
+	}
+	if (size > (uint64_t)st.st_size && ftruncate(ld->fd, (off_t)size)) {
+		int ret = -errno;
+
+		zublk_log(ZUBLK_LOG_ERR, "resize: growing the backing file: %s", strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
 static int loop_queue_init(struct zublk_queue *q)
 {
 	struct loop_queue *lq = calloc(1, sizeof(*lq));
@@ -331,4 +359,5 @@ const struct zublk_target_ops zublk_loop_ops = {
 	.queue_exit = loop_queue_exit,
 	.queue_io = loop_queue_io,
 	.io_done = loop_io_done,
+	.resize = loop_resize,
 };

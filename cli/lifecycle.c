@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The verbs that act on a live device: recover (a new daemon takes over),
+ * upgrade (quiesce, let the old daemon go, recover with a new binary),
+ * resize, stop.  Every wait is bounded.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define LIFE_DEF_TIMEOUT_S 60
+
+/* -n ID [--timeout S] and, for some verbs, one more flag; returns the optind. */
+struct life_args {
+	unsigned id;
+	bool have_id;
+	unsigned timeout_s;
+	bool safe;
+	const char *binary;
+};
+
+static int parse_life(const char *verb, int argc, char **argv, struct life_args *a)
+{
+	static const struct option lopts[] = {
+		{ "number", required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "safe", no_argument, NULL, 'S' },
+		{ "binary", required_argument, NULL, 'B' },
+		{ 0 },
+	};
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->timeout_s = LIFE_DEF_TIMEOUT_S;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "n:", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			if (cli_parse_id(verb, optarg, &a->id))
+				return -1;
+			a->have_id = true;
+			break;
+		case 'T':
+			if (zublk_parse_uint(optarg, 1, 3600, &a->timeout_s)) {
+				cli_err(verb, "timeout '%s': must be 1..3600 seconds", optarg);
+				return -1;
+			}
+			break;
+		case 'S':
+			if (strcmp(verb, "stop"))
+				goto bad;
+			a->safe = true;
+			break;
+		case 'B':
+			if (strcmp(verb, "upgrade"))
+				goto bad;
+			a->binary = optarg;
+			break;
+		default:
+bad:
+			cli_err(verb, "option '%s': unknown or missing its value", argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (!a->have_id) {
+		cli_err(verb, "say which device: -n ID");
+		return -1;
+	}
+	return optind;
+}
+
+static int load_state(const char *verb, unsigned id, struct zublk_state *st)
+{
+	int ret = zublk_state_load(ZUBLK_STATE_DIR, id, st);
+
+	if (ret) {
+		cli_err(verb, "device %u: no state in %s/%u.json: %s", id, ZUBLK_STATE_DIR, id,
+			ret == -ENOENT ? "not served by zublk, or its state was lost"
+				       : strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+/* The state file's options, one per line, as target options again. */
+static int state_opts(struct zublk_state *st, struct zublk_opts *opts)
+{
+	char *words[256], *save = NULL;
+	int n = 0;
+
+	for (char *w = strtok_r(st->options, "\n", &save); w && n < 256;
+	     w = strtok_r(NULL, "\n", &save))
+		words[n++] = w;
+	return zublk_opts_parse(opts, n, words);
+}
+
+int cmd_recover(int argc, char **argv)
+{
+	struct zublk_dev_config cfg = { 0 };
+	const struct zublk_target_ops *ops;
+	struct zublk_state st;
+	struct zublk_opts opts;
+	struct life_args a;
+	int ret;
+
+	ret = parse_life("recover", argc, argv, &a);
+	if (ret < 0)
+		return 1;
+	if (ret < argc) {
+		cli_err("recover", "argument '%s': unexpected", argv[ret]);
+		return 1;
+	}
+	if (load_state("recover", a.id, &st))
+		return 1;
+	ops = zublk_target_find(st.target);
+	if (!ops) {
+		cli_err("recover", "device %u: target '%s' is not known to this zublk", a.id,
+			st.target);
+		return 1;
+	}
+	if (state_opts(&st, &opts)) {
+		cli_err("recover", "device %u: cannot parse its options", a.id);
+		return 1;
+	}
+	cfg.dev_id = (int)a.id;
+	cfg.recover = true;
+	cfg.expect_files = st.files[0] ? st.files : NULL;
+	if (zublk_mode_parse(st.mode, &cfg.mode))
+		cfg.mode = ZUBLK_MODE_DEFAULT;
+	ret = cli_spawn_daemon("recover", &cfg, ops, &opts, a.timeout_s);
+	zublk_opts_free(&opts);
+	return ret;
+}
+
+int cmd_upgrade(int argc, char **argv)
+{
+	struct ublksrv_ctrl_dev_info info;
+	struct zublk_ctrl *c;
+	struct zublk_state st;
+	struct life_args a;
+	char self[PATH_MAX], id[16];
+	const char *binary;
+	pid_t child;
+	int ret, status;
+
+	ret = parse_life("upgrade", argc, argv, &a);
+	if (ret < 0)
+		return 1;
+	if (ret < argc) {
+		cli_err("upgrade", "argument '%s': unexpected", argv[ret]);
+		return 1;
+	}
+	binary = a.binary;
+	if (!binary) {
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+		if (n <= 0) {
+			cli_err("upgrade", "cannot find my own binary: %s", strerror(errno));
+			return 1;
+		}
+		self[n] = '\0';
+		binary = self;
+	}
+	if (access(binary, X_OK)) {
+		cli_err("upgrade", "binary '%s': %s", binary, strerror(errno));
+		return 1;
+	}
+	if (load_state("upgrade", a.id, &st) || cli_ctrl_open("upgrade", &c))
+		return 1;
+	ret = zublk_ctrl_get_info(c, a.id, &info);
+	if (ret) {
+		cli_err("upgrade", "device %u: %s", a.id,
+			ret == -ENODEV ? "no such device" : strerror(-ret));
+		goto err;
+	}
+	if (!(info.flags & UBLK_F_QUIESCE)) {
+		cli_err("upgrade", "device %u: added without quiesce support (--recovery=off, "
+			"or an older kernel): cannot upgrade live", a.id);
+		goto err;
+	}
+	if (info.state != UBLK_S_DEV_LIVE) {
+		cli_err("upgrade", "device %u: state %s, not LIVE", a.id,
+			zublk_state_name(info.state));
+		goto err;
+	}
+	/*
+	 * Quiesce: the driver holds new requests, aborts the old daemon's
+	 * commands (it exits and leaves the device), and waits for a new one.
+	 */
+	zublk_ctrl_set_timeout(c, a.timeout_s * 1000);
+	ret = zublk_ctrl_quiesce_dev(c, a.id, a.timeout_s * 1000);
+	if (ret) {
+		cli_err("upgrade", "device %u: QUIESCE_DEV: %s", a.id, strerror(-ret));
+		goto err;
+	}
+	if (!cli_wait_daemon_gone(info.ublksrv_pid, a.timeout_s)) {
+		cli_err("upgrade", "device %u: the old daemon %d did not exit; the device is "
+			"quiesced: run 'zublk recover -n %u' once it is gone", a.id,
+			info.ublksrv_pid, a.id);
+		goto err;
+	}
+	zublk_ctrl_close(c);
+
+	snprintf(id, sizeof(id), "%u", a.id);
+	fflush(NULL);
+	child = fork();
+	if (child < 0) {
+		cli_err("upgrade", "fork: %s", strerror(errno));
+		return 1;
+	}
+	if (child == 0) {
+		execl(binary, binary, "recover", "-n", id, (char *)NULL);
+		cli_err("upgrade", "running '%s': %s", binary, strerror(errno));
+		_exit(127);
+	}
+	if (waitpid(child, &status, 0) < 0 || !WIFEXITED(status))
+		return 1;
+	return WEXITSTATUS(status);
+err:
+	zublk_ctrl_close(c);
+	return 1;
+}
+
+int cmd_resize(int argc, char **argv)
+{
+	struct life_args a;
+	char reply[1024];
+	char *req[2];
+	uint64_t size;
+	int ret;
+
+	ret = parse_life("resize", argc, argv, &a);
+	if (ret < 0)
+		return 1;
+	if (ret != argc - 1) {
+		cli_err("resize", "say the new size: zublk resize -n ID SIZE");
+		return 1;
+	}
+	if (zublk_parse_size(argv[ret], &size) || !size) {
+		cli_err("resize", "size '%s': not a size (e.g. 2G)", argv[ret]);
+		return 1;
+	}
+	req[0] = "resize";
+	req[1] = argv[ret];
+	ret = zublk_ctl_request(ZUBLK_STATE_DIR, a.id, 2, req, reply, sizeof(reply));
+	if (ret) {
+		cli_err("resize", "%s", reply[0] ? reply : strerror(-ret));
+		return 1;
+	}
+	printf("%s\n", reply);
+	return 0;
+}
+
+int cmd_stop(int argc, char **argv)
+{
+	struct ublksrv_ctrl_dev_info info;
+	struct zublk_ctrl *c;
+	struct life_args a;
+	int ret;
+
+	ret = parse_life("stop", argc, argv, &a);
+	if (ret < 0)
+		return 1;
+	if (ret < argc) {
+		cli_err("stop", "argument '%s': unexpected", argv[ret]);
+		return 1;
+	}
+	if (cli_ctrl_open("stop", &c))
+		return 1;
+	ret = zublk_ctrl_get_info(c, a.id, &info);
+	if (ret) {
+		cli_err("stop", "device %u: %s", a.id,
+			ret == -ENODEV ? "no such device" : strerror(-ret));
+		goto out;
+	}
+	if (a.safe && !(info.flags & UBLK_F_SAFE_STOP_DEV)) {
+		cli_err("stop", "device %u: added without UBLK_F_SAFE_STOP_DEV (kernel too old)",
+			a.id);
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
+	zublk_ctrl_set_timeout(c, a.timeout_s * 1000);
+	/* TRY_STOP_DEV refuses while anyone holds the device open. */
+	ret = a.safe ? zublk_ctrl_try_stop_dev(c, a.id) : zublk_ctrl_stop_dev(c, a.id);
+	if (ret) {
+		cli_err("stop", "device %u: %s", a.id,
+			ret == -EBUSY ? "busy: open or mounted (nothing was stopped)"
+				      : strerror(-ret));
+		goto out;
+	}
+	/* The daemon sees its queues aborted and deletes the device. */
+	if (!cli_wait_daemon_gone(info.ublksrv_pid, a.timeout_s))
+		cli_err("stop", "device %u: daemon %d still running", a.id, info.ublksrv_pid);
+	ret = zublk_ctrl_get_info(c, a.id, &info);
+	if (ret == -ENODEV || ret == -ENOENT)
+		ret = 0;
+	else
+		ret = cli_del_dev("stop", c, a.id, a.timeout_s, false);
+out:
+	zublk_ctrl_close(c);
+	return ret ? 1 : 0;
+}
