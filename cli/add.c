@@ -110,6 +110,7 @@ static int serve(struct zublk_dev *dev, int sfd)
 	if (zublk_dev_awaits_recovery(dev)) {
 		zublk_log(ZUBLK_LOG_WARN, "device %u: queues released; left for recovery",
 			  zublk_dev_id(dev));
+		zublk_dev_release(dev);
 		return zublk_dev_wait(dev);
 	}
 	zublk_dev_stop(dev);

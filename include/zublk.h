@@ -307,6 +307,11 @@ int zublk_dev_exit_fd(const struct zublk_dev *dev);
  * crash), so the daemon must exit without deleting it.
  */
 bool zublk_dev_awaits_recovery(struct zublk_dev *dev);
+/*
+ * Stop serving without stopping the device: every queue quits and the
+ * driver keeps the device for a new daemon (`zublk recover`).
+ */
+void zublk_dev_release(struct zublk_dev *dev);
 /* Resize a live device: target ->resize, the core's limits, UPDATE_SIZE. */
 int zublk_dev_resize(struct zublk_dev *dev, uint64_t size);
 /* Rewrite the state file (thread-safe; for targets whose status changed). */

@@ -96,6 +96,16 @@ static int handle(struct zublk_dev *dev, int argc, char **argv, char *reply, siz
 				 (unsigned long long)size);
 		return ret;
 	}
+	/* Fault injection for tests: one queue thread quits as if it died. */
+	if (argc == 2 && !strcmp(argv[0], "debug-exit-queue")) {
+		unsigned q;
+
+		if (zublk_parse_uint(argv[1], 0, 4095, &q))
+			return -EINVAL;
+		ret = zublk_dev_kick_queue(dev, q);
+		snprintf(reply, len, "queue %u: %s", q, ret ? strerror(-ret) : "told to exit");
+		return ret;
+	}
 	if (argc >= 2 && !strcmp(argv[0], "target")) {
 		if (!dev->ops->control) {
 			snprintf(reply, len, "target %s takes no runtime requests", dev->ops->name);

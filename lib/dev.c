@@ -397,15 +397,23 @@ static void set_scheduler_none(struct zublk_dev *dev)
 			   strerror(-ret));
 }
 
+/* Make queue @q_id's thread leave its loop, as if it had died. */
+int zublk_dev_kick_queue(struct zublk_dev *dev, unsigned q_id)
+{
+	struct zublk_queue *q;
+
+	if (!dev->queues || q_id >= dev->nr_queues)
+		return -EINVAL;
+	q = &dev->queues[q_id];
+	if (!q->thread_started || !q->ring_ok)
+		return -ESRCH;
+	return zublk_ctrl_msg_ring(dev->ctrl, q->ring.ring_fd, zublk_ud_pack(0, ZUBLK_UD_STOP, 0));
+}
+
 static void kick_queues(struct zublk_dev *dev)
 {
-	for (unsigned i = 0; i < dev->nr_queues; i++) {
-		struct zublk_queue *q = &dev->queues[i];
-
-		if (q->thread_started && q->ring_ok)
-			zublk_ctrl_msg_ring(dev->ctrl, q->ring.ring_fd,
-					    zublk_ud_pack(0, ZUBLK_UD_STOP, 0));
-	}
+	for (unsigned i = 0; dev->queues && i < dev->nr_queues; i++)
+		zublk_dev_kick_queue(dev, i);
 }
 
 int zublk_dev_start(struct zublk_dev *dev)
@@ -535,6 +543,11 @@ void zublk_dev_destroy(struct zublk_dev *dev)
 	pthread_cond_destroy(&dev->start_cond);
 	pthread_mutex_destroy(&dev->state_lock);
 	free(dev);
+}
+
+void zublk_dev_release(struct zublk_dev *dev)
+{
+	kick_queues(dev);
 }
 
 bool zublk_dev_awaits_recovery(struct zublk_dev *dev)

@@ -113,6 +113,9 @@ int zublk_ctrl_msg_ring(struct zublk_ctrl *c, int ring_fd, uint64_t user_data);
 int zublk_state_write(struct zublk_dev *dev);
 void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len);
 
+/* dev.c */
+int zublk_dev_kick_queue(struct zublk_dev *dev, unsigned q_id);
+
 /* ctl.c */
 int zublk_ctl_listen(struct zublk_dev *dev);
 void zublk_ctl_close(struct zublk_dev *dev);

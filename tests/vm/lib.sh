@@ -56,3 +56,10 @@ modprobe ext4 2>/dev/null
 # A bare devtmpfs has no /dev/fd, which process substitution needs.
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 [ -c /dev/ublk-control ] || skip "no /dev/ublk-control (ublk_drv not available)"
+
+# dev_field ID FIELD: one field of `zublk list -n ID --json`
+dev_field() {
+	"$Z" list -n "$1" --json 2>/dev/null |
+		python3 -c "import json,sys; d=json.load(sys.stdin); print(d[0]['$2'] if d else '')"
+}
+state_is() { [ "$(dev_field "$1" state)" = "$2" ]; }

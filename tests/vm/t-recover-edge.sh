@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: MIT
+# Recovery's bad days: recover then kill again then delete; a recovering
+# daemon killed half-way; del right after kill -9; one queue thread dying;
+# a different backing file refused with the device left quiesced.
+. "$(dirname "$0")/lib.sh"
+truncate -s 64M "$TMP/img"
+
+# Recover, kill again, delete: no hang.
+add -t loop -f "$TMP/img" -n 0
+kill -9 "$(dev_field 0 daemon_pid)"
+wait_until 20 state_is 0 QUIESCED || fail "not quiesced"
+timeout 30 "$Z" recover -n 0 >/dev/null || fail "recover"
+kill -9 "$(dev_field 0 daemon_pid)"
+timeout 60 "$Z" del -n 0 || fail "del after recover+kill"
+[ ! -e /dev/ublkb0 ] || fail "node left"
+
+# A recovering daemon killed half-way: del completes within 60 s.
+add -t loop -f "$TMP/img" -n 1
+kill -9 "$(dev_field 1 daemon_pid)"
+wait_until 20 state_is 1 QUIESCED || fail "not quiesced"
+timeout 30 "$Z" recover -n 1 >/dev/null 2>&1 &
+for i in $(seq 1 100); do
+	p=$(pgrep -x zublk | head -1)
+	[ -n "$p" ] && break
+	sleep 0.02
+done
+[ -n "$p" ] && kill -9 $p
+wait
+timeout 60 "$Z" del -n 1 || fail "del after a half-way recovery"
+[ ! -e /dev/ublkb1 ] || fail "node 1 left"
+no_devices || fail "devices left"
+
+# del right after kill -9, without waiting.
+add -t loop -f "$TMP/img" -n 2
+dd if=/dev/zero of=/dev/ublkb2 bs=64k count=100 oflag=direct status=none &
+kill -9 "$(dev_field 2 daemon_pid)"
+timeout 60 "$Z" del -n 2 || fail "del right after kill -9"
+wait
+[ ! -e /dev/ublkb2 ] || fail "node 2 left"
+
+# One queue thread dies: the device leaves LIVE and can be deleted.
+add -t loop -f "$TMP/img" -n 3 -q 2
+"$Z" list -n 3 >/dev/null
+echo "debug" >/dev/null
+python3 - <<'PY' || fail "could not reach the daemon"
+import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect("/run/zublk/3.sock")
+s.send(b"debug-exit-queue\x001")
+r = s.recv(1024).split(b"\0")
+assert r[0] == b"0", r
+PY
+wait_until 20 bash -c "! $Z list -n 3 --json | grep -q '\"LIVE\"'" || fail "still LIVE after a queue died"
+note "after a queue died: $(dev_field 3 state)"
+timeout 60 "$Z" del -n 3 || fail "del after a queue died"
+
+# A different backing file: refused, the device stays quiesced, files untouched.
+truncate -s 64M "$TMP/other"
+head -c 4M /dev/urandom | dd of="$TMP/other" conv=notrunc status=none
+add -t loop -f "$TMP/img" -n 4
+dd if=/dev/urandom of=/dev/ublkb4 bs=1M count=2 oflag=direct status=none
+kill -9 "$(dev_field 4 daemon_pid)"
+wait_until 20 state_is 4 QUIESCED || fail "not quiesced"
+mv "$TMP/img" "$TMP/img.orig"
+mv "$TMP/other" "$TMP/img"
+before=$(sha256sum "$TMP/img" "$TMP/img.orig")
+timeout 30 "$Z" recover -n 4 >/dev/null 2>"$TMP/err" && fail "recovered onto a different file"
+note "$(cat "$TMP/err")"
+grep -q "not the one it was served from" "$TMP/err" || fail "unclear refusal: $(cat "$TMP/err")"
+[ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "more than one line: $(cat "$TMP/err")"
+state_is 4 QUIESCED || fail "device left $(dev_field 4 state)"
+[ "$before" = "$(sha256sum "$TMP/img" "$TMP/img.orig")" ] || fail "a backing file changed"
+# Same size, other size: a shorter file is refused too.
+truncate -s 32M "$TMP/img"
+timeout 30 "$Z" recover -n 4 >/dev/null 2>&1 && fail "recovered onto a smaller file"
+mv "$TMP/img.orig" "$TMP/img"
+timeout 30 "$Z" recover -n 4 >/dev/null || fail "recover with the right file"
+del 4
+exit 0

@@ -1,0 +1,23 @@
+# SPDX-License-Identifier: MIT
+# resize grows a live device; a mounted ext4 grows online; data verifies.
+. "$(dirname "$0")/lib.sh"
+truncate -s 128M "$TMP/img"
+add -t loop -f "$TMP/img"
+mkfs.ext4 -q -F "$DEV" || fail mkfs
+mkdir "$TMP/mnt" && mount "$DEV" "$TMP/mnt" || fail mount
+head -c 40M /dev/urandom >"$TMP/mnt/a"
+sha=$(sha256sum <"$TMP/mnt/a")
+"$Z" resize -n "$ID" 512M >/dev/null || fail "resize"
+[ "$(cat /sys/block/ublkb$ID/size)" = $((512 << 11)) ] || fail "size is $(cat /sys/block/ublkb$ID/size) sectors"
+[ "$(stat -c %s "$TMP/img")" = $((512 << 20)) ] || fail "backing not grown"
+[ "$(dev_field "$ID" size)" = $((512 << 20)) ] || fail "list size $(dev_field "$ID" size)"
+resize2fs "$DEV" >"$TMP/r2fs" 2>&1 || fail "resize2fs: $(cat "$TMP/r2fs")"
+avail=$(df -B1M --output=size "$TMP/mnt" | tail -1)
+[ "$avail" -gt 400 ] || fail "fs is ${avail}M after resize2fs"
+head -c 300M /dev/zero >"$TMP/mnt/b" || fail "writing into the grown fs"
+[ "$(sha256sum <"$TMP/mnt/a")" = "$sha" ] || fail "data changed"
+umount "$TMP/mnt"
+fsck.ext4 -fn "$DEV" >/dev/null 2>&1 || fail "fsck after grow"
+"$Z" resize -n "$ID" 1000 >/dev/null 2>"$TMP/err" && fail "resize to 1000 bytes accepted"
+note "$(cat "$TMP/err")"
+exit 0

@@ -1,0 +1,25 @@
+# SPDX-License-Identifier: MIT
+# stop --safe refuses (EBUSY) while mounted and stops an idle device;
+# del --async returns and the device goes; --no-part-scan is honoured.
+. "$(dirname "$0")/lib.sh"
+truncate -s 64M "$TMP/img"
+add -t loop -f "$TMP/img"
+mkfs.ext4 -q -F "$DEV" && mkdir "$TMP/mnt" && mount "$DEV" "$TMP/mnt" || fail "mount"
+"$Z" stop --safe -n "$ID" 2>"$TMP/err" && fail "stop --safe succeeded while mounted"
+grep -q "busy" "$TMP/err" || fail "unclear: $(cat "$TMP/err")"
+state_is "$ID" LIVE || fail "device not live after a refused stop"
+echo x >"$TMP/mnt/still-works" || fail "fs broken after refused stop"
+umount "$TMP/mnt"
+timeout 60 "$Z" stop --safe -n "$ID" || fail "stop --safe of an idle device"
+[ ! -e "$DEV" ] || fail "node left after stop"
+no_devices || fail "device left after stop"
+
+add -t null
+timeout 60 "$Z" del --async -n "$ID" || fail "del --async"
+wait_until 20 no_devices || fail "device still there after del --async"
+wait_until 20 no_daemons || fail "daemon still there after del --async"
+
+add -t null --no-part-scan
+flags=$("$Z" list -n "$ID" --json)
+grep -q NO_AUTO_PART_SCAN <<<"$flags" || fail "no NO_AUTO_PART_SCAN flag: $flags"
+exit 0
