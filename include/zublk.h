@@ -316,6 +316,22 @@ void zublk_dev_release(struct zublk_dev *dev);
 int zublk_dev_resize(struct zublk_dev *dev, uint64_t size);
 /* Rewrite the state file (thread-safe; for targets whose status changed). */
 int zublk_dev_save_state(struct zublk_dev *dev);
+/*
+ * For targets whose backing changes while the device runs (mirror replace,
+ * a failed leg).  Both are thread-safe; zublk_dev_save_state() records the
+ * change for `list` and for a recovery.
+ *
+ * zublk_dev_set_file(): @fd now backs fixed-file index @idx (from
+ * zublk_dev_add_file()), so the backing identity a recovery checks follows
+ * it.  The target updates its queues' rings itself (IORING_OP_FILES_UPDATE
+ * from the queue thread) and owns both fds.
+ *
+ * zublk_dev_set_opt(): the @nth value of option @key becomes @val (appended
+ * when there are only @nth of them); a NULL @val removes it.  A recovery
+ * starts the target with the options as they are then.
+ */
+int zublk_dev_set_file(struct zublk_dev *dev, int idx, int fd);
+int zublk_dev_set_opt(struct zublk_dev *dev, const char *key, unsigned nth, const char *val);
 
 /*
  * The daemon's control socket (<state_dir>/<id>.sock): poll zublk_dev_ctl_fd()
