@@ -117,6 +117,37 @@ static int serve(struct zublk_dev *dev, int sfd)
 	return zublk_dev_wait(dev);
 }
 
+/*
+ * The namespace copy holds every mount the caller had, ublk file systems
+ * included (`zublk recover` of a mounted device): detach those here, or
+ * this daemon would pin its own device's superblock.
+ */
+static void drop_ublk_mounts(void)
+{
+	char line[4096], *points[256];
+	int n = 0;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f) && n < 256) {
+		char *sep = strstr(line, " - "), mnt[1024], fstype[64], src[1024];
+
+		if (!sep || sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1 ||
+		    sscanf(sep + 3, "%63s %1023s", fstype, src) != 2)
+			continue;
+		if (!strncmp(src, "/dev/ublkb", 10))
+			points[n++] = strdup(mnt);
+	}
+	fclose(f);
+	/* Last mounted first, so stacked mounts come off top down. */
+	while (n-- > 0) {
+		if (points[n])
+			umount2(points[n], MNT_DETACH);
+		free(points[n]);
+	}
+}
+
 static void run_daemon(const struct zublk_dev_config *cfg, const struct zublk_target_ops *ops,
 		       struct zublk_opts *opts, int pipe_fd)
 {
@@ -148,8 +179,8 @@ static void run_daemon(const struct zublk_dev_config *cfg, const struct zublk_ta
 	 * Our own mount namespace: a mount of our device made elsewhere never
 	 * pins us, and one made by us (none today) never outlives us.
 	 */
-	if (unshare(CLONE_NEWNS) == 0)
-		mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+	if (unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
+		drop_ublk_mounts();
 
 	ret = zublk_dev_create(cfg, ops, opts, &dev);
 	if (ret)

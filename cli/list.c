@@ -91,6 +91,8 @@ static void print_json(const struct dev_view *v, bool first)
 		f1 = false;
 	}
 	printf("]");
+	if (v->have_state && v->st.extra[0])
+		printf(", %s", v->st.extra);
 	if (v->have_cnt)
 		printf(", \"counters\": {\"ios\": %llu, \"submits\": %llu, \"enters\": %llu, "
 		       "\"errors\": %llu}",

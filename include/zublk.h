@@ -247,7 +247,7 @@ struct zublk_target_ops {
 		       size_t reply_len);
 	/*
 	 * Optional, any thread: extra members for the state file and
-	 * `list --json`, each written as `,"key":value`.
+	 * `list --json`, each written as `,"key":value` (any JSON value).
 	 */
 	void (*status)(struct zublk_dev *dev, FILE *json);
 };
@@ -376,6 +376,7 @@ struct zublk_state {
 	char recovery[16];	/* "reissue", "off", "fail-io" */
 	char options[4096];	/* "key=value", one per line */
 	char files[1024];	/* identity of each backing: "dev:ino:size ..." */
+	char extra[2048];	/* the target's status members, raw JSON: "k": v, ... */
 };
 
 /* Counters summed over a device's queues. */

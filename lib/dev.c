@@ -226,12 +226,15 @@ static int recover_start(struct zublk_dev *dev)
 	uint64_t have = dev->params.basic.dev_sectors << 9;
 	int ret;
 
-	if (dev->geom.size != have) {
+	/* The device's size rules; a backing left bigger by a shrink is fine. */
+	if (dev->geom.size < have) {
 		zublk_err("device %u: the backing now gives %llu bytes, the device has %llu; "
 			  "not recovering", id, (unsigned long long)dev->geom.size,
 			  (unsigned long long)have);
 		return -EINVAL;
 	}
+	dev->geom.size = have;
+	atomic_store(&dev->dev_sectors, have >> 9);
 	if (dev->cfg.expect_files && strcmp(dev->cfg.expect_files, dev->files_id)) {
 		zublk_err("device %u: the backing is not the one it was served from "
 			  "(was %s, now %s); not recovering", id, dev->cfg.expect_files,
@@ -527,7 +530,7 @@ void zublk_dev_destroy(struct zublk_dev *dev)
 	 * Delete what we stopped or never started; a device left to a new
 	 * daemon (upgrade, recovery) keeps its state file for it.
 	 */
-	if (dev->added && (dev->stop_requested || !dev->started)) {
+	if (dev->added && (dev->stop_requested || (!dev->started && !dev->cfg.recover))) {
 		int ret = zublk_ctrl_del_dev(dev->ctrl, dev->info.dev_id, true);
 
 		if (ret && ret != -ENODEV && ret != -ENOENT)

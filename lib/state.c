@@ -265,6 +265,74 @@ static const char *parse_str(const char *p, char *out, size_t len)
 	return p + 1;
 }
 
+static bool is_known_key(const char *key)
+{
+	static const char *const known[] = {
+		"id", "target", "mode", "queues", "depth", "max_io", "size", "logical_block",
+		"daemon_pid", "flags", "recovery", "files", "options",
+	};
+
+	for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(key, known[i]))
+			return true;
+	return false;
+}
+
+/* Skips any JSON value at @p (object, array, string, literal); NULL if broken. */
+static const char *skip_value(const char *p, int depth)
+{
+	char tmp[2];
+
+	p = skip_ws(p);
+	if (depth > 32)
+		return NULL;
+	if (*p == '"')
+		return parse_str(p, tmp, sizeof(tmp));
+	if (*p == '{' || *p == '[') {
+		char close = *p == '{' ? '}' : ']';
+
+		p = skip_ws(p + 1);
+		if (*p == close)
+			return p + 1;
+		for (;;) {
+			if (close == '}') {
+				p = parse_str(skip_ws(p), tmp, sizeof(tmp));
+				if (!p)
+					return NULL;
+				p = skip_ws(p);
+				if (*p++ != ':')
+					return NULL;
+			}
+			p = skip_value(p, depth + 1);
+			if (!p)
+				return NULL;
+			p = skip_ws(p);
+			if (*p == ',') {
+				p++;
+				continue;
+			}
+			return *p == close ? p + 1 : NULL;
+		}
+	}
+	if (*p == '-' || isalnum((unsigned char)*p)) {
+		while (*p == '-' || *p == '+' || *p == '.' || isalnum((unsigned char)*p))
+			p++;
+		return p;
+	}
+	return NULL;
+}
+
+/* Keeps @key and its raw value text in st->extra, for `list --json`. */
+static void keep_extra(struct zublk_state *st, const char *key, const char *v, const char *end)
+{
+	size_t used = strlen(st->extra);
+	int n = snprintf(st->extra + used, sizeof(st->extra) - used, "%s\"%s\": %.*s",
+			 used ? ", " : "", key, (int)(end - v), v);
+
+	if (n < 0 || (size_t)n >= sizeof(st->extra) - used)
+		st->extra[used] = '\0';
+}
+
 int zublk_state_parse(const char *text, struct zublk_state *st)
 {
 	const char *p = skip_ws(text);
@@ -285,7 +353,14 @@ int zublk_state_parse(const char *text, struct zublk_state *st)
 		if (*p++ != ':')
 			return -EINVAL;
 		p = skip_ws(p);
-		if (*p == '"') {
+		if (!is_known_key(key)) {
+			const char *v = p;
+
+			p = skip_value(p, 0);
+			if (!p)
+				return -EINVAL;
+			keep_extra(st, key, v, p);
+		} else if (*p == '"') {
 			p = parse_str(p, val, sizeof(val));
 			if (!p)
 				return -EINVAL;
