@@ -68,6 +68,22 @@ static void human(uint64_t b, char *buf, size_t len)
 	snprintf(buf, len, u ? "%.1f%c" : "%.0f%c", v, units[u]);
 }
 
+/* The options, one per line in the state, as a JSON array of "key=value". */
+static void print_options_json(const struct dev_view *v)
+{
+	char buf[sizeof(v->st.options)], *save = NULL;
+	bool first = true;
+
+	snprintf(buf, sizeof(buf), "%s", v->have_state ? v->st.options : "");
+	putchar('[');
+	for (char *o = strtok_r(buf, "\n", &save); o; o = strtok_r(NULL, "\n", &save)) {
+		printf("%s", first ? "" : ", ");
+		zublk_json_str(stdout, o);
+		first = false;
+	}
+	putchar(']');
+}
+
 static void print_json(const struct dev_view *v, bool first)
 {
 	bool f1 = true;
@@ -80,7 +96,11 @@ static void print_json(const struct dev_view *v, bool first)
 	       "\"char_device\": \"/dev/ublkc%u\", \"daemon_pid\": %d, \"options\": ",
 	       mode_of(v), v->info.nr_hw_queues, v->info.queue_depth, v->info.max_io_buf_bytes,
 	       (unsigned long long)size_of(v), v->id, v->id, v->info.ublksrv_pid);
-	zublk_json_str(stdout, v->have_state ? v->st.options : "");
+	print_options_json(v);
+	if (v->have_params && v->params.devt.disk_major)
+		printf(", \"devt\": \"%u:%u\", \"char_devt\": \"%u:%u\"",
+		       v->params.devt.disk_major, v->params.devt.disk_minor,
+		       v->params.devt.char_major, v->params.devt.char_minor);
 	printf(", \"flags\": [");
 	for (unsigned bit = 0; bit < 64; bit++) {
 		const char *name = zublk_feature_name(bit);
@@ -103,13 +123,18 @@ static void print_json(const struct dev_view *v, bool first)
 
 static void print_row(const struct dev_view *v)
 {
-	char sz[32];
+	char sz[32], opts[sizeof(v->st.options)];
+
+	snprintf(opts, sizeof(opts), "%s", v->have_state ? v->st.options : "");
+	for (char *p = opts; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
 
 	human(size_of(v), sz, sizeof(sz));
 	printf("%-4u %-9s %-7s %-15s %6u %6u %8s  /dev/ublkb%-4u %7d  %s\n", v->id,
 	       zublk_state_name(v->info.state), v->have_state ? v->st.target : "-", mode_of(v),
 	       v->info.nr_hw_queues, v->info.queue_depth, sz, v->id, v->info.ublksrv_pid,
-	       v->have_state ? v->st.options : "");
+	       opts);
 }
 
 int cmd_list(int argc, char **argv)

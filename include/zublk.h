@@ -168,6 +168,10 @@ struct zublk_target_geom {
 	uint32_t discard_granularity;	/* bytes; 0: the logical block */
 	uint32_t max_discard_sectors;	/* 0: a sane default */
 	uint32_t dma_alignment;		/* bytes - 1; 0: 511 */
+	/* Segment limits for a backing that has them; all 0: none. */
+	uint64_t seg_boundary_mask;	/* + 1 a power of two >= 4096 */
+	uint32_t max_segment_size;	/* >= 4096 */
+	uint16_t max_segments;
 };
 
 /*

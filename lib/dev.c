@@ -94,6 +94,12 @@ static int check_geom(struct zublk_dev *dev)
 			  g->logical_bs_shift);
 		return -EINVAL;
 	}
+	if ((g->max_segments || g->max_segment_size || g->seg_boundary_mask) &&
+	    (!g->max_segments || g->max_segment_size < 4096 || g->seg_boundary_mask < 4095 ||
+	     ((g->seg_boundary_mask + 1) & g->seg_boundary_mask))) {
+		zublk_err("target %s: bad segment limits", dev->ops->name);
+		return -EINVAL;
+	}
 	g->size &= ~((1ULL << g->logical_bs_shift) - 1);
 	if (g->size == 0) {
 		zublk_err("target %s: size is zero (smaller than one %u-byte block)",
@@ -123,6 +129,12 @@ static void build_params(struct zublk_dev *dev)
 	p->basic.dev_sectors = g->size >> 9;
 	p->dma.alignment = g->dma_alignment ? g->dma_alignment : 511;
 
+	if (g->max_segments && g->max_segment_size && g->seg_boundary_mask) {
+		p->types |= UBLK_PARAM_TYPE_SEGMENT;
+		p->seg.seg_boundary_mask = g->seg_boundary_mask;
+		p->seg.max_segment_size = g->max_segment_size;
+		p->seg.max_segments = g->max_segments;
+	}
 	if (g->caps & (ZUBLK_CAP_DISCARD | ZUBLK_CAP_WRITE_ZEROES)) {
 		uint32_t max = g->max_discard_sectors ? g->max_discard_sectors
 						      : DEF_MAX_DISCARD_SECTORS;

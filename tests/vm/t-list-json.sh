@@ -22,6 +22,9 @@ assert l["block_device"] == "/dev/ublkb0" and ("file=" + sys.argv[2]) in l["opti
 assert l["counters"]["ios"] >= 1000, l["counters"]
 assert l["counters"]["enters"] > 0 and l["counters"]["submits"] > 0, l["counters"]
 assert (n["target"], n["mode"], n["size"]) == ("null", "auto-zero-copy", 2 << 30), n
+for d in devs:  # devt read back from the driver matches the node
+    rdev = os.stat(d["block_device"]).st_rdev
+    assert d["devt"] == "%d:%d" % (os.major(rdev), os.minor(rdev)), d
 PY
 "$Z" list -n 1 --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d)==1 and d[0]["id"]==1' ||
 	fail "list -n 1"
