@@ -238,6 +238,27 @@ uint32_t mirror_fail_leg(uint32_t word, unsigned leg, bool *failed)
 	return ok | rb << 16;
 }
 
+int mirror_parse_failed(const char *s, unsigned nr, uint32_t *failed)
+{
+	*failed = 0;
+	if (!s || !*s)
+		return 0;
+	for (const char *p = s; *p;) {
+		char *end;
+		unsigned long v;
+
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		v = strtoul(p, &end, 10);
+		if (v >= nr || v >= MIRROR_MAX_LEGS || (*end && *end != ',') ||
+		    (*end == ',' && !end[1]))
+			return -EINVAL;
+		*failed |= MIRROR_LEG(v);
+		p = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
 const char *mirror_leg_state_name(uint32_t word, unsigned leg)
 {
 	if (MIRROR_OK(word) & MIRROR_LEG(leg))

@@ -106,6 +106,9 @@ int mirror_pick_leg(uint32_t ok_mask, uint32_t tried, const unsigned *inflight, 
  */
 uint32_t mirror_fail_leg(uint32_t word, unsigned leg, bool *failed);
 
+/* "1,3" -> bits 1 and 3; each a leg below @nr.  0 or -EINVAL. */
+int mirror_parse_failed(const char *s, unsigned nr, uint32_t *failed);
+
 /* "ok", "failed" or "rebuilding" for leg @leg in @word. */
 const char *mirror_leg_state_name(uint32_t word, unsigned leg);
 

@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: MIT
+# Sourced by the t-stripe* / t-mirror* scenarios after lib.sh: legs that can
+# be made to fail (dm over a kernel loop device), and mirror status.
+export DM_DISABLE_UDEV=1	# no udev here: libdevmapper makes /dev/mapper nodes
+DMS=()
+LOOPS=()
+raid_cleanup() {
+	pkill -9 -x fio 2>/dev/null
+	timeout 60 "$Z" del --all >/dev/null 2>&1
+	local d l
+	for d in "${DMS[@]}"; do dmsetup remove --retry "$d" >/dev/null 2>&1; done
+	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
+	cleanup
+}
+trap raid_cleanup EXIT
+
+declare -A DM_LOOP
+# dm_leg NAME FILE: DM_DEV=/dev/mapper/zublk-test-NAME, dm-linear over a
+# loop device on FILE
+dm_leg() {
+	local name=zublk-test-$1 file=$2 l sectors
+	modprobe dm-mod 2>/dev/null
+	modprobe loop 2>/dev/null
+	command -v dmsetup >/dev/null || skip "no dmsetup (apt install dmsetup)"
+	l=$(losetup -f --show "$file" 2>/dev/null) || skip "no kernel loop devices"
+	LOOPS+=("$l")
+	sectors=$(($(stat -c %s "$file") / 512))
+	dmsetup create "$name" --table "0 $sectors linear $l 0" ||
+		skip "device mapper does not work here"
+	DMS+=("$name")
+	DM_LOOP[$1]=$l
+	DM_DEV=/dev/mapper/$name
+}
+
+# dm_fail NAME: from now on every IO to it fails (dm error target)
+# dm_heal NAME: back to the loop device under it
+dm_table() {
+	local name=zublk-test-$1 sectors
+	sectors=$(blockdev --getsz "/dev/mapper/$name")
+	dmsetup suspend "$name" && dmsetup load "$name" --table "0 $sectors $2" &&
+		dmsetup resume "$name" || fail "dm table '$2' for $1"
+}
+dm_fail() { dm_table "$1" error; }
+dm_heal() { dm_table "$1" "linear ${DM_LOOP[$1]} 0"; }
+
+# mirror_field ID PYEXPR: a value from the device's `list --json` entry d
+mirror_field() {
+	"$Z" list -n "$1" --json 2>/dev/null |
+		python3 -c "import json,sys; d=json.load(sys.stdin)[0]; print($2)" 2>/dev/null
+}
+leg_state() { mirror_field "$1" "d['legs'][$2]['state']"; }
+dev_errors() { mirror_field "$1" "d['counters']['errors']"; }
+rebuild_done() { [ "$(mirror_field "$1" "d['rebuild']")" = None ] && [ "$(leg_state "$1" "$2")" = ok ]; }
+
+# bg_fio NAME ARGS...: fio in the background (FIO_PID), output in $TMP/NAME.log
+bg_fio() {
+	local name=$1
+	shift
+	fio --name="$name" --ioengine=io_uring --direct=1 "$@" >"$TMP/$name.log" 2>&1 &
+	FIO_PID=$!
+}
+# bg_fio_ok NAME: wait for it; it must end well with err= 0
+bg_fio_ok() {
+	wait "$FIO_PID" || fail "fio $1: $(grep -E 'err=|error|verify' "$TMP/$1.log" | head -5)"
+	grep -q "err= 0" "$TMP/$1.log" || fail "fio $1: $(grep err= "$TMP/$1.log")"
+}
+fio_running() { kill -0 "$FIO_PID" 2>/dev/null; }
