@@ -103,6 +103,8 @@ struct mirror_dev {
 	_Atomic bool persist_req;
 	pthread_mutex_t persist_lock;
 
+	uint64_t rb_rate;			/* bytes/s at most; 0: no limit */
+	int64_t rb_start_ns;
 	_Atomic int rb_leg;			/* -1: no rebuild */
 	_Atomic int rb_src;
 	_Atomic uint64_t rb_pos;
@@ -275,6 +277,14 @@ static void mirror_rebuild_end(struct mirror_dev *md, unsigned leg, bool ok)
 	mirror_persist(md);
 }
 
+static int64_t mirror_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 /* One window of the rebuild of leg @leg. */
 static void mirror_rebuild_step(struct mirror_dev *md, unsigned leg)
 {
@@ -309,14 +319,17 @@ static void mirror_rebuild_step(struct mirror_dev *md, unsigned leg)
 			return;
 	}
 	atomic_store(&md->rb_pos, pos + len);
-}
+	if (md->rb_rate) {
+		/* Where the rate limit wants us: wait for it. */
+		int64_t due = md->rb_start_ns +
+			      (int64_t)((pos + len) * 1000000000.0 / (double)md->rb_rate);
+		int64_t now = mirror_now_ns();
 
-static int64_t mirror_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+		while (due > now && !atomic_load(&md->stop)) {
+			mirror_nap(due - now > 100000000 ? 100000000 : (long)(due - now));
+			now = mirror_now_ns();
+		}
+	}
 }
 
 /* Persists what queue threads report, runs rebuilds. */
@@ -366,7 +379,7 @@ static int mirror_open_failed_leg(const char *path, bool buffered, struct raid_m
 	struct stat st;
 
 	if (!stat(path, &st) && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) &&
-	    !raid_member_open("mirror", path, buffered, m))
+	    !raid_member_open("mirror: leg", path, buffered, m))
 		return 0;
 	memset(m, 0, sizeof(*m));
 	m->path = strdup(path);
@@ -429,6 +442,11 @@ static int mirror_parse(struct mirror_dev *md, struct zublk_opts *opts, uint32_t
 		zublk_log(ZUBLK_LOG_ERR, "mirror: failed '%s': no leg would be left in sync", s);
 		return -EINVAL;
 	}
+	if (zublk_opts_get_size(opts, "rebuild_rate", &md->rb_rate)) {
+		zublk_log(ZUBLK_LOG_ERR, "mirror: rebuild_rate '%s': not a size (bytes per second)",
+			  zublk_opts_get(opts, "rebuild_rate"));
+		return -EINVAL;
+	}
 	*size = 0;
 	s = zublk_opts_get(opts, "size");
 	if (s && (zublk_parse_size(s, size) || *size == 0)) {
@@ -449,7 +467,7 @@ static int mirror_open_legs(struct mirror_dev *md, struct zublk_opts *opts, uint
 		if (failed & MIRROR_LEG(i))
 			ret = mirror_open_failed_leg(path, md->buffered, &l->m);
 		else
-			ret = raid_member_open("mirror", path, md->buffered, &l->m);
+			ret = raid_member_open("mirror: leg", path, md->buffered, &l->m);
 		if (ret)
 			return ret; /* mirror_free() closes what was opened */
 		atomic_init(&l->path, l->m.path);
@@ -992,7 +1010,7 @@ static int mirror_ctl_replace(struct mirror_dev *md, unsigned leg, const char *p
 		snprintf(reply, len, "mirror: '%s': not an absolute path", path);
 		return -EINVAL;
 	}
-	ret = raid_member_open("mirror", path, md->buffered, &m);
+	ret = raid_member_open("mirror: leg", path, md->buffered, &m);
 	if (ret) {
 		snprintf(reply, len, "mirror: '%s': %s", path, strerror(-ret));
 		return ret;
@@ -1030,6 +1048,7 @@ static int mirror_ctl_replace(struct mirror_dev *md, unsigned leg, const char *p
 	close(old_fd);
 
 	atomic_store(&md->rb_pos, 0);
+	md->rb_start_ns = mirror_now_ns();
 	atomic_store(&md->rb_leg, (int)leg);
 	/* Writes take it in from here; the rebuild starts after. */
 	atomic_fetch_or(&md->state, MIRROR_LEG(leg) << 16);
@@ -1107,7 +1126,8 @@ const struct zublk_target_ops zublk_mirror_ops = {
 	.summary = "RAID1: the same data on 2 or more files or block devices",
 	.usage = "file=PATH file=PATH [file=PATH ...]  buffered=0|1 (default 0: O_DIRECT)  "
 		 "failed=LIST (legs out of sync; zublk keeps it)  size=SIZE (default: the "
-		 "smallest leg)",
+		 "smallest leg)  rebuild_rate=SIZE (bytes/s a rebuild copies at most; default: "
+		 "no limit)",
 	.modes = ZUBLK_MODES_ALL,
 	.init = mirror_init,
 	.exit = mirror_exit,

@@ -33,7 +33,7 @@ static bool raid_bdev_can_discard(dev_t rdev)
 	return max > 0;
 }
 
-static int raid_member_geom(const char *target, struct raid_member *m, bool buffered)
+static int raid_member_geom(const char *what, struct raid_member *m, bool buffered)
 {
 	struct stat st;
 	int ret;
@@ -71,12 +71,12 @@ static int raid_member_geom(const char *target, struct raid_member *m, bool buff
 			fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				  (off_t)m->size, 1 << m->lbs_shift) == 0;
 	} else {
-		zublk_log(ZUBLK_LOG_ERR, "%s: member '%s': not a regular file or block device",
-			  target, m->path);
+		zublk_log(ZUBLK_LOG_ERR, "%s '%s': not a regular file or block device",
+			  what, m->path);
 		return -EINVAL;
 	}
 	if (m->size < (1ULL << m->lbs_shift)) {
-		zublk_log(ZUBLK_LOG_ERR, "%s: member '%s': too small (%llu bytes)", target,
+		zublk_log(ZUBLK_LOG_ERR, "%s '%s': too small (%llu bytes)", what,
 			  m->path, (unsigned long long)m->size);
 		return -EINVAL;
 	}
@@ -84,11 +84,11 @@ static int raid_member_geom(const char *target, struct raid_member *m, bool buff
 
 err_errno:
 	ret = -errno;
-	zublk_log(ZUBLK_LOG_ERR, "%s: member '%s': %s", target, m->path, strerror(-ret));
+	zublk_log(ZUBLK_LOG_ERR, "%s '%s': %s", what, m->path, strerror(-ret));
 	return ret;
 }
 
-int raid_member_open(const char *target, const char *path, bool buffered,
+int raid_member_open(const char *what, const char *path, bool buffered,
 		     struct raid_member *m)
 {
 	int ret;
@@ -97,7 +97,7 @@ int raid_member_open(const char *target, const char *path, bool buffered,
 	m->fd = -1;
 	m->idx = -1;
 	if (!path || !*path) {
-		zublk_log(ZUBLK_LOG_ERR, "%s: member '': an empty path", target);
+		zublk_log(ZUBLK_LOG_ERR, "%s '': an empty path", what);
 		return -EINVAL;
 	}
 	m->path = strdup(path);
@@ -108,14 +108,14 @@ int raid_member_open(const char *target, const char *path, bool buffered,
 		ret = -errno;
 		if (ret == -EINVAL && !buffered)
 			zublk_log(ZUBLK_LOG_ERR,
-				  "%s: member '%s': O_DIRECT is not supported there (use buffered=1)",
-				  target, path);
+				  "%s '%s': O_DIRECT is not supported there (use buffered=1)",
+				  what, path);
 		else
-			zublk_log(ZUBLK_LOG_ERR, "%s: member '%s': %s", target, path,
+			zublk_log(ZUBLK_LOG_ERR, "%s '%s': %s", what, path,
 				  strerror(-ret));
 		goto err;
 	}
-	ret = raid_member_geom(target, m, buffered);
+	ret = raid_member_geom(what, m, buffered);
 	if (ret)
 		goto err;
 	return 0;

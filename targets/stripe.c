@@ -131,7 +131,7 @@ static int stripe_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	sd->l.chunk_shift = (unsigned)__builtin_ctzll(chunk);
 	sd->l.nr = nr;
 	for (unsigned i = 0; i < nr; i++) {
-		ret = raid_member_open("stripe", zublk_opts_get_nth(opts, "file", i), buffered,
+		ret = raid_member_open("stripe: member", zublk_opts_get_nth(opts, "file", i), buffered,
 				       &sd->m[i]);
 		if (ret)
 			goto err;

@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: MIT
+# mirror bad input: one line naming the thing and the cause, a non-zero
+# exit, no device and no daemon left; and replace requests that cannot be.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/raid-lib.sh"
+
+# expect_err PATTERN ARGS...: zublk ARGS fails with one stderr line matching PATTERN
+expect_err() {
+	local pat=$1 rc lines
+	shift
+	timeout 60 "$Z" "$@" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	[ $rc -ne 0 ] || fail "zublk $* succeeded"
+	[ $rc -ne 124 ] || fail "zublk $* hung"
+	lines=$(wc -l <"$TMP/err")
+	[ "$lines" -eq 1 ] || fail "zublk $*: $lines lines on stderr: $(cat "$TMP/err")"
+	grep -qE -- "$pat" "$TMP/err" || fail "zublk $*: '$(cat "$TMP/err")' does not match '$pat'"
+	[ ! -s "$TMP/out" ] || fail "zublk $*: printed '$(cat "$TMP/out")'"
+	no_devices || fail "zublk $*: left a device: $("$Z" list)"
+	wait_until 5 no_daemons || fail "zublk $*: left a daemon: $(pgrep -a zublk)"
+	note "$(cat "$TMP/err")"
+}
+
+truncate -s 64M "$TMP/a" "$TMP/b" "$TMP/c"
+expect_err "mirror: needs 2 or more legs .*got 1" add -t mirror file="$TMP/a"
+expect_err "mirror: needs 2 or more legs .*got 0" add -t mirror
+expect_err "mirror: leg '$TMP/nosuch': No such file or directory" \
+	add -t mirror file="$TMP/a" file="$TMP/nosuch"
+expect_err "mirror: leg '$TMP/a': the same as '$TMP/a'" \
+	add -t mirror file="$TMP/a" file="$TMP/a"
+expect_err "mirror: failed '2': not a list of leg numbers 0..1" \
+	add -t mirror file="$TMP/a" file="$TMP/b" failed=2
+expect_err "mirror: failed '0,1': no leg would be left in sync" \
+	add -t mirror file="$TMP/a" file="$TMP/b" failed=0,1
+expect_err "mirror: size 1073741824: the legs hold 67108864 bytes" \
+	add -t mirror file="$TMP/a" file="$TMP/b" size=1G
+expect_err "option 'chunk': not an option of target mirror" \
+	add -t mirror file="$TMP/a" file="$TMP/b" chunk=64k
+
+# Legs of different block sizes: kernel loop devices of 512 and 4096.
+modprobe loop 2>/dev/null
+l512=$(losetup -f --show -b 512 "$TMP/a" 2>/dev/null) || skip "no kernel loop devices"
+LOOPS+=("$l512")
+l4k=$(losetup -f --show -b 4096 "$TMP/b") || fail "losetup -b 4096"
+LOOPS+=("$l4k")
+expect_err "mirror: leg '$l4k' has 4096-byte blocks but '$l512' has 512-byte blocks" \
+	add -t mirror file="$l512" file="$l4k"
+
+# Replace requests that cannot be: each refused with its reason, nothing changes.
+"$Z" help 2>&1 | grep -q mirror || { note "no 'mirror' command: replace checks skipped"; exit 0; }
+add -t mirror file="$TMP/a" file="$TMP/c" -n 0
+truncate -s 32M "$TMP/small"
+refuse() { # refuse PATTERN ARGS...: zublk mirror ARGS fails saying PATTERN
+	local pat=$1
+	shift
+	timeout 60 "$Z" mirror "$@" >"$TMP/out" 2>&1 && fail "mirror $* was accepted"
+	grep -qE -- "$pat" "$TMP/out" || fail "mirror $*: '$(cat "$TMP/out")' does not match '$pat'"
+	note "$(cat "$TMP/out")"
+}
+refuse "leg '7': no such leg" replace -n 0 7 "$TMP/b"
+refuse "'$TMP/small' has 33554432 bytes, the mirror needs 67108864" replace -n 0 1 "$TMP/small"
+refuse "'$l4k' has 4096-byte blocks but the mirror has 512-byte blocks" replace -n 0 1 "$l4k"
+refuse "'$TMP/a' is leg 0 already" replace -n 0 1 "$TMP/a"
+refuse "'$TMP/nosuch': No such file or directory" replace -n 0 1 "$TMP/nosuch"
+[ "$(leg_state 0 0)" = ok ] && [ "$(leg_state 0 1)" = ok ] || fail "a refused replace changed the legs"
+[ "$(mirror_field 0 "d['legs'][1]['file']")" = "$TMP/c" ] || fail "leg 1 is not c any more"
+del 0
+exit 0

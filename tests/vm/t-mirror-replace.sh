@@ -1,0 +1,60 @@
+# SPDX-License-Identifier: MIT
+# mirror replace under fio write+verify: a failed leg (dm error) is
+# replaced by a new file, rebuilt in the background while IO goes on, with
+# progress in `list --json`; fio sees no error and after del the legs are
+# identical.  Then a hot replace of a healthy leg, and a replace refused
+# while a rebuild runs.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/raid-lib.sh"
+"$Z" help 2>&1 | grep -q mirror || skip "zublk has no 'mirror' command yet"
+truncate -s 192M "$TMP/a" "$TMP/b" "$TMP/c" "$TMP/d"
+dm_leg b "$TMP/b"
+# 192M at 8M/s: the rebuild takes 24 s, long enough to watch it.
+add -t mirror file="$TMP/a" file="$DM_DEV" rebuild_rate=8M -n 0
+job=(--filename="$DEV" --rw=randwrite --bsrange=4k-256k --iodepth=16 --size=160M
+	--verify=crc32c --verify_backlog=512 --verify_fatal=1 --time_based)
+bg_fio w "${job[@]}" --runtime=60
+sleep 2
+fio_running || fail "fio ended early: $(tail -3 "$TMP/w.log")"
+dm_fail b
+wait_until 20 eval '[ "$(leg_state 0 1)" = failed ]' || fail "leg 1 did not fail"
+note "leg 1 failed under fio"
+"$Z" mirror replace -n 0 1 "$TMP/c" >"$TMP/out" 2>&1 || fail "replace: $(cat "$TMP/out")"
+note "$(cat "$TMP/out")"
+st=$(leg_state 0 1)
+[ "$(mirror_field 0 "d['legs'][1]['file']")" = "$TMP/c" ] || fail "leg 1 is not the new file"
+[ "$st" = rebuilding ] || fail "leg 1 is '$st' right after the replace"
+# One rebuild at a time.
+"$Z" mirror replace -n 0 0 "$TMP/d" >"$TMP/out" 2>&1 && fail "a second replace was accepted"
+grep -q "being rebuilt" "$TMP/out" || fail "second replace: $(cat "$TMP/out")"
+sleep 3
+pct=$(mirror_field 0 "d['rebuild']['percent']")
+[ -n "$pct" ] && [ "$pct" -gt 0 ] && [ "$pct" -lt 100 ] ||
+	fail "rebuild progress in list --json: '$pct': $("$Z" list --json)"
+note "rebuild at $pct% after 3 s"
+wait_until 180 rebuild_done 0 1 || fail "rebuild did not finish: $(mirror_field 0 "d['rebuild']")"
+fio_running || fail "fio ended before the rebuild did"
+note "rebuilt under fio"
+bg_fio_ok w
+grep -q "failed=" /run/zublk/0.json && fail "failed= still in the state file"
+grep -q "\"file=$TMP/c\"" /run/zublk/0.json || fail "the state file does not name the new leg"
+[ "$(dev_errors 0)" = 0 ] || fail "$(dev_errors 0) requests ended in error"
+# Reads now also come from the rebuilt leg: all of it must verify.
+fio_ok r --filename="$DEV" --rw=write --bs=1M --size=192M --verify=crc32c --do_verify=1
+del 0
+cmp "$TMP/a" "$TMP/c" || fail "legs differ after the rebuild"
+note "legs identical"
+
+# Hot replace of a healthy leg under fio: leg 0 (a) by d, rebuilt from c.
+add -t mirror file="$TMP/a" file="$TMP/c" -n 0 --mode copy
+bg_fio w2 "${job[@]}" --runtime=30
+sleep 2
+"$Z" mirror replace -n 0 "$TMP/a" "$TMP/d" >"$TMP/out" 2>&1 || fail "replace: $(cat "$TMP/out")"
+wait_until 180 rebuild_done 0 0 || fail "rebuild did not finish"
+fio_running || fail "fio ended before the rebuild did"
+bg_fio_ok w2
+[ "$(dev_errors 0)" = 0 ] || fail "$(dev_errors 0) requests ended in error"
+del 0
+cmp "$TMP/c" "$TMP/d" || fail "legs differ after the hot replace"
+note "hot replace of a healthy leg: legs identical"
+exit 0
