@@ -57,6 +57,9 @@ void cmd_help(FILE *f)
 		"                      quiesce, replace the daemon (by PATH's), no IO error\n"
 		"  resize -n ID SIZE   grow (or shrink) a live device\n"
 		"  stop [--safe] -n ID stop and delete; --safe refuses while it is open\n"
+		"  mirror replace -n ID LEG FILE | mirror fail -n ID LEG\n"
+		"                      put FILE in place of a mirror leg (rebuilt while IO\n"
+		"                      goes on), or fail a leg\n"
 		"  list [-n ID] [--json]\n"
 		"                      the devices, their targets, modes and counters\n"
 		"  features            what the running ublk driver supports\n"
@@ -93,6 +96,8 @@ int main(int argc, char **argv)
 		return cmd_resize(argc - 1, argv + 1);
 	if (!strcmp(verb, "stop"))
 		return cmd_stop(argc - 1, argv + 1);
+	if (!strcmp(verb, "mirror"))
+		return cmd_mirror(argc - 1, argv + 1);
 	if (!strcmp(verb, "help") || !strcmp(verb, "--help") || !strcmp(verb, "-h")) {
 		cmd_help(stdout);
 		return 0;

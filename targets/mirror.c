@@ -786,13 +786,13 @@ static int mirror_write(struct zublk_queue *q, struct zublk_io *io, struct mirro
 		else
 			ret = mirror_issue_other(q, io, leg);
 		if (ret) {
-			if (!t->pending)
-				return ret;
-			t->err = ret;
-			break;
+			/* A leg in sync that misses a write is out of sync. */
+			mirror_fail(md, leg, ret, "queueing");
+			if (!t->err)
+				t->err = ret;
 		}
 	}
-	return t->pending ? 0 : -EIO;
+	return t->pending ? 0 : (t->err ? t->err : -EIO);
 }
 
 static void mirror_untrack(struct mirror_queue *mq, struct zublk_io *io, struct mirror_tag *t)

@@ -47,7 +47,7 @@ expect_err "mirror: leg '$l4k' has 4096-byte blocks but '$l512' has 512-byte blo
 	add -t mirror file="$l512" file="$l4k"
 
 # Replace requests that cannot be: each refused with its reason, nothing changes.
-"$Z" help 2>&1 | grep -q mirror || { note "no 'mirror' command: replace checks skipped"; exit 0; }
+"$Z" help 2>&1 | grep -q "mirror replace" || { note "no 'mirror' command: replace checks skipped"; exit 0; }
 add -t mirror file="$TMP/a" file="$TMP/c" -n 0
 truncate -s 32M "$TMP/small"
 refuse() { # refuse PATTERN ARGS...: zublk mirror ARGS fails saying PATTERN
@@ -64,5 +64,11 @@ refuse "'$TMP/a' is leg 0 already" replace -n 0 1 "$TMP/a"
 refuse "'$TMP/nosuch': No such file or directory" replace -n 0 1 "$TMP/nosuch"
 [ "$(leg_state 0 0)" = ok ] && [ "$(leg_state 0 1)" = ok ] || fail "a refused replace changed the legs"
 [ "$(mirror_field 0 "d['legs'][1]['file']")" = "$TMP/c" ] || fail "leg 1 is not c any more"
+# fail: by number or path; never the last leg in sync, never twice.
+"$Z" mirror fail -n 0 "$TMP/c" >"$TMP/out" 2>&1 || fail "mirror fail: $(cat "$TMP/out")"
+[ "$(leg_state 0 1)" = failed ] || fail "leg 1 is '$(leg_state 0 1)' after mirror fail"
+refuse "leg 0: the last one in sync" fail -n 0 0
+refuse "leg 1: already failed" fail -n 0 1
+refuse "usage: zublk mirror replace -n ID LEG FILE" replace -n 0 1
 del 0
 exit 0

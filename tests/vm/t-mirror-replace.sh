@@ -6,7 +6,7 @@
 # while a rebuild runs.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/raid-lib.sh"
-"$Z" help 2>&1 | grep -q mirror || skip "zublk has no 'mirror' command yet"
+"$Z" help 2>&1 | grep -q "mirror replace" || skip "zublk has no 'mirror' command yet"
 truncate -s 192M "$TMP/a" "$TMP/b" "$TMP/c" "$TMP/d"
 dm_leg b "$TMP/b"
 # 192M at 8M/s: the rebuild takes 24 s, long enough to watch it.
