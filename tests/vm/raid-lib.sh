@@ -50,6 +50,7 @@ mirror_field() {
 }
 leg_state() { mirror_field "$1" "d['legs'][$2]['state']"; }
 dev_errors() { mirror_field "$1" "d['counters']['errors']"; }
+no_rebuild() { [ "$(mirror_field "$1" "d['rebuild']")" = None ]; }
 rebuild_done() { [ "$(mirror_field "$1" "d['rebuild']")" = None ] && [ "$(leg_state "$1" "$2")" = ok ]; }
 
 # bg_fio NAME ARGS...: fio in the background (FIO_PID), output in $TMP/NAME.log

@@ -57,4 +57,26 @@ bg_fio_ok w2
 del 0
 cmp "$TMP/c" "$TMP/d" || fail "legs differ after the hot replace"
 note "hot replace of a healthy leg: legs identical"
+
+# The new leg fails during its rebuild: the rebuild stops, the leg is
+# failed, IO goes on; a second replace then completes.
+truncate -s 192M "$TMP/e"
+dm_leg e "$TMP/e"
+add -t mirror file="$TMP/c" file="$TMP/d" rebuild_rate=8M -n 0
+bg_fio w3 "${job[@]}" --runtime=40
+sleep 1
+"$Z" mirror replace -n 0 1 "$DM_DEV" >"$TMP/out" 2>&1 || fail "replace: $(cat "$TMP/out")"
+sleep 2
+[ "$(leg_state 0 1)" = rebuilding ] || fail "leg 1 is '$(leg_state 0 1)' during its rebuild"
+dm_fail e
+wait_until 30 eval '[ "$(leg_state 0 1)" = failed ]' || fail "the failing new leg was not failed"
+wait_until 10 no_rebuild 0 || fail "the rebuild did not stop"
+grep -q '"failed=1"' /run/zublk/0.json || fail "failed=1 not in the state file"
+"$Z" mirror replace -n 0 1 "$TMP/a" >"$TMP/out" 2>&1 || fail "second replace: $(cat "$TMP/out")"
+wait_until 180 rebuild_done 0 1 || fail "the second rebuild did not finish"
+bg_fio_ok w3
+[ "$(dev_errors 0)" = 0 ] || fail "$(dev_errors 0) requests ended in error"
+del 0
+cmp "$TMP/c" "$TMP/a" || fail "legs differ after the second replace"
+note "a new leg failing during its rebuild: stopped, failed; replaced again, identical"
 exit 0
