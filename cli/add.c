@@ -347,6 +347,7 @@ static const struct option add_opts[] = {
 	{ "timeout", required_argument, NULL, 'T' },
 	{ "recovery", required_argument, NULL, 'R' },
 	{ "no-part-scan", no_argument, NULL, 'P' },
+	{ "pin-queues", no_argument, NULL, 'A' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -430,6 +431,9 @@ int cmd_add(int argc, char **argv)
 			break;
 		case 'P':
 			cfg.no_part_scan = true;
+			break;
+		case 'A':
+			cfg.pin_queues = true;
 			break;
 		case 'T':
 			if (zublk_parse_uint(optarg, 1, 3600, &timeout_s)) {

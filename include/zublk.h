@@ -108,6 +108,14 @@ unsigned zublk_opts_count(const struct zublk_opts *o, const char *key);
 /* 0 with *out untouched when absent; -EINVAL on a malformed value. */
 int zublk_opts_get_size(struct zublk_opts *o, const char *key, uint64_t *out);
 int zublk_opts_get_bool(struct zublk_opts *o, const char *key, bool *out);
+/* Like zublk_opts_get_bool(), but *out = -1 when absent, else 0 or 1. */
+int zublk_opts_get_tristate(struct zublk_opts *o, const char *key, int *out);
+/*
+ * A regular file in memory (tmpfs, ramfs): O_DIRECT bypasses no cache there
+ * and only costs, so targets open such backings buffered unless told
+ * buffered=0.
+ */
+bool zublk_backing_in_memory(const char *path);
 /* -EINVAL and *bad = the key when an option was never read. */
 int zublk_opts_check_unused(const struct zublk_opts *o, const char **bad);
 
@@ -281,6 +289,12 @@ struct zublk_dev_config {
 	const char *state_dir;		/* NULL: ZUBLK_STATE_DIR; "" : none */
 	enum zublk_recovery recovery;	/* what the driver does while no daemon runs */
 	bool no_part_scan;		/* UBLK_F_NO_AUTO_PART_SCAN */
+	/*
+	 * Pin each queue thread to the CPUs whose IO it serves
+	 * (GET_QUEUE_AFFINITY).  Off by default: the scheduler's placement
+	 * measured better (bench/results).
+	 */
+	bool pin_queues;
 	/*
 	 * Take over the existing device @dev_id after its daemon died or was
 	 * quiesced: START/END_USER_RECOVERY instead of ADD/SET_PARAMS/START.

@@ -2,6 +2,8 @@
 /* Device lifecycle: create (target init, ADD_DEV, SET_PARAMS), start, stop. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -431,6 +433,21 @@ static void kick_queues(struct zublk_dev *dev)
 		zublk_dev_kick_queue(dev, i);
 }
 
+/* Pin @q's thread to the CPUs the driver maps to its hardware queue. */
+static void queue_pin(struct zublk_dev *dev, struct zublk_queue *q)
+{
+	cpu_set_t set;
+	int ret;
+
+	CPU_ZERO(&set);
+	ret = zublk_ctrl_get_queue_affinity(dev->ctrl, dev->info.dev_id, q->q_id, &set,
+					    sizeof(set));
+	if (!ret && CPU_COUNT(&set))
+		ret = -pthread_setaffinity_np(q->thread, sizeof(set), &set);
+	if (ret)
+		zublk_log(ZUBLK_LOG_WARN, "queue %u: not pinned: %s", q->q_id, strerror(-ret));
+}
+
 int zublk_dev_start(struct zublk_dev *dev)
 {
 	int ret = 0;
@@ -450,6 +467,8 @@ int zublk_dev_start(struct zublk_dev *dev)
 			zublk_err("queue %u: thread: %s", i, strerror(-ret));
 			break;
 		}
+		if (dev->cfg.pin_queues)
+			queue_pin(dev, q);
 	}
 
 	pthread_mutex_lock(&dev->start_lock);

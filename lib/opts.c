@@ -149,6 +149,20 @@ int zublk_opts_get_size(struct zublk_opts *o, const char *key, uint64_t *out)
 	return zublk_parse_size(v, out);
 }
 
+int zublk_opts_get_tristate(struct zublk_opts *o, const char *key, int *out)
+{
+	bool b = false;
+	int ret;
+
+	*out = -1;
+	if (!zublk_opts_get(o, key))
+		return 0;
+	ret = zublk_opts_get_bool(o, key, &b);
+	if (!ret)
+		*out = b;
+	return ret;
+}
+
 int zublk_opts_get_bool(struct zublk_opts *o, const char *key, bool *out)
 {
 	const char *v = zublk_opts_get(o, key);

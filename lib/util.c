@@ -5,7 +5,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+#include <linux/magic.h>
 
 #include "internal.h"
 
@@ -223,4 +226,14 @@ int zublk_write_file(const char *path, const char *text)
 		err = -errno;
 	close(fd);
 	return err;
+}
+
+bool zublk_backing_in_memory(const char *path)
+{
+	struct statfs sfs;
+	struct stat st;
+
+	if (stat(path, &st) || !S_ISREG(st.st_mode) || statfs(path, &sfs))
+		return false;
+	return sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC;
 }

@@ -124,7 +124,8 @@ static int loop_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		     struct zublk_target_geom *geom)
 {
 	const char *file = zublk_opts_get(opts, "file");
-	bool buffered = false, ro = false;
+	bool buffered, ro = false;
+	int want_buffered;
 	struct loop_dev *ld;
 	int ret, flags;
 
@@ -132,7 +133,7 @@ static int loop_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		zublk_log(ZUBLK_LOG_ERR, "target loop: needs file=PATH (or -f PATH)");
 		return -EINVAL;
 	}
-	if (zublk_opts_get_bool(opts, "buffered", &buffered)) {
+	if (zublk_opts_get_tristate(opts, "buffered", &want_buffered)) {
 		zublk_log(ZUBLK_LOG_ERR, "buffered '%s': not 0 or 1", zublk_opts_get(opts, "buffered"));
 		return -EINVAL;
 	}
@@ -140,6 +141,7 @@ static int loop_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		zublk_log(ZUBLK_LOG_ERR, "ro '%s': not 0 or 1", zublk_opts_get(opts, "ro"));
 		return -EINVAL;
 	}
+	buffered = want_buffered < 0 ? zublk_backing_in_memory(file) : want_buffered;
 	ld = calloc(1, sizeof(*ld));
 	if (!ld)
 		return -ENOMEM;
@@ -351,7 +353,7 @@ static void loop_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned su
 const struct zublk_target_ops zublk_loop_ops = {
 	.name = "loop",
 	.summary = "a regular file or block device",
-	.usage = "file=PATH (or -f PATH)  buffered=0|1 (default 0: O_DIRECT)  ro=0|1",
+	.usage = "file=PATH (or -f PATH)  buffered=0|1 (default: O_DIRECT, buffered on tmpfs)  ro=0|1",
 	.modes = ZUBLK_MODES_ALL,
 	.init = loop_init,
 	.exit = loop_exit,

@@ -90,7 +90,7 @@ struct mirror_dev {
 	unsigned lbs_shift;
 	unsigned caps;
 	uint32_t dma_alignment;
-	bool buffered;
+	int buffered;	/* -1: O_DIRECT unless in memory */
 
 	struct mirror_slot *_Atomic *slots;	/* [UBLK_MAX_NR_QUEUES] */
 	_Atomic uint64_t window;		/* rebuild window index, or NO_WINDOW */
@@ -374,7 +374,7 @@ static bool mirror_same_file(int a, int b)
 }
 
 /* A leg known to be failed may be gone: stand in /dev/null for it. */
-static int mirror_open_failed_leg(const char *path, bool buffered, struct raid_member *m)
+static int mirror_open_failed_leg(const char *path, int buffered, struct raid_member *m)
 {
 	struct stat st;
 
@@ -427,7 +427,7 @@ static int mirror_parse(struct mirror_dev *md, struct zublk_opts *opts, uint32_t
 		return -EINVAL;
 	}
 	md->nr = nr;
-	if (zublk_opts_get_bool(opts, "buffered", &md->buffered)) {
+	if (zublk_opts_get_tristate(opts, "buffered", &md->buffered)) {
 		zublk_log(ZUBLK_LOG_ERR, "mirror: buffered '%s': not 0 or 1",
 			  zublk_opts_get(opts, "buffered"));
 		return -EINVAL;
@@ -1124,7 +1124,7 @@ static void mirror_status(struct zublk_dev *dev, FILE *f)
 const struct zublk_target_ops zublk_mirror_ops = {
 	.name = "mirror",
 	.summary = "RAID1: the same data on 2 or more files or block devices",
-	.usage = "file=PATH file=PATH [file=PATH ...]  buffered=0|1 (default 0: O_DIRECT)  "
+	.usage = "file=PATH file=PATH [file=PATH ...]  buffered=0|1 (default: O_DIRECT, buffered on tmpfs)  "
 		 "failed=LIST (legs out of sync; zublk keeps it)  size=SIZE (default: the "
 		 "smallest leg)  rebuild_rate=SIZE (bytes/s a rebuild copies at most; default: "
 		 "no limit)",

@@ -88,9 +88,10 @@ err_errno:
 	return ret;
 }
 
-int raid_member_open(const char *what, const char *path, bool buffered,
+int raid_member_open(const char *what, const char *path, int want_buffered,
 		     struct raid_member *m)
 {
+	bool buffered = want_buffered < 0 ? zublk_backing_in_memory(path) : want_buffered;
 	int ret;
 
 	memset(m, 0, sizeof(*m));

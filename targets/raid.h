@@ -28,11 +28,12 @@ struct raid_member {
 };
 
 /*
- * Open @path read-write (O_DIRECT unless @buffered) and find its size,
+ * Open @path read-write (O_DIRECT unless @buffered is 1, or -1 and @path is
+ * in memory: zublk_backing_in_memory()) and find its size,
  * block size and what it can do.  Does not register it as a fixed file.
  * On error logs one line "<what> '<path>': <cause>" (what: "stripe: member").
  */
-int raid_member_open(const char *what, const char *path, bool buffered,
+int raid_member_open(const char *what, const char *path, int buffered,
 		     struct raid_member *m);
 void raid_member_close(struct raid_member *m);
 

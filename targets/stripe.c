@@ -39,7 +39,7 @@ struct stripe_queue {
 	unsigned max_pieces;
 };
 
-static int stripe_parse(struct zublk_opts *opts, uint64_t *chunk, bool *buffered,
+static int stripe_parse(struct zublk_opts *opts, uint64_t *chunk, int *buffered,
 			unsigned *nr)
 {
 	const char *s;
@@ -63,7 +63,7 @@ static int stripe_parse(struct zublk_opts *opts, uint64_t *chunk, bool *buffered
 			  s);
 		return -EINVAL;
 	}
-	if (zublk_opts_get_bool(opts, "buffered", buffered)) {
+	if (zublk_opts_get_tristate(opts, "buffered", buffered)) {
 		zublk_log(ZUBLK_LOG_ERR, "stripe: buffered '%s': not 0 or 1",
 			  zublk_opts_get(opts, "buffered"));
 		return -EINVAL;
@@ -117,7 +117,8 @@ static int stripe_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		       struct zublk_target_geom *geom)
 {
 	uint64_t chunk, sizes[STRIPE_MAX_MEMBERS];
-	bool buffered = false, discard = true, zero = true;
+	bool discard = true, zero = true;
+	int buffered = -1;
 	struct stripe_dev *sd;
 	unsigned nr;
 	int ret;
@@ -383,7 +384,7 @@ const struct zublk_target_ops zublk_stripe_ops = {
 	.name = "stripe",
 	.summary = "RAID0: chunks striped over 2 or more files or block devices",
 	.usage = "file=PATH file=PATH [file=PATH ...]  chunk=SIZE (power of two, 4k..1G; "
-		 "default 64k)  buffered=0|1 (default 0: O_DIRECT)",
+		 "default 64k)  buffered=0|1 (default: O_DIRECT, buffered on tmpfs)",
 	.modes = ZUBLK_MODES_ALL,
 	.init = stripe_init,
 	.exit = stripe_exit,

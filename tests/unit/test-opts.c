@@ -2,6 +2,9 @@
 /* Number parsing, key=value target options and the data mode helpers. */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "zublk.h"
 #include "test.h"
@@ -395,6 +398,41 @@ TEST(get_bool_refuses_other_words_and_keeps_the_default)
 	zublk_opts_free(&o);
 }
 
+
+TEST(tristate_is_minus_one_when_absent_else_the_bool)
+{
+	char w0[] = "a=1", w1[] = "b=off", w2[] = "c=maybe";
+	char *w[] = { w0, w1, w2 };
+	struct zublk_opts o;
+	int v = 7;
+
+	REQUIRE(zublk_opts_parse(&o, 3, w) == 0);
+	CHECK_EQ(zublk_opts_get_tristate(&o, "a", &v), 0);
+	CHECK_EQ(v, 1);
+	CHECK_EQ(zublk_opts_get_tristate(&o, "b", &v), 0);
+	CHECK_EQ(v, 0);
+	CHECK_EQ(zublk_opts_get_tristate(&o, "none", &v), 0);
+	CHECK_EQ(v, -1);
+	CHECK_EQ(zublk_opts_get_tristate(&o, "c", &v), -EINVAL);
+	zublk_opts_free(&o);
+}
+
+TEST(backing_in_memory_only_for_regular_files_on_tmpfs)
+{
+	char path[] = "/dev/shm/zublk-unit-XXXXXX";
+	int fd = mkstemp(path);
+
+	if (fd < 0) {
+		printf("#   SKIP: no /dev/shm to make a tmpfs file in\n");
+		return;
+	}
+	close(fd);
+	CHECK(zublk_backing_in_memory(path));
+	unlink(path);
+	CHECK(!zublk_backing_in_memory(path));		/* gone */
+	CHECK(!zublk_backing_in_memory("/dev/shm"));	/* a directory */
+	CHECK(!zublk_backing_in_memory("/dev/null"));	/* a device on devtmpfs */
+}
 /* ------------------------------------------------------------- data modes */
 
 TEST(every_mode_name_parses_back_to_its_mode)

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""fio_row.py FIO_JSON BEFORE AFTER PREFIX: one RAW line of the bench CSV.
+
+BEFORE/AFTER are snapshots taken around the fio run: `zublk list -n ID
+--json` followed by the daemon's /proc/PID/stat (empty for kernel devices).
+Daemon CPU per IO = (utime+stime delta) / (ios delta); enters per IO =
+(io_uring_enter delta) / (ios delta): both over the whole run, ramp included,
+so that they count the same IOs.
+"""
+import json
+import os
+import sys
+
+
+def snapshot(path):
+    text = open(path).read().strip()
+    if not text:
+        return None
+    js, _, stat = text.rpartition("\n")
+    dev = json.loads(js)[0]
+    fields = stat[stat.rindex(")") + 2:].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return dev["counters"], ticks
+
+
+def main():
+    fio_json, before, after, prefix = sys.argv[1:5]
+    jobs = json.load(open(fio_json))["jobs"]
+    io = {"iops": 0.0, "bw": 0.0, "lat": 0.0, "p99": 0.0, "n": 0}
+    for j in jobs:
+        for side in ("read", "write"):
+            s = j[side]
+            if s["total_ios"] == 0:
+                continue
+            io["iops"] += s["iops"]
+            io["bw"] += s["bw_bytes"]
+            io["lat"] += s["lat_ns"]["mean"] * s["total_ios"]
+            io["n"] += s["total_ios"]
+            p = s["lat_ns"].get("percentile", {}).get("99.000000", 0)
+            io["p99"] = max(io["p99"], p)
+    if io["n"] == 0:
+        sys.exit("fio_row.py: fio did no IO")
+    lat_us = io["lat"] / io["n"] / 1000
+    cpu = enters = ""
+    b, a = snapshot(before), snapshot(after)
+    if b and a:
+        ios = a[0]["ios"] - b[0]["ios"]
+        if ios > 0:
+            hz = os.sysconf("SC_CLK_TCK")
+            cpu = "%.2f" % ((a[1] - b[1]) * 1e6 / hz / ios)
+            enters = "%.3f" % ((a[0]["enters"] - b[0]["enters"]) / ios)
+    print("RAW,%s,%.0f,%.1f,%.1f,%.1f,%s,%s" % (prefix, io["iops"], io["bw"] / 1048576,
+                                               lat_us, io["p99"] / 1000, cpu, enters))
+
+
+main()

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""report.py DIR: DIR/raw.csv (+ info.txt) -> DIR/results.md, DIR/results.csv,
+DIR/ratios.png (gnuplot, when installed).
+
+Every figure is the median over the rounds of one boot; ratios are ratios of
+medians.  bench/notes.md (hand-written: what limits the targets not met) is
+appended to results.md.
+"""
+import csv
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+METRICS = ["iops", "mibs", "lat_mean_us", "lat_p99_us", "cpu_us_per_io", "enters_per_io"]
+JOB_TITLES = {
+    "rr4k-qd1": "4k randread QD1",
+    "rr4k-qd32": "4k randread QD32",
+    "rw4k-qd32": "4k randwrite QD32",
+    "sr128k-qd16": "128k seq read QD16",
+    "sw128k-qd16": "128k seq write QD16",
+    "sw512k-qd8": "512k seq write QD8",
+}
+CONFIG_TITLES = {
+    "1q1j": "1 queue, 1 fio job",
+    "2q2j": "2 queues, 2 fio jobs (cpus_allowed_policy=split)",
+    "1q2j": "1 queue, 2 fio jobs",
+    "raid": "stripe / mirror vs md (1 queue, 1 job, zero copy, 2 tmpfs files)",
+}
+MODES = ["copy", "user-copy", "zero-copy", "auto-zero-copy"]
+
+
+def load(d):
+    rows = list(csv.DictReader(open(os.path.join(d, "raw.csv"))))
+    if not rows:
+        sys.exit("report.py: %s/raw.csv has no rows" % d)
+    med = {}
+    order = {}
+    for r in rows:
+        key = (r["config"], r["job"], r["device"])
+        order.setdefault((r["config"], r["job"]), [])
+        if r["device"] not in order[(r["config"], r["job"])]:
+            order[(r["config"], r["job"])].append(r["device"])
+        for m in METRICS:
+            if r[m] != "":
+                med.setdefault(key, {}).setdefault(m, []).append(float(r[m]))
+    out = {}
+    for key, ms in med.items():
+        out[key] = {m: statistics.median(v) for m, v in ms.items()}
+        out[key]["n"] = max(len(v) for v in ms.values())
+    return rows, out, order
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "-"
+    return ("%." + str(digits) + "f") % v
+
+
+def main():
+    d = sys.argv[1]
+    rows, med, order = load(d)
+    info = ""
+    if os.path.exists(os.path.join(d, "info.txt")):
+        info = open(os.path.join(d, "info.txt")).read().strip()
+
+    def get(cfg, job, dev, m="iops"):
+        return med.get((cfg, job, dev), {}).get(m)
+
+    def modes_of(prefix, cfg="1q1j"):
+        return [m for m in MODES if any((cfg, j, prefix + m) in med for j in JOB_TITLES)]
+
+    modes = modes_of("znull-") or modes_of("zloop-")
+    default = "auto-zero-copy" if "auto-zero-copy" in modes else (modes[-1] if modes else "")
+
+    # results.csv: the medians
+    with open(os.path.join(d, "results.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["config", "job", "device", "rounds"] + METRICS +
+                   ["x_null_blk", "x_kloop", "x_kloop_dio", "x_md"])
+        for (cfg, job), devs in sorted(order.items()):
+            for dev in devs:
+                v = med[(cfg, job, dev)]
+                xs = ref_ratios(get, cfg, job, dev)
+                w.writerow([cfg, job, dev, v["n"]] + [fmt(v.get(m), 3) for m in METRICS] +
+                           [fmt(x, 3) for x in xs])
+
+    L = []
+    L.append("# zublk benchmark results\n")
+    L.append("%s.\n" % info if info else "")
+    L.append("Medians of %d rounds per row (devices alternate within each round); "
+             "ratios are ratios of medians.  CPU/IO is the daemon's CPU time "
+             "(user+system, all threads, /proc/PID/stat) per IO; enters/IO its "
+             "io_uring_enter calls per IO (`zublk list --json` counters).  Kernel "
+             "devices have no daemon.  Raw rounds: raw.csv; medians: results.csv; "
+             "chart: ratios.png.\n" % max(int(r["round"]) for r in rows))
+
+    L.append("## Targets\n")
+    L.append("| target | measured | goal | met |")
+    L.append("|---|---|---|---|")
+
+    def target(name, val, goal, detail=""):
+        met = "-" if val is None else ("yes" if val >= goal else "**no**")
+        L.append("| %s | %s%s | >= %.2f | %s |" % (name, fmt(val, 2),
+                                                  (" (%s)" % detail) if detail else "", goal, met))
+
+    z = "znull-" + default
+    target("null %s, 4k randread QD32 vs null_blk" % default,
+           ratio(get("1q1j", "rr4k-qd32", z), get("1q1j", "rr4k-qd32", "nullb")), 0.95)
+    target("loop %s, 4k randread QD32 vs kernel loop (dio off)" % default,
+           ratio(get("1q1j", "rr4k-qd32", "zloop-" + default), get("1q1j", "rr4k-qd32", "kloop")), 1.3)
+    for m in ("zero-copy", "auto-zero-copy"):
+        for job in ("sr128k-qd16", "sw512k-qd8"):
+            target("loop %s, %s vs kernel loop (dio off)" % (m, JOB_TITLES[job]),
+                   ratio(get("1q1j", job, "zloop-" + m), get("1q1j", job, "kloop")), 1.0,
+                   "vs dio on: %s" % fmt(ratio(get("1q1j", job, "zloop-" + m),
+                                                get("1q1j", job, "kloop-dio")), 2))
+        target("null %s, 512k write vs null_blk" % m,
+               ratio(get("1q1j", "sw512k-qd8", "znull-" + m), get("1q1j", "sw512k-qd8", "nullb")), 0.95)
+    for t in ("znull", "zloop"):
+        for job in ("rr4k-qd32", "sw512k-qd8"):
+            a, b = get("2q2j", job, "%s-%s" % (t, default)), get("1q2j", job, "%s-%s" % (t, default))
+            target("%s %s, %s: 2 queues/2 jobs vs 1 queue/2 jobs" % (t[1:], default, JOB_TITLES[job]),
+                   ratio(a, b), 1.0, "pinned: %s" % fmt(ratio(get("2q2j", job, t + "-pin"), b), 2))
+    for job in ("rr4k-qd32", "rw4k-qd32"):
+        a, b = get("1q1j", job, "zloop-" + default, "cpu_us_per_io"), get("1q1j", job, "zloop-copy", "cpu_us_per_io")
+        target("loop, %s: daemon CPU/IO of copy mode / of %s" % (JOB_TITLES[job], default),
+               ratio(b, a), 1.5, "%s vs %s us" % (fmt(b, 1), fmt(a, 1)))
+    for z, md in (("zstripe", "md0"), ("zmirror", "md1")):
+        for job in ("rr4k-qd32", "sr128k-qd16"):
+            target("%s vs md %s, %s" % (z[1:], "raid0" if md == "md0" else "raid1", JOB_TITLES[job]),
+                   ratio(get("raid", job, z), get("raid", job, md)), 1.0)
+    L.append("")
+
+    L.append("## Zero copy vs copy (1 queue, 1 job; IOPS ratio)\n")
+    L.append("| device | job | " + " | ".join("%s / copy" % m for m in modes if m != "copy") + " |")
+    L.append("|---|---|" + "---|" * (len(modes) - 1))
+    for t in ("znull", "zloop"):
+        for job in ("sr128k-qd16", "sw512k-qd8", "rr4k-qd32"):
+            c = get("1q1j", job, t + "-copy")
+            if c is None:
+                continue
+            L.append("| %s | %s | %s |" % (t[1:], JOB_TITLES[job], " | ".join(
+                fmt(ratio(get("1q1j", job, "%s-%s" % (t, m)), c), 2) for m in modes if m != "copy")))
+    L.append("")
+
+    for cfg in ("1q1j", "2q2j", "1q2j", "raid"):
+        jobs = [j for j in JOB_TITLES if (cfg, j) in order]
+        if not jobs:
+            continue
+        L.append("## %s\n" % CONFIG_TITLES[cfg])
+        for job in jobs:
+            L.append("### %s\n" % JOB_TITLES[job])
+            L.append("| device | IOPS | MiB/s | lat mean us | lat p99 us | CPU us/IO | enters/IO | "
+                     "x null_blk | x loop | x loop-dio | x md |")
+            L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            for dev in order[(cfg, job)]:
+                v = med[(cfg, job, dev)]
+                xs = ref_ratios(get, cfg, job, dev)
+                L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    dev, fmt(v.get("iops")), fmt(v.get("mibs"), 1), fmt(v.get("lat_mean_us"), 1),
+                    fmt(v.get("lat_p99_us"), 1), fmt(v.get("cpu_us_per_io"), 1),
+                    fmt(v.get("enters_per_io"), 3), " | ".join(fmt(x, 2) for x in xs)))
+            L.append("")
+
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
+    if os.path.exists(notes):
+        L.append(open(notes).read())
+    open(os.path.join(d, "results.md"), "w").write("\n".join(L) + "\n")
+    chart(d, get, modes)
+
+
+def ref_ratios(get, cfg, job, dev):
+    """x null_blk (null devices), x kernel loop dio off / on (loop devices), x md."""
+    v = get(cfg, job, dev)
+    nb = kl = kd = md = None
+    nullb = "nullb"
+    if dev.startswith("znull"):
+        nb = ratio(v, get(cfg, job, nullb))
+    if dev.startswith("zloop"):
+        kl = ratio(v, get(cfg, job, "kloop"))
+        kd = ratio(v, get(cfg, job, "kloop-dio"))
+    if dev == "zstripe":
+        md = ratio(v, get(cfg, job, "md0"))
+    if dev == "zmirror":
+        md = ratio(v, get(cfg, job, "md1"))
+    return nb, kl, kd, md
+
+
+def chart(d, get, modes):
+    """ratios.png: zublk null vs null_blk and zublk loop vs kernel loop, 1q1j."""
+    if not shutil.which("gnuplot"):
+        print("report.py: no gnuplot; ratios.png not drawn", file=sys.stderr)
+        return
+    jobs = [j for j in JOB_TITLES if get("1q1j", j, "nullb") or get("1q1j", j, "kloop")]
+    cols = [("znull-" + m, "nullb", "null %s / null_blk" % m) for m in modes] + \
+           [("zloop-" + m, "kloop", "loop %s / loop" % m) for m in modes]
+    dat = os.path.join(d, "ratios.dat")
+    with open(dat, "w") as f:
+        f.write("job " + " ".join('"%s"' % c[2] for c in cols) + "\n")
+        for j in jobs:
+            f.write('"%s" ' % JOB_TITLES[j] + " ".join(
+                fmt(ratio(get("1q1j", j, a), get("1q1j", j, b)), 3).replace("-", "NaN")
+                for a, b, _ in cols) + "\n")
+    script = """
+set terminal pngcairo size 1400,700 noenhanced
+set output '%s'
+set title 'zublk / kernel driver, IOPS ratio of medians (1 queue, 1 job; 1.0 = as fast)'
+set style data histogram
+set style histogram cluster gap 1
+set style fill solid 0.8 border -1
+set key outside right top
+set yrange [0:*]
+set grid ytics
+set xtics rotate by -20
+set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb 'black'
+plot for [i=2:%d] '%s' using i:xtic(1) title columnheader(i)
+""" % (os.path.join(d, "ratios.png"), len(cols) + 1, dat)
+    r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if r.returncode:
+        print("report.py: gnuplot failed: %s" % r.stderr.strip(), file=sys.stderr)
+        try:
+            os.unlink(os.path.join(d, "ratios.png"))
+        except FileNotFoundError:
+            pass
+    os.unlink(dat)
+
+
+main()

@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# suite.sh - the benchmark matrix, run as root next to the ublk driver (in
+# the VM: bench/run boots one and runs this in it).  Prints one line
+#   RAW,round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io
+# per fio run (bench/report.py turns them into tables and a chart) and
+# progress on stderr.
+#
+# Devices (all exist at once, so every round takes turns between them):
+#   nullb     null_blk, queue_mode=2 (blk-mq), max_sectors 1024 (512 KiB)
+#   znull-M   zublk null in data mode M
+#   kloop-dio the kernel loop driver, direct-io on, over a tmpfs file
+#   kloop     the kernel loop driver, direct-io off, over the same file
+#   zloop-M   zublk loop in data mode M over the same file
+#   md0/zstripe, md1/zmirror   (config "raid": kernel md over kernel loop
+#             devices vs zublk stripe/mirror over tmpfs files, zero copy)
+# Configs: 1q1j (1 queue, 1 fio job), 2q2j (2 queues, 2 jobs with
+# cpus_allowed_policy=split; plus znull-pin/zloop-pin: the default mode with
+# --pin-queues), 1q2j (1 queue, 2 jobs: the default modes
+# only, the baseline 2q2j must beat), raid.
+# Every device uses the "none" IO scheduler.
+#
+# Knobs (environment): BENCH_ROUNDS (3), BENCH_RUNTIME (3 s per run, after
+# BENCH_RAMP 1 s), BENCH_SIZE_MB (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j
+# raid"), BENCH_JOBS (all), BENCH_MODES (every mode the kernel has).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+Z=${ZUBLK:-$PWD/build/zublk}
+rounds=${BENCH_ROUNDS:-3}
+runtime=${BENCH_RUNTIME:-3}
+ramp=${BENCH_RAMP:-1}
+size_mb=${BENCH_SIZE_MB:-512}
+configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid}
+all_jobs="rr4k-qd1 rr4k-qd32 rw4k-qd32 sr128k-qd16 sw512k-qd8"
+jobs=${BENCH_JOBS:-$all_jobs}
+raid_jobs=${BENCH_RAID_JOBS:-rr4k-qd32 sr128k-qd16 sw128k-qd16}
+
+die() { echo "suite.sh: $*" >&2; exit 1; }
+log() { echo "[bench $(date +%T)] $*" >&2; }
+[ "$(id -u)" = 0 ] || die "must run as root"
+for t in fio losetup python3; do command -v $t >/dev/null || die "$t not found (scripts/setup.sh)"; done
+[ -x "$Z" ] || die "$Z not built (make)"
+# A bare devtmpfs has no /dev/fd, which process substitution needs.
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+for m in ublk_drv loop; do modprobe $m 2>/dev/null || true; done
+[ -c /dev/ublk-control ] || die "no /dev/ublk-control (run it through bench/run, which boots the VM)"
+
+T=$(mktemp -d /tmp/zublk-bench.XXXXXX)
+LOOPS=()
+MDS=()
+finish() {
+	pkill -9 -x fio 2>/dev/null || true
+	timeout 60 "$Z" del --all >/dev/null 2>&1 || true
+	for m in "${MDS[@]}"; do mdadm --stop "$m" >/dev/null 2>&1 || true; done
+	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+	for n in /sys/kernel/config/nullb/zb*; do
+		[ -d "$n" ] && { echo 0 >"$n/power" 2>/dev/null; rmdir "$n" 2>/dev/null; }
+	done
+	umount "$T/tmpfs" 2>/dev/null || true
+	rm -rf "$T"
+}
+trap finish EXIT
+
+# --- devices -----------------------------------------------------------------
+declare -A DEV PID ZID
+set_none() { # set_none /dev/X: the "none" scheduler
+	local s=/sys/block/$(basename "$(readlink -f "$1")")/queue/scheduler
+	[ -e "$s" ] || return 0 # bio based (md): no scheduler at all
+	[ -w "$s" ] && echo none >"$s" 2>/dev/null || true
+	grep -q '\[none\]' "$s" 2>/dev/null || die "$1: cannot set scheduler none ($(cat "$s"))"
+}
+nullb() { # nullb NAME QUEUES
+	local n=/sys/kernel/config/nullb/$1
+	mkdir "$n" || die "null_blk configfs: mkdir $n failed"
+	echo 2 >"$n/queue_mode"
+	echo "$2" >"$n/submit_queues"
+	echo 1024 >"$n/max_sectors"
+	echo "$size_mb" >"$n/size"
+	echo 512 >"$n/blocksize"
+	echo 1 >"$n/power"
+	# Newer kernels name the disk after the configfs item, older ones nullbN.
+	DEV[$1]=/dev/$1
+	[ -b "${DEV[$1]}" ] || DEV[$1]=/dev/nullb$(cat "$n/index")
+	[ -b "${DEV[$1]}" ] || die "null_blk $1: no /dev/$1 nor ${DEV[$1]}"
+	set_none "${DEV[$1]}"
+}
+zadd() { # zadd NAME ARGS...
+	local name=$1 dev id
+	shift
+	dev=$("$Z" add "$@" 2>"$T/add.err") || die "zublk add $*: $(cat "$T/add.err")"
+	id=${dev#/dev/ublkb}
+	DEV[$name]=$dev
+	ZID[$name]=$id
+	PID[$name]=$("$Z" list -n "$id" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["daemon_pid"])')
+	set_none "$dev"
+}
+kloop() { # kloop NAME on|off FILE
+	local l
+	l=$(losetup -f --show --direct-io="$2" "$3") || die "losetup --direct-io=$2 $3 failed"
+	LOOPS+=("$l")
+	DEV[$1]=$l
+	set_none "$l"
+}
+
+modes=${BENCH_MODES:-$("$Z" features | sed -n 's/^data modes://p')}
+[ -n "$modes" ] || die "zublk features: no data modes"
+default_mode=$("$Z" features | sed -n 's/^default mode: //p')
+
+mkdir "$T/tmpfs"
+mount -t tmpfs -o size=$((size_mb * 5 + 64))m zublk-bench "$T/tmpfs"
+F=$T/tmpfs/disk.img
+log "filling ${size_mb}M files on tmpfs"
+dd if=/dev/urandom of="$F" bs=1M count="$size_mb" status=none
+
+need() { grep -qw "$1" <<<"$configs"; }
+if need 1q1j || need 2q2j || need 1q2j; then
+	modprobe null_blk nr_devices=0 2>/dev/null || die "modprobe null_blk failed"
+	[ -d /sys/kernel/config/nullb ] || die "null_blk has no configfs (/sys/kernel/config/nullb)"
+	nullb zb1 1
+	nullb zb2 2
+	DEV[nullb-1q]=${DEV[zb1]}
+	DEV[nullb-2q]=${DEV[zb2]}
+	kloop kloop-dio on "$F"
+	kloop kloop off "$F"
+	for q in 1 2; do
+		for m in $modes; do
+			zadd "znull-$m-${q}q" -t null --mode "$m" -q $q size=${size_mb}M
+			zadd "zloop-$m-${q}q" -t loop --mode "$m" -q $q -f "$F"
+		done
+	done
+	# The other placement: queue threads pinned to their queue's CPUs.
+	zadd znull-pin-2q -t null -q 2 --pin-queues size=${size_mb}M
+	zadd zloop-pin-2q -t loop -q 2 --pin-queues -f "$F"
+fi
+
+# --- fio -----------------------------------------------------------------------
+job_args() {
+	case $1 in
+	rr4k-qd1) echo "--rw=randread --bs=4k --iodepth=1" ;;
+	rr4k-qd32) echo "--rw=randread --bs=4k --iodepth=32" ;;
+	rw4k-qd32) echo "--rw=randwrite --bs=4k --iodepth=32" ;;
+	sr128k-qd16) echo "--rw=read --bs=128k --iodepth=16" ;;
+	sw128k-qd16) echo "--rw=write --bs=128k --iodepth=16" ;;
+	sw512k-qd8) echo "--rw=write --bs=512k --iodepth=8" ;;
+	*) die "unknown job $1" ;;
+	esac
+}
+snap() { # snap NAME FILE: the daemon's counters and CPU ticks
+	if [ -n "${ZID[$1]:-}" ]; then
+		{ "$Z" list -n "${ZID[$1]}" --json; echo; cat "/proc/${PID[$1]}/stat"; } >"$2"
+	else
+		: >"$2"
+	fi
+}
+# run ROUND CONFIG JOB NAME NJOBS
+run() {
+	local round=$1 cfg=$2 job=$3 name=$4 nj=$5 dev=${DEV[$4]} extra=()
+	[ "$nj" -gt 1 ] && extra=(--numjobs="$nj" --group_reporting --cpus_allowed=0-$(($(nproc) - 1)) --cpus_allowed_policy=split)
+	snap "$name" "$T/before"
+	# shellcheck disable=SC2046
+	fio --name="$job" --filename="$dev" --ioengine=io_uring --direct=1 --time_based \
+		--runtime="$runtime" --ramp_time="$ramp" --lat_percentiles=1 --output-format=json \
+		$(job_args "$job") "${extra[@]}" >"$T/fio.json" 2>"$T/fio.err" ||
+		die "fio $job on $name ($dev) failed: $(head -3 "$T/fio.err")"
+	snap "$name" "$T/after"
+	python3 bench/fio_row.py "$T/fio.json" "$T/before" "$T/after" "$round,$cfg,$job,${name%-[12]q}"
+}
+
+rotate() { # rotate N WORDS...: the words, starting at the Nth
+	local n=$1
+	shift
+	local a=("$@") i
+	for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[$(((i + n) % ${#a[@]}))]}"; done
+}
+
+echo "INFO,kernel $(uname -r); $(nproc) CPUs; $(fio --version); $("$Z" --version); modes:$modes; ${runtime}s runs after ${ramp}s ramp, $rounds rounds, ${size_mb}M"
+log "modes:$modes; configs: $configs; jobs: $jobs"
+
+devices_for() { # the device names of a config
+	local m
+	case $1 in
+	1q1j | 2q2j)
+		local q=${1:0:1}
+		echo "nullb-${q}q"
+		for m in $modes; do echo "znull-$m-${q}q"; done
+		echo kloop-dio
+		echo kloop
+		for m in $modes; do echo "zloop-$m-${q}q"; done
+		if [ "$q" = 2 ]; then printf '%s\n' znull-pin-2q zloop-pin-2q; fi
+		;;
+	1q2j) printf '%s\n' nullb-1q "znull-$default_mode-1q" kloop-dio kloop "zloop-$default_mode-1q" ;;
+	esac
+}
+
+for r in $(seq "$rounds"); do
+	for cfg in $configs; do
+		[ "$cfg" = raid ] && continue
+		nj=${cfg:2:1}
+		mapfile -t devs < <(devices_for "$cfg")
+		for job in $jobs; do
+			log "round $r/$rounds $cfg $job"
+			for d in $(rotate "$r" "${devs[@]}"); do
+				run "$r" "$cfg" "$job" "$d" "$nj"
+			done
+		done
+	done
+done
+
+# --- stripe and mirror vs md --------------------------------------------------
+if need raid; then
+	command -v mdadm >/dev/null || die "mdadm not found (scripts/setup.sh)"
+	modprobe raid0 2>/dev/null || true
+	modprobe raid1 2>/dev/null || true
+	"$Z" del --all >/dev/null
+	for l in "${LOOPS[@]}"; do losetup -d "$l"; done
+	LOOPS=()
+	rm -f "$F"
+	half=$((size_mb / 2))
+	for f in a b c d; do
+		dd if=/dev/urandom of="$T/tmpfs/$f" bs=1M count="$half" status=none
+	done
+	md() { # md NAME LEVEL ARGS...: /dev/md1N (no udev here to make /dev/md/NAME)
+		local name=$1 level=$2 l ls=() f node=/dev/md1${1#md}
+		shift 2
+		for f in c d; do
+			l=$(losetup -f --show --direct-io=on "$T/tmpfs/$f") || die "losetup $f"
+			LOOPS+=("$l")
+			ls+=("$l")
+		done
+		mdadm --create "$node" --run --quiet --metadata=1.2 --level="$level" \
+			--raid-devices=2 "$@" "${ls[@]}" >"$T/md.err" 2>&1 ||
+			die "mdadm --create $node level $level: $(cat "$T/md.err")"
+		MDS+=("$node")
+		DEV[$name]=$node
+		set_none "${DEV[$name]}"
+	}
+	zm=zero-copy
+	grep -qw zero-copy <<<"$modes" || zm=$default_mode
+	for r in $(seq "$rounds"); do
+		for pair in "zstripe md0" "zmirror md1"; do
+			set -- $pair
+			if [ "$1" = zstripe ]; then
+				zadd zstripe -t stripe --mode $zm -q 1 chunk=64k file="$T/tmpfs/a" file="$T/tmpfs/b"
+				md md0 0 --chunk=64
+			else
+				zadd zmirror -t mirror --mode $zm -q 1 file="$T/tmpfs/a" file="$T/tmpfs/b"
+				md md1 1 --assume-clean --bitmap=none
+			fi
+			for job in $raid_jobs; do
+				log "round $r/$rounds raid $job $1/$2"
+				for d in $(rotate "$r" "$1" "$2"); do run "$r" raid "$job" "$d" 1; done
+			done
+			"$Z" del --all >/dev/null
+			mdadm --stop "${MDS[@]}" >/dev/null 2>&1
+			MDS=()
+			for l in "${LOOPS[@]}"; do losetup -d "$l"; done
+			LOOPS=()
+			ZID=()
+		done
+	done
+fi
+log "done"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The benchmark suite cannot rot: one short round of bench/suite.sh (every
+# kind of device, 1 and 2 queues, pinned queues, stripe/mirror vs md) and
+# bench/report.py on what it printed.  Its numbers mean nothing; that
+# every row is there and the report is written does.
+. "$(dirname "$0")/lib.sh"
+command -v mdadm >/dev/null || skip "mdadm not installed (scripts/setup.sh)"
+modprobe null_blk nr_devices=0 2>/dev/null || skip "no null_blk module"
+
+export BENCH_ROUNDS=1 BENCH_RUNTIME=1 BENCH_RAMP=0 BENCH_SIZE_MB=64
+export BENCH_CONFIGS="1q1j 2q2j raid" BENCH_JOBS="rr4k-qd32 sw512k-qd8"
+export BENCH_RAID_JOBS=rr4k-qd32 BENCH_MODES="copy auto-zero-copy"
+bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
+	fail "bench/suite.sh failed: $(tail -3 "$TMP/err")"
+
+rows=$(grep -c '^RAW,' "$TMP/out")
+want=$(((7 + 9) * 2 + 4))
+[ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
+for d in nullb znull-copy znull-auto-zero-copy kloop kloop-dio zloop-copy \
+	zloop-auto-zero-copy znull-pin zloop-pin zstripe md0 zmirror md1; do
+	grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
+done
+# IOPS > 0 everywhere; a daemon's rows carry CPU and enters per IO.
+awk -F, '/^RAW,/ { if ($6 <= 0) { print "no IOPS: " $0; bad = 1 }
+	if ($5 ~ /^z/ && ($11 == "" || $12 == "")) { print "no CPU/enters: " $0; bad = 1 } }
+	END { exit bad }' "$TMP/out" || fail "bad rows"
+
+mkdir "$TMP/res"
+{
+	echo "round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io"
+	sed -n 's/^RAW,//p' "$TMP/out"
+} >"$TMP/res/raw.csv"
+python3 "$ROOT/bench/report.py" "$TMP/res" 2>"$TMP/err" || fail "report.py: $(cat "$TMP/err")"
+grep -q '^## Targets' "$TMP/res/results.md" || fail "results.md has no Targets table"
+grep -q '^| stripe vs md raid0, 4k randread QD32 | [0-9]' "$TMP/res/results.md" ||
+	fail "results.md has no stripe vs md ratio"
+[ "$(wc -l <"$TMP/res/results.csv")" = $((want + 1)) ] || fail "results.csv: $(wc -l <"$TMP/res/results.csv") lines"
+note "$rows rows, report written"
