@@ -150,6 +150,15 @@ def main():
                 fmt(ratio(get("1q1j", job, "%s-%s" % (t, m)), c), 2) for m in modes if m != "copy")))
     L.append("")
 
+    L.append("## Polling: --poll-us 100 vs sleeping at once (1 queue, 1 job, %s; IOPS ratio)\n" % default)
+    L.append("| device | " + " | ".join(JOB_TITLES[j] for j in JOB_TITLES if j != "sw128k-qd16") + " |")
+    L.append("|---|" + "---|" * (len(JOB_TITLES) - 1))
+    for t in ("znull", "zloop"):
+        L.append("| %s | %s |" % (t[1:], " | ".join(
+            fmt(ratio(get("1q1j", j, t + "-poll"), get("1q1j", j, "%s-%s" % (t, default))), 2)
+            for j in JOB_TITLES if j != "sw128k-qd16")))
+    L.append("")
+
     for cfg in ("1q1j", "2q2j", "1q2j", "raid"):
         jobs = [j for j in JOB_TITLES if (cfg, j) in order]
         if not jobs:

@@ -13,11 +13,12 @@
 #   kloop-dio the kernel loop driver, direct-io on, over a tmpfs file
 #   kloop     the kernel loop driver, direct-io off, over the same file
 #   zloop-M   zublk loop in data mode M over the same file
+#   znull-poll, zloop-poll   the default mode with --poll-us 100 (1 queue)
 #   md0/zstripe, md1/zmirror   (config "raid": kernel md over kernel loop
 #             devices vs zublk stripe/mirror over tmpfs files, zero copy)
 # Configs: 1q1j (1 queue, 1 fio job), 2q2j (2 queues, 2 jobs with
-# cpus_allowed_policy=split; plus znull-pin/zloop-pin: the default mode with
-# --pin-queues), 1q2j (1 queue, 2 jobs: the default modes
+# cpus_allowed_policy=split; copy and the default mode, plus
+# znull-pin/zloop-pin: the default mode with --pin-queues), 1q2j (1 queue, 2 jobs: the default modes
 # only, the baseline 2q2j must beat), raid.
 # Every device uses the "none" IO scheduler.
 #
@@ -106,6 +107,8 @@ kloop() { # kloop NAME on|off FILE
 modes=${BENCH_MODES:-$("$Z" features | sed -n 's/^data modes://p')}
 [ -n "$modes" ] || die "zublk features: no data modes"
 default_mode=$("$Z" features | sed -n 's/^default mode: //p')
+# 2 queues: copy and the default mode (the others are in the 1-queue rows).
+modes2q=${BENCH_MODES2Q:-$(for m in copy $default_mode; do grep -qw -- "$m" <<<"$modes" && echo "$m"; done | sort -u)}
 
 mkdir "$T/tmpfs"
 mount -t tmpfs -o size=$((size_mb * 5 + 64))m zublk-bench "$T/tmpfs"
@@ -123,12 +126,17 @@ if need 1q1j || need 2q2j || need 1q2j; then
 	DEV[nullb-2q]=${DEV[zb2]}
 	kloop kloop-dio on "$F"
 	kloop kloop off "$F"
-	for q in 1 2; do
-		for m in $modes; do
-			zadd "znull-$m-${q}q" -t null --mode "$m" -q $q size=${size_mb}M
-			zadd "zloop-$m-${q}q" -t loop --mode "$m" -q $q -f "$F"
-		done
+	for m in $modes; do
+		zadd "znull-$m-1q" -t null --mode "$m" -q 1 size=${size_mb}M
+		zadd "zloop-$m-1q" -t loop --mode "$m" -q 1 -f "$F"
 	done
+	for m in $modes2q; do
+		zadd "znull-$m-2q" -t null --mode "$m" -q 2 size=${size_mb}M
+		zadd "zloop-$m-2q" -t loop --mode "$m" -q 2 -f "$F"
+	done
+	# Polling before sleeping (--poll-us), the default mode.
+	zadd znull-poll-1q -t null -q 1 --poll-us 100 size=${size_mb}M
+	zadd zloop-poll-1q -t loop -q 1 --poll-us 100 -f "$F"
 	# The other placement: queue threads pinned to their queue's CPUs.
 	zadd znull-pin-2q -t null -q 2 --pin-queues size=${size_mb}M
 	zadd zloop-pin-2q -t loop -q 2 --pin-queues -f "$F"
@@ -181,13 +189,15 @@ devices_for() { # the device names of a config
 	local m
 	case $1 in
 	1q1j | 2q2j)
-		local q=${1:0:1}
+		local q=${1:0:1} ms=$modes
+		[ "$q" = 2 ] && ms=$modes2q
 		echo "nullb-${q}q"
-		for m in $modes; do echo "znull-$m-${q}q"; done
+		for m in $ms; do echo "znull-$m-${q}q"; done
 		echo kloop-dio
 		echo kloop
-		for m in $modes; do echo "zloop-$m-${q}q"; done
+		for m in $ms; do echo "zloop-$m-${q}q"; done
 		if [ "$q" = 2 ]; then printf '%s\n' znull-pin-2q zloop-pin-2q; fi
+		if [ "$q" = 1 ]; then printf '%s\n' znull-poll-1q zloop-poll-1q; fi
 		;;
 	1q2j) printf '%s\n' nullb-1q "znull-$default_mode-1q" kloop-dio kloop "zloop-$default_mode-1q" ;;
 	esac

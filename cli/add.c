@@ -348,6 +348,7 @@ static const struct option add_opts[] = {
 	{ "recovery", required_argument, NULL, 'R' },
 	{ "no-part-scan", no_argument, NULL, 'P' },
 	{ "pin-queues", no_argument, NULL, 'A' },
+	{ "poll-us", required_argument, NULL, 'U' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -434,6 +435,13 @@ int cmd_add(int argc, char **argv)
 			break;
 		case 'A':
 			cfg.pin_queues = true;
+			break;
+		case 'U':
+			if (zublk_parse_uint(optarg, 0, 1000000, &cfg.poll_us)) {
+				cli_err("add", "poll-us '%s': must be 0..1000000 microseconds",
+					optarg);
+				return 1;
+			}
 			break;
 		case 'T':
 			if (zublk_parse_uint(optarg, 1, 3600, &timeout_s)) {

@@ -59,6 +59,7 @@ struct zublk_queue {
 	unsigned nr_live;			/* tags not yet EXITED */
 	unsigned nr_target_inflight;
 	int error;				/* first fatal error */
+	uint64_t poll_ns;			/* look for work this long before sleeping */
 	void *priv;
 	struct zublk_queue_stats *stats;
 	struct zublk_io *ios;

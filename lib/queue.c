@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -182,6 +183,41 @@ static void handle_cqe(struct zublk_queue *q, const struct io_uring_cqe *cqe)
 	q->nr_live--;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Before sleeping, look for work for up to @q->poll_ns: a queue that sleeps
+ * is woken by an interrupt and a reschedule, which can cost more than the
+ * request itself.  Returns true when completions are ready.
+ */
+static bool queue_poll(struct zublk_queue *q)
+{
+	struct zublk_queue_stats *st = q->stats;
+	uint64_t end;
+	int ret;
+
+	ret = io_uring_submit(&q->ring);
+	atomic_fetch_add_explicit(&st->enters, 1, memory_order_relaxed);
+	if (ret > 0)
+		atomic_fetch_add_explicit(&st->submits, (uint64_t)ret, memory_order_relaxed);
+	if (io_uring_cq_ready(&q->ring))
+		return true;
+	end = now_ns() + q->poll_ns;
+	do {
+		io_uring_get_events(&q->ring);
+		atomic_fetch_add_explicit(&st->enters, 1, memory_order_relaxed);
+		if (io_uring_cq_ready(&q->ring))
+			return true;
+	} while (now_ns() < end && !q->stopping);
+	return false;
+}
+
 static void queue_loop(struct zublk_queue *q)
 {
 	struct zublk_queue_stats *st = q->stats;
@@ -189,8 +225,10 @@ static void queue_loop(struct zublk_queue *q)
 	while ((q->nr_live > 0 || q->nr_target_inflight > 0) && !q->stopping) {
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
-		int ret;
+		int ret = 0;
 
+		if (q->poll_ns && queue_poll(q))
+			goto reap;
 		ret = io_uring_submit_and_wait(&q->ring, 1);
 		atomic_fetch_add_explicit(&st->enters, 1, memory_order_relaxed);
 		if (ret > 0)
@@ -202,6 +240,7 @@ static void queue_loop(struct zublk_queue *q)
 			q->error = ret;
 			break;
 		}
+reap:
 		io_uring_for_each_cqe(&q->ring, head, cqe) {
 			handle_cqe(q, cqe);
 			n++;
@@ -229,6 +268,7 @@ static void *queue_thread(void *arg)
 	prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
 	q->tid = gettid();
 
+	q->poll_ns = (uint64_t)dev->cfg.poll_us * 1000;
 	ret = queue_setup(q);
 	if (!ret && dev->ops->queue_init)
 		ret = dev->ops->queue_init(q);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite cannot rot: one short round of bench/suite.sh (every
-# kind of device, 1 and 2 queues, pinned queues, stripe/mirror vs md) and
+# kind of device, 1 and 2 queues, pinned and polling queues, stripe/mirror
+# vs md) and
 # bench/report.py on what it printed.  Its numbers mean nothing; that
 # every row is there and the report is written does.
 . "$(dirname "$0")/lib.sh"
@@ -14,10 +15,10 @@ bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 	fail "bench/suite.sh failed: $(tail -3 "$TMP/err")"
 
 rows=$(grep -c '^RAW,' "$TMP/out")
-want=$(((7 + 9) * 2 + 4))
+want=$(((9 + 9) * 2 + 4))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
 for d in nullb znull-copy znull-auto-zero-copy kloop kloop-dio zloop-copy \
-	zloop-auto-zero-copy znull-pin zloop-pin zstripe md0 zmirror md1; do
+	zloop-auto-zero-copy znull-pin zloop-pin znull-poll zloop-poll zstripe md0 zmirror md1; do
 	grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
 done
 # IOPS > 0 everywhere; a daemon's rows carry CPU and enters per IO.
