@@ -8,6 +8,7 @@ medians.  bench/notes.md (hand-written: what limits the targets not met) is
 appended to results.md.
 """
 import csv
+import re
 import os
 import shutil
 import statistics
@@ -66,18 +67,20 @@ def fmt(v, digits=0):
 def main():
     d = sys.argv[1]
     rows, med, order = load(d)
-    info = ""
-    if os.path.exists(os.path.join(d, "info.txt")):
-        info = open(os.path.join(d, "info.txt")).read().strip()
-
     def get(cfg, job, dev, m="iops"):
         return med.get((cfg, job, dev), {}).get(m)
 
     def modes_of(prefix, cfg="1q1j"):
         return [m for m in MODES if any((cfg, j, prefix + m) in med for j in JOB_TITLES)]
 
+    info = ""
+    if os.path.exists(os.path.join(d, "info.txt")):
+        info = open(os.path.join(d, "info.txt")).read().strip()
+
     modes = modes_of("znull-") or modes_of("zloop-")
     default = "auto-zero-copy" if "auto-zero-copy" in modes else (modes[-1] if modes else "")
+    defaults = dict(re.findall(r"\b(null|loop)=([a-z-]+)", info))
+    dnull, dloop = defaults.get("null", default), defaults.get("loop", default)
 
     # results.csv: the medians
     with open(os.path.join(d, "results.csv"), "w", newline="") as f:
@@ -110,11 +113,10 @@ def main():
         L.append("| %s | %s%s | >= %.2f | %s |" % (name, fmt(val, 2),
                                                   (" (%s)" % detail) if detail else "", goal, met))
 
-    z = "znull-" + default
-    target("null %s, 4k randread QD32 vs null_blk" % default,
-           ratio(get("1q1j", "rr4k-qd32", z), get("1q1j", "rr4k-qd32", "nullb")), 0.95)
-    target("loop %s, 4k randread QD32 vs kernel loop (dio off)" % default,
-           ratio(get("1q1j", "rr4k-qd32", "zloop-" + default), get("1q1j", "rr4k-qd32", "kloop")), 1.3)
+    target("null %s (its default), 4k randread QD32 vs null_blk" % dnull,
+           ratio(get("1q1j", "rr4k-qd32", "znull-" + dnull), get("1q1j", "rr4k-qd32", "nullb")), 0.95)
+    target("loop %s (its default), 4k randread QD32 vs kernel loop (dio off)" % dloop,
+           ratio(get("1q1j", "rr4k-qd32", "zloop-" + dloop), get("1q1j", "rr4k-qd32", "kloop")), 1.3)
     for m in ("zero-copy", "auto-zero-copy"):
         for job in ("sr128k-qd16", "sw512k-qd8"):
             target("loop %s, %s vs kernel loop (dio off)" % (m, JOB_TITLES[job]),
@@ -123,14 +125,14 @@ def main():
                                                 get("1q1j", job, "kloop-dio")), 2))
         target("null %s, 512k write vs null_blk" % m,
                ratio(get("1q1j", "sw512k-qd8", "znull-" + m), get("1q1j", "sw512k-qd8", "nullb")), 0.95)
-    for t in ("znull", "zloop"):
+    for t, dm in (("znull", dnull), ("zloop", dloop)):
         for job in ("rr4k-qd32", "sw512k-qd8"):
-            a, b = get("2q2j", job, "%s-%s" % (t, default)), get("1q2j", job, "%s-%s" % (t, default))
-            target("%s %s, %s: 2 queues/2 jobs vs 1 queue/2 jobs" % (t[1:], default, JOB_TITLES[job]),
+            a, b = get("2q2j", job, "%s-%s" % (t, dm)), get("1q2j", job, "%s-%s" % (t, dm))
+            target("%s %s, %s: 2 queues/2 jobs vs 1 queue/2 jobs" % (t[1:], dm, JOB_TITLES[job]),
                    ratio(a, b), 1.0, "pinned: %s" % fmt(ratio(get("2q2j", job, t + "-pin"), b), 2))
     for job in ("rr4k-qd32", "rw4k-qd32"):
-        a, b = get("1q1j", job, "zloop-" + default, "cpu_us_per_io"), get("1q1j", job, "zloop-copy", "cpu_us_per_io")
-        target("loop, %s: daemon CPU/IO of copy mode / of %s" % (JOB_TITLES[job], default),
+        a, b = get("1q1j", job, "zloop-" + dloop, "cpu_us_per_io"), get("1q1j", job, "zloop-copy", "cpu_us_per_io")
+        target("loop, %s: daemon CPU/IO of copy mode / of %s" % (JOB_TITLES[job], dloop),
                ratio(b, a), 1.5, "%s vs %s us" % (fmt(b, 1), fmt(a, 1)))
     for z, md in (("zstripe", "md0"), ("zmirror", "md1")):
         for job in ("rr4k-qd32", "sr128k-qd16"):
@@ -150,12 +152,12 @@ def main():
                 fmt(ratio(get("1q1j", job, "%s-%s" % (t, m)), c), 2) for m in modes if m != "copy")))
     L.append("")
 
-    L.append("## Polling: --poll-us 100 vs sleeping at once (1 queue, 1 job, %s; IOPS ratio)\n" % default)
+    L.append("## Polling: --poll-us 100 vs sleeping at once (1 queue, 1 job, default modes; IOPS ratio)\n")
     L.append("| device | " + " | ".join(JOB_TITLES[j] for j in JOB_TITLES if j != "sw128k-qd16") + " |")
     L.append("|---|" + "---|" * (len(JOB_TITLES) - 1))
-    for t in ("znull", "zloop"):
+    for t, dm in (("znull", dnull), ("zloop", dloop)):
         L.append("| %s | %s |" % (t[1:], " | ".join(
-            fmt(ratio(get("1q1j", j, t + "-poll"), get("1q1j", j, "%s-%s" % (t, default))), 2)
+            fmt(ratio(get("1q1j", j, t + "-poll"), get("1q1j", j, "%s-%s" % (t, dm))), 2)
             for j in JOB_TITLES if j != "sw128k-qd16")))
     L.append("")
 

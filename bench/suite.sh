@@ -66,7 +66,8 @@ trap finish EXIT
 # --- devices -----------------------------------------------------------------
 declare -A DEV PID ZID
 set_none() { # set_none /dev/X: the "none" scheduler
-	local s=/sys/block/$(basename "$(readlink -f "$1")")/queue/scheduler
+	local s
+	s=/sys/block/$(basename "$(readlink -f "$1")")/queue/scheduler
 	[ -e "$s" ] || return 0 # bio based (md): no scheduler at all
 	[ -w "$s" ] && echo none >"$s" 2>/dev/null || true
 	grep -q '\[none\]' "$s" 2>/dev/null || die "$1: cannot set scheduler none ($(cat "$s"))"
@@ -107,14 +108,30 @@ kloop() { # kloop NAME on|off FILE
 modes=${BENCH_MODES:-$("$Z" features | sed -n 's/^data modes://p')}
 [ -n "$modes" ] || die "zublk features: no data modes"
 default_mode=$("$Z" features | sed -n 's/^default mode: //p')
-# 2 queues: copy and the default mode (the others are in the 1-queue rows).
-modes2q=${BENCH_MODES2Q:-$(for m in copy $default_mode; do grep -qw -- "$m" <<<"$modes" && echo "$m"; done | sort -u)}
 
 mkdir "$T/tmpfs"
 mount -t tmpfs -o size=$((size_mb * 5 + 64))m zublk-bench "$T/tmpfs"
 F=$T/tmpfs/disk.img
 log "filling ${size_mb}M files on tmpfs"
 dd if=/dev/urandom of="$F" bs=1M count="$size_mb" status=none
+
+# The mode a target takes when none is asked for (null prefers zero-copy).
+target_default() {
+	local dev id m
+	dev=$("$Z" add -t "$@" 2>"$T/add.err") || die "zublk add -t $*: $(cat "$T/add.err")"
+	id=${dev#/dev/ublkb}
+	m=$("$Z" list -n "$id" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["mode"])')
+	"$Z" del -n "$id" >/dev/null
+	echo "$m"
+}
+null_default=$(target_default null size=1M)
+loop_default=$(target_default loop -f "$F")
+has_mode() { [[ " $modes " == *" $1 "* ]]; }
+for m in $null_default $loop_default; do has_mode "$m" || modes="$modes $m"; done
+# 2 queues: copy and the default mode (the others are in the 1-queue rows).
+two_q_modes() { for m in copy "$@"; do if has_mode "$m"; then echo "$m"; fi; done | sort -u; }
+null_modes2q=${BENCH_MODES2Q:-$(two_q_modes "$null_default")}
+loop_modes2q=${BENCH_MODES2Q:-$(two_q_modes "$loop_default")}
 
 need() { grep -qw "$1" <<<"$configs"; }
 if need 1q1j || need 2q2j || need 1q2j; then
@@ -130,10 +147,8 @@ if need 1q1j || need 2q2j || need 1q2j; then
 		zadd "znull-$m-1q" -t null --mode "$m" -q 1 size=${size_mb}M
 		zadd "zloop-$m-1q" -t loop --mode "$m" -q 1 -f "$F"
 	done
-	for m in $modes2q; do
-		zadd "znull-$m-2q" -t null --mode "$m" -q 2 size=${size_mb}M
-		zadd "zloop-$m-2q" -t loop --mode "$m" -q 2 -f "$F"
-	done
+	for m in $null_modes2q; do zadd "znull-$m-2q" -t null --mode "$m" -q 2 size=${size_mb}M; done
+	for m in $loop_modes2q; do zadd "zloop-$m-2q" -t loop --mode "$m" -q 2 -f "$F"; done
 	# Polling before sleeping (--poll-us), the default mode.
 	zadd znull-poll-1q -t null -q 1 --poll-us 100 size=${size_mb}M
 	zadd zloop-poll-1q -t loop -q 1 --poll-us 100 -f "$F"
@@ -182,24 +197,24 @@ rotate() { # rotate N WORDS...: the words, starting at the Nth
 	for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[$(((i + n) % ${#a[@]}))]}"; done
 }
 
-echo "INFO,kernel $(uname -r); $(nproc) CPUs; $(fio --version); $("$Z" --version); modes:$modes; ${runtime}s runs after ${ramp}s ramp, $rounds rounds, ${size_mb}M"
+echo "INFO,kernel $(uname -r); $(nproc) CPUs; $(fio --version); $("$Z" --version); modes:$modes; default modes: null=$null_default loop=$loop_default; ${runtime}s runs after ${ramp}s ramp, $rounds rounds, ${size_mb}M"
 log "modes:$modes; configs: $configs; jobs: $jobs"
 
 devices_for() { # the device names of a config
 	local m
 	case $1 in
 	1q1j | 2q2j)
-		local q=${1:0:1} ms=$modes
-		[ "$q" = 2 ] && ms=$modes2q
+		local q=${1:0:1} nms=$modes lms=$modes
+		[ "$q" = 2 ] && nms=$null_modes2q && lms=$loop_modes2q
 		echo "nullb-${q}q"
-		for m in $ms; do echo "znull-$m-${q}q"; done
+		for m in $nms; do echo "znull-$m-${q}q"; done
 		echo kloop-dio
 		echo kloop
-		for m in $ms; do echo "zloop-$m-${q}q"; done
+		for m in $lms; do echo "zloop-$m-${q}q"; done
 		if [ "$q" = 2 ]; then printf '%s\n' znull-pin-2q zloop-pin-2q; fi
 		if [ "$q" = 1 ]; then printf '%s\n' znull-poll-1q zloop-poll-1q; fi
 		;;
-	1q2j) printf '%s\n' nullb-1q "znull-$default_mode-1q" kloop-dio kloop "zloop-$default_mode-1q" ;;
+	1q2j) printf '%s\n' nullb-1q "znull-$null_default-1q" kloop-dio kloop "zloop-$loop_default-1q" ;;
 	esac
 }
 
@@ -246,7 +261,7 @@ if need raid; then
 		set_none "${DEV[$name]}"
 	}
 	zm=zero-copy
-	grep -qw zero-copy <<<"$modes" || zm=$default_mode
+	has_mode zero-copy || zm=$default_mode
 	for r in $(seq "$rounds"); do
 		for pair in "zstripe md0" "zmirror md1"; do
 			set -- $pair

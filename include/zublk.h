@@ -213,6 +213,11 @@ struct zublk_target_ops {
 	const char *summary;		/* required: one line for `zublk help` */
 	const char *usage;		/* required: the key=value options it takes */
 	unsigned modes;			/* required: ZUBLK_MODE_BIT() mask it can serve */
+	/*
+	 * Optional: modes to take first when none was asked for (the best of
+	 * these the kernel offers), before the usual order over @modes.
+	 */
+	unsigned prefer_modes;
 
 	/*
 	 * Required, main thread.  Read options with zublk_opts_get*(), open the

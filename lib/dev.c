@@ -62,7 +62,9 @@ static int pick_mode(struct zublk_dev *dev)
 	enum zublk_mode m = dev->cfg.mode;
 
 	if (m == ZUBLK_MODE_DEFAULT) {
-		dev->mode = zublk_mode_best(dev->features, ops->modes);
+		dev->mode = zublk_mode_best(dev->features, ops->modes & ops->prefer_modes);
+		if (dev->mode == ZUBLK_MODE_DEFAULT)
+			dev->mode = zublk_mode_best(dev->features, ops->modes);
 		if (dev->mode == ZUBLK_MODE_DEFAULT) {
 			zublk_err("target %s: no data mode it supports is offered by this kernel",
 				  ops->name);

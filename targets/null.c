@@ -101,6 +101,13 @@ const struct zublk_target_ops zublk_null_ops = {
 	.summary = "no backing: writes are dropped, reads return zeros",
 	.usage = "size=SIZE (default 256G)  bs=512|1024|2048|4096 (default 512)",
 	.modes = ZUBLK_MODES_ALL,
+	/*
+	 * Zero copy registers a request's buffer only when a read needs it;
+	 * auto buffer registration registers every request's, writes too,
+	 * which null never looks at (bench/results: 512k writes 0.98 vs 0.67
+	 * x null_blk).
+	 */
+	.prefer_modes = ZUBLK_MODE_BIT(ZUBLK_MODE_ZERO_COPY),
 	.init = null_init,
 	.exit = null_exit,
 	.queue_io = null_queue_io,

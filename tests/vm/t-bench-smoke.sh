@@ -10,20 +10,22 @@ modprobe null_blk nr_devices=0 2>/dev/null || skip "no null_blk module"
 
 export BENCH_ROUNDS=1 BENCH_RUNTIME=1 BENCH_RAMP=0 BENCH_SIZE_MB=64
 export BENCH_CONFIGS="1q1j 2q2j raid" BENCH_JOBS="rr4k-qd32 sw512k-qd8"
-export BENCH_RAID_JOBS=rr4k-qd32 BENCH_MODES="copy auto-zero-copy"
+export BENCH_RAID_JOBS=rr4k-qd32 BENCH_MODES="copy zero-copy auto-zero-copy"
 bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 	fail "bench/suite.sh failed: $(tail -3 "$TMP/err")"
 
 rows=$(grep -c '^RAW,' "$TMP/out")
-want=$(((9 + 9) * 2 + 4))
+# 1 queue: null_blk, 3+3 zublk modes, 2 kernel loops, 2 polling; 2 queues:
+# null_blk, copy + each target's default, 2 kernel loops, 2 pinned.
+want=$(((11 + 9) * 2 + 4))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
-for d in nullb znull-copy znull-auto-zero-copy kloop kloop-dio zloop-copy \
+for d in nullb znull-copy znull-zero-copy znull-auto-zero-copy kloop kloop-dio zloop-copy \
 	zloop-auto-zero-copy znull-pin zloop-pin znull-poll zloop-poll zstripe md0 zmirror md1; do
 	grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
 done
 # IOPS > 0 everywhere; a daemon's rows carry CPU and enters per IO.
 awk -F, '/^RAW,/ { if ($6 <= 0) { print "no IOPS: " $0; bad = 1 }
-	if ($5 ~ /^z/ && ($11 == "" || $12 == "")) { print "no CPU/enters: " $0; bad = 1 } }
+	if ($5 ~ /^z/ && ($10 == "" || $11 == "")) { print "no CPU/enters: " $0; bad = 1 } }
 	END { exit bad }' "$TMP/out" || fail "bad rows"
 
 mkdir "$TMP/res"
