@@ -161,6 +161,15 @@ def main():
             for j in JOB_TITLES if j != "sw128k-qd16")))
     L.append("")
 
+    L.append("## Copying small requests straight into the mapped tmpfs file vs io_uring (loop, 1 queue, "
+             "1 job, default mode; IOPS ratio, map vs map=0)\n")
+    L.append("| device | " + " | ".join(JOB_TITLES[j] for j in JOB_TITLES if j != "sw128k-qd16") + " |")
+    L.append("|---|" + "---|" * (len(JOB_TITLES) - 1))
+    L.append("| loop | %s |" % " | ".join(
+        fmt(ratio(get("1q1j", j, "zloop-%s" % dloop), get("1q1j", j, "zloop-nomap")), 2)
+        for j in JOB_TITLES if j != "sw128k-qd16"))
+    L.append("")
+
     for cfg in ("1q1j", "2q2j", "1q2j", "raid"):
         jobs = [j for j in JOB_TITLES if (cfg, j) in order]
         if not jobs:

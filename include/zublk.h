@@ -110,12 +110,6 @@ int zublk_opts_get_size(struct zublk_opts *o, const char *key, uint64_t *out);
 int zublk_opts_get_bool(struct zublk_opts *o, const char *key, bool *out);
 /* Like zublk_opts_get_bool(), but *out = -1 when absent, else 0 or 1. */
 int zublk_opts_get_tristate(struct zublk_opts *o, const char *key, int *out);
-/*
- * A regular file in memory (tmpfs, ramfs): O_DIRECT bypasses no cache there
- * and only costs, so targets open such backings buffered unless told
- * buffered=0.
- */
-bool zublk_backing_in_memory(const char *path);
 /* -EINVAL and *bad = the key when an option was never read. */
 int zublk_opts_check_unused(const struct zublk_opts *o, const char **bad);
 
@@ -180,6 +174,12 @@ struct zublk_target_geom {
 	uint64_t seg_boundary_mask;	/* + 1 a power of two >= 4096 */
 	uint32_t max_segment_size;	/* >= 4096 */
 	uint16_t max_segments;
+	/*
+	 * The target copies request data itself with zublk_backing_copy()
+	 * where it can: the core asks the driver for UBLK_F_USER_COPY next to
+	 * a zero-copy mode (when the kernel has it).
+	 */
+	bool want_copy;
 };
 
 /*
@@ -450,6 +450,74 @@ int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
 
 /* Finish @io with @res (bytes done, or -errno).  Exactly once per request. */
 void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res);
+
+/* ------------------------------------------------------------- backings */
+
+struct zublk_mem;
+
+/*
+ * A target's backing: a regular file or a block device, opened with
+ * zublk_backing_open(), which also finds its shape.
+ */
+struct zublk_backing {
+	int fd;
+	bool bdev;
+	bool buffered;		/* opened without O_DIRECT */
+	bool in_memory;		/* a regular file on tmpfs or ramfs */
+	uint64_t size;		/* bytes */
+	unsigned lbs_shift;	/* logical block */
+	unsigned pbs_shift;
+	uint32_t dma_alignment;	/* bytes - 1; 0: 511 */
+	bool can_discard;	/* punch hole (file), block discard (device) */
+	bool can_zero;		/* punch hole / zero range, zero out */
+	struct zublk_mem *mem;	/* zublk_backing_map()'s mapping, or NULL */
+	/*
+	 * zublk_backing_copy() takes requests up to this many bytes
+	 * (zublk_backing_map() sets ZUBLK_BACKING_COPY_MAX; a target may
+	 * change it before the device starts).
+	 */
+	uint32_t copy_max;
+};
+
+/*
+ * Measured in the project's VM (bench/notes.md): the driver's copy to user
+ * memory is slower than the kernel's own memcpy, so the copy pays off only
+ * where the worker-thread handoff it saves is the larger cost: a page.
+ */
+#define ZUBLK_BACKING_COPY_MAX 4096U
+
+/*
+ * Open @path read-write (read-only with @ro) and fill @b.  O_DIRECT unless
+ * @buffered is 1, or -1 (not said) and the file is in memory (tmpfs,
+ * ramfs), where O_DIRECT bypasses no cache and only costs; decided on the
+ * opened file.  On error logs one line "<what> '<path>': <cause>" and
+ * returns -errno with nothing left open.
+ */
+int zublk_backing_open(struct zublk_backing *b, const char *what, const char *path, bool ro,
+		       int buffered);
+void zublk_backing_close(struct zublk_backing *b);
+/*
+ * For a file in memory: map its first @size bytes shared, so requests can
+ * be copied straight between the file's pages and the request's pages in
+ * the queue thread (zublk_backing_copy()) instead of an io_uring read or
+ * write that io_uring hands to a worker thread (tmpfs cannot do them
+ * without blocking).  Call again with a larger @size after the file grew.
+ * -EOPNOTSUPP when @b is not a file in memory.
+ */
+int zublk_backing_map(struct zublk_backing *b, uint64_t size);
+/*
+ * Queue thread: copy @len bytes of @io's data at @io_off to (WRITE) or
+ * from (READ) the mapped backing at @off, now.  Returns 0 when done, or
+ * -errno when the target must move the data its usual way instead: no
+ * mapping, the device lacks user copy, more than @b->copy_max bytes, a READ of a range that holds no
+ * page yet (a hole: mapping it would allocate memory to read zeros), or
+ * the copy failed (the file shrank, tmpfs is full).  Redoing the whole
+ * range the usual way is always right.
+ */
+int zublk_backing_copy(struct zublk_queue *q, struct zublk_io *io, struct zublk_backing *b,
+		       uint64_t off, uint32_t io_off, uint32_t len);
+/* After a discard or punched hole of [@off, @off + @len) on a mapped backing. */
+void zublk_backing_forget(struct zublk_backing *b, uint64_t off, uint64_t len);
 
 /* ----------------------------------------------------- pure helpers (tested) */
 

@@ -1,12 +1,26 @@
 // SPDX-License-Identifier: MIT
 /*
+ * Backings: opening a file or block device for a target and finding its
+ * shape; mapping a file in memory to copy requests straight into it.
+ *
  * A target's backing changing while the device runs: the fd behind a
  * fixed-file index, and the options a recovery would start it with.  Both
  * under the state lock, so a state file is never written from half of it.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -82,4 +96,301 @@ int zublk_dev_set_opt(struct zublk_dev *dev, const char *key, unsigned nth, cons
 out:
 	pthread_mutex_unlock(&dev->state_lock);
 	return ret;
+}
+
+/* ------------------------------------------------------------ opening */
+
+static bool bdev_can_discard(dev_t rdev)
+{
+	char path[96];
+	unsigned long long max = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/discard_max_bytes",
+		 major(rdev), minor(rdev));
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (fscanf(f, "%llu", &max) != 1)
+		max = 0;
+	fclose(f);
+	return max > 0;
+}
+
+static int backing_shape(struct zublk_backing *b, const struct stat *st)
+{
+	if (S_ISBLK(st->st_mode)) {
+		int lbs = 512, pbs = 512;
+
+		b->bdev = true;
+		if (ioctl(b->fd, BLKGETSIZE64, &b->size) || ioctl(b->fd, BLKSSZGET, &lbs) ||
+		    ioctl(b->fd, BLKPBSZGET, &pbs))
+			return -errno;
+		b->lbs_shift = (unsigned)__builtin_ctz((unsigned)lbs);
+		b->pbs_shift = (unsigned)__builtin_ctz((unsigned)pbs);
+		b->can_discard = bdev_can_discard(st->st_rdev);
+		b->can_zero = true;
+		return 0;
+	}
+	unsigned lbs = 512;
+	struct statx stx;
+
+	b->size = (uint64_t)st->st_size;
+	/* O_DIRECT needs the file system's alignment as our block size. */
+	if (!b->buffered && !statx(b->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) &&
+	    (stx.stx_mask & STATX_DIOALIGN)) {
+		while (lbs < stx.stx_dio_offset_align && lbs < 4096)
+			lbs <<= 1;
+		if (stx.stx_dio_mem_align > 512)
+			b->dma_alignment = stx.stx_dio_mem_align - 1;
+	}
+	b->lbs_shift = (unsigned)__builtin_ctz(lbs);
+	b->pbs_shift = st->st_blksize >= 4096 ? 12 : b->lbs_shift;
+	/* Past the end with KEEP_SIZE: changes nothing, tells if it works. */
+	b->can_discard = b->can_zero =
+		fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)b->size,
+			  lbs) == 0;
+	return 0;
+}
+
+int zublk_backing_open(struct zublk_backing *b, const char *what, const char *path, bool ro,
+		       int buffered)
+{
+	struct statfs sfs;
+	struct stat st;
+	int ret;
+
+	memset(b, 0, sizeof(*b));
+	b->fd = -1;
+	if (!path || !*path) {
+		zublk_log(ZUBLK_LOG_ERR, "%s '': an empty path", what);
+		return -EINVAL;
+	}
+	b->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (b->fd < 0 || fstat(b->fd, &st))
+		goto err_errno;
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		zublk_log(ZUBLK_LOG_ERR, "%s '%s': not a regular file or block device", what,
+			  path);
+		ret = -EINVAL;
+		goto err;
+	}
+	b->in_memory = S_ISREG(st.st_mode) && !fstatfs(b->fd, &sfs) &&
+		       (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+	b->buffered = buffered < 0 ? b->in_memory : buffered;
+	if (!b->buffered && fcntl(b->fd, F_SETFL, O_DIRECT)) {
+		ret = -errno;
+		if (ret == -EINVAL)
+			zublk_log(ZUBLK_LOG_ERR,
+				  "%s '%s': O_DIRECT is not supported there (use buffered=1)",
+				  what, path);
+		else
+			zublk_log(ZUBLK_LOG_ERR, "%s '%s': %s", what, path, strerror(-ret));
+		goto err;
+	}
+	ret = backing_shape(b, &st);
+	if (ret) {
+		zublk_log(ZUBLK_LOG_ERR, "%s '%s': %s", what, path, strerror(-ret));
+		goto err;
+	}
+	if (b->size < (1ULL << b->lbs_shift)) {
+		zublk_log(ZUBLK_LOG_ERR, "%s '%s': too small (%llu bytes)", what, path,
+			  (unsigned long long)b->size);
+		ret = -EINVAL;
+		goto err;
+	}
+	return 0;
+
+err_errno:
+	ret = -errno;
+	zublk_log(ZUBLK_LOG_ERR, "%s '%s': %s", what, path, strerror(-ret));
+err:
+	if (b->fd >= 0)
+		close(b->fd);
+	b->fd = -1;
+	return ret;
+}
+
+/* ------------------------------------------------- the mapped file */
+
+#define MEM_PAGE 4096ULL
+/* Address space kept free past the file's end, so it can grow in place. */
+#define MEM_GROW_ROOM (1ULL << 40)
+
+struct zublk_mem {
+	uint8_t *base;			/* reserved: [base, base + reserved) */
+	uint64_t reserved;
+	_Atomic uint64_t len;		/* mapped (a page multiple) */
+	int prot;
+	/*
+	 * Bit per page: known to hold a page.  Reading a hole through the
+	 * mapping would allocate a page to read zeros, so a READ touches only
+	 * pages known here (or found by mincore()).  Stale bits only cost
+	 * memory, never data: a hole reads as zeros either way.
+	 */
+	_Atomic uint64_t *present;
+	size_t present_bytes;
+};
+
+static uint64_t mem_round(uint64_t v)
+{
+	return (v + MEM_PAGE - 1) & ~(MEM_PAGE - 1);
+}
+
+int zublk_backing_map(struct zublk_backing *b, uint64_t size)
+{
+	struct zublk_mem *m = b->mem;
+	uint64_t want = mem_round(size), have;
+	void *p;
+
+	if (!b->in_memory || b->fd < 0)
+		return -EOPNOTSUPP;
+	if (!m) {
+		uint64_t reserved = want + MEM_GROW_ROOM;
+
+		m = calloc(1, sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		p = mmap(NULL, reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			 -1, 0);
+		if (p == MAP_FAILED)
+			goto err_free;
+		m->base = p;
+		m->reserved = reserved;
+		/* One bit a page over the whole reservation; untouched parts cost nothing. */
+		m->present_bytes = (size_t)(reserved / MEM_PAGE / 8);
+		p = mmap(NULL, m->present_bytes, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
+			goto err_unmap;
+		m->present = p;
+		b->copy_max = ZUBLK_BACKING_COPY_MAX;
+		m->prot = PROT_READ | ((fcntl(b->fd, F_GETFL) & O_ACCMODE) == O_RDONLY
+					       ? 0 : PROT_WRITE);
+		b->mem = m;
+	}
+	have = atomic_load(&m->len);
+	if (want <= have)
+		return 0;
+	if (want > m->reserved)
+		return -E2BIG;
+	/* Over our own reservation, so no one else's mapping can be there. */
+	p = mmap(m->base + have, want - have, m->prot, MAP_SHARED | MAP_FIXED, b->fd,
+		 (off_t)have);
+	if (p == MAP_FAILED)
+		return -errno;
+	atomic_store(&m->len, want);
+	return 0;
+
+err_unmap:
+	munmap(m->base, m->reserved);
+err_free:
+	free(m);
+	return -ENOMEM;
+}
+
+static void mem_unmap(struct zublk_mem *m)
+{
+	munmap(m->present, m->present_bytes);
+	munmap(m->base, m->reserved);
+	free(m);
+}
+
+void zublk_backing_close(struct zublk_backing *b)
+{
+	if (b->mem)
+		mem_unmap(b->mem);
+	b->mem = NULL;
+	if (b->fd >= 0)
+		close(b->fd);
+	b->fd = -1;
+}
+
+static bool mem_test(struct zublk_mem *m, uint64_t pg)
+{
+	return atomic_load_explicit(&m->present[pg / 64], memory_order_relaxed) &
+	       (1ULL << (pg % 64));
+}
+
+static void mem_mark(struct zublk_mem *m, uint64_t first, uint64_t last, bool set)
+{
+	for (uint64_t pg = first; pg <= last; pg++) {
+		if (set)
+			atomic_fetch_or_explicit(&m->present[pg / 64], 1ULL << (pg % 64),
+						 memory_order_relaxed);
+		else
+			atomic_fetch_and_explicit(&m->present[pg / 64], ~(1ULL << (pg % 64)),
+						  memory_order_relaxed);
+	}
+}
+
+/* Do pages first..last all hold a page?  Asks mincore() about unknown ones. */
+static bool mem_present(struct zublk_mem *m, uint64_t first, uint64_t last)
+{
+	unsigned char vec[256];
+	uint64_t pg = first;
+
+	while (pg <= last && mem_test(m, pg))
+		pg++;
+	while (pg <= last) {
+		uint64_t n = last - pg + 1 < sizeof(vec) ? last - pg + 1 : sizeof(vec);
+
+		if (mincore(m->base + pg * MEM_PAGE, n * MEM_PAGE, vec))
+			return false;
+		for (uint64_t i = 0; i < n; i++) {
+			if (!(vec[i] & 1))
+				return false;
+			mem_mark(m, pg + i, pg + i, true);
+		}
+		pg += n;
+	}
+	return true;
+}
+
+int zublk_backing_copy(struct zublk_queue *q, struct zublk_io *io, struct zublk_backing *b,
+		       uint64_t off, uint32_t io_off, uint32_t len)
+{
+	struct zublk_mem *m = b->mem;
+	struct zublk_dev *dev = q->dev;
+	uint64_t pos, first, last;
+	ssize_t n;
+
+	if (!m || !dev->can_copy || len == 0 || (uint64_t)io_off + len > io->len)
+		return -EOPNOTSUPP;
+	if (len > b->copy_max)
+		return -E2BIG;
+	if (off + len > atomic_load_explicit(&m->len, memory_order_acquire))
+		return -ERANGE;
+	first = off / MEM_PAGE;
+	last = (off + len - 1) / MEM_PAGE;
+	if (io->op == UBLK_IO_OP_READ && !mem_present(m, first, last))
+		return -ENODATA;
+	pos = zublk_user_copy_pos(q->q_id, io->tag) + io_off;
+	/* A WRITE's data comes from the request: read it from /dev/ublkcN. */
+	if (io->op == UBLK_IO_OP_WRITE)
+		n = pread(dev->cdev_fd, m->base + off, len, (off_t)pos);
+	else if (io->op == UBLK_IO_OP_READ)
+		n = pwrite(dev->cdev_fd, m->base + off, len, (off_t)pos);
+	else
+		return -EOPNOTSUPP;
+	if (n != (ssize_t)len)
+		return n < 0 ? -errno : -EFAULT;
+	if (io->op == UBLK_IO_OP_WRITE)
+		mem_mark(m, first, last, true);
+	return 0;
+}
+
+void zublk_backing_forget(struct zublk_backing *b, uint64_t off, uint64_t len)
+{
+	struct zublk_mem *m = b->mem;
+	uint64_t len_mapped;
+
+	if (!m || len == 0)
+		return;
+	len_mapped = atomic_load(&m->len);
+	if (off >= len_mapped)
+		return;
+	if (len > len_mapped - off)
+		len = len_mapped - off;
+	mem_mark(m, off / MEM_PAGE, (off + len - 1) / MEM_PAGE, false);
 }

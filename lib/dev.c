@@ -357,6 +357,8 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 	dev->info.ublksrv_pid = getpid();
 	flags = UBLK_F_CMD_IOCTL_ENCODE | zublk_mode_flags(dev->mode) |
 		(dev->features & (UBLK_F_UPDATE_SIZE | UBLK_F_SAFE_STOP_DEV));
+	if (dev->geom.want_copy && zublk_mode_is_zc(dev->mode))
+		flags |= dev->features & UBLK_F_USER_COPY;
 	ret = recovery_flags(dev, &flags);
 	dev->info.flags = flags;
 	if (ret)
@@ -381,6 +383,8 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		goto err_del;
 	}
 stats:
+	/* Both come from the kernel's word on a recovery. */
+	dev->can_copy = zublk_mode_is_zc(dev->mode) && (dev->info.flags & UBLK_F_USER_COPY);
 	ret = zublk_stats_map(dev);
 	if (ret)
 		goto err_del;

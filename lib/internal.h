@@ -76,6 +76,7 @@ struct zublk_dev {
 	enum zublk_mode mode;
 	uint64_t features;
 	int cdev_fd;
+	bool can_copy;				/* zublk_backing_copy() works */
 	int files[ZUBLK_MAX_FILES];		/* [0] is cdev_fd */
 	unsigned nr_files;
 	unsigned nr_queues;
@@ -97,6 +98,12 @@ struct zublk_dev {
 	pthread_mutex_t state_lock;		/* state file writers */
 	char files_id[1024];			/* backing identity, "dev:ino:size ..." */
 };
+
+/* The request's own pages serve as the data buffer. */
+static inline bool zublk_mode_is_zc(enum zublk_mode m)
+{
+	return m == ZUBLK_MODE_ZERO_COPY || m == ZUBLK_MODE_AUTO_ZERO_COPY;
+}
 
 /* queue.c */
 int zublk_queue_spawn(struct zublk_dev *dev, struct zublk_queue *q);

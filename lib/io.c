@@ -147,17 +147,12 @@ int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit)
 	return 0;
 }
 
-static bool mode_is_zc(enum zublk_mode m)
-{
-	return m == ZUBLK_MODE_ZERO_COPY || m == ZUBLK_MODE_AUTO_ZERO_COPY;
-}
-
 int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
 		     int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
 		     unsigned sub)
 {
 	struct io_uring_sqe *sqe;
-	bool zc = mode_is_zc(q->dev->mode);
+	bool zc = zublk_mode_is_zc(q->dev->mode);
 	int op;
 
 	if ((uint64_t)io_off + len > io->len || file_idx < 0)

@@ -227,13 +227,3 @@ int zublk_write_file(const char *path, const char *text)
 	close(fd);
 	return err;
 }
-
-bool zublk_backing_in_memory(const char *path)
-{
-	struct statfs sfs;
-	struct stat st;
-
-	if (stat(path, &st) || !S_ISREG(st.st_mode) || statfs(path, &sfs))
-		return false;
-	return sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC;
-}

@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
  * loop: a regular file or a block device.  O_DIRECT unless buffered=1.
+ * A file in memory (tmpfs) is opened buffered and mapped: in the zero-copy
+ * modes a READ or WRITE of up to map_max bytes is copied straight between
+ * the request and the file's pages in the queue thread
+ * (zublk_backing_copy()), one copy as the kernel's loop makes, without
+ * io_uring's worker thread; whatever that cannot take (a larger request, a
+ * hole, a failed copy) goes the io_uring way.
  * FLUSH -> fdatasync, FUA -> RWF_DSYNC (in the core), DISCARD -> punch hole
  * (block discard on a block device), WRITE_ZEROES -> punch hole, or zero
  * range when the request says NOUNMAP (keep the blocks allocated) and the
@@ -10,6 +16,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -28,9 +35,8 @@ enum {
 };
 
 struct loop_dev {
-	int fd;
+	struct zublk_backing b;
 	int idx;		/* fixed file index */
-	bool bdev;
 	_Atomic bool no_zero_range;	/* the file system said EOPNOTSUPP once */
 };
 
@@ -39,95 +45,29 @@ struct loop_queue {
 	uint32_t *done;
 };
 
-static bool probe_punch_hole(int fd, uint64_t size, unsigned bs)
+static void loop_geom(const struct zublk_backing *b, struct zublk_target_geom *g)
 {
-	/* Past the end with KEEP_SIZE: changes nothing, tells if it is supported. */
-	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)size, bs) == 0;
-}
-
-static bool bdev_can_discard(dev_t rdev)
-{
-	char path[96];
-	unsigned long long max = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/discard_max_bytes",
-		 major(rdev), minor(rdev));
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	if (fscanf(f, "%llu", &max) != 1)
-		max = 0;
-	fclose(f);
-	return max > 0;
-}
-
-static int loop_geom(struct loop_dev *ld, const char *file, bool buffered,
-		     struct zublk_target_geom *g)
-{
-	struct stat st;
-
-	if (fstat(ld->fd, &st)) {
-		int ret = -errno;
-
-		zublk_log(ZUBLK_LOG_ERR, "backing file '%s': %s", file, strerror(-ret));
-		return ret;
-	}
+	g->size = b->size;
+	g->logical_bs_shift = b->lbs_shift;
+	g->physical_bs_shift = b->pbs_shift;
+	g->dma_alignment = b->dma_alignment;
 	g->caps = ZUBLK_CAP_FLUSH | ZUBLK_CAP_FUA;
-	if (S_ISBLK(st.st_mode)) {
-		int lbs = 512, pbs = 512;
-
-		ld->bdev = true;
-		if (ioctl(ld->fd, BLKGETSIZE64, &g->size) || ioctl(ld->fd, BLKSSZGET, &lbs) ||
-		    ioctl(ld->fd, BLKPBSZGET, &pbs)) {
-			int ret = -errno;
-
-			zublk_log(ZUBLK_LOG_ERR, "backing device '%s': %s", file, strerror(-ret));
-			return ret;
-		}
-		g->logical_bs_shift = (unsigned)__builtin_ctz((unsigned)lbs);
-		g->physical_bs_shift = (unsigned)__builtin_ctz((unsigned)pbs);
+	if (b->can_discard)
+		g->caps |= ZUBLK_CAP_DISCARD;
+	if (b->can_zero)
 		g->caps |= ZUBLK_CAP_WRITE_ZEROES;
-		if (bdev_can_discard(st.st_rdev))
-			g->caps |= ZUBLK_CAP_DISCARD;
-	} else if (S_ISREG(st.st_mode)) {
-		unsigned lbs = 512;
-		struct statx stx;
-
-		g->size = (uint64_t)st.st_size;
-		/* O_DIRECT needs the file system's alignment as our block size. */
-		if (!buffered && !statx(ld->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) &&
-		    (stx.stx_mask & STATX_DIOALIGN)) {
-			while (lbs < stx.stx_dio_offset_align && lbs < 4096)
-				lbs <<= 1;
-			if (stx.stx_dio_mem_align > 512)
-				g->dma_alignment = stx.stx_dio_mem_align - 1;
-		}
-		g->logical_bs_shift = (unsigned)__builtin_ctz(lbs);
-		g->physical_bs_shift = st.st_blksize >= 4096 ? 12 : g->logical_bs_shift;
-		if (probe_punch_hole(ld->fd, g->size, lbs))
-			g->caps |= ZUBLK_CAP_DISCARD | ZUBLK_CAP_WRITE_ZEROES;
-	} else {
-		zublk_log(ZUBLK_LOG_ERR, "backing file '%s': not a regular file or block device",
-			  file);
-		return -EINVAL;
-	}
-	if (g->size < (1ULL << g->logical_bs_shift)) {
-		zublk_log(ZUBLK_LOG_ERR, "backing file '%s': too small (%llu bytes)", file,
-			  (unsigned long long)g->size);
-		return -EINVAL;
-	}
-	return 0;
+	g->want_copy = b->mem != NULL;
 }
 
 static int loop_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		     struct zublk_target_geom *geom)
 {
 	const char *file = zublk_opts_get(opts, "file");
-	bool buffered, ro = false;
-	int want_buffered;
+	int want_buffered, want_map;
+	uint64_t map_max = ZUBLK_BACKING_COPY_MAX;
 	struct loop_dev *ld;
-	int ret, flags;
+	bool ro = false;
+	int ret;
 
 	if (!file || !*file) {
 		zublk_log(ZUBLK_LOG_ERR, "target loop: needs file=PATH (or -f PATH)");
@@ -137,32 +77,44 @@ static int loop_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		zublk_log(ZUBLK_LOG_ERR, "buffered '%s': not 0 or 1", zublk_opts_get(opts, "buffered"));
 		return -EINVAL;
 	}
+	if (zublk_opts_get_tristate(opts, "map", &want_map)) {
+		zublk_log(ZUBLK_LOG_ERR, "map '%s': not 0 or 1", zublk_opts_get(opts, "map"));
+		return -EINVAL;
+	}
+	if (zublk_opts_get_size(opts, "map_max", &map_max) || map_max > ZUBLK_MAX_MAX_IO_BYTES) {
+		zublk_log(ZUBLK_LOG_ERR, "map_max '%s': not a size up to 32M",
+			  zublk_opts_get(opts, "map_max"));
+		return -EINVAL;
+	}
 	if (zublk_opts_get_bool(opts, "ro", &ro)) {
 		zublk_log(ZUBLK_LOG_ERR, "ro '%s': not 0 or 1", zublk_opts_get(opts, "ro"));
 		return -EINVAL;
 	}
-	buffered = want_buffered < 0 ? zublk_backing_in_memory(file) : want_buffered;
 	ld = calloc(1, sizeof(*ld));
 	if (!ld)
 		return -ENOMEM;
-	flags = (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | (buffered ? 0 : O_DIRECT);
-	ld->fd = open(file, flags);
-	if (ld->fd < 0) {
-		ret = -errno;
-		if (ret == -EINVAL && !buffered)
-			zublk_log(ZUBLK_LOG_ERR,
-				  "backing file '%s': O_DIRECT is not supported there (use buffered=1)",
-				  file);
-		else
-			zublk_log(ZUBLK_LOG_ERR, "backing file '%s': %s", file, strerror(-ret));
-		goto err_free;
-	}
-	ret = loop_geom(ld, file, buffered, geom);
+	ret = zublk_backing_open(&ld->b, "backing file", file, ro, want_buffered);
 	if (ret)
+		goto err_free;
+	if (want_map == 1 && !ld->b.in_memory) {
+		zublk_log(ZUBLK_LOG_ERR, "map=1: backing file '%s' is not in memory (tmpfs, ramfs)",
+			  file);
+		ret = -EINVAL;
 		goto err_close;
+	}
+	if (want_map != 0 && ld->b.in_memory) {
+		ret = zublk_backing_map(&ld->b, ld->b.size);
+		if (ret) {
+			zublk_log(ZUBLK_LOG_ERR, "backing file '%s': mapping it: %s", file,
+				  strerror(-ret));
+			goto err_close;
+		}
+		ld->b.copy_max = (uint32_t)map_max;
+	}
+	loop_geom(&ld->b, geom);
 	if (ro)
 		geom->caps = ZUBLK_CAP_READ_ONLY;
-	ld->idx = zublk_dev_add_file(dev, ld->fd);
+	ld->idx = zublk_dev_add_file(dev, ld->b.fd);
 	if (ld->idx < 0) {
 		ret = ld->idx;
 		goto err_close;
@@ -171,7 +123,7 @@ static int loop_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	return 0;
 
 err_close:
-	close(ld->fd);
+	zublk_backing_close(&ld->b);
 err_free:
 	free(ld);
 	return ret;
@@ -183,7 +135,7 @@ static void loop_exit(struct zublk_dev *dev)
 
 	if (!ld)
 		return;
-	close(ld->fd);
+	zublk_backing_close(&ld->b);
 	free(ld);
 }
 
@@ -194,10 +146,10 @@ static int loop_resize(struct zublk_dev *dev, uint64_t size)
 	uint64_t have = 0;
 	struct stat st;
 
-	if (fstat(ld->fd, &st))
+	if (fstat(ld->b.fd, &st))
 		return -errno;
-	if (ld->bdev) {
-		if (ioctl(ld->fd, BLKGETSIZE64, &have))
+	if (ld->b.bdev) {
+		if (ioctl(ld->b.fd, BLKGETSIZE64, &have))
 			return -errno;
 		if (size > have) {
 			zublk_log(ZUBLK_LOG_ERR, "resize: the backing device has only %llu bytes",
@@ -206,12 +158,15 @@ static int loop_resize(struct zublk_dev *dev, uint64_t size)
 		}
 		return 0;
 	}
-	if (size > (uint64_t)st.st_size && ftruncate(ld->fd, (off_t)size)) {
+	if (size > (uint64_t)st.st_size && ftruncate(ld->b.fd, (off_t)size)) {
 		int ret = -errno;
 
 		zublk_log(ZUBLK_LOG_ERR, "resize: growing the backing file: %s", strerror(-ret));
 		return ret;
 	}
+	/* Past what can be mapped, requests there go the io_uring way. */
+	if (ld->b.mem)
+		zublk_backing_map(&ld->b, size);
 	return 0;
 }
 
@@ -258,7 +213,7 @@ static int loop_zero(struct zublk_queue *q, struct zublk_io *io)
 	struct loop_dev *ld = zublk_dev_priv(zublk_queue_dev(q));
 
 	/* NOUNMAP is a wish, not a promise: a hole reads back as zeros too. */
-	if (!ld->bdev && (ld->no_zero_range || !(io->flags & UBLK_IO_F_NOUNMAP)))
+	if (!ld->b.bdev && (ld->no_zero_range || !(io->flags & UBLK_IO_F_NOUNMAP)))
 		return loop_fallocate(q, io, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				      LOOP_ZERO_PUNCH);
 	return loop_fallocate(q, io, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
@@ -274,6 +229,10 @@ static int loop_queue_io(struct zublk_queue *q, struct zublk_io *io)
 	switch (io->op) {
 	case UBLK_IO_OP_READ:
 	case UBLK_IO_OP_WRITE:
+		if (ld->b.mem && !zublk_backing_copy(q, io, &ld->b, io->offset, 0, (uint32_t)io->len)) {
+			zublk_io_complete(q, io, (int)io->len);
+			return 0;
+		}
 		lq->done[io->tag] = 0;
 		return zublk_io_prep_rw(q, io, io->op == UBLK_IO_OP_WRITE, ld->idx, io->offset, 0,
 					(uint32_t)io->len, LOOP_RW);
@@ -286,7 +245,7 @@ static int loop_queue_io(struct zublk_queue *q, struct zublk_io *io)
 		zublk_io_sqe_mark(q, io, sqe, LOOP_FLUSH);
 		return 0;
 	case UBLK_IO_OP_DISCARD:
-		if (ld->bdev) {
+		if (ld->b.bdev) {
 			sqe = zublk_queue_get_sqe(q);
 			if (!sqe)
 				return -EBUSY;
@@ -338,7 +297,7 @@ static void loop_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned su
 		loop_rw_done(q, io, res);
 		return;
 	case LOOP_ZERO_RANGE:
-		if (res == -EOPNOTSUPP && !ld->bdev) {
+		if (res == -EOPNOTSUPP && !ld->b.bdev) {
 			ld->no_zero_range = true;
 			ret = loop_zero(q, io);
 			if (ret)
@@ -347,13 +306,24 @@ static void loop_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned su
 		}
 		break;
 	}
+	if (sub != LOOP_FLUSH)
+		zublk_backing_forget(&ld->b, io->offset, io->len);
 	zublk_io_complete(q, io, res < 0 ? res : 0);
+}
+
+static void loop_status(struct zublk_dev *dev, FILE *json)
+{
+	struct loop_dev *ld = zublk_dev_priv(dev);
+
+	fprintf(json, ",\"buffered\":%s,\"mapped\":%s", ld && ld->b.buffered ? "true" : "false",
+		ld && ld->b.mem ? "true" : "false");
 }
 
 const struct zublk_target_ops zublk_loop_ops = {
 	.name = "loop",
 	.summary = "a regular file or block device",
-	.usage = "file=PATH (or -f PATH)  buffered=0|1 (default: O_DIRECT, buffered on tmpfs)  ro=0|1",
+	.usage = "file=PATH (or -f PATH)  buffered=0|1 (default: O_DIRECT, buffered on tmpfs)  "
+		 "map=0|1 (default: 1 on tmpfs)  map_max=SIZE (default 4k)  ro=0|1",
 	.modes = ZUBLK_MODES_ALL,
 	.init = loop_init,
 	.exit = loop_exit,
@@ -362,4 +332,5 @@ const struct zublk_target_ops zublk_loop_ops = {
 	.queue_io = loop_queue_io,
 	.io_done = loop_io_done,
 	.resize = loop_resize,
+	.status = loop_status,
 };

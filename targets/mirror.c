@@ -46,7 +46,7 @@ enum { MIRROR_SUB_DATA = 0, MIRROR_SUB_OTHER = 1, MIRROR_SUB_FILES = 2 };
 #define MIRROR_SUB(kind, leg) ((unsigned)(kind) << 8 | (leg))
 
 struct mirror_leg {
-	struct raid_member m;		/* m.idx never changes; m.fd is the main thread's */
+	struct raid_member m;		/* m.idx never changes; m.b.fd is the main thread's */
 	char *_Atomic path;		/* what status shows; old ones kept till exit */
 	_Atomic int fd;			/* what the queues should have at m.idx */
 	_Atomic unsigned gen;		/* bumped when fd changes */
@@ -383,8 +383,8 @@ static int mirror_open_failed_leg(const char *path, int buffered, struct raid_me
 		return 0;
 	memset(m, 0, sizeof(*m));
 	m->path = strdup(path);
-	m->fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (!m->path || m->fd < 0) {
+	m->b.fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (!m->path || m->b.fd < 0) {
 		raid_member_close(m);
 		return -ENOMEM;
 	}
@@ -471,8 +471,8 @@ static int mirror_open_legs(struct mirror_dev *md, struct zublk_opts *opts, uint
 		if (ret)
 			return ret; /* mirror_free() closes what was opened */
 		atomic_init(&l->path, l->m.path);
-		atomic_init(&l->fd, l->m.fd);
-		atomic_init(&l->bdev, l->m.bdev);
+		atomic_init(&l->fd, l->m.b.fd);
+		atomic_init(&l->bdev, l->m.b.bdev);
 	}
 	return 0;
 }
@@ -486,27 +486,27 @@ static int mirror_check_legs(struct mirror_dev *md, uint32_t failed, uint64_t wa
 	for (unsigned i = 0; i < md->nr; i++) {
 		struct raid_member *m = &md->leg[i].m;
 
-		if (!m->size)
+		if (!m->b.size)
 			continue; /* a stand-in for a failed leg */
 		if (!first)
 			first = m;
-		if (m->lbs_shift != first->lbs_shift) {
+		if (m->b.lbs_shift != first->b.lbs_shift) {
 			zublk_log(ZUBLK_LOG_ERR,
 				  "mirror: leg '%s' has %u-byte blocks but '%s' has %u-byte blocks",
-				  m->path, 1U << m->lbs_shift, first->path, 1U << first->lbs_shift);
+				  m->path, 1U << m->b.lbs_shift, first->path, 1U << first->b.lbs_shift);
 			return -EINVAL;
 		}
 		for (unsigned j = 0; j < i; j++) {
-			if (md->leg[j].m.size && mirror_same_file(m->fd, md->leg[j].m.fd)) {
+			if (md->leg[j].m.b.size && mirror_same_file(m->b.fd, md->leg[j].m.b.fd)) {
 				zublk_log(ZUBLK_LOG_ERR, "mirror: leg '%s': the same as '%s'",
 					  m->path, md->leg[j].m.path);
 				return -EINVAL;
 			}
 		}
-		if (!(failed & MIRROR_LEG(i)) && m->size < min)
-			min = m->size;
+		if (!(failed & MIRROR_LEG(i)) && m->b.size < min)
+			min = m->b.size;
 	}
-	md->lbs_shift = first->lbs_shift;
+	md->lbs_shift = first->b.lbs_shift;
 	min &= ~((1ULL << md->lbs_shift) - 1);
 	if (want) {
 		if (want > min || want & ((1ULL << md->lbs_shift) - 1)) {
@@ -537,7 +537,7 @@ static int mirror_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	md->dev = dev;
 	md->efd = -1;
 	for (unsigned i = 0; i < MIRROR_MAX_LEGS; i++)
-		md->leg[i].m.fd = -1;
+		md->leg[i].m.b.fd = -1;
 	pthread_mutex_init(&md->persist_lock, NULL);
 	atomic_init(&md->rb_leg, -1);
 	atomic_init(&md->window, MIRROR_NO_WINDOW);
@@ -557,20 +557,20 @@ static int mirror_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	for (unsigned i = 0; i < md->nr; i++) {
 		struct raid_member *m = &md->leg[i].m;
 
-		m->idx = zublk_dev_add_file(dev, m->fd);
+		m->idx = zublk_dev_add_file(dev, m->b.fd);
 		if (m->idx < 0) {
 			ret = m->idx;
 			zublk_log(ZUBLK_LOG_ERR, "mirror: leg '%s': %s", m->path, strerror(-ret));
 			goto err;
 		}
-		if (!m->size)
+		if (!m->b.size)
 			continue;
-		if (m->pbs_shift > geom->physical_bs_shift)
-			geom->physical_bs_shift = m->pbs_shift;
-		if (m->dma_alignment > geom->dma_alignment)
-			geom->dma_alignment = m->dma_alignment;
-		discard &= m->can_discard;
-		zero &= m->can_zero;
+		if (m->b.pbs_shift > geom->physical_bs_shift)
+			geom->physical_bs_shift = m->b.pbs_shift;
+		if (m->b.dma_alignment > geom->dma_alignment)
+			geom->dma_alignment = m->b.dma_alignment;
+		discard &= m->b.can_discard;
+		zero &= m->b.can_zero;
 	}
 	geom->caps = ZUBLK_CAP_FLUSH | ZUBLK_CAP_FUA | (discard ? ZUBLK_CAP_DISCARD : 0) |
 		     (zero ? ZUBLK_CAP_WRITE_ZEROES : 0);
@@ -634,7 +634,7 @@ static int mirror_queue_init(struct zublk_queue *q)
 	/* The ring was set up with the fds registered at init. */
 	for (unsigned i = 0; i < md->nr; i++) {
 		mq->gen[i] = 0;
-		mq->bdev[i] = md->leg[i].m.bdev;
+		mq->bdev[i] = md->leg[i].m.b.bdev;
 	}
 	/* A queue restarted in this process would leave the old slots: keep one. */
 	free(atomic_exchange(&md->slots[qid], mq->slots));
@@ -960,28 +960,28 @@ static int mirror_ctl_fail(struct mirror_dev *md, unsigned leg, char *reply, siz
 static int mirror_check_new_leg(struct mirror_dev *md, unsigned leg, struct raid_member *m,
 				char *reply, size_t len)
 {
-	if (m->lbs_shift != md->lbs_shift) {
+	if (m->b.lbs_shift != md->lbs_shift) {
 		snprintf(reply, len, "mirror: '%s' has %u-byte blocks but the mirror has %u-byte blocks",
-			 m->path, 1U << m->lbs_shift, 1U << md->lbs_shift);
+			 m->path, 1U << m->b.lbs_shift, 1U << md->lbs_shift);
 		return -EINVAL;
 	}
-	if (m->size < md->size) {
+	if (m->b.size < md->size) {
 		snprintf(reply, len, "mirror: '%s' has %llu bytes, the mirror needs %llu", m->path,
-			 (unsigned long long)m->size, (unsigned long long)md->size);
+			 (unsigned long long)m->b.size, (unsigned long long)md->size);
 		return -ENOSPC;
 	}
-	if (((md->caps & ZUBLK_CAP_DISCARD) && !m->can_discard) ||
-	    ((md->caps & ZUBLK_CAP_WRITE_ZEROES) && !m->can_zero)) {
+	if (((md->caps & ZUBLK_CAP_DISCARD) && !m->b.can_discard) ||
+	    ((md->caps & ZUBLK_CAP_WRITE_ZEROES) && !m->b.can_zero)) {
 		snprintf(reply, len, "mirror: '%s' cannot discard, the other legs can", m->path);
 		return -EINVAL;
 	}
-	if (m->dma_alignment > md->dma_alignment) {
+	if (m->b.dma_alignment > md->dma_alignment) {
 		snprintf(reply, len, "mirror: '%s' needs %u-byte aligned memory, the device has %u",
-			 m->path, m->dma_alignment + 1, md->dma_alignment + 1);
+			 m->path, m->b.dma_alignment + 1, md->dma_alignment + 1);
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < md->nr; i++) {
-		if (i != leg && mirror_same_file(m->fd, atomic_load(&md->leg[i].fd))) {
+		if (i != leg && mirror_same_file(m->b.fd, atomic_load(&md->leg[i].fd))) {
 			snprintf(reply, len, "mirror: '%s' is leg %u already", m->path, i);
 			return -EINVAL;
 		}
@@ -1032,18 +1032,18 @@ static int mirror_ctl_replace(struct mirror_dev *md, unsigned leg, const char *p
 	 * Readers are gone from it; writers of requests already started may
 	 * still be at the old file through their ring, which keeps it open.
 	 */
-	old_fd = l->m.fd;
+	old_fd = l->m.b.fd;
 	md->old_paths[md->nr_old_paths++] = l->m.path;
 	l->m.path = m.path;
-	l->m.fd = m.fd;
-	l->m.size = m.size;
-	l->m.bdev = m.bdev;
+	l->m.b.fd = m.b.fd;
+	l->m.b.size = m.b.size;
+	l->m.b.bdev = m.b.bdev;
 	atomic_store(&l->path, m.path);
-	atomic_store(&l->fd, m.fd);
-	atomic_store(&l->bdev, m.bdev);
+	atomic_store(&l->fd, m.b.fd);
+	atomic_store(&l->bdev, m.b.bdev);
 	atomic_fetch_add_explicit(&l->gen, 1, memory_order_release);
 	atomic_store(&l->errors, 0);
-	zublk_dev_set_file(md->dev, l->m.idx, m.fd);
+	zublk_dev_set_file(md->dev, l->m.idx, m.b.fd);
 	zublk_dev_set_opt(md->dev, "file", leg, path);
 	close(old_fd);
 

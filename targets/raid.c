@@ -16,120 +16,28 @@
 
 #include "raid.h"
 
-static bool raid_bdev_can_discard(dev_t rdev)
-{
-	char path[96];
-	unsigned long long max = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/discard_max_bytes",
-		 major(rdev), minor(rdev));
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	if (fscanf(f, "%llu", &max) != 1)
-		max = 0;
-	fclose(f);
-	return max > 0;
-}
-
-static int raid_member_geom(const char *what, struct raid_member *m, bool buffered)
-{
-	struct stat st;
-	int ret;
-
-	if (fstat(m->fd, &st))
-		goto err_errno;
-	if (S_ISBLK(st.st_mode)) {
-		int lbs = 512, pbs = 512;
-
-		m->bdev = true;
-		if (ioctl(m->fd, BLKGETSIZE64, &m->size) || ioctl(m->fd, BLKSSZGET, &lbs) ||
-		    ioctl(m->fd, BLKPBSZGET, &pbs))
-			goto err_errno;
-		m->lbs_shift = (unsigned)__builtin_ctz((unsigned)lbs);
-		m->pbs_shift = (unsigned)__builtin_ctz((unsigned)pbs);
-		m->can_discard = raid_bdev_can_discard(st.st_rdev);
-		m->can_zero = true;
-	} else if (S_ISREG(st.st_mode)) {
-		unsigned lbs = 512;
-		struct statx stx;
-
-		m->size = (uint64_t)st.st_size;
-		/* O_DIRECT needs the file system's alignment as our block size. */
-		if (!buffered && !statx(m->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) &&
-		    (stx.stx_mask & STATX_DIOALIGN)) {
-			while (lbs < stx.stx_dio_offset_align && lbs < 4096)
-				lbs <<= 1;
-			if (stx.stx_dio_mem_align > 512)
-				m->dma_alignment = stx.stx_dio_mem_align - 1;
-		}
-		m->lbs_shift = (unsigned)__builtin_ctz(lbs);
-		m->pbs_shift = st.st_blksize >= 4096 ? 12 : m->lbs_shift;
-		/* Past the end with KEEP_SIZE: changes nothing, tells if it works. */
-		m->can_discard = m->can_zero =
-			fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				  (off_t)m->size, 1 << m->lbs_shift) == 0;
-	} else {
-		zublk_log(ZUBLK_LOG_ERR, "%s '%s': not a regular file or block device",
-			  what, m->path);
-		return -EINVAL;
-	}
-	if (m->size < (1ULL << m->lbs_shift)) {
-		zublk_log(ZUBLK_LOG_ERR, "%s '%s': too small (%llu bytes)", what,
-			  m->path, (unsigned long long)m->size);
-		return -EINVAL;
-	}
-	return 0;
-
-err_errno:
-	ret = -errno;
-	zublk_log(ZUBLK_LOG_ERR, "%s '%s': %s", what, m->path, strerror(-ret));
-	return ret;
-}
-
-int raid_member_open(const char *what, const char *path, int want_buffered,
+int raid_member_open(const char *what, const char *path, int buffered,
 		     struct raid_member *m)
 {
-	bool buffered = want_buffered < 0 ? zublk_backing_in_memory(path) : want_buffered;
 	int ret;
 
 	memset(m, 0, sizeof(*m));
-	m->fd = -1;
+	m->b.fd = -1;
 	m->idx = -1;
-	if (!path || !*path) {
-		zublk_log(ZUBLK_LOG_ERR, "%s '': an empty path", what);
-		return -EINVAL;
-	}
-	m->path = strdup(path);
-	if (!m->path)
-		return -ENOMEM;
-	m->fd = open(path, O_RDWR | O_CLOEXEC | (buffered ? 0 : O_DIRECT));
-	if (m->fd < 0) {
-		ret = -errno;
-		if (ret == -EINVAL && !buffered)
-			zublk_log(ZUBLK_LOG_ERR,
-				  "%s '%s': O_DIRECT is not supported there (use buffered=1)",
-				  what, path);
-		else
-			zublk_log(ZUBLK_LOG_ERR, "%s '%s': %s", what, path,
-				  strerror(-ret));
-		goto err;
-	}
-	ret = raid_member_geom(what, m, buffered);
+	ret = zublk_backing_open(&m->b, what, path, false, buffered);
 	if (ret)
-		goto err;
+		return ret;
+	m->path = strdup(path);
+	if (!m->path) {
+		zublk_backing_close(&m->b);
+		return -ENOMEM;
+	}
 	return 0;
-err:
-	raid_member_close(m);
-	return ret;
 }
 
 void raid_member_close(struct raid_member *m)
 {
-	if (m->fd >= 0)
-		close(m->fd);
-	m->fd = -1;
+	zublk_backing_close(&m->b);
 	free(m->path);
 	m->path = NULL;
 }

@@ -16,21 +16,13 @@
 
 struct raid_member {
 	char *path;
-	int fd;
+	struct zublk_backing b;	/* fd, size, block size, what it can do */
 	int idx;		/* fixed file index */
-	bool bdev;
-	uint64_t size;		/* bytes */
-	unsigned lbs_shift;	/* logical block */
-	unsigned pbs_shift;
-	uint32_t dma_alignment;	/* bytes - 1; 0: 511 */
-	bool can_discard;	/* punch hole (file) or block discard */
-	bool can_zero;		/* punch hole / zero range */
 };
 
 /*
- * Open @path read-write (O_DIRECT unless @buffered is 1, or -1 and @path is
- * in memory: zublk_backing_in_memory()) and find its size,
- * block size and what it can do.  Does not register it as a fixed file.
+ * Open @path read-write with zublk_backing_open() (@buffered: 1, 0, or -1
+ * for "O_DIRECT unless in memory").  Does not register it as a fixed file.
  * On error logs one line "<what> '<path>': <cause>" (what: "stripe: member").
  */
 int raid_member_open(const char *what, const char *path, int buffered,

@@ -5,7 +5,9 @@
  * edges into sub-range ops on the request's one buffer (registered once in
  * the zero-copy modes), FLUSH goes to every member, DISCARD and
  * WRITE_ZEROES become one contiguous range per member.  The mapping is pure
- * (targets/raid.c, tests/unit/test-stripe.c).
+ * (targets/raid.c, tests/unit/test-stripe.c).  Members in memory (tmpfs)
+ * are mapped, and in the zero-copy modes a read or write whose members all
+ * are is copied piece by piece in the queue thread (as loop does).
  */
 #include <errno.h>
 #include <linux/falloc.h>
@@ -23,6 +25,7 @@
 struct stripe_dev {
 	struct stripe_layout l;
 	unsigned nr;
+	bool mapped;		/* every member is: zublk_backing_copy() */
 	struct raid_member m[STRIPE_MAX_MEMBERS];
 };
 
@@ -40,7 +43,7 @@ struct stripe_queue {
 };
 
 static int stripe_parse(struct zublk_opts *opts, uint64_t *chunk, int *buffered,
-			unsigned *nr)
+			int *map, unsigned *nr)
 {
 	const char *s;
 
@@ -68,6 +71,38 @@ static int stripe_parse(struct zublk_opts *opts, uint64_t *chunk, int *buffered,
 			  zublk_opts_get(opts, "buffered"));
 		return -EINVAL;
 	}
+	if (zublk_opts_get_tristate(opts, "map", map)) {
+		zublk_log(ZUBLK_LOG_ERR, "stripe: map '%s': not 0 or 1", zublk_opts_get(opts, "map"));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* map=1 wants every member in memory; by default they are mapped when they all are. */
+static int stripe_map(struct stripe_dev *sd, int map)
+{
+	int ret;
+
+	if (map == 0)
+		return 0;
+	for (unsigned i = 0; i < sd->nr; i++) {
+		if (sd->m[i].b.in_memory)
+			continue;
+		if (map < 0)
+			return 0;
+		zublk_log(ZUBLK_LOG_ERR, "stripe: map=1: member '%s' is not in memory (tmpfs, ramfs)",
+			  sd->m[i].path);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < sd->nr; i++) {
+		ret = zublk_backing_map(&sd->m[i].b, sd->m[i].b.size);
+		if (ret) {
+			zublk_log(ZUBLK_LOG_ERR, "stripe: member '%s': mapping it: %s",
+				  sd->m[i].path, strerror(-ret));
+			return ret;
+		}
+	}
+	sd->mapped = true;
 	return 0;
 }
 
@@ -79,22 +114,22 @@ static int stripe_check_members(struct stripe_dev *sd, uint64_t chunk)
 	for (unsigned i = 0; i < sd->nr; i++) {
 		struct stat a, b;
 
-		if (m[i].lbs_shift != m[0].lbs_shift) {
+		if (m[i].b.lbs_shift != m[0].b.lbs_shift) {
 			zublk_log(ZUBLK_LOG_ERR,
 				  "stripe: member '%s' has %u-byte blocks but '%s' has %u-byte blocks",
-				  m[i].path, 1U << m[i].lbs_shift, m[0].path,
-				  1U << m[0].lbs_shift);
+				  m[i].path, 1U << m[i].b.lbs_shift, m[0].path,
+				  1U << m[0].b.lbs_shift);
 			return -EINVAL;
 		}
-		if (m[i].size < chunk) {
+		if (m[i].b.size < chunk) {
 			zublk_log(ZUBLK_LOG_ERR,
 				  "stripe: member '%s': %llu bytes, smaller than one %llu-byte chunk",
-				  m[i].path, (unsigned long long)m[i].size,
+				  m[i].path, (unsigned long long)m[i].b.size,
 				  (unsigned long long)chunk);
 			return -EINVAL;
 		}
 		for (unsigned j = 0; j < i; j++) {
-			if (!fstat(m[i].fd, &a) && !fstat(m[j].fd, &b) &&
+			if (!fstat(m[i].b.fd, &a) && !fstat(m[j].b.fd, &b) &&
 			    ((a.st_dev == b.st_dev && a.st_ino == b.st_ino && !S_ISBLK(a.st_mode)) ||
 			     (S_ISBLK(a.st_mode) && S_ISBLK(b.st_mode) && a.st_rdev == b.st_rdev))) {
 				zublk_log(ZUBLK_LOG_ERR, "stripe: member '%s': the same as '%s'",
@@ -118,12 +153,12 @@ static int stripe_init(struct zublk_dev *dev, struct zublk_opts *opts,
 {
 	uint64_t chunk, sizes[STRIPE_MAX_MEMBERS];
 	bool discard = true, zero = true;
-	int buffered = -1;
+	int buffered = -1, map = -1;
 	struct stripe_dev *sd;
 	unsigned nr;
 	int ret;
 
-	ret = stripe_parse(opts, &chunk, &buffered, &nr);
+	ret = stripe_parse(opts, &chunk, &buffered, &map, &nr);
 	if (ret)
 		return ret;
 	sd = calloc(1, sizeof(*sd));
@@ -141,21 +176,25 @@ static int stripe_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	ret = stripe_check_members(sd, chunk);
 	if (ret)
 		goto err;
+	ret = stripe_map(sd, map);
+	if (ret)
+		goto err;
+	geom->want_copy = sd->mapped;
 
-	geom->logical_bs_shift = sd->m[0].lbs_shift;
-	geom->physical_bs_shift = sd->m[0].pbs_shift;
+	geom->logical_bs_shift = sd->m[0].b.lbs_shift;
+	geom->physical_bs_shift = sd->m[0].b.pbs_shift;
 	geom->caps = ZUBLK_CAP_FLUSH | ZUBLK_CAP_FUA;
 	for (unsigned i = 0; i < nr; i++) {
 		struct raid_member *m = &sd->m[i];
 
-		sizes[i] = m->size;
-		if (m->pbs_shift > geom->physical_bs_shift)
-			geom->physical_bs_shift = m->pbs_shift;
-		if (m->dma_alignment > geom->dma_alignment)
-			geom->dma_alignment = m->dma_alignment;
-		discard &= m->can_discard;
-		zero &= m->can_zero;
-		m->idx = zublk_dev_add_file(dev, m->fd);
+		sizes[i] = m->b.size;
+		if (m->b.pbs_shift > geom->physical_bs_shift)
+			geom->physical_bs_shift = m->b.pbs_shift;
+		if (m->b.dma_alignment > geom->dma_alignment)
+			geom->dma_alignment = m->b.dma_alignment;
+		discard &= m->b.can_discard;
+		zero &= m->b.can_zero;
+		m->idx = zublk_dev_add_file(dev, m->b.fd);
 		if (m->idx < 0) {
 			ret = m->idx;
 			zublk_log(ZUBLK_LOG_ERR, "stripe: member '%s': %s", m->path,
@@ -217,6 +256,22 @@ static void stripe_queue_exit(struct zublk_queue *q)
 	zublk_queue_set_priv(q, NULL);
 }
 
+/* Every piece copied straight to or from the mapped members; false: do it all again. */
+static bool stripe_copy(struct zublk_queue *q, struct zublk_io *io, struct stripe_dev *sd,
+			unsigned n)
+{
+	struct stripe_piece p;
+
+	if (!sd->mapped)
+		return false;
+	for (unsigned i = 0; i < n; i++) {
+		stripe_piece(&sd->l, io->offset, io->len, i, &p);
+		if (zublk_backing_copy(q, io, &sd->m[p.member].b, p.member_off, p.io_off, p.len))
+			return false;
+	}
+	return true;
+}
+
 static int stripe_rw(struct zublk_queue *q, struct zublk_io *io, struct stripe_tag *t)
 {
 	struct stripe_dev *sd = zublk_dev_priv(zublk_queue_dev(q));
@@ -225,6 +280,10 @@ static int stripe_rw(struct zublk_queue *q, struct zublk_io *io, struct stripe_t
 	struct stripe_piece p;
 	int ret;
 
+	if (stripe_copy(q, io, sd, n)) {
+		zublk_io_complete(q, io, (int)io->len);
+		return 0;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		stripe_piece(&sd->l, io->offset, io->len, i, &p);
 		ret = zublk_io_prep_rw(q, io, write, sd->m[p.member].idx, p.member_off, p.io_off,
@@ -256,14 +315,14 @@ static int stripe_member_op(struct zublk_queue *q, struct zublk_io *io, unsigned
 		io_uring_prep_fsync(sqe, m->idx, IORING_FSYNC_DATASYNC);
 		break;
 	case UBLK_IO_OP_DISCARD:
-		if (m->bdev) {
+		if (m->b.bdev) {
 			io_uring_prep_cmd_discard(sqe, m->idx, start, len);
 			break;
 		}
 		io_uring_prep_fallocate(sqe, m->idx, mode, (off_t)start, (off_t)len);
 		break;
 	default: /* WRITE_ZEROES */
-		if (m->bdev)
+		if (m->b.bdev)
 			mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
 		io_uring_prep_fallocate(sqe, m->idx, mode, (off_t)start, (off_t)len);
 		break;
@@ -353,6 +412,13 @@ static void stripe_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned 
 	struct stripe_dev *sd = zublk_dev_priv(zublk_queue_dev(q));
 	struct stripe_tag *t = &sq->tags[io->tag];
 
+	if ((sub & STRIPE_SUB_MEMBER) && io->op != UBLK_IO_OP_FLUSH) {
+		uint64_t start, end;
+		unsigned k = sub & ~STRIPE_SUB_MEMBER;
+
+		stripe_member_range(&sd->l, io->offset, io->len, k, &start, &end);
+		zublk_backing_forget(&sd->m[k].b, start, end - start);
+	}
 	if (res < 0) {
 		if (!t->err)
 			t->err = res;
@@ -384,7 +450,8 @@ const struct zublk_target_ops zublk_stripe_ops = {
 	.name = "stripe",
 	.summary = "RAID0: chunks striped over 2 or more files or block devices",
 	.usage = "file=PATH file=PATH [file=PATH ...]  chunk=SIZE (power of two, 4k..1G; "
-		 "default 64k)  buffered=0|1 (default: O_DIRECT, buffered on tmpfs)",
+		 "default 64k)  buffered=0|1 (default: O_DIRECT, buffered on tmpfs)  map=0|1 "
+		 "(default: 1 when every member is on tmpfs)",
 	.modes = ZUBLK_MODES_ALL,
 	.init = stripe_init,
 	.exit = stripe_exit,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Number parsing, key=value target options and the data mode helpers. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -417,21 +418,98 @@ TEST(tristate_is_minus_one_when_absent_else_the_bool)
 	zublk_opts_free(&o);
 }
 
-TEST(backing_in_memory_only_for_regular_files_on_tmpfs)
+/* A tmpfs file of @size bytes in @path (a mkstemp template); -1 when none. */
+static int shm_file(char *path, off_t size)
 {
-	char path[] = "/dev/shm/zublk-unit-XXXXXX";
 	int fd = mkstemp(path);
 
-	if (fd < 0) {
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, size)) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+TEST(backing_open_finds_a_tmpfs_file_in_memory_and_opens_it_buffered)
+{
+	char path[] = "/dev/shm/zublk-unit-XXXXXX";
+	struct zublk_backing b;
+
+	if (shm_file(path, 1 << 20)) {
 		printf("#   SKIP: no /dev/shm to make a tmpfs file in\n");
 		return;
 	}
-	close(fd);
-	CHECK(zublk_backing_in_memory(path));
+	REQUIRE(zublk_backing_open(&b, "test", path, false, -1) == 0);
+	CHECK(b.in_memory);
+	CHECK(b.buffered);
+	CHECK(!b.bdev);
+	CHECK_EQ(b.size, 1 << 20);
+	CHECK_EQ(fcntl(b.fd, F_GETFL) & O_DIRECT, 0);
+	zublk_backing_close(&b);
+	CHECK_EQ(b.fd, -1);
+	REQUIRE(zublk_backing_open(&b, "test", path, true, 1) == 0);
+	CHECK_EQ(fcntl(b.fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+	zublk_backing_close(&b);
 	unlink(path);
-	CHECK(!zublk_backing_in_memory(path));		/* gone */
-	CHECK(!zublk_backing_in_memory("/dev/shm"));	/* a directory */
-	CHECK(!zublk_backing_in_memory("/dev/null"));	/* a device on devtmpfs */
+}
+
+TEST(backing_open_refuses_what_is_not_a_file_or_block_device)
+{
+	char path[] = "/dev/shm/zublk-unit-XXXXXX";
+	struct zublk_backing b;
+
+	CHECK_EQ(zublk_backing_open(&b, "test", "/dev/shm", false, -1), -EISDIR);
+	CHECK_EQ(zublk_backing_open(&b, "test", "/dev/shm", true, -1), -EINVAL);
+	CHECK_EQ(b.fd, -1);
+	CHECK_EQ(zublk_backing_open(&b, "test", "/dev/null", false, -1), -EINVAL);
+	CHECK_EQ(zublk_backing_open(&b, "test", "/nonexistent/zublk", false, -1), -ENOENT);
+	CHECK_EQ(zublk_backing_open(&b, "test", "", false, -1), -EINVAL);
+	if (shm_file(path, 100))
+		return;
+	CHECK_EQ(zublk_backing_open(&b, "test", path, false, -1), -EINVAL); /* < a block */
+	CHECK_EQ(b.fd, -1);
+	unlink(path);
+}
+
+TEST(backing_map_shares_the_file_and_grows_in_place)
+{
+	char path[] = "/dev/shm/zublk-unit-XXXXXX";
+	char file[] = "/var/tmp/zublk-unit-XXXXXX";
+	struct zublk_backing b;
+	int fd;
+
+	if (shm_file(path, 8192)) {
+		printf("#   SKIP: no /dev/shm to make a tmpfs file in\n");
+		return;
+	}
+	REQUIRE(zublk_backing_open(&b, "test", path, false, -1) == 0);
+	CHECK(b.mem == NULL);
+	CHECK_EQ(zublk_backing_map(&b, b.size), 0);
+	REQUIRE(b.mem != NULL);
+	CHECK_EQ(zublk_backing_map(&b, b.size), 0); /* again: nothing to do */
+	CHECK_EQ(ftruncate(b.fd, 1 << 20), 0);
+	CHECK_EQ(zublk_backing_map(&b, 1 << 20), 0);
+	zublk_backing_forget(&b, 0, 1 << 20);
+	zublk_backing_close(&b);
+	CHECK(b.mem == NULL);
+	unlink(path);
+
+	/* A file on a disk file system is not mapped. */
+	fd = mkstemp(file);
+	if (fd < 0)
+		return;
+	CHECK_EQ(ftruncate(fd, 8192), 0);
+	close(fd);
+	if (zublk_backing_open(&b, "test", file, false, 1) == 0) {
+		CHECK(!b.in_memory);
+		CHECK_EQ(zublk_backing_map(&b, b.size), -EOPNOTSUPP);
+		zublk_backing_close(&b);
+	}
+	unlink(file);
 }
 /* ------------------------------------------------------------- data modes */
 

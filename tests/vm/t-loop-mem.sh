@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: MIT
+# loop and stripe over tmpfs files, which they map and copy small requests
+# straight into (zublk_backing_copy): data verifies in every data mode, the
+# copy really is taken, reading holes allocates no memory, discard gives the
+# memory back, a grown file is mapped further, a file truncated under the
+# device gives EIO (no crash), bad map options are refused.
+. "$(dirname "$0")/lib.sh"
+MNT=$TMP/shm
+mkdir "$MNT" && mount -t tmpfs -o size=900m zublk-test "$MNT" || fail "mounting a tmpfs"
+mem_cleanup() {
+	timeout 60 "$Z" del --all >/dev/null 2>&1
+	umount "$MNT" 2>/dev/null
+	cleanup
+}
+trap mem_cleanup EXIT
+
+used_mb() { df -m --output=used "$MNT" | tail -1; }
+# counter ID NAME: one of `list --json`'s counters
+counter() {
+	"$Z" list -n "$1" --json |
+		python3 -c "import json,sys; print(json.load(sys.stdin)[0]['counters']['$2'])"
+}
+
+truncate -s 256M "$MNT/img"
+for mode in copy user-copy zero-copy auto-zero-copy; do
+	for q in 1 2; do
+		[ "$q" -le "$(nproc)" ] || continue
+		add -t loop -f "$MNT/img" --mode "$mode" -q "$q"
+		[ "$(dev_field "$ID" mapped)" = True ] || fail "$mode: loop on tmpfs is not mapped"
+		# Sizes around the copy limit, holes and written blocks mixed.
+		fio_ok v --filename="$DEV" --rw=randwrite --bsrange=512-64k --iodepth=16 \
+			--size=64M --verify=crc32c --do_verify=1 --verify_fatal=1 --numjobs="$q" \
+			--offset_increment=100M
+		fio_ok v4 --filename="$DEV" --rw=randwrite --bs=4k --iodepth=32 --size=16M \
+			--offset=200M --verify=crc32c --do_verify=1 --verify_fatal=1
+		case $mode in *zero-copy)
+			# The 4k reads of written blocks were copied in the queue thread:
+			# the commit is the only SQE of each (the io_uring way has two).
+			ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
+			fio_ok r4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M \
+				--offset=200M --number_ios=2000
+			ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
+			[ "$ios" -ge 2000 ] || fail "$mode: $ios requests counted for 2000 reads"
+			[ $((sub * 10)) -le $((ios * 11)) ] ||
+				fail "$mode: $sub SQEs for $ios 4k reads: not copied straight"
+			note "loop $mode q=$q: $sub SQEs for $ios 4k reads"
+			;;
+		esac
+		# What the device shows is what the file holds.
+		cmp <(dd if="$DEV" bs=1M iflag=direct status=none) "$MNT/img" ||
+			fail "$mode: device and file differ"
+		note "loop $mode q=$q: verified"
+		del "$ID"
+	done
+done
+rm -f "$MNT/img"
+
+# Reading holes allocates nothing; discard frees what writing took.
+truncate -s 512M "$MNT/sparse"
+add -t loop -f "$MNT/sparse"
+before=$(used_mb)
+fio_ok holes --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=512M --number_ios=20000
+fio_ok holes-seq --filename="$DEV" --rw=read --bs=4k --iodepth=32 --size=64M
+[ $(($(used_mb) - before)) -le 4 ] || fail "reading holes took $(($(used_mb) - before)) MiB of tmpfs"
+fio_ok fill --filename="$DEV" --rw=write --bs=4k --iodepth=32 --size=64M
+[ $(($(used_mb) - before)) -ge 60 ] || fail "64 MiB written, tmpfs grew $(($(used_mb) - before)) MiB"
+blkdiscard "$DEV" || fail "blkdiscard"
+[ $(($(used_mb) - before)) -le 4 ] || fail "after discard tmpfs still holds $(($(used_mb) - before)) MiB"
+[ "$(dd if="$DEV" bs=4k count=16 iflag=direct status=none | tr -d '\0' | wc -c)" = 0 ] ||
+	fail "discarded blocks do not read as zeros"
+note "holes: read without allocating, discard gave the memory back"
+
+# Grown: the new end is mapped too and keeps its data.
+"$Z" resize -n "$ID" 640M >/dev/null || fail "resize"
+fio_ok grown --filename="$DEV" --rw=randwrite --bs=4k --iodepth=16 --offset=600M --size=40M \
+	--verify=crc32c --do_verify=1 --verify_fatal=1
+note "grown to 640M: the new end verified"
+
+# Truncated under the device: errors, no crash, del works.
+truncate -s 1M "$MNT/sparse"
+dd if="$DEV" of=/dev/null bs=4k skip=153600 count=1 iflag=direct status=none 2>/dev/null &&
+	fail "a read past the truncated file succeeded"
+kill -0 "$(dev_field "$ID" daemon_pid)" 2>/dev/null || fail "the daemon died"
+del "$ID"
+note "truncated under the device: EIO, daemon alive, deleted"
+
+# stripe over two tmpfs files maps them the same way.
+truncate -s 128M "$MNT/a" "$MNT/b"
+add -t stripe file="$MNT/a" file="$MNT/b" chunk=16k --mode zero-copy
+fio_ok s --filename="$DEV" --rw=randwrite --bsrange=512-64k --iodepth=16 --size=96M \
+	--verify=crc32c --do_verify=1 --verify_fatal=1
+ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
+fio_ok s4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M --number_ios=2000
+ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
+[ $((sub * 10)) -le $((ios * 11)) ] || fail "stripe: $sub SQEs for $ios 4k reads"
+del "$ID"
+note "stripe on tmpfs: verified, $sub SQEs for $ios 4k reads"
+
+# Bad input: one line, no device.
+truncate -s 16M "$TMP/disk"
+for args in "map=1 -f $TMP/disk" "map_max=64q -f $MNT/a" "map=2 -f $MNT/a"; do
+	# shellcheck disable=SC2086
+	"$Z" add -t loop $args >/dev/null 2>"$TMP/err" && fail "add -t loop $args accepted"
+	[ "$(wc -l <"$TMP/err")" = 1 ] || fail "add -t loop $args: $(cat "$TMP/err")"
+	note "$(cat "$TMP/err")"
+done
+"$Z" add -t stripe map=1 file="$MNT/a" file="$TMP/disk" >/dev/null 2>"$TMP/err" &&
+	fail "stripe map=1 with a member on disk accepted"
+note "$(cat "$TMP/err")"
+no_devices || fail "bad input left a device: $("$Z" list)"
+exit 0
