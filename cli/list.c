@@ -111,6 +111,9 @@ static void print_json(const struct dev_view *v, bool first)
 		f1 = false;
 	}
 	printf("]");
+	if (v->have_state)
+		printf(", \"pin_queues\": %s, \"poll_us\": %u", v->st.pin_queues ? "true" : "false",
+		       v->st.poll_us);
 	if (v->have_state && v->st.extra[0])
 		printf(", %s", v->st.extra);
 	if (v->have_cnt)

@@ -403,6 +403,8 @@ struct zublk_state {
 	uint64_t flags;		/* UBLK_F_* the device was added with */
 	int daemon_pid;
 	char recovery[16];	/* "reissue", "off", "fail-io" */
+	bool pin_queues;	/* zublk_dev_config's, which a recovery keeps */
+	unsigned poll_us;
 	char options[4096];	/* "key=value", one per line */
 	char files[1024];	/* identity of each backing: "dev:ino:size ..." */
 	char extra[2048];	/* the target's status members, raw JSON: "k": v, ... */

@@ -105,6 +105,14 @@ static inline bool zublk_mode_is_zc(enum zublk_mode m)
 	return m == ZUBLK_MODE_ZERO_COPY || m == ZUBLK_MODE_AUTO_ZERO_COPY;
 }
 
+/* One io_uring_enter of queue @q that submitted @ret SQEs (or failed). */
+static inline void zublk_queue_count_enter(struct zublk_queue *q, int ret)
+{
+	atomic_fetch_add_explicit(&q->stats->enters, 1, memory_order_relaxed);
+	if (ret > 0)
+		atomic_fetch_add_explicit(&q->stats->submits, (uint64_t)ret, memory_order_relaxed);
+}
+
 /* queue.c */
 int zublk_queue_spawn(struct zublk_dev *dev, struct zublk_queue *q);
 

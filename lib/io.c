@@ -65,12 +65,7 @@ struct io_uring_sqe *zublk_queue_get_sqe(struct zublk_queue *q)
 	if (sqe)
 		return sqe;
 	/* The SQ ring is full: push what is there and try once more. */
-	int ret = io_uring_submit(&q->ring);
-
-	atomic_fetch_add_explicit(&q->stats->enters, 1, memory_order_relaxed);
-	if (ret > 0)
-		atomic_fetch_add_explicit(&q->stats->submits, (uint64_t)ret,
-					  memory_order_relaxed);
+	zublk_queue_count_enter(q, io_uring_submit(&q->ring));
 	return io_uring_get_sqe(&q->ring);
 }
 

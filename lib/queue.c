@@ -198,20 +198,14 @@ static uint64_t now_ns(void)
  */
 static bool queue_poll(struct zublk_queue *q)
 {
-	struct zublk_queue_stats *st = q->stats;
 	uint64_t end;
-	int ret;
 
-	ret = io_uring_submit(&q->ring);
-	atomic_fetch_add_explicit(&st->enters, 1, memory_order_relaxed);
-	if (ret > 0)
-		atomic_fetch_add_explicit(&st->submits, (uint64_t)ret, memory_order_relaxed);
+	zublk_queue_count_enter(q, io_uring_submit(&q->ring));
 	if (io_uring_cq_ready(&q->ring))
 		return true;
 	end = now_ns() + q->poll_ns;
 	do {
-		io_uring_get_events(&q->ring);
-		atomic_fetch_add_explicit(&st->enters, 1, memory_order_relaxed);
+		zublk_queue_count_enter(q, io_uring_get_events(&q->ring));
 		if (io_uring_cq_ready(&q->ring))
 			return true;
 	} while (now_ns() < end && !q->stopping);
@@ -220,8 +214,6 @@ static bool queue_poll(struct zublk_queue *q)
 
 static void queue_loop(struct zublk_queue *q)
 {
-	struct zublk_queue_stats *st = q->stats;
-
 	while ((q->nr_live > 0 || q->nr_target_inflight > 0) && !q->stopping) {
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
@@ -230,10 +222,7 @@ static void queue_loop(struct zublk_queue *q)
 		if (q->poll_ns && queue_poll(q))
 			goto reap;
 		ret = io_uring_submit_and_wait(&q->ring, 1);
-		atomic_fetch_add_explicit(&st->enters, 1, memory_order_relaxed);
-		if (ret > 0)
-			atomic_fetch_add_explicit(&st->submits, (uint64_t)ret,
-						  memory_order_relaxed);
+		zublk_queue_count_enter(q, ret);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			zublk_err("queue %u: io_uring_enter failed: %s", q->q_id,
 				  strerror(-ret));

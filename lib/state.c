@@ -59,7 +59,8 @@ int zublk_state_write(struct zublk_dev *dev)
 	zublk_json_str(f, dev->ops->name);
 	fprintf(f, ",\"mode\":\"%s\",\"queues\":%u,\"depth\":%u,\"max_io\":%u,"
 		   "\"size\":%llu,\"logical_block\":%u,\"daemon_pid\":%d,\"flags\":%llu,"
-		   "\"recovery\":\"%s\",\"files\":\"%s\",\"options\":[",
+		   "\"recovery\":\"%s\",\"pin_queues\":%d,\"poll_us\":%u,\"files\":\"%s\","
+		   "\"options\":[",
 		zublk_mode_name(dev->mode), dev->nr_queues, dev->info.queue_depth,
 		dev->info.max_io_buf_bytes, (unsigned long long)dev->geom.size,
 		1U << dev->geom.logical_bs_shift, (int)getpid(),
@@ -67,7 +68,7 @@ int zublk_state_write(struct zublk_dev *dev)
 		!(dev->info.flags & UBLK_F_USER_RECOVERY)	   ? "off"
 		: (dev->info.flags & UBLK_F_USER_RECOVERY_FAIL_IO) ? "fail-io"
 								   : "reissue",
-		dev->files_id);
+		dev->cfg.pin_queues ? 1 : 0, dev->cfg.poll_us, dev->files_id);
 	for (unsigned i = 0; dev->opts && i < dev->opts->nr; i++) {
 		char kv[4096];
 
@@ -269,7 +270,7 @@ static bool is_known_key(const char *key)
 {
 	static const char *const known[] = {
 		"id", "target", "mode", "queues", "depth", "max_io", "size", "logical_block",
-		"daemon_pid", "flags", "recovery", "files", "options",
+		"daemon_pid", "flags", "recovery", "files", "options", "pin_queues", "poll_us",
 	};
 
 	for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -416,6 +417,10 @@ int zublk_state_parse(const char *text, struct zublk_state *st)
 				st->daemon_pid = (int)v;
 			else if (!strcmp(key, "flags"))
 				st->flags = (uint64_t)v;
+			else if (!strcmp(key, "pin_queues"))
+				st->pin_queues = v != 0;
+			else if (!strcmp(key, "poll_us"))
+				st->poll_us = (unsigned)v;
 		}
 		p = skip_ws(p);
 		if (*p == ',')

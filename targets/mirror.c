@@ -565,12 +565,7 @@ static int mirror_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		}
 		if (!m->b.size)
 			continue;
-		if (m->b.pbs_shift > geom->physical_bs_shift)
-			geom->physical_bs_shift = m->b.pbs_shift;
-		if (m->b.dma_alignment > geom->dma_alignment)
-			geom->dma_alignment = m->b.dma_alignment;
-		discard &= m->b.can_discard;
-		zero &= m->b.can_zero;
+		raid_member_fold(m, geom, &discard, &zero);
 	}
 	geom->caps = ZUBLK_CAP_FLUSH | ZUBLK_CAP_FUA | (discard ? ZUBLK_CAP_DISCARD : 0) |
 		     (zero ? ZUBLK_CAP_WRITE_ZEROES : 0);

@@ -35,6 +35,17 @@ int raid_member_open(const char *what, const char *path, int buffered,
 	return 0;
 }
 
+void raid_member_fold(const struct raid_member *m, struct zublk_target_geom *g, bool *discard,
+		      bool *zero)
+{
+	if (m->b.pbs_shift > g->physical_bs_shift)
+		g->physical_bs_shift = m->b.pbs_shift;
+	if (m->b.dma_alignment > g->dma_alignment)
+		g->dma_alignment = m->b.dma_alignment;
+	*discard &= m->b.can_discard;
+	*zero &= m->b.can_zero;
+}
+
 void raid_member_close(struct raid_member *m)
 {
 	zublk_backing_close(&m->b);

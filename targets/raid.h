@@ -28,6 +28,12 @@ struct raid_member {
 int raid_member_open(const char *what, const char *path, int buffered,
 		     struct raid_member *m);
 void raid_member_close(struct raid_member *m);
+/*
+ * Fold member @m into the device's shape: the largest physical block and
+ * DMA alignment win; discard and write zeroes stay only if every member can.
+ */
+void raid_member_fold(const struct raid_member *m, struct zublk_target_geom *g, bool *discard,
+		      bool *zero);
 
 /* ------------------------------------------------- stripe math (pure) */
 

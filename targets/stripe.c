@@ -188,12 +188,7 @@ static int stripe_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		struct raid_member *m = &sd->m[i];
 
 		sizes[i] = m->b.size;
-		if (m->b.pbs_shift > geom->physical_bs_shift)
-			geom->physical_bs_shift = m->b.pbs_shift;
-		if (m->b.dma_alignment > geom->dma_alignment)
-			geom->dma_alignment = m->b.dma_alignment;
-		discard &= m->b.can_discard;
-		zero &= m->b.can_zero;
+		raid_member_fold(m, geom, &discard, &zero);
 		m->idx = zublk_dev_add_file(dev, m->b.fd);
 		if (m->idx < 0) {
 			ret = m->idx;

@@ -350,6 +350,8 @@ TEST(the_daemons_state_file_reads_back_through_state_load)
 	struct fake fk;
 
 	REQUIRE(fake_init(&fk, 3, words));
+	fk.dev.cfg.pin_queues = true;
+	fk.dev.cfg.poll_us = 250;
 	CHECK_EQ(zublk_state_write(&fk.dev), 0);
 	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), 0);
 	CHECK_EQ(st.id, 17);
@@ -363,6 +365,9 @@ TEST(the_daemons_state_file_reads_back_through_state_load)
 	CHECK_EQ(st.daemon_pid, getpid());
 	CHECK_EQ(st.flags, UBLK_F_CMD_IOCTL_ENCODE | UBLK_F_USER_COPY | UBLK_F_UPDATE_SIZE);
 	CHECK_STREQ(st.options, "file=/srv/disk \"one\".img\nbuffered=1\nx=a\\b");
+	/* What a recovery must start the queues with again. */
+	CHECK(st.pin_queues);
+	CHECK_EQ(st.poll_us, 250);
 	fake_done(&fk);
 	/* zublk_state_remove() took the file away with the device. */
 	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), -ENOENT);

@@ -1,15 +1,18 @@
 # SPDX-License-Identifier: MIT
-# Recovery's bad days: recover then kill again then delete; a recovering
-# daemon killed half-way; del right after kill -9; one queue thread dying;
-# a different backing file refused with the device left quiesced.
+# Recovery's bad days: recover (which keeps the queue options) then kill
+# again then delete; a recovering daemon killed half-way; del right after
+# kill -9; one queue thread dying; a different backing file refused with the
+# device left quiesced.
 . "$(dirname "$0")/lib.sh"
 truncate -s 64M "$TMP/img"
 
-# Recover, kill again, delete: no hang.
-add -t loop -f "$TMP/img" -n 0
+# Recover (keeping --poll-us and --pin-queues), kill again, delete: no hang.
+add -t loop -f "$TMP/img" -n 0 --poll-us 50 --pin-queues
 kill -9 "$(dev_field 0 daemon_pid)"
 wait_until 20 state_is 0 QUIESCED || fail "not quiesced"
 timeout 30 "$Z" recover -n 0 >/dev/null || fail "recover"
+[ "$(dev_field 0 poll_us)" = 50 ] || fail "recovered with poll_us $(dev_field 0 poll_us)"
+[ "$(dev_field 0 pin_queues)" = True ] || fail "recovered without --pin-queues"
 kill -9 "$(dev_field 0 daemon_pid)"
 timeout 60 "$Z" del -n 0 || fail "del after recover+kill"
 [ ! -e /dev/ublkb0 ] || fail "node left"
