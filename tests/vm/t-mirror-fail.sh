@@ -6,6 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/raid-lib.sh"
 truncate -s 96M "$TMP/a" "$TMP/b"
+# written_mb_at_least ID MB: the device has written MB MiB since it came up
+written_mb_at_least() { [ "$(awk '{ print $7 }' "/sys/block/ublkb$1/stat")" -ge $(($2 * 2048)) ]; }
 dm_leg b "$TMP/b"
 leg1=$DM_DEV
 for mode in zero-copy copy auto-zero-copy user-copy; do
@@ -16,7 +18,9 @@ for mode in zero-copy copy auto-zero-copy user-copy; do
 	job=(--filename="$DEV" --rw=randwrite --bsrange=4k-256k --iodepth=16 --size=64M
 		--verify=crc32c --verify_fatal=1)
 	bg_fio w "${job[@]}" --do_verify=1
-	sleep 2
+	# Fail the leg early in fio's write phase (8 of 64 MiB written): a
+	# fixed sleep can miss it on a fast host, and then no write fails it.
+	wait_until 60 written_mb_at_least "$ID" 8 || fail "$mode: fio wrote nothing"
 	fio_running || fail "$mode: fio ended before the leg failed"
 	dm_fail b
 	bg_fio_ok w
