@@ -323,7 +323,7 @@ const struct zublk_target_ops zublk_loop_ops = {
 	.name = "loop",
 	.summary = "a regular file or block device",
 	.usage = "file=PATH (or -f PATH)  buffered=0|1 (default: O_DIRECT, buffered on tmpfs)  "
-		 "map=0|1 (default: 1 on tmpfs)  map_max=SIZE (default 4k)  ro=0|1",
+		 "map=0|1 (default: 1 on tmpfs)  map_max=SIZE (default: no limit)  ro=0|1",
 	.modes = ZUBLK_MODES_ALL,
 	.init = loop_init,
 	.exit = loop_exit,

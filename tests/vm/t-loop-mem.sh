@@ -25,9 +25,13 @@ truncate -s 256M "$MNT/img"
 for mode in copy user-copy zero-copy auto-zero-copy; do
 	for q in 1 2; do
 		[ "$q" -le "$(nproc)" ] || continue
-		add -t loop -f "$MNT/img" --mode "$mode" -q "$q"
+		# With 2 queues a copy limit, so that requests above it take the
+		# io_uring way on the same device.
+		lim=
+		[ "$q" = 2 ] && lim=map_max=16k
+		add -t loop -f "$MNT/img" --mode "$mode" -q "$q" $lim
 		[ "$(dev_field "$ID" mapped)" = True ] || fail "$mode: loop on tmpfs is not mapped"
-		# Sizes around the copy limit, holes and written blocks mixed.
+		# Sizes up to 64k (around the limit), holes and written blocks mixed.
 		fio_ok v --filename="$DEV" --rw=randwrite --bsrange=512-64k --iodepth=16 \
 			--size=64M --verify=crc32c --do_verify=1 --verify_fatal=1 --numjobs="$q" \
 			--offset_increment=100M
@@ -44,6 +48,20 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 			[ $((sub * 10)) -le $((ios * 11)) ] ||
 				fail "$mode: $sub SQEs for $ios 4k reads: not copied straight"
 			note "loop $mode q=$q: $sub SQEs for $ios 4k reads"
+			# 64k reads: copied straight too without a limit, the io_uring
+			# way (at least 2 SQEs each) above map_max=16k.
+			ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
+			fio_ok r64 --filename="$DEV" --rw=randread --bs=64k --iodepth=8 --size=16M \
+				--offset=200M
+			ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
+			if [ -z "$lim" ]; then
+				[ $((sub * 10)) -le $((ios * 11)) ] ||
+					fail "$mode: $sub SQEs for $ios 64k reads: not copied straight"
+			else
+				[ $((sub * 2)) -ge $((ios * 3)) ] ||
+					fail "$mode $lim: $sub SQEs for $ios 64k reads: copied past the limit"
+			fi
+			note "loop $mode q=$q $lim: $sub SQEs for $ios 64k reads"
 			;;
 		esac
 		# What the device shows is what the file holds.
