@@ -520,6 +520,16 @@ int zublk_backing_copy(struct zublk_queue *q, struct zublk_io *io, struct zublk_
 		       uint64_t off, uint32_t io_off, uint32_t len);
 /* After a discard or punched hole of [@off, @off + @len) on a mapped backing. */
 void zublk_backing_forget(struct zublk_backing *b, uint64_t off, uint64_t len);
+/*
+ * Give up the mapping while queue threads may still copy (the file behind
+ * it is being swapped out): the file's pages leave the address space, which
+ * stays reserved until zublk_backing_close(), so a copy racing with this
+ * fails (and its target takes the io_uring way) and every later one
+ * declines.
+ */
+void zublk_backing_unmap(struct zublk_backing *b);
+/* Mapped, and not given up with zublk_backing_unmap(). */
+bool zublk_backing_is_mapped(const struct zublk_backing *b);
 
 /* ----------------------------------------------------- pure helpers (tested) */
 

@@ -380,6 +380,24 @@ int zublk_backing_copy(struct zublk_queue *q, struct zublk_io *io, struct zublk_
 	return 0;
 }
 
+void zublk_backing_unmap(struct zublk_backing *b)
+{
+	struct zublk_mem *m = b->mem;
+	uint64_t len;
+
+	if (!m)
+		return;
+	len = atomic_exchange(&m->len, 0);
+	if (len)
+		mmap(m->base, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+			 MAP_FIXED, -1, 0);
+}
+
+bool zublk_backing_is_mapped(const struct zublk_backing *b)
+{
+	return b->mem && atomic_load(&b->mem->len) > 0;
+}
+
 void zublk_backing_forget(struct zublk_backing *b, uint64_t off, uint64_t len)
 {
 	struct zublk_mem *m = b->mem;

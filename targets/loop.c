@@ -316,7 +316,7 @@ static void loop_status(struct zublk_dev *dev, FILE *json)
 	struct loop_dev *ld = zublk_dev_priv(dev);
 
 	fprintf(json, ",\"buffered\":%s,\"mapped\":%s", ld && ld->b.buffered ? "true" : "false",
-		ld && ld->b.mem ? "true" : "false");
+		ld && zublk_backing_is_mapped(&ld->b) ? "true" : "false");
 }
 
 const struct zublk_target_ops zublk_loop_ops = {

@@ -20,6 +20,13 @@
  * per-tag slot (atomics; the manager scans them), so the data path takes
  * no lock.  A queue takes up a replaced leg's new fd in its own ring with
  * IORING_OP_FILES_UPDATE ahead of the first op it sends there.
+ *
+ * Legs that are files in memory (tmpfs) are mapped (map=1, the default for
+ * them), and in the zero-copy modes reads and writes are copied straight
+ * between the request and the leg's pages (zublk_backing_copy(), as loop
+ * and stripe do); whatever that cannot take goes the io_uring way.  A
+ * replaced leg gives up its mapping (zublk_backing_unmap()) before its fd
+ * changes: its new file goes the io_uring way.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -91,6 +98,7 @@ struct mirror_dev {
 	unsigned caps;
 	uint32_t dma_alignment;
 	int buffered;	/* -1: O_DIRECT unless in memory */
+	int map;	/* -1: map the legs in memory */
 
 	struct mirror_slot *_Atomic *slots;	/* [UBLK_MAX_NR_QUEUES] */
 	_Atomic uint64_t window;		/* rebuild window index, or NO_WINDOW */
@@ -427,6 +435,10 @@ static int mirror_parse(struct mirror_dev *md, struct zublk_opts *opts, uint32_t
 		return -EINVAL;
 	}
 	md->nr = nr;
+	if (zublk_opts_get_tristate(opts, "map", &md->map)) {
+		zublk_log(ZUBLK_LOG_ERR, "mirror: map '%s': not 0 or 1", zublk_opts_get(opts, "map"));
+		return -EINVAL;
+	}
 	if (zublk_opts_get_tristate(opts, "buffered", &md->buffered)) {
 		zublk_log(ZUBLK_LOG_ERR, "mirror: buffered '%s': not 0 or 1",
 			  zublk_opts_get(opts, "buffered"));
@@ -473,6 +485,39 @@ static int mirror_open_legs(struct mirror_dev *md, struct zublk_opts *opts, uint
 		atomic_init(&l->path, l->m.path);
 		atomic_init(&l->fd, l->m.b.fd);
 		atomic_init(&l->bdev, l->m.b.bdev);
+	}
+	return 0;
+}
+
+/*
+ * Map the legs that are files in memory (map=1: every leg must be); true in
+ * *mapped when one is.
+ */
+static int mirror_map(struct mirror_dev *md, bool *mapped)
+{
+	*mapped = false;
+	if (md->map == 0)
+		return 0;
+	for (unsigned i = 0; i < md->nr; i++) {
+		struct raid_member *m = &md->leg[i].m;
+		int ret;
+
+		if (!m->b.size)
+			continue; /* a stand-in for a failed leg */
+		if (!m->b.in_memory) {
+			if (md->map < 0)
+				continue;
+			zublk_log(ZUBLK_LOG_ERR,
+				  "mirror: map=1: leg '%s' is not in memory (tmpfs, ramfs)", m->path);
+			return -EINVAL;
+		}
+		ret = zublk_backing_map(&m->b, m->b.size);
+		if (ret) {
+			zublk_log(ZUBLK_LOG_ERR, "mirror: leg '%s': mapping it: %s", m->path,
+				  strerror(-ret));
+			return ret;
+		}
+		*mapped = true;
 	}
 	return 0;
 }
@@ -528,7 +573,7 @@ static int mirror_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	struct mirror_dev *md;
 	uint32_t failed = 0;
 	uint64_t want;
-	bool discard = true, zero = true;
+	bool discard = true, zero = true, mapped;
 	int ret;
 
 	md = calloc(1, sizeof(*md));
@@ -548,12 +593,15 @@ static int mirror_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	if (ret)
 		goto err;
 	ret = mirror_check_legs(md, failed, want);
+	if (!ret)
+		ret = mirror_map(md, &mapped);
 	if (ret)
 		goto err;
 
 	geom->size = md->size;
 	geom->logical_bs_shift = md->lbs_shift;
 	geom->physical_bs_shift = md->lbs_shift;
+	geom->want_copy = mapped;
 	for (unsigned i = 0; i < md->nr; i++) {
 		struct raid_member *m = &md->leg[i].m;
 
@@ -743,6 +791,11 @@ static int mirror_read(struct zublk_queue *q, struct zublk_io *io, struct mirror
 	if (leg < 0)
 		return t->err ? t->err : -EIO;
 	t->tried |= MIRROR_LEG(leg);
+	if (!zublk_backing_copy(q, io, &md->leg[leg].m.b, io->offset + t->rdone, t->rdone,
+				(uint32_t)io->len - t->rdone)) {
+		zublk_io_complete(q, io, (int)io->len);
+		return 0;
+	}
 	return mirror_issue_data(q, io, (unsigned)leg, false, t->rdone);
 }
 
@@ -766,6 +819,28 @@ static void mirror_track(struct mirror_dev *md, struct mirror_queue *mq, struct 
 		atomic_fetch_add(&md->win_hits, 1);
 }
 
+static void mirror_untrack(struct mirror_queue *mq, struct zublk_io *io, struct mirror_tag *t)
+{
+	if (!t->tracked)
+		return;
+	atomic_store_explicit(&mq->slots[io->tag].active, false, memory_order_release);
+	t->tracked = false;
+}
+
+/* Every leg has answered: done when a leg that is in sync now has it. */
+static void mirror_write_finish(struct zublk_queue *q, struct zublk_io *io, struct mirror_tag *t)
+{
+	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
+	uint32_t ok;
+
+	mirror_untrack(zublk_queue_priv(q), io, t);
+	ok = MIRROR_OK(atomic_load(&md->state));
+	if (t->good & ok)
+		zublk_io_complete(q, io, io->op == UBLK_IO_OP_WRITE ? (int)io->len : 0);
+	else
+		zublk_io_complete(q, io, t->err ? t->err : -EIO);
+}
+
 static int mirror_write(struct zublk_queue *q, struct zublk_io *io, struct mirror_tag *t)
 {
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
@@ -776,6 +851,12 @@ static int mirror_write(struct zublk_queue *q, struct zublk_io *io, struct mirro
 	for (unsigned leg = 0; leg < md->nr; leg++) {
 		if (!(legs & MIRROR_LEG(leg)))
 			continue;
+		if (io->op == UBLK_IO_OP_WRITE &&
+		    !zublk_backing_copy(q, io, &md->leg[leg].m.b, io->offset, 0,
+					(uint32_t)io->len)) {
+			t->good |= MIRROR_LEG(leg);
+			continue;
+		}
 		if (io->op == UBLK_IO_OP_WRITE)
 			ret = mirror_issue_data(q, io, leg, true, 0);
 		else
@@ -787,15 +868,13 @@ static int mirror_write(struct zublk_queue *q, struct zublk_io *io, struct mirro
 				t->err = ret;
 		}
 	}
-	return t->pending ? 0 : (t->err ? t->err : -EIO);
-}
-
-static void mirror_untrack(struct mirror_queue *mq, struct zublk_io *io, struct mirror_tag *t)
-{
-	if (!t->tracked)
-		return;
-	atomic_store_explicit(&mq->slots[io->tag].active, false, memory_order_release);
-	t->tracked = false;
+	if (t->pending)
+		return 0;
+	if (!t->good)
+		return t->err ? t->err : -EIO;
+	/* Every leg copied straight. */
+	mirror_write_finish(q, io, t);
+	return 0;
 }
 
 static int mirror_queue_io(struct zublk_queue *q, struct zublk_io *io)
@@ -858,8 +937,6 @@ static void mirror_write_done(struct zublk_queue *q, struct zublk_io *io, struct
 			      unsigned kind, unsigned leg, int res)
 {
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
-	struct mirror_queue *mq = zublk_queue_priv(q);
-	uint32_t ok;
 
 	if (kind == MIRROR_SUB_DATA && res > 0) {
 		t->done[leg] += (uint32_t)res;
@@ -879,15 +956,12 @@ static void mirror_write_done(struct zublk_queue *q, struct zublk_io *io, struct
 	} else {
 		t->good |= MIRROR_LEG(leg);
 	}
+	/* Discarded or zeroed (or maybe, on an error): no longer known to hold pages. */
+	if (kind == MIRROR_SUB_OTHER && io->op != UBLK_IO_OP_FLUSH)
+		zublk_backing_forget(&md->leg[leg].m.b, io->offset, io->len);
 	if (t->pending)
 		return;
-	mirror_untrack(mq, io, t);
-	/* Done when a leg that is in sync now has it. */
-	ok = MIRROR_OK(atomic_load(&md->state));
-	if (t->good & ok)
-		zublk_io_complete(q, io, io->op == UBLK_IO_OP_WRITE ? (int)io->len : 0);
-	else
-		zublk_io_complete(q, io, t->err ? t->err : -EIO);
+	mirror_write_finish(q, io, t);
 }
 
 static void mirror_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub, int res)
@@ -1026,7 +1100,9 @@ static int mirror_ctl_replace(struct mirror_dev *md, unsigned leg, const char *p
 	/*
 	 * Readers are gone from it; writers of requests already started may
 	 * still be at the old file through their ring, which keeps it open.
+	 * Copies into its mapping stop here (the new file is not mapped).
 	 */
+	zublk_backing_unmap(&l->m.b);
 	old_fd = l->m.b.fd;
 	md->old_paths[md->nr_old_paths++] = l->m.path;
 	l->m.path = m.path;
@@ -1100,8 +1176,10 @@ static void mirror_status(struct zublk_dev *dev, FILE *f)
 	for (unsigned i = 0; i < md->nr; i++) {
 		fprintf(f, "%s{\"leg\":%u,\"file\":", i ? "," : "", i);
 		zublk_json_str(f, atomic_load(&md->leg[i].path));
-		fprintf(f, ",\"state\":\"%s\",\"errors\":%llu}", mirror_leg_state_name(w, i),
-			(unsigned long long)atomic_load(&md->leg[i].errors));
+		fprintf(f, ",\"state\":\"%s\",\"errors\":%llu,\"mapped\":%s}",
+			mirror_leg_state_name(w, i),
+			(unsigned long long)atomic_load(&md->leg[i].errors),
+			zublk_backing_is_mapped(&md->leg[i].m.b) ? "true" : "false");
 	}
 	fprintf(f, "],\"in_sync\":%u,\"degraded\":%s", __builtin_popcount(MIRROR_OK(w)),
 		MIRROR_OK(w) == MIRROR_LEG(md->nr) - 1 ? "false" : "true");
@@ -1122,7 +1200,7 @@ const struct zublk_target_ops zublk_mirror_ops = {
 	.usage = "file=PATH file=PATH [file=PATH ...]  buffered=0|1 (default: O_DIRECT, buffered on tmpfs)  "
 		 "failed=LIST (legs out of sync; zublk keeps it)  size=SIZE (default: the "
 		 "smallest leg)  rebuild_rate=SIZE (bytes/s a rebuild copies at most; default: "
-		 "no limit)",
+		 "no limit)  map=0|1 (default: 1 for the legs in memory)",
 	.modes = ZUBLK_MODES_ALL,
 	.init = mirror_init,
 	.exit = mirror_exit,

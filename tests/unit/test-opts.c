@@ -475,6 +475,21 @@ TEST(backing_open_refuses_what_is_not_a_file_or_block_device)
 	unlink(path);
 }
 
+/* Is @path mapped into this process? */
+static bool maps_name(const char *path)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, path) != NULL;
+	fclose(f);
+	return found;
+}
+
 TEST(backing_map_shares_the_file_and_grows_in_place)
 {
 	char path[] = "/dev/shm/zublk-unit-XXXXXX";
@@ -494,6 +509,14 @@ TEST(backing_map_shares_the_file_and_grows_in_place)
 	CHECK_EQ(ftruncate(b.fd, 1 << 20), 0);
 	CHECK_EQ(zublk_backing_map(&b, 1 << 20), 0);
 	zublk_backing_forget(&b, 0, 1 << 20);
+	CHECK(zublk_backing_is_mapped(&b));
+	CHECK(maps_name(path));
+	/* Given up: the file leaves the address space, the reservation stays. */
+	zublk_backing_unmap(&b);
+	CHECK(!zublk_backing_is_mapped(&b));
+	CHECK(!maps_name(path));
+	REQUIRE(b.mem != NULL);
+	zublk_backing_unmap(&b); /* again: nothing to do */
 	zublk_backing_close(&b);
 	CHECK(b.mem == NULL);
 	unlink(path);

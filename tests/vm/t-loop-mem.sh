@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# loop and stripe over tmpfs files, which they map and copy small requests
+# loop, stripe and mirror over tmpfs files, which they map and copy requests
 # straight into (zublk_backing_copy): data verifies in every data mode, the
 # copy really is taken, reading holes allocates no memory, discard gives the
 # memory back, a grown file is mapped further, a file truncated under the
@@ -114,6 +114,37 @@ ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
 del "$ID"
 note "stripe on tmpfs: verified, $sub SQEs for $ios 4k reads"
 
+# mirror over tmpfs files maps its legs: reads from one leg's pages, writes
+# into every leg's; a replaced leg gives up its mapping and goes the
+# io_uring way, and the data stays right through it all.
+leg() { "$Z" list -n "$ID" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['legs'][$1]['$2'])"; }
+truncate -s 128M "$MNT/ma" "$MNT/mb"
+add -t mirror file="$MNT/ma" file="$MNT/mb" --mode zero-copy
+[ "$(leg 0 mapped)/$(leg 1 mapped)" = True/True ] || fail "mirror legs on tmpfs not mapped"
+fio_ok m --filename="$DEV" --rw=randwrite --bsrange=512-128k --iodepth=16 --size=96M \
+	--verify=crc32c --do_verify=1 --verify_fatal=1
+ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
+fio_ok m4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M --number_ios=2000
+fio_ok mw --filename="$DEV" --rw=randwrite --bs=64k --iodepth=8 --size=16M --offset=100M \
+	--number_ios=200
+ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
+[ $((sub * 10)) -le $((ios * 11)) ] || fail "mirror: $sub SQEs for $ios 4k reads and 64k writes"
+cmp "$MNT/ma" "$MNT/mb" || fail "mirror legs differ"
+cmp <(dd if="$DEV" bs=1M iflag=direct status=none) "$MNT/ma" || fail "mirror: device and leg differ"
+note "mirror on tmpfs: legs mapped, identical, $sub SQEs for $ios 4k reads and 64k writes"
+truncate -s 128M "$MNT/mc"
+"$Z" mirror replace -n "$ID" 1 "$MNT/mc" >/dev/null || fail "mirror replace"
+wait_until 120 eval '[ "$(leg 1 state)" = ok ]' || fail "leg 1 not rebuilt: $(leg 1 state)"
+[ "$(leg 0 mapped)/$(leg 1 mapped)" = True/False ] || fail "after replace: mapped $(leg 0 mapped)/$(leg 1 mapped)"
+fio_ok m2 --filename="$DEV" --rw=randwrite --bsrange=512-128k --iodepth=16 --size=32M \
+	--offset=64M --verify=crc32c --do_verify=1 --verify_fatal=1
+"$Z" mirror fail -n "$ID" 0 >/dev/null || fail "mirror fail leg 0"
+cmp <(dd if="$DEV" bs=1M iflag=direct status=none) "$MNT/mc" || fail "mirror: device and new leg differ"
+cmp "$MNT/ma" "$MNT/mc" || fail "mirror: old and new leg differ"
+del "$ID"
+rm -f "$MNT/ma" "$MNT/mb" "$MNT/mc"
+note "mirror: replaced leg not mapped, rebuilt, read from alone: same data"
+
 # Bad input: one line, no device.
 truncate -s 16M "$TMP/disk"
 for args in "map=1 -f $TMP/disk" "map_max=64q -f $MNT/a" "map=2 -f $MNT/a"; do
@@ -124,6 +155,10 @@ for args in "map=1 -f $TMP/disk" "map_max=64q -f $MNT/a" "map=2 -f $MNT/a"; do
 done
 "$Z" add -t stripe map=1 file="$MNT/a" file="$TMP/disk" >/dev/null 2>"$TMP/err" &&
 	fail "stripe map=1 with a member on disk accepted"
+note "$(cat "$TMP/err")"
+"$Z" add -t mirror map=1 file="$MNT/a" file="$TMP/disk" >/dev/null 2>"$TMP/err" &&
+	fail "mirror map=1 with a leg on disk accepted"
+[ "$(wc -l <"$TMP/err")" = 1 ] || fail "mirror map=1: $(cat "$TMP/err")"
 note "$(cat "$TMP/err")"
 no_devices || fail "bad input left a device: $("$Z" list)"
 exit 0
