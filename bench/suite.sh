@@ -201,7 +201,8 @@ rotate() { # rotate N WORDS...: the words, starting at the Nth
 	for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[$(((i + n) % ${#a[@]}))]}"; done
 }
 
-echo "INFO,kernel $(uname -r); $(nproc) CPUs; $(fio --version); $("$Z" --version); modes:$modes; default modes: null=$null_default loop=$loop_default; ${runtime}s runs after ${ramp}s ramp, $rounds rounds, ${size_mb}M"
+erms=without; grep -qw erms /proc/cpuinfo && erms=with
+echo "INFO,kernel $(uname -r); $(nproc) CPUs ($erms ERMS); $(fio --version); $("$Z" --version); modes:$modes; default modes: null=$null_default loop=$loop_default; ${runtime}s runs after ${ramp}s ramp, $rounds rounds, ${size_mb}M"
 log "modes:$modes; configs: $configs; jobs: $jobs"
 
 devices_for() { # the device names of a config
