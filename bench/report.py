@@ -161,7 +161,17 @@ def main():
             for j in JOB_TITLES if j != "sw128k-qd16")))
     L.append("")
 
-    L.append("## Copying small requests straight into the mapped tmpfs file vs io_uring (loop, 1 queue, "
+    L.append("## Batched commands: --batch (UBLK_F_BATCH_IO) vs one command per request (1 queue, "
+             "1 job, default modes; IOPS ratio)\n")
+    L.append("| device | " + " | ".join(JOB_TITLES[j] for j in JOB_TITLES if j != "sw128k-qd16") + " |")
+    L.append("|---|" + "---|" * (len(JOB_TITLES) - 1))
+    for t, dm in (("znull", dnull), ("zloop", dloop)):
+        L.append("| %s | %s |" % (t[1:], " | ".join(
+            fmt(ratio(get("1q1j", j, t + "-batch"), get("1q1j", j, "%s-%s" % (t, dm))), 2)
+            for j in JOB_TITLES if j != "sw128k-qd16")))
+    L.append("")
+
+    L.append("## Copying requests straight into the mapped tmpfs file vs io_uring (loop, 1 queue, "
              "1 job, default mode; IOPS ratio, map vs map=0)\n")
     L.append("| device | " + " | ".join(JOB_TITLES[j] for j in JOB_TITLES if j != "sw128k-qd16") + " |")
     L.append("|---|" + "---|" * (len(JOB_TITLES) - 1))

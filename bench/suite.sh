@@ -14,6 +14,8 @@
 #   kloop     the kernel loop driver, direct-io off, over the same file
 #   zloop-M   zublk loop in data mode M over the same file
 #   znull-poll, zloop-poll   the default mode with --poll-us 100 (1 queue)
+#   znull-batch, zloop-batch   the default mode with --batch
+#             (UBLK_F_BATCH_IO; 1 queue)
 #   zloop-nomap  the default mode with map=0: no straight copies into the
 #             mapped tmpfs file, every request through io_uring (1 queue)
 #   md0/zstripe, md1/zmirror   (config "raid": kernel md over kernel loop
@@ -156,6 +158,11 @@ if need 1q1j || need 2q2j || need 1q2j; then
 	zadd zloop-poll-1q -t loop -q 1 --poll-us 100 -f "$F"
 	# loop without mapping the tmpfs file: every request the io_uring way.
 	zadd zloop-nomap-1q -t loop -q 1 -f "$F" map=0
+	# Batched fetch and commit commands (UBLK_F_BATCH_IO), when the kernel has them.
+	if "$Z" features | grep -qw BATCH_IO; then
+		zadd znull-batch-1q -t null -q 1 --batch size=${size_mb}M
+		zadd zloop-batch-1q -t loop -q 1 --batch -f "$F"
+	fi
 	# The other placement: queue threads pinned to their queue's CPUs.
 	zadd znull-pin-2q -t null -q 2 --pin-queues size=${size_mb}M
 	zadd zloop-pin-2q -t loop -q 2 --pin-queues -f "$F"
@@ -218,6 +225,9 @@ devices_for() { # the device names of a config
 		for m in $lms; do echo "zloop-$m-${q}q"; done
 		if [ "$q" = 2 ]; then printf '%s\n' znull-pin-2q zloop-pin-2q; fi
 		if [ "$q" = 1 ]; then printf '%s\n' znull-poll-1q zloop-poll-1q zloop-nomap-1q; fi
+		if [ "$q" = 1 ] && [ -n "${DEV[znull-batch-1q]:-}" ]; then
+			printf '%s\n' znull-batch-1q zloop-batch-1q
+		fi
 		;;
 	1q2j) printf '%s\n' nullb-1q "znull-$null_default-1q" kloop-dio kloop "zloop-$loop_default-1q" ;;
 	esac

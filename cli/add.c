@@ -349,6 +349,7 @@ static const struct option add_opts[] = {
 	{ "no-part-scan", no_argument, NULL, 'P' },
 	{ "pin-queues", no_argument, NULL, 'A' },
 	{ "poll-us", required_argument, NULL, 'U' },
+	{ "batch", no_argument, NULL, 'B' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -435,6 +436,9 @@ int cmd_add(int argc, char **argv)
 			break;
 		case 'A':
 			cfg.pin_queues = true;
+			break;
+		case 'B':
+			cfg.batch = true;
 			break;
 		case 'U':
 			if (zublk_parse_uint(optarg, 0, 1000000, &cfg.poll_us)) {

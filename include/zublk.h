@@ -307,6 +307,12 @@ struct zublk_dev_config {
 	 */
 	unsigned poll_us;
 	/*
+	 * UBLK_F_BATCH_IO: tags handed over once (PREP_IO_CMDS), one multishot
+	 * FETCH_IO_CMDS per queue, one COMMIT_IO_CMDS per loop turn.  On a
+	 * recovery the kernel's flags decide, not this.
+	 */
+	bool batch;
+	/*
 	 * Take over the existing device @dev_id after its daemon died or was
 	 * quiesced: START/END_USER_RECOVERY instead of ADD/SET_PARAMS/START.
 	 * @expect_files, when set, is the backing identity the device was

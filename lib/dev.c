@@ -359,6 +359,14 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		(dev->features & (UBLK_F_UPDATE_SIZE | UBLK_F_SAFE_STOP_DEV));
 	if (dev->geom.want_copy && zublk_mode_is_zc(dev->mode))
 		flags |= dev->features & UBLK_F_USER_COPY;
+	if (cfg->batch) {
+		if (!(dev->features & UBLK_F_BATCH_IO)) {
+			zublk_err("--batch: the running kernel lacks UBLK_F_BATCH_IO");
+			ret = -EOPNOTSUPP;
+			goto err_target;
+		}
+		flags |= UBLK_F_BATCH_IO;
+	}
 	ret = recovery_flags(dev, &flags);
 	dev->info.flags = flags;
 	if (ret)
@@ -385,6 +393,7 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 stats:
 	/* Both come from the kernel's word on a recovery. */
 	dev->can_copy = zublk_mode_is_zc(dev->mode) && (dev->info.flags & UBLK_F_USER_COPY);
+	dev->batch = dev->info.flags & UBLK_F_BATCH_IO;
 	ret = zublk_stats_map(dev);
 	if (ret)
 		goto err_del;
@@ -546,6 +555,7 @@ int zublk_dev_wait(struct zublk_dev *dev)
 		if (q->ring_ok)
 			io_uring_queue_exit(&q->ring);
 		q->ring_ok = false;
+		zublk_batch_ring_gone(q);
 		if (q->error && !err)
 			err = q->error;
 	}

@@ -15,6 +15,11 @@ _Static_assert(ZUBLK_MAX_QUEUE_DEPTH == UBLK_MAX_QUEUE_DEPTH,
 
 /* user_data kind of the message that stops a queue (see zublk_dev_destroy). */
 #define ZUBLK_UD_STOP 0x7f
+/* --batch: the multishot FETCH_IO_CMDS, and PREP/COMMIT_IO_CMDS (sub: slot). */
+#define ZUBLK_UD_BFETCH 0x10
+#define ZUBLK_UD_BCOMMIT 0x11
+/* Commit element arrays per queue: one per loop turn until its CQE. */
+#define ZUBLK_BATCH_COMMIT_BUFS 8
 
 /* Per-request state, in zublk_io.state. */
 enum {
@@ -63,6 +68,17 @@ struct zublk_queue {
 	void *priv;
 	struct zublk_queue_stats *stats;
 	struct zublk_io *ios;
+	struct {				/* --batch (batch.c) */
+		struct io_uring_buf_ring *br;	/* where the fetch puts tags */
+		char *bufs;
+		unsigned nr_bufs, buf_len;
+		char *elems;			/* [ZUBLK_BATCH_COMMIT_BUFS][depth] */
+		unsigned cur;			/* slot being filled */
+		unsigned nr_pending;		/* elements in it */
+		unsigned busy;			/* slots whose commit is in flight */
+		unsigned sent[ZUBLK_BATCH_COMMIT_BUFS];
+		bool fetch_armed;
+	} batch;
 };
 
 struct zublk_dev {
@@ -77,6 +93,7 @@ struct zublk_dev {
 	uint64_t features;
 	int cdev_fd;
 	bool can_copy;				/* zublk_backing_copy() works */
+	bool batch;				/* UBLK_F_BATCH_IO */
 	int files[ZUBLK_MAX_FILES];		/* [0] is cdev_fd */
 	unsigned nr_files;
 	unsigned nr_queues;
@@ -121,6 +138,16 @@ int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit);
 void zublk_io_start(struct zublk_queue *q, struct zublk_io *io);
 void zublk_io_cqe(struct zublk_queue *q, struct zublk_io *io, unsigned kind, unsigned sub,
 		  int res);
+
+/* batch.c */
+int zublk_batch_setup(struct zublk_queue *q);
+int zublk_batch_start(struct zublk_queue *q);
+void zublk_batch_teardown(struct zublk_queue *q);
+void zublk_batch_ring_gone(struct zublk_queue *q);
+void zublk_batch_commit(struct zublk_queue *q, struct zublk_io *io);
+void zublk_batch_flush(struct zublk_queue *q);
+void zublk_batch_cqe(struct zublk_queue *q, const struct io_uring_cqe *cqe, unsigned kind,
+		     unsigned sub);
 
 /* ctrl.c: post a CQE with @user_data on another ring */
 int zublk_ctrl_msg_ring(struct zublk_ctrl *c, int ring_fd, uint64_t user_data);

@@ -211,6 +211,10 @@ static void commit(struct zublk_queue *q, struct zublk_io *io)
 	atomic_fetch_add_explicit(&q->stats->ios, 1, memory_order_relaxed);
 	if (res < 0)
 		atomic_fetch_add_explicit(&q->stats->errors, 1, memory_order_relaxed);
+	if (dev->batch) {
+		zublk_batch_commit(q, io);
+		return;
+	}
 	if (zublk_queue_fetch(q, io, true)) {
 		zublk_err("queue %u tag %u: no SQE for the commit", q->q_id, io->tag);
 		q->error = -EBUSY;

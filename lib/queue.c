@@ -120,7 +120,7 @@ static int queue_setup(struct zublk_queue *q)
 		if (q->bufs)
 			q->ios[t].buf = q->bufs + t * q->buf_stride;
 	}
-	return 0;
+	return dev->batch ? zublk_batch_setup(q) : 0;
 }
 
 /*
@@ -137,6 +137,7 @@ static void queue_teardown(struct zublk_queue *q)
 	q->iods = NULL;
 	free(q->ios);
 	q->ios = NULL;
+	zublk_batch_teardown(q);
 }
 
 static void queue_ready(struct zublk_queue *q, int err)
@@ -159,6 +160,10 @@ static void handle_cqe(struct zublk_queue *q, const struct io_uring_cqe *cqe)
 
 	if (kind == ZUBLK_UD_STOP) {
 		q->stopping = true;
+		return;
+	}
+	if (kind == ZUBLK_UD_BFETCH || kind == ZUBLK_UD_BCOMMIT) {
+		zublk_batch_cqe(q, cqe, kind, zublk_ud_sub(ud));
 		return;
 	}
 	if (tag >= q->depth) {
@@ -200,6 +205,8 @@ static bool queue_poll(struct zublk_queue *q)
 {
 	uint64_t end;
 
+	if (q->dev->batch)
+		zublk_batch_flush(q);
 	zublk_queue_count_enter(q, io_uring_submit(&q->ring));
 	if (io_uring_cq_ready(&q->ring))
 		return true;
@@ -221,6 +228,8 @@ static void queue_loop(struct zublk_queue *q)
 
 		if (q->poll_ns && queue_poll(q))
 			goto reap;
+		if (q->dev->batch)
+			zublk_batch_flush(q);
 		ret = io_uring_submit_and_wait(&q->ring, 1);
 		zublk_queue_count_enter(q, ret);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
@@ -261,7 +270,12 @@ static void *queue_thread(void *arg)
 	ret = queue_setup(q);
 	if (!ret && dev->ops->queue_init)
 		ret = dev->ops->queue_init(q);
-	if (!ret) {
+	if (!ret && dev->batch) {
+		ret = zublk_batch_start(q);
+		if (ret)
+			zublk_err("queue %u: handing the tags to the driver failed: %s",
+				  q->q_id, strerror(-ret));
+	} else if (!ret) {
 		for (unsigned t = 0; t < q->depth && !ret; t++)
 			ret = zublk_queue_fetch(q, &q->ios[t], false);
 		q->nr_live = q->depth;

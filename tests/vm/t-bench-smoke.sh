@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark suite cannot rot: one short round of bench/suite.sh (every
-# kind of device, 1 and 2 queues, pinned and polling queues, loop with and
-# without its tmpfs file mapped, stripe/mirror vs md) and
+# kind of device, 1 and 2 queues, pinned and polling queues, batched
+# commands, loop with and without its tmpfs file mapped, stripe/mirror vs
+# md) and
 # bench/report.py on what it printed.  Its numbers mean nothing; that
 # every row is there and the report is written does.
 . "$(dirname "$0")/lib.sh"
@@ -16,15 +17,22 @@ bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 
 rows=$(grep -c '^RAW,' "$TMP/out")
 # 1 queue: null_blk, 3+3 zublk modes, 2 kernel loops, 2 polling, loop
-# map=0; 2 queues: null_blk, copy + each target's default, 2 kernel loops,
-# 2 pinned.
-want=$(((12 + 9) * 2 + 4))
+# map=0, 2 batched (where the kernel has BATCH_IO); 2 queues: null_blk,
+# copy + each target's default, 2 kernel loops, 2 pinned.
+batch=0
+"$Z" features | grep -qw BATCH_IO && batch=2
+want=$(((12 + batch + 9) * 2 + 4))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
 for d in nullb znull-copy znull-zero-copy znull-auto-zero-copy kloop kloop-dio zloop-copy \
 	zloop-auto-zero-copy znull-pin zloop-pin znull-poll zloop-poll zloop-nomap zstripe md0 \
 	zmirror md1; do
 	grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
 done
+if [ "$batch" != 0 ]; then
+	for d in znull-batch zloop-batch; do
+		grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
+	done
+fi
 # IOPS > 0 everywhere; a daemon's rows carry CPU and enters per IO.
 awk -F, '/^RAW,/ { if ($6 <= 0) { print "no IOPS: " $0; bad = 1 }
 	if ($5 ~ /^z/ && ($10 == "" || $11 == "")) { print "no CPU/enters: " $0; bad = 1 } }
@@ -39,7 +47,9 @@ python3 "$ROOT/bench/report.py" "$TMP/res" 2>"$TMP/err" || fail "report.py: $(ca
 grep -q '^## Targets' "$TMP/res/results.md" || fail "results.md has no Targets table"
 grep -q '^| stripe vs md raid0, 4k randread QD32 | [0-9]' "$TMP/res/results.md" ||
 	fail "results.md has no stripe vs md ratio"
-grep -A4 '^## Copying small requests' "$TMP/res/results.md" | grep -q '^| loop | - | [0-9]' ||
+[ "$batch" = 0 ] || grep -A4 '^## Batched commands' "$TMP/res/results.md" | grep -q '^| null | - | [0-9]' ||
+	fail "results.md has no --batch ratio"
+grep -A4 '^## Copying requests straight' "$TMP/res/results.md" | grep -q '^| loop | - | [0-9]' ||
 	fail "results.md has no map vs map=0 ratio"
 [ "$(wc -l <"$TMP/res/results.csv")" = $((want + 1)) ] || fail "results.csv: $(wc -l <"$TMP/res/results.csv") lines"
 note "$rows rows, report written"

@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: MIT
+/*
+ * UBLK_F_BATCH_IO (--batch): requests arrive and leave in batches.
+ *
+ * Instead of one FETCH/COMMIT_AND_FETCH command per tag, a queue hands all
+ * its tags to the driver once (PREP_IO_CMDS), keeps one multishot
+ * FETCH_IO_CMDS armed, whose every CQE delivers a list of new requests' tags
+ * in a provided buffer, and commits the requests finished in one turn of its
+ * loop with one COMMIT_IO_CMDS (an array of {tag, buffer index, result}).
+ * Targets see no difference: the requests are the same zublk_io.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+/* io_uring's multishot uring_cmd (6.18); liburing's copy of the uapi may predate it. */
+#ifndef IORING_URING_CMD_MULTISHOT
+#define IORING_URING_CMD_MULTISHOT (1U << 1)
+#endif
+
+/* Tags one fetch buffer holds; the driver hands out at most this many a CQE. */
+#define BATCH_TAGS_PER_BUF 256U
+#define BATCH_BGID 0
+
+/* One element of PREP_IO_CMDS / COMMIT_IO_CMDS (copy mode adds buf_addr). */
+struct batch_elem {
+	struct ublk_elem_header h;
+	uint64_t buf_addr;
+};
+
+static unsigned batch_elem_bytes(const struct zublk_queue *q)
+{
+	return q->dev->mode == ZUBLK_MODE_COPY ? 16 : 8;
+}
+
+static uint16_t batch_flags(const struct zublk_queue *q)
+{
+	switch (q->dev->mode) {
+	case ZUBLK_MODE_COPY:
+		return UBLK_BATCH_F_HAS_BUF_ADDR;
+	case ZUBLK_MODE_AUTO_ZERO_COPY:
+		return UBLK_BATCH_F_AUTO_BUF_REG_FALLBACK;
+	default:
+		return 0;
+	}
+}
+
+static void batch_elem_fill(const struct zublk_queue *q, void *slot, const struct zublk_io *io)
+{
+	struct batch_elem e = {
+		.h = { .tag = io->tag, .buf_index = io->tag, .result = io->result },
+		.buf_addr = (uintptr_t)io->buf,
+	};
+
+	memcpy(slot, &e, batch_elem_bytes(q));
+}
+
+static unsigned pow2_at_least(unsigned n)
+{
+	unsigned p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+int zublk_batch_setup(struct zublk_queue *q)
+{
+	unsigned per_buf = q->depth < BATCH_TAGS_PER_BUF ? q->depth : BATCH_TAGS_PER_BUF;
+	int ret = 0;
+
+	/*
+	 * Every CQE takes a whole buffer and holds at least one tag, and a tag
+	 * comes back only after its commit: depth buffers never run out.
+	 */
+	q->batch.nr_bufs = pow2_at_least(q->depth);
+	q->batch.buf_len = per_buf * sizeof(uint16_t);
+	q->batch.bufs = calloc(q->batch.nr_bufs, q->batch.buf_len);
+	q->batch.elems = calloc(ZUBLK_BATCH_COMMIT_BUFS, (size_t)q->depth * 16);
+	if (!q->batch.bufs || !q->batch.elems)
+		return -ENOMEM;
+	q->batch.br = io_uring_setup_buf_ring(&q->ring, q->batch.nr_bufs, BATCH_BGID, 0, &ret);
+	if (!q->batch.br) {
+		zublk_err("queue %u: provided buffer ring: %s", q->q_id, strerror(-ret));
+		return ret ? ret : -ENOMEM;
+	}
+	for (unsigned i = 0; i < q->batch.nr_bufs; i++)
+		io_uring_buf_ring_add(q->batch.br, q->batch.bufs + (size_t)i * q->batch.buf_len,
+				      q->batch.buf_len, (unsigned short)i,
+				      io_uring_buf_ring_mask(q->batch.nr_bufs), (int)i);
+	io_uring_buf_ring_advance(q->batch.br, (int)q->batch.nr_bufs);
+	return 0;
+}
+
+void zublk_batch_teardown(struct zublk_queue *q)
+{
+	free(q->batch.bufs);
+	q->batch.bufs = NULL;
+	free(q->batch.elems);
+	q->batch.elems = NULL;
+}
+
+/* After the ring is gone: the buffer ring's memory (liburing mmapped it). */
+void zublk_batch_ring_gone(struct zublk_queue *q)
+{
+	if (q->batch.br)
+		munmap(q->batch.br, (size_t)q->batch.nr_bufs * sizeof(struct io_uring_buf));
+	q->batch.br = NULL;
+}
+
+static struct io_uring_sqe *batch_cmd(struct zublk_queue *q, unsigned op, unsigned nr,
+				      unsigned elem_bytes, uint16_t flags, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = zublk_queue_get_sqe(q);
+	struct ublk_batch_io *cmd;
+
+	if (!sqe)
+		return NULL;
+	io_uring_prep_uring_cmd(sqe, op, 0);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	cmd = (struct ublk_batch_io *)sqe->cmd;
+	memset(cmd, 0, sizeof(*cmd));
+	cmd->q_id = (__u16)q->q_id;
+	cmd->flags = flags;
+	cmd->nr_elem = (__u16)nr;
+	cmd->elem_bytes = (__u8)elem_bytes;
+	io_uring_sqe_set_data64(sqe, ud);
+	return sqe;
+}
+
+static int batch_arm_fetch(struct zublk_queue *q)
+{
+	struct io_uring_sqe *sqe = batch_cmd(q, UBLK_U_IO_FETCH_IO_CMDS, q->depth,
+					     sizeof(uint16_t), 0,
+					     zublk_ud_pack(0, ZUBLK_UD_BFETCH, 0));
+
+	if (!sqe)
+		return -EBUSY;
+	sqe->uring_cmd_flags = IORING_URING_CMD_MULTISHOT;
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BATCH_BGID;
+	q->batch.fetch_armed = true;
+	return 0;
+}
+
+/*
+ * Hand every tag to the driver (PREP_IO_CMDS, waited for here: the device
+ * starts only when every queue has), then arm the fetch.
+ */
+int zublk_batch_start(struct zublk_queue *q)
+{
+	unsigned eb = batch_elem_bytes(q);
+	char *elems = q->batch.elems;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	for (unsigned t = 0; t < q->depth; t++) {
+		q->ios[t].result = 0;
+		q->ios[t].state = IO_IDLE;
+		batch_elem_fill(q, elems + (size_t)t * eb, &q->ios[t]);
+	}
+	sqe = batch_cmd(q, UBLK_U_IO_PREP_IO_CMDS, q->depth, eb, batch_flags(q),
+			zublk_ud_pack(0, ZUBLK_UD_BCOMMIT, ZUBLK_UD_SUB_MAX));
+	if (!sqe)
+		return -EBUSY;
+	sqe->addr = (uintptr_t)elems;
+	ret = io_uring_submit_and_wait(&q->ring, 1);
+	zublk_queue_count_enter(q, ret);
+	if (ret < 0)
+		return ret;
+	ret = io_uring_peek_cqe(&q->ring, &cqe);
+	if (ret)
+		return ret;
+	ret = cqe->res;
+	io_uring_cqe_seen(&q->ring, cqe);
+	if (ret < 0) {
+		zublk_err("queue %u: PREP_IO_CMDS: %s", q->q_id, strerror(-ret));
+		return ret;
+	}
+	q->nr_live = 1; /* the fetch: until the driver aborts it */
+	ret = batch_arm_fetch(q);
+	if (!ret) {
+		ret = io_uring_submit(&q->ring);
+		zublk_queue_count_enter(q, ret);
+		ret = ret < 0 ? ret : 0;
+	}
+	return ret;
+}
+
+/* A finished request: into this turn's commit. */
+void zublk_batch_commit(struct zublk_queue *q, struct zublk_io *io)
+{
+	unsigned eb = batch_elem_bytes(q);
+	char *buf = q->batch.elems + (size_t)q->batch.cur * q->depth * 16;
+
+	io->state = IO_IDLE;
+	batch_elem_fill(q, buf + (size_t)q->batch.nr_pending * eb, io);
+	q->batch.nr_pending++;
+}
+
+/*
+ * Before the loop enters the kernel: one COMMIT_IO_CMDS for what this turn
+ * finished.  The element array stays put until its CQE (sub = its slot).
+ */
+void zublk_batch_flush(struct zublk_queue *q)
+{
+	unsigned next = (q->batch.cur + 1) % ZUBLK_BATCH_COMMIT_BUFS;
+	struct io_uring_sqe *sqe;
+
+	if (!q->batch.nr_pending)
+		return;
+	/* Every slot still in flight: commit on the next turn. */
+	if (q->batch.busy & (1U << next))
+		return;
+	sqe = batch_cmd(q, UBLK_U_IO_COMMIT_IO_CMDS, q->batch.nr_pending, batch_elem_bytes(q),
+			batch_flags(q), zublk_ud_pack(0, ZUBLK_UD_BCOMMIT, q->batch.cur));
+	if (!sqe)
+		return;
+	sqe->addr = (uintptr_t)(q->batch.elems + (size_t)q->batch.cur * q->depth * 16);
+	q->batch.sent[q->batch.cur] = q->batch.nr_pending;
+	q->batch.busy |= 1U << q->batch.cur;
+	q->batch.cur = next;
+	q->batch.nr_pending = 0;
+}
+
+/* A commit's CQE: @res bytes of elements taken, or -errno for none. */
+static void batch_commit_done(struct zublk_queue *q, unsigned slot, int res)
+{
+	unsigned eb = batch_elem_bytes(q), sent, took;
+	const char *buf;
+
+	if (slot >= ZUBLK_BATCH_COMMIT_BUFS)
+		return;
+	sent = q->batch.sent[slot];
+	took = res < 0 ? 0 : (unsigned)res / eb;
+	q->batch.busy &= ~(1U << slot);
+	if (took >= sent)
+		return;
+	buf = q->batch.elems + (size_t)slot * q->depth * 16;
+	/* With the device going away nothing can be taken. */
+	if (!q->nr_live || res == -ENODEV)
+		return;
+	/*
+	 * The driver stops at the first element it refuses (a bug on one side
+	 * or the other): that one is lost, the ones after it go again.
+	 */
+	{
+		struct ublk_elem_header h;
+		char *to = q->batch.elems + (size_t)q->batch.cur * q->depth * 16;
+
+		memcpy(&h, buf + (size_t)took * eb, sizeof(h));
+		zublk_err("queue %u: COMMIT_IO_CMDS refused tag %u: %s", q->q_id, h.tag,
+			  res < 0 ? strerror(-res) : "not taken");
+		for (unsigned i = took + 1; i < sent; i++) {
+			memcpy(to + (size_t)q->batch.nr_pending * eb, buf + (size_t)i * eb, eb);
+			q->batch.nr_pending++;
+		}
+	}
+}
+
+/* A fetch CQE: the tags of new requests, in buffer @bid. */
+static void batch_fetch_done(struct zublk_queue *q, const struct io_uring_cqe *cqe)
+{
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	int res = cqe->res;
+
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		uint16_t *tags = (uint16_t *)(q->batch.bufs + (size_t)bid * q->batch.buf_len);
+		unsigned n = res > 0 ? (unsigned)res / sizeof(uint16_t) : 0;
+
+		for (unsigned i = 0; i < n && bid < q->batch.nr_bufs; i++) {
+			unsigned tag = tags[i];
+
+			if (tag >= q->depth || q->ios[tag].state != IO_IDLE) {
+				zublk_err("queue %u: fetched tag %u that is not waiting", q->q_id,
+					  tag);
+				continue;
+			}
+			zublk_io_start(q, &q->ios[tag]);
+		}
+		if (bid < q->batch.nr_bufs) {
+			io_uring_buf_ring_add(q->batch.br,
+					      q->batch.bufs + (size_t)bid * q->batch.buf_len,
+					      q->batch.buf_len, (unsigned short)bid,
+					      io_uring_buf_ring_mask(q->batch.nr_bufs), 0);
+			io_uring_buf_ring_advance(q->batch.br, 1);
+		}
+	}
+	if (more)
+		return;
+	q->batch.fetch_armed = false;
+	if (res == UBLK_IO_RES_ABORT || q->stopping) {
+		/* The device is going away: no more requests. */
+		q->nr_live = 0;
+		return;
+	}
+	if (res < 0 && res != -ENOBUFS)
+		zublk_warn("queue %u: FETCH_IO_CMDS ended: %s; fetching again", q->q_id,
+			   strerror(-res));
+	if (batch_arm_fetch(q)) {
+		zublk_err("queue %u: no SQE to fetch again", q->q_id);
+		q->error = -EBUSY;
+		q->nr_live = 0;
+	}
+}
+
+void zublk_batch_cqe(struct zublk_queue *q, const struct io_uring_cqe *cqe, unsigned kind,
+		     unsigned sub)
+{
+	if (kind == ZUBLK_UD_BFETCH)
+		batch_fetch_done(q, cqe);
+	else
+		batch_commit_done(q, sub, cqe->res);
+}

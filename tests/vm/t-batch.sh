@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: MIT
+# --batch (UBLK_F_BATCH_IO): loop verifies with crc32c in every data mode
+# with 1 and 2 queues, and the commits really are batched (fewer SQEs than
+# requests where the target adds none); kill -9 under fio verify and
+# recover keeps the batch flag and the data; del under load ends in bounded
+# time; on a kernel without it, --batch fails with one line and no device.
+. "$(dirname "$0")/lib.sh"
+"$Z" features | grep -q BATCH_IO || skip "the running kernel has no UBLK_F_BATCH_IO"
+counter() {
+	"$Z" list -n "$1" --json |
+		python3 -c "import json,sys; print(json.load(sys.stdin)[0]['counters']['$2'])"
+}
+has_flag() { "$Z" list -n "$1" --json | python3 -c "import json,sys; sys.exit('$2' not in json.load(sys.stdin)[0]['flags'])"; }
+
+truncate -s 256M "$TMP/img"
+for mode in copy user-copy zero-copy auto-zero-copy; do
+	for q in 1 2; do
+		[ "$q" -le "$(nproc)" ] || continue
+		add -t loop -f "$TMP/img" --mode "$mode" -q "$q" --batch
+		has_flag "$ID" BATCH_IO || fail "$mode: no BATCH_IO in the device's flags"
+		fio_ok v --filename="$DEV" --rw=randwrite --bsrange=512-128k --iodepth=32 \
+			--size=64M --verify=crc32c --do_verify=1 --verify_fatal=1 --numjobs="$q" \
+			--offset_increment=100M
+		cmp <(dd if="$DEV" bs=1M iflag=direct status=none) "$TMP/img" ||
+			fail "$mode q=$q: device and file differ"
+		del "$ID"
+		note "loop $mode q=$q --batch: verified"
+	done
+done
+
+# null in user-copy mode adds no SQE of its own: without batching a request
+# costs one (its commit), batched far less.
+add -t null --mode user-copy --batch size=1G
+ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
+fio_ok r --filename="$DEV" --rw=randread --bs=4k --iodepth=64 --size=256M --number_ios=20000
+ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
+[ "$ios" -ge 20000 ] || fail "$ios requests counted for 20000 reads"
+[ $((sub * 10)) -le $((ios * 9)) ] || fail "$sub SQEs for $ios requests: commits not batched"
+del "$ID"
+note "null --batch: $sub SQEs for $ios requests"
+
+# kill -9 and recover under fio verify: the recovered daemon batches too.
+add -t loop -f "$TMP/img" --batch -n 0
+fio --name=v --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
+	--iodepth=32 --size=64M --verify=crc32c --verify_backlog=1024 --verify_fatal=1 \
+	--time_based --runtime=600 >"$FIO_LOG" 2>&1 &
+fio_pid=$!
+for cycle in 1 2; do
+	sleep 2
+	kill -0 $fio_pid 2>/dev/null || fail "fio died: $(grep -E 'err|verify' "$FIO_LOG" | head -3)"
+	kill -9 "$(dev_field 0 daemon_pid)"
+	wait_until 20 state_is 0 QUIESCED || fail "cycle $cycle: not QUIESCED 20s after kill"
+	timeout 30 "$Z" recover -n 0 >/dev/null || fail "cycle $cycle: recover failed"
+	wait_until 20 state_is 0 LIVE || fail "cycle $cycle: not LIVE 20s after recover"
+	has_flag 0 BATCH_IO || fail "cycle $cycle: recovered without BATCH_IO"
+done
+sleep 2
+ios0=$(counter 0 ios)
+sleep 1
+[ "$(counter 0 ios)" -gt "$ios0" ] || fail "the recovered daemon serves no requests"
+kill -INT $fio_pid
+wait $fio_pid
+grep -q "err= 0" "$FIO_LOG" || fail "fio error: $(grep -E 'err=|verify|error' "$FIO_LOG" | head -5)"
+grep -qi "verify.*bad\|crc32c.*wanted" "$FIO_LOG" && fail "verify mismatch"
+note "kill -9 and recover twice under fio verify: no error"
+
+# del under load.
+pid=$(dev_field 0 daemon_pid)
+fio --name=load --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randrw --bs=4k \
+	--iodepth=128 --time_based --runtime=120 >"$FIO_LOG" 2>&1 &
+fio_pid=$!
+sleep 3
+kill -0 $fio_pid 2>/dev/null || fail "fio did not run: $(tail -3 "$FIO_LOG")"
+timeout 30 "$Z" del -n 0 || fail "del under load failed or hung"
+wait_until 20 bash -c "! kill -0 $fio_pid 2>/dev/null" || fail "fio still running 20s after del"
+wait $fio_pid
+wait_until 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "daemon $pid still alive after del"
+no_devices || fail "list not empty after del"
+note "del under load: fio and daemon gone"
+
+# A kernel without it (masked): one line, no device.
+ZUBLK_FEATURE_MASK=0x$(printf "%x" $((0xfffff & ~0x8000))) "$Z" add -t null --batch >/dev/null 2>"$TMP/err" &&
+	fail "--batch accepted without BATCH_IO"
+[ "$(wc -l <"$TMP/err")" = 1 ] || fail "--batch without BATCH_IO: $(cat "$TMP/err")"
+grep -q BATCH_IO "$TMP/err" || fail "the error does not name BATCH_IO: $(cat "$TMP/err")"
+note "$(cat "$TMP/err")"
+no_devices || fail "a device was left"
+exit 0
