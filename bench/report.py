@@ -152,33 +152,26 @@ def main():
                 fmt(ratio(get("1q1j", job, "%s-%s" % (t, m)), c), 2) for m in modes if m != "copy")))
     L.append("")
 
-    L.append("## Polling: --poll-us 100 vs sleeping at once (1 queue, 1 job, default modes; IOPS ratio)\n")
-    L.append("| device | " + " | ".join(JOB_TITLES[j] for j in JOB_TITLES if j != "sw128k-qd16") + " |")
-    L.append("|---|" + "---|" * (len(JOB_TITLES) - 1))
-    for t, dm in (("znull", dnull), ("zloop", dloop)):
-        L.append("| %s | %s |" % (t[1:], " | ".join(
-            fmt(ratio(get("1q1j", j, t + "-poll"), get("1q1j", j, "%s-%s" % (t, dm))), 2)
-            for j in JOB_TITLES if j != "sw128k-qd16")))
-    L.append("")
+    # One row per device: variant / baseline, 1 queue, 1 job, every job but the raid one.
+    def variant_table(title, rows):
+        jobs = [j for j in JOB_TITLES if j != "sw128k-qd16"]
+        L.append("## %s\n" % title)
+        L.append("| device | " + " | ".join(JOB_TITLES[j] for j in jobs) + " |")
+        L.append("|---|" + "---|" * len(jobs))
+        for label, variant, base in rows:
+            L.append("| %s | %s |" % (label, " | ".join(
+                fmt(ratio(get("1q1j", j, variant), get("1q1j", j, base)), 2) for j in jobs)))
+        L.append("")
 
-    L.append("## Batched commands: --batch (UBLK_F_BATCH_IO) vs one command per request (1 queue, "
-             "1 job, default modes; IOPS ratio)\n")
-    L.append("| device | " + " | ".join(JOB_TITLES[j] for j in JOB_TITLES if j != "sw128k-qd16") + " |")
-    L.append("|---|" + "---|" * (len(JOB_TITLES) - 1))
-    for t, dm in (("znull", dnull), ("zloop", dloop)):
-        L.append("| %s | %s |" % (t[1:], " | ".join(
-            fmt(ratio(get("1q1j", j, t + "-batch"), get("1q1j", j, "%s-%s" % (t, dm))), 2)
-            for j in JOB_TITLES if j != "sw128k-qd16")))
-    L.append("")
-
-    L.append("## Copying requests straight into the mapped tmpfs file vs io_uring (loop, 1 queue, "
-             "1 job, default mode; IOPS ratio, map vs map=0)\n")
-    L.append("| device | " + " | ".join(JOB_TITLES[j] for j in JOB_TITLES if j != "sw128k-qd16") + " |")
-    L.append("|---|" + "---|" * (len(JOB_TITLES) - 1))
-    L.append("| loop | %s |" % " | ".join(
-        fmt(ratio(get("1q1j", j, "zloop-%s" % dloop), get("1q1j", j, "zloop-nomap")), 2)
-        for j in JOB_TITLES if j != "sw128k-qd16"))
-    L.append("")
+    variant_table("Polling: --poll-us 100 vs sleeping at once (1 queue, 1 job, default modes; "
+                  "IOPS ratio)",
+                  [("null", "znull-poll", "znull-" + dnull), ("loop", "zloop-poll", "zloop-" + dloop)])
+    variant_table("Batched commands: --batch (UBLK_F_BATCH_IO) vs one command per request "
+                  "(1 queue, 1 job, default modes; IOPS ratio)",
+                  [("null", "znull-batch", "znull-" + dnull), ("loop", "zloop-batch", "zloop-" + dloop)])
+    variant_table("Copying requests straight into the mapped tmpfs file vs io_uring (loop, 1 queue, "
+                  "1 job, default mode; IOPS ratio, map vs map=0)",
+                  [("loop", "zloop-" + dloop, "zloop-nomap")])
 
     for cfg in ("1q1j", "2q2j", "1q2j", "raid"):
         jobs = [j for j in JOB_TITLES if (cfg, j) in order]
