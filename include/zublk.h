@@ -175,8 +175,8 @@ struct zublk_target_geom {
 	uint32_t max_segment_size;	/* >= 4096 */
 	uint16_t max_segments;
 	/*
-	 * The target copies request data itself with zublk_backing_copy()
-	 * where it can: the core asks the driver for UBLK_F_USER_COPY next to
+	 * The target copies request data itself with zublk_backing_copy() or
+	 * zublk_io_copy() where it can: the core asks the driver for UBLK_F_USER_COPY next to
 	 * a zero-copy mode (when the kernel has it).
 	 */
 	bool want_copy;
@@ -458,6 +458,17 @@ int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
 
 /* Finish @io with @res (bytes done, or -errno).  Exactly once per request. */
 void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res);
+
+/*
+ * Copy @len bytes between daemon memory @mem and the data of READ or WRITE
+ * request @io at @io_off, at once, in the queue thread: into a READ's data,
+ * out of a WRITE's.  The driver's user copy (pread/pwrite on /dev/ublkcN),
+ * which the device has next to a zero-copy mode when the target set
+ * geom->want_copy.  0, or -errno when the target must move the data its
+ * usual way (no user copy on this device, a failed copy).
+ */
+int zublk_io_copy(struct zublk_queue *q, struct zublk_io *io, uint32_t io_off, void *mem,
+		  uint32_t len);
 
 /* ------------------------------------------------------------- backings */
 

@@ -351,11 +351,10 @@ int zublk_backing_copy(struct zublk_queue *q, struct zublk_io *io, struct zublk_
 		       uint64_t off, uint32_t io_off, uint32_t len)
 {
 	struct zublk_mem *m = b->mem;
-	struct zublk_dev *dev = q->dev;
-	uint64_t pos, first, last;
-	ssize_t n;
+	uint64_t first, last;
+	int ret;
 
-	if (!m || !dev->can_copy || len == 0 || (uint64_t)io_off + len > io->len)
+	if (!m || !q->dev->can_copy || len == 0 || (uint64_t)io_off + len > io->len)
 		return -EOPNOTSUPP;
 	if (len > b->copy_max)
 		return -E2BIG;
@@ -365,16 +364,9 @@ int zublk_backing_copy(struct zublk_queue *q, struct zublk_io *io, struct zublk_
 	last = (off + len - 1) / MEM_PAGE;
 	if (io->op == UBLK_IO_OP_READ && !mem_present(m, first, last))
 		return -ENODATA;
-	pos = zublk_user_copy_pos(q->q_id, io->tag) + io_off;
-	/* A WRITE's data comes from the request: read it from /dev/ublkcN. */
-	if (io->op == UBLK_IO_OP_WRITE)
-		n = pread(dev->cdev_fd, m->base + off, len, (off_t)pos);
-	else if (io->op == UBLK_IO_OP_READ)
-		n = pwrite(dev->cdev_fd, m->base + off, len, (off_t)pos);
-	else
-		return -EOPNOTSUPP;
-	if (n != (ssize_t)len)
-		return n < 0 ? -errno : -EFAULT;
+	ret = zublk_io_copy(q, io, io_off, m->base + off, len);
+	if (ret)
+		return ret;
 	if (io->op == UBLK_IO_OP_WRITE)
 		mem_mark(m, first, last, true);
 	return 0;

@@ -221,6 +221,27 @@ static void commit(struct zublk_queue *q, struct zublk_io *io)
 	}
 }
 
+int zublk_io_copy(struct zublk_queue *q, struct zublk_io *io, uint32_t io_off, void *mem,
+		  uint32_t len)
+{
+	struct zublk_dev *dev = q->dev;
+	off_t pos = (off_t)(zublk_user_copy_pos(q->q_id, io->tag) + io_off);
+	ssize_t n;
+
+	if (!dev->can_copy || len == 0 || (uint64_t)io_off + len > io->len)
+		return -EOPNOTSUPP;
+	/* A WRITE's data comes from the request: read it from /dev/ublkcN. */
+	if (io->op == UBLK_IO_OP_WRITE)
+		n = pread(dev->cdev_fd, mem, len, pos);
+	else if (io->op == UBLK_IO_OP_READ)
+		n = pwrite(dev->cdev_fd, mem, len, pos);
+	else
+		return -EOPNOTSUPP;
+	if (n != (ssize_t)len)
+		return n < 0 ? -errno : -EFAULT;
+	return 0;
+}
+
 void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res)
 {
 	if (io->state != IO_ACTIVE) {
