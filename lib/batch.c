@@ -205,26 +205,28 @@ void zublk_batch_commit(struct zublk_queue *q, struct zublk_io *io)
 /*
  * Before the loop enters the kernel: one COMMIT_IO_CMDS for what this turn
  * finished.  The element array stays put until its CQE (sub = its slot).
+ * Returns the commands queued (0 or 1).
  */
-void zublk_batch_flush(struct zublk_queue *q)
+unsigned zublk_batch_flush(struct zublk_queue *q)
 {
 	unsigned next = (q->batch.cur + 1) % ZUBLK_BATCH_COMMIT_BUFS;
 	struct io_uring_sqe *sqe;
 
 	if (!q->batch.nr_pending)
-		return;
+		return 0;
 	/* Every slot still in flight: commit on the next turn. */
 	if (q->batch.busy & (1U << next))
-		return;
+		return 0;
 	sqe = batch_cmd(q, UBLK_U_IO_COMMIT_IO_CMDS, q->batch.nr_pending, batch_elem_bytes(q),
 			batch_flags(q), zublk_ud_pack(0, ZUBLK_UD_BCOMMIT, q->batch.cur));
 	if (!sqe)
-		return;
+		return 0;
 	sqe->addr = (uintptr_t)(q->batch.elems + (size_t)q->batch.cur * q->depth * 16);
 	q->batch.sent[q->batch.cur] = q->batch.nr_pending;
 	q->batch.busy |= 1U << q->batch.cur;
 	q->batch.cur = next;
 	q->batch.nr_pending = 0;
+	return 1;
 }
 
 /* A commit's CQE: @res bytes of elements taken, or -errno for none. */

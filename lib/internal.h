@@ -145,7 +145,7 @@ int zublk_batch_start(struct zublk_queue *q);
 void zublk_batch_teardown(struct zublk_queue *q);
 void zublk_batch_ring_gone(struct zublk_queue *q);
 void zublk_batch_commit(struct zublk_queue *q, struct zublk_io *io);
-void zublk_batch_flush(struct zublk_queue *q);
+unsigned zublk_batch_flush(struct zublk_queue *q);
 void zublk_batch_cqe(struct zublk_queue *q, const struct io_uring_cqe *cqe, unsigned kind,
 		     unsigned sub);
 

@@ -228,9 +228,21 @@ static void queue_loop(struct zublk_queue *q)
 
 		if (q->poll_ns && queue_poll(q))
 			goto reap;
-		if (q->dev->batch)
-			zublk_batch_flush(q);
-		ret = io_uring_submit_and_wait(&q->ring, 1);
+		if (q->dev->batch && zublk_batch_flush(q)) {
+			/*
+			 * The commit completes as it is submitted: wait for its CQE
+			 * and for new work, not to be woken by the commit alone.
+			 * The timeout only matters when the driver refused part of
+			 * it (those requests go again on the next turn).
+			 */
+			struct __kernel_timespec ts = { .tv_sec = 1 };
+
+			ret = io_uring_submit_and_wait_timeout(&q->ring, &cqe, 2, &ts, NULL);
+			if (ret == -ETIME)
+				ret = 0;
+		} else {
+			ret = io_uring_submit_and_wait(&q->ring, 1);
+		}
 		zublk_queue_count_enter(q, ret);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			zublk_err("queue %u: io_uring_enter failed: %s", q->q_id,
