@@ -58,6 +58,12 @@ static void batch_elem_fill(const struct zublk_queue *q, void *slot, const struc
 	memcpy(slot, &e, batch_elem_bytes(q));
 }
 
+/* Commit slot @slot's element array: room for a whole queue's requests. */
+static char *batch_slot(const struct zublk_queue *q, unsigned slot)
+{
+	return q->batch.elems + (size_t)slot * q->depth * sizeof(struct batch_elem);
+}
+
 static unsigned pow2_at_least(unsigned n)
 {
 	unsigned p = 1;
@@ -79,7 +85,8 @@ int zublk_batch_setup(struct zublk_queue *q)
 	q->batch.nr_bufs = pow2_at_least(q->depth);
 	q->batch.buf_len = per_buf * sizeof(uint16_t);
 	q->batch.bufs = calloc(q->batch.nr_bufs, q->batch.buf_len);
-	q->batch.elems = calloc(ZUBLK_BATCH_COMMIT_BUFS, (size_t)q->depth * 16);
+	q->batch.elems = calloc(ZUBLK_BATCH_COMMIT_BUFS,
+				(size_t)q->depth * sizeof(struct batch_elem));
 	if (!q->batch.bufs || !q->batch.elems)
 		return -ENOMEM;
 	q->batch.br = io_uring_setup_buf_ring(&q->ring, q->batch.nr_bufs, BATCH_BGID, 0, &ret);
@@ -142,7 +149,6 @@ static int batch_arm_fetch(struct zublk_queue *q)
 	sqe->uring_cmd_flags = IORING_URING_CMD_MULTISHOT;
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BATCH_BGID;
-	q->batch.fetch_armed = true;
 	return 0;
 }
 
@@ -153,7 +159,7 @@ static int batch_arm_fetch(struct zublk_queue *q)
 int zublk_batch_start(struct zublk_queue *q)
 {
 	unsigned eb = batch_elem_bytes(q);
-	char *elems = q->batch.elems;
+	char *elems = batch_slot(q, 0);
 	struct io_uring_sqe *sqe;
 	struct io_uring_cqe *cqe;
 	int ret;
@@ -195,7 +201,7 @@ int zublk_batch_start(struct zublk_queue *q)
 void zublk_batch_commit(struct zublk_queue *q, struct zublk_io *io)
 {
 	unsigned eb = batch_elem_bytes(q);
-	char *buf = q->batch.elems + (size_t)q->batch.cur * q->depth * 16;
+	char *buf = batch_slot(q, q->batch.cur);
 
 	io->state = IO_IDLE;
 	batch_elem_fill(q, buf + (size_t)q->batch.nr_pending * eb, io);
@@ -221,7 +227,7 @@ unsigned zublk_batch_flush(struct zublk_queue *q)
 			batch_flags(q), zublk_ud_pack(0, ZUBLK_UD_BCOMMIT, q->batch.cur));
 	if (!sqe)
 		return 0;
-	sqe->addr = (uintptr_t)(q->batch.elems + (size_t)q->batch.cur * q->depth * 16);
+	sqe->addr = (uintptr_t)batch_slot(q, q->batch.cur);
 	q->batch.sent[q->batch.cur] = q->batch.nr_pending;
 	q->batch.busy |= 1U << q->batch.cur;
 	q->batch.cur = next;
@@ -242,7 +248,7 @@ static void batch_commit_done(struct zublk_queue *q, unsigned slot, int res)
 	q->batch.busy &= ~(1U << slot);
 	if (took >= sent)
 		return;
-	buf = q->batch.elems + (size_t)slot * q->depth * 16;
+	buf = batch_slot(q, slot);
 	/* With the device going away nothing can be taken. */
 	if (!q->nr_live || res == -ENODEV)
 		return;
@@ -252,7 +258,7 @@ static void batch_commit_done(struct zublk_queue *q, unsigned slot, int res)
 	 */
 	{
 		struct ublk_elem_header h;
-		char *to = q->batch.elems + (size_t)q->batch.cur * q->depth * 16;
+		char *to = batch_slot(q, q->batch.cur);
 
 		memcpy(&h, buf + (size_t)took * eb, sizeof(h));
 		zublk_err("queue %u: COMMIT_IO_CMDS refused tag %u: %s", q->q_id, h.tag,
@@ -295,7 +301,6 @@ static void batch_fetch_done(struct zublk_queue *q, const struct io_uring_cqe *c
 	}
 	if (more)
 		return;
-	q->batch.fetch_armed = false;
 	if (res == UBLK_IO_RES_ABORT || q->stopping) {
 		/* The device is going away: no more requests. */
 		q->nr_live = 0;

@@ -77,7 +77,6 @@ struct zublk_queue {
 		unsigned nr_pending;		/* elements in it */
 		unsigned busy;			/* slots whose commit is in flight */
 		unsigned sent[ZUBLK_BATCH_COMMIT_BUFS];
-		bool fetch_armed;
 	} batch;
 };
 
