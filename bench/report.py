@@ -169,6 +169,9 @@ def main():
     variant_table("Batched commands: --batch (UBLK_F_BATCH_IO) vs one command per request "
                   "(1 queue, 1 job, default modes; IOPS ratio)",
                   [("null", "znull-batch", "znull-" + dnull), ("loop", "zloop-batch", "zloop-" + dloop)])
+    variant_table("Reads that touch no data, as null_blk's: fill=none vs zeros (null, 1 queue, 1 job, "
+                  "default mode; IOPS ratio)",
+                  [("null", "znull-nofill", "znull-" + dnull)])
     variant_table("Copying requests straight into the mapped tmpfs file vs io_uring (loop, 1 queue, "
                   "1 job, default mode; IOPS ratio, map vs map=0)",
                   [("loop", "zloop-" + dloop, "zloop-nomap")])

@@ -16,6 +16,8 @@
 #   znull-poll, zloop-poll   the default mode with --poll-us 100 (1 queue)
 #   znull-batch, zloop-batch   the default mode with --batch
 #             (UBLK_F_BATCH_IO; 1 queue)
+#   znull-nofill  the default mode with fill=none: reads leave the pages
+#             as they are, as null_blk does (1 queue)
 #   zloop-nomap  the default mode with map=0: no straight copies into the
 #             mapped tmpfs file, every request through io_uring (1 queue)
 #   md0/zstripe, md1/zmirror   (config "raid": kernel md over kernel loop
@@ -156,6 +158,8 @@ if need 1q1j || need 2q2j || need 1q2j; then
 	# Polling before sleeping (--poll-us), the default mode.
 	zadd znull-poll-1q -t null -q 1 --poll-us 100 size=${size_mb}M
 	zadd zloop-poll-1q -t loop -q 1 --poll-us 100 -f "$F"
+	# null as null_blk is: reads touch no data.
+	zadd znull-nofill-1q -t null -q 1 size=${size_mb}M fill=none
 	# loop without mapping the tmpfs file: every request the io_uring way.
 	zadd zloop-nomap-1q -t loop -q 1 -f "$F" map=0
 	# Batched fetch and commit commands (UBLK_F_BATCH_IO), when the kernel has them.
@@ -224,7 +228,7 @@ devices_for() { # the device names of a config
 		echo kloop
 		for m in $lms; do echo "zloop-$m-${q}q"; done
 		if [ "$q" = 2 ]; then printf '%s\n' znull-pin-2q zloop-pin-2q; fi
-		if [ "$q" = 1 ]; then printf '%s\n' znull-poll-1q zloop-poll-1q zloop-nomap-1q; fi
+		if [ "$q" = 1 ]; then printf '%s\n' znull-poll-1q zloop-poll-1q znull-nofill-1q zloop-nomap-1q; fi
 		if [ "$q" = 1 ] && [ -n "${DEV[znull-batch-1q]:-}" ]; then
 			printf '%s\n' znull-batch-1q zloop-batch-1q
 		fi

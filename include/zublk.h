@@ -180,6 +180,13 @@ struct zublk_target_geom {
 	 * a zero-copy mode (when the kernel has it).
 	 */
 	bool want_copy;
+	/*
+	 * ... and copies every READ and WRITE that way (a rare fallback
+	 * aside): the default mode is then zero-copy rather than
+	 * auto-zero-copy, which would register every request's pages for
+	 * nothing.
+	 */
+	bool copies_all;
 };
 
 /*

@@ -57,6 +57,7 @@ static void loop_geom(const struct zublk_backing *b, struct zublk_target_geom *g
 	if (b->can_zero)
 		g->caps |= ZUBLK_CAP_WRITE_ZEROES;
 	g->want_copy = b->mem != NULL;
+	g->copies_all = b->mem && b->copy_max >= ZUBLK_MAX_MAX_IO_BYTES;
 }
 
 static int loop_init(struct zublk_dev *dev, struct zublk_opts *opts,

@@ -602,6 +602,10 @@ static int mirror_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	geom->logical_bs_shift = md->lbs_shift;
 	geom->physical_bs_shift = md->lbs_shift;
 	geom->want_copy = mapped;
+	geom->copies_all = mapped;
+	for (unsigned i = 0; i < md->nr; i++)
+		if (md->leg[i].m.b.size && !zublk_backing_is_mapped(&md->leg[i].m.b))
+			geom->copies_all = false;
 	for (unsigned i = 0; i < md->nr; i++) {
 		struct raid_member *m = &md->leg[i].m;
 

@@ -2,7 +2,8 @@
 /*
  * null: no backing.  Writes are dropped; reads return zeros, never stale
  * memory: in the zero-copy modes the zeros come from /dev/zero read into the
- * request's own pages.
+ * request's own pages.  fill=none leaves a read's pages as they are (what
+ * null_blk does): every request is then one round trip, no data touched.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,12 +18,14 @@
 struct null_dev {
 	int zero_fd;
 	int zero_idx;
+	bool fill;
 };
 
 static int null_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		     struct zublk_target_geom *geom)
 {
 	uint64_t size = NULL_DEF_SIZE, bs = 512;
+	const char *fill = zublk_opts_get(opts, "fill");
 	struct null_dev *nd;
 	int ret;
 
@@ -37,9 +40,14 @@ static int null_init(struct zublk_dev *dev, struct zublk_opts *opts,
 			  zublk_opts_get(opts, "bs"));
 		return -EINVAL;
 	}
+	if (fill && strcmp(fill, "zero") && strcmp(fill, "none")) {
+		zublk_log(ZUBLK_LOG_ERR, "fill '%s': not zero or none", fill);
+		return -EINVAL;
+	}
 	nd = calloc(1, sizeof(*nd));
 	if (!nd)
 		return -ENOMEM;
+	nd->fill = !fill || !strcmp(fill, "zero");
 	nd->zero_fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
 	if (nd->zero_fd < 0) {
 		ret = -errno;
@@ -76,8 +84,10 @@ static int null_queue_io(struct zublk_queue *q, struct zublk_io *io)
 {
 	struct null_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
 
-	if (io->op != UBLK_IO_OP_READ) {
-		zublk_io_complete(q, io, io->op == UBLK_IO_OP_WRITE ? (int)io->len : 0);
+	if (io->op != UBLK_IO_OP_READ || !nd->fill) {
+		bool data = io->op == UBLK_IO_OP_WRITE || io->op == UBLK_IO_OP_READ;
+
+		zublk_io_complete(q, io, data ? (int)io->len : 0);
 		return 0;
 	}
 	if (io->buf) {
@@ -99,7 +109,8 @@ static void null_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned su
 const struct zublk_target_ops zublk_null_ops = {
 	.name = "null",
 	.summary = "no backing: writes are dropped, reads return zeros",
-	.usage = "size=SIZE (default 256G)  bs=512|1024|2048|4096 (default 512)",
+	.usage = "size=SIZE (default 256G)  bs=512|1024|2048|4096 (default 512)  "
+		 "fill=zero|none (reads: zeros, or the pages left as they are; default zero)",
 	.modes = ZUBLK_MODES_ALL,
 	/*
 	 * Zero copy registers a request's buffer only when a read needs it;

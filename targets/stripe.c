@@ -180,6 +180,7 @@ static int stripe_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	if (ret)
 		goto err;
 	geom->want_copy = sd->mapped;
+	geom->copies_all = sd->mapped;
 
 	geom->logical_bs_shift = sd->m[0].b.lbs_shift;
 	geom->physical_bs_shift = sd->m[0].b.pbs_shift;

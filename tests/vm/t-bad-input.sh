@@ -28,6 +28,7 @@ expect_err "depth '5000': must be 1..4096" add -t null -d 5000
 expect_err "queues '0': must be 1" add -t null -q 0
 expect_err "queues '999': must be 1" add -t null -q 999
 expect_err "size 'lots': not a size" add -t null size=lots
+expect_err "fill 'ones': not zero or none" add -t null fill=ones
 expect_err "argument 'oops': not an option" add -t null oops
 expect_err "mode 'fast': not one of" add -t null --mode fast
 expect_err "no target" add size=1G

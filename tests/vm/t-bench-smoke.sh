@@ -16,15 +16,15 @@ bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 	fail "bench/suite.sh failed: $(tail -3 "$TMP/err")"
 
 rows=$(grep -c '^RAW,' "$TMP/out")
-# 1 queue: null_blk, 3+3 zublk modes, 2 kernel loops, 2 polling, loop
-# map=0, 2 batched (where the kernel has BATCH_IO); 2 queues: null_blk,
+# 1 queue: null_blk, 3+3 zublk modes, 2 kernel loops, 2 polling, null
+# fill=none, loop map=0, 2 batched (where the kernel has BATCH_IO); 2 queues: null_blk,
 # copy + each target's default, 2 kernel loops, 2 pinned.
 batch=0
 "$Z" features | grep -qw BATCH_IO && batch=2
-want=$(((12 + batch + 9) * 2 + 4))
+want=$(((13 + batch + 9) * 2 + 4))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
 for d in nullb znull-copy znull-zero-copy znull-auto-zero-copy kloop kloop-dio zloop-copy \
-	zloop-auto-zero-copy znull-pin zloop-pin znull-poll zloop-poll zloop-nomap zstripe md0 \
+	zloop-auto-zero-copy znull-pin zloop-pin znull-poll zloop-poll znull-nofill zloop-nomap zstripe md0 \
 	zmirror md1; do
 	grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
 done
@@ -49,6 +49,8 @@ grep -q '^| stripe vs md raid0, 4k randread QD32 | [0-9]' "$TMP/res/results.md" 
 	fail "results.md has no stripe vs md ratio"
 [ "$batch" = 0 ] || grep -A4 '^## Batched commands' "$TMP/res/results.md" | grep -q '^| null | - | [0-9]' ||
 	fail "results.md has no --batch ratio"
+grep -A4 '^## Reads that touch no data' "$TMP/res/results.md" | grep -q '^| null | - | [0-9]' ||
+	fail "results.md has no fill=none ratio"
 grep -A4 '^## Copying requests straight' "$TMP/res/results.md" | grep -q '^| loop | - | [0-9]' ||
 	fail "results.md has no map vs map=0 ratio"
 [ "$(wc -l <"$TMP/res/results.csv")" = $((want + 1)) ] || fail "results.csv: $(wc -l <"$TMP/res/results.csv") lines"

@@ -145,6 +145,24 @@ del "$ID"
 rm -f "$MNT/ma" "$MNT/mb" "$MNT/mc"
 note "mirror: replaced leg not mapped, rebuilt, read from alone: same data"
 
+# The default mode: zero-copy when every request is copied straight (auto
+# registration would register each request's pages for nothing), else
+# auto-zero-copy; same for a stripe over tmpfs.
+truncate -s 16M "$MNT/dm"
+for c in ":zero-copy" "map=0:auto-zero-copy" "map_max=16k:auto-zero-copy"; do
+	# shellcheck disable=SC2086
+	add -t loop -f "$MNT/dm" ${c%%:*}
+	[ "$(dev_field "$ID" mode)" = "${c#*:}" ] ||
+		fail "loop ${c%%:*}: default mode $(dev_field "$ID" mode), not ${c#*:}"
+	fio_ok dm --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=8 --size=16M \
+		--verify=crc32c --do_verify=1 --verify_fatal=1
+	del "$ID"
+done
+add -t stripe file="$MNT/a" file="$MNT/b" chunk=16k
+[ "$(dev_field "$ID" mode)" = zero-copy ] || fail "stripe on tmpfs: mode $(dev_field "$ID" mode)"
+del "$ID"
+note "default modes: zero-copy when copied straight, else auto-zero-copy"
+
 # Bad input: one line, no device.
 truncate -s 16M "$TMP/disk"
 for args in "map=1 -f $TMP/disk" "map_max=64q -f $MNT/a" "map=2 -f $MNT/a"; do

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
 # null in every data mode with 1 and 2 queues: writes of 4k..1M complete
 # without error and every read returns zeros (null keeps no data, so the
-# read-back check is a zero pattern, not crc32c).
+# read-back check is a zero pattern, not crc32c).  fill=none (what null_blk
+# does) leaves a read's pages as they were: in the zero-copy modes a read
+# into a buffer of 0xab bytes keeps them; the default fill would zero them.
 . "$(dirname "$0")/lib.sh"
 for mode in copy user-copy zero-copy auto-zero-copy; do
 	for q in 1 2; do
@@ -16,5 +18,32 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 		note "null $mode q=$q: ok"
 		del "$ID"
 	done
+done
+# readab DEV: read 64k at 1M with O_DIRECT into a buffer of 0xab bytes and
+# print how many of them are still 0xab.
+readab() {
+	python3 - "$1" <<'PY'
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, 65536)
+buf.write(b"\xab" * 65536)
+assert os.preadv(fd, [buf], 1 << 20) == 65536
+print(buf[:].count(b"\xab"))
+PY
+}
+for mode in zero-copy auto-zero-copy copy; do
+	add -t null size=1G --mode "$mode" fill=none
+	fio_ok w --filename="$DEV" --rw=randwrite --bs=64k --iodepth=8 --size=64M
+	fio_ok r --filename="$DEV" --rw=randread --bsrange=4k-1M --iodepth=32 --size=256M
+	if [ "$mode" != copy ]; then
+		n=$(readab "$DEV") || fail "fill=none $mode: O_DIRECT read failed"
+		[ "$n" = 65536 ] || fail "fill=none $mode: the read changed $((65536 - n)) bytes"
+	fi
+	del "$ID"
+	add -t null size=1G --mode "$mode"
+	n=$(readab "$DEV") || fail "$mode: O_DIRECT read failed"
+	[ "$n" = 0 ] || fail "$mode: $n bytes of the read buffer not zeroed"
+	del "$ID"
+	note "null $mode: fill=none leaves the pages, the default zeroes them"
 done
 exit 0
