@@ -98,12 +98,29 @@ static int null_queue_io(struct zublk_queue *q, struct zublk_io *io)
 	return zublk_io_prep_rw(q, io, false, nd->zero_idx, 0, 0, (uint32_t)io->len, 0);
 }
 
+/*
+ * A /dev/zero read may stop short (it yields the CPU between pages, and a
+ * nonblocking attempt then returns what it did): go on with the rest.  @sub
+ * carries how far the read had got, in 512-byte sectors.
+ */
 static void null_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub, int res)
 {
-	(void)sub;
-	if (res >= 0 && (uint64_t)res != io->len)
-		res = -EIO;
-	zublk_io_complete(q, io, res);
+	struct null_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
+	uint64_t done = ((uint64_t)sub << 9) + (uint64_t)(res > 0 ? res : 0);
+	int ret;
+
+	if (res <= 0 || done > io->len || done % 512) {
+		zublk_io_complete(q, io, res < 0 ? res : -EIO);
+		return;
+	}
+	if (done == io->len) {
+		zublk_io_complete(q, io, (int)io->len);
+		return;
+	}
+	ret = zublk_io_prep_rw(q, io, false, nd->zero_idx, 0, (uint32_t)done,
+			       (uint32_t)(io->len - done), (unsigned)(done >> 9));
+	if (ret)
+		zublk_io_complete(q, io, ret);
 }
 
 const struct zublk_target_ops zublk_null_ops = {
