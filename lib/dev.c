@@ -342,7 +342,8 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		goto err_target;
 	if (!cfg->recover && cfg->mode == ZUBLK_MODE_DEFAULT && dev->geom.copies_all &&
 	    dev->mode == ZUBLK_MODE_AUTO_ZERO_COPY &&
-	    zublk_mode_best(dev->features, ops->modes & ZUBLK_MODE_BIT(ZUBLK_MODE_ZERO_COPY)))
+	    zublk_mode_best(dev->features, ops->modes & ZUBLK_MODE_BIT(ZUBLK_MODE_ZERO_COPY)) ==
+		    ZUBLK_MODE_ZERO_COPY)
 		dev->mode = ZUBLK_MODE_ZERO_COPY;
 	zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
 	atomic_store(&dev->dev_sectors, dev->geom.size >> 9);

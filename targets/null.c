@@ -106,11 +106,16 @@ static int null_queue_io(struct zublk_queue *q, struct zublk_io *io)
 static void null_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub, int res)
 {
 	struct null_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
-	uint64_t done = ((uint64_t)sub << 9) + (uint64_t)(res > 0 ? res : 0);
+	uint64_t done;
 	int ret;
 
-	if (res <= 0 || done > io->len || done % 512) {
+	if (res <= 0) {
 		zublk_io_complete(q, io, res < 0 ? res : -EIO);
+		return;
+	}
+	done = ((uint64_t)sub << 9) + (uint64_t)res;
+	if (done > io->len || done % 512) {
+		zublk_io_complete(q, io, -EIO);
 		return;
 	}
 	if (done == io->len) {
