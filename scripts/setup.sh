@@ -113,8 +113,9 @@ else
 fi
 
 # --- 3. packages -------------------------------------------------------------------
-installed_version() { # prints the installed version of $1, or nothing
-	dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' "$1" 2>/dev/null |
+installed_version() { # prints the installed version of $1, or nothing; never fails
+	# dpkg-query exits 1 for a package dpkg has never heard of (pipefail).
+	{ dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' "$1" 2>/dev/null || true; } |
 		awk '$1 == "ii" { print $2; exit }'
 }
 
