@@ -152,20 +152,27 @@ def main():
                 fmt(ratio(get("1q1j", job, "%s-%s" % (t, m)), c), 2) for m in modes if m != "copy")))
     L.append("")
 
-    # One row per device: variant / baseline, 1 queue, 1 job, every job but the raid one.
-    def variant_table(title, rows):
+    # One row per device: variant / baseline, every job but the raid one.
+    def variant_table(title, rows, cfg="1q1j"):
         jobs = [j for j in JOB_TITLES if j != "sw128k-qd16"]
         L.append("## %s\n" % title)
         L.append("| device | " + " | ".join(JOB_TITLES[j] for j in jobs) + " |")
         L.append("|---|" + "---|" * len(jobs))
         for label, variant, base in rows:
             L.append("| %s | %s |" % (label, " | ".join(
-                fmt(ratio(get("1q1j", j, variant), get("1q1j", j, base)), 2) for j in jobs)))
+                fmt(ratio(get(cfg, j, variant), get(cfg, j, base)), 2) for j in jobs)))
         L.append("")
 
-    variant_table("Polling: --poll-us 100 vs sleeping at once (1 queue, 1 job, default modes; "
-                  "IOPS ratio)",
-                  [("null", "znull-poll", "znull-" + dnull), ("loop", "zloop-poll", "zloop-" + dloop)])
+    variant_table("Polling vs sleeping at once (--poll-us off): the default (adaptive) and "
+                  "--poll-us 100 (1 queue, 1 job, default modes; IOPS ratio)",
+                  [("null, adaptive (default)", "znull-" + dnull, "znull-nopoll"),
+                   ("null, --poll-us 100", "znull-poll", "znull-nopoll"),
+                   ("loop, adaptive (default)", "zloop-" + dloop, "zloop-nopoll"),
+                   ("loop, --poll-us 100", "zloop-poll", "zloop-nopoll")])
+    variant_table("Polling vs sleeping at once, 2 queues and 2 jobs: the default (adaptive) / "
+                  "--poll-us off (IOPS ratio)",
+                  [("null", "znull-" + dnull, "znull-nopoll"),
+                   ("loop", "zloop-" + dloop, "zloop-nopoll")], cfg="2q2j")
     variant_table("Batched commands: --batch (UBLK_F_BATCH_IO) vs one command per request "
                   "(1 queue, 1 job, default modes; IOPS ratio)",
                   [("null", "znull-batch", "znull-" + dnull), ("loop", "zloop-batch", "zloop-" + dloop)])

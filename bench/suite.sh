@@ -13,7 +13,10 @@
 #   kloop-dio the kernel loop driver, direct-io on, over a tmpfs file
 #   kloop     the kernel loop driver, direct-io off, over the same file
 #   zloop-M   zublk loop in data mode M over the same file
-#   znull-poll, zloop-poll   the default mode with --poll-us 100 (1 queue)
+#   znull-poll, zloop-poll   the default mode with --poll-us 100: always
+#             look for work 100 us before sleeping (1 queue)
+#   znull-nopoll, zloop-nopoll   the default mode with --poll-us off: sleep
+#             at once (1 and 2 queues); the default polls adaptively
 #   znull-batch, zloop-batch   the default mode with --batch
 #             (UBLK_F_BATCH_IO; 1 queue)
 #   znull-nofill  the default mode with fill=none: reads leave the pages
@@ -155,9 +158,13 @@ if need 1q1j || need 2q2j || need 1q2j; then
 	done
 	for m in $null_modes2q; do zadd "znull-$m-2q" -t null --mode "$m" -q 2 size=${size_mb}M; done
 	for m in $loop_modes2q; do zadd "zloop-$m-2q" -t loop --mode "$m" -q 2 -f "$F"; done
-	# Polling before sleeping (--poll-us), the default mode.
+	# Polling before sleeping (--poll-us), the default mode: always, never.
 	zadd znull-poll-1q -t null -q 1 --poll-us 100 size=${size_mb}M
 	zadd zloop-poll-1q -t loop -q 1 --poll-us 100 -f "$F"
+	for q in 1 2; do
+		zadd znull-nopoll-${q}q -t null -q $q --poll-us off size=${size_mb}M
+		zadd zloop-nopoll-${q}q -t loop -q $q --poll-us off -f "$F"
+	done
 	# null as null_blk is: reads touch no data.
 	zadd znull-nofill-1q -t null -q 1 size=${size_mb}M fill=none
 	# loop without mapping the tmpfs file: every request the io_uring way.
@@ -227,6 +234,8 @@ devices_for() { # the device names of a config
 		echo kloop-dio
 		echo kloop
 		for m in $lms; do echo "zloop-$m-${q}q"; done
+		echo "znull-nopoll-${q}q"
+		echo "zloop-nopoll-${q}q"
 		if [ "$q" = 2 ]; then printf '%s\n' znull-pin-2q zloop-pin-2q; fi
 		if [ "$q" = 1 ]; then printf '%s\n' znull-poll-1q zloop-poll-1q znull-nofill-1q zloop-nomap-1q; fi
 		if [ "$q" = 1 ] && [ -n "${DEV[znull-batch-1q]:-}" ]; then

@@ -441,10 +441,17 @@ int cmd_add(int argc, char **argv)
 			cfg.batch = true;
 			break;
 		case 'U':
-			if (zublk_parse_uint(optarg, 0, 1000000, &cfg.poll_us)) {
-				cli_err("add", "poll-us '%s': must be 0..1000000 microseconds",
+			if (!strcmp(optarg, "auto")) {
+				cfg.poll_us = ZUBLK_POLL_AUTO;
+			} else if (!strcmp(optarg, "off")) {
+				cfg.poll_us = ZUBLK_POLL_OFF;
+			} else if (zublk_parse_uint(optarg, 0, ZUBLK_POLL_MAX_US, &cfg.poll_us)) {
+				cli_err("add",
+					"poll-us '%s': must be auto, off or 0..1000000 microseconds",
 					optarg);
 				return 1;
+			} else if (cfg.poll_us == 0) {
+				cfg.poll_us = ZUBLK_POLL_OFF;
 			}
 			break;
 		case 'T':

@@ -111,16 +111,22 @@ static void print_json(const struct dev_view *v, bool first)
 		f1 = false;
 	}
 	printf("]");
-	if (v->have_state)
-		printf(", \"pin_queues\": %s, \"poll_us\": %u", v->st.pin_queues ? "true" : "false",
-		       v->st.poll_us);
+	if (v->have_state) {
+		unsigned p = v->st.poll_us;
+
+		printf(", \"pin_queues\": %s, \"poll\": \"%s\", \"poll_us\": %u",
+		       v->st.pin_queues ? "true" : "false",
+		       p == ZUBLK_POLL_AUTO ? "auto" : p == ZUBLK_POLL_OFF ? "off" : "fixed",
+		       p == ZUBLK_POLL_AUTO ? ZUBLK_POLL_AUTO_US : p == ZUBLK_POLL_OFF ? 0 : p);
+	}
 	if (v->have_state && v->st.extra[0])
 		printf(", %s", v->st.extra);
 	if (v->have_cnt)
 		printf(", \"counters\": {\"ios\": %llu, \"submits\": %llu, \"enters\": %llu, "
-		       "\"errors\": %llu}",
+		       "\"errors\": %llu, \"sleeps\": %llu, \"polls\": %llu}",
 		       (unsigned long long)v->cnt.ios, (unsigned long long)v->cnt.submits,
-		       (unsigned long long)v->cnt.enters, (unsigned long long)v->cnt.errors);
+		       (unsigned long long)v->cnt.enters, (unsigned long long)v->cnt.errors,
+		       (unsigned long long)v->cnt.sleeps, (unsigned long long)v->cnt.polls);
 	printf("}");
 }
 

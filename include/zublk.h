@@ -36,6 +36,11 @@ extern "C" {
 #define ZUBLK_DEF_MAX_IO_BYTES (1U << 20)
 #define ZUBLK_MAX_MAX_IO_BYTES (1U << 25) /* UBLK_IO_BUF_BITS */
 #define ZUBLK_STATE_DIR "/run/zublk"
+/* zublk_dev_config.poll_us: adaptive (the default), never, or this long. */
+#define ZUBLK_POLL_AUTO 0U
+#define ZUBLK_POLL_OFF 0xffffffffU
+#define ZUBLK_POLL_AUTO_US 100U
+#define ZUBLK_POLL_MAX_US 1000000U
 
 struct zublk_ctrl;
 struct zublk_dev;
@@ -308,9 +313,13 @@ struct zublk_dev_config {
 	 */
 	bool pin_queues;
 	/*
-	 * Before a queue thread sleeps, it keeps looking for new requests for
-	 * this many microseconds (0: sleeps at once).  Cuts the latency of a
-	 * lone request, at the price of a busy CPU.
+	 * Before a queue thread sleeps, it keeps looking for new requests
+	 * (reading the ring's memory, no system call) for a while: a sleeping
+	 * thread costs the task that submits the next request a wakeup, and
+	 * the request a reschedule.  0 (the default, ZUBLK_POLL_AUTO): up to
+	 * ZUBLK_POLL_AUTO_US, and only while new work has been coming within
+	 * that time; ZUBLK_POLL_OFF: sleep at once; anything else: look this
+	 * many microseconds every time.
 	 */
 	unsigned poll_us;
 	/*
@@ -429,6 +438,8 @@ struct zublk_counters {
 	uint64_t submits;	/* SQEs submitted */
 	uint64_t enters;	/* io_uring_enter calls */
 	uint64_t errors;	/* requests committed with an error */
+	uint64_t sleeps;	/* times a queue slept waiting for work */
+	uint64_t polls;		/* times it looked before sleeping and found work */
 };
 
 int zublk_state_parse(const char *json, struct zublk_state *st);

@@ -37,6 +37,10 @@ int zublk_dev_config_check(const struct zublk_dev_config *cfg, unsigned nr_cpus)
 	}
 	if ((unsigned)cfg->mode >= ZUBLK_MODE_NR)
 		return -EINVAL;
+	if (cfg->poll_us > ZUBLK_POLL_MAX_US && cfg->poll_us != ZUBLK_POLL_OFF) {
+		zublk_err("poll %u us: out of range 1..%u", cfg->poll_us, ZUBLK_POLL_MAX_US);
+		return -EINVAL;
+	}
 	return 0;
 }
 

@@ -35,16 +35,46 @@ struct zublk_queue_stats {
 	_Atomic uint64_t submits;	/* SQEs submitted */
 	_Atomic uint64_t enters;	/* io_uring_enter calls */
 	_Atomic uint64_t errors;	/* requests committed with an error */
+	_Atomic uint64_t sleeps;	/* waits in io_uring_enter for new work */
+	_Atomic uint64_t polls;		/* looks before sleeping that found work */
 };
 
 /* Layout of ZUBLK_STATE_DIR/<id>.stats, mmapped by daemon and readers. */
-#define ZUBLK_STATS_MAGIC 0x7a75626c6b535431ULL /* "zublkST1" */
+#define ZUBLK_STATS_MAGIC 0x7a75626c6b535432ULL /* "zublkST2" */
 struct zublk_stats_file {
 	uint64_t magic;
 	uint32_t nr_queues;
 	uint32_t pad;
 	struct zublk_queue_stats q[];
 };
+
+/*
+ * Adaptive polling (zublk_dev_config.poll_us == ZUBLK_POLL_AUTO): a queue
+ * looks for work before it sleeps while most of its looks find some.
+ * @hits is the running share of looks that did, in 1/256ths, 1/8 per
+ * outcome; every ZUBLK_POLL_PROBE-th time the queue runs out of work it
+ * looks anyway, so that polling resumes once work comes fast again.  A
+ * CPU shared with busy submitters makes looks miss, and polling stops.
+ */
+struct zublk_poll_auto {
+	unsigned hits;
+	unsigned turn;
+};
+#define ZUBLK_POLL_PROBE 16
+#define ZUBLK_POLL_WANT 192 /* 3/4 of the looks */
+
+static inline bool zublk_poll_auto_want(struct zublk_poll_auto *pa)
+{
+	return pa->hits >= ZUBLK_POLL_WANT || ++pa->turn % ZUBLK_POLL_PROBE == 0;
+}
+
+static inline void zublk_poll_auto_note(struct zublk_poll_auto *pa, bool hit)
+{
+	if (hit)
+		pa->hits += (256 - pa->hits + 7) / 8;
+	else
+		pa->hits -= (pa->hits + 7) / 8;
+}
 
 struct zublk_queue {
 	struct zublk_dev *dev;
@@ -65,6 +95,8 @@ struct zublk_queue {
 	unsigned nr_target_inflight;
 	int error;				/* first fatal error */
 	uint64_t poll_ns;			/* look for work this long before sleeping */
+	bool poll_auto;				/* ... only while looks find work */
+	struct zublk_poll_auto pa;		/* poll_auto's record */
 	void *priv;
 	struct zublk_queue_stats *stats;
 	struct zublk_io *ios;

@@ -6,6 +6,7 @@
  * the completions queued and waits for more.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,13 @@ static int queue_setup(struct zublk_queue *q)
 	size_t desc_off;
 	int ret;
 
+	/*
+	 * TASKRUN_FLAG: the kernel raises IORING_SQ_TASKRUN in the ring's
+	 * memory when it queues task work for us (a new request, a target's
+	 * completion), which is what queue_poll() watches.
+	 */
 	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-		  IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+		  IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
 	p.cq_entries = ring_entries(q->depth) * 2;
 	ret = io_uring_queue_init_params(ring_entries(q->depth), &q->ring, &p);
 	if (ret < 0) {
@@ -196,27 +202,67 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/*
- * Before sleeping, look for work for up to @q->poll_ns: a queue that sleeps
- * is woken by an interrupt and a reschedule, which can cost more than the
- * request itself.  Returns true when completions are ready.
- */
-static bool queue_poll(struct zublk_queue *q)
+static inline void cpu_relax(void)
 {
-	uint64_t end;
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
 
-	if (q->dev->batch)
-		zublk_batch_flush(q);
-	zublk_queue_count_enter(q, io_uring_submit(&q->ring));
-	if (io_uring_cq_ready(&q->ring))
-		return true;
-	end = now_ns() + q->poll_ns;
-	do {
-		zublk_queue_count_enter(q, io_uring_get_events(&q->ring));
-		if (io_uring_cq_ready(&q->ring))
-			return true;
-	} while (now_ns() < end && !q->stopping);
-	return false;
+/* Completions to reap, or task work the kernel runs at our next enter. */
+static bool queue_work_pending(struct zublk_queue *q)
+{
+	unsigned flags = IO_URING_READ_ONCE(*q->ring.sq.kflags);
+
+	return io_uring_cq_ready(&q->ring) ||
+	       (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
+}
+
+/* How long to look for work before sleeping this time (0: don't). */
+static uint64_t poll_window(struct zublk_queue *q)
+{
+	if (q->poll_auto && !zublk_poll_auto_want(&q->pa))
+		return 0;
+	return q->poll_ns;
+}
+
+/* While polling, give the CPU to whoever else wants it this often. */
+#define POLL_YIELD_NS 20000ULL
+
+/*
+ * Before sleeping, look for work for up to @window ns: a queue that sleeps
+ * costs whoever submits the next request a wakeup, and that request an
+ * interrupt and a reschedule, which can cost more than serving it.  The
+ * look reads the ring's memory; only one that finds task work enters the
+ * kernel.  Returns true when completions are ready.
+ */
+static bool queue_poll(struct zublk_queue *q, uint64_t window)
+{
+	uint64_t start = now_ns(), now = start, yield_at = start + POLL_YIELD_NS;
+
+	for (;;) {
+		if (queue_work_pending(q)) {
+			if (!io_uring_cq_ready(&q->ring))
+				zublk_queue_count_enter(q, io_uring_get_events(&q->ring));
+			if (io_uring_cq_ready(&q->ring)) {
+				zublk_poll_auto_note(&q->pa, true);
+				atomic_fetch_add_explicit(&q->stats->polls, 1,
+							  memory_order_relaxed);
+				return true;
+			}
+		}
+		now = now_ns();
+		if (now - start >= window) {
+			zublk_poll_auto_note(&q->pa, false);
+			return false;
+		}
+		if (now >= yield_at) {
+			/* A task that shares our CPU (fio, say) runs now, not at the next tick. */
+			sched_yield();
+			yield_at = now + POLL_YIELD_NS;
+		}
+		cpu_relax();
+	}
 }
 
 static void queue_loop(struct zublk_queue *q)
@@ -224,10 +270,17 @@ static void queue_loop(struct zublk_queue *q)
 	while ((q->nr_live > 0 || q->nr_target_inflight > 0) && !q->stopping) {
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
+		uint64_t window = poll_window(q);
 		int ret = 0;
 
-		if (q->poll_ns && queue_poll(q))
-			goto reap;
+		if (window) {
+			if (q->dev->batch)
+				zublk_batch_flush(q);
+			zublk_queue_count_enter(q, io_uring_submit(&q->ring));
+			/* Completions the submission itself made are not new work. */
+			if (io_uring_cq_ready(&q->ring) || queue_poll(q, window))
+				goto reap;
+		}
 		if (q->dev->batch && zublk_batch_flush(q)) {
 			/*
 			 * The commit completes as it is submitted: wait for its CQE
@@ -244,6 +297,7 @@ static void queue_loop(struct zublk_queue *q)
 			ret = io_uring_submit_and_wait(&q->ring, 1);
 		}
 		zublk_queue_count_enter(q, ret);
+		atomic_fetch_add_explicit(&q->stats->sleeps, 1, memory_order_relaxed);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			zublk_err("queue %u: io_uring_enter failed: %s", q->q_id,
 				  strerror(-ret));
@@ -278,7 +332,12 @@ static void *queue_thread(void *arg)
 	prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
 	q->tid = gettid();
 
-	q->poll_ns = (uint64_t)dev->cfg.poll_us * 1000;
+	q->poll_auto = dev->cfg.poll_us == ZUBLK_POLL_AUTO;
+	if (q->poll_auto)
+		q->poll_ns = (uint64_t)ZUBLK_POLL_AUTO_US * 1000;
+	else if (dev->cfg.poll_us != ZUBLK_POLL_OFF)
+		q->poll_ns = (uint64_t)dev->cfg.poll_us * 1000;
+	q->pa.hits = 256; /* start out polling */
 	ret = queue_setup(q);
 	if (!ret && dev->ops->queue_init)
 		ret = dev->ops->queue_init(q);

@@ -201,6 +201,8 @@ int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum)
 		sum->submits += atomic_load(&sf->q[i].submits);
 		sum->enters += atomic_load(&sf->q[i].enters);
 		sum->errors += atomic_load(&sf->q[i].errors);
+		sum->sleeps += atomic_load(&sf->q[i].sleeps);
+		sum->polls += atomic_load(&sf->q[i].polls);
 	}
 out:
 	munmap(sf, (size_t)st.st_size);

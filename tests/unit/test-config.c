@@ -90,6 +90,19 @@ TEST(max_io_is_a_multiple_of_4k_from_4k_to_32m)
 	}
 }
 
+TEST(a_poll_window_beyond_a_second_is_rejected_but_off_and_auto_are_valid)
+{
+	struct zublk_dev_config cfg = { .dev_id = -1, .poll_us = ZUBLK_POLL_MAX_US };
+
+	CHECK_EQ(config_check(cfg, 1), 0);
+	cfg.poll_us = ZUBLK_POLL_MAX_US + 1;
+	CHECK_EQ(config_check(cfg, 1), -EINVAL);
+	cfg.poll_us = ZUBLK_POLL_OFF;
+	CHECK_EQ(config_check(cfg, 1), 0);
+	cfg.poll_us = ZUBLK_POLL_AUTO;
+	CHECK_EQ(config_check(cfg, 1), 0);
+}
+
 TEST(a_mode_out_of_range_is_rejected)
 {
 	struct zublk_dev_config cfg = { .dev_id = -1, .mode = ZUBLK_MODE_AUTO_ZERO_COPY };

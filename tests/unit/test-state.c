@@ -373,6 +373,24 @@ TEST(the_daemons_state_file_reads_back_through_state_load)
 	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), -ENOENT);
 }
 
+TEST(polling_turned_off_survives_the_state_file)
+{
+	const char *words[] = { "file=/srv/disk.img" };
+	struct zublk_state st;
+	struct fake fk;
+
+	REQUIRE(fake_init(&fk, 1, words));
+	fk.dev.cfg.poll_us = ZUBLK_POLL_OFF;
+	CHECK_EQ(zublk_state_write(&fk.dev), 0);
+	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), 0);
+	CHECK_EQ(st.poll_us, ZUBLK_POLL_OFF);
+	fk.dev.cfg.poll_us = ZUBLK_POLL_AUTO;
+	CHECK_EQ(zublk_state_write(&fk.dev), 0);
+	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), 0);
+	CHECK_EQ(st.poll_us, ZUBLK_POLL_AUTO);
+	fake_done(&fk);
+}
+
 TEST(state_load_of_a_device_without_a_file_is_enoent)
 {
 	struct zublk_state st;

@@ -31,6 +31,8 @@ expect_err "size 'lots': not a size" add -t null size=lots
 expect_err "fill 'ones': not zero or none" add -t null fill=ones
 expect_err "argument 'oops': not an option" add -t null oops
 expect_err "mode 'fast': not one of" add -t null --mode fast
+expect_err "poll-us 'fast': must be auto, off or 0..1000000" add -t null --poll-us fast
+expect_err "poll-us '2000000': must be auto, off or 0..1000000" add -t null --poll-us 2000000
 expect_err "no target" add size=1G
 expect_err "device 42: no such device" del -n 42
 expect_err "say which" del

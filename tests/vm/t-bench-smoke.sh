@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark suite cannot rot: one short round of bench/suite.sh (every
-# kind of device, 1 and 2 queues, pinned and polling queues, batched
+# kind of device, 1 and 2 queues, pinned, polling and never polling queues, batched
 # commands, loop with and without its tmpfs file mapped, stripe/mirror vs
 # md) and
 # bench/report.py on what it printed.  Its numbers mean nothing; that
@@ -16,15 +16,17 @@ bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 	fail "bench/suite.sh failed: $(tail -3 "$TMP/err")"
 
 rows=$(grep -c '^RAW,' "$TMP/out")
-# 1 queue: null_blk, 3+3 zublk modes, 2 kernel loops, 2 polling, null
-# fill=none, loop map=0, 2 batched (where the kernel has BATCH_IO); 2 queues: null_blk,
-# copy + each target's default, 2 kernel loops, 2 pinned.
+# 1 queue: null_blk, 3+3 zublk modes, 2 kernel loops, 2 polling, 2 never
+# polling, null fill=none, loop map=0, 2 batched (where the kernel has BATCH_IO);
+# 2 queues: null_blk, copy + each target's default, 2 kernel loops, 2 never
+# polling, 2 pinned.
 batch=0
 "$Z" features | grep -qw BATCH_IO && batch=2
-want=$(((13 + batch + 9) * 2 + 4))
+want=$(((15 + batch + 11) * 2 + 4))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
 for d in nullb znull-copy znull-zero-copy znull-auto-zero-copy kloop kloop-dio zloop-copy \
-	zloop-auto-zero-copy znull-pin zloop-pin znull-poll zloop-poll znull-nofill zloop-nomap zstripe md0 \
+	zloop-auto-zero-copy znull-pin zloop-pin znull-poll zloop-poll znull-nopoll zloop-nopoll \
+	znull-nofill zloop-nomap zstripe md0 \
 	zmirror md1; do
 	grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
 done
@@ -49,6 +51,10 @@ grep -q '^| stripe vs md raid0, 4k randread QD32 | [0-9]' "$TMP/res/results.md" 
 	fail "results.md has no stripe vs md ratio"
 [ "$batch" = 0 ] || grep -A4 '^## Batched commands' "$TMP/res/results.md" | grep -q '^| null | - | [0-9]' ||
 	fail "results.md has no --batch ratio"
+grep -A6 '^## Polling vs sleeping at once (--poll-us off)' "$TMP/res/results.md" |
+	grep -q '^| null, adaptive (default) | - | [0-9]' || fail "results.md has no polling ratio"
+grep -A6 '^## Polling vs sleeping at once, 2 queues' "$TMP/res/results.md" |
+	grep -q '^| loop | - | [0-9]' || fail "results.md has no 2-queue polling ratio"
 grep -A4 '^## Reads that touch no data' "$TMP/res/results.md" | grep -q '^| null | - | [0-9]' ||
 	fail "results.md has no fill=none ratio"
 grep -A4 '^## Copying requests straight' "$TMP/res/results.md" | grep -q '^| loop | - | [0-9]' ||
