@@ -3,10 +3,12 @@
 """fio_row.py FIO_JSON BEFORE AFTER PREFIX: one RAW line of the bench CSV.
 
 BEFORE/AFTER are snapshots taken around the fio run: `zublk list -n ID
---json` followed by the daemon's /proc/PID/stat (empty for kernel devices).
+--json`, the daemon's /proc/PID/stat and "csw N" (empty for kernel devices).
 Daemon CPU per IO = (utime+stime delta) / (ios delta); enters per IO =
-(io_uring_enter delta) / (ios delta): both over the whole run, ramp included,
-so that they count the same IOs.
+(io_uring_enter delta) / (ios delta), sleeps per IO = the daemon's voluntary
+context switches (all its threads, /proc/PID/task/*/status) / ios: each one
+a sleep that someone's wakeup ended, mostly the submitter's.  All over the
+whole run, ramp included, so that they count the same IOs.
 """
 import json
 import os
@@ -17,11 +19,12 @@ def snapshot(path):
     text = open(path).read().strip()
     if not text:
         return None
-    js, _, stat = text.rpartition("\n")
+    rest, _, csw = text.rpartition("\n")
+    js, _, stat = rest.rpartition("\n")
     dev = json.loads(js)[0]
     fields = stat[stat.rindex(")") + 2:].split()
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return dev["counters"], ticks
+    return dev["counters"], ticks, int(csw.split()[1])
 
 
 def main():
@@ -42,7 +45,7 @@ def main():
     if io["n"] == 0:
         sys.exit("fio_row.py: fio did no IO")
     lat_us = io["lat"] / io["n"] / 1000
-    cpu = enters = ""
+    cpu = enters = sleeps = ""
     b, a = snapshot(before), snapshot(after)
     if b and a:
         ios = a[0]["ios"] - b[0]["ios"]
@@ -50,8 +53,9 @@ def main():
             hz = os.sysconf("SC_CLK_TCK")
             cpu = "%.2f" % ((a[1] - b[1]) * 1e6 / hz / ios)
             enters = "%.3f" % ((a[0]["enters"] - b[0]["enters"]) / ios)
-    print("RAW,%s,%.0f,%.1f,%.1f,%.1f,%s,%s" % (prefix, io["iops"], io["bw"] / 1048576,
-                                               lat_us, io["p99"] / 1000, cpu, enters))
+            sleeps = "%.3f" % ((a[2] - b[2]) / ios)
+    print("RAW,%s,%.0f,%.1f,%.1f,%.1f,%s,%s,%s" % (prefix, io["iops"], io["bw"] / 1048576,
+                                                  lat_us, io["p99"] / 1000, cpu, enters, sleeps))
 
 
 main()

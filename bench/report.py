@@ -15,7 +15,8 @@ import statistics
 import subprocess
 import sys
 
-METRICS = ["iops", "mibs", "lat_mean_us", "lat_p99_us", "cpu_us_per_io", "enters_per_io"]
+METRICS = ["iops", "mibs", "lat_mean_us", "lat_p99_us", "cpu_us_per_io", "enters_per_io",
+           "sleeps_per_io"]
 JOB_TITLES = {
     "rr4k-qd1": "4k randread QD1",
     "rr4k-qd32": "4k randread QD32",
@@ -45,7 +46,7 @@ def load(d):
         if r["device"] not in order[(r["config"], r["job"])]:
             order[(r["config"], r["job"])].append(r["device"])
         for m in METRICS:
-            if r[m] != "":
+            if r.get(m) not in (None, ""):
                 med.setdefault(key, {}).setdefault(m, []).append(float(r[m]))
     out = {}
     for key, ms in med.items():
@@ -100,7 +101,9 @@ def main():
     L.append("Medians of %d rounds per row (devices alternate within each round); "
              "ratios are ratios of medians.  CPU/IO is the daemon's CPU time "
              "(user+system, all threads, /proc/PID/stat) per IO; enters/IO its "
-             "io_uring_enter calls per IO (`zublk list --json` counters).  Kernel "
+             "io_uring_enter calls per IO (`zublk list --json` counters); sleeps/IO its "
+             "voluntary context switches per IO (/proc/PID/task/*/status): each a sleep "
+             "that a wakeup ended, mostly the submitter's.  Kernel "
              "devices have no daemon.  Raw rounds: raw.csv; medians: results.csv; "
              "chart: ratios.png.\n" % max(int(r["round"]) for r in rows))
 
@@ -191,15 +194,16 @@ def main():
         for job in jobs:
             L.append("### %s\n" % JOB_TITLES[job])
             L.append("| device | IOPS | MiB/s | lat mean us | lat p99 us | CPU us/IO | enters/IO | "
-                     "x null_blk | x loop | x loop-dio | x md |")
-            L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                     "sleeps/IO | x null_blk | x loop | x loop-dio | x md |")
+            L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for dev in order[(cfg, job)]:
                 v = med[(cfg, job, dev)]
                 xs = ref_ratios(get, cfg, job, dev)
-                L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     dev, fmt(v.get("iops")), fmt(v.get("mibs"), 1), fmt(v.get("lat_mean_us"), 1),
                     fmt(v.get("lat_p99_us"), 1), fmt(v.get("cpu_us_per_io"), 1),
-                    fmt(v.get("enters_per_io"), 3), " | ".join(fmt(x, 2) for x in xs)))
+                    fmt(v.get("enters_per_io"), 3), fmt(v.get("sleeps_per_io"), 3),
+                    " | ".join(fmt(x, 2) for x in xs)))
             L.append("")
 
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")

@@ -3,7 +3,7 @@
 #
 # suite.sh - the benchmark matrix, run as root next to the ublk driver (in
 # the VM: bench/run boots one and runs this in it).  Prints one line
-#   RAW,round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io
+#   RAW,round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io,sleeps_per_io
 # per fio run (bench/report.py turns them into tables and a chart) and
 # progress on stderr.
 #
@@ -191,9 +191,15 @@ job_args() {
 	*) die "unknown job $1" ;;
 	esac
 }
-snap() { # snap NAME FILE: the daemon's counters and CPU ticks
+snap() { # snap NAME FILE: the daemon's counters, CPU ticks and voluntary context switches
 	if [ -n "${ZID[$1]:-}" ]; then
-		{ "$Z" list -n "${ZID[$1]}" --json; echo; cat "/proc/${PID[$1]}/stat"; } >"$2"
+		{
+			"$Z" list -n "${ZID[$1]}" --json
+			echo
+			cat "/proc/${PID[$1]}/stat"
+			cat /proc/"${PID[$1]}"/task/*/status 2>/dev/null |
+				awk '$1 == "voluntary_ctxt_switches:" { n += $2 } END { print "csw", n + 0 }'
+		} >"$2"
 	else
 		: >"$2"
 	fi

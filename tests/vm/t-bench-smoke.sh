@@ -35,14 +35,14 @@ if [ "$batch" != 0 ]; then
 		grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
 	done
 fi
-# IOPS > 0 everywhere; a daemon's rows carry CPU and enters per IO.
+# IOPS > 0 everywhere; a daemon's rows carry CPU, enters and sleeps per IO.
 awk -F, '/^RAW,/ { if ($6 <= 0) { print "no IOPS: " $0; bad = 1 }
-	if ($5 ~ /^z/ && ($10 == "" || $11 == "")) { print "no CPU/enters: " $0; bad = 1 } }
+	if ($5 ~ /^z/ && ($10 == "" || $11 == "" || $12 == "")) { print "no CPU/enters/sleeps: " $0; bad = 1 } }
 	END { exit bad }' "$TMP/out" || fail "bad rows"
 
 mkdir "$TMP/res"
 {
-	echo "round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io"
+	echo "round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io,sleeps_per_io"
 	sed -n 's/^RAW,//p' "$TMP/out"
 } >"$TMP/res/raw.csv"
 python3 "$ROOT/bench/report.py" "$TMP/res" 2>"$TMP/err" || fail "report.py: $(cat "$TMP/err")"
