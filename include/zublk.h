@@ -474,6 +474,20 @@ int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
 		     int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
 		     unsigned sub);
 
+/*
+ * The same for the SQE that finishes the request (@io_off + @len ==
+ * io->len): when it moves all @len bytes, the kernel commits the request
+ * right after it (io->len bytes), linked to it, and neither its CQE nor
+ * ->io_done() comes — one turn of the queue's loop per request instead of
+ * two.  When it fails or moves fewer bytes, ->io_done() gets its result as
+ * after zublk_io_prep_rw(), and the request is the target's again.  Where
+ * linking is not possible (user-copy mode, --batch, other SQEs of the
+ * request still in flight) it is zublk_io_prep_rw().
+ */
+int zublk_io_prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool write,
+			    int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
+			    unsigned sub);
+
 /* Finish @io with @res (bytes done, or -errno).  Exactly once per request. */
 void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res);
 

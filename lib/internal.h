@@ -27,6 +27,7 @@ enum {
 	IO_ACTIVE,		/* the target owns it */
 	IO_DONE,		/* target finished; waiting for its SQEs */
 	IO_EXITED,		/* aborted by the driver; no command in flight */
+	IO_LINKED,		/* its last SQE, with the commit linked after it, in flight */
 };
 
 /* Counters one queue thread bumps; readers see them through the stats file. */

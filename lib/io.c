@@ -96,7 +96,7 @@ static struct io_uring_sqe *prep_io_cmd(struct zublk_queue *q, unsigned tag, uns
 	return sqe;
 }
 
-static int prep_buf_reg(struct zublk_queue *q, struct zublk_io *io, bool reg)
+static struct io_uring_sqe *prep_buf_reg(struct zublk_queue *q, struct zublk_io *io, bool reg)
 {
 	struct io_uring_sqe *sqe =
 		prep_io_cmd(q, io->tag, reg ? UBLK_U_IO_REGISTER_IO_BUF : UBLK_U_IO_UNREGISTER_IO_BUF,
@@ -104,7 +104,7 @@ static int prep_buf_reg(struct zublk_queue *q, struct zublk_io *io, bool reg)
 	struct ublksrv_io_cmd *cmd;
 
 	if (!sqe)
-		return -EBUSY;
+		return NULL;
 	cmd = (struct ublksrv_io_cmd *)sqe->cmd;
 	cmd->addr = io->tag; /* our slot in the sparse buffer table */
 	/*
@@ -113,7 +113,7 @@ static int prep_buf_reg(struct zublk_queue *q, struct zublk_io *io, bool reg)
 	 * Only a failure posts a CQE.
 	 */
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-	return 0;
+	return sqe;
 }
 
 int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit)
@@ -142,26 +142,23 @@ int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit)
 	return 0;
 }
 
-int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
-		     int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
-		     unsigned sub)
+/* The read or write SQE of zublk_io_prep_rw(), not yet marked. */
+static struct io_uring_sqe *prep_rw_sqe(struct zublk_queue *q, struct zublk_io *io, bool write,
+					int file_idx, uint64_t file_off, uint32_t io_off,
+					uint32_t len)
 {
 	struct io_uring_sqe *sqe;
 	bool zc = zublk_mode_is_zc(q->dev->mode);
 	int op;
 
-	if ((uint64_t)io_off + len > io->len || file_idx < 0)
-		return -EINVAL;
 	if (zc && io->need_reg && !io->buf_registered) {
-		int ret = prep_buf_reg(q, io, true);
-
-		if (ret)
-			return ret;
+		if (!prep_buf_reg(q, io, true))
+			return NULL;
 		io->buf_registered = 1;
 	}
 	sqe = zublk_queue_get_sqe(q);
 	if (!sqe)
-		return -EBUSY;
+		return NULL;
 	if (zc) {
 		/* A registered request buffer starts at address 0. */
 		op = write ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED;
@@ -179,7 +176,67 @@ int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
 	/* FUA for every target that writes through here. */
 	if (write && io->op == UBLK_IO_OP_WRITE && (io->flags & UBLK_IO_F_FUA))
 		sqe->rw_flags = RWF_DSYNC;
+	return sqe;
+}
+
+int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
+		     int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
+		     unsigned sub)
+{
+	struct io_uring_sqe *sqe;
+
+	if ((uint64_t)io_off + len > io->len || file_idx < 0)
+		return -EINVAL;
+	sqe = prep_rw_sqe(q, io, write, file_idx, file_off, io_off, len);
+	if (!sqe)
+		return -EBUSY;
 	zublk_io_sqe_mark(q, io, sqe, sub);
+	return 0;
+}
+
+/* SQEs the linked chain takes at most: register, read/write, unregister, commit. */
+#define LINK_SQES 4
+
+int zublk_io_prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool write,
+			    int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
+			    unsigned sub)
+{
+	struct zublk_dev *dev = q->dev;
+	struct io_uring_sqe *sqe;
+
+	if ((uint64_t)io_off + len != io->len || file_idx < 0 || len == 0 ||
+	    (io->op != UBLK_IO_OP_READ && io->op != UBLK_IO_OP_WRITE) || io->len > INT32_MAX)
+		return -EINVAL;
+	if (dev->batch || dev->mode == ZUBLK_MODE_USER_COPY || io->nr_inflight ||
+	    io->state != IO_ACTIVE)
+		return zublk_io_prep_rw(q, io, write, file_idx, file_off, io_off, len, sub);
+	/* A link cut in two by a submission would commit before the data moved. */
+	if (io_uring_sq_space_left(&q->ring) < LINK_SQES)
+		zublk_queue_count_enter(q, io_uring_submit(&q->ring));
+	if (io_uring_sq_space_left(&q->ring) < LINK_SQES)
+		return zublk_io_prep_rw(q, io, write, file_idx, file_off, io_off, len, sub);
+
+	sqe = prep_rw_sqe(q, io, write, file_idx, file_off, io_off, len);
+	if (!sqe)
+		return -EBUSY;
+	/*
+	 * A short or failed transfer fails the link: its CQE comes (to
+	 * zublk_io_cqe(), as IO_LINKED) and the unregistration and commit
+	 * after it are cancelled without CQEs of their own.
+	 */
+	sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data64(sqe, zublk_ud_pack(io->tag, ZUBLK_UD_TGT, sub));
+	if (io->buf_registered && io->need_reg) {
+		struct io_uring_sqe *unreg = prep_buf_reg(q, io, false);
+
+		if (unreg)	/* there is room: checked above */
+			unreg->flags |= IOSQE_IO_LINK;
+	}
+	io->result = (int)io->len;
+	zublk_queue_fetch(q, io, true);
+	/* Counted now: success brings no CQE; a failed link takes it back. */
+	atomic_fetch_add_explicit(&q->stats->ios, 1, memory_order_relaxed);
+	io->state = IO_LINKED;
 	return 0;
 }
 
@@ -198,7 +255,7 @@ static void commit(struct zublk_queue *q, struct zublk_io *io)
 		}
 	}
 	if (io->buf_registered && io->need_reg) {
-		if (prep_buf_reg(q, io, false))
+		if (!prep_buf_reg(q, io, false))
 			zublk_err("queue %u tag %u: no SQE to unregister the buffer", q->q_id,
 				  io->tag);
 	}
@@ -306,6 +363,20 @@ void zublk_io_cqe(struct zublk_queue *q, struct zublk_io *io, unsigned kind, uns
 {
 	switch (kind) {
 	case ZUBLK_UD_TGT:
+		if (io->state == IO_LINKED) {
+			/*
+			 * The linked transfer fell short or failed: nothing after
+			 * it ran (the buffer is still registered), the request is
+			 * the target's again.
+			 */
+			atomic_fetch_sub_explicit(&q->stats->ios, 1, memory_order_relaxed);
+			io->state = IO_ACTIVE;
+			io->result = 0;
+			q->dev->ops->io_done(q, io, sub, res);
+			if (io->state == IO_DONE && io->nr_inflight == 0)
+				commit(q, io);
+			break;
+		}
 		io->nr_inflight--;
 		q->nr_target_inflight--;
 		if (io->state == IO_ACTIVE)
@@ -320,6 +391,8 @@ void zublk_io_cqe(struct zublk_queue *q, struct zublk_io *io, unsigned kind, uns
 		io->buf_registered = 0;
 		break;
 	case ZUBLK_UD_UNREG:
+		if (res == -ECANCELED)
+			break; /* behind a linked transfer that failed */
 		zublk_err("queue %u tag %u: unregistering the request buffer failed: %s",
 			  q->q_id, io->tag, strerror(-res));
 		break;

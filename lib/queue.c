@@ -186,6 +186,9 @@ static void handle_cqe(struct zublk_queue *q, const struct io_uring_cqe *cqe)
 		zublk_io_start(q, io);
 		return;
 	}
+	/* A commit linked behind a transfer that failed: the request is ours. */
+	if (cqe->res == -ECANCELED && (io->state == IO_ACTIVE || io->state == IO_DONE))
+		return;
 	/* ABORT: the device is going away; anything else is a bug somewhere. */
 	if (cqe->res != UBLK_IO_RES_ABORT)
 		zublk_err("queue %u tag %u: fetch/commit failed: %s", q->q_id, tag,

@@ -235,8 +235,8 @@ static int loop_queue_io(struct zublk_queue *q, struct zublk_io *io)
 			return 0;
 		}
 		lq->done[io->tag] = 0;
-		return zublk_io_prep_rw(q, io, io->op == UBLK_IO_OP_WRITE, ld->idx, io->offset, 0,
-					(uint32_t)io->len, LOOP_RW);
+		return zublk_io_prep_rw_commit(q, io, io->op == UBLK_IO_OP_WRITE, ld->idx,
+					       io->offset, 0, (uint32_t)io->len, LOOP_RW);
 	case UBLK_IO_OP_FLUSH:
 		sqe = zublk_queue_get_sqe(q);
 		if (!sqe)
@@ -282,8 +282,8 @@ static void loop_rw_done(struct zublk_queue *q, struct zublk_io *io, int res)
 		return;
 	}
 	/* Short read or write: go on with the rest. */
-	ret = zublk_io_prep_rw(q, io, io->op == UBLK_IO_OP_WRITE, ld->idx, io->offset + done,
-			       done, (uint32_t)io->len - done, LOOP_RW);
+	ret = zublk_io_prep_rw_commit(q, io, io->op == UBLK_IO_OP_WRITE, ld->idx,
+				      io->offset + done, done, (uint32_t)io->len - done, LOOP_RW);
 	if (ret)
 		zublk_io_complete(q, io, ret);
 }

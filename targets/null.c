@@ -95,7 +95,7 @@ static int null_queue_io(struct zublk_queue *q, struct zublk_io *io)
 		zublk_io_complete(q, io, (int)io->len);
 		return 0;
 	}
-	return zublk_io_prep_rw(q, io, false, nd->zero_idx, 0, 0, (uint32_t)io->len, 0);
+	return zublk_io_prep_rw_commit(q, io, false, nd->zero_idx, 0, 0, (uint32_t)io->len, 0);
 }
 
 /*
@@ -122,8 +122,8 @@ static void null_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned su
 		zublk_io_complete(q, io, (int)io->len);
 		return;
 	}
-	ret = zublk_io_prep_rw(q, io, false, nd->zero_idx, 0, (uint32_t)done,
-			       (uint32_t)(io->len - done), (unsigned)(done >> 9));
+	ret = zublk_io_prep_rw_commit(q, io, false, nd->zero_idx, 0, (uint32_t)done,
+				      (uint32_t)(io->len - done), (unsigned)(done >> 9));
 	if (ret)
 		zublk_io_complete(q, io, ret);
 }
