@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * null: no backing.  Writes are dropped; reads return zeros, never stale
- * memory: in the zero-copy modes the zeros come from /dev/zero read into the
+ * memory: in the zero-copy modes a read of up to copy_max bytes gets them
+ * copied from a zero mapping by the driver's user copy, in the queue thread
+ * (the commit follows at once); a longer one gets /dev/zero read into the
  * request's own pages.  fill=none leaves a read's pages as they are (what
  * null_blk does): every request is then one round trip, no data touched.
  */
@@ -9,22 +11,30 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "zublk.h"
 
 #define NULL_DEF_SIZE (256ULL << 30)
+/*
+ * Below this a user copy of zeros beats registering the request's pages and
+ * reading /dev/zero into them (bench/notes.md).
+ */
+#define NULL_DEF_COPY_MAX (64U << 10)
 
 struct null_dev {
 	int zero_fd;
 	int zero_idx;
 	bool fill;
+	uint32_t copy_max;	/* reads up to this long: zeros by user copy */
+	void *zeros;		/* copy_max bytes of the zero page, read-only */
 };
 
 static int null_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		     struct zublk_target_geom *geom)
 {
-	uint64_t size = NULL_DEF_SIZE, bs = 512;
+	uint64_t size = NULL_DEF_SIZE, bs = 512, copy_max = NULL_DEF_COPY_MAX;
 	const char *fill = zublk_opts_get(opts, "fill");
 	struct null_dev *nd;
 	int ret;
@@ -44,14 +54,30 @@ static int null_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		zublk_log(ZUBLK_LOG_ERR, "fill '%s': not zero or none", fill);
 		return -EINVAL;
 	}
+	if (zublk_opts_get_size(opts, "copy_max", &copy_max) || copy_max > ZUBLK_MAX_MAX_IO_BYTES) {
+		zublk_log(ZUBLK_LOG_ERR, "copy_max '%s': not a size up to 32M",
+			  zublk_opts_get(opts, "copy_max"));
+		return -EINVAL;
+	}
 	nd = calloc(1, sizeof(*nd));
 	if (!nd)
 		return -ENOMEM;
 	nd->fill = !fill || !strcmp(fill, "zero");
+	if (nd->fill && copy_max) {
+		/* Every page of it is the shared zero page: no memory taken. */
+		nd->zeros = mmap(NULL, copy_max, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (nd->zeros == MAP_FAILED) {
+			free(nd);
+			return -ENOMEM;
+		}
+		nd->copy_max = (uint32_t)copy_max;
+	}
 	nd->zero_fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
 	if (nd->zero_fd < 0) {
 		ret = -errno;
 		zublk_log(ZUBLK_LOG_ERR, "/dev/zero: %s", strerror(-ret));
+		if (nd->zeros)
+			munmap(nd->zeros, nd->copy_max);
 		free(nd);
 		return ret;
 	}
@@ -59,10 +85,13 @@ static int null_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	if (nd->zero_idx < 0) {
 		ret = nd->zero_idx;
 		close(nd->zero_fd);
+		if (nd->zeros)
+			munmap(nd->zeros, nd->copy_max);
 		free(nd);
 		return ret;
 	}
 	geom->size = size;
+	geom->want_copy = nd->copy_max > 0;
 	geom->logical_bs_shift = (unsigned)__builtin_ctzll(bs);
 	geom->physical_bs_shift = 12;
 	geom->caps = ZUBLK_CAP_FLUSH | ZUBLK_CAP_DISCARD | ZUBLK_CAP_WRITE_ZEROES;
@@ -77,6 +106,8 @@ static void null_exit(struct zublk_dev *dev)
 	if (!nd)
 		return;
 	close(nd->zero_fd);
+	if (nd->zeros)
+		munmap(nd->zeros, nd->copy_max);
 	free(nd);
 }
 
@@ -92,6 +123,10 @@ static int null_queue_io(struct zublk_queue *q, struct zublk_io *io)
 	}
 	if (io->buf) {
 		memset(io->buf, 0, io->len);
+		zublk_io_complete(q, io, (int)io->len);
+		return 0;
+	}
+	if (io->len <= nd->copy_max && !zublk_io_copy(q, io, 0, nd->zeros, (uint32_t)io->len)) {
 		zublk_io_complete(q, io, (int)io->len);
 		return 0;
 	}
@@ -132,7 +167,9 @@ const struct zublk_target_ops zublk_null_ops = {
 	.name = "null",
 	.summary = "no backing: writes are dropped, reads return zeros",
 	.usage = "size=SIZE (default 256G)  bs=512|1024|2048|4096 (default 512)  "
-		 "fill=zero|none (reads: zeros, or the pages left as they are; default zero)",
+		 "fill=zero|none (reads: zeros, or the pages left as they are; default zero)  "
+		 "copy_max=SIZE (zero-copy modes: reads up to SIZE get their zeros by user copy; "
+		 "default 64k, 0: never)",
 	.modes = ZUBLK_MODES_ALL,
 	/*
 	 * Zero copy registers a request's buffer only when a read needs it;

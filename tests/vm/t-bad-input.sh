@@ -29,6 +29,7 @@ expect_err "queues '0': must be 1" add -t null -q 0
 expect_err "queues '999': must be 1" add -t null -q 999
 expect_err "size 'lots': not a size" add -t null size=lots
 expect_err "fill 'ones': not zero or none" add -t null fill=ones
+expect_err "copy_max '64M': not a size up to 32M" add -t null copy_max=64M
 expect_err "argument 'oops': not an option" add -t null oops
 expect_err "mode 'fast': not one of" add -t null --mode fast
 expect_err "poll-us 'fast': must be auto, off or 0..1000000" add -t null --poll-us fast

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 # null in every data mode with 1 and 2 queues: writes of 4k..1M complete
 # without error and every read returns zeros (null keeps no data, so the
-# read-back check is a zero pattern, not crc32c).  fill=none (what null_blk
+# read-back check is a zero pattern, not crc32c; reads up to copy_max, 64k,
+# get their zeros by user copy, longer ones from /dev/zero).  fill=none (what null_blk
 # does) leaves a read's pages as they were: in the zero-copy modes a read
 # into a buffer of 0xab bytes keeps them; the default fill would zero them.
 . "$(dirname "$0")/lib.sh"
@@ -51,10 +52,12 @@ for mode in zero-copy auto-zero-copy copy; do
 		[ "$n" = 65536 ] || fail "fill=none $mode: the read changed $((65536 - n)) bytes"
 	fi
 	del "$ID"
-	add -t null size=1G --mode "$mode"
-	n=$(readab "$DEV") || fail "$mode: O_DIRECT read failed"
-	[ "$n" = 0 ] || fail "$mode: $n bytes of the read buffer not zeroed"
-	del "$ID"
-	note "null $mode: fill=none leaves the pages, the default zeroes them"
+	for copy_max in 64k 0; do
+		add -t null size=1G --mode "$mode" copy_max=$copy_max
+		n=$(readab "$DEV") || fail "$mode copy_max=$copy_max: O_DIRECT read failed"
+		[ "$n" = 0 ] || fail "$mode copy_max=$copy_max: $n bytes of the read buffer not zeroed"
+		del "$ID"
+	done
+	note "null $mode: fill=none leaves the pages, the default zeroes them (copied or read)"
 done
 exit 0
