@@ -67,8 +67,9 @@ static int null_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		/* Every page of it is the shared zero page: no memory taken. */
 		nd->zeros = mmap(NULL, copy_max, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (nd->zeros == MAP_FAILED) {
-			free(nd);
-			return -ENOMEM;
+			nd->zeros = NULL;
+			ret = -ENOMEM;
+			goto err_free;
 		}
 		nd->copy_max = (uint32_t)copy_max;
 	}
@@ -76,19 +77,12 @@ static int null_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	if (nd->zero_fd < 0) {
 		ret = -errno;
 		zublk_log(ZUBLK_LOG_ERR, "/dev/zero: %s", strerror(-ret));
-		if (nd->zeros)
-			munmap(nd->zeros, nd->copy_max);
-		free(nd);
-		return ret;
+		goto err_unmap;
 	}
 	nd->zero_idx = zublk_dev_add_file(dev, nd->zero_fd);
 	if (nd->zero_idx < 0) {
 		ret = nd->zero_idx;
-		close(nd->zero_fd);
-		if (nd->zeros)
-			munmap(nd->zeros, nd->copy_max);
-		free(nd);
-		return ret;
+		goto err_close;
 	}
 	geom->size = size;
 	geom->want_copy = nd->copy_max > 0;
@@ -97,6 +91,15 @@ static int null_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	geom->caps = ZUBLK_CAP_FLUSH | ZUBLK_CAP_DISCARD | ZUBLK_CAP_WRITE_ZEROES;
 	zublk_dev_set_priv(dev, nd);
 	return 0;
+
+err_close:
+	close(nd->zero_fd);
+err_unmap:
+	if (nd->zeros)
+		munmap(nd->zeros, nd->copy_max);
+err_free:
+	free(nd);
+	return ret;
 }
 
 static void null_exit(struct zublk_dev *dev)
