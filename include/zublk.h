@@ -318,7 +318,8 @@ struct zublk_dev_config {
 	 * thread costs the task that submits the next request a wakeup, and
 	 * the request a reschedule.  0 (the default, ZUBLK_POLL_AUTO): up to
 	 * ZUBLK_POLL_AUTO_US, and only while new work has been coming within
-	 * that time; ZUBLK_POLL_OFF: sleep at once; anything else: look this
+	 * that time (never with a queue per CPU); ZUBLK_POLL_OFF: sleep at
+	 * once; anything else: look this
 	 * many microseconds every time.
 	 */
 	unsigned poll_us;

@@ -335,7 +335,15 @@ static void *queue_thread(void *arg)
 	prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
 	q->tid = gettid();
 
-	q->poll_auto = dev->cfg.poll_us == ZUBLK_POLL_AUTO;
+	/*
+	 * With a queue thread per CPU, every CPU a submitter runs on has one,
+	 * and a looking thread keeps the submitter off its CPU: adaptive
+	 * polling measured 0.67-0.94x sleeping at once at 4k with 2 queues,
+	 * 2 jobs on 2 CPUs (bench/notes.md).  It looks only where CPUs are
+	 * left over.
+	 */
+	q->poll_auto = dev->cfg.poll_us == ZUBLK_POLL_AUTO &&
+		       dev->nr_queues < (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	if (q->poll_auto)
 		q->poll_ns = (uint64_t)ZUBLK_POLL_AUTO_US * 1000;
 	else if (dev->cfg.poll_us != ZUBLK_POLL_OFF)
