@@ -55,7 +55,7 @@ struct zublk_stats_file {
  * @hits is the running share of looks that did, in 1/256ths, 1/8 per
  * outcome; every ZUBLK_POLL_PROBE-th time the queue runs out of work it
  * looks anyway, so that polling resumes once work comes fast again.  A
- * CPU shared with busy submitters makes looks miss, and polling stops.
+ * device with a queue per CPU does not look at all (queue_thread()).
  */
 struct zublk_poll_auto {
 	unsigned hits;
