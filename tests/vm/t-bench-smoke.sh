@@ -45,6 +45,8 @@ mkdir "$TMP/res"
 	echo "round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io,sleeps_per_io"
 	sed -n 's/^RAW,//p' "$TMP/out"
 } >"$TMP/res/raw.csv"
+# As bench/run does: the report takes each target's default mode from it.
+sed -n 's/^INFO,//p' "$TMP/out" | head -1 >"$TMP/res/info.txt"
 python3 "$ROOT/bench/report.py" "$TMP/res" 2>"$TMP/err" || fail "report.py: $(cat "$TMP/err")"
 grep -q '^## Targets' "$TMP/res/results.md" || fail "results.md has no Targets table"
 grep -q '^| stripe vs md raid0, 4k randread QD32 | [0-9]' "$TMP/res/results.md" ||
