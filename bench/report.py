@@ -55,6 +55,16 @@ def load(d):
     return rows, out, order
 
 
+def round_values(rows):
+    """{(config, job, device, metric): {round: value}}: every run, by round."""
+    out = {}
+    for r in rows:
+        for m in METRICS:
+            if r.get(m) not in (None, ""):
+                out.setdefault((r["config"], r["job"], r["device"], m), {})[r["round"]] = float(r[m])
+    return out
+
+
 def ratio(a, b):
     return a / b if a is not None and b else None
 
@@ -68,8 +78,15 @@ def fmt(v, digits=0):
 def main():
     d = sys.argv[1]
     rows, med, order = load(d)
+    by_round = round_values(rows)
     def get(cfg, job, dev, m="iops"):
         return med.get((cfg, job, dev), {}).get(m)
+
+    def paired(a, b, m="iops"):
+        """Per-round ratios a/b: each round's two runs were minutes apart at
+        most, so the host's slow swings cancel out of them."""
+        ra, rb = by_round.get(a + (m,), {}), by_round.get(b + (m,), {})
+        return [ra[k] / rb[k] for k in sorted(ra) if k in rb and rb[k]]
 
     def modes_of(prefix, cfg="1q1j"):
         return [m for m in MODES if any((cfg, j, prefix + m) in med for j in JOB_TITLES)]
@@ -108,39 +125,59 @@ def main():
              "chart: ratios.png.\n" % max(int(r["round"]) for r in rows))
 
     L.append("## Targets\n")
-    L.append("| target | measured | goal | met |")
-    L.append("|---|---|---|---|")
+    L.append("The measured ratio is the ratio of the two rows' medians; \"per round\" is the "
+             "median and the range of the ratios taken within each round (the two runs of a "
+             "round are close in time, so a host that speeds up or slows down between rounds "
+             "moves both), and how many rounds reached the goal.\n")
+    L.append("| target | measured | per round: median [min-max], rounds met | goal | met |")
+    L.append("|---|---|---|---|---|")
 
-    def target(name, val, goal, detail=""):
+    def target(name, val, goal, detail="", pairs=None):
         met = "-" if val is None else ("yes" if val >= goal else "**no**")
-        L.append("| %s | %s%s | >= %.2f | %s |" % (name, fmt(val, 2),
-                                                  (" (%s)" % detail) if detail else "", goal, met))
+        pr = "-"
+        if pairs:
+            pr = "%.2f [%.2f-%.2f], %d of %d" % (statistics.median(pairs), min(pairs), max(pairs),
+                                                 sum(x >= goal for x in pairs), len(pairs))
+        L.append("| %s | %s%s | %s | >= %.2f | %s |" % (name, fmt(val, 2),
+                                                       (" (%s)" % detail) if detail else "", pr,
+                                                       goal, met))
 
-    target("null %s (its default), 4k randread QD32 vs null_blk" % dnull,
-           ratio(get("1q1j", "rr4k-qd32", "znull-" + dnull), get("1q1j", "rr4k-qd32", "nullb")), 0.95)
-    target("loop %s (its default), 4k randread QD32 vs kernel loop (dio off)" % dloop,
-           ratio(get("1q1j", "rr4k-qd32", "zloop-" + dloop), get("1q1j", "rr4k-qd32", "kloop")), 1.3)
+    def versus(name, a, b, goal, detail="", m="iops", inverse=False):
+        """Target row: a/b (b/a when inverse) for keys (config, job, device)."""
+        va, vb = get(*a, m=m), get(*b, m=m)
+        if inverse:
+            a, b, va, vb = b, a, vb, va
+        target(name, ratio(va, vb), goal, detail, paired(a, b, m))
+
+    q32 = ("1q1j", "rr4k-qd32")
+    versus("null %s (its default), 4k randread QD32 vs null_blk" % dnull,
+           q32 + ("znull-" + dnull,), q32 + ("nullb",), 0.95)
+    versus("loop %s (its default), 4k randread QD32 vs kernel loop (dio off)" % dloop,
+           q32 + ("zloop-" + dloop,), q32 + ("kloop",), 1.3)
     for m in ("zero-copy", "auto-zero-copy"):
         for job in ("sr128k-qd16", "sw512k-qd8"):
-            target("loop %s, %s vs kernel loop (dio off)" % (m, JOB_TITLES[job]),
-                   ratio(get("1q1j", job, "zloop-" + m), get("1q1j", job, "kloop")), 1.0,
+            versus("loop %s, %s vs kernel loop (dio off)" % (m, JOB_TITLES[job]),
+                   ("1q1j", job, "zloop-" + m), ("1q1j", job, "kloop"), 1.0,
                    "vs dio on: %s" % fmt(ratio(get("1q1j", job, "zloop-" + m),
                                                 get("1q1j", job, "kloop-dio")), 2))
-        target("null %s, 512k write vs null_blk" % m,
-               ratio(get("1q1j", "sw512k-qd8", "znull-" + m), get("1q1j", "sw512k-qd8", "nullb")), 0.95)
+        versus("null %s, 512k write vs null_blk" % m,
+               ("1q1j", "sw512k-qd8", "znull-" + m), ("1q1j", "sw512k-qd8", "nullb"), 0.95)
     for t, dm in (("znull", dnull), ("zloop", dloop)):
         for job in ("rr4k-qd32", "sw512k-qd8"):
-            a, b = get("2q2j", job, "%s-%s" % (t, dm)), get("1q2j", job, "%s-%s" % (t, dm))
-            target("%s %s, %s: 2 queues/2 jobs vs 1 queue/2 jobs" % (t[1:], dm, JOB_TITLES[job]),
-                   ratio(a, b), 1.0, "pinned: %s" % fmt(ratio(get("2q2j", job, t + "-pin"), b), 2))
+            b = get("1q2j", job, "%s-%s" % (t, dm))
+            pin = ratio(get("2q2j", job, t + "-pin"), b)
+            versus("%s %s, %s: 2 queues/2 jobs vs 1 queue/2 jobs" % (t[1:], dm, JOB_TITLES[job]),
+                   ("2q2j", job, "%s-%s" % (t, dm)), ("1q2j", job, "%s-%s" % (t, dm)), 1.0,
+                   "pinned: %s" % fmt(pin, 2) if pin is not None else "")
     for job in ("rr4k-qd32", "rw4k-qd32"):
         a, b = get("1q1j", job, "zloop-" + dloop, "cpu_us_per_io"), get("1q1j", job, "zloop-copy", "cpu_us_per_io")
-        target("loop, %s: daemon CPU/IO of copy mode / of %s" % (JOB_TITLES[job], dloop),
-               ratio(b, a), 1.5, "%s vs %s us" % (fmt(b, 1), fmt(a, 1)))
+        versus("loop, %s: daemon CPU/IO of copy mode / of %s" % (JOB_TITLES[job], dloop),
+               ("1q1j", job, "zloop-" + dloop), ("1q1j", job, "zloop-copy"), 1.5,
+               "%s vs %s us" % (fmt(b, 1), fmt(a, 1)), m="cpu_us_per_io", inverse=True)
     for z, md in (("zstripe", "md0"), ("zmirror", "md1")):
         for job in ("rr4k-qd32", "sr128k-qd16"):
-            target("%s vs md %s, %s" % (z[1:], "raid0" if md == "md0" else "raid1", JOB_TITLES[job]),
-                   ratio(get("raid", job, z), get("raid", job, md)), 1.0)
+            versus("%s vs md %s, %s" % (z[1:], "raid0" if md == "md0" else "raid1", JOB_TITLES[job]),
+                   ("raid", job, z), ("raid", job, md), 1.0)
     L.append("")
 
     L.append("## Zero copy vs copy (1 queue, 1 job; IOPS ratio)\n")

@@ -33,7 +33,9 @@
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_RUNTIME (3 s per run, after
 # BENCH_RAMP 1 s), BENCH_SIZE_MB (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j
-# raid"), BENCH_JOBS (all), BENCH_MODES (every mode the kernel has).
+# raid"), BENCH_JOBS (all), BENCH_JOBS_2J (the 2-job configs' jobs:
+# BENCH_JOBS), BENCH_MODES (every mode the kernel has), BENCH_SET (all; or
+# "targets": only the devices the targets compare, none of the variants).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Z=${ZUBLK:-$PWD/build/zublk}
@@ -44,6 +46,9 @@ size_mb=${BENCH_SIZE_MB:-512}
 configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid}
 all_jobs="rr4k-qd1 rr4k-qd32 rw4k-qd32 sr128k-qd16 sw512k-qd8"
 jobs=${BENCH_JOBS:-$all_jobs}
+jobs_2j=${BENCH_JOBS_2J:-$jobs}
+set_=${BENCH_SET:-all}
+case $set_ in all | targets) ;; *) echo "suite.sh: BENCH_SET=$set_: not all or targets" >&2; exit 1 ;; esac
 raid_jobs=${BENCH_RAID_JOBS:-rr4k-qd32 sr128k-qd16 sw128k-qd16}
 
 die() { echo "suite.sh: $*" >&2; exit 1; }
@@ -137,8 +142,11 @@ null_default=$(target_default null size=1M)
 loop_default=$(target_default loop -f "$F")
 has_mode() { [[ " $modes " == *" $1 "* ]]; }
 for m in $null_default $loop_default; do has_mode "$m" || modes="$modes $m"; done
-# 2 queues: copy and the default mode (the others are in the 1-queue rows).
-two_q_modes() { for m in copy "$@"; do if has_mode "$m"; then echo "$m"; fi; done | sort -u; }
+# 2 queues: copy and the default mode (the others are in the 1-queue rows);
+# the targets compare the default mode only.
+two_q_copy=copy
+[ "$set_" = targets ] && two_q_copy=
+two_q_modes() { for m in $two_q_copy "$@"; do if has_mode "$m"; then echo "$m"; fi; done | sort -u; }
 null_modes2q=${BENCH_MODES2Q:-$(two_q_modes "$null_default")}
 loop_modes2q=${BENCH_MODES2Q:-$(two_q_modes "$loop_default")}
 
@@ -158,6 +166,8 @@ if need 1q1j || need 2q2j || need 1q2j; then
 	done
 	for m in $null_modes2q; do zadd "znull-$m-2q" -t null --mode "$m" -q 2 size=${size_mb}M; done
 	for m in $loop_modes2q; do zadd "zloop-$m-2q" -t loop --mode "$m" -q 2 -f "$F"; done
+fi
+if [ "$set_" = all ] && { need 1q1j || need 2q2j || need 1q2j; }; then
 	# Polling before sleeping (--poll-us), the default mode: always, never.
 	zadd znull-poll-1q -t null -q 1 --poll-us 100 size=${size_mb}M
 	zadd zloop-poll-1q -t loop -q 1 --poll-us 100 -f "$F"
@@ -231,6 +241,19 @@ log "modes:$modes; configs: $configs; jobs: $jobs"
 
 devices_for() { # the device names of a config
 	local m
+	if [ "$set_" = targets ]; then
+		case $1 in
+		1q1j)
+			echo nullb-1q
+			for m in $modes; do echo "znull-$m-1q"; done
+			printf '%s\n' kloop-dio kloop
+			for m in $modes; do echo "zloop-$m-1q"; done
+			;;
+		2q2j) printf '%s\n' "znull-$null_default-2q" "zloop-$loop_default-2q" ;;
+		1q2j) printf '%s\n' "znull-$null_default-1q" "zloop-$loop_default-1q" ;;
+		esac
+		return
+	fi
 	case $1 in
 	1q1j | 2q2j)
 		local q=${1:0:1} nms=$modes lms=$modes
@@ -257,7 +280,9 @@ for r in $(seq "$rounds"); do
 		[ "$cfg" = raid ] && continue
 		nj=${cfg:2:1}
 		mapfile -t devs < <(devices_for "$cfg")
-		for job in $jobs; do
+		cjobs=$jobs
+		[ "$nj" -gt 1 ] && cjobs=$jobs_2j
+		for job in $cjobs; do
 			log "round $r/$rounds $cfg $job"
 			for d in $(rotate "$r" "${devs[@]}"); do
 				run "$r" "$cfg" "$job" "$d" "$nj"
