@@ -63,3 +63,27 @@ grep -A4 '^## Copying requests straight' "$TMP/res/results.md" | grep -q '^| loo
 	fail "results.md has no map vs map=0 ratio"
 [ "$(wc -l <"$TMP/res/results.csv")" = $((want + 1)) ] || fail "results.csv: $(wc -l <"$TMP/res/results.csv") lines"
 note "$rows rows, report written"
+
+# The targets set (bench/run --targets): only the devices the targets
+# compare, and per-round ratios over 2 rounds.
+BENCH_SET=targets BENCH_ROUNDS=2 BENCH_CONFIGS="1q1j 2q2j 1q2j" BENCH_JOBS=rr4k-qd32 \
+	BENCH_JOBS_2J=rr4k-qd32 bash "$ROOT/bench/suite.sh" >"$TMP/tout" 2>"$TMP/err" ||
+	fail "bench/suite.sh (targets) failed: $(tail -3 "$TMP/err")"
+# Per round: 1q1j null_blk, 3+3 zublk modes, 2 kernel loops; 2q2j and 1q2j
+# the two defaults.
+trows=$(grep -c '^RAW,' "$TMP/tout")
+[ "$trows" = $(((9 + 2 + 2) * 2)) ] || fail "targets set: $trows rows, expected 26: $(cat "$TMP/tout")"
+! grep -E '^RAW,[^,]*,[^,]*,[^,]*,(znull|zloop)-(poll|nopoll|nofill|nomap|batch|pin),' "$TMP/tout" ||
+	fail "targets set ran a variant device"
+mkdir "$TMP/tres"
+{
+	echo "round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io,sleeps_per_io"
+	sed -n 's/^RAW,//p' "$TMP/tout"
+} >"$TMP/tres/raw.csv"
+sed -n 's/^INFO,//p' "$TMP/tout" | head -1 >"$TMP/tres/info.txt"
+python3 "$ROOT/bench/report.py" "$TMP/tres" 2>"$TMP/err" || fail "report.py (targets): $(cat "$TMP/err")"
+grep -E '^\| null [a-z-]+ \(its default\), 4k randread QD32 vs null_blk \| [0-9.]+ \| [0-9.]+ \[[0-9.]+-[0-9.]+\], [0-2] of 2 \|' \
+	"$TMP/tres/results.md" >/dev/null || fail "targets report has no per-round null ratio: $(grep -A4 '^| target' "$TMP/tres/results.md")"
+grep -E '^\| loop [a-z-]+, 4k randread QD32: 2 queues/2 jobs vs 1 queue/2 jobs \| [0-9.]+ \| [0-9.]+ \[' \
+	"$TMP/tres/results.md" >/dev/null || fail "targets report has no per-round 2-queue ratio"
+note "targets set: $trows rows, per-round ratios reported"
