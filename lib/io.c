@@ -372,13 +372,10 @@ void zublk_io_cqe(struct zublk_queue *q, struct zublk_io *io, unsigned kind, uns
 			atomic_fetch_sub_explicit(&q->stats->ios, 1, memory_order_relaxed);
 			io->state = IO_ACTIVE;
 			io->result = 0;
-			q->dev->ops->io_done(q, io, sub, res);
-			if (io->state == IO_DONE && io->nr_inflight == 0)
-				commit(q, io);
-			break;
+		} else {
+			io->nr_inflight--;
+			q->nr_target_inflight--;
 		}
-		io->nr_inflight--;
-		q->nr_target_inflight--;
 		if (io->state == IO_ACTIVE)
 			q->dev->ops->io_done(q, io, sub, res);
 		if (io->state == IO_DONE && io->nr_inflight == 0)
