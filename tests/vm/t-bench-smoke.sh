@@ -40,14 +40,18 @@ awk -F, '/^RAW,/ { if ($6 <= 0) { print "no IOPS: " $0; bad = 1 }
 	if ($5 ~ /^z/ && ($10 == "" || $11 == "" || $12 == "")) { print "no CPU/enters/sleeps: " $0; bad = 1 } }
 	END { exit bad }' "$TMP/out" || fail "bad rows"
 
-mkdir "$TMP/res"
-{
-	echo "round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io,sleeps_per_io"
-	sed -n 's/^RAW,//p' "$TMP/out"
-} >"$TMP/res/raw.csv"
-# As bench/run does: the report takes each target's default mode from it.
-sed -n 's/^INFO,//p' "$TMP/out" | head -1 >"$TMP/res/info.txt"
-python3 "$ROOT/bench/report.py" "$TMP/res" 2>"$TMP/err" || fail "report.py: $(cat "$TMP/err")"
+# report OUT DIR: what bench/run does with the suite's output OUT, into DIR.
+report() {
+	mkdir "$2"
+	{
+		echo "round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io,sleeps_per_io"
+		sed -n 's/^RAW,//p' "$1"
+	} >"$2/raw.csv"
+	# The report takes each target's default mode from the INFO line.
+	sed -n 's/^INFO,//p' "$1" | head -1 >"$2/info.txt"
+	python3 "$ROOT/bench/report.py" "$2" 2>"$TMP/err" || fail "report.py on $1: $(cat "$TMP/err")"
+}
+report "$TMP/out" "$TMP/res"
 grep -q '^## Targets' "$TMP/res/results.md" || fail "results.md has no Targets table"
 grep -q '^| stripe vs md raid0, 4k randread QD32 | [0-9]' "$TMP/res/results.md" ||
 	fail "results.md has no stripe vs md ratio"
@@ -75,13 +79,7 @@ trows=$(grep -c '^RAW,' "$TMP/tout")
 [ "$trows" = $(((9 + 2 + 2) * 2)) ] || fail "targets set: $trows rows, expected 26: $(cat "$TMP/tout")"
 ! grep -E '^RAW,[^,]*,[^,]*,[^,]*,(znull|zloop)-(poll|nopoll|nofill|nomap|batch|pin),' "$TMP/tout" ||
 	fail "targets set ran a variant device"
-mkdir "$TMP/tres"
-{
-	echo "round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io,sleeps_per_io"
-	sed -n 's/^RAW,//p' "$TMP/tout"
-} >"$TMP/tres/raw.csv"
-sed -n 's/^INFO,//p' "$TMP/tout" | head -1 >"$TMP/tres/info.txt"
-python3 "$ROOT/bench/report.py" "$TMP/tres" 2>"$TMP/err" || fail "report.py (targets): $(cat "$TMP/err")"
+report "$TMP/tout" "$TMP/tres"
 grep -E '^\| null [a-z-]+ \(its default\), 4k randread QD32 vs null_blk \| [0-9.]+ \| [0-9.]+ \[[0-9.]+-[0-9.]+\], [0-2] of 2 \|' \
 	"$TMP/tres/results.md" >/dev/null || fail "targets report has no per-round null ratio: $(grep -A4 '^| target' "$TMP/tres/results.md")"
 grep -E '^\| loop [a-z-]+, 4k randread QD32: 2 queues/2 jobs vs 1 queue/2 jobs \| [0-9.]+ \| [0-9.]+ \[' \
