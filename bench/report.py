@@ -35,10 +35,13 @@ MODES = ["copy", "user-copy", "zero-copy", "auto-zero-copy"]
 
 
 def load(d):
+    """The rows of raw.csv; per (config, job, device) the medians of every
+    metric, with "n" the rounds; the devices of each (config, job) in run
+    order; per (config, job, device) every metric's value by round."""
     rows = list(csv.DictReader(open(os.path.join(d, "raw.csv"))))
     if not rows:
         sys.exit("report.py: %s/raw.csv has no rows" % d)
-    med = {}
+    by_round = {}
     order = {}
     for r in rows:
         key = (r["config"], r["job"], r["device"])
@@ -47,22 +50,12 @@ def load(d):
             order[(r["config"], r["job"])].append(r["device"])
         for m in METRICS:
             if r.get(m) not in (None, ""):
-                med.setdefault(key, {}).setdefault(m, []).append(float(r[m]))
+                by_round.setdefault(key, {}).setdefault(m, {})[r["round"]] = float(r[m])
     out = {}
-    for key, ms in med.items():
-        out[key] = {m: statistics.median(v) for m, v in ms.items()}
+    for key, ms in by_round.items():
+        out[key] = {m: statistics.median(v.values()) for m, v in ms.items()}
         out[key]["n"] = max(len(v) for v in ms.values())
-    return rows, out, order
-
-
-def round_values(rows):
-    """{(config, job, device, metric): {round: value}}: every run, by round."""
-    out = {}
-    for r in rows:
-        for m in METRICS:
-            if r.get(m) not in (None, ""):
-                out.setdefault((r["config"], r["job"], r["device"], m), {})[r["round"]] = float(r[m])
-    return out
+    return rows, out, order, by_round
 
 
 def ratio(a, b):
@@ -77,15 +70,14 @@ def fmt(v, digits=0):
 
 def main():
     d = sys.argv[1]
-    rows, med, order = load(d)
-    by_round = round_values(rows)
+    rows, med, order, by_round = load(d)
     def get(cfg, job, dev, m="iops"):
         return med.get((cfg, job, dev), {}).get(m)
 
     def paired(a, b, m="iops"):
         """Per-round ratios a/b: each round's two runs were minutes apart at
         most, so the host's slow swings cancel out of them."""
-        ra, rb = by_round.get(a + (m,), {}), by_round.get(b + (m,), {})
+        ra, rb = by_round.get(a, {}).get(m, {}), by_round.get(b, {}).get(m, {})
         return [ra[k] / rb[k] for k in sorted(ra) if k in rb and rb[k]]
 
     def modes_of(prefix, cfg="1q1j"):

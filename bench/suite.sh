@@ -151,7 +151,9 @@ null_modes2q=${BENCH_MODES2Q:-$(two_q_modes "$null_default")}
 loop_modes2q=${BENCH_MODES2Q:-$(two_q_modes "$loop_default")}
 
 need() { grep -qw "$1" <<<"$configs"; }
-if need 1q1j || need 2q2j || need 1q2j; then
+# The configs that run on null_blk, kernel loop and zublk null/loop.
+need_devices() { need 1q1j || need 2q2j || need 1q2j; }
+if need_devices; then
 	modprobe null_blk nr_devices=0 2>/dev/null || die "modprobe null_blk failed"
 	[ -d /sys/kernel/config/nullb ] || die "null_blk has no configfs (/sys/kernel/config/nullb)"
 	nullb zb1 1
@@ -167,7 +169,7 @@ if need 1q1j || need 2q2j || need 1q2j; then
 	for m in $null_modes2q; do zadd "znull-$m-2q" -t null --mode "$m" -q 2 size=${size_mb}M; done
 	for m in $loop_modes2q; do zadd "zloop-$m-2q" -t loop --mode "$m" -q 2 -f "$F"; done
 fi
-if [ "$set_" = all ] && { need 1q1j || need 2q2j || need 1q2j; }; then
+if [ "$set_" = all ] && need_devices; then
 	# Polling before sleeping (--poll-us), the default mode: always, never.
 	zadd znull-poll-1q -t null -q 1 --poll-us 100 size=${size_mb}M
 	zadd zloop-poll-1q -t loop -q 1 --poll-us 100 -f "$F"
