@@ -350,6 +350,7 @@ static const struct option add_opts[] = {
 	{ "pin-queues", no_argument, NULL, 'A' },
 	{ "poll-us", required_argument, NULL, 'U' },
 	{ "batch", no_argument, NULL, 'B' },
+	{ "threads", required_argument, NULL, 'N' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -439,6 +440,14 @@ int cmd_add(int argc, char **argv)
 			break;
 		case 'B':
 			cfg.batch = true;
+			break;
+		case 'N':
+			if (zublk_parse_uint(optarg, 1, nr_cpus, &v)) {
+				cli_err("add", "threads '%s': must be 1..%u (one per queue at most)",
+					optarg, nr_cpus);
+				return 1;
+			}
+			cfg.nr_threads = v;
 			break;
 		case 'U':
 			if (!strcmp(optarg, "auto")) {

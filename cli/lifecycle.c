@@ -135,6 +135,7 @@ int cmd_recover(int argc, char **argv)
 	cfg.expect_files = st.files[0] ? st.files : NULL;
 	cfg.pin_queues = st.pin_queues;
 	cfg.poll_us = st.poll_us;
+	cfg.nr_threads = st.threads <= st.queues ? st.threads : 0;
 	if (zublk_mode_parse(st.mode, &cfg.mode))
 		cfg.mode = ZUBLK_MODE_DEFAULT;
 	ret = cli_spawn_daemon("recover", &cfg, ops, &opts, a.timeout_s);

@@ -114,8 +114,8 @@ static void print_json(const struct dev_view *v, bool first)
 	if (v->have_state) {
 		unsigned p = v->st.poll_us;
 
-		printf(", \"pin_queues\": %s, \"poll\": \"%s\", \"poll_us\": %u",
-		       v->st.pin_queues ? "true" : "false",
+		printf(", \"threads\": %u, \"pin_queues\": %s, \"poll\": \"%s\", \"poll_us\": %u",
+		       v->st.threads, v->st.pin_queues ? "true" : "false",
 		       p == ZUBLK_POLL_AUTO ? "auto" : p == ZUBLK_POLL_OFF ? "off" : "fixed",
 		       p == ZUBLK_POLL_AUTO ? ZUBLK_POLL_AUTO_US : p == ZUBLK_POLL_OFF ? 0 : p);
 	}

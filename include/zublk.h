@@ -324,6 +324,11 @@ struct zublk_dev_config {
 	 */
 	unsigned poll_us;
 	/*
+	 * Threads serving the queues, each with one io_uring for the queues
+	 * it serves (1..nr_queues).  0 (the default): zublk_threads_for().
+	 */
+	unsigned nr_threads;
+	/*
 	 * UBLK_F_BATCH_IO: tags handed over once (PREP_IO_CMDS), one multishot
 	 * FETCH_IO_CMDS per queue, one COMMIT_IO_CMDS per loop turn.  On a
 	 * recovery the kernel's flags decide, not this.
@@ -341,6 +346,20 @@ struct zublk_dev_config {
 
 /* Validates @cfg (ranges) without touching the kernel. */
 int zublk_dev_config_check(const struct zublk_dev_config *cfg, unsigned nr_cpus);
+
+/* Tags one thread serves at most: its ring's fixed-buffer table holds one per tag. */
+#define ZUBLK_MAX_THREAD_TAGS 16384U
+/*
+ * How many threads serve @nr_queues queues of @depth tags on @nr_cpus CPUs:
+ * @want when set (at most one per queue).  Otherwise a thread per queue
+ * while CPUs are left over for the submitters, and one thread per two
+ * queues when there is a queue per CPU: there a thread per queue cannot
+ * look for work before sleeping without taking a submitter's CPU, and two
+ * sleeping threads measured costlier per IO than one looking thread serving
+ * both queues (bench/notes.md).  Queues are spread evenly, and no thread
+ * gets more than ZUBLK_MAX_THREAD_TAGS tags.
+ */
+unsigned zublk_threads_for(unsigned nr_queues, unsigned depth, unsigned want, unsigned nr_cpus);
 
 int zublk_dev_create(const struct zublk_dev_config *cfg,
 		     const struct zublk_target_ops *ops, struct zublk_opts *opts,
@@ -428,6 +447,7 @@ struct zublk_state {
 	char recovery[16];	/* "reissue", "off", "fail-io" */
 	bool pin_queues;	/* zublk_dev_config's, which a recovery keeps */
 	unsigned poll_us;
+	unsigned threads;	/* threads serving the queues; 0: not recorded */
 	char options[4096];	/* "key=value", one per line */
 	char files[1024];	/* identity of each backing: "dev:ino:size ..." */
 	char extra[2048];	/* the target's status members, raw JSON: "k": v, ... */

@@ -51,7 +51,9 @@ static uint16_t batch_flags(const struct zublk_queue *q)
 static void batch_elem_fill(const struct zublk_queue *q, void *slot, const struct zublk_io *io)
 {
 	struct batch_elem e = {
-		.h = { .tag = io->tag, .buf_index = io->tag, .result = io->result },
+		.h = { .tag = io->tag,
+		       .buf_index = (__u16)(q->buf_base + io->tag),
+		       .result = io->result },
 		.buf_addr = (uintptr_t)io->buf,
 	};
 
@@ -89,7 +91,7 @@ int zublk_batch_setup(struct zublk_queue *q)
 				(size_t)q->depth * sizeof(struct batch_elem));
 	if (!q->batch.bufs || !q->batch.elems)
 		return -ENOMEM;
-	q->batch.br = io_uring_setup_buf_ring(&q->ring, q->batch.nr_bufs, BATCH_BGID, 0, &ret);
+	q->batch.br = io_uring_setup_buf_ring(q->ring, q->batch.nr_bufs, BATCH_BGID, 0, &ret);
 	if (!q->batch.br) {
 		zublk_err("queue %u: provided buffer ring: %s", q->q_id, strerror(-ret));
 		return ret ? ret : -ENOMEM;
@@ -142,7 +144,7 @@ static int batch_arm_fetch(struct zublk_queue *q)
 {
 	struct io_uring_sqe *sqe = batch_cmd(q, UBLK_U_IO_FETCH_IO_CMDS, q->depth,
 					     sizeof(uint16_t), 0,
-					     zublk_ud_pack(0, ZUBLK_UD_BFETCH, 0));
+					     zublk_queue_ud(q, 0, ZUBLK_UD_BFETCH, 0));
 
 	if (!sqe)
 		return -EBUSY;
@@ -170,19 +172,19 @@ int zublk_batch_start(struct zublk_queue *q)
 		batch_elem_fill(q, elems + (size_t)t * eb, &q->ios[t]);
 	}
 	sqe = batch_cmd(q, UBLK_U_IO_PREP_IO_CMDS, q->depth, eb, batch_flags(q),
-			zublk_ud_pack(0, ZUBLK_UD_BCOMMIT, ZUBLK_UD_SUB_MAX));
+			zublk_queue_ud(q, 0, ZUBLK_UD_BCOMMIT, ZUBLK_UD_SUB_MAX));
 	if (!sqe)
 		return -EBUSY;
 	sqe->addr = (uintptr_t)elems;
-	ret = io_uring_submit_and_wait(&q->ring, 1);
+	ret = io_uring_submit_and_wait(q->ring, 1);
 	zublk_queue_count_enter(q, ret);
 	if (ret < 0)
 		return ret;
-	ret = io_uring_peek_cqe(&q->ring, &cqe);
+	ret = io_uring_peek_cqe(q->ring, &cqe);
 	if (ret)
 		return ret;
 	ret = cqe->res;
-	io_uring_cqe_seen(&q->ring, cqe);
+	io_uring_cqe_seen(q->ring, cqe);
 	if (ret < 0) {
 		zublk_err("queue %u: PREP_IO_CMDS: %s", q->q_id, strerror(-ret));
 		return ret;
@@ -190,7 +192,7 @@ int zublk_batch_start(struct zublk_queue *q)
 	q->nr_live = 1; /* the fetch: until the driver aborts it */
 	ret = batch_arm_fetch(q);
 	if (!ret) {
-		ret = io_uring_submit(&q->ring);
+		ret = io_uring_submit(q->ring);
 		zublk_queue_count_enter(q, ret);
 		ret = ret < 0 ? ret : 0;
 	}
@@ -224,7 +226,7 @@ unsigned zublk_batch_flush(struct zublk_queue *q)
 	if (q->batch.busy & (1U << next))
 		return 0;
 	sqe = batch_cmd(q, UBLK_U_IO_COMMIT_IO_CMDS, q->batch.nr_pending, batch_elem_bytes(q),
-			batch_flags(q), zublk_ud_pack(0, ZUBLK_UD_BCOMMIT, q->batch.cur));
+			batch_flags(q), zublk_queue_ud(q, 0, ZUBLK_UD_BCOMMIT, q->batch.cur));
 	if (!sqe)
 		return 0;
 	sqe->addr = (uintptr_t)batch_slot(q, q->batch.cur);
@@ -301,7 +303,7 @@ static void batch_fetch_done(struct zublk_queue *q, const struct io_uring_cqe *c
 	}
 	if (more)
 		return;
-	if (res == UBLK_IO_RES_ABORT || q->stopping) {
+	if (res == UBLK_IO_RES_ABORT || q->w->stopping) {
 		/* The device is going away: no more requests. */
 		q->nr_live = 0;
 		return;

@@ -41,7 +41,33 @@ int zublk_dev_config_check(const struct zublk_dev_config *cfg, unsigned nr_cpus)
 		zublk_err("poll %u us: out of range 1..%u", cfg->poll_us, ZUBLK_POLL_MAX_US);
 		return -EINVAL;
 	}
+	if (cfg->nr_threads > (cfg->nr_queues ? cfg->nr_queues : 1)) {
+		zublk_err("threads %u: out of range 1..%u (one per queue at most)",
+			  cfg->nr_threads, cfg->nr_queues ? cfg->nr_queues : 1);
+		return -EINVAL;
+	}
+	if (cfg->batch && cfg->nr_threads && cfg->nr_threads != (cfg->nr_queues ? cfg->nr_queues : 1)) {
+		zublk_err("threads %u: batch IO takes a thread per queue", cfg->nr_threads);
+		return -EINVAL;
+	}
 	return 0;
+}
+
+unsigned zublk_threads_for(unsigned nr_queues, unsigned depth, unsigned want, unsigned nr_cpus)
+{
+	unsigned per, cap;
+
+	if (nr_queues <= 1)
+		return 1;
+	if (!want)
+		want = nr_queues < nr_cpus ? nr_queues : (nr_queues + 1) / 2;
+	if (want > nr_queues)
+		want = nr_queues;
+	per = (nr_queues + want - 1) / want;
+	cap = depth ? ZUBLK_MAX_THREAD_TAGS / depth : per;
+	if (per > cap)
+		per = cap ? cap : 1;
+	return (nr_queues + per - 1) / per;
 }
 
 int zublk_dev_add_file(struct zublk_dev *dev, int fd)
@@ -438,70 +464,94 @@ static void set_scheduler_none(struct zublk_dev *dev)
 			   strerror(-ret));
 }
 
-/* Make queue @q_id's thread leave its loop, as if it had died. */
+/* Make the thread serving queue @q_id leave its loop, as if it had died. */
 int zublk_dev_kick_queue(struct zublk_dev *dev, unsigned q_id)
 {
-	struct zublk_queue *q;
+	struct zublk_worker *w;
 
 	if (!dev->queues || q_id >= dev->nr_queues)
 		return -EINVAL;
-	q = &dev->queues[q_id];
-	if (!q->thread_started || !q->ring_ok)
+	w = dev->queues[q_id].w;
+	if (!w || !w->thread_started || !w->ring_ok)
 		return -ESRCH;
-	return zublk_ctrl_msg_ring(dev->ctrl, q->ring.ring_fd, zublk_ud_pack(0, ZUBLK_UD_STOP, 0));
+	return zublk_ctrl_msg_ring(dev->ctrl, w->ring.ring_fd, zublk_ud_pack(0, ZUBLK_UD_STOP, 0));
 }
 
 static void kick_queues(struct zublk_dev *dev)
 {
-	for (unsigned i = 0; dev->queues && i < dev->nr_queues; i++)
-		zublk_dev_kick_queue(dev, i);
+	for (unsigned i = 0; dev->workers && i < dev->nr_workers; i++)
+		zublk_dev_kick_queue(dev, dev->workers[i].qs[0].q_id);
 }
 
-/* Pin @q's thread to the CPUs the driver maps to its hardware queue. */
-static void queue_pin(struct zublk_dev *dev, struct zublk_queue *q)
+/* Pin @w's thread to the CPUs the driver maps to its queues' hardware queues. */
+static void worker_pin(struct zublk_dev *dev, struct zublk_worker *w)
 {
-	cpu_set_t set;
-	int ret;
+	cpu_set_t all, set;
+	int ret = 0;
 
-	CPU_ZERO(&set);
-	ret = zublk_ctrl_get_queue_affinity(dev->ctrl, dev->info.dev_id, q->q_id, &set,
-					    sizeof(set));
-	if (!ret && CPU_COUNT(&set))
-		ret = -pthread_setaffinity_np(q->thread, sizeof(set), &set);
+	CPU_ZERO(&all);
+	for (unsigned i = 0; i < w->nr_qs && !ret; i++) {
+		CPU_ZERO(&set);
+		ret = zublk_ctrl_get_queue_affinity(dev->ctrl, dev->info.dev_id, w->qs[i].q_id,
+						    &set, sizeof(set));
+		CPU_OR(&all, &all, &set);
+	}
+	if (!ret && CPU_COUNT(&all))
+		ret = -pthread_setaffinity_np(w->thread, sizeof(all), &all);
 	if (ret)
-		zublk_log(ZUBLK_LOG_WARN, "queue %u: not pinned: %s", q->q_id, strerror(-ret));
+		zublk_log(ZUBLK_LOG_WARN, "thread %u: not pinned: %s", w->id, strerror(-ret));
 }
 
 int zublk_dev_start(struct zublk_dev *dev)
 {
+	unsigned nr_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN), per;
 	int ret = 0;
 
+	dev->nr_workers = dev->batch ? dev->nr_queues
+				     : zublk_threads_for(dev->nr_queues, dev->info.queue_depth,
+							 dev->cfg.nr_threads, nr_cpus);
+	per = (dev->nr_queues + dev->nr_workers - 1) / dev->nr_workers;
 	dev->queues = calloc(dev->nr_queues, sizeof(*dev->queues));
-	if (!dev->queues)
+	dev->workers = calloc(dev->nr_workers, sizeof(*dev->workers));
+	if (!dev->queues || !dev->workers)
 		return -ENOMEM;
 	for (unsigned i = 0; i < dev->nr_queues; i++) {
 		struct zublk_queue *q = &dev->queues[i];
+		struct zublk_worker *w = &dev->workers[i / per];
 
+		if (i % per == 0) {
+			w->dev = dev;
+			w->id = i / per;
+			w->qs = q;
+			w->stats = &dev->stats->q[i];
+		}
 		q->dev = dev;
 		q->q_id = i;
 		q->depth = dev->info.queue_depth;
 		q->stats = &dev->stats->q[i];
-		ret = zublk_queue_spawn(dev, q);
+		q->w = w;
+		q->ring = &w->ring;
+		q->slot = w->nr_qs++;
+	}
+	for (unsigned i = 0; i < dev->nr_workers; i++) {
+		struct zublk_worker *w = &dev->workers[i];
+
+		ret = zublk_worker_spawn(w);
 		if (ret) {
-			zublk_err("queue %u: thread: %s", i, strerror(-ret));
+			zublk_err("thread %u: %s", i, strerror(-ret));
 			break;
 		}
 		if (dev->cfg.pin_queues)
-			queue_pin(dev, q);
+			worker_pin(dev, w);
 	}
 
 	pthread_mutex_lock(&dev->start_lock);
 	for (;;) {
 		unsigned spawned = 0;
 
-		for (unsigned i = 0; i < dev->nr_queues; i++)
-			spawned += dev->queues[i].thread_started;
-		if (dev->nr_queues_ready >= spawned)
+		for (unsigned i = 0; i < dev->nr_workers; i++)
+			spawned += dev->workers[i].thread_started;
+		if (dev->nr_workers_ready >= spawned)
 			break;
 		pthread_cond_wait(&dev->start_cond, &dev->start_lock);
 	}
@@ -554,19 +604,23 @@ int zublk_dev_wait(struct zublk_dev *dev)
 {
 	int err = 0;
 
-	for (unsigned i = 0; dev->queues && i < dev->nr_queues; i++) {
-		struct zublk_queue *q = &dev->queues[i];
+	for (unsigned i = 0; dev->workers && i < dev->nr_workers; i++) {
+		struct zublk_worker *w = &dev->workers[i];
 
-		if (!q->thread_started)
+		if (!w->thread_started)
 			continue;
-		pthread_join(q->thread, NULL);
-		q->thread_started = false;
-		if (q->ring_ok)
-			io_uring_queue_exit(&q->ring);
-		q->ring_ok = false;
-		zublk_batch_ring_gone(q);
-		if (q->error && !err)
-			err = q->error;
+		pthread_join(w->thread, NULL);
+		w->thread_started = false;
+		if (w->ring_ok)
+			io_uring_queue_exit(&w->ring);
+		w->ring_ok = false;
+		if (w->error && !err)
+			err = w->error;
+		for (unsigned j = 0; j < w->nr_qs; j++) {
+			zublk_batch_ring_gone(&w->qs[j]);
+			if (w->qs[j].error && !err)
+				err = w->qs[j].error;
+		}
 	}
 	return err;
 }
@@ -598,6 +652,7 @@ void zublk_dev_destroy(struct zublk_dev *dev)
 	zublk_ctrl_close(dev->ctrl);
 	close(dev->exit_efd);
 	free(dev->queues);
+	free(dev->workers);
 	pthread_mutex_destroy(&dev->start_lock);
 	pthread_cond_destroy(&dev->start_cond);
 	pthread_mutex_destroy(&dev->state_lock);

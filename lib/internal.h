@@ -77,16 +77,36 @@ static inline void zublk_poll_auto_note(struct zublk_poll_auto *pa, bool hit)
 		pa->hits -= (pa->hits + 7) / 8;
 }
 
+/*
+ * A thread with one io_uring, serving one or more queues of a device (see
+ * zublk_threads_for()): the ring, the look-before-sleeping and the loop are
+ * the thread's; requests, descriptors and target state are the queue's.
+ */
+struct zublk_worker {
+	struct zublk_dev *dev;
+	unsigned id;
+	struct zublk_queue *qs;			/* its queues: dev->queues[first ...] */
+	unsigned nr_qs;
+	pthread_t thread;
+	bool thread_started;
+	struct io_uring ring;
+	bool ring_ok;
+	bool stopping;
+	int error;				/* first fatal error */
+	uint64_t poll_ns;			/* look for work this long before sleeping */
+	bool poll_auto;				/* ... only while looks find work */
+	struct zublk_poll_auto pa;		/* poll_auto's record */
+	struct zublk_queue_stats *stats;	/* enters, sleeps, polls: the first queue's */
+};
+
 struct zublk_queue {
 	struct zublk_dev *dev;
 	unsigned q_id;
 	unsigned depth;
-	int tid;
-	pthread_t thread;
-	struct io_uring ring;
-	bool ring_ok;
-	bool thread_started;
-	bool stopping;
+	struct zublk_worker *w;			/* the thread serving it */
+	struct io_uring *ring;			/* its worker's */
+	unsigned slot;				/* index among the worker's queues */
+	unsigned buf_base;			/* its tags' first fixed-buffer index */
 	const struct ublksrv_io_desc *iods;	/* mmapped from /dev/ublkcN */
 	size_t iods_len;
 	char *bufs;				/* copy and user-copy modes */
@@ -95,9 +115,6 @@ struct zublk_queue {
 	unsigned nr_live;			/* tags not yet EXITED */
 	unsigned nr_target_inflight;
 	int error;				/* first fatal error */
-	uint64_t poll_ns;			/* look for work this long before sleeping */
-	bool poll_auto;				/* ... only while looks find work */
-	struct zublk_poll_auto pa;		/* poll_auto's record */
 	void *priv;
 	struct zublk_queue_stats *stats;
 	struct zublk_io *ios;
@@ -130,6 +147,8 @@ struct zublk_dev {
 	unsigned nr_files;
 	unsigned nr_queues;
 	struct zublk_queue *queues;
+	unsigned nr_workers;			/* threads serving the queues */
+	struct zublk_worker *workers;
 	void *priv;
 	bool added;
 	bool started;
@@ -138,7 +157,7 @@ struct zublk_dev {
 	size_t stats_len;
 	pthread_mutex_t start_lock;
 	pthread_cond_t start_cond;
-	unsigned nr_queues_ready;
+	unsigned nr_workers_ready;
 	int queue_init_error;
 	int exit_efd;				/* readable once a queue has exited */
 	_Atomic uint64_t dev_sectors;		/* what requests are checked against */
@@ -154,6 +173,18 @@ static inline bool zublk_mode_is_zc(enum zublk_mode m)
 	return m == ZUBLK_MODE_ZERO_COPY || m == ZUBLK_MODE_AUTO_ZERO_COPY;
 }
 
+/*
+ * user_data bits 40..55 of an SQE on a shared ring: the queue's slot in
+ * its worker (zublk_ud_pack() fills bits 0..39).
+ */
+#define ZUBLK_UD_SLOT_SHIFT 40
+static inline uint64_t zublk_queue_ud(const struct zublk_queue *q, unsigned tag, unsigned kind,
+				      unsigned sub)
+{
+	return zublk_ud_pack(tag, kind, sub) | (uint64_t)(q->slot & 0xffff) << ZUBLK_UD_SLOT_SHIFT;
+}
+static inline unsigned zublk_ud_slot(uint64_t ud) { return (ud >> ZUBLK_UD_SLOT_SHIFT) & 0xffff; }
+
 /* One io_uring_enter of queue @q that submitted @ret SQEs (or failed). */
 static inline void zublk_queue_count_enter(struct zublk_queue *q, int ret)
 {
@@ -163,7 +194,7 @@ static inline void zublk_queue_count_enter(struct zublk_queue *q, int ret)
 }
 
 /* queue.c */
-int zublk_queue_spawn(struct zublk_dev *dev, struct zublk_queue *q);
+int zublk_worker_spawn(struct zublk_worker *w);
 
 /* io.c */
 int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit);

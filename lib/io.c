@@ -60,19 +60,19 @@ int zublk_io_validate(const struct ublksrv_io_desc *iod, uint64_t dev_sectors,
 
 struct io_uring_sqe *zublk_queue_get_sqe(struct zublk_queue *q)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(q->ring);
 
 	if (sqe)
 		return sqe;
 	/* The SQ ring is full: push what is there and try once more. */
-	zublk_queue_count_enter(q, io_uring_submit(&q->ring));
-	return io_uring_get_sqe(&q->ring);
+	zublk_queue_count_enter(q, io_uring_submit(q->ring));
+	return io_uring_get_sqe(q->ring);
 }
 
 void zublk_io_sqe_mark(struct zublk_queue *q, struct zublk_io *io,
 		       struct io_uring_sqe *sqe, unsigned sub)
 {
-	io_uring_sqe_set_data64(sqe, zublk_ud_pack(io->tag, ZUBLK_UD_TGT, sub));
+	io_uring_sqe_set_data64(sqe, zublk_queue_ud(q, io->tag, ZUBLK_UD_TGT, sub));
 	io->nr_inflight++;
 	q->nr_target_inflight++;
 }
@@ -92,7 +92,7 @@ static struct io_uring_sqe *prep_io_cmd(struct zublk_queue *q, unsigned tag, uns
 	memset(cmd, 0, sizeof(*cmd));
 	cmd->q_id = (__u16)q->q_id;
 	cmd->tag = (__u16)tag;
-	io_uring_sqe_set_data64(sqe, zublk_ud_pack(tag, kind, 0));
+	io_uring_sqe_set_data64(sqe, zublk_queue_ud(q, tag, kind, 0));
 	return sqe;
 }
 
@@ -106,7 +106,7 @@ static struct io_uring_sqe *prep_buf_reg(struct zublk_queue *q, struct zublk_io 
 	if (!sqe)
 		return NULL;
 	cmd = (struct ublksrv_io_cmd *)sqe->cmd;
-	cmd->addr = io->tag; /* our slot in the sparse buffer table */
+	cmd->addr = q->buf_base + io->tag; /* our slot in the sparse buffer table */
 	/*
 	 * Registration completes inline when the SQE is issued, and SQEs are
 	 * issued in ring order, so the ops queued after it see the buffer.
@@ -132,7 +132,7 @@ int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit)
 		cmd->addr = (uintptr_t)io->buf;
 	if (dev->mode == ZUBLK_MODE_AUTO_ZERO_COPY) {
 		struct ublk_auto_buf_reg reg = {
-			.index = io->tag,
+			.index = (__u16)(q->buf_base + io->tag),
 			.flags = UBLK_AUTO_BUF_REG_FALLBACK,
 		};
 
@@ -163,11 +163,11 @@ static struct io_uring_sqe *prep_rw_sqe(struct zublk_queue *q, struct zublk_io *
 		/* A registered request buffer starts at address 0. */
 		op = write ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED;
 		io_uring_prep_rw(op, sqe, file_idx, (void *)(uintptr_t)io_off, len, file_off);
-		sqe->buf_index = io->tag;
+		sqe->buf_index = (__u16)(q->buf_base + io->tag);
 	} else if (q->fixed_bufs) {
 		op = write ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED;
 		io_uring_prep_rw(op, sqe, file_idx, (char *)io->buf + io_off, len, file_off);
-		sqe->buf_index = io->tag;
+		sqe->buf_index = (__u16)(q->buf_base + io->tag);
 	} else {
 		op = write ? IORING_OP_WRITE : IORING_OP_READ;
 		io_uring_prep_rw(op, sqe, file_idx, (char *)io->buf + io_off, len, file_off);
@@ -211,9 +211,9 @@ int zublk_io_prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool wri
 	    io->state != IO_ACTIVE)
 		return zublk_io_prep_rw(q, io, write, file_idx, file_off, io_off, len, sub);
 	/* A link cut in two by a submission would commit before the data moved. */
-	if (io_uring_sq_space_left(&q->ring) < LINK_SQES)
-		zublk_queue_count_enter(q, io_uring_submit(&q->ring));
-	if (io_uring_sq_space_left(&q->ring) < LINK_SQES)
+	if (io_uring_sq_space_left(q->ring) < LINK_SQES)
+		zublk_queue_count_enter(q, io_uring_submit(q->ring));
+	if (io_uring_sq_space_left(q->ring) < LINK_SQES)
 		return zublk_io_prep_rw(q, io, write, file_idx, file_off, io_off, len, sub);
 
 	sqe = prep_rw_sqe(q, io, write, file_idx, file_off, io_off, len);
@@ -225,7 +225,7 @@ int zublk_io_prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool wri
 	 * after it are cancelled without CQEs of their own.
 	 */
 	sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
-	io_uring_sqe_set_data64(sqe, zublk_ud_pack(io->tag, ZUBLK_UD_TGT, sub));
+	io_uring_sqe_set_data64(sqe, zublk_queue_ud(q, io->tag, ZUBLK_UD_TGT, sub));
 	if (io->buf_registered && io->need_reg) {
 		struct io_uring_sqe *unreg = prep_buf_reg(q, io, false);
 

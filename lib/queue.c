@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * One thread and one io_uring per queue.  The thread owns all of the
- * queue's state: no locks on the data path.  Each turn of the loop reaps
- * every completion, then makes one io_uring_enter that both submits what
- * the completions queued and waits for more.
+ * A thread and one io_uring per worker, serving one queue or several
+ * (zublk_threads_for()).  The thread owns all of its queues' state: no
+ * locks on the data path.  Each turn of the loop reaps every completion,
+ * then makes one io_uring_enter that both submits what the completions
+ * queued and waits for more.  An SQE's user_data names the queue's slot in
+ * the worker; a queue's tags take the fixed-buffer indices from its
+ * buf_base on.
  */
 #include <errno.h>
 #include <sched.h>
@@ -38,34 +41,44 @@ static unsigned ring_entries(unsigned depth)
 /* Pages for the daemon-side buffers of copy and user-copy modes. */
 #define FIXED_BUF_LIMIT (256UL << 20)
 
-static int queue_setup(struct zublk_queue *q)
+/* The worker's ring and the files every queue of the device uses. */
+static int worker_ring_setup(struct zublk_worker *w)
 {
-	struct zublk_dev *dev = q->dev;
+	struct zublk_dev *dev = w->dev;
 	struct io_uring_params p = { 0 };
-	size_t desc_off;
+	unsigned tags = 0;
 	int ret;
 
+	for (unsigned i = 0; i < w->nr_qs; i++)
+		tags += w->qs[i].depth;
 	/*
 	 * TASKRUN_FLAG: the kernel raises IORING_SQ_TASKRUN in the ring's
 	 * memory when it queues task work for us (a new request, a target's
-	 * completion), which is what queue_poll() watches.
+	 * completion), which is what worker_poll() watches.
 	 */
 	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
 		  IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-	p.cq_entries = ring_entries(q->depth) * 2;
-	ret = io_uring_queue_init_params(ring_entries(q->depth), &q->ring, &p);
+	p.cq_entries = ring_entries(tags) * 2;
+	ret = io_uring_queue_init_params(ring_entries(tags), &w->ring, &p);
 	if (ret < 0) {
-		zublk_err("queue %u: io_uring setup failed: %s", q->q_id, strerror(-ret));
+		zublk_err("thread %u: io_uring setup failed: %s", w->id, strerror(-ret));
 		return ret;
 	}
-	q->ring_ok = true;
+	w->ring_ok = true;
 
 	dev->files[0] = dev->cdev_fd;
-	ret = io_uring_register_files(&q->ring, dev->files, dev->nr_files);
+	ret = io_uring_register_files(&w->ring, dev->files, dev->nr_files);
 	if (ret < 0) {
-		zublk_err("queue %u: registering files failed: %s", q->q_id, strerror(-ret));
+		zublk_err("thread %u: registering files failed: %s", w->id, strerror(-ret));
 		return ret;
 	}
+	return 0;
+}
+
+static int queue_setup(struct zublk_queue *q)
+{
+	struct zublk_dev *dev = q->dev;
+	size_t desc_off;
 
 	desc_off = UBLKSRV_CMD_BUF_OFFSET +
 		   q->q_id * page_round(UBLK_MAX_QUEUE_DEPTH * sizeof(struct ublksrv_io_desc));
@@ -73,7 +86,8 @@ static int queue_setup(struct zublk_queue *q)
 	q->iods = mmap(NULL, q->iods_len, PROT_READ, MAP_SHARED | MAP_POPULATE, dev->cdev_fd,
 		       (off_t)desc_off);
 	if (q->iods == MAP_FAILED) {
-		ret = -errno;
+		int ret = -errno;
+
 		q->iods = NULL;
 		zublk_err("queue %u: mapping the request descriptors failed: %s", q->q_id,
 			  strerror(-ret));
@@ -96,29 +110,6 @@ static int queue_setup(struct zublk_queue *q)
 			zublk_err("queue %u: no memory for %zu bytes of buffers", q->q_id, total);
 			return -ENOMEM;
 		}
-		/*
-		 * Fixed buffers save pinning pages on every backing IO, but they
-		 * pin the whole area up front: only when that is modest.
-		 */
-		if (total <= FIXED_BUF_LIMIT) {
-			struct iovec *iov = calloc(q->depth, sizeof(*iov));
-
-			if (!iov)
-				return -ENOMEM;
-			for (unsigned i = 0; i < q->depth; i++) {
-				iov[i].iov_base = q->bufs + i * q->buf_stride;
-				iov[i].iov_len = q->buf_stride;
-			}
-			q->fixed_bufs = io_uring_register_buffers(&q->ring, iov, q->depth) == 0;
-			free(iov);
-		}
-	} else {
-		ret = io_uring_register_buffers_sparse(&q->ring, q->depth);
-		if (ret < 0) {
-			zublk_err("queue %u: sparse buffer table failed: %s", q->q_id,
-				  strerror(-ret));
-			return ret;
-		}
 	}
 
 	for (unsigned t = 0; t < q->depth; t++) {
@@ -127,6 +118,52 @@ static int queue_setup(struct zublk_queue *q)
 			q->ios[t].buf = q->bufs + t * q->buf_stride;
 	}
 	return dev->batch ? zublk_batch_setup(q) : 0;
+}
+
+/*
+ * The fixed-buffer table of the worker's ring, a slot per tag of each of
+ * its queues: the request buffers in the zero-copy modes, the daemon's own
+ * in the copy modes (when they are modest: fixed buffers save pinning pages
+ * on every backing IO, but pin the whole area up front).
+ */
+static int worker_bufs_setup(struct zublk_worker *w)
+{
+	struct zublk_dev *dev = w->dev;
+	unsigned tags = 0;
+	size_t total = 0;
+	struct iovec *iov;
+	int ret;
+
+	for (unsigned i = 0; i < w->nr_qs; i++) {
+		w->qs[i].buf_base = tags;
+		tags += w->qs[i].depth;
+		total += w->qs[i].buf_stride * w->qs[i].depth;
+	}
+	if (zublk_mode_is_zc(dev->mode)) {
+		ret = io_uring_register_buffers_sparse(&w->ring, tags);
+		if (ret < 0)
+			zublk_err("thread %u: sparse buffer table failed: %s", w->id,
+				  strerror(-ret));
+		return ret < 0 ? ret : 0;
+	}
+	if (total > FIXED_BUF_LIMIT)
+		return 0;
+	iov = calloc(tags, sizeof(*iov));
+	if (!iov)
+		return -ENOMEM;
+	for (unsigned i = 0; i < w->nr_qs; i++) {
+		struct zublk_queue *q = &w->qs[i];
+
+		for (unsigned t = 0; t < q->depth; t++) {
+			iov[q->buf_base + t].iov_base = q->bufs + t * q->buf_stride;
+			iov[q->buf_base + t].iov_len = q->buf_stride;
+		}
+	}
+	if (io_uring_register_buffers(&w->ring, iov, tags) == 0)
+		for (unsigned i = 0; i < w->nr_qs; i++)
+			w->qs[i].fixed_bufs = true;
+	free(iov);
+	return 0;
 }
 
 /*
@@ -146,28 +183,34 @@ static void queue_teardown(struct zublk_queue *q)
 	zublk_batch_teardown(q);
 }
 
-static void queue_ready(struct zublk_queue *q, int err)
+static void worker_ready(struct zublk_worker *w, int err)
 {
-	struct zublk_dev *dev = q->dev;
+	struct zublk_dev *dev = w->dev;
 
 	pthread_mutex_lock(&dev->start_lock);
-	dev->nr_queues_ready++;
+	dev->nr_workers_ready++;
 	if (err && !dev->queue_init_error)
 		dev->queue_init_error = err;
 	pthread_cond_broadcast(&dev->start_cond);
 	pthread_mutex_unlock(&dev->start_lock);
 }
 
-static void handle_cqe(struct zublk_queue *q, const struct io_uring_cqe *cqe)
+static void handle_cqe(struct zublk_worker *w, const struct io_uring_cqe *cqe)
 {
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
-	unsigned tag = zublk_ud_tag(ud), kind = zublk_ud_kind(ud);
+	unsigned tag = zublk_ud_tag(ud), kind = zublk_ud_kind(ud), slot = zublk_ud_slot(ud);
+	struct zublk_queue *q;
 	struct zublk_io *io;
 
 	if (kind == ZUBLK_UD_STOP) {
-		q->stopping = true;
+		w->stopping = true;
 		return;
 	}
+	if (slot >= w->nr_qs) {
+		zublk_err("thread %u: completion for queue slot %u of %u", w->id, slot, w->nr_qs);
+		return;
+	}
+	q = &w->qs[slot];
 	if (kind == ZUBLK_UD_BFETCH || kind == ZUBLK_UD_BCOMMIT) {
 		zublk_batch_cqe(q, cqe, kind, zublk_ud_sub(ud));
 		return;
@@ -212,51 +255,58 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Completions to reap, or task work the kernel runs at our next enter. */
-static bool queue_work_pending(struct zublk_queue *q)
+static void worker_count_enter(struct zublk_worker *w, int ret)
 {
-	unsigned flags = IO_URING_READ_ONCE(*q->ring.sq.kflags);
+	atomic_fetch_add_explicit(&w->stats->enters, 1, memory_order_relaxed);
+	if (ret > 0)
+		atomic_fetch_add_explicit(&w->stats->submits, (uint64_t)ret, memory_order_relaxed);
+}
 
-	return io_uring_cq_ready(&q->ring) ||
+/* Completions to reap, or task work the kernel runs at our next enter. */
+static bool worker_work_pending(struct zublk_worker *w)
+{
+	unsigned flags = IO_URING_READ_ONCE(*w->ring.sq.kflags);
+
+	return io_uring_cq_ready(&w->ring) ||
 	       (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
 }
 
 /* How long to look for work before sleeping this time (0: don't). */
-static uint64_t poll_window(struct zublk_queue *q)
+static uint64_t poll_window(struct zublk_worker *w)
 {
-	if (q->poll_auto && !zublk_poll_auto_want(&q->pa))
+	if (w->poll_auto && !zublk_poll_auto_want(&w->pa))
 		return 0;
-	return q->poll_ns;
+	return w->poll_ns;
 }
 
 /* While polling, give the CPU to whoever else wants it this often. */
 #define POLL_YIELD_NS 20000ULL
 
 /*
- * Before sleeping, look for work for up to @window ns: a queue that sleeps
+ * Before sleeping, look for work for up to @window ns: a thread that sleeps
  * costs whoever submits the next request a wakeup, and that request an
  * interrupt and a reschedule, which can cost more than serving it.  The
  * look reads the ring's memory; only one that finds task work enters the
  * kernel.  Returns true when completions are ready.
  */
-static bool queue_poll(struct zublk_queue *q, uint64_t window)
+static bool worker_poll(struct zublk_worker *w, uint64_t window)
 {
 	uint64_t start = now_ns(), now = start, yield_at = start + POLL_YIELD_NS;
 
 	for (;;) {
-		if (queue_work_pending(q)) {
-			if (!io_uring_cq_ready(&q->ring))
-				zublk_queue_count_enter(q, io_uring_get_events(&q->ring));
-			if (io_uring_cq_ready(&q->ring)) {
-				zublk_poll_auto_note(&q->pa, true);
-				atomic_fetch_add_explicit(&q->stats->polls, 1,
+		if (worker_work_pending(w)) {
+			if (!io_uring_cq_ready(&w->ring))
+				worker_count_enter(w, io_uring_get_events(&w->ring));
+			if (io_uring_cq_ready(&w->ring)) {
+				zublk_poll_auto_note(&w->pa, true);
+				atomic_fetch_add_explicit(&w->stats->polls, 1,
 							  memory_order_relaxed);
 				return true;
 			}
 		}
 		now = now_ns();
 		if (now - start >= window) {
-			zublk_poll_auto_note(&q->pa, false);
+			zublk_poll_auto_note(&w->pa, false);
 			return false;
 		}
 		if (now >= yield_at) {
@@ -268,23 +318,37 @@ static bool queue_poll(struct zublk_queue *q, uint64_t window)
 	}
 }
 
-static void queue_loop(struct zublk_queue *q)
+/* A queue still has a command or a target op in flight. */
+static bool worker_busy(const struct zublk_worker *w)
 {
-	while ((q->nr_live > 0 || q->nr_target_inflight > 0) && !q->stopping) {
+	for (unsigned i = 0; i < w->nr_qs; i++)
+		if (w->qs[i].nr_live > 0 || w->qs[i].nr_target_inflight > 0)
+			return true;
+	return false;
+}
+
+/* --batch: a worker serves one queue (zublk_dev_config_check()). */
+static unsigned worker_batch_flush(struct zublk_worker *w)
+{
+	return w->dev->batch ? zublk_batch_flush(&w->qs[0]) : 0;
+}
+
+static void worker_loop(struct zublk_worker *w)
+{
+	while (worker_busy(w) && !w->stopping) {
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
-		uint64_t window = poll_window(q);
+		uint64_t window = poll_window(w);
 		int ret = 0;
 
 		if (window) {
-			if (q->dev->batch)
-				zublk_batch_flush(q);
-			zublk_queue_count_enter(q, io_uring_submit(&q->ring));
+			worker_batch_flush(w);
+			worker_count_enter(w, io_uring_submit(&w->ring));
 			/* Completions the submission itself made are not new work. */
-			if (io_uring_cq_ready(&q->ring) || queue_poll(q, window))
+			if (io_uring_cq_ready(&w->ring) || worker_poll(w, window))
 				goto reap;
 		}
-		if (q->dev->batch && zublk_batch_flush(q)) {
+		if (worker_batch_flush(w)) {
 			/*
 			 * The commit completes as it is submitted: wait for its CQE
 			 * and for new work, not to be woken by the commit alone.
@@ -293,102 +357,132 @@ static void queue_loop(struct zublk_queue *q)
 			 */
 			struct __kernel_timespec ts = { .tv_sec = 1 };
 
-			ret = io_uring_submit_and_wait_timeout(&q->ring, &cqe, 2, &ts, NULL);
+			ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 2, &ts, NULL);
 			if (ret == -ETIME)
 				ret = 0;
 		} else {
-			ret = io_uring_submit_and_wait(&q->ring, 1);
+			ret = io_uring_submit_and_wait(&w->ring, 1);
 		}
-		zublk_queue_count_enter(q, ret);
-		atomic_fetch_add_explicit(&q->stats->sleeps, 1, memory_order_relaxed);
+		worker_count_enter(w, ret);
+		atomic_fetch_add_explicit(&w->stats->sleeps, 1, memory_order_relaxed);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
-			zublk_err("queue %u: io_uring_enter failed: %s", q->q_id,
-				  strerror(-ret));
-			q->error = ret;
+			zublk_err("thread %u: io_uring_enter failed: %s", w->id, strerror(-ret));
+			w->error = ret;
 			break;
 		}
 reap:
-		io_uring_for_each_cqe(&q->ring, head, cqe) {
-			handle_cqe(q, cqe);
+		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			handle_cqe(w, cqe);
 			n++;
 		}
-		io_uring_cq_advance(&q->ring, n);
+		io_uring_cq_advance(&w->ring, n);
 	}
 }
 
-static void *queue_thread(void *arg)
+/* Hand every tag of @q to the driver. */
+static int queue_fetch_all(struct zublk_queue *q)
 {
-	struct zublk_queue *q = arg;
-	struct zublk_dev *dev = q->dev;
+	int ret = 0;
+
+	if (q->dev->batch) {
+		ret = zublk_batch_start(q);
+		if (ret)
+			zublk_err("queue %u: handing the tags to the driver failed: %s",
+				  q->q_id, strerror(-ret));
+		return ret;
+	}
+	for (unsigned t = 0; t < q->depth && !ret; t++)
+		ret = zublk_queue_fetch(q, &q->ios[t], false);
+	q->nr_live = q->depth;
+	if (!ret) {
+		ret = io_uring_submit(q->ring);
+		ret = ret < 0 ? ret : 0;
+	}
+	if (ret)
+		zublk_err("queue %u: submitting the fetch commands failed: %s", q->q_id,
+			  strerror(-ret));
+	return ret;
+}
+
+static int worker_setup(struct zublk_worker *w)
+{
+	struct zublk_dev *dev = w->dev;
+	unsigned i;
+	int ret = worker_ring_setup(w);
+
+	for (i = 0; i < w->nr_qs && !ret; i++)
+		ret = queue_setup(&w->qs[i]);
+	if (!ret)
+		ret = worker_bufs_setup(w);
+	for (i = 0; i < w->nr_qs && !ret; i++)
+		if (dev->ops->queue_init)
+			ret = dev->ops->queue_init(&w->qs[i]);
+	for (i = 0; i < w->nr_qs && !ret; i++)
+		ret = queue_fetch_all(&w->qs[i]);
+	return ret;
+}
+
+static void *worker_thread(void *arg)
+{
+	struct zublk_worker *w = arg;
+	struct zublk_dev *dev = w->dev;
+	unsigned nr_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	char name[16];
 	sigset_t all;
 	int ret;
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	snprintf(name, sizeof(name), "zublk-q%u", q->q_id);
+	if (w->nr_qs == 1)
+		snprintf(name, sizeof(name), "zublk-q%u", w->qs[0].q_id);
+	else
+		snprintf(name, sizeof(name), "zublk-q%u-%u", w->qs[0].q_id,
+			 w->qs[w->nr_qs - 1].q_id);
 	prctl(PR_SET_NAME, name);
 	/*
 	 * Memory reclaim may write back through our own device: a queue
 	 * thread that blocked on it would deadlock.  Needs CAP_SYS_RESOURCE.
 	 */
 	prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
-	q->tid = gettid();
 
 	/*
-	 * With a queue thread per CPU, every CPU a submitter runs on has one,
-	 * and a looking thread keeps the submitter off its CPU: adaptive
-	 * polling measured 0.67-0.94x sleeping at once at 4k with 2 queues,
-	 * 2 jobs on 2 CPUs (bench/notes.md).  It looks only where CPUs are
-	 * left over.
+	 * With a thread per CPU, every CPU a submitter runs on has one, and
+	 * a looking thread keeps the submitter off its CPU: adaptive polling
+	 * measured 0.67-0.94x sleeping at once at 4k with a queue and a
+	 * thread per CPU, 2 jobs on 2 CPUs (bench/notes.md).  It looks only
+	 * where CPUs are left over.
 	 */
-	q->poll_auto = dev->cfg.poll_us == ZUBLK_POLL_AUTO &&
-		       dev->nr_queues < (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-	if (q->poll_auto)
-		q->poll_ns = (uint64_t)ZUBLK_POLL_AUTO_US * 1000;
+	w->poll_auto = dev->cfg.poll_us == ZUBLK_POLL_AUTO && dev->nr_workers < nr_cpus;
+	if (w->poll_auto)
+		w->poll_ns = (uint64_t)ZUBLK_POLL_AUTO_US * 1000;
 	else if (dev->cfg.poll_us != ZUBLK_POLL_OFF)
-		q->poll_ns = (uint64_t)dev->cfg.poll_us * 1000;
-	q->pa.hits = 256; /* start out polling */
-	ret = queue_setup(q);
-	if (!ret && dev->ops->queue_init)
-		ret = dev->ops->queue_init(q);
-	if (!ret && dev->batch) {
-		ret = zublk_batch_start(q);
-		if (ret)
-			zublk_err("queue %u: handing the tags to the driver failed: %s",
-				  q->q_id, strerror(-ret));
-	} else if (!ret) {
-		for (unsigned t = 0; t < q->depth && !ret; t++)
-			ret = zublk_queue_fetch(q, &q->ios[t], false);
-		q->nr_live = q->depth;
-		if (!ret) {
-			ret = io_uring_submit(&q->ring);
-			ret = ret < 0 ? ret : 0;
-		}
-		if (ret)
-			zublk_err("queue %u: submitting the fetch commands failed: %s",
-				  q->q_id, strerror(-ret));
-	}
-	queue_ready(q, ret);
+		w->poll_ns = (uint64_t)dev->cfg.poll_us * 1000;
+	w->pa.hits = 256; /* start out polling */
+	ret = worker_setup(w);
+	worker_ready(w, ret);
 	if (!ret)
-		queue_loop(q);
+		worker_loop(w);
 	else
-		q->error = ret;
-	if (dev->ops->queue_exit && q->ios)
-		dev->ops->queue_exit(q);
-	queue_teardown(q);
+		w->error = ret;
+	for (unsigned i = 0; i < w->nr_qs; i++) {
+		struct zublk_queue *q = &w->qs[i];
+
+		if (dev->ops->queue_exit && q->ios)
+			dev->ops->queue_exit(q);
+		queue_teardown(q);
+	}
 	/* Wake whoever waits on zublk_dev_exit_fd(). */
 	eventfd_write(dev->exit_efd, 1);
 	return NULL;
 }
 
-int zublk_queue_spawn(struct zublk_dev *dev, struct zublk_queue *q)
+int zublk_worker_spawn(struct zublk_worker *w)
 {
-	int ret = pthread_create(&q->thread, NULL, queue_thread, q);
+	int ret = pthread_create(&w->thread, NULL, worker_thread, w);
 
 	if (ret)
 		return -ret;
-	q->thread_started = true;
+	w->thread_started = true;
 	return 0;
 }
 

@@ -59,7 +59,8 @@ int zublk_state_write(struct zublk_dev *dev)
 	zublk_json_str(f, dev->ops->name);
 	fprintf(f, ",\"mode\":\"%s\",\"queues\":%u,\"depth\":%u,\"max_io\":%u,"
 		   "\"size\":%llu,\"logical_block\":%u,\"daemon_pid\":%d,\"flags\":%llu,"
-		   "\"recovery\":\"%s\",\"pin_queues\":%d,\"poll_us\":%u,\"files\":\"%s\","
+		   "\"recovery\":\"%s\",\"pin_queues\":%d,\"poll_us\":%u,\"threads\":%u,"
+		   "\"files\":\"%s\","
 		   "\"options\":[",
 		zublk_mode_name(dev->mode), dev->nr_queues, dev->info.queue_depth,
 		dev->info.max_io_buf_bytes, (unsigned long long)dev->geom.size,
@@ -68,7 +69,8 @@ int zublk_state_write(struct zublk_dev *dev)
 		!(dev->info.flags & UBLK_F_USER_RECOVERY)	   ? "off"
 		: (dev->info.flags & UBLK_F_USER_RECOVERY_FAIL_IO) ? "fail-io"
 								   : "reissue",
-		dev->cfg.pin_queues ? 1 : 0, dev->cfg.poll_us, dev->files_id);
+		dev->cfg.pin_queues ? 1 : 0, dev->cfg.poll_us,
+		dev->nr_workers ? dev->nr_workers : dev->cfg.nr_threads, dev->files_id);
 	for (unsigned i = 0; dev->opts && i < dev->opts->nr; i++) {
 		char kv[4096];
 
@@ -273,6 +275,7 @@ static bool is_known_key(const char *key)
 	static const char *const known[] = {
 		"id", "target", "mode", "queues", "depth", "max_io", "size", "logical_block",
 		"daemon_pid", "flags", "recovery", "files", "options", "pin_queues", "poll_us",
+		"threads",
 	};
 
 	for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -423,6 +426,8 @@ int zublk_state_parse(const char *text, struct zublk_state *st)
 				st->pin_queues = v != 0;
 			else if (!strcmp(key, "poll_us"))
 				st->poll_us = (unsigned)v;
+			else if (!strcmp(key, "threads"))
+				st->threads = (unsigned)v;
 		}
 		p = skip_ws(p);
 		if (*p == ',')

@@ -144,3 +144,52 @@ TEST(targets_are_found_by_exact_name_only)
 	CHECK(zublk_target_find("loo") == NULL);
 	CHECK(zublk_target_find("") == NULL);
 }
+
+TEST(threads_are_one_per_queue_while_cpus_are_left_over)
+{
+	CHECK_EQ(zublk_threads_for(1, 128, 0, 2), 1);
+	CHECK_EQ(zublk_threads_for(1, 128, 0, 1), 1);
+	CHECK_EQ(zublk_threads_for(2, 128, 0, 4), 2);
+	CHECK_EQ(zublk_threads_for(7, 128, 0, 8), 7);
+}
+
+TEST(a_queue_per_cpu_gets_a_thread_per_two_queues)
+{
+	CHECK_EQ(zublk_threads_for(2, 128, 0, 2), 1);
+	CHECK_EQ(zublk_threads_for(3, 128, 0, 3), 2);
+	CHECK_EQ(zublk_threads_for(8, 128, 0, 8), 4);
+}
+
+TEST(asked_threads_are_kept_and_spread_the_queues_evenly)
+{
+	CHECK_EQ(zublk_threads_for(4, 128, 1, 4), 1);
+	CHECK_EQ(zublk_threads_for(4, 128, 4, 4), 4);
+	CHECK_EQ(zublk_threads_for(4, 128, 9, 4), 4);
+	/* 3 threads for 4 queues would leave one thread 2 and two 1: 2 and 2. */
+	CHECK_EQ(zublk_threads_for(4, 128, 3, 4), 2);
+}
+
+TEST(no_thread_gets_more_tags_than_its_buffer_table_holds)
+{
+	CHECK_EQ(zublk_threads_for(8, 4096, 1, 8), 2);
+	CHECK_EQ(zublk_threads_for(8, 4096, 0, 8), 4);
+	CHECK_EQ(zublk_threads_for(5, 4096, 1, 8), 2);
+	CHECK_EQ(zublk_threads_for(64, 1024, 1, 64), 4);
+}
+
+TEST(threads_beyond_the_queues_or_split_batch_queues_are_refused)
+{
+	struct zublk_dev_config cfg = { .dev_id = -1, .nr_queues = 2, .nr_threads = 2 };
+
+	CHECK_EQ(config_check(cfg, 2), 0);
+	cfg.nr_threads = 3;
+	CHECK_EQ(config_check(cfg, 4), -EINVAL);
+	CHECK(strstr(last_msg, "threads 3") != NULL);
+	cfg.nr_threads = 1;
+	CHECK_EQ(config_check(cfg, 2), 0);
+	cfg.batch = true;
+	CHECK_EQ(config_check(cfg, 2), -EINVAL);
+	CHECK(strstr(last_msg, "batch") != NULL);
+	cfg.nr_threads = 0;
+	CHECK_EQ(config_check(cfg, 2), 0);
+}

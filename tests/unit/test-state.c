@@ -352,6 +352,7 @@ TEST(the_daemons_state_file_reads_back_through_state_load)
 	REQUIRE(fake_init(&fk, 3, words));
 	fk.dev.cfg.pin_queues = true;
 	fk.dev.cfg.poll_us = 250;
+	fk.dev.nr_workers = 2;
 	CHECK_EQ(zublk_state_write(&fk.dev), 0);
 	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), 0);
 	CHECK_EQ(st.id, 17);
@@ -368,6 +369,7 @@ TEST(the_daemons_state_file_reads_back_through_state_load)
 	/* What a recovery must start the queues with again. */
 	CHECK(st.pin_queues);
 	CHECK_EQ(st.poll_us, 250);
+	CHECK_EQ(st.threads, 2);
 	fake_done(&fk);
 	/* zublk_state_remove() took the file away with the device. */
 	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), -ENOENT);

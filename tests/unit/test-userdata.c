@@ -4,6 +4,7 @@
  * mode finds a request's data on /dev/ublkcN.
  */
 #include "zublk.h"
+#include "../../lib/internal.h"
 #include "test.h"
 
 static const unsigned tags[] = { 0, 1, 2, 127, 4095, 4096, 0x8000, 65534, 65535 };
@@ -141,4 +142,22 @@ TEST(neighbouring_tags_are_one_window_apart_and_queues_one_tag_space_apart)
 	/* The last tag of queue q ends where queue q + 1 begins, never past it. */
 	CHECK(zublk_user_copy_pos(0, (1U << UBLK_TAG_BITS) - 1) + win <= zublk_user_copy_pos(1, 0));
 	CHECK_EQ(zublk_user_copy_pos(1, 0) - zublk_user_copy_pos(0, 0), 1ULL << UBLK_QID_OFF);
+}
+
+TEST(a_queues_slot_on_a_shared_ring_rides_above_bit_39_and_leaves_the_rest)
+{
+	static const unsigned slots[] = { 0, 1, 2, 255, 4095, 0xffff };
+
+	for (unsigned i = 0; i < ARRAY_SIZE(slots); i++) {
+		struct zublk_queue q = { .slot = slots[i] };
+		uint64_t ud = zublk_queue_ud(&q, 4095, ZUBLK_UD_TGT, ZUBLK_UD_SUB_MAX);
+
+		CHECK_EQ(zublk_ud_slot(ud), slots[i]);
+		CHECK_EQ(zublk_ud_tag(ud), 4095);
+		CHECK_EQ(zublk_ud_kind(ud), ZUBLK_UD_TGT);
+		CHECK_EQ(zublk_ud_sub(ud), ZUBLK_UD_SUB_MAX);
+		CHECK_EQ(ud >> 56, 0);
+	}
+	/* A message from outside (the stop) says slot 0. */
+	CHECK_EQ(zublk_ud_slot(zublk_ud_pack(0, ZUBLK_UD_STOP, 0)), 0);
 }
