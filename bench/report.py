@@ -157,10 +157,13 @@ def main():
     for t, dm in (("znull", dnull), ("zloop", dloop)):
         for job in ("rr4k-qd32", "sw512k-qd8"):
             b = get("1q2j", job, "%s-%s" % (t, dm))
+            t2 = ratio(get("2q2j", job, t + "-t2"), b)
             pin = ratio(get("2q2j", job, t + "-pin"), b)
+            other = ["%s: %s" % (k, fmt(v, 2)) for k, v in
+                     (("a thread per queue", t2), ("pinned", pin)) if v is not None]
             versus("%s %s, %s: 2 queues/2 jobs vs 1 queue/2 jobs" % (t[1:], dm, JOB_TITLES[job]),
                    ("2q2j", job, "%s-%s" % (t, dm)), ("1q2j", job, "%s-%s" % (t, dm)), 1.0,
-                   "pinned: %s" % fmt(pin, 2) if pin is not None else "")
+                   ", ".join(other))
     for job in ("rr4k-qd32", "rw4k-qd32"):
         a, b = get("1q1j", job, "zloop-" + dloop, "cpu_us_per_io"), get("1q1j", job, "zloop-copy", "cpu_us_per_io")
         versus("loop, %s: daemon CPU/IO of copy mode / of %s" % (JOB_TITLES[job], dloop),
@@ -184,15 +187,19 @@ def main():
                 fmt(ratio(get("1q1j", job, "%s-%s" % (t, m)), c), 2) for m in modes if m != "copy")))
     L.append("")
 
-    # One row per device: variant / baseline, every job but the raid one.
+    # One row per device: variant / baseline, every job but the raid one;
+    # no table when the run had none of the variants.
     def variant_table(title, rows, cfg="1q1j"):
         jobs = [j for j in JOB_TITLES if j != "sw128k-qd16"]
+        cells = [[ratio(get(cfg, j, variant), get(cfg, j, base)) for j in jobs]
+                 for _, variant, base in rows]
+        if all(c is None for row in cells for c in row):
+            return
         L.append("## %s\n" % title)
         L.append("| device | " + " | ".join(JOB_TITLES[j] for j in jobs) + " |")
         L.append("|---|" + "---|" * len(jobs))
-        for label, variant, base in rows:
-            L.append("| %s | %s |" % (label, " | ".join(
-                fmt(ratio(get(cfg, j, variant), get(cfg, j, base)), 2) for j in jobs)))
+        for (label, _, _), row in zip(rows, cells):
+            L.append("| %s | %s |" % (label, " | ".join(fmt(c, 2) for c in row)))
         L.append("")
 
     variant_table("Polling vs sleeping at once (--poll-us off): the default (adaptive) and "
@@ -205,6 +212,10 @@ def main():
                   "--poll-us off (IOPS ratio)",
                   [("null", "znull-" + dnull, "znull-nopoll"),
                    ("loop", "zloop-" + dloop, "zloop-nopoll")], cfg="2q2j")
+    variant_table("One thread for both queues (the default) vs a thread per queue "
+                  "(--threads 2), 2 queues and 2 jobs",
+                  [("null", "znull-" + dnull, "znull-t2"), ("loop", "zloop-" + dloop, "zloop-t2")],
+                  cfg="2q2j")
     variant_table("Batched commands: --batch (UBLK_F_BATCH_IO) vs one command per request "
                   "(1 queue, 1 job, default modes; IOPS ratio)",
                   [("null", "znull-batch", "znull-" + dnull), ("loop", "zloop-batch", "zloop-" + dloop)])

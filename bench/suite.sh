@@ -27,7 +27,9 @@
 #             devices vs zublk stripe/mirror over tmpfs files, zero copy)
 # Configs: 1q1j (1 queue, 1 fio job), 2q2j (2 queues, 2 jobs with
 # cpus_allowed_policy=split; copy and the default mode, plus
-# znull-pin/zloop-pin: the default mode with --pin-queues), 1q2j (1 queue, 2 jobs: the default modes
+# znull-t2/zloop-t2: the default mode with --threads 2, a thread per queue
+# where the default serves both queues from one, and znull-pin/zloop-pin:
+# those threads pinned with --pin-queues), 1q2j (1 queue, 2 jobs: the default modes
 # only, the baseline 2q2j must beat), raid.
 # Every device uses the "none" IO scheduler.
 #
@@ -186,9 +188,12 @@ if [ "$set_" = all ] && need_devices; then
 		zadd znull-batch-1q -t null -q 1 --batch size=${size_mb}M
 		zadd zloop-batch-1q -t loop -q 1 --batch -f "$F"
 	fi
-	# The other placement: queue threads pinned to their queue's CPUs.
-	zadd znull-pin-2q -t null -q 2 --pin-queues size=${size_mb}M
-	zadd zloop-pin-2q -t loop -q 2 --pin-queues -f "$F"
+	# The other placements with 2 queues: a thread per queue (the default
+	# serves both from one), and those threads pinned to their queue's CPUs.
+	zadd znull-t2-2q -t null -q 2 --threads 2 size=${size_mb}M
+	zadd zloop-t2-2q -t loop -q 2 --threads 2 -f "$F"
+	zadd znull-pin-2q -t null -q 2 --threads 2 --pin-queues size=${size_mb}M
+	zadd zloop-pin-2q -t loop -q 2 --threads 2 --pin-queues -f "$F"
 fi
 
 # --- fio -----------------------------------------------------------------------
@@ -267,7 +272,7 @@ devices_for() { # the device names of a config
 		for m in $lms; do echo "zloop-$m-${q}q"; done
 		echo "znull-nopoll-${q}q"
 		echo "zloop-nopoll-${q}q"
-		if [ "$q" = 2 ]; then printf '%s\n' znull-pin-2q zloop-pin-2q; fi
+		if [ "$q" = 2 ]; then printf '%s\n' znull-t2-2q zloop-t2-2q znull-pin-2q zloop-pin-2q; fi
 		if [ "$q" = 1 ]; then printf '%s\n' znull-poll-1q zloop-poll-1q znull-nofill-1q zloop-nomap-1q; fi
 		if [ "$q" = 1 ] && [ -n "${DEV[znull-batch-1q]:-}" ]; then
 			printf '%s\n' znull-batch-1q zloop-batch-1q

@@ -19,13 +19,13 @@ rows=$(grep -c '^RAW,' "$TMP/out")
 # 1 queue: null_blk, 3+3 zublk modes, 2 kernel loops, 2 polling, 2 never
 # polling, null fill=none, loop map=0, 2 batched (where the kernel has BATCH_IO);
 # 2 queues: null_blk, copy + each target's default, 2 kernel loops, 2 never
-# polling, 2 pinned.
+# polling, 2 with a thread per queue, 2 of those pinned.
 batch=0
 "$Z" features | grep -qw BATCH_IO && batch=2
-want=$(((15 + batch + 11) * 2 + 4))
+want=$(((15 + batch + 13) * 2 + 4))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
 for d in nullb znull-copy znull-zero-copy znull-auto-zero-copy kloop kloop-dio zloop-copy \
-	zloop-auto-zero-copy znull-pin zloop-pin znull-poll zloop-poll znull-nopoll zloop-nopoll \
+	zloop-auto-zero-copy znull-t2 zloop-t2 znull-pin zloop-pin znull-poll zloop-poll znull-nopoll zloop-nopoll \
 	znull-nofill zloop-nomap zstripe md0 \
 	zmirror md1; do
 	grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
@@ -59,6 +59,8 @@ grep -q '^| stripe vs md raid0, 4k randread QD32 | [0-9]' "$TMP/res/results.md" 
 	fail "results.md has no --batch ratio"
 grep -A6 '^## Polling vs sleeping at once (--poll-us off)' "$TMP/res/results.md" |
 	grep -q '^| null, adaptive (default) | - | [0-9]' || fail "results.md has no polling ratio"
+grep -A4 '^## One thread for both queues' "$TMP/res/results.md" | grep -q '^| null | - | [0-9]' ||
+	fail "results.md has no one-thread-for-two-queues ratio"
 grep -A6 '^## Polling vs sleeping at once, 2 queues' "$TMP/res/results.md" |
 	grep -q '^| loop | - | [0-9]' || fail "results.md has no 2-queue polling ratio"
 grep -A4 '^## Reads that touch no data' "$TMP/res/results.md" | grep -q '^| null | - | [0-9]' ||
@@ -77,7 +79,7 @@ BENCH_SET=targets BENCH_ROUNDS=2 BENCH_CONFIGS="1q1j 2q2j 1q2j" BENCH_JOBS=rr4k-
 # the two defaults.
 trows=$(grep -c '^RAW,' "$TMP/tout")
 [ "$trows" = $(((9 + 2 + 2) * 2)) ] || fail "targets set: $trows rows, expected 26: $(cat "$TMP/tout")"
-! grep -E '^RAW,[^,]*,[^,]*,[^,]*,(znull|zloop)-(poll|nopoll|nofill|nomap|batch|pin),' "$TMP/tout" ||
+! grep -E '^RAW,[^,]*,[^,]*,[^,]*,(znull|zloop)-(poll|nopoll|nofill|nomap|batch|pin|t2),' "$TMP/tout" ||
 	fail "targets set ran a variant device"
 report "$TMP/tout" "$TMP/tres"
 grep -E '^\| null [a-z-]+ \(its default\), 4k randread QD32 vs null_blk \| [0-9.]+ \| [0-9.]+ \[[0-9.]+-[0-9.]+\], [0-2] of 2 \|' \
