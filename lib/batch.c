@@ -51,9 +51,7 @@ static uint16_t batch_flags(const struct zublk_queue *q)
 static void batch_elem_fill(const struct zublk_queue *q, void *slot, const struct zublk_io *io)
 {
 	struct batch_elem e = {
-		.h = { .tag = io->tag,
-		       .buf_index = (__u16)(q->buf_base + io->tag),
-		       .result = io->result },
+		.h = { .tag = io->tag, .buf_index = zublk_io_buf_index(q, io), .result = io->result },
 		.buf_addr = (uintptr_t)io->buf,
 	};
 

@@ -17,6 +17,7 @@
 int zublk_dev_config_check(const struct zublk_dev_config *cfg, unsigned nr_cpus)
 {
 	unsigned max_q = nr_cpus < UBLK_MAX_NR_QUEUES ? nr_cpus : UBLK_MAX_NR_QUEUES;
+	unsigned nr_q = cfg->nr_queues ? cfg->nr_queues : 1;
 
 	if (cfg->nr_queues > max_q) {
 		zublk_err("queues %u: out of range 1..%u (one per CPU at most)", cfg->nr_queues,
@@ -41,12 +42,12 @@ int zublk_dev_config_check(const struct zublk_dev_config *cfg, unsigned nr_cpus)
 		zublk_err("poll %u us: out of range 1..%u", cfg->poll_us, ZUBLK_POLL_MAX_US);
 		return -EINVAL;
 	}
-	if (cfg->nr_threads > (cfg->nr_queues ? cfg->nr_queues : 1)) {
+	if (cfg->nr_threads > nr_q) {
 		zublk_err("threads %u: out of range 1..%u (one per queue at most)",
-			  cfg->nr_threads, cfg->nr_queues ? cfg->nr_queues : 1);
+			  cfg->nr_threads, nr_q);
 		return -EINVAL;
 	}
-	if (cfg->batch && cfg->nr_threads && cfg->nr_threads != (cfg->nr_queues ? cfg->nr_queues : 1)) {
+	if (cfg->batch && cfg->nr_threads && cfg->nr_threads != nr_q) {
 		zublk_err("threads %u: batch IO takes a thread per queue", cfg->nr_threads);
 		return -EINVAL;
 	}
@@ -523,7 +524,6 @@ int zublk_dev_start(struct zublk_dev *dev)
 			w->dev = dev;
 			w->id = i / per;
 			w->qs = q;
-			w->stats = &dev->stats->q[i];
 		}
 		q->dev = dev;
 		q->q_id = i;

@@ -96,7 +96,6 @@ struct zublk_worker {
 	uint64_t poll_ns;			/* look for work this long before sleeping */
 	bool poll_auto;				/* ... only while looks find work */
 	struct zublk_poll_auto pa;		/* poll_auto's record */
-	struct zublk_queue_stats *stats;	/* enters, sleeps, polls: the first queue's */
 };
 
 struct zublk_queue {
@@ -184,6 +183,12 @@ static inline uint64_t zublk_queue_ud(const struct zublk_queue *q, unsigned tag,
 	return zublk_ud_pack(tag, kind, sub) | (uint64_t)(q->slot & 0xffff) << ZUBLK_UD_SLOT_SHIFT;
 }
 static inline unsigned zublk_ud_slot(uint64_t ud) { return (ud >> ZUBLK_UD_SLOT_SHIFT) & 0xffff; }
+
+/* @io's slot in its worker ring's fixed-buffer table. */
+static inline __u16 zublk_io_buf_index(const struct zublk_queue *q, const struct zublk_io *io)
+{
+	return (__u16)(q->buf_base + io->tag);
+}
 
 /* One io_uring_enter of queue @q that submitted @ret SQEs (or failed). */
 static inline void zublk_queue_count_enter(struct zublk_queue *q, int ret)

@@ -106,7 +106,7 @@ static struct io_uring_sqe *prep_buf_reg(struct zublk_queue *q, struct zublk_io 
 	if (!sqe)
 		return NULL;
 	cmd = (struct ublksrv_io_cmd *)sqe->cmd;
-	cmd->addr = q->buf_base + io->tag; /* our slot in the sparse buffer table */
+	cmd->addr = zublk_io_buf_index(q, io); /* our slot in the sparse buffer table */
 	/*
 	 * Registration completes inline when the SQE is issued, and SQEs are
 	 * issued in ring order, so the ops queued after it see the buffer.
@@ -132,7 +132,7 @@ int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit)
 		cmd->addr = (uintptr_t)io->buf;
 	if (dev->mode == ZUBLK_MODE_AUTO_ZERO_COPY) {
 		struct ublk_auto_buf_reg reg = {
-			.index = (__u16)(q->buf_base + io->tag),
+			.index = zublk_io_buf_index(q, io),
 			.flags = UBLK_AUTO_BUF_REG_FALLBACK,
 		};
 
@@ -163,11 +163,11 @@ static struct io_uring_sqe *prep_rw_sqe(struct zublk_queue *q, struct zublk_io *
 		/* A registered request buffer starts at address 0. */
 		op = write ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED;
 		io_uring_prep_rw(op, sqe, file_idx, (void *)(uintptr_t)io_off, len, file_off);
-		sqe->buf_index = (__u16)(q->buf_base + io->tag);
+		sqe->buf_index = zublk_io_buf_index(q, io);
 	} else if (q->fixed_bufs) {
 		op = write ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED;
 		io_uring_prep_rw(op, sqe, file_idx, (char *)io->buf + io_off, len, file_off);
-		sqe->buf_index = (__u16)(q->buf_base + io->tag);
+		sqe->buf_index = zublk_io_buf_index(q, io);
 	} else {
 		op = write ? IORING_OP_WRITE : IORING_OP_READ;
 		io_uring_prep_rw(op, sqe, file_idx, (char *)io->buf + io_off, len, file_off);

@@ -255,11 +255,10 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* The worker's own counters (enters, sleeps, polls) go to its first queue's. */
 static void worker_count_enter(struct zublk_worker *w, int ret)
 {
-	atomic_fetch_add_explicit(&w->stats->enters, 1, memory_order_relaxed);
-	if (ret > 0)
-		atomic_fetch_add_explicit(&w->stats->submits, (uint64_t)ret, memory_order_relaxed);
+	zublk_queue_count_enter(&w->qs[0], ret);
 }
 
 /* Completions to reap, or task work the kernel runs at our next enter. */
@@ -299,7 +298,7 @@ static bool worker_poll(struct zublk_worker *w, uint64_t window)
 				worker_count_enter(w, io_uring_get_events(&w->ring));
 			if (io_uring_cq_ready(&w->ring)) {
 				zublk_poll_auto_note(&w->pa, true);
-				atomic_fetch_add_explicit(&w->stats->polls, 1,
+				atomic_fetch_add_explicit(&w->qs[0].stats->polls, 1,
 							  memory_order_relaxed);
 				return true;
 			}
@@ -364,7 +363,7 @@ static void worker_loop(struct zublk_worker *w)
 			ret = io_uring_submit_and_wait(&w->ring, 1);
 		}
 		worker_count_enter(w, ret);
-		atomic_fetch_add_explicit(&w->stats->sleeps, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&w->qs[0].stats->sleeps, 1, memory_order_relaxed);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			zublk_err("thread %u: io_uring_enter failed: %s", w->id, strerror(-ret));
 			w->error = ret;
