@@ -15,6 +15,8 @@ _Static_assert(ZUBLK_MAX_QUEUE_DEPTH == UBLK_MAX_QUEUE_DEPTH,
 
 /* user_data kind of the message that stops a queue (see zublk_dev_destroy). */
 #define ZUBLK_UD_STOP 0x7f
+/* ... and of the one that wakes a thread to look at the device's state. */
+#define ZUBLK_UD_WAKE 0x7e
 /* --batch: the multishot FETCH_IO_CMDS, and PREP/COMMIT_IO_CMDS (sub: slot). */
 #define ZUBLK_UD_BFETCH 0x10
 #define ZUBLK_UD_BCOMMIT 0x11
@@ -92,6 +94,7 @@ struct zublk_worker {
 	struct io_uring ring;
 	bool ring_ok;
 	bool stopping;
+	uint64_t settled_since_ns;		/* cancelling: all ours committed since */
 	int error;				/* first fatal error */
 	uint64_t poll_ns;			/* look for work this long before sleeping */
 	bool poll_auto;				/* ... only while looks find work */
@@ -161,6 +164,7 @@ struct zublk_dev {
 	int exit_efd;				/* readable once a queue has exited */
 	_Atomic uint64_t dev_sectors;		/* what requests are checked against */
 	bool stop_requested;			/* zublk_dev_stop() was called */
+	atomic_bool cancelling;			/* the driver aborted a command of ours */
 	int ctl_fd;				/* listening control socket, or -1 */
 	pthread_mutex_t state_lock;		/* state file writers */
 	char files_id[1024];			/* backing identity, "dev:ino:size ..." */

@@ -195,6 +195,37 @@ static void worker_ready(struct zublk_worker *w, int err)
 	pthread_mutex_unlock(&dev->start_lock);
 }
 
+/*
+ * The driver aborted a command of ours: it is cancelling the device's
+ * commands (a quiesce for an upgrade, a stop).  The device's other threads
+ * may sleep with nothing coming to wake them: tell them.
+ */
+static void worker_note_cancel(struct zublk_worker *w)
+{
+	struct zublk_dev *dev = w->dev;
+	uint64_t ud = zublk_ud_pack(0, ZUBLK_UD_WAKE, 0);
+
+	if (atomic_exchange(&dev->cancelling, true))
+		return;
+	for (unsigned i = 0; i < dev->nr_workers; i++) {
+		struct zublk_worker *o = &dev->workers[i];
+		struct io_uring_sqe *sqe;
+
+		if (o == w || !o->ring_ok)
+			continue;
+		sqe = io_uring_get_sqe(&w->ring);
+		if (!sqe) {
+			zublk_queue_count_enter(&w->qs[0], io_uring_submit(&w->ring));
+			sqe = io_uring_get_sqe(&w->ring);
+		}
+		if (!sqe)
+			break;
+		io_uring_prep_msg_ring(sqe, o->ring.ring_fd, 0, ud, 0);
+		io_uring_sqe_set_data64(sqe, ud);
+		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	}
+}
+
 static void handle_cqe(struct zublk_worker *w, const struct io_uring_cqe *cqe)
 {
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
@@ -206,6 +237,8 @@ static void handle_cqe(struct zublk_worker *w, const struct io_uring_cqe *cqe)
 		w->stopping = true;
 		return;
 	}
+	if (kind == ZUBLK_UD_WAKE)
+		return;
 	if (slot >= w->nr_qs) {
 		zublk_err("thread %u: completion for queue slot %u of %u", w->id, slot, w->nr_qs);
 		return;
@@ -236,6 +269,8 @@ static void handle_cqe(struct zublk_worker *w, const struct io_uring_cqe *cqe)
 	if (cqe->res != UBLK_IO_RES_ABORT)
 		zublk_err("queue %u tag %u: fetch/commit failed: %s", q->q_id, tag,
 			  strerror(-cqe->res));
+	else
+		worker_note_cancel(w);
 	io->state = IO_EXITED;
 	q->nr_live--;
 }
@@ -326,6 +361,57 @@ static bool worker_busy(const struct zublk_worker *w)
 	return false;
 }
 
+/*
+ * Every request @w was handed is committed and no target op is in flight.
+ * While the driver cancels, that is all we owe it: a commit that reached
+ * the driver after it aborted the idle commands re-arms a fetch that nobody
+ * aborts (it holds new requests back meanwhile), and waiting for that abort
+ * would keep the device from ever being released.
+ */
+static bool worker_settled(const struct zublk_worker *w)
+{
+	if (w->dev->batch)
+		return false;
+	for (unsigned i = 0; i < w->nr_qs; i++) {
+		const struct zublk_queue *q = &w->qs[i];
+
+		if (q->nr_target_inflight)
+			return false;
+		for (unsigned t = 0; t < q->depth; t++)
+			if (q->ios[t].state == IO_ACTIVE || q->ios[t].state == IO_DONE)
+				return false;
+	}
+	return true;
+}
+
+/*
+ * How long a cancelled worker, settled, waits for the rest of its aborts
+ * before it leaves them to its ring's exit (which cancels every command
+ * still armed).  It also covers a commit linked behind a transfer still
+ * running: leaving first would cancel that commit, and the driver would
+ * hand the request to the next daemon (or fail it, with fail-io).
+ */
+#define CANCEL_GRACE_NS 1000000000ULL
+
+/* Whether to leave now; *bounded: the device is cancelling, wait briefly. */
+static bool worker_cancel_done(struct zublk_worker *w, bool *bounded)
+{
+	uint64_t now;
+
+	*bounded = false;
+	if (!atomic_load_explicit(&w->dev->cancelling, memory_order_relaxed))
+		return false;
+	if (!worker_settled(w)) {
+		w->settled_since_ns = 0;
+		return false;
+	}
+	now = now_ns();
+	if (!w->settled_since_ns)
+		w->settled_since_ns = now;
+	*bounded = true;
+	return now - w->settled_since_ns >= CANCEL_GRACE_NS;
+}
+
 /* --batch: a worker serves one queue (zublk_dev_config_check()). */
 static unsigned worker_batch_flush(struct zublk_worker *w)
 {
@@ -337,9 +423,15 @@ static void worker_loop(struct zublk_worker *w)
 	while (worker_busy(w) && !w->stopping) {
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
-		uint64_t window = poll_window(w);
+		uint64_t window;
+		bool bounded;
 		int ret = 0;
 
+		if (worker_cancel_done(w, &bounded)) {
+			worker_count_enter(w, io_uring_submit(&w->ring));
+			break;
+		}
+		window = bounded ? 0 : poll_window(w);
 		if (window) {
 			worker_batch_flush(w);
 			worker_count_enter(w, io_uring_submit(&w->ring));
@@ -357,6 +449,12 @@ static void worker_loop(struct zublk_worker *w)
 			struct __kernel_timespec ts = { .tv_sec = 1 };
 
 			ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 2, &ts, NULL);
+			if (ret == -ETIME)
+				ret = 0;
+		} else if (bounded) {
+			struct __kernel_timespec ts = { .tv_nsec = 100000000 };
+
+			ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
 			if (ret == -ETIME)
 				ret = 0;
 		} else {
