@@ -213,11 +213,7 @@ static void worker_note_cancel(struct zublk_worker *w)
 
 		if (o == w || !o->ring_ok)
 			continue;
-		sqe = io_uring_get_sqe(&w->ring);
-		if (!sqe) {
-			zublk_queue_count_enter(&w->qs[0], io_uring_submit(&w->ring));
-			sqe = io_uring_get_sqe(&w->ring);
-		}
+		sqe = zublk_queue_get_sqe(&w->qs[0]);	/* the worker's ring */
 		if (!sqe)
 			break;
 		io_uring_prep_msg_ring(sqe, o->ring.ring_fd, 0, ud, 0);
@@ -412,6 +408,15 @@ static bool worker_cancel_done(struct zublk_worker *w, bool *bounded)
 	return now - w->settled_since_ns >= CANCEL_GRACE_NS;
 }
 
+/* Submit, and wait up to @ts for @nr completions; running out of time is no error. */
+static int worker_wait_timeout(struct zublk_worker *w, unsigned nr, struct __kernel_timespec ts)
+{
+	struct io_uring_cqe *cqe;
+	int ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, nr, &ts, NULL);
+
+	return ret == -ETIME ? 0 : ret;
+}
+
 /* --batch: a worker serves one queue (zublk_dev_config_check()). */
 static unsigned worker_batch_flush(struct zublk_worker *w)
 {
@@ -446,17 +451,11 @@ static void worker_loop(struct zublk_worker *w)
 			 * The timeout only matters when the driver refused part of
 			 * it (those requests go again on the next turn).
 			 */
-			struct __kernel_timespec ts = { .tv_sec = 1 };
-
-			ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 2, &ts, NULL);
-			if (ret == -ETIME)
-				ret = 0;
+			ret = worker_wait_timeout(w, 2, (struct __kernel_timespec){ .tv_sec = 1 });
 		} else if (bounded) {
-			struct __kernel_timespec ts = { .tv_nsec = 100000000 };
-
-			ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-			if (ret == -ETIME)
-				ret = 0;
+			/* Cancelling: look at the clock again (worker_cancel_done()). */
+			ret = worker_wait_timeout(w, 1,
+						  (struct __kernel_timespec){ .tv_nsec = 100000000 });
 		} else {
 			ret = io_uring_submit_and_wait(&w->ring, 1);
 		}
