@@ -292,6 +292,22 @@ static void worker_count_enter(struct zublk_worker *w, int ret)
 	zublk_queue_count_enter(&w->qs[0], ret);
 }
 
+/*
+ * Submit what is queued.  liburing enters the kernel only with SQEs to hand
+ * over or when the ring asks for it (task work to run, a CQ overflow):
+ * count only those calls, so that enters/IO is what the kernel saw.
+ */
+static void worker_submit(struct zublk_worker *w)
+{
+	unsigned flags = IO_URING_READ_ONCE(*w->ring.sq.kflags);
+	bool enters = io_uring_sq_ready(&w->ring) ||
+		      (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
+	int ret = io_uring_submit(&w->ring);
+
+	if (enters)
+		worker_count_enter(w, ret);
+}
+
 /* Completions to reap, or task work the kernel runs at our next enter. */
 static bool worker_work_pending(struct zublk_worker *w)
 {
@@ -433,13 +449,13 @@ static void worker_loop(struct zublk_worker *w)
 		int ret = 0;
 
 		if (worker_cancel_done(w, &bounded)) {
-			worker_count_enter(w, io_uring_submit(&w->ring));
+			worker_submit(w);
 			break;
 		}
 		window = bounded ? 0 : poll_window(w);
 		if (window) {
 			worker_batch_flush(w);
-			worker_count_enter(w, io_uring_submit(&w->ring));
+			worker_submit(w);
 			/* Completions the submission itself made are not new work. */
 			if (io_uring_cq_ready(&w->ring) || worker_poll(w, window))
 				goto reap;
