@@ -292,16 +292,21 @@ static void worker_count_enter(struct zublk_worker *w, int ret)
 	zublk_queue_count_enter(&w->qs[0], ret);
 }
 
+/* The ring asks for an enter: task work to run, or a CQ overflow to flush. */
+static bool worker_ring_asks(struct zublk_worker *w)
+{
+	return IO_URING_READ_ONCE(*w->ring.sq.kflags) &
+	       (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
+}
+
 /*
  * Submit what is queued.  liburing enters the kernel only with SQEs to hand
- * over or when the ring asks for it (task work to run, a CQ overflow):
- * count only those calls, so that enters/IO is what the kernel saw.
+ * over or when the ring asks for it: count only those calls, so that
+ * enters/IO is what the kernel saw.
  */
 static void worker_submit(struct zublk_worker *w)
 {
-	unsigned flags = IO_URING_READ_ONCE(*w->ring.sq.kflags);
-	bool enters = io_uring_sq_ready(&w->ring) ||
-		      (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
+	bool enters = io_uring_sq_ready(&w->ring) || worker_ring_asks(w);
 	int ret = io_uring_submit(&w->ring);
 
 	if (enters)
@@ -311,10 +316,7 @@ static void worker_submit(struct zublk_worker *w)
 /* Completions to reap, or task work the kernel runs at our next enter. */
 static bool worker_work_pending(struct zublk_worker *w)
 {
-	unsigned flags = IO_URING_READ_ONCE(*w->ring.sq.kflags);
-
-	return io_uring_cq_ready(&w->ring) ||
-	       (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
+	return io_uring_cq_ready(&w->ring) || worker_ring_asks(w);
 }
 
 /* How long to look for work before sleeping this time (0: don't). */
