@@ -46,6 +46,20 @@ static int parse(const char *json, struct zublk_state *st)
 
 /* ----------------------------------------------------------- the reader */
 
+/* Each of @bad[0..n) is refused with -EINVAL (and parsing it does not crash). */
+static void check_all_refused(const char *const *bad, size_t n)
+{
+	struct zublk_state st;
+
+	for (size_t i = 0; i < n; i++) {
+		int ret = parse(bad[i], &st);
+
+		CHECK_EQ(ret, -EINVAL);
+		if (ret != -EINVAL)
+			printf("#   for '%s'\n", bad[i]);
+	}
+}
+
 TEST(a_daemons_state_file_fills_every_field)
 {
 	struct zublk_state st;
@@ -157,15 +171,8 @@ TEST(malformed_input_is_einval_and_does_not_crash)
 		"{\"options\":\"a\"]}",
 		"{\"id\":3,\"options\":[\"a\"]",
 	};
-	struct zublk_state st;
 
-	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
-		int ret = parse(bad[i], &st);
-
-		CHECK_EQ(ret, -EINVAL);
-		if (ret != -EINVAL)
-			printf("#   for '%s'\n", bad[i]);
-	}
+	check_all_refused(bad, ARRAY_SIZE(bad));
 }
 
 /* A \u escape cut short must not carry the reader past the end of the text. */
@@ -180,15 +187,8 @@ TEST(a_short_unicode_escape_does_not_read_past_the_end)
 		"{\"target\":\"\\u004",
 		"{\"options\":[\"\\u4\"]}",
 	};
-	struct zublk_state st;
 
-	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
-		int ret = parse(bad[i], &st);
-
-		CHECK_EQ(ret, -EINVAL);
-		if (ret != -EINVAL)
-			printf("#   for '%s'\n", bad[i]);
-	}
+	check_all_refused(bad, ARRAY_SIZE(bad));
 }
 
 /* A state file cut short (disk full, a crash mid-write) is refused. */

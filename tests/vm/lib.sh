@@ -51,6 +51,24 @@ wait_until() {
 no_devices() { [ "$("$Z" list --json | tr -d ' \n')" = "[]" ]; }
 no_daemons() { ! pgrep -f "$Z add" >/dev/null && ! pgrep -x zublk >/dev/null; }
 
+# expect_err PATTERN ARGS...: zublk ARGS fails (not by timeout) with one stderr
+# line matching PATTERN, prints nothing, and leaves no device and no daemon
+expect_err() {
+	local pat=$1 rc lines
+	shift
+	timeout 60 "$Z" "$@" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	[ $rc -ne 0 ] || fail "zublk $* succeeded"
+	[ $rc -ne 124 ] || fail "zublk $* hung"
+	lines=$(wc -l <"$TMP/err")
+	[ "$lines" -eq 1 ] || fail "zublk $*: $lines lines on stderr: $(cat "$TMP/err")"
+	grep -qE -- "$pat" "$TMP/err" || fail "zublk $*: '$(cat "$TMP/err")' does not match '$pat'"
+	[ ! -s "$TMP/out" ] || fail "zublk $*: printed '$(cat "$TMP/out")'"
+	no_devices || fail "zublk $*: left a device: $("$Z" list)"
+	wait_until 5 no_daemons || fail "zublk $*: left a daemon: $(pgrep -a zublk)"
+	note "$(cat "$TMP/err")"
+}
+
 modprobe ublk_drv 2>/dev/null
 modprobe ext4 2>/dev/null
 # A bare devtmpfs has no /dev/fd, which process substitution needs.

@@ -2,22 +2,6 @@
 # Bad input: one clear line naming the cause, a non-zero exit, nothing left.
 . "$(dirname "$0")/lib.sh"
 truncate -s 64M "$TMP/img"
-# expect_err PATTERN ARGS...: zublk ARGS fails with one stderr line matching PATTERN
-expect_err() {
-	local pat=$1 rc lines
-	shift
-	timeout 60 "$Z" "$@" >"$TMP/out" 2>"$TMP/err"
-	rc=$?
-	[ $rc -ne 0 ] || fail "zublk $* succeeded"
-	[ $rc -ne 124 ] || fail "zublk $* hung"
-	lines=$(wc -l <"$TMP/err")
-	[ "$lines" -eq 1 ] || fail "zublk $*: $lines lines on stderr: $(cat "$TMP/err")"
-	grep -qE "$pat" "$TMP/err" || fail "zublk $*: '$(cat "$TMP/err")' does not match '$pat'"
-	[ ! -s "$TMP/out" ] || fail "zublk $*: printed '$(cat "$TMP/out")'"
-	no_devices || fail "zublk $*: left a device: $("$Z" list)"
-	wait_until 5 no_daemons || fail "zublk $*: left a daemon: $(pgrep -a zublk)"
-	note "$(cat "$TMP/err")"
-}
 expect_err "backing file '$TMP/missing.img': No such file or directory" \
 	add -t loop -f "$TMP/missing.img"
 expect_err "target 'nosuch': unknown" add -t nosuch

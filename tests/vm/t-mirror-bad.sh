@@ -4,23 +4,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/raid-lib.sh"
 
-# expect_err PATTERN ARGS...: zublk ARGS fails with one stderr line matching PATTERN
-expect_err() {
-	local pat=$1 rc lines
-	shift
-	timeout 60 "$Z" "$@" >"$TMP/out" 2>"$TMP/err"
-	rc=$?
-	[ $rc -ne 0 ] || fail "zublk $* succeeded"
-	[ $rc -ne 124 ] || fail "zublk $* hung"
-	lines=$(wc -l <"$TMP/err")
-	[ "$lines" -eq 1 ] || fail "zublk $*: $lines lines on stderr: $(cat "$TMP/err")"
-	grep -qE -- "$pat" "$TMP/err" || fail "zublk $*: '$(cat "$TMP/err")' does not match '$pat'"
-	[ ! -s "$TMP/out" ] || fail "zublk $*: printed '$(cat "$TMP/out")'"
-	no_devices || fail "zublk $*: left a device: $("$Z" list)"
-	wait_until 5 no_daemons || fail "zublk $*: left a daemon: $(pgrep -a zublk)"
-	note "$(cat "$TMP/err")"
-}
-
 truncate -s 64M "$TMP/a" "$TMP/b" "$TMP/c"
 expect_err "mirror: needs 2 or more legs .*got 1" add -t mirror file="$TMP/a"
 expect_err "mirror: needs 2 or more legs .*got 0" add -t mirror

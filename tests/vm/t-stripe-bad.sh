@@ -10,23 +10,6 @@ stripe_cleanup() {
 }
 trap stripe_cleanup EXIT
 
-# expect_err PATTERN ARGS...: zublk ARGS fails with one stderr line matching PATTERN
-expect_err() {
-	local pat=$1 rc lines
-	shift
-	timeout 60 "$Z" "$@" >"$TMP/out" 2>"$TMP/err"
-	rc=$?
-	[ $rc -ne 0 ] || fail "zublk $* succeeded"
-	[ $rc -ne 124 ] || fail "zublk $* hung"
-	lines=$(wc -l <"$TMP/err")
-	[ "$lines" -eq 1 ] || fail "zublk $*: $lines lines on stderr: $(cat "$TMP/err")"
-	grep -qE -- "$pat" "$TMP/err" || fail "zublk $*: '$(cat "$TMP/err")' does not match '$pat'"
-	[ ! -s "$TMP/out" ] || fail "zublk $*: printed '$(cat "$TMP/out")'"
-	no_devices || fail "zublk $*: left a device: $("$Z" list)"
-	wait_until 5 no_daemons || fail "zublk $*: left a daemon: $(pgrep -a zublk)"
-	note "$(cat "$TMP/err")"
-}
-
 truncate -s 64M "$TMP/a" "$TMP/b"
 expect_err "stripe: needs 2 or more members .*got 1" add -t stripe file="$TMP/a"
 expect_err "stripe: needs 2 or more members .*got 0" add -t stripe chunk=64k
