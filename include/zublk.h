@@ -353,11 +353,12 @@ int zublk_dev_config_check(const struct zublk_dev_config *cfg, unsigned nr_cpus)
  * How many threads serve @nr_queues queues of @depth tags on @nr_cpus CPUs:
  * @want when set (at most one per queue).  Otherwise a thread per queue
  * while CPUs are left over for the submitters, and one thread per two
- * queues when there is a queue per CPU: there a thread per queue cannot
- * look for work before sleeping without taking a submitter's CPU, and two
- * sleeping threads measured costlier per IO than one looking thread serving
- * both queues (bench/notes.md).  Queues are spread evenly, and no thread
- * gets more than ZUBLK_MAX_THREAD_TAGS tags.
+ * queues when there is a queue per CPU: there no thread may look for work
+ * before sleeping without taking a submitter's CPU, and one sleeping thread
+ * serving two queues gathers more requests per wakeup than two; it measured
+ * at or above the 1-queue device in every benchmark row, where a thread per
+ * queue lost a quarter at 512k writes to null (bench/notes.md).  Queues are
+ * spread evenly, and no thread gets more than ZUBLK_MAX_THREAD_TAGS tags.
  */
 unsigned zublk_threads_for(unsigned nr_queues, unsigned depth, unsigned want, unsigned nr_cpus);
 

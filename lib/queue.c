@@ -560,13 +560,15 @@ static void *worker_thread(void *arg)
 	prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
 
 	/*
-	 * With a thread per CPU, every CPU a submitter runs on has one, and
-	 * a looking thread keeps the submitter off its CPU: adaptive polling
-	 * measured 0.67-0.94x sleeping at once at 4k with a queue and a
-	 * thread per CPU, 2 jobs on 2 CPUs (bench/notes.md).  It looks only
-	 * where CPUs are left over.
+	 * A device with a queue per CPU expects a submitter on every CPU,
+	 * and a looking thread keeps one of them off its CPU: with 2 queues
+	 * and 2 jobs on 2 CPUs, one thread serving both queues measured
+	 * 1.02-1.11x the 1-queue device when it sleeps at once, 0.96-1.08x
+	 * when it looks, and a thread per queue that looks 0.67-0.94x one
+	 * that sleeps (bench/notes.md).  It looks only where the device
+	 * leaves CPUs over.
 	 */
-	w->poll_auto = dev->cfg.poll_us == ZUBLK_POLL_AUTO && dev->nr_workers < nr_cpus;
+	w->poll_auto = dev->cfg.poll_us == ZUBLK_POLL_AUTO && dev->nr_queues < nr_cpus;
 	if (w->poll_auto)
 		w->poll_ns = (uint64_t)ZUBLK_POLL_AUTO_US * 1000;
 	else if (dev->cfg.poll_us != ZUBLK_POLL_OFF)
