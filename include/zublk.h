@@ -189,7 +189,8 @@ struct zublk_target_geom {
 	 * ... and copies every READ and WRITE that way (a rare fallback
 	 * aside): the default mode is then zero-copy rather than
 	 * auto-zero-copy, which would register every request's pages for
-	 * nothing.
+	 * nothing; and a device with a queue per CPU keeps a thread per queue
+	 * (the copies then run on every CPU) where it would get one per two.
 	 */
 	bool copies_all;
 };
@@ -357,8 +358,10 @@ int zublk_dev_config_check(const struct zublk_dev_config *cfg, unsigned nr_cpus)
  * before sleeping without taking a submitter's CPU, and one sleeping thread
  * serving two queues gathers more requests per wakeup than two; it measured
  * at or above the 1-queue device in every benchmark row, where a thread per
- * queue lost a quarter at 512k writes to null (bench/notes.md).  Queues are
- * spread evenly, and no thread gets more than ZUBLK_MAX_THREAD_TAGS tags.
+ * queue lost a quarter at 512k writes to null (bench/notes.md); a target
+ * that copies every request itself asks for a thread per queue
+ * (zublk_dev_start(), copies_all).  Queues are spread evenly, and no thread
+ * gets more than ZUBLK_MAX_THREAD_TAGS tags.
  */
 unsigned zublk_threads_for(unsigned nr_queues, unsigned depth, unsigned want, unsigned nr_cpus);
 

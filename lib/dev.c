@@ -506,11 +506,19 @@ static void worker_pin(struct zublk_dev *dev, struct zublk_worker *w)
 int zublk_dev_start(struct zublk_dev *dev)
 {
 	unsigned nr_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN), per;
+	unsigned want = dev->cfg.nr_threads;
 	int ret = 0;
 
+	/*
+	 * A target that copies every request's data in its queue thread
+	 * (a file in memory) costs that thread CPU by the byte: a thread per
+	 * queue copies on every CPU at once (bench/notes.md).
+	 */
+	if (!want && dev->geom.copies_all)
+		want = dev->nr_queues;
 	dev->nr_workers = dev->batch ? dev->nr_queues
 				     : zublk_threads_for(dev->nr_queues, dev->info.queue_depth,
-							 dev->cfg.nr_threads, nr_cpus);
+							 want, nr_cpus);
 	per = (dev->nr_queues + dev->nr_workers - 1) / dev->nr_workers;
 	dev->queues = calloc(dev->nr_queues, sizeof(*dev->queues));
 	dev->workers = calloc(dev->nr_workers, sizeof(*dev->workers));

@@ -163,6 +163,28 @@ add -t stripe file="$MNT/a" file="$MNT/b" chunk=16k
 del "$ID"
 note "default modes: zero-copy when copied straight, else auto-zero-copy"
 
+# A queue per CPU: copied straight, each queue gets a thread of its own
+# (the copies run on every CPU); through io_uring (map=0), a thread per two.
+ncpu=$(nproc)
+if [ "$ncpu" -ge 2 ]; then
+	truncate -s 160M "$MNT/qpc"
+	add -t loop -f "$MNT/qpc" -q "$ncpu"
+	[ "$(dev_field "$ID" threads)" = "$ncpu" ] ||
+		fail "mapped, -q $ncpu: threads $(dev_field "$ID" threads), want $ncpu"
+	fio_ok qpc --filename="$DEV" --rw=randwrite --bs=64k --iodepth=8 --size=64M \
+		--numjobs=2 --offset_increment=64M --verify=crc32c --cpus_allowed=0-1 \
+		--cpus_allowed_policy=split
+	del "$ID"
+	add -t loop -f "$MNT/qpc" -q "$ncpu" map=0
+	[ "$(dev_field "$ID" threads)" = "$(((ncpu + 1) / 2))" ] ||
+		fail "map=0, -q $ncpu: threads $(dev_field "$ID" threads), want $(((ncpu + 1) / 2))"
+	del "$ID"
+	rm -f "$MNT/qpc"
+	note "-q $ncpu: $ncpu threads mapped, $(((ncpu + 1) / 2)) with map=0"
+else
+	note "1 CPU: no queue-per-CPU check"
+fi
+
 # Bad input: one line, no device.
 truncate -s 16M "$TMP/disk"
 for args in "map=1 -f $TMP/disk" "map_max=64q -f $MNT/a" "map=2 -f $MNT/a"; do
