@@ -356,9 +356,10 @@ int zublk_dev_config_check(const struct zublk_dev_config *cfg, unsigned nr_cpus)
  * while CPUs are left over for the submitters, and one thread per two
  * queues when there is a queue per CPU: there no thread may look for work
  * before sleeping without taking a submitter's CPU, and one sleeping thread
- * serving two queues gathers more requests per wakeup than two; it measured
- * at or above the 1-queue device in every benchmark row, where a thread per
- * queue lost a quarter at 512k writes to null (bench/notes.md); a target
+ * serving two queues gathers more requests per wakeup than two; on null it
+ * measured at or above the 1-queue device at 4k reads and 512k writes in
+ * four boots, where a thread per queue lost a quarter at 512k writes
+ * (bench/notes.md); a target
  * that copies every request itself asks for a thread per queue
  * (zublk_dev_start(), copies_all).  Queues are spread evenly, and no thread
  * gets more than ZUBLK_MAX_THREAD_TAGS tags.

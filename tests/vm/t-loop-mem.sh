@@ -166,6 +166,7 @@ note "default modes: zero-copy when copied straight, else auto-zero-copy"
 # A queue per CPU: copied straight, each queue gets a thread of its own
 # (the copies run on every CPU); through io_uring (map=0), a thread per two.
 ncpu=$(nproc)
+half=$(((ncpu + 1) / 2))
 if [ "$ncpu" -ge 2 ]; then
 	truncate -s 160M "$MNT/qpc"
 	add -t loop -f "$MNT/qpc" -q "$ncpu"
@@ -176,11 +177,11 @@ if [ "$ncpu" -ge 2 ]; then
 		--cpus_allowed_policy=split
 	del "$ID"
 	add -t loop -f "$MNT/qpc" -q "$ncpu" map=0
-	[ "$(dev_field "$ID" threads)" = "$(((ncpu + 1) / 2))" ] ||
-		fail "map=0, -q $ncpu: threads $(dev_field "$ID" threads), want $(((ncpu + 1) / 2))"
+	[ "$(dev_field "$ID" threads)" = "$half" ] ||
+		fail "map=0, -q $ncpu: threads $(dev_field "$ID" threads), want $half"
 	del "$ID"
 	rm -f "$MNT/qpc"
-	note "-q $ncpu: $ncpu threads mapped, $(((ncpu + 1) / 2)) with map=0"
+	note "-q $ncpu: $ncpu threads mapped, $half with map=0"
 else
 	note "1 CPU: no queue-per-CPU check"
 fi
