@@ -142,8 +142,11 @@ def main():
         target(name, ratio(va, vb), goal, detail, paired(a, b, m))
 
     q32 = ("1q1j", "rr4k-qd32")
+    busy = get(*q32, "nullb-busy")
     versus("null %s (its default), 4k randread QD32 vs null_blk" % dnull,
-           q32 + ("znull-" + dnull,), q32 + ("nullb",), 0.95)
+           q32 + ("znull-" + dnull,), q32 + ("nullb",), 0.95,
+           "" if busy is None else "null_blk with the other CPU busy: %s x null_blk; zublk %s x that"
+           % (fmt(ratio(busy, get(*q32, "nullb")), 2), fmt(ratio(get(*q32, "znull-" + dnull), busy), 2)))
     versus("loop %s (its default), 4k randread QD32 vs kernel loop (dio off)" % dloop,
            q32 + ("zloop-" + dloop,), q32 + ("kloop",), 1.3)
     for m in ("zero-copy", "auto-zero-copy"):
@@ -258,7 +261,7 @@ def ref_ratios(get, cfg, job, dev):
     v = get(cfg, job, dev)
     nb = kl = kd = md = None
     nullb = "nullb"
-    if dev.startswith("znull"):
+    if dev.startswith("znull") or dev == "nullb-busy":
         nb = ratio(v, get(cfg, job, nullb))
     if dev.startswith("zloop"):
         kl = ratio(v, get(cfg, job, "kloop"))

@@ -9,6 +9,10 @@
 #
 # Devices (all exist at once, so every round takes turns between them):
 #   nullb     null_blk, queue_mode=2 (blk-mq), max_sectors 1024 (512 KiB)
+#   nullb-busy   (1 queue, 4k randread QD32 only; a reference, no target)
+#             null_blk again with fio on CPU 0 and every other CPU kept
+#             busy by a spinning shell: what null_blk does when the other
+#             vCPU works, as a ublk daemon's does (bench/notes.md)
 #   znull-M   zublk null in data mode M
 #   kloop-dio the kernel loop driver, direct-io on, over a tmpfs file
 #   kloop     the kernel loop driver, direct-io off, over the same file
@@ -66,7 +70,15 @@ for m in ublk_drv loop; do modprobe $m 2>/dev/null || true; done
 T=$(mktemp -d /tmp/zublk-bench.XXXXXX)
 LOOPS=()
 MDS=()
+SPIN=()
+stop_spin() { # the spinners of nullb-busy
+	((${#SPIN[@]})) || return 0
+	kill "${SPIN[@]}" 2>/dev/null || true
+	wait "${SPIN[@]}" 2>/dev/null || true
+	SPIN=()
+}
 finish() {
+	stop_spin
 	pkill -9 -x fio 2>/dev/null || true
 	timeout 60 "$Z" del --all >/dev/null 2>&1 || true
 	for m in "${MDS[@]}"; do mdadm --stop "$m" >/dev/null 2>&1 || true; done
@@ -170,6 +182,7 @@ if need_devices; then
 	nullb zb1 1
 	nullb zb2 2
 	DEV[nullb-1q]=${DEV[zb1]}
+	DEV[nullb-busy-1q]=${DEV[zb1]}
 	DEV[nullb-2q]=${DEV[zb2]}
 	kloop kloop-dio on "$F"
 	kloop kloop off "$F"
@@ -232,14 +245,22 @@ snap() { # snap NAME FILE: the daemon's counters, CPU ticks and voluntary contex
 }
 # run ROUND CONFIG JOB NAME NJOBS
 run() {
-	local round=$1 cfg=$2 job=$3 name=$4 nj=$5 dev=${DEV[$4]} extra=()
+	local round=$1 cfg=$2 job=$3 name=$4 nj=$5 dev=${DEV[$4]} extra=() c
 	[ "$nj" -gt 1 ] && extra=(--numjobs="$nj" --group_reporting --cpus_allowed=0-$(($(nproc) - 1)) --cpus_allowed_policy=split)
+	if [ "$name" = nullb-busy-1q ]; then
+		extra=(--cpus_allowed=0)
+		for ((c = 1; c < $(nproc); c++)); do
+			taskset -c "$c" sh -c 'while :; do :; done' &
+			SPIN+=($!)
+		done
+	fi
 	snap "$name" "$T/before"
 	# shellcheck disable=SC2046
 	fio --name="$job" --filename="$dev" --ioengine=io_uring --direct=1 --time_based \
 		--runtime="$runtime" --ramp_time="$ramp" --lat_percentiles=1 --output-format=json \
 		$(job_args "$job") "${extra[@]}" >"$T/fio.json" 2>"$T/fio.err" ||
 		die "fio $job on $name ($dev) failed: $(head -3 "$T/fio.err")"
+	stop_spin
 	snap "$name" "$T/after"
 	python3 bench/fio_row.py "$T/fio.json" "$T/before" "$T/after" "$round,$cfg,$job,${name%-[12]q}"
 }
@@ -300,7 +321,11 @@ for r in $(seq "$rounds"); do
 		[ "$nj" -gt 1 ] && cjobs=$jobs_2j
 		for job in $cjobs; do
 			log "round $r/$rounds $cfg $job"
-			for d in $(rotate "$r" "${devs[@]}"); do
+			jdevs=("${devs[@]}")
+			if [ "$cfg" = 1q1j ] && [ "$job" = rr4k-qd32 ] && [ "$(nproc)" -gt 1 ]; then
+				jdevs+=(nullb-busy-1q)
+			fi
+			for d in $(rotate "$r" "${jdevs[@]}"); do
 				run "$r" "$cfg" "$job" "$d" "$nj"
 			done
 		done

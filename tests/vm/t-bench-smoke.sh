@@ -16,15 +16,17 @@ bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 	fail "bench/suite.sh failed: $(tail -3 "$TMP/err")"
 
 rows=$(grep -c '^RAW,' "$TMP/out")
+! pgrep -f 'while :; do :; done' >/dev/null || fail "nullb-busy's spinners outlived the suite"
 # 1 queue: null_blk, 3+3 zublk modes, 2 kernel loops, 2 polling, 2 never
-# polling, null fill=none, loop map=0, 2 batched (where the kernel has BATCH_IO);
+# polling, null fill=none, loop map=0, 2 batched (where the kernel has BATCH_IO),
+# and at 4k QD32 null_blk with the other CPU busy;
 # 2 queues: null_blk, copy + each target's default, 2 kernel loops, 2 never
 # polling, 2 with a thread per queue, 2 of those pinned.
 batch=0
 "$Z" features | grep -qw BATCH_IO && batch=2
-want=$(((15 + batch + 13) * 2 + 4))
+want=$(((15 + batch + 13) * 2 + 4 + 1))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
-for d in nullb znull-copy znull-zero-copy znull-auto-zero-copy kloop kloop-dio zloop-copy \
+for d in nullb nullb-busy znull-copy znull-zero-copy znull-auto-zero-copy kloop kloop-dio zloop-copy \
 	zloop-auto-zero-copy znull-t2 zloop-t2 znull-pin zloop-pin znull-poll zloop-poll znull-nopoll zloop-nopoll \
 	znull-nofill zloop-nomap zstripe md0 \
 	zmirror md1; do
@@ -75,14 +77,14 @@ note "$rows rows, report written"
 BENCH_SET=targets BENCH_ROUNDS=2 BENCH_CONFIGS="1q1j 2q2j 1q2j" BENCH_JOBS=rr4k-qd32 \
 	BENCH_JOBS_2J=rr4k-qd32 bash "$ROOT/bench/suite.sh" >"$TMP/tout" 2>"$TMP/err" ||
 	fail "bench/suite.sh (targets) failed: $(tail -3 "$TMP/err")"
-# Per round: 1q1j null_blk, 3+3 zublk modes, 2 kernel loops; 2q2j and 1q2j
-# the two defaults.
+# Per round: 1q1j null_blk (and with the other CPU busy), 3+3 zublk modes,
+# 2 kernel loops; 2q2j and 1q2j the two defaults.
 trows=$(grep -c '^RAW,' "$TMP/tout")
-[ "$trows" = $(((9 + 2 + 2) * 2)) ] || fail "targets set: $trows rows, expected 26: $(cat "$TMP/tout")"
+[ "$trows" = $(((10 + 2 + 2) * 2)) ] || fail "targets set: $trows rows, expected 28: $(cat "$TMP/tout")"
 ! grep -E '^RAW,[^,]*,[^,]*,[^,]*,(znull|zloop)-(poll|nopoll|nofill|nomap|batch|pin|t2),' "$TMP/tout" ||
 	fail "targets set ran a variant device"
 report "$TMP/tout" "$TMP/tres"
-grep -E '^\| null [a-z-]+ \(its default\), 4k randread QD32 vs null_blk \| [0-9.]+ \| [0-9.]+ \[[0-9.]+-[0-9.]+\], [0-2] of 2 \|' \
+grep -E '^\| null [a-z-]+ \(its default\), 4k randread QD32 vs null_blk \| [0-9.]+ \(null_blk with the other CPU busy: [0-9.]+ x null_blk; zublk [0-9.]+ x that\) \| [0-9.]+ \[[0-9.]+-[0-9.]+\], [0-2] of 2 \|' \
 	"$TMP/tres/results.md" >/dev/null || fail "targets report has no per-round null ratio: $(grep -A4 '^| target' "$TMP/tres/results.md")"
 grep -E '^\| loop [a-z-]+, 4k randread QD32: 2 queues/2 jobs vs 1 queue/2 jobs \| [0-9.]+ \| [0-9.]+ \[' \
 	"$TMP/tres/results.md" >/dev/null || fail "targets report has no per-round 2-queue ratio"
