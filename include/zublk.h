@@ -359,10 +359,9 @@ int zublk_dev_config_check(const struct zublk_dev_config *cfg, unsigned nr_cpus)
  * serving two queues gathers more requests per wakeup than two; on null it
  * measured at or above the 1-queue device at 4k reads and 512k writes in
  * four boots, where a thread per queue lost a quarter at 512k writes
- * (bench/notes.md); a target
- * that copies every request itself asks for a thread per queue
- * (zublk_dev_start(), copies_all).  Queues are spread evenly, and no thread
- * gets more than ZUBLK_MAX_THREAD_TAGS tags.
+ * (bench/notes.md); a target that copies every request itself asks for a
+ * thread per queue (zublk_dev_start(), copies_all).  Queues are spread
+ * evenly, and no thread gets more than ZUBLK_MAX_THREAD_TAGS tags.
  */
 unsigned zublk_threads_for(unsigned nr_queues, unsigned depth, unsigned want, unsigned nr_cpus);
 

@@ -505,9 +505,10 @@ static void worker_pin(struct zublk_dev *dev, struct zublk_worker *w)
 
 int zublk_dev_start(struct zublk_dev *dev)
 {
-	unsigned nr_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN), per;
-	unsigned want = dev->cfg.nr_threads;
+	unsigned want = dev->cfg.nr_threads, per;
 	int ret = 0;
+
+	dev->nr_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 
 	/*
 	 * A target that copies every request's data in its queue thread
@@ -518,7 +519,7 @@ int zublk_dev_start(struct zublk_dev *dev)
 		want = dev->nr_queues;
 	dev->nr_workers = dev->batch ? dev->nr_queues
 				     : zublk_threads_for(dev->nr_queues, dev->info.queue_depth,
-							 want, nr_cpus);
+							 want, dev->nr_cpus);
 	per = (dev->nr_queues + dev->nr_workers - 1) / dev->nr_workers;
 	dev->queues = calloc(dev->nr_queues, sizeof(*dev->queues));
 	dev->workers = calloc(dev->nr_workers, sizeof(*dev->workers));

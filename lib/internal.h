@@ -150,6 +150,7 @@ struct zublk_dev {
 	unsigned nr_queues;
 	struct zublk_queue *queues;
 	unsigned nr_workers;			/* threads serving the queues */
+	unsigned nr_cpus;			/* online when it started */
 	struct zublk_worker *workers;
 	void *priv;
 	bool added;

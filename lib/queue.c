@@ -540,7 +540,6 @@ static void *worker_thread(void *arg)
 {
 	struct zublk_worker *w = arg;
 	struct zublk_dev *dev = w->dev;
-	unsigned nr_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	char name[16];
 	sigset_t all;
 	int ret;
@@ -568,7 +567,7 @@ static void *worker_thread(void *arg)
 	 * that sleeps (bench/notes.md).  It looks only where the device
 	 * leaves CPUs over.
 	 */
-	w->poll_auto = dev->cfg.poll_us == ZUBLK_POLL_AUTO && dev->nr_queues < nr_cpus;
+	w->poll_auto = dev->cfg.poll_us == ZUBLK_POLL_AUTO && dev->nr_queues < dev->nr_cpus;
 	if (w->poll_auto)
 		w->poll_ns = (uint64_t)ZUBLK_POLL_AUTO_US * 1000;
 	else if (dev->cfg.poll_us != ZUBLK_POLL_OFF)

@@ -15,8 +15,8 @@ export BENCH_RAID_JOBS=rr4k-qd32 BENCH_MODES="copy zero-copy auto-zero-copy"
 bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 	fail "bench/suite.sh failed: $(tail -3 "$TMP/err")"
 
-rows=$(grep -c '^RAW,' "$TMP/out")
 ! pgrep -f 'while :; do :; done' >/dev/null || fail "nullb-busy's spinners outlived the suite"
+rows=$(grep -c '^RAW,' "$TMP/out")
 # 1 queue: null_blk, 3+3 zublk modes, 2 kernel loops, 2 polling, 2 never
 # polling, null fill=none, loop map=0, 2 batched (where the kernel has BATCH_IO),
 # and at 4k QD32 null_blk with the other CPU busy;
