@@ -55,9 +55,12 @@ struct zublk_stats_file {
  * Adaptive polling (zublk_dev_config.poll_us == ZUBLK_POLL_AUTO): a queue
  * looks for work before it sleeps while most of its looks find some.
  * @hits is the running share of looks that did, in 1/256ths, 1/8 per
- * outcome; every ZUBLK_POLL_PROBE-th time the queue runs out of work it
- * looks anyway, so that polling resumes once work comes fast again.  A
- * device with a queue per CPU does not look at all (queue_thread()).
+ * outcome; every ZUBLK_POLL_PROBE-th time the queue runs out of work and
+ * sleeps (@turn) it looks anyway, so that polling resumes once work comes
+ * fast again.  Only a sleep moves @turn on: a turn that finds completions
+ * before it would look or sleep (a batched commit's, made as it is
+ * submitted) leaves a due probe due.  A device with a queue per CPU does
+ * not look at all (worker_thread()).
  */
 struct zublk_poll_auto {
 	unsigned hits;
@@ -66,9 +69,14 @@ struct zublk_poll_auto {
 #define ZUBLK_POLL_PROBE 16
 #define ZUBLK_POLL_WANT 192 /* 3/4 of the looks */
 
-static inline bool zublk_poll_auto_want(struct zublk_poll_auto *pa)
+static inline bool zublk_poll_auto_want(const struct zublk_poll_auto *pa)
 {
-	return pa->hits >= ZUBLK_POLL_WANT || ++pa->turn % ZUBLK_POLL_PROBE == 0;
+	return pa->hits >= ZUBLK_POLL_WANT || pa->turn % ZUBLK_POLL_PROBE == 0;
+}
+
+static inline void zublk_poll_auto_slept(struct zublk_poll_auto *pa)
+{
+	pa->turn++;
 }
 
 static inline void zublk_poll_auto_note(struct zublk_poll_auto *pa, bool hit)

@@ -479,6 +479,7 @@ static void worker_loop(struct zublk_worker *w)
 		}
 		worker_count_enter(w, ret);
 		atomic_fetch_add_explicit(&w->qs[0].stats->sleeps, 1, memory_order_relaxed);
+		zublk_poll_auto_slept(&w->pa);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			zublk_err("thread %u: io_uring_enter failed: %s", w->id, strerror(-ret));
 			w->error = ret;
