@@ -107,8 +107,11 @@ TEST(half_the_looks_hitting_is_not_enough_to_keep_looking)
 	struct zublk_poll_auto pa = { .hits = 256 };
 	unsigned looks = 0;
 
-	for (unsigned i = 0; i < 1600; i++)
-		looks += out_of_work(&pa, looks % 2 == 0);
+	for (unsigned i = 0; i < 1600; i++) {
+		bool hit = looks % 2 == 0;
+
+		looks += out_of_work(&pa, hit);
+	}
 	/* Mostly probes: far fewer looks than turns. */
 	CHECK(looks < 1600 / 4);
 }
