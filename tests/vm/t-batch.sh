@@ -59,9 +59,15 @@ add -t null size=1G --batch
 share "$ID"
 batched=$SHARE
 del "$ID"
-[ "$batched" -gt 0 ] && [ $((batched * 2)) -ge "$plain" ] ||
-	fail "QD1: $batched % of --batch's requests found by looking, $plain % without --batch"
-note "QD1: $batched % of --batch's requests found by looking, $plain % without"
+# Where even the unbatched queue's looks mostly miss (a host too slow to
+# answer within the window), the comparison says nothing.
+if [ "$plain" -ge 20 ]; then
+	[ "$batched" -gt 0 ] && [ $((batched * 2)) -ge "$plain" ] ||
+		fail "QD1: $batched % of --batch's requests found by looking, $plain % without --batch"
+	note "QD1: $batched % of --batch's requests found by looking, $plain % without"
+else
+	note "QD1 looks not compared: only $plain % of an unbatched queue's requests found by looking here"
+fi
 
 # kill -9 and recover under fio verify: the recovered daemon batches too.
 add -t loop -f "$TMP/img" --batch -n 0
