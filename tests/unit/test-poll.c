@@ -53,11 +53,10 @@ TEST(looks_that_miss_stop_the_polling_within_a_few_turns)
 
 TEST(probes_that_hit_bring_the_polling_back)
 {
-	struct zublk_poll_auto pa = { .hits = 0 };
+	/* Polling stopped long ago: the next probe is some sleeps away. */
+	struct zublk_poll_auto pa = { .hits = 0, .turn = 5 };
 	unsigned turns = 0;
 
-	/* Polling stopped long ago: the next probe is some sleeps away. */
-	pa.turn = 5;
 	while (!(pa.hits >= ZUBLK_POLL_WANT) && turns < 1000) {
 		out_of_work(&pa, true);
 		turns++;
