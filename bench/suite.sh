@@ -66,6 +66,11 @@ for t in fio losetup python3; do command -v $t >/dev/null || die "$t not found (
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 for m in ublk_drv loop; do modprobe $m 2>/dev/null || true; done
 [ -c /dev/ublk-control ] || die "no /dev/ublk-control (run it through bench/run, which boots the VM)"
+for c in 2q2j 1q2j; do
+	if grep -qw "$c" <<<"$configs" && [ "$(nproc)" -lt 2 ]; then
+		die "config $c: needs 2 CPUs, this machine has $(nproc) (BENCH_CONFIGS)"
+	fi
+done
 
 T=$(mktemp -d /tmp/zublk-bench.XXXXXX)
 LOOPS=()

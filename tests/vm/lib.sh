@@ -10,6 +10,16 @@ FIO_LOG=$TMP/fio.log
 fail() { echo "FAIL: $*"; exit 1; }
 skip() { echo "SKIP: $*"; exit 77; }
 note() { echo "  $*"; }
+# skip_check WHAT WHY: one check this scenario cannot make here, said and
+# counted: run-all prints every such line, also under a scenario that passes.
+skip_check() { echo "SKIP-CHECK: $1: $2"; }
+# fits_cpus Q: a device with Q queues gets one fio job per queue, one per
+# CPU; false (and a skipped check) where the machine has fewer CPUs.
+fits_cpus() {
+	[ "$1" -le "$(nproc)" ] && return 0
+	skip_check "$1 queues" "$(nproc) CPU(s) here"
+	return 1
+}
 
 cleanup() {
 	pkill -9 -x fio 2>/dev/null
@@ -46,6 +56,12 @@ wait_until() {
 		[ $SECONDS -lt $end ] || return 1
 		sleep 0.1
 	done
+}
+
+# counter ID NAME: one of the counters `zublk list -n ID --json` gives
+counter() {
+	"$Z" list -n "$1" --json |
+		python3 -c "import json,sys; print(json.load(sys.stdin)[0]['counters']['$2'])"
 }
 
 no_devices() { [ "$("$Z" list --json | tr -d ' \n')" = "[]" ]; }

@@ -8,6 +8,8 @@
 . "$(dirname "$0")/lib.sh"
 command -v mdadm >/dev/null || skip "mdadm not installed (scripts/setup.sh)"
 modprobe null_blk nr_devices=0 2>/dev/null || skip "no null_blk module"
+# Every set the smoke runs has rows with 2 queues and 2 fio jobs.
+[ "$(nproc)" -ge 2 ] || skip "the suite's 2-queue rows need 2 CPUs, this machine has $(nproc)"
 
 export BENCH_ROUNDS=1 BENCH_RUNTIME=1 BENCH_RAMP=0 BENCH_SIZE_MB=64
 export BENCH_CONFIGS="1q1j 2q2j raid" BENCH_JOBS="rr4k-qd32 sw512k-qd8"

@@ -2,11 +2,13 @@
 # list --json carries what a script needs, and its counters move with IO.
 . "$(dirname "$0")/lib.sh"
 truncate -s 64M "$TMP/img"
-add -t loop -f "$TMP/img" -q 2 -d 64 --mode zero-copy
+q=2
+fits_cpus $q || q=1
+add -t loop -f "$TMP/img" -q $q -d 64 --mode zero-copy
 add -t null size=2G
 dd if=/dev/zero of=/dev/ublkb0 bs=4k count=1000 oflag=direct status=none
 "$Z" list --json >"$TMP/l.json" || fail "list --json"
-python3 - "$TMP/l.json" "$TMP/img" <<'PY' || fail "list --json content"
+python3 - "$TMP/l.json" "$TMP/img" "$q" <<'PY' || fail "list --json content"
 import json, sys, os
 devs = json.load(open(sys.argv[1]))
 assert len(devs) == 2, devs
@@ -17,7 +19,7 @@ for d in devs:
     assert d["state"] == "LIVE", d
     assert os.path.exists("/proc/%d" % d["daemon_pid"]), d
 l, n = devs
-assert (l["target"], l["mode"], l["queues"], l["depth"], l["size"]) == ("loop", "zero-copy", 2, 64, 64 << 20), l
+assert (l["target"], l["mode"], l["queues"], l["depth"], l["size"]) == ("loop", "zero-copy", int(sys.argv[3]), 64, 64 << 20), l
 assert l["block_device"] == "/dev/ublkb0" and ("file=" + sys.argv[2]) in l["options"], l
 assert l["counters"]["ios"] >= 1000, l["counters"]
 assert l["counters"]["enters"] > 0 and l["counters"]["submits"] > 0, l["counters"]

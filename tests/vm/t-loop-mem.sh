@@ -15,16 +15,11 @@ mem_cleanup() {
 trap mem_cleanup EXIT
 
 used_mb() { df -m --output=used "$MNT" | tail -1; }
-# counter ID NAME: one of `list --json`'s counters
-counter() {
-	"$Z" list -n "$1" --json |
-		python3 -c "import json,sys; print(json.load(sys.stdin)[0]['counters']['$2'])"
-}
 
 truncate -s 256M "$MNT/img"
 for mode in copy user-copy zero-copy auto-zero-copy; do
 	for q in 1 2; do
-		[ "$q" -le "$(nproc)" ] || continue
+		fits_cpus "$q" || continue
 		# With 2 queues a copy limit, so that requests above it take the
 		# io_uring way on the same device.
 		lim=
@@ -183,7 +178,7 @@ if [ "$ncpu" -ge 2 ]; then
 	rm -f "$MNT/qpc"
 	note "-q $ncpu: $ncpu threads mapped, $half with map=0"
 else
-	note "1 CPU: no queue-per-CPU check"
+	skip_check "a queue per CPU" "this machine has 1 CPU"
 fi
 
 # Bad input: one line, no device.

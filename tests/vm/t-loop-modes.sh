@@ -5,7 +5,7 @@
 truncate -s 256M "$TMP/img"
 for mode in copy user-copy zero-copy auto-zero-copy; do
 	for q in 1 2; do
-		[ "$q" -le "$(nproc)" ] || continue
+		fits_cpus "$q" || continue
 		add -t loop -f "$TMP/img" --mode "$mode" -q "$q"
 		fio_ok v --filename="$DEV" --rw=randwrite --bsrange=4k-1M --iodepth=16 \
 			--size=96M --verify=crc32c --do_verify=1 --verify_fatal=1

@@ -14,7 +14,7 @@ errors_of() {
 }
 for mode in copy user-copy zero-copy auto-zero-copy; do
 	for q in 1 2; do
-		[ "$q" -le "$(nproc)" ] || continue
+		fits_cpus "$q" || continue
 		rm -f "$TMP/a" "$TMP/b"
 		truncate -s 128M "$TMP/a" "$TMP/b"
 		add -t mirror file="$TMP/a" file="$TMP/b" --mode "$mode" -q "$q"

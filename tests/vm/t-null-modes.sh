@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 for mode in copy user-copy zero-copy auto-zero-copy; do
 	for q in 1 2; do
-		[ "$q" -le "$(nproc)" ] || continue
+		fits_cpus "$q" || continue
 		add -t null size=1G --mode "$mode" -q "$q"
 		"$Z" list --json | grep -q "\"mode\": \"$mode\"" || fail "$mode not in effect"
 		fio_ok w --filename="$DEV" --rw=randwrite --bsrange=4k-1M --iodepth=32 \

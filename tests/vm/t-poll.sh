@@ -14,22 +14,22 @@ add -t null size=1G --poll-us 0
 add -t null size=1G --poll-us 200
 [ "$(dev_field 3 poll)/$(dev_field 3 poll_us)" = fixed/200 ] || fail "--poll-us 200: $(dev_field 3 poll)"
 
-# counters COUNTER ID
-counter() { "$Z" list -n "$2" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['counters']['$1'])"; }
 for id in 1 3; do
 	fio_ok qd32 --filename=/dev/ublkb$id --rw=randread --bs=4k --iodepth=32 --time_based --runtime=2
 done
 # Off: never looks, sleeps.  A fixed window at QD32: some looks find work.
-[ "$(counter polls 1)" = 0 ] || fail "--poll-us off polled $(counter polls 1) times"
-[ "$(counter sleeps 1)" -gt 0 ] || fail "--poll-us off never slept"
-[ "$(counter polls 3)" -gt 0 ] || fail "--poll-us 200 found no work by looking (sleeps $(counter sleeps 3))"
-note "off: $(counter sleeps 1) sleeps for $(counter ios 1) IOs; 200 us: $(counter polls 3) looks found work, $(counter sleeps 3) sleeps for $(counter ios 3) IOs"
+[ "$(counter 1 polls)" = 0 ] || fail "--poll-us off polled $(counter 1 polls) times"
+[ "$(counter 1 sleeps)" -gt 0 ] || fail "--poll-us off never slept"
+[ "$(counter 3 polls)" -gt 0 ] || fail "--poll-us 200 found no work by looking (sleeps $(counter 3 sleeps))"
+note "off: $(counter 1 sleeps) sleeps for $(counter 1 ios) IOs; 200 us: $(counter 3 polls) looks found work, $(counter 3 sleeps) sleeps for $(counter 3 ios) IOs"
 "$Z" del --all >/dev/null || fail "del --all"
 
 # Data while polling: loop, adaptive and always, both queues, fio's own check.
+q=2
+fits_cpus $q || q=1
 for p in auto 100; do
-	add -t loop -f "$TMP/img" -q 2 --poll-us $p
-	fio_ok verify-$p --filename="$DEV" --rw=randrw --bsrange=512-64k --iodepth=16 --numjobs=2 \
+	add -t loop -f "$TMP/img" -q $q --poll-us $p
+	fio_ok verify-$p --filename="$DEV" --rw=randrw --bsrange=512-64k --iodepth=16 --numjobs=$q \
 		--size=32M --offset_increment=32M --verify=crc32c --verify_fatal=1 --group_reporting
 	del "$ID"
 done

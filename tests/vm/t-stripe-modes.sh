@@ -7,7 +7,7 @@
 truncate -s 64M "$TMP/a" "$TMP/b" "$TMP/c"
 for mode in copy user-copy zero-copy auto-zero-copy; do
 	for q in 1 2; do
-		[ "$q" -le "$(nproc)" ] || continue
+		fits_cpus "$q" || continue
 		add -t stripe chunk=64k file="$TMP/a" file="$TMP/b" --mode "$mode" -q "$q"
 		[ "$(blockdev --getsize64 "$DEV")" = $((128 << 20)) ] ||
 			fail "size $(blockdev --getsize64 "$DEV"), not 128M"
