@@ -182,7 +182,8 @@ struct zublk_target_geom {
 	/*
 	 * The target copies request data itself with zublk_backing_copy() or
 	 * zublk_io_copy() where it can: the core asks the driver for UBLK_F_USER_COPY next to
-	 * a zero-copy mode (when the kernel has it).
+	 * a zero-copy mode (when the kernel has it); the copy modes copy
+	 * through the daemon's buffer.
 	 */
 	bool want_copy;
 	/*
@@ -519,10 +520,13 @@ void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res);
 /*
  * Copy @len bytes between daemon memory @mem and the data of READ or WRITE
  * request @io at @io_off, at once, in the queue thread: into a READ's data,
- * out of a WRITE's.  The driver's user copy (pread/pwrite on /dev/ublkcN),
- * which the device has next to a zero-copy mode when the target set
- * geom->want_copy.  0, or -errno when the target must move the data its
- * usual way (no user copy on this device, a failed copy).
+ * out of a WRITE's.  In the copy and user-copy modes the data is the
+ * daemon's buffer @io->buf; in the zero-copy modes, the request's pages by
+ * the driver's user copy (pread/pwrite on /dev/ublkcN), which the device
+ * has next to a zero-copy mode when the target set geom->want_copy.  The
+ * kernel copies either way: @mem that faults fails the copy (EFAULT), it
+ * does not kill the daemon.  0, or -errno when the target must move the
+ * data its usual way (no user copy on this device, a failed copy).
  */
 int zublk_io_copy(struct zublk_queue *q, struct zublk_io *io, uint32_t io_off, void *mem,
 		  uint32_t len);
@@ -585,7 +589,7 @@ int zublk_backing_map(struct zublk_backing *b, uint64_t size);
  * Queue thread: copy @len bytes of @io's data at @io_off to (WRITE) or
  * from (READ) the mapped backing at @off, now.  Returns 0 when done, or
  * -errno when the target must move the data its usual way instead: no
- * mapping, the device lacks user copy, more than @b->copy_max bytes, a READ of a range that holds no
+ * mapping, no way to copy (zublk_io_copy()), more than @b->copy_max bytes, a READ of a range that holds no
  * page yet (a hole: mapping it would allocate memory to read zeros), or
  * the copy failed (the file shrank, tmpfs is full).  Redoing the whole
  * range the usual way is always right.

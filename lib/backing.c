@@ -354,7 +354,7 @@ int zublk_backing_copy(struct zublk_queue *q, struct zublk_io *io, struct zublk_
 	uint64_t first, last;
 	int ret;
 
-	if (!m || !q->dev->can_copy || len == 0 || (uint64_t)io_off + len > io->len)
+	if (!m || !zublk_io_can_copy(q, io) || len == 0 || (uint64_t)io_off + len > io->len)
 		return -EOPNOTSUPP;
 	if (len > b->copy_max)
 		return -E2BIG;

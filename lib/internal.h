@@ -151,7 +151,7 @@ struct zublk_dev {
 	enum zublk_mode mode;
 	uint64_t features;
 	int cdev_fd;
-	bool can_copy;				/* zublk_backing_copy() works */
+	bool can_copy;				/* the driver's user copy, zero-copy modes */
 	bool batch;				/* UBLK_F_BATCH_IO */
 	int files[ZUBLK_MAX_FILES];		/* [0] is cdev_fd */
 	unsigned nr_files;
@@ -217,6 +217,8 @@ int zublk_worker_spawn(struct zublk_worker *w);
 /* io.c */
 int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit);
 void zublk_io_start(struct zublk_queue *q, struct zublk_io *io);
+/* zublk_io_copy() can move @io's data: a daemon buffer, or the driver's user copy. */
+bool zublk_io_can_copy(const struct zublk_queue *q, const struct zublk_io *io);
 void zublk_io_cqe(struct zublk_queue *q, struct zublk_io *io, unsigned kind, unsigned sub,
 		  int res);
 

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -278,6 +279,33 @@ static void commit(struct zublk_queue *q, struct zublk_io *io)
 	}
 }
 
+/*
+ * Copy and user-copy modes: the request's data is the daemon's buffer
+ * @io->buf.  The kernel copies (process_vm_readv/writev on ourselves), so
+ * that @mem going away under us (a file in memory truncated, or full on a
+ * write) fails the copy with EFAULT where memcpy() would take a SIGBUS.
+ */
+static int buf_copy(struct zublk_io *io, uint32_t io_off, void *mem, uint32_t len)
+{
+	struct iovec buf = { (char *)io->buf + io_off, len }, other = { mem, len };
+	ssize_t n;
+
+	if (io->op == UBLK_IO_OP_READ)
+		n = process_vm_readv(getpid(), &buf, 1, &other, 1, 0);
+	else if (io->op == UBLK_IO_OP_WRITE)
+		n = process_vm_writev(getpid(), &buf, 1, &other, 1, 0);
+	else
+		return -EOPNOTSUPP;
+	if (n != (ssize_t)len)
+		return n < 0 ? -errno : -EFAULT;
+	return 0;
+}
+
+bool zublk_io_can_copy(const struct zublk_queue *q, const struct zublk_io *io)
+{
+	return io->buf || q->dev->can_copy;
+}
+
 int zublk_io_copy(struct zublk_queue *q, struct zublk_io *io, uint32_t io_off, void *mem,
 		  uint32_t len)
 {
@@ -285,8 +313,10 @@ int zublk_io_copy(struct zublk_queue *q, struct zublk_io *io, uint32_t io_off, v
 	off_t pos = (off_t)(zublk_user_copy_pos(q->q_id, io->tag) + io_off);
 	ssize_t n;
 
-	if (!dev->can_copy || len == 0 || (uint64_t)io_off + len > io->len)
+	if (!zublk_io_can_copy(q, io) || len == 0 || (uint64_t)io_off + len > io->len)
 		return -EOPNOTSUPP;
+	if (io->buf)
+		return buf_copy(io, io_off, mem, len);
 	/* A WRITE's data comes from the request: read it from /dev/ublkcN. */
 	if (io->op == UBLK_IO_OP_WRITE)
 		n = pread(dev->cdev_fd, mem, len, pos);

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * loop: a regular file or a block device.  O_DIRECT unless buffered=1.
- * A file in memory (tmpfs) is opened buffered and mapped: in the zero-copy
- * modes a READ or WRITE of up to map_max bytes is copied straight between
- * the request and the file's pages in the queue thread
+ * A file in memory (tmpfs) is opened buffered and mapped: a READ or WRITE
+ * of up to map_max bytes is copied straight between the request (in the
+ * copy modes, its buffer) and the file's pages in the queue thread
  * (zublk_backing_copy()), one copy as the kernel's loop makes, without
  * io_uring's worker thread; whatever that cannot take (a larger request, a
  * hole, a failed copy) goes the io_uring way.

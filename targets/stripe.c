@@ -6,8 +6,8 @@
  * the zero-copy modes), FLUSH goes to every member, DISCARD and
  * WRITE_ZEROES become one contiguous range per member.  The mapping is pure
  * (targets/raid.c, tests/unit/test-stripe.c).  Members in memory (tmpfs)
- * are mapped, and in the zero-copy modes a read or write whose members all
- * are is copied piece by piece in the queue thread (as loop does).
+ * are mapped, and a read or write whose members all are is copied piece
+ * by piece in the queue thread (as loop does), in every data mode.
  */
 #include <errno.h>
 #include <linux/falloc.h>

@@ -3,7 +3,7 @@
 # straight into (zublk_backing_copy): data verifies in every data mode, the
 # copy really is taken, reading holes allocates no memory, discard gives the
 # memory back, a grown file is mapped further, a file truncated under the
-# device gives EIO (no crash), bad map options are refused.
+# device gives EIO (no crash; in copy mode too), bad map options are refused.
 . "$(dirname "$0")/lib.sh"
 MNT=$TMP/shm
 mkdir "$MNT" && mount -t tmpfs -o size=900m zublk-test "$MNT" || fail "mounting a tmpfs"
@@ -32,33 +32,31 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 			--offset_increment=100M
 		fio_ok v4 --filename="$DEV" --rw=randwrite --bs=4k --iodepth=32 --size=16M \
 			--offset=200M --verify=crc32c --do_verify=1 --verify_fatal=1
-		case $mode in *zero-copy)
-			# The 4k reads of written blocks were copied in the queue thread:
-			# the commit is the only SQE of each (the io_uring way has two).
-			ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
-			fio_ok r4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M \
-				--offset=200M --number_ios=2000
-			ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
-			[ "$ios" -ge 2000 ] || fail "$mode: $ios requests counted for 2000 reads"
+		# The 4k reads of written blocks were copied in the queue thread, in
+		# every mode: the commit is the only SQE of each (the io_uring way
+		# has two).
+		ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
+		fio_ok r4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M \
+			--offset=200M --number_ios=2000
+		ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
+		[ "$ios" -ge 2000 ] || fail "$mode: $ios requests counted for 2000 reads"
+		[ $((sub * 10)) -le $((ios * 11)) ] ||
+			fail "$mode: $sub SQEs for $ios 4k reads: not copied straight"
+		note "loop $mode q=$q: $sub SQEs for $ios 4k reads"
+		# 64k reads: copied straight too without a limit, the io_uring
+		# way (at least 2 SQEs each) above map_max=16k.
+		ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
+		fio_ok r64 --filename="$DEV" --rw=randread --bs=64k --iodepth=8 --size=16M \
+			--offset=200M
+		ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
+		if [ -z "$lim" ]; then
 			[ $((sub * 10)) -le $((ios * 11)) ] ||
-				fail "$mode: $sub SQEs for $ios 4k reads: not copied straight"
-			note "loop $mode q=$q: $sub SQEs for $ios 4k reads"
-			# 64k reads: copied straight too without a limit, the io_uring
-			# way (at least 2 SQEs each) above map_max=16k.
-			ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
-			fio_ok r64 --filename="$DEV" --rw=randread --bs=64k --iodepth=8 --size=16M \
-				--offset=200M
-			ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
-			if [ -z "$lim" ]; then
-				[ $((sub * 10)) -le $((ios * 11)) ] ||
-					fail "$mode: $sub SQEs for $ios 64k reads: not copied straight"
-			else
-				[ $((sub * 2)) -ge $((ios * 3)) ] ||
-					fail "$mode $lim: $sub SQEs for $ios 64k reads: copied past the limit"
-			fi
-			note "loop $mode q=$q $lim: $sub SQEs for $ios 64k reads"
-			;;
-		esac
+				fail "$mode: $sub SQEs for $ios 64k reads: not copied straight"
+		else
+			[ $((sub * 2)) -ge $((ios * 3)) ] ||
+				fail "$mode $lim: $sub SQEs for $ios 64k reads: copied past the limit"
+		fi
+		note "loop $mode q=$q $lim: $sub SQEs for $ios 64k reads"
 		# What the device shows is what the file holds.
 		cmp <(dd if="$DEV" bs=1M iflag=direct status=none) "$MNT/img" ||
 			fail "$mode: device and file differ"
@@ -96,6 +94,20 @@ dd if="$DEV" of=/dev/null bs=4k skip=153600 count=1 iflag=direct status=none 2>/
 kill -0 "$(dev_field "$ID" daemon_pid)" 2>/dev/null || fail "the daemon died"
 del "$ID"
 note "truncated under the device: EIO, daemon alive, deleted"
+
+# The same in copy mode, whose straight copy goes through the daemon's
+# buffer: a read and a write past the truncated end fail, the daemon lives.
+truncate -s 64M "$MNT/cut"
+add -t loop -f "$MNT/cut" --mode copy
+dd if=/dev/urandom of="$DEV" bs=1M count=64 oflag=direct status=none || fail "copy mode: filling"
+truncate -s 1M "$MNT/cut"
+dd if="$DEV" of=/dev/null bs=4k skip=8192 count=1 iflag=direct status=none 2>/dev/null &&
+	fail "copy mode: a read past the truncated file succeeded"
+dd if=/dev/zero of="$DEV" bs=4k seek=8192 count=1 oflag=direct status=none 2>/dev/null
+kill -0 "$(dev_field "$ID" daemon_pid)" 2>/dev/null || fail "copy mode: the daemon died"
+del "$ID"
+rm -f "$MNT/cut"
+note "copy mode, truncated under the device: EIO, daemon alive, deleted"
 
 # stripe over two tmpfs files maps them the same way.
 truncate -s 128M "$MNT/a" "$MNT/b"

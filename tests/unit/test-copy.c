@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+/*
+ * zublk_io_copy() in the modes with a daemon buffer per request (copy,
+ * user-copy): a straight copy between the target's memory and that buffer,
+ * made by the kernel, so memory that is gone fails the copy instead of
+ * killing the daemon.
+ */
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "zublk.h"
+#include "../../lib/internal.h"
+#include "test.h"
+
+#define PAGE 4096
+
+struct fixture {
+	struct zublk_dev dev;
+	struct zublk_queue q;
+	struct zublk_io io;
+	unsigned char buf[2 * PAGE];
+};
+
+/* A copy-mode device's request @op of two pages, its buffer filled with 0xbb. */
+static void setup(struct fixture *f, uint8_t op)
+{
+	memset(f, 0, sizeof(*f));
+	f->dev.mode = ZUBLK_MODE_COPY;
+	f->q.dev = &f->dev;
+	f->io.op = op;
+	f->io.len = sizeof(f->buf);
+	f->io.buf = f->buf;
+	memset(f->buf, 0xbb, sizeof(f->buf));
+}
+
+TEST(a_read_copies_into_the_request_buffer_at_its_offset_and_nowhere_else)
+{
+	struct fixture f;
+	unsigned char mem[PAGE];
+
+	setup(&f, UBLK_IO_OP_READ);
+	memset(mem, 0x5a, sizeof(mem));
+	CHECK_EQ(zublk_io_copy(&f.q, &f.io, PAGE, mem, PAGE), 0);
+	CHECK_EQ(f.buf[PAGE - 1], 0xbb);
+	CHECK_EQ(f.buf[PAGE], 0x5a);
+	CHECK_EQ(f.buf[2 * PAGE - 1], 0x5a);
+}
+
+TEST(a_write_copies_out_of_the_request_buffer)
+{
+	struct fixture f;
+	unsigned char mem[PAGE];
+
+	setup(&f, UBLK_IO_OP_WRITE);
+	memset(mem, 0, sizeof(mem));
+	f.buf[100] = 0x11;
+	f.buf[100 + 511] = 0x22;
+	CHECK_EQ(zublk_io_copy(&f.q, &f.io, 100, mem, 512), 0);
+	CHECK_EQ(mem[0], 0x11);
+	CHECK_EQ(mem[511], 0x22);
+	CHECK_EQ(mem[512], 0);
+}
+
+TEST(a_copy_past_the_request_or_of_nothing_is_refused)
+{
+	struct fixture f;
+	unsigned char mem[PAGE];
+
+	setup(&f, UBLK_IO_OP_READ);
+	CHECK_EQ(zublk_io_copy(&f.q, &f.io, PAGE + 1, mem, PAGE), -EOPNOTSUPP);
+	CHECK_EQ(zublk_io_copy(&f.q, &f.io, 0, mem, 0), -EOPNOTSUPP);
+	setup(&f, UBLK_IO_OP_FLUSH);
+	CHECK_EQ(zublk_io_copy(&f.q, &f.io, 0, mem, 512), -EOPNOTSUPP);
+}
+
+TEST(without_a_buffer_or_user_copy_there_is_no_copy)
+{
+	struct fixture f;
+	unsigned char mem[PAGE];
+
+	setup(&f, UBLK_IO_OP_READ);
+	f.io.buf = NULL;
+	f.dev.mode = ZUBLK_MODE_ZERO_COPY;
+	CHECK(!zublk_io_can_copy(&f.q, &f.io));
+	CHECK_EQ(zublk_io_copy(&f.q, &f.io, 0, mem, 512), -EOPNOTSUPP);
+}
+
+/* What a file in memory truncated under the device leaves mapped: SIGBUS to touch. */
+static unsigned char *gone_mapping(void)
+{
+	int fd = memfd_create("zublk-test", 0);
+	unsigned char *m;
+
+	if (fd < 0 || ftruncate(fd, PAGE) < 0)
+		return NULL;
+	m = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (ftruncate(fd, 0) < 0 && m != MAP_FAILED) {
+		munmap(m, PAGE);
+		m = MAP_FAILED;
+	}
+	close(fd);
+	return m == MAP_FAILED ? NULL : m;
+}
+
+TEST(memory_gone_under_a_copy_fails_it_with_efault_both_ways)
+{
+	struct fixture f;
+	unsigned char *gone = gone_mapping();
+	void *none = mmap(NULL, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	REQUIRE(gone != NULL && none != MAP_FAILED);
+	setup(&f, UBLK_IO_OP_READ);
+	CHECK_EQ(zublk_io_copy(&f.q, &f.io, 0, gone, PAGE), -EFAULT);
+	CHECK_EQ(zublk_io_copy(&f.q, &f.io, 0, none, PAGE), -EFAULT);
+	CHECK_EQ(f.buf[0], 0xbb);
+	setup(&f, UBLK_IO_OP_WRITE);
+	CHECK_EQ(zublk_io_copy(&f.q, &f.io, 0, gone, PAGE), -EFAULT);
+	CHECK_EQ(zublk_io_copy(&f.q, &f.io, 0, none, PAGE), -EFAULT);
+	munmap(gone, PAGE);
+	munmap(none, PAGE);
+}
