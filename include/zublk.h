@@ -589,10 +589,10 @@ int zublk_backing_map(struct zublk_backing *b, uint64_t size);
  * Queue thread: copy @len bytes of @io's data at @io_off to (WRITE) or
  * from (READ) the mapped backing at @off, now.  Returns 0 when done, or
  * -errno when the target must move the data its usual way instead: no
- * mapping, no way to copy (zublk_io_copy()), more than @b->copy_max bytes, a READ of a range that holds no
- * page yet (a hole: mapping it would allocate memory to read zeros), or
- * the copy failed (the file shrank, tmpfs is full).  Redoing the whole
- * range the usual way is always right.
+ * mapping, no way to copy (zublk_io_copy()), more than @b->copy_max bytes,
+ * a READ of a range that holds no page yet (a hole: mapping it would
+ * allocate memory to read zeros), or the copy failed (the file shrank,
+ * tmpfs is full).  Redoing the whole range the usual way is always right.
  */
 int zublk_backing_copy(struct zublk_queue *q, struct zublk_io *io, struct zublk_backing *b,
 		       uint64_t off, uint32_t io_off, uint32_t len);

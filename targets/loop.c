@@ -4,9 +4,10 @@
  * A file in memory (tmpfs) is opened buffered and mapped: a READ or WRITE
  * of up to map_max bytes is copied straight between the request (in the
  * copy modes, its buffer) and the file's pages in the queue thread
- * (zublk_backing_copy()), one copy as the kernel's loop makes, without
- * io_uring's worker thread; whatever that cannot take (a larger request, a
- * hole, a failed copy) goes the io_uring way.
+ * (zublk_backing_copy()), one copy as the kernel's loop makes (the copy
+ * modes add the driver's own), without io_uring's worker thread; whatever
+ * that cannot take (a larger request, a hole, a failed copy) goes the
+ * io_uring way.
  * FLUSH -> fdatasync, FUA -> RWF_DSYNC (in the core), DISCARD -> punch hole
  * (block discard on a block device), WRITE_ZEROES -> punch hole, or zero
  * range when the request says NOUNMAP (keep the blocks allocated) and the
