@@ -22,9 +22,9 @@
  * IORING_OP_FILES_UPDATE ahead of the first op it sends there.
  *
  * Legs that are files in memory (tmpfs) are mapped (map=1, the default for
- * them), and reads and writes are copied straight
- * between the request (or, in the copy modes, its buffer) and the leg's pages (zublk_backing_copy(), as loop
- * and stripe do); whatever that cannot take goes the io_uring way.  A
+ * them), and reads and writes are copied straight between the request (or,
+ * in the copy modes, its buffer) and the leg's pages (zublk_backing_copy(),
+ * as loop and stripe do); whatever that cannot take goes the io_uring way.  A
  * replaced leg gives up its mapping (zublk_backing_unmap()) before its fd
  * changes: its new file goes the io_uring way.
  */
