@@ -3,7 +3,7 @@
 #
 # suite.sh - the benchmark matrix, run as root next to the ublk driver (in
 # the VM: bench/run boots one and runs this in it).  Prints one line
-#   RAW,round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io,sleeps_per_io
+#   RAW,round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io,sleeps_per_io,busy_cpu_us_per_io
 # per fio run (bench/report.py turns them into tables and a chart) and
 # progress on stderr.
 #

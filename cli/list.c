@@ -123,10 +123,11 @@ static void print_json(const struct dev_view *v, bool first)
 		printf(", %s", v->st.extra);
 	if (v->have_cnt)
 		printf(", \"counters\": {\"ios\": %llu, \"submits\": %llu, \"enters\": %llu, "
-		       "\"errors\": %llu, \"sleeps\": %llu, \"polls\": %llu}",
+		       "\"errors\": %llu, \"sleeps\": %llu, \"polls\": %llu, \"idle_ns\": %llu}",
 		       (unsigned long long)v->cnt.ios, (unsigned long long)v->cnt.submits,
 		       (unsigned long long)v->cnt.enters, (unsigned long long)v->cnt.errors,
-		       (unsigned long long)v->cnt.sleeps, (unsigned long long)v->cnt.polls);
+		       (unsigned long long)v->cnt.sleeps, (unsigned long long)v->cnt.polls,
+		       (unsigned long long)v->cnt.idle_ns);
 	printf("}");
 }
 

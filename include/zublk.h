@@ -466,6 +466,7 @@ struct zublk_counters {
 	uint64_t errors;	/* requests committed with an error */
 	uint64_t sleeps;	/* times a queue slept waiting for work */
 	uint64_t polls;		/* times it looked before sleeping and found work */
+	uint64_t idle_ns;	/* time its looks spent waiting for work, yields not counted */
 };
 
 int zublk_state_parse(const char *json, struct zublk_state *st);
@@ -587,12 +588,15 @@ void zublk_backing_close(struct zublk_backing *b);
 int zublk_backing_map(struct zublk_backing *b, uint64_t size);
 /*
  * Queue thread: copy @len bytes of @io's data at @io_off to (WRITE) or
- * from (READ) the mapped backing at @off, now.  Returns 0 when done, or
- * -errno when the target must move the data its usual way instead: no
- * mapping, no way to copy (zublk_io_copy()), more than @b->copy_max bytes,
- * a READ of a range that holds no page yet (a hole: mapping it would
- * allocate memory to read zeros), or the copy failed (the file shrank,
- * tmpfs is full).  Redoing the whole range the usual way is always right.
+ * from (READ) the mapped backing at @off, now: in the zero-copy modes
+ * between the mapping and the request (zublk_io_copy()), in the copy modes
+ * by pread()/pwrite() on the file into or out of the request's buffer.
+ * Returns 0 when done, or -errno when the target must move the data its
+ * usual way instead: no mapping, no way to copy, more than @b->copy_max
+ * bytes, in a zero-copy mode a READ of a range that holds no page yet (a
+ * hole: mapping it would allocate memory to read zeros), or the copy
+ * failed (the file shrank, tmpfs is full, the mapping was given up under
+ * it).  Redoing the whole range the usual way is always right.
  */
 int zublk_backing_copy(struct zublk_queue *q, struct zublk_io *io, struct zublk_backing *b,
 		       uint64_t off, uint32_t io_off, uint32_t len);

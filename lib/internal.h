@@ -40,10 +40,11 @@ struct zublk_queue_stats {
 	_Atomic uint64_t errors;	/* requests committed with an error */
 	_Atomic uint64_t sleeps;	/* waits in io_uring_enter for new work */
 	_Atomic uint64_t polls;		/* looks before sleeping that found work */
+	_Atomic uint64_t idle_ns;	/* time spent looking, work not there yet */
 };
 
 /* Layout of ZUBLK_STATE_DIR/<id>.stats, mmapped by daemon and readers. */
-#define ZUBLK_STATS_MAGIC 0x7a75626c6b535432ULL /* "zublkST2" */
+#define ZUBLK_STATS_MAGIC 0x7a75626c6b535433ULL /* "zublkST3" */
 struct zublk_stats_file {
 	uint64_t magic;
 	uint32_t nr_queues;

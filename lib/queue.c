@@ -335,35 +335,47 @@ static uint64_t poll_window(struct zublk_worker *w)
  * costs whoever submits the next request a wakeup, and that request an
  * interrupt and a reschedule, which can cost more than serving it.  The
  * look reads the ring's memory; only one that finds task work enters the
- * kernel.  Returns true when completions are ready.
+ * kernel.  Returns true when completions are ready.  The time it waited
+ * (not the time it gave away by yielding) goes to the idle_ns counter:
+ * CPU the daemon used but no request needed.
  */
 static bool worker_poll(struct zublk_worker *w, uint64_t window)
 {
-	uint64_t start = now_ns(), now = start, yield_at = start + POLL_YIELD_NS;
+	uint64_t start = now_ns(), now = start, yield_at = start + POLL_YIELD_NS, yielded = 0;
+	bool found;
 
 	for (;;) {
 		if (worker_work_pending(w)) {
 			if (!io_uring_cq_ready(&w->ring))
 				worker_count_enter(w, io_uring_get_events(&w->ring));
 			if (io_uring_cq_ready(&w->ring)) {
-				zublk_poll_auto_note(&w->pa, true);
-				atomic_fetch_add_explicit(&w->qs[0].stats->polls, 1,
-							  memory_order_relaxed);
-				return true;
+				found = true;
+				break;
 			}
 		}
 		now = now_ns();
 		if (now - start >= window) {
-			zublk_poll_auto_note(&w->pa, false);
-			return false;
+			found = false;
+			break;
 		}
 		if (now >= yield_at) {
 			/* A task that shares our CPU (fio, say) runs now, not at the next tick. */
+			uint64_t t;
+
 			sched_yield();
+			t = now_ns();
+			yielded += t - now;
+			now = t;
 			yield_at = now + POLL_YIELD_NS;
 		}
 		cpu_relax();
 	}
+	zublk_poll_auto_note(&w->pa, found);
+	if (found)
+		atomic_fetch_add_explicit(&w->qs[0].stats->polls, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->qs[0].stats->idle_ns, now - start - yielded,
+				  memory_order_relaxed);
+	return found;
 }
 
 /* A queue still has a command or a target op in flight. */

@@ -205,6 +205,7 @@ int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum)
 		sum->errors += atomic_load(&sf->q[i].errors);
 		sum->sleeps += atomic_load(&sf->q[i].sleeps);
 		sum->polls += atomic_load(&sf->q[i].polls);
+		sum->idle_ns += atomic_load(&sf->q[i].idle_ns);
 	}
 out:
 	munmap(sf, (size_t)st.st_size);

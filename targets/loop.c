@@ -6,8 +6,8 @@
  * copy modes, its buffer) and the file's pages in the queue thread
  * (zublk_backing_copy()), one copy as the kernel's loop makes (the copy
  * modes add the driver's own), without io_uring's worker thread; whatever
- * that cannot take (a larger request, a hole, a failed copy) goes the
- * io_uring way.
+ * that cannot take (a larger request, a hole in the zero-copy modes, a
+ * failed copy) goes the io_uring way.
  * FLUSH -> fdatasync, FUA -> RWF_DSYNC (in the core), DISCARD -> punch hole
  * (block discard on a block device), WRITE_ZEROES -> punch hole, or zero
  * range when the request says NOUNMAP (keep the blocks allocated) and the

@@ -3,10 +3,12 @@
  * zublk_io_copy() in the modes with a daemon buffer per request (copy,
  * user-copy): a straight copy between the target's memory and that buffer,
  * made by the kernel, so memory that is gone fails the copy instead of
- * killing the daemon.
+ * killing the daemon; and zublk_backing_copy() in those modes, which reads
+ * and writes a mapped file into and out of that buffer.
  */
 #include <errno.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "zublk.h"
 #include "../../lib/internal.h"
@@ -118,4 +120,74 @@ TEST(memory_gone_under_a_copy_fails_it_with_efault_both_ways)
 	CHECK_EQ(zublk_io_copy(&f.q, &f.io, 0, none, PAGE), -EFAULT);
 	munmap(gone, PAGE);
 	munmap(none, PAGE);
+}
+
+/*
+ * zublk_backing_copy() in the copy modes: pread()/pwrite() on the mapped
+ * file into or out of the request's buffer.  @path: a file of 4 pages in
+ * /dev/shm, opened and mapped into @b; false when there is no tmpfs.
+ */
+static bool shm_backing(char *path, struct zublk_backing *b)
+{
+	int fd = mkstemp(path);
+
+	if (fd < 0)
+		return false;
+	if (ftruncate(fd, 4 * PAGE) || zublk_backing_open(b, "test", path, false, -1)) {
+		close(fd);
+		unlink(path);
+		return false;
+	}
+	close(fd);
+	if (!b->in_memory || zublk_backing_map(b, b->size)) {
+		zublk_backing_close(b);
+		unlink(path);
+		return false;
+	}
+	return true;
+}
+
+TEST(copy_mode_reads_and_writes_the_mapped_file_through_the_buffer)
+{
+	char path[] = "/dev/shm/zublk-unit-XXXXXX";
+	struct zublk_backing b;
+	struct fixture f;
+	unsigned char page[PAGE];
+
+	if (!shm_backing(path, &b)) {
+		printf("#   SKIP: no /dev/shm to make a tmpfs file in\n");
+		return;
+	}
+	/* A WRITE of the buffer's second page lands at the file's page 2 only. */
+	setup(&f, UBLK_IO_OP_WRITE);
+	memset(f.buf + PAGE, 0x77, PAGE);
+	CHECK_EQ(zublk_backing_copy(&f.q, &f.io, &b, 2 * PAGE, PAGE, PAGE), 0);
+	CHECK_EQ(pread(b.fd, page, PAGE, 2 * PAGE), PAGE);
+	CHECK_EQ(page[0], 0x77);
+	CHECK_EQ(page[PAGE - 1], 0x77);
+	CHECK_EQ(pread(b.fd, page, PAGE, PAGE), PAGE);
+	CHECK_EQ(page[PAGE - 1], 0);
+
+	/* A READ over a hole and the written page: zeros, then the data. */
+	setup(&f, UBLK_IO_OP_READ);
+	CHECK_EQ(zublk_backing_copy(&f.q, &f.io, &b, PAGE, 0, 2 * PAGE), 0);
+	CHECK_EQ(f.buf[0], 0);
+	CHECK_EQ(f.buf[PAGE - 1], 0);
+	CHECK_EQ(f.buf[PAGE], 0x77);
+	CHECK_EQ(f.buf[2 * PAGE - 1], 0x77);
+
+	/* Past the mapping: the usual way. */
+	CHECK_EQ(zublk_backing_copy(&f.q, &f.io, &b, 3 * PAGE, 0, 2 * PAGE), -ERANGE);
+
+	/* The file shrank under the device: a short read fails the copy. */
+	CHECK_EQ(ftruncate(b.fd, PAGE), 0);
+	memset(f.buf, 0xbb, sizeof(f.buf));
+	CHECK(zublk_backing_copy(&f.q, &f.io, &b, 2 * PAGE, 0, PAGE) < 0);
+
+	/* Given up (its file is being swapped out): no copy any more. */
+	zublk_backing_unmap(&b);
+	setup(&f, UBLK_IO_OP_WRITE);
+	CHECK_EQ(zublk_backing_copy(&f.q, &f.io, &b, 0, 0, PAGE), -ERANGE);
+	zublk_backing_close(&b);
+	unlink(path);
 }

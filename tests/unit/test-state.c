@@ -412,12 +412,18 @@ TEST(the_stats_file_sums_the_counters_of_every_queue)
 		fk.dev.stats->q[q].submits = 100 * (q + 1);
 		fk.dev.stats->q[q].enters = 1000 * (q + 1);
 		fk.dev.stats->q[q].errors = q;
+		fk.dev.stats->q[q].sleeps = 7 * q;
+		fk.dev.stats->q[q].polls = 3 * q;
+		fk.dev.stats->q[q].idle_ns = 5000000000ULL * (q + 1); /* past 32 bits */
 	}
 	CHECK_EQ(zublk_stats_read(fk.dir, 17, &sum), 0);
 	CHECK_EQ(sum.ios, 60);
 	CHECK_EQ(sum.submits, 600);
 	CHECK_EQ(sum.enters, 6000);
 	CHECK_EQ(sum.errors, 3);
+	CHECK_EQ(sum.sleeps, 21);
+	CHECK_EQ(sum.polls, 9);
+	CHECK_EQ(sum.idle_ns, 30000000000ULL);
 	fake_done(&fk);
 	CHECK_EQ(zublk_stats_read(fk.dir, 17, &sum), -ENOENT);
 }

@@ -39,16 +39,19 @@ if [ "$batch" != 0 ]; then
 		grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
 	done
 fi
-# IOPS > 0 everywhere; a daemon's rows carry CPU, enters and sleeps per IO.
+# IOPS > 0 everywhere; a daemon's rows carry CPU, enters, sleeps and busy
+# CPU per IO, and its busy CPU is no more than all of its CPU.
 awk -F, '/^RAW,/ { if ($6 <= 0) { print "no IOPS: " $0; bad = 1 }
-	if ($5 ~ /^z/ && ($10 == "" || $11 == "" || $12 == "")) { print "no CPU/enters/sleeps: " $0; bad = 1 } }
+	if ($5 ~ /^z/ && ($10 == "" || $11 == "" || $12 == "" || $13 == "")) {
+		print "no CPU/enters/sleeps/busy CPU: " $0; bad = 1 }
+	if ($5 ~ /^z/ && $13 > $10) { print "busy CPU above CPU: " $0; bad = 1 } }
 	END { exit bad }' "$TMP/out" || fail "bad rows"
 
 # report OUT DIR: what bench/run does with the suite's output OUT, into DIR.
 report() {
 	mkdir "$2"
 	{
-		echo "round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_io,enters_per_io,sleeps_per_io"
+		python3 "$ROOT/bench/fio_row.py" --header
 		sed -n 's/^RAW,//p' "$1"
 	} >"$2/raw.csv"
 	# The report takes each target's default mode from the INFO line.
