@@ -12,12 +12,14 @@ truncate -s 64M "$TMP/img"
 # threads_of PID: the queue threads' names, sorted
 threads_of() { cat /proc/"$1"/task/*/comm | grep '^zublk-q' | sort | tr '\n' ' '; }
 # queue_ios ID: each queue's committed requests, from the daemon's stats file
+# (a 16-byte header, then one record per queue, its ios first)
 queue_ios() {
 	python3 - "/run/zublk/$1.stats" <<'EOF'
 import struct, sys
 d = open(sys.argv[1], 'rb').read()
 magic, n = struct.unpack_from('<QI', d, 0)
-print(' '.join(str(struct.unpack_from('<Q', d, 16 + q * 48)[0]) for q in range(n)))
+rec = (len(d) - 16) // n
+print(' '.join(str(struct.unpack_from('<Q', d, 16 + q * rec)[0]) for q in range(n)))
 EOF
 }
 
