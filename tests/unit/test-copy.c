@@ -129,16 +129,12 @@ TEST(memory_gone_under_a_copy_fails_it_with_efault_both_ways)
  */
 static bool shm_backing(char *path, struct zublk_backing *b)
 {
-	int fd = mkstemp(path);
-
-	if (fd < 0)
+	if (shm_file(path, 4 * PAGE))
 		return false;
-	if (ftruncate(fd, 4 * PAGE) || zublk_backing_open(b, "test", path, false, -1)) {
-		close(fd);
+	if (zublk_backing_open(b, "test", path, false, -1)) {
 		unlink(path);
 		return false;
 	}
-	close(fd);
 	if (!b->in_memory || zublk_backing_map(b, b->size)) {
 		zublk_backing_close(b);
 		unlink(path);

@@ -418,22 +418,6 @@ TEST(tristate_is_minus_one_when_absent_else_the_bool)
 	zublk_opts_free(&o);
 }
 
-/* A tmpfs file of @size bytes in @path (a mkstemp template); -1 when none. */
-static int shm_file(char *path, off_t size)
-{
-	int fd = mkstemp(path);
-
-	if (fd < 0)
-		return -1;
-	if (ftruncate(fd, size)) {
-		close(fd);
-		unlink(path);
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
 TEST(backing_open_finds_a_tmpfs_file_in_memory_and_opens_it_buffered)
 {
 	char path[] = "/dev/shm/zublk-unit-XXXXXX";

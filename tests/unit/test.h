@@ -64,6 +64,22 @@ static void test_register(const char *name, void (*fn)(void), int line)
 	}                                                                      \
 	static void test_fn_##name(void)
 
+/* A file of @size bytes in @path (a mkstemp template); -1 when none. */
+static TEST_UNUSED int shm_file(char *path, off_t size)
+{
+	int fd = mkstemp(path);
+
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, size)) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 static TEST_UNUSED void test_fail_where(const char *file, int line)
 {
 	test_failed++;
