@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""fio_row.py FIO_JSON BEFORE AFTER PREFIX: one RAW line of the bench CSV.
+"""fio_row.py FIO_JSON BEFORE AFTER PREFIX [FIO_JSON BEFORE AFTER PREFIX ...]:
+one RAW line of the bench CSV per fio run, in the order given (the suite
+hands over a job's runs at once: a Python start costs more than a second
+in the VM).
 fio_row.py --header: the CSV's header line (raw.csv: the RAW lines without
 "RAW,", under it).
 
@@ -36,11 +39,7 @@ HEADER = ("round,config,job,device,iops,mibs,lat_mean_us,lat_p99_us,cpu_us_per_i
           "enters_per_io,sleeps_per_io,busy_cpu_us_per_io")
 
 
-def main():
-    if sys.argv[1:] == ["--header"]:
-        print(HEADER)
-        return
-    fio_json, before, after, prefix = sys.argv[1:5]
+def row(fio_json, before, after, prefix):
     jobs = json.load(open(fio_json))["jobs"]
     io = {"iops": 0.0, "bw": 0.0, "lat": 0.0, "p99": 0.0, "n": 0}
     for j in jobs:
@@ -55,7 +54,7 @@ def main():
             p = s["lat_ns"].get("percentile", {}).get("99.000000", 0)
             io["p99"] = max(io["p99"], p)
     if io["n"] == 0:
-        sys.exit("fio_row.py: fio did no IO")
+        sys.exit("fio_row.py: fio did no IO (%s)" % prefix)
     lat_us = io["lat"] / io["n"] / 1000
     cpu = enters = sleeps = busy = ""
     b, a = snapshot(before), snapshot(after)
@@ -72,6 +71,17 @@ def main():
     print("RAW,%s,%.0f,%.1f,%.1f,%.1f,%s,%s,%s,%s" % (prefix, io["iops"], io["bw"] / 1048576,
                                                      lat_us, io["p99"] / 1000, cpu, enters, sleeps,
                                                      busy))
+
+
+def main():
+    args = sys.argv[1:]
+    if args == ["--header"]:
+        print(HEADER)
+        return
+    if not args or len(args) % 4:
+        sys.exit("usage: fio_row.py FIO_JSON BEFORE AFTER PREFIX [...] | --header")
+    for i in range(0, len(args), 4):
+        row(*args[i:i + 4])
 
 
 main()

@@ -38,7 +38,7 @@
 # Every device uses the "none" IO scheduler.
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_RUNTIME (3 s per run, after
-# BENCH_RAMP 1 s), BENCH_SIZE_MB (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j
+# BENCH_RAMP 1 s; fio's units, as in 500ms, or seconds), BENCH_SIZE_MB (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j
 # raid"), BENCH_JOBS (all), BENCH_JOBS_2J (the 2-job configs' jobs:
 # BENCH_JOBS), BENCH_MODES (every mode the kernel has), BENCH_SET (all; or
 # "targets": only the devices the targets compare, none of the variants).
@@ -120,6 +120,11 @@ nullb() { # nullb NAME QUEUES
 	[ -b "${DEV[$1]}" ] || die "null_blk $1: no /dev/$1 nor ${DEV[$1]}"
 	set_none "${DEV[$1]}"
 }
+json_field() { # json_field KEY ID: the first KEY of `zublk list -n ID --json`, a number or a string
+	"$Z" list -n "$2" --json | awk -v k="\"$1\": " 'i = index($0, k) {
+		if (done++) next
+		v = substr($0, i + length(k)); sub(/^"/, "", v); sub(/[",}].*/, "", v); print v }'
+}
 zadd() { # zadd NAME ARGS...
 	local name=$1 dev id
 	shift
@@ -127,7 +132,8 @@ zadd() { # zadd NAME ARGS...
 	id=${dev#/dev/ublkb}
 	DEV[$name]=$dev
 	ZID[$name]=$id
-	PID[$name]=$("$Z" list -n "$id" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["daemon_pid"])')
+	PID[$name]=$(json_field daemon_pid "$id")
+	[ -n "${PID[$name]}" ] || die "zublk list -n $id --json: no daemon_pid"
 	set_none "$dev"
 	# A daemon maps its tmpfs files, and its first touch of each page takes
 	# a fault: read the device once now, so that no first round pays that
@@ -151,7 +157,7 @@ modes=${BENCH_MODES:-$("$Z" features | sed -n 's/^data modes://p')}
 [ -n "$modes" ] || die "zublk features: no data modes"
 default_mode=$("$Z" features | sed -n 's/^default mode: //p')
 
-mkdir "$T/tmpfs"
+mkdir "$T/tmpfs" "$T/rows"
 mount -t tmpfs -o size=$((size_mb * 5 + 64))m zublk-bench "$T/tmpfs"
 F=$T/tmpfs/disk.img
 log "filling ${size_mb}M files on tmpfs"
@@ -162,7 +168,7 @@ target_default() {
 	local dev id m
 	dev=$("$Z" add -t "$@" 2>"$T/add.err") || die "zublk add -t $*: $(cat "$T/add.err")"
 	id=${dev#/dev/ublkb}
-	m=$("$Z" list -n "$id" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["mode"])')
+	m=$(json_field mode "$id")
 	"$Z" del -n "$id" >/dev/null
 	echo "$m"
 }
@@ -259,15 +265,25 @@ run() {
 			SPIN+=($!)
 		done
 	fi
-	snap "$name" "$T/before"
+	local f=$T/rows/${#ROWS[@]}
+	snap "$name" "$f.before"
 	# shellcheck disable=SC2046
 	fio --name="$job" --filename="$dev" --ioengine=io_uring --direct=1 --time_based \
 		--runtime="$runtime" --ramp_time="$ramp" --lat_percentiles=1 --output-format=json \
-		$(job_args "$job") "${extra[@]}" >"$T/fio.json" 2>"$T/fio.err" ||
+		$(job_args "$job") "${extra[@]}" >"$f.json" 2>"$T/fio.err" ||
 		die "fio $job on $name ($dev) failed: $(head -3 "$T/fio.err")"
 	stop_spin
-	snap "$name" "$T/after"
-	python3 bench/fio_row.py "$T/fio.json" "$T/before" "$T/after" "$round,$cfg,$job,${name%-[12]q}"
+	snap "$name" "$f.after"
+	ROWS+=("$f.json" "$f.before" "$f.after" "$round,$cfg,$job,${name%-[12]q}")
+}
+# rows: the RAW lines of the runs since the last call, from one Python
+# (a Python start takes over a second in the VM: one per job, not per run).
+ROWS=()
+rows() {
+	((${#ROWS[@]})) || return 0
+	python3 bench/fio_row.py "${ROWS[@]}" || die "bench/fio_row.py failed"
+	rm -f "$T"/rows/*
+	ROWS=()
 }
 
 rotate() { # rotate N WORDS...: the words, starting at the Nth
@@ -278,7 +294,9 @@ rotate() { # rotate N WORDS...: the words, starting at the Nth
 }
 
 erms=without; grep -qw erms /proc/cpuinfo && erms=with
-echo "INFO,kernel $(uname -r); $(nproc) CPUs ($erms ERMS); $(fio --version); $("$Z" --version); modes:$modes; default modes: null=$null_default loop=$loop_default; ${runtime}s runs after ${ramp}s ramp, $rounds rounds, ${size_mb}M"
+run_s=$runtime
+[[ $run_s =~ ^[0-9]+$ ]] && run_s=${run_s}s
+echo "INFO,kernel $(uname -r); $(nproc) CPUs ($erms ERMS); $(fio --version); $("$Z" --version); modes:$modes; default modes: null=$null_default loop=$loop_default; $run_s runs after ${ramp}s ramp, $rounds rounds, ${size_mb}M"
 log "modes:$modes; configs: $configs; jobs: $jobs"
 
 devices_for() { # the device names of a config
@@ -333,6 +351,7 @@ for r in $(seq "$rounds"); do
 			for d in $(rotate "$r" "${jdevs[@]}"); do
 				run "$r" "$cfg" "$job" "$d" "$nj"
 			done
+			rows
 		done
 	done
 done
@@ -380,6 +399,7 @@ if need raid; then
 			for job in $raid_jobs; do
 				log "round $r/$rounds raid $job $1/$2"
 				for d in $(rotate "$r" "$1" "$2"); do run "$r" raid "$job" "$d" 1; done
+				rows
 			done
 			"$Z" del --all >/dev/null
 			mdadm --stop "${MDS[@]}" >/dev/null 2>&1

@@ -43,15 +43,10 @@ dm_table() {
 dm_fail() { dm_table "$1" error; }
 dm_heal() { dm_table "$1" "linear ${DM_LOOP[$1]} 0"; }
 
-# mirror_field ID PYEXPR: a value from the device's `list --json` entry d
-mirror_field() {
-	"$Z" list -n "$1" --json 2>/dev/null |
-		python3 -c "import json,sys; d=json.load(sys.stdin)[0]; print($2)" 2>/dev/null
-}
-leg_state() { mirror_field "$1" "d['legs'][$2]['state']"; }
-dev_errors() { mirror_field "$1" "d['counters']['errors']"; }
-no_rebuild() { [ "$(mirror_field "$1" "d['rebuild']")" = None ]; }
-rebuild_done() { [ "$(mirror_field "$1" "d['rebuild']")" = None ] && [ "$(leg_state "$1" "$2")" = ok ]; }
+leg_state() { dev_json "$1" ".legs[$2].state"; }
+dev_errors() { counter "$1" errors; }
+no_rebuild() { [ "$(dev_json "$1" .rebuild)" = None ]; }
+rebuild_done() { no_rebuild "$1" && [ "$(leg_state "$1" "$2")" = ok ]; }
 
 # bg_fio NAME ARGS...: fio in the background (FIO_PID), output in $TMP/NAME.log
 bg_fio() {

@@ -6,7 +6,7 @@
 # time; on a kernel without it, --batch fails with one line and no device.
 . "$(dirname "$0")/lib.sh"
 "$Z" features | grep -q BATCH_IO || skip "the running kernel has no UBLK_F_BATCH_IO"
-has_flag() { "$Z" list -n "$1" --json | python3 -c "import json,sys; sys.exit('$2' not in json.load(sys.stdin)[0]['flags'])"; }
+has_flag() { [ "$(dev_json "$1" "any(.flags[]; . == \"$2\")")" = True ]; }
 
 truncate -s 256M "$TMP/img"
 for mode in copy user-copy zero-copy auto-zero-copy; do

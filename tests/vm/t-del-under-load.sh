@@ -9,7 +9,7 @@ for target in null loop; do
 	else
 		add -t null size=4G
 	fi
-	pid=$("$Z" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["daemon_pid"])')
+	pid=$(dev_field "$ID" daemon_pid)
 	fio --name=load --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randrw --bs=4k \
 		--iodepth=128 --time_based --runtime=120 >"$FIO_LOG" 2>&1 &
 	fio_pid=$!

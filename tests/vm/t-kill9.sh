@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 truncate -s 1G "$TMP/img"
 add -t loop -f "$TMP/img" -n 7 --recovery=off
-pid=$("$Z" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["daemon_pid"])')
+pid=$(dev_field "$ID" daemon_pid)
 fio --name=load --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite --bs=16k \
 	--iodepth=64 --time_based --runtime=120 >"$FIO_LOG" 2>&1 &
 fio_pid=$!

@@ -43,6 +43,6 @@ cmp -n 4194304 <(dd if="$DEV" bs=1M skip=1024 count=4 iflag=direct status=none) 
 	>/dev/null || fail "partial discard left data"
 cmp -s <(dd if="$DEV" bs=1M skip=2048 count=4 iflag=direct status=none) /dev/zero &&
 	fail "partial discard zeroed beyond its range"
-errs=$("$Z" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["counters"]["errors"])')
+errs=$(counter "$ID" errors)
 [ "$errs" = 0 ] || fail "$errs requests ended in error"
 exit 0

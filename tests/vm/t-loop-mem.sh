@@ -16,7 +16,7 @@ trap mem_cleanup EXIT
 
 used_mb() { df -m --output=used "$MNT" | tail -1; }
 
-truncate -s 256M "$MNT/img"
+truncate -s 128M "$MNT/img"
 for mode in copy user-copy zero-copy auto-zero-copy; do
 	for q in 1 2; do
 		fits_cpus "$q" || continue
@@ -28,16 +28,16 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 		[ "$(dev_field "$ID" mapped)" = True ] || fail "$mode: loop on tmpfs is not mapped"
 		# Sizes up to 64k (around the limit), holes and written blocks mixed.
 		fio_ok v --filename="$DEV" --rw=randwrite --bsrange=512-64k --iodepth=16 \
-			--size=64M --verify=crc32c --do_verify=1 --verify_fatal=1 --numjobs="$q" \
-			--offset_increment=100M
+			--size=32M --verify=crc32c --do_verify=1 --verify_fatal=1 --numjobs="$q" \
+			--offset_increment=48M
 		fio_ok v4 --filename="$DEV" --rw=randwrite --bs=4k --iodepth=32 --size=16M \
-			--offset=200M --verify=crc32c --do_verify=1 --verify_fatal=1
+			--offset=96M --verify=crc32c --do_verify=1 --verify_fatal=1
 		# The 4k reads of written blocks were copied in the queue thread, in
 		# every mode: the commit is the only SQE of each (the io_uring way
 		# has two).
 		ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
 		fio_ok r4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M \
-			--offset=200M --number_ios=2000
+			--offset=96M --number_ios=2000
 		ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
 		[ "$ios" -ge 2000 ] || fail "$mode: $ios requests counted for 2000 reads"
 		[ $((sub * 10)) -le $((ios * 11)) ] ||
@@ -47,7 +47,7 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 		# way (at least 2 SQEs each) above map_max=16k.
 		ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
 		fio_ok r64 --filename="$DEV" --rw=randread --bs=64k --iodepth=8 --size=16M \
-			--offset=200M
+			--offset=96M
 		ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
 		if [ -z "$lim" ]; then
 			[ $((sub * 10)) -le $((ios * 11)) ] ||
@@ -124,7 +124,7 @@ note "stripe on tmpfs: verified, $sub SQEs for $ios 4k reads"
 # mirror over tmpfs files maps its legs: reads from one leg's pages, writes
 # into every leg's; a replaced leg gives up its mapping and goes the
 # io_uring way, and the data stays right through it all.
-leg() { "$Z" list -n "$ID" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['legs'][$1]['$2'])"; }
+leg() { dev_json "$ID" ".legs[$1].$2"; }
 truncate -s 128M "$MNT/ma" "$MNT/mb"
 add -t mirror file="$MNT/ma" file="$MNT/mb" --mode zero-copy
 [ "$(leg 0 mapped)/$(leg 1 mapped)" = True/True ] || fail "mirror legs on tmpfs not mapped"

@@ -12,7 +12,7 @@ for mode in $("$Z" features | sed -n 's/^data modes://p'); do
 	add -t loop -f "$TMP/img" --mode "$mode"
 	fio_ok w-$mode --filename="$DEV" --rw=write --bs=64k --iodepth=8 --size=8M \
 		--verify=crc32c --do_verify=1 --verify_fatal=1
-	errs=$("$Z" list -n "$ID" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["counters"]["errors"])')
+	errs=$(counter "$ID" errors)
 	# 8 MiB + 6 KiB: a 64 KiB read at 8 MiB gets 6 KiB, then nothing.
 	truncate -s $((8 * 1048576 + 6144)) "$TMP/img"
 	dd if="$DEV" of=/dev/null bs=64k skip=128 count=1 iflag=direct status=none 2>/dev/null &&
@@ -20,7 +20,7 @@ for mode in $("$Z" features | sed -n 's/^data modes://p'); do
 	dd if="$DEV" of=/dev/null bs=4k skip=4096 count=1 iflag=direct status=none 2>/dev/null &&
 		fail "$mode: a read wholly past the cut succeeded"
 	kill -0 "$(dev_field "$ID" daemon_pid)" 2>/dev/null || fail "$mode: the daemon died"
-	now=$("$Z" list -n "$ID" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["counters"]["errors"])')
+	now=$(counter "$ID" errors)
 	[ "$now" -ge $((errs + 2)) ] || fail "$mode: $((now - errs)) errors counted for 2 failed reads"
 	fio_ok v-$mode --filename="$DEV" --rw=write --bs=64k --iodepth=8 --size=8M \
 		--verify=crc32c --verify_only --verify_fatal=1

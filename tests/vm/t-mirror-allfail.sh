@@ -30,7 +30,7 @@ for mode in zero-copy copy; do
 	timeout 30 dd if=/dev/zero of="$DEV" bs=4k count=1 oflag=direct 2>"$TMP/dd.err" &&
 		fail "$mode: a write succeeded with every leg failed"
 	grep -q "Input/output error" "$TMP/dd.err" || fail "$mode: dd write: $(cat "$TMP/dd.err")"
-	[ "$(mirror_field "$ID" "d['in_sync']")" = 1 ] || fail "$mode: in_sync is not 1"
+	[ "$(dev_field "$ID" in_sync)" = 1 ] || fail "$mode: in_sync is not 1"
 	[ "$(dev_errors "$ID")" -gt 0 ] || fail "$mode: no errors counted"
 	timeout 60 "$Z" del -n "$ID" || fail "$mode: del failed or hung"
 	no_devices || fail "$mode: device left after del"

@@ -45,7 +45,7 @@ refuse "'$l4k' has 4096-byte blocks but the mirror has 512-byte blocks" replace 
 refuse "'$TMP/a' is leg 0 already" replace -n 0 1 "$TMP/a"
 refuse "'$TMP/nosuch': No such file or directory" replace -n 0 1 "$TMP/nosuch"
 [ "$(leg_state 0 0)" = ok ] && [ "$(leg_state 0 1)" = ok ] || fail "a refused replace changed the legs"
-[ "$(mirror_field 0 "d['legs'][1]['file']")" = "$TMP/c" ] || fail "leg 1 is not c any more"
+[ "$(dev_json 0 ".legs[1].file")" = "$TMP/c" ] || fail "leg 1 is not c any more"
 # fail: by number or path; never the last leg in sync, never twice.
 "$Z" mirror fail -n 0 "$TMP/c" >"$TMP/out" 2>&1 || fail "mirror fail: $(cat "$TMP/out")"
 [ "$(leg_state 0 1)" = failed ] || fail "leg 1 is '$(leg_state 0 1)' after mirror fail"

@@ -14,7 +14,7 @@ for mode in zero-copy copy auto-zero-copy user-copy; do
 	dm_heal b
 	add -t mirror file="$TMP/a" file="$leg1" --mode "$mode" -n 0
 	[ "$(leg_state 0 1)" = ok ] || fail "$mode: leg 1 not ok at start: $(leg_state 0 1)"
-	[ "$(mirror_field 0 "d['degraded']")" = False ] || fail "$mode: degraded at start"
+	[ "$(dev_field 0 degraded)" = False ] || fail "$mode: degraded at start"
 	job=(--filename="$DEV" --rw=randwrite --bsrange=4k-256k --iodepth=16 --size=64M
 		--verify=crc32c --verify_fatal=1)
 	bg_fio w "${job[@]}" --do_verify=1
@@ -25,8 +25,8 @@ for mode in zero-copy copy auto-zero-copy user-copy; do
 	dm_fail b
 	bg_fio_ok w
 	[ "$(leg_state 0 1)" = failed ] || fail "$mode: leg 1 is '$(leg_state 0 1)', not failed"
-	[ "$(mirror_field 0 "d['degraded']")" = True ] || fail "$mode: not reported degraded"
-	[ "$(mirror_field 0 "d['legs'][1]['errors'] > 0")" = True ] || fail "$mode: no leg errors"
+	[ "$(dev_field 0 degraded)" = True ] || fail "$mode: not reported degraded"
+	[ "$(dev_json 0 ".legs[1].errors > 0")" = True ] || fail "$mode: no leg errors"
 	[ "$(dev_errors 0)" = 0 ] || fail "$mode: $(dev_errors 0) requests ended in error"
 	grep -q '"failed=1"' /run/zublk/0.json || fail "$mode: failed=1 not in the state file"
 	# kill -9 and recover: the leg stays failed and is never read.

@@ -9,9 +9,7 @@ legs_same() { # legs_same FILE... : every file equals the first
 		cmp "$1" "$f" >/dev/null || fail "legs differ: $(cmp "$1" "$f" 2>&1 | head -1)"
 	done
 }
-errors_of() {
-	"$Z" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["counters"]["errors"])'
-}
+errors_of() { counter "$ID" errors; }
 for mode in copy user-copy zero-copy auto-zero-copy; do
 	for q in 1 2; do
 		fits_cpus "$q" || continue

@@ -18,7 +18,7 @@ for mode in zero-copy copy; do
 	[ "$(leg_state "$ID" 0)" = failed ] || fail "$mode: leg 0 is '$(leg_state "$ID" 0)'"
 	[ "$(leg_state "$ID" 1)" = ok ] && [ "$(leg_state "$ID" 2)" = ok ] ||
 		fail "$mode: legs 1, 2: $(leg_state "$ID" 1) $(leg_state "$ID" 2)"
-	[ "$(mirror_field "$ID" "d['in_sync']")" = 2 ] || fail "$mode: in_sync is not 2"
+	[ "$(dev_field "$ID" in_sync)" = 2 ] || fail "$mode: in_sync is not 2"
 	[ "$(dev_errors "$ID")" = 0 ] || fail "$mode: $(dev_errors "$ID") requests ended in error"
 	note "$mode: read errors retried, leg 0 failed, 0 errors"
 	del "$ID"

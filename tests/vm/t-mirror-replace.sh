@@ -22,17 +22,17 @@ note "leg 1 failed under fio"
 "$Z" mirror replace -n 0 1 "$TMP/c" >"$TMP/out" 2>&1 || fail "replace: $(cat "$TMP/out")"
 note "$(cat "$TMP/out")"
 st=$(leg_state 0 1)
-[ "$(mirror_field 0 "d['legs'][1]['file']")" = "$TMP/c" ] || fail "leg 1 is not the new file"
+[ "$(dev_json 0 ".legs[1].file")" = "$TMP/c" ] || fail "leg 1 is not the new file"
 [ "$st" = rebuilding ] || fail "leg 1 is '$st' right after the replace"
 # One rebuild at a time.
 "$Z" mirror replace -n 0 0 "$TMP/d" >"$TMP/out" 2>&1 && fail "a second replace was accepted"
 grep -q "being rebuilt" "$TMP/out" || fail "second replace: $(cat "$TMP/out")"
 sleep 3
-pct=$(mirror_field 0 "d['rebuild']['percent']")
+pct=$(dev_json 0 .rebuild.percent)
 [ -n "$pct" ] && [ "$pct" -gt 0 ] && [ "$pct" -lt 100 ] ||
 	fail "rebuild progress in list --json: '$pct': $("$Z" list --json)"
 note "rebuild at $pct% after 3 s"
-wait_until 180 rebuild_done 0 1 || fail "rebuild did not finish: $(mirror_field 0 "d['rebuild']")"
+wait_until 180 rebuild_done 0 1 || fail "rebuild did not finish: $(dev_json 0 .rebuild)"
 fio_running || fail "fio ended before the rebuild did"
 note "rebuilt under fio"
 bg_fio_ok w

@@ -31,7 +31,7 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 	grep -q "err= 0" "$FIO_LOG" || fail "$mode: fio error: $(grep -E 'err=|verify|error' "$FIO_LOG" | head -5)"
 	grep -qi "verify.*bad\|crc32c.*wanted" "$FIO_LOG" && fail "$mode: verify mismatch"
 	[ $rc -eq 0 ] || [ $rc -eq 128 ] || [ $rc -eq 130 ] || fail "$mode: fio exit $rc: $(tail -5 "$FIO_LOG")"
-	errs=$(dev_field 0 counters | python3 -c 'import sys,ast; print(ast.literal_eval(sys.stdin.read())["errors"])')
+	errs=$(counter 0 errors)
 	[ "$errs" = 0 ] || fail "$mode: $errs requests failed after the last recovery"
 	del 0
 done

@@ -93,7 +93,7 @@ fsck.ext4 -fn "$DEV" >"$TMP/fsck" 2>&1 || fail "fsck not clean: $(tail -5 "$TMP/
 mount "$DEV" "$TMP/mnt" || fail "remount"
 (cd "$TMP/mnt" && sha256sum -c --quiet "$TMP/sums") || fail "checksums differ after remount"
 umount "$TMP/mnt"
-errs=$("$Z" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["counters"]["errors"])')
+errs=$(counter "$ID" errors)
 [ "$errs" = 0 ] || fail "$errs requests ended in error"
 del "$ID"
 exit 0

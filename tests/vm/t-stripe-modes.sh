@@ -23,7 +23,7 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 	fio_ok r3 --filename="$DEV" --rw=randwrite --bsrange=512-1M --iodepth=32 --size=64M \
 		--verify=crc32c --verify_only=1 --verify_fatal=1
 	note "stripe 3x4k $mode: verified"
-	errs=$("$Z" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["counters"]["errors"])')
+	errs=$(counter "$ID" errors)
 	[ "$errs" = 0 ] || fail "$errs requests ended in error"
 	del "$ID"
 done
