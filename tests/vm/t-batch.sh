@@ -35,17 +35,24 @@ ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
 del "$ID"
 note "null --batch: $sub SQEs for $ios requests"
 
-# A batched queue looks for work before it sleeps, as an unbatched one does:
-# at QD1 most of its waits end in a look.  Its commits take a turn of their
-# own, and an adaptive probe once fell on that turn every time: it never
-# looked again once a look missed (QD1 at a quarter of the default's speed).
-# share ID: SHARE = polls per request over a QD1 run, in percent
+# A batched queue looks for work before it sleeps, as an unbatched one does.
+# Its commits take a turn of their own, and an adaptive probe once fell on
+# that turn every time: it never looked again once a look missed (0 of 3.1M
+# requests found by looking; QD1 at a quarter of the default's speed).
+# While its looks miss, a queue still looks on every 16th sleep, so where
+# an unbatched queue's looks find work (the host answers within the
+# window), a batched queue's find some too.  How many is a matter of speed,
+# for the bench's --batch rows: the adaptive look stays on while 3/4 of
+# looks find work, and a round trip a little longer can turn it off.
+# share ID: FOUND = requests found by looking over a QD1 run, SHARE = that
+# per request, in percent
 share() {
 	local ios0 polls0
 	ios0=$(counter "$1" ios) polls0=$(counter "$1" polls)
 	fio_ok qd1 --filename=/dev/ublkb"$1" --rw=randread --bs=4k --iodepth=1 --time_based \
 		--runtime=2
-	SHARE=$((($(counter "$1" polls) - polls0) * 100 / ($(counter "$1" ios) - ios0)))
+	FOUND=$(($(counter "$1" polls) - polls0))
+	SHARE=$((FOUND * 100 / ($(counter "$1" ios) - ios0)))
 }
 add -t null size=1G
 share "$ID"
@@ -53,14 +60,14 @@ plain=$SHARE
 del "$ID"
 add -t null size=1G --batch
 share "$ID"
-batched=$SHARE
+batched=$SHARE found=$FOUND
 del "$ID"
 # Where even the unbatched queue's looks mostly miss (a host too slow to
-# answer within the window), the comparison says nothing.
+# answer within the window), the probes may miss too.
 if [ "$plain" -ge 20 ]; then
-	[ "$batched" -gt 0 ] && [ $((batched * 2)) -ge "$plain" ] ||
-		fail "QD1: $batched % of --batch's requests found by looking, $plain % without --batch"
-	note "QD1: $batched % of --batch's requests found by looking, $plain % without"
+	[ "$found" -ge 5 ] ||
+		fail "QD1: $found of --batch's requests found by looking ($batched %), $plain % without --batch"
+	note "QD1: $found of --batch's requests found by looking ($batched %), $plain % without"
 else
 	skip_check "QD1 looks, --batch vs unbatched" \
 		"only $plain % of an unbatched queue's requests found by looking here (needs 20 %)"
