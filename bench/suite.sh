@@ -38,10 +38,11 @@
 # Every device uses the "none" IO scheduler.
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_RUNTIME (3 s per run, after
-# BENCH_RAMP 1 s; fio's units, as in 500ms, or seconds), BENCH_SIZE_MB (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j
-# raid"), BENCH_JOBS (all), BENCH_JOBS_2J (the 2-job configs' jobs:
-# BENCH_JOBS), BENCH_MODES (every mode the kernel has), BENCH_SET (all; or
-# "targets": only the devices the targets compare, none of the variants).
+# BENCH_RAMP 1 s; fio's units, as in 500ms, or seconds), BENCH_SIZE_MB
+# (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid"), BENCH_JOBS (all),
+# BENCH_JOBS_2J (the 2-job configs' jobs: BENCH_JOBS), BENCH_MODES (every
+# mode the kernel has), BENCH_SET (all; or "targets": only the devices the
+# targets compare, none of the variants).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Z=${ZUBLK:-$PWD/build/zublk}
@@ -60,7 +61,7 @@ raid_jobs=${BENCH_RAID_JOBS:-rr4k-qd32 sr128k-qd16 sw128k-qd16}
 die() { echo "suite.sh: $*" >&2; exit 1; }
 log() { echo "[bench $(date +%T)] $*" >&2; }
 [ "$(id -u)" = 0 ] || die "must run as root"
-for t in fio losetup python3; do command -v $t >/dev/null || die "$t not found (scripts/setup.sh)"; done
+for t in fio losetup python3 jq; do command -v $t >/dev/null || die "$t not found (scripts/setup.sh)"; done
 [ -x "$Z" ] || die "$Z not built (make)"
 # A bare devtmpfs has no /dev/fd, which process substitution needs.
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
@@ -120,10 +121,9 @@ nullb() { # nullb NAME QUEUES
 	[ -b "${DEV[$1]}" ] || die "null_blk $1: no /dev/$1 nor ${DEV[$1]}"
 	set_none "${DEV[$1]}"
 }
-json_field() { # json_field KEY ID: the first KEY of `zublk list -n ID --json`, a number or a string
-	"$Z" list -n "$2" --json | awk -v k="\"$1\": " 'i = index($0, k) {
-		if (done++) next
-		v = substr($0, i + length(k)); sub(/^"/, "", v); sub(/[",}].*/, "", v); print v }'
+# json_field KEY ID: KEY of `zublk list -n ID --json` (jq: Python starts slowly in the VM)
+json_field() {
+	"$Z" list -n "$2" --json | jq -r ".[0].$1 // empty"
 }
 zadd() { # zadd NAME ARGS...
 	local name=$1 dev id
