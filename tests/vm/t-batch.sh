@@ -27,13 +27,13 @@ done
 # null in user-copy mode adds no SQE of its own: without batching a request
 # costs one (its commit), batched far less.
 add -t null --mode user-copy --batch size=1G
-ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
+sqes_from "$ID"
 fio_ok r --filename="$DEV" --rw=randread --bs=4k --iodepth=64 --size=256M --number_ios=20000
-ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
-[ "$ios" -ge 20000 ] || fail "$ios requests counted for 20000 reads"
-[ $((sub * 10)) -le $((ios * 9)) ] || fail "$sub SQEs for $ios requests: commits not batched"
+sqes_to "$ID"
+[ "$IOS" -ge 20000 ] || fail "$IOS requests counted for 20000 reads"
+[ $((SUB * 10)) -le $((IOS * 9)) ] || fail "$SUB SQEs for $IOS requests: commits not batched"
 del "$ID"
-note "null --batch: $sub SQEs for $ios requests"
+note "null --batch: $SUB SQEs for $IOS requests"
 
 # A batched queue looks for work before it sleeps, as an unbatched one does.
 # Its commits take a turn of their own, and an adaptive probe once fell on

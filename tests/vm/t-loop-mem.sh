@@ -35,28 +35,28 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 		# The 4k reads of written blocks were copied in the queue thread, in
 		# every mode: the commit is the only SQE of each (the io_uring way
 		# has two).
-		ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
+		sqes_from "$ID"
 		fio_ok r4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M \
 			--offset=96M --number_ios=2000
-		ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
-		[ "$ios" -ge 2000 ] || fail "$mode: $ios requests counted for 2000 reads"
-		[ $((sub * 10)) -le $((ios * 11)) ] ||
-			fail "$mode: $sub SQEs for $ios 4k reads: not copied straight"
-		note "loop $mode q=$q: $sub SQEs for $ios 4k reads"
+		sqes_to "$ID"
+		[ "$IOS" -ge 2000 ] || fail "$mode: $IOS requests counted for 2000 reads"
+		[ $((SUB * 10)) -le $((IOS * 11)) ] ||
+			fail "$mode: $SUB SQEs for $IOS 4k reads: not copied straight"
+		note "loop $mode q=$q: $SUB SQEs for $IOS 4k reads"
 		# 64k reads: copied straight too without a limit, the io_uring
 		# way (at least 2 SQEs each) above map_max=16k.
-		ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
+		sqes_from "$ID"
 		fio_ok r64 --filename="$DEV" --rw=randread --bs=64k --iodepth=8 --size=16M \
 			--offset=96M
-		ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
+		sqes_to "$ID"
 		if [ -z "$lim" ]; then
-			[ $((sub * 10)) -le $((ios * 11)) ] ||
-				fail "$mode: $sub SQEs for $ios 64k reads: not copied straight"
+			[ $((SUB * 10)) -le $((IOS * 11)) ] ||
+				fail "$mode: $SUB SQEs for $IOS 64k reads: not copied straight"
 		else
-			[ $((sub * 2)) -ge $((ios * 3)) ] ||
-				fail "$mode $lim: $sub SQEs for $ios 64k reads: copied past the limit"
+			[ $((SUB * 2)) -ge $((IOS * 3)) ] ||
+				fail "$mode $lim: $SUB SQEs for $IOS 64k reads: copied past the limit"
 		fi
-		note "loop $mode q=$q $lim: $sub SQEs for $ios 64k reads"
+		note "loop $mode q=$q $lim: $SUB SQEs for $IOS 64k reads"
 		# What the device shows is what the file holds.
 		cmp <(dd if="$DEV" bs=1M iflag=direct status=none) "$MNT/img" ||
 			fail "$mode: device and file differ"
@@ -114,12 +114,12 @@ truncate -s 128M "$MNT/a" "$MNT/b"
 add -t stripe file="$MNT/a" file="$MNT/b" chunk=16k --mode zero-copy
 fio_ok s --filename="$DEV" --rw=randwrite --bsrange=512-64k --iodepth=16 --size=96M \
 	--verify=crc32c --do_verify=1 --verify_fatal=1
-ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
+sqes_from "$ID"
 fio_ok s4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M --number_ios=2000
-ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
-[ $((sub * 10)) -le $((ios * 11)) ] || fail "stripe: $sub SQEs for $ios 4k reads"
+sqes_to "$ID"
+[ $((SUB * 10)) -le $((IOS * 11)) ] || fail "stripe: $SUB SQEs for $IOS 4k reads"
 del "$ID"
-note "stripe on tmpfs: verified, $sub SQEs for $ios 4k reads"
+note "stripe on tmpfs: verified, $SUB SQEs for $IOS 4k reads"
 
 # mirror over tmpfs files maps its legs: reads from one leg's pages, writes
 # into every leg's; a replaced leg gives up its mapping and goes the
@@ -130,15 +130,15 @@ add -t mirror file="$MNT/ma" file="$MNT/mb" --mode zero-copy
 [ "$(leg 0 mapped)/$(leg 1 mapped)" = True/True ] || fail "mirror legs on tmpfs not mapped"
 fio_ok m --filename="$DEV" --rw=randwrite --bsrange=512-128k --iodepth=16 --size=96M \
 	--verify=crc32c --do_verify=1 --verify_fatal=1
-ios0=$(counter "$ID" ios) sub0=$(counter "$ID" submits)
+sqes_from "$ID"
 fio_ok m4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M --number_ios=2000
 fio_ok mw --filename="$DEV" --rw=randwrite --bs=64k --iodepth=8 --size=16M --offset=100M \
 	--number_ios=200
-ios=$(($(counter "$ID" ios) - ios0)) sub=$(($(counter "$ID" submits) - sub0))
-[ $((sub * 10)) -le $((ios * 11)) ] || fail "mirror: $sub SQEs for $ios 4k reads and 64k writes"
+sqes_to "$ID"
+[ $((SUB * 10)) -le $((IOS * 11)) ] || fail "mirror: $SUB SQEs for $IOS 4k reads and 64k writes"
 cmp "$MNT/ma" "$MNT/mb" || fail "mirror legs differ"
 cmp <(dd if="$DEV" bs=1M iflag=direct status=none) "$MNT/ma" || fail "mirror: device and leg differ"
-note "mirror on tmpfs: legs mapped, identical, $sub SQEs for $ios 4k reads and 64k writes"
+note "mirror on tmpfs: legs mapped, identical, $SUB SQEs for $IOS 4k reads and 64k writes"
 truncate -s 128M "$MNT/mc"
 "$Z" mirror replace -n "$ID" 1 "$MNT/mc" >/dev/null || fail "mirror replace"
 wait_until 120 eval '[ "$(leg 1 state)" = ok ]' || fail "leg 1 not rebuilt: $(leg 1 state)"
