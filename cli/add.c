@@ -351,6 +351,7 @@ static const struct option add_opts[] = {
 	{ "poll-us", required_argument, NULL, 'U' },
 	{ "batch", no_argument, NULL, 'B' },
 	{ "threads", required_argument, NULL, 'N' },
+	{ "shmem", required_argument, NULL, 'S' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -469,6 +470,28 @@ int cmd_add(int argc, char **argv)
 				return 1;
 			}
 			break;
+		case 'S': {
+			/*
+			 * Absolute for the state file, symlinks kept: a memfd's
+			 * /proc/PID/fd/N points nowhere realpath() can follow.
+			 * The daemon names a file that is not there.
+			 */
+			char *path = optarg[0] == '/' ? NULL : realpath(optarg, NULL);
+
+			if (strchr(optarg, '\n')) { /* the state file keeps one per line */
+				cli_err("add", "--shmem: a file name with a newline in it");
+				free(path);
+				return 1;
+			}
+			if (cfg.nr_shmem == ZUBLK_MAX_SHMEM) {
+				cli_err("add", "--shmem %s: at most %u files", optarg,
+					ZUBLK_MAX_SHMEM);
+				free(path);
+				return 1;
+			}
+			cfg.shmem[cfg.nr_shmem++] = path ? path : optarg; /* for the daemon's life */
+			break;
+		}
 		case 'h':
 			cmd_help(stdout);
 			return 0;

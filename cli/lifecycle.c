@@ -102,6 +102,26 @@ static int state_opts(struct zublk_state *st, struct zublk_opts *opts)
 	return zublk_opts_parse(opts, n, words);
 }
 
+/* The state's "index:path" lines into @cfg (the strings stay in @st). */
+static int state_shmem(struct zublk_state *st, struct zublk_dev_config *cfg)
+{
+	char *save = NULL;
+
+	for (char *l = strtok_r(st->shmem, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char *colon = strchr(l, ':');
+		unsigned idx;
+
+		if (!colon || cfg->nr_shmem == ZUBLK_MAX_SHMEM)
+			return -EINVAL;
+		*colon = '\0';
+		if (zublk_parse_uint(l, 0, 0xffff, &idx))
+			return -EINVAL;
+		cfg->shmem_index[cfg->nr_shmem] = (int)idx;
+		cfg->shmem[cfg->nr_shmem++] = colon + 1;
+	}
+	return 0;
+}
+
 int cmd_recover(int argc, char **argv)
 {
 	struct zublk_dev_config cfg = { 0 };
@@ -136,6 +156,10 @@ int cmd_recover(int argc, char **argv)
 	cfg.pin_queues = st.pin_queues;
 	cfg.poll_us = st.poll_us;
 	cfg.nr_threads = st.threads <= st.queues ? st.threads : 0;
+	if (state_shmem(&st, &cfg)) {
+		cli_err("recover", "device %u: cannot parse its shared-memory files", a.id);
+		return 1;
+	}
 	if (zublk_mode_parse(st.mode, &cfg.mode))
 		cfg.mode = ZUBLK_MODE_DEFAULT;
 	ret = cli_spawn_daemon("recover", &cfg, ops, &opts, a.timeout_s);

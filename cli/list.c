@@ -119,15 +119,35 @@ static void print_json(const struct dev_view *v, bool first)
 		       p == ZUBLK_POLL_AUTO ? "auto" : p == ZUBLK_POLL_OFF ? "off" : "fixed",
 		       p == ZUBLK_POLL_AUTO ? ZUBLK_POLL_AUTO_US : p == ZUBLK_POLL_OFF ? 0 : p);
 	}
+	if (v->have_state && v->st.shmem[0]) {
+		char buf[sizeof(v->st.shmem)], *save = NULL;
+		bool one = true;
+
+		snprintf(buf, sizeof(buf), "%s", v->st.shmem);
+		printf(", \"shmem\": [");
+		for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+			char *colon = strchr(l, ':');
+
+			if (!colon)
+				continue;
+			*colon = '\0';
+			printf("%s{\"index\": %s, \"file\": ", one ? "" : ", ", l);
+			zublk_json_str(stdout, colon + 1);
+			putchar('}');
+			one = false;
+		}
+		putchar(']');
+	}
 	if (v->have_state && v->st.extra[0])
 		printf(", %s", v->st.extra);
 	if (v->have_cnt)
 		printf(", \"counters\": {\"ios\": %llu, \"submits\": %llu, \"enters\": %llu, "
-		       "\"errors\": %llu, \"sleeps\": %llu, \"polls\": %llu, \"idle_ns\": %llu}",
+		       "\"errors\": %llu, \"sleeps\": %llu, \"polls\": %llu, \"idle_ns\": %llu, "
+		       "\"shmem_ios\": %llu}",
 		       (unsigned long long)v->cnt.ios, (unsigned long long)v->cnt.submits,
 		       (unsigned long long)v->cnt.enters, (unsigned long long)v->cnt.errors,
 		       (unsigned long long)v->cnt.sleeps, (unsigned long long)v->cnt.polls,
-		       (unsigned long long)v->cnt.idle_ns);
+		       (unsigned long long)v->cnt.idle_ns, (unsigned long long)v->cnt.shmem_ios);
 	printf("}");
 }
 

@@ -48,7 +48,7 @@ void cmd_help(FILE *f)
 		"  add -t TARGET [-n ID] [-q QUEUES] [-d DEPTH] [--max-io SIZE]\n"
 		"      [--mode copy|user-copy|zero-copy|auto-zero-copy] [--keep-scheduler]\n"
 		"      [--recovery off|reissue|fail-io] [--no-part-scan] [--pin-queues]\n"
-		"      [--poll-us auto|off|USECS] [--threads N] [--batch]\n"
+		"      [--poll-us auto|off|USECS] [--threads N] [--batch] [--shmem FILE ...]\n"
 		"      [--timeout SECS] [-f FILE] [key=value ...]\n"
 		"                      serve a new device; prints /dev/ublkbN once it is live\n"
 		"  del -n ID | --all [--async] [--timeout SECS]\n"

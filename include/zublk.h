@@ -36,6 +36,8 @@ extern "C" {
 #define ZUBLK_DEF_MAX_IO_BYTES (1U << 20)
 #define ZUBLK_MAX_MAX_IO_BYTES (1U << 25) /* UBLK_IO_BUF_BITS */
 #define ZUBLK_STATE_DIR "/run/zublk"
+/* Shared-memory files (--shmem) a device registers at most. */
+#define ZUBLK_MAX_SHMEM 8
 /* zublk_dev_config.poll_us: adaptive (the default), never, or this long. */
 #define ZUBLK_POLL_AUTO 0U
 #define ZUBLK_POLL_OFF 0xffffffffU
@@ -147,6 +149,8 @@ int zublk_ctrl_start_recovery(struct zublk_ctrl *c, unsigned dev_id);
 int zublk_ctrl_end_recovery(struct zublk_ctrl *c, unsigned dev_id, int daemon_pid);
 int zublk_ctrl_update_size(struct zublk_ctrl *c, unsigned dev_id, uint64_t sectors);
 int zublk_ctrl_quiesce_dev(struct zublk_ctrl *c, unsigned dev_id, unsigned timeout_ms);
+/* UBLK_U_CMD_REG_BUF: pin @len bytes of shared memory at @addr; the buffer's index or -errno. */
+int zublk_ctrl_reg_buf(struct zublk_ctrl *c, unsigned dev_id, void *addr, uint64_t len);
 
 /* Name of UBLK_F_* bit @bit ("ZERO_COPY", ...), NULL for a bit we don't know. */
 const char *zublk_feature_name(unsigned bit);
@@ -200,7 +204,12 @@ struct zublk_target_geom {
  * A request handed to a target.  The core has validated op, range and size.
  * @buf is the daemon-side data buffer in copy and user-copy modes and NULL in
  * the zero-copy modes, where data moves only through fixed-buffer ops built
- * with zublk_io_prep_rw().
+ * with zublk_io_prep_rw().  A request in shared memory (zublk_dev_config
+ * .shmem; UBLK_IO_F_SHMEM_ZC in @flags) has @buf at its data in the daemon's
+ * mapping of it, in every mode: the application's own pages, which another
+ * process can truncate, so touch them with system calls (pread(),
+ * zublk_io_copy(), zublk_io_prep_rw()), not the CPU: a vanished page then
+ * fails the request where memset() would take a SIGBUS.
  */
 struct zublk_io {
 	uint16_t tag;
@@ -337,6 +346,19 @@ struct zublk_dev_config {
 	 */
 	bool batch;
 	/*
+	 * UBLK_F_SHMEM_ZC: files (tmpfs, hugetlbfs) the daemon maps shared and
+	 * registers with the driver.  A request whose pages all lie in one of
+	 * them (an application doing O_DIRECT I/O from its own shared mapping
+	 * of the file) reaches the target with zublk_io.buf pointing at its
+	 * data in the daemon's mapping and UBLK_IO_F_SHMEM_ZC in its flags: no
+	 * copy, no buffer registration, in every data mode.  Other requests
+	 * move as the data mode has them.  On a recovery @shmem_index is the
+	 * driver's index of each (zublk_state.shmem), which outlives daemons.
+	 */
+	const char *shmem[ZUBLK_MAX_SHMEM];
+	int shmem_index[ZUBLK_MAX_SHMEM];
+	unsigned nr_shmem;
+	/*
 	 * Take over the existing device @dev_id after its daemon died or was
 	 * quiesced: START/END_USER_RECOVERY instead of ADD/SET_PARAMS/START.
 	 * @expect_files, when set, is the backing identity the device was
@@ -456,6 +478,7 @@ struct zublk_state {
 	char options[4096];	/* "key=value", one per line */
 	char files[1024];	/* identity of each backing: "dev:ino:size ..." */
 	char extra[2048];	/* the target's status members, raw JSON: "k": v, ... */
+	char shmem[2048];	/* the shared-memory files, "index:path" one per line */
 };
 
 /* Counters summed over a device's queues. */
@@ -467,6 +490,7 @@ struct zublk_counters {
 	uint64_t sleeps;	/* times a queue slept waiting for work */
 	uint64_t polls;		/* times it looked before sleeping and found work */
 	uint64_t idle_ns;	/* time its looks spent waiting for work, yields not counted */
+	uint64_t shmem_ios;	/* requests whose data was in shared memory (--shmem) */
 };
 
 int zublk_state_parse(const char *json, struct zublk_state *st);

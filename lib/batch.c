@@ -52,7 +52,7 @@ static void batch_elem_fill(const struct zublk_queue *q, void *slot, const struc
 {
 	struct batch_elem e = {
 		.h = { .tag = io->tag, .buf_index = zublk_io_buf_index(q, io), .result = io->result },
-		.buf_addr = (uintptr_t)io->buf,
+		.buf_addr = (uintptr_t)zublk_tag_buf(q, io->tag),
 	};
 
 	memcpy(slot, &e, batch_elem_bytes(q));

@@ -238,6 +238,16 @@ int zublk_ctrl_update_size(struct zublk_ctrl *c, unsigned dev_id, uint64_t secto
 	return ctrl_cmd(c, UBLK_U_CMD_UPDATE_SIZE, &cmd);
 }
 
+int zublk_ctrl_reg_buf(struct zublk_ctrl *c, unsigned dev_id, void *addr, uint64_t len)
+{
+	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
+	struct ublk_shmem_buf_reg reg = { .addr = (uintptr_t)addr, .len = len };
+
+	cmd.addr = (uintptr_t)&reg;
+	cmd.len = sizeof(reg);
+	return ctrl_cmd(c, UBLK_U_CMD_REG_BUF, &cmd);
+}
+
 int zublk_ctrl_quiesce_dev(struct zublk_ctrl *c, unsigned dev_id, unsigned timeout_ms)
 {
 	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);

@@ -47,6 +47,10 @@ int zublk_dev_config_check(const struct zublk_dev_config *cfg, unsigned nr_cpus)
 			  cfg->nr_threads, nr_q);
 		return -EINVAL;
 	}
+	if (cfg->nr_shmem > ZUBLK_MAX_SHMEM) {
+		zublk_err("--shmem: %u files, at most %u", cfg->nr_shmem, ZUBLK_MAX_SHMEM);
+		return -EINVAL;
+	}
 	if (cfg->batch && cfg->nr_threads && cfg->nr_threads != nr_q) {
 		zublk_err("threads %u: batch IO takes a thread per queue", cfg->nr_threads);
 		return -EINVAL;
@@ -403,6 +407,14 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		}
 		flags |= UBLK_F_BATCH_IO;
 	}
+	if (cfg->nr_shmem) {
+		if (!(dev->features & UBLK_F_SHMEM_ZC)) {
+			zublk_err("--shmem: the running kernel lacks UBLK_F_SHMEM_ZC");
+			ret = -EOPNOTSUPP;
+			goto err_target;
+		}
+		flags |= UBLK_F_SHMEM_ZC;
+	}
 	ret = recovery_flags(dev, &flags);
 	dev->info.flags = flags;
 	if (ret)
@@ -430,6 +442,10 @@ stats:
 	/* Both come from the kernel's word on a recovery. */
 	dev->can_copy = zublk_mode_is_zc(dev->mode) && (dev->info.flags & UBLK_F_USER_COPY);
 	dev->batch = dev->info.flags & UBLK_F_BATCH_IO;
+	/* Before START_DEV: registering on a live device freezes its queue. */
+	ret = zublk_shmem_setup(dev);
+	if (ret)
+		goto err_del;
 	ret = zublk_stats_map(dev);
 	if (ret)
 		goto err_del;
@@ -437,6 +453,7 @@ stats:
 	return 0;
 
 err_del:
+	zublk_shmem_release(dev);
 	if (dev->cdev_fd >= 0)
 		close(dev->cdev_fd);
 	/* A device we only came to recover stays for the next try. */
@@ -659,6 +676,7 @@ void zublk_dev_destroy(struct zublk_dev *dev)
 		zublk_state_remove(dev, false);
 	}
 	zublk_ctrl_close(dev->ctrl);
+	zublk_shmem_release(dev);
 	close(dev->exit_efd);
 	free(dev->queues);
 	free(dev->workers);

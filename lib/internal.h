@@ -41,10 +41,11 @@ struct zublk_queue_stats {
 	_Atomic uint64_t sleeps;	/* waits in io_uring_enter for new work */
 	_Atomic uint64_t polls;		/* looks before sleeping that found work */
 	_Atomic uint64_t idle_ns;	/* time spent looking, work not there yet */
+	_Atomic uint64_t shmem_ios;	/* requests whose data was in shared memory */
 };
 
 /* Layout of ZUBLK_STATE_DIR/<id>.stats, mmapped by daemon and readers. */
-#define ZUBLK_STATS_MAGIC 0x7a75626c6b535433ULL /* "zublkST3" */
+#define ZUBLK_STATS_MAGIC 0x7a75626c6b535434ULL /* "zublkST4" */
 struct zublk_stats_file {
 	uint64_t magic;
 	uint32_t nr_queues;
@@ -178,7 +179,19 @@ struct zublk_dev {
 	int ctl_fd;				/* listening control socket, or -1 */
 	pthread_mutex_t state_lock;		/* state file writers */
 	char files_id[1024];			/* backing identity, "dev:ino:size ..." */
+	struct zublk_shmem {			/* cfg.shmem, mapped and registered */
+		int index;			/* the driver's */
+		char *base;
+		uint64_t len;
+	} shm[ZUBLK_MAX_SHMEM];
+	unsigned nr_shm;
 };
+
+/* Tag @tag's own buffer in the copy modes, NULL in the zero-copy ones. */
+static inline void *zublk_tag_buf(const struct zublk_queue *q, unsigned tag)
+{
+	return q->bufs ? q->bufs + (size_t)tag * q->buf_stride : NULL;
+}
 
 /* The request's own pages serve as the data buffer. */
 static inline bool zublk_mode_is_zc(enum zublk_mode m)
@@ -242,6 +255,12 @@ void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len);
 
 /* dev.c */
 int zublk_dev_kick_queue(struct zublk_dev *dev, unsigned q_id);
+
+/* shmem.c: map cfg.shmem and register it (a recovery finds it registered); unmap */
+int zublk_shmem_setup(struct zublk_dev *dev);
+void zublk_shmem_release(struct zublk_dev *dev);
+/* The daemon's address of a request's UBLK_IO_F_SHMEM_ZC @addr, NULL if none is known. */
+void *zublk_shmem_resolve(const struct zublk_dev *dev, uint64_t addr, uint64_t len);
 
 /* ctl.c */
 int zublk_ctl_listen(struct zublk_dev *dev);

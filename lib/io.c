@@ -130,7 +130,7 @@ int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit)
 	cmd = (struct ublksrv_io_cmd *)sqe->cmd;
 	cmd->result = commit ? io->result : 0;
 	if (dev->mode == ZUBLK_MODE_COPY)
-		cmd->addr = (uintptr_t)io->buf;
+		cmd->addr = (uintptr_t)zublk_tag_buf(q, io->tag);
 	if (dev->mode == ZUBLK_MODE_AUTO_ZERO_COPY) {
 		struct ublk_auto_buf_reg reg = {
 			.index = zublk_io_buf_index(q, io),
@@ -160,7 +160,11 @@ static struct io_uring_sqe *prep_rw_sqe(struct zublk_queue *q, struct zublk_io *
 	sqe = zublk_queue_get_sqe(q);
 	if (!sqe)
 		return NULL;
-	if (zc) {
+	if (io->flags & UBLK_IO_F_SHMEM_ZC) {
+		/* Shared memory: the data is at @buf, in no fixed buffer. */
+		op = write ? IORING_OP_WRITE : IORING_OP_READ;
+		io_uring_prep_rw(op, sqe, file_idx, (char *)io->buf + io_off, len, file_off);
+	} else if (zc) {
 		/* A registered request buffer starts at address 0. */
 		op = write ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED;
 		io_uring_prep_rw(op, sqe, file_idx, (void *)(uintptr_t)io_off, len, file_off);
@@ -246,7 +250,8 @@ static void commit(struct zublk_queue *q, struct zublk_io *io)
 	struct zublk_dev *dev = q->dev;
 	int res = io->result;
 
-	if (res > 0 && io->op == UBLK_IO_OP_READ && dev->mode == ZUBLK_MODE_USER_COPY) {
+	if (res > 0 && io->op == UBLK_IO_OP_READ && dev->mode == ZUBLK_MODE_USER_COPY &&
+	    !(io->flags & UBLK_IO_F_SHMEM_ZC)) {
 		ssize_t n = pwrite(dev->cdev_fd, io->buf, (size_t)res,
 				   (off_t)zublk_user_copy_pos(q->q_id, io->tag));
 		if (n != res) {
@@ -354,6 +359,7 @@ void zublk_io_start(struct zublk_queue *q, struct zublk_io *io)
 	io->nr_inflight = 0;
 	io->buf_registered = 0;
 	io->need_reg = dev->mode == ZUBLK_MODE_ZERO_COPY;
+	io->buf = zublk_tag_buf(q, io->tag);
 	if (dev->mode == ZUBLK_MODE_AUTO_ZERO_COPY) {
 		/* The driver could not register it for us: do it by hand. */
 		io->need_reg = !!(iod->op_flags & UBLK_IO_F_NEED_REG_BUF);
@@ -364,15 +370,29 @@ void zublk_io_start(struct zublk_queue *q, struct zublk_io *io)
 				atomic_load_explicit(&dev->dev_sectors, memory_order_relaxed),
 				dev->info.max_io_buf_bytes,
 				dev->geom.caps, io);
+	if (!ret && (io->flags & UBLK_IO_F_SHMEM_ZC)) {
+		/*
+		 * The data is in shared memory: nothing to copy or register
+		 * (an automatic registration goes with the commit).
+		 */
+		io->buf = zublk_shmem_resolve(dev, iod->addr, io->len);
+		io->need_reg = 0;
+		if (!io->buf)
+			ret = -EIO;
+		else
+			atomic_fetch_add_explicit(&q->stats->shmem_ios, 1, memory_order_relaxed);
+	}
 	if (ret) {
-		zublk_warn("queue %u tag %u: bad request op %u sector %llu count %u: %s",
+		zublk_warn("queue %u tag %u: bad request op %u sector %llu count %u%s: %s",
 			   q->q_id, io->tag, iod->op_flags & 0xff,
 			   (unsigned long long)iod->start_sector, iod->nr_sectors,
+			   ret == -EIO ? " in shared memory we do not know" : "",
 			   strerror(-ret));
 		zublk_io_complete(q, io, ret);
 		return;
 	}
-	if (io->op == UBLK_IO_OP_WRITE && dev->mode == ZUBLK_MODE_USER_COPY) {
+	if (io->op == UBLK_IO_OP_WRITE && dev->mode == ZUBLK_MODE_USER_COPY &&
+	    !(io->flags & UBLK_IO_F_SHMEM_ZC)) {
 		ssize_t n = pread(dev->cdev_fd, io->buf, io->len,
 				  (off_t)zublk_user_copy_pos(q->q_id, io->tag));
 		if (n != (ssize_t)io->len) {

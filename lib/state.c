@@ -80,6 +80,18 @@ int zublk_state_write(struct zublk_dev *dev)
 		zublk_json_str(f, kv);
 	}
 	fprintf(f, "]");
+	if (dev->nr_shm) {
+		fprintf(f, ",\"shmem\":[");
+		for (unsigned i = 0; i < dev->nr_shm; i++) {
+			char v[4200];
+
+			snprintf(v, sizeof(v), "%d:%s", dev->shm[i].index, dev->cfg.shmem[i]);
+			if (i)
+				fputc(',', f);
+			zublk_json_str(f, v);
+		}
+		fprintf(f, "]");
+	}
 	if (dev->ops->status)
 		dev->ops->status(dev, f);
 	fprintf(f, "}\n");
@@ -206,6 +218,7 @@ int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum)
 		sum->sleeps += atomic_load(&sf->q[i].sleeps);
 		sum->polls += atomic_load(&sf->q[i].polls);
 		sum->idle_ns += atomic_load(&sf->q[i].idle_ns);
+		sum->shmem_ios += atomic_load(&sf->q[i].shmem_ios);
 	}
 out:
 	munmap(sf, (size_t)st.st_size);
@@ -276,7 +289,7 @@ static bool is_known_key(const char *key)
 	static const char *const known[] = {
 		"id", "target", "mode", "queues", "depth", "max_io", "size", "logical_block",
 		"daemon_pid", "flags", "recovery", "files", "options", "pin_queues", "poll_us",
-		"threads",
+		"threads", "shmem",
 	};
 
 	for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -380,6 +393,11 @@ int zublk_state_parse(const char *text, struct zublk_state *st)
 			else if (!strcmp(key, "files"))
 				copy_str(st->files, sizeof(st->files), val);
 		} else if (*p == '[') {
+			char *list = !strcmp(key, "options") ? st->options
+				     : !strcmp(key, "shmem") ? st->shmem
+							     : NULL;
+			size_t size = !strcmp(key, "options") ? sizeof(st->options)
+								: sizeof(st->shmem);
 			size_t used = 0;
 
 			p = skip_ws(p + 1);
@@ -387,11 +405,11 @@ int zublk_state_parse(const char *text, struct zublk_state *st)
 				p = parse_str(p, val, sizeof(val));
 				if (!p)
 					return -EINVAL;
-				if (!strcmp(key, "options")) {
-					/* One option per line: values may hold spaces. */
-					int n = snprintf(st->options + used, sizeof(st->options) - used,
-							 "%s%s", used ? "\n" : "", val);
-					if (n > 0 && (size_t)n < sizeof(st->options) - used)
+				if (list) {
+					/* One per line: values may hold spaces. */
+					int n = snprintf(list + used, size - used, "%s%s",
+							 used ? "\n" : "", val);
+					if (n > 0 && (size_t)n < size - used)
 						used += (size_t)n;
 				}
 				p = skip_ws(p);

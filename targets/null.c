@@ -4,8 +4,11 @@
  * memory: in the zero-copy modes a read of up to copy_max bytes gets them
  * copied from a zero mapping by the driver's user copy, in the queue thread
  * (the commit follows at once); a longer one gets /dev/zero read into the
- * request's own pages.  fill=none leaves a read's pages as they are (what
- * null_blk does): every request is then one round trip, no data touched.
+ * request's own pages.  A read in shared memory (--shmem) gets them by
+ * pread() of /dev/zero up to copy_max, read by io_uring beyond, never by
+ * memset(): those pages are the application's.
+ * fill=none leaves a read's pages as they are (what null_blk does): every
+ * request is then one round trip, no data touched.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -124,9 +127,25 @@ static int null_queue_io(struct zublk_queue *q, struct zublk_io *io)
 		zublk_io_complete(q, io, data ? (int)io->len : 0);
 		return 0;
 	}
-	if (io->buf) {
+	if (io->buf && !(io->flags & UBLK_IO_F_SHMEM_ZC)) {
 		memset(io->buf, 0, io->len);
 		zublk_io_complete(q, io, (int)io->len);
+		return 0;
+	}
+	if (io->buf && io->len <= nd->copy_max) {
+		/*
+		 * The application's pages (shared memory): a system call,
+		 * which fails where memset() would fault.  A pread() of
+		 * /dev/zero costs less than zublk_io_copy()'s pinning.
+		 */
+		size_t done = 0;
+		ssize_t n = 0;
+
+		/* Short when a signal comes between pages: go on. */
+		while (done < io->len &&
+		       (n = pread(nd->zero_fd, (char *)io->buf + done, io->len - done, 0)) > 0)
+			done += (size_t)n;
+		zublk_io_complete(q, io, done == io->len ? (int)done : n < 0 ? -errno : -EIO);
 		return 0;
 	}
 	if (io->len <= nd->copy_max && !zublk_io_copy(q, io, 0, nd->zeros, (uint32_t)io->len)) {

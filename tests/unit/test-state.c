@@ -393,6 +393,49 @@ TEST(polling_turned_off_survives_the_state_file)
 	fake_done(&fk);
 }
 
+/* A recovery maps the same files and serves under the indexes the driver kept. */
+TEST(shared_memory_files_and_their_indexes_survive_the_state_file)
+{
+	const char *words[] = { "file=/srv/disk.img" };
+	struct zublk_state st;
+	struct fake fk;
+
+	REQUIRE(fake_init(&fk, 1, words));
+	CHECK_EQ(zublk_state_write(&fk.dev), 0);
+	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), 0);
+	CHECK_STREQ(st.shmem, "");
+	fk.dev.cfg.shmem[0] = "/dev/shm/a";
+	fk.dev.cfg.shmem[1] = "/dev/hugepages/b: c";
+	fk.dev.shm[0].index = 0;
+	fk.dev.shm[1].index = 65535;
+	fk.dev.nr_shm = 2;
+	CHECK_EQ(zublk_state_write(&fk.dev), 0);
+	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), 0);
+	CHECK_STREQ(st.shmem, "0:/dev/shm/a\n65535:/dev/hugepages/b: c");
+	CHECK_STREQ(st.options, "file=/srv/disk.img");
+	fk.dev.nr_shm = 0;
+	fake_done(&fk);
+}
+
+TEST(a_shared_memory_address_resolves_only_inside_its_buffer)
+{
+	static char a[8192], b[4096];
+	struct zublk_dev dev;
+
+	memset(&dev, 0, sizeof(dev));
+	dev.shm[0] = (struct zublk_shmem){ .index = 3, .base = a, .len = sizeof(a) };
+	dev.shm[1] = (struct zublk_shmem){ .index = 9, .base = b, .len = sizeof(b) };
+	dev.nr_shm = 2;
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(3, 0), 8192) == a);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(3, 4096), 4096) == a + 4096);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(9, 512), 512) == b + 512);
+	/* Past the end, an offset past it, an index we never registered. */
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(3, 4096), 4608) == NULL);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(9, 8192), 0) == NULL);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(4, 0), 512) == NULL);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(3, 0xfffffe00U), 0x400) == NULL);
+}
+
 TEST(state_load_of_a_device_without_a_file_is_enoent)
 {
 	struct zublk_state st;
@@ -415,6 +458,7 @@ TEST(the_stats_file_sums_the_counters_of_every_queue)
 		fk.dev.stats->q[q].sleeps = 7 * q;
 		fk.dev.stats->q[q].polls = 3 * q;
 		fk.dev.stats->q[q].idle_ns = 5000000000ULL * (q + 1); /* past 32 bits */
+		fk.dev.stats->q[q].shmem_ios = 4 * q;
 	}
 	CHECK_EQ(zublk_stats_read(fk.dir, 17, &sum), 0);
 	CHECK_EQ(sum.ios, 60);
@@ -424,6 +468,7 @@ TEST(the_stats_file_sums_the_counters_of_every_queue)
 	CHECK_EQ(sum.sleeps, 21);
 	CHECK_EQ(sum.polls, 9);
 	CHECK_EQ(sum.idle_ns, 30000000000ULL);
+	CHECK_EQ(sum.shmem_ios, 12);
 	fake_done(&fk);
 	CHECK_EQ(zublk_stats_read(fk.dir, 17, &sum), -ENOENT);
 }
