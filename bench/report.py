@@ -234,6 +234,11 @@ def main():
     variant_table("Reads that touch no data, as null_blk's: fill=none vs zeros (null, 1 queue, 1 job, "
                   "default mode; IOPS ratio)",
                   [("null", "znull-nofill", "znull-" + dnull)])
+    variant_table("Shared memory: --shmem, fio's buffers in a tmpfs file the device registered "
+                  "(UBLK_F_SHMEM_ZC) vs the default mode (1 queue, 1 job; IOPS ratio)",
+                  [("null", "znull-shm", "znull-" + dnull), ("loop", "zloop-shm", "zloop-" + dloop),
+                   ("null, both with fio's buffers in the file", "znull-shm", "znull-shmbuf"),
+                   ("loop, both with fio's buffers in the file", "zloop-shm", "zloop-shmbuf")])
     variant_table("Copying requests straight into the mapped tmpfs file vs io_uring (loop, 1 queue, "
                   "1 job, default mode; IOPS ratio, map vs map=0)",
                   [("loop", "zloop-" + dloop, "zloop-nomap")])

@@ -27,6 +27,11 @@
 #             as they are, as null_blk does (1 queue)
 #   zloop-nomap  the default mode with map=0: no straight copies into the
 #             mapped tmpfs file, every request through io_uring (1 queue)
+#   znull-shm, zloop-shm   the default mode with --shmem: fio's buffers
+#             (iomem=mmapshared) in a tmpfs file the device registered
+#             (UBLK_F_SHMEM_ZC), where the kernel has it (1 queue)
+#   znull-shmbuf, zloop-shmbuf   fio's buffers in that file, on devices
+#             without --shmem: what such buffers cost by themselves
 #   md0/zstripe, md1/zmirror   (config "raid": kernel md over kernel loop
 #             devices vs zublk stripe/mirror over tmpfs files, zero copy)
 # Configs: 1q1j (1 queue, 1 fio job), 2q2j (2 queues, 2 jobs with
@@ -42,7 +47,9 @@
 # (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid"), BENCH_JOBS (all),
 # BENCH_JOBS_2J (the 2-job configs' jobs: BENCH_JOBS), BENCH_MODES (every
 # mode the kernel has), BENCH_SET (all; or "targets": only the devices the
-# targets compare, none of the variants).
+# targets compare, none of the variants), BENCH_ONLY (an extended regular
+# expression: run only the devices whose names, as in devices_for, match;
+# for focused boots).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Z=${ZUBLK:-$PWD/build/zublk}
@@ -57,6 +64,7 @@ jobs_2j=${BENCH_JOBS_2J:-$jobs}
 set_=${BENCH_SET:-all}
 case $set_ in all | targets) ;; *) echo "suite.sh: BENCH_SET=$set_: not all or targets" >&2; exit 1 ;; esac
 raid_jobs=${BENCH_RAID_JOBS:-rr4k-qd32 sr128k-qd16 sw128k-qd16}
+only=${BENCH_ONLY:-}
 
 die() { echo "suite.sh: $*" >&2; exit 1; }
 log() { echo "[bench $(date +%T)] $*" >&2; }
@@ -93,6 +101,7 @@ finish() {
 		[ -d "$n" ] && { echo 0 >"$n/power" 2>/dev/null; rmdir "$n" 2>/dev/null; }
 	done
 	umount "$T/tmpfs" 2>/dev/null || true
+	umount "$T/shm" 2>/dev/null || true
 	rm -rf "$T"
 }
 trap finish EXIT
@@ -160,6 +169,7 @@ default_mode=$("$Z" features | sed -n 's/^default mode: //p')
 mkdir "$T/tmpfs" "$T/rows"
 mount -t tmpfs -o size=$((size_mb * 5 + 64))m zublk-bench "$T/tmpfs"
 F=$T/tmpfs/disk.img
+SHM=$T/shm/buf # the -shm rows' fio buffers
 log "filling ${size_mb}M files on tmpfs"
 dd if=/dev/urandom of="$F" bs=1M count="$size_mb" status=none
 
@@ -221,6 +231,22 @@ if [ "$set_" = all ] && need_devices; then
 		zadd znull-batch-1q -t null -q 1 --batch size=${size_mb}M
 		zadd zloop-batch-1q -t loop -q 1 --batch -f "$F"
 	fi
+	# fio's buffers in a tmpfs file the device registered (--shmem,
+	# UBLK_F_SHMEM_ZC): the data stays in place, in no mode's way.
+	if "$Z" features | grep -qw SHMEM_ZC; then
+		# Its own tmpfs, in 2 MiB pages where the kernel can: the driver
+		# matches a request piece by piece, a piece no larger than a page.
+		mkdir "$T/shm"
+		mount -t tmpfs -o size=32m,huge=${BENCH_SHM_HUGE:-always} zublk-shm "$T/shm" ||
+			die "cannot mount a tmpfs for the -shm rows"
+		truncate -s 16M "$SHM"
+		zadd znull-shm-1q -t null -q 1 --shmem "$SHM" size=${size_mb}M
+		zadd zloop-shm-1q -t loop -q 1 --shmem "$SHM" -f "$F"
+		log "-shm rows' buffers: $(grep ShmemHugePages /proc/meminfo | tr -s ' ') in 2 MiB pages"
+		# The same fio buffers on devices without it: what the buffers cost.
+		zadd znull-shmbuf-1q -t null -q 1 size=${size_mb}M
+		zadd zloop-shmbuf-1q -t loop -q 1 -f "$F"
+	fi
 	# The other placements with 2 queues: a thread per queue (the default
 	# serves both from one), and those threads pinned to their queue's CPUs.
 	zadd znull-t2-2q -t null -q 2 --threads 2 size=${size_mb}M
@@ -265,6 +291,7 @@ run() {
 			SPIN+=($!)
 		done
 	fi
+	case $name in *-shm-* | *-shmbuf-*) extra+=(--iomem=mmapshared:"$SHM") ;; esac
 	local f=$T/rows/${#ROWS[@]}
 	snap "$name" "$f.before"
 	# shellcheck disable=SC2046
@@ -330,6 +357,9 @@ devices_for() { # the device names of a config
 		if [ "$q" = 1 ] && [ -n "${DEV[znull-batch-1q]:-}" ]; then
 			printf '%s\n' znull-batch-1q zloop-batch-1q
 		fi
+		if [ "$q" = 1 ] && [ -n "${DEV[znull-shm-1q]:-}" ]; then
+			printf '%s\n' znull-shm-1q zloop-shm-1q znull-shmbuf-1q zloop-shmbuf-1q
+		fi
 		;;
 	1q2j) printf '%s\n' nullb-1q "znull-$null_default-1q" kloop-dio kloop "zloop-$loop_default-1q" ;;
 	esac
@@ -349,6 +379,7 @@ for r in $(seq "$rounds"); do
 				jdevs+=(nullb-busy-1q)
 			fi
 			for d in $(rotate "$r" "${jdevs[@]}"); do
+				[ -z "$only" ] || [[ $d =~ $only ]] || continue
 				run "$r" "$cfg" "$job" "$d" "$nj"
 			done
 			rows
