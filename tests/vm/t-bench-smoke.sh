@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite cannot rot: one short round of bench/suite.sh (every
 # kind of device, 1 and 2 queues, pinned, polling and never polling queues, batched
-# commands, loop with and without its tmpfs file mapped, stripe/mirror vs
+# commands, shared memory, loop with and without its tmpfs file mapped, stripe/mirror vs
 # md) and
 # bench/report.py on what it printed.  Its numbers mean nothing; that
 # every row is there and the report is written does.
@@ -24,12 +24,14 @@ bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 rows=$(grep -c '^RAW,' "$TMP/out")
 # 1 queue: null_blk, 3+3 zublk modes, 2 kernel loops, 2 polling, 2 never
 # polling, null fill=none, loop map=0, 2 batched (where the kernel has BATCH_IO),
+# 2 with --shmem and their 2 baselines (where it has SHMEM_ZC),
 # and at 4k QD32 null_blk with the other CPU busy;
 # 2 queues (4k only): null_blk, copy + each target's default, 2 kernel
 # loops, 2 never polling, 2 with a thread per queue, 2 of those pinned.
-batch=0
+batch=0 shm=0
 "$Z" features | grep -qw BATCH_IO && batch=2
-want=$(((15 + batch) * 2 + 13 + 4 + 1))
+"$Z" features | grep -qw SHMEM_ZC && shm=4
+want=$(((15 + batch + shm) * 2 + 13 + 4 + 1))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
 for d in nullb nullb-busy znull-copy znull-zero-copy znull-auto-zero-copy kloop kloop-dio zloop-copy \
 	zloop-auto-zero-copy znull-t2 zloop-t2 znull-pin zloop-pin znull-poll zloop-poll znull-nopoll zloop-nopoll \
@@ -39,6 +41,11 @@ for d in nullb nullb-busy znull-copy znull-zero-copy znull-auto-zero-copy kloop 
 done
 if [ "$batch" != 0 ]; then
 	for d in znull-batch zloop-batch; do
+		grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
+	done
+fi
+if [ "$shm" != 0 ]; then
+	for d in znull-shm zloop-shm znull-shmbuf zloop-shmbuf; do
 		grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
 	done
 fi
