@@ -37,6 +37,11 @@ int cli_parse_id(const char *verb, const char *s, unsigned *id);
 /* Deletes device @id and waits (bounded) for its daemon to go. */
 int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned timeout_s,
 		bool async);
+/*
+ * A state file's shared-memory files (zublk_state.shmem, "index:path" lines,
+ * cut up in place) into @index and @path; how many, or -EINVAL.
+ */
+int cli_state_shmem(char *lines, int index[ZUBLK_MAX_SHMEM], const char *path[ZUBLK_MAX_SHMEM]);
 /* Ids of the ublk devices that exist now, sorted; returns how many. */
 int cli_list_ids(unsigned *ids, int max);
 

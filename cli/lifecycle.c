@@ -102,24 +102,24 @@ static int state_opts(struct zublk_state *st, struct zublk_opts *opts)
 	return zublk_opts_parse(opts, n, words);
 }
 
-/* The state's "index:path" lines into @cfg (the strings stay in @st). */
-static int state_shmem(struct zublk_state *st, struct zublk_dev_config *cfg)
+int cli_state_shmem(char *lines, int index[ZUBLK_MAX_SHMEM], const char *path[ZUBLK_MAX_SHMEM])
 {
 	char *save = NULL;
+	int n = 0;
 
-	for (char *l = strtok_r(st->shmem, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+	for (char *l = strtok_r(lines, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		char *colon = strchr(l, ':');
 		unsigned idx;
 
-		if (!colon || cfg->nr_shmem == ZUBLK_MAX_SHMEM)
+		if (!colon || n == ZUBLK_MAX_SHMEM)
 			return -EINVAL;
 		*colon = '\0';
 		if (zublk_parse_uint(l, 0, 0xffff, &idx))
 			return -EINVAL;
-		cfg->shmem_index[cfg->nr_shmem] = (int)idx;
-		cfg->shmem[cfg->nr_shmem++] = colon + 1;
+		index[n] = (int)idx;
+		path[n++] = colon + 1;
 	}
-	return 0;
+	return n;
 }
 
 int cmd_recover(int argc, char **argv)
@@ -156,10 +156,12 @@ int cmd_recover(int argc, char **argv)
 	cfg.pin_queues = st.pin_queues;
 	cfg.poll_us = st.poll_us;
 	cfg.nr_threads = st.threads <= st.queues ? st.threads : 0;
-	if (state_shmem(&st, &cfg)) {
+	ret = cli_state_shmem(st.shmem, cfg.shmem_index, cfg.shmem);
+	if (ret < 0) {
 		cli_err("recover", "device %u: cannot parse its shared-memory files", a.id);
 		return 1;
 	}
+	cfg.nr_shmem = (unsigned)ret;
 	if (zublk_mode_parse(st.mode, &cfg.mode))
 		cfg.mode = ZUBLK_MODE_DEFAULT;
 	ret = cli_spawn_daemon("recover", &cfg, ops, &opts, a.timeout_s);

@@ -120,21 +120,17 @@ static void print_json(const struct dev_view *v, bool first)
 		       p == ZUBLK_POLL_AUTO ? ZUBLK_POLL_AUTO_US : p == ZUBLK_POLL_OFF ? 0 : p);
 	}
 	if (v->have_state && v->st.shmem[0]) {
-		char buf[sizeof(v->st.shmem)], *save = NULL;
-		bool one = true;
+		char buf[sizeof(v->st.shmem)];
+		const char *path[ZUBLK_MAX_SHMEM];
+		int index[ZUBLK_MAX_SHMEM], n;
 
 		snprintf(buf, sizeof(buf), "%s", v->st.shmem);
+		n = cli_state_shmem(buf, index, path);
 		printf(", \"shmem\": [");
-		for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-			char *colon = strchr(l, ':');
-
-			if (!colon)
-				continue;
-			*colon = '\0';
-			printf("%s{\"index\": %s, \"file\": ", one ? "" : ", ", l);
-			zublk_json_str(stdout, colon + 1);
+		for (int i = 0; i < n; i++) {
+			printf("%s{\"index\": %d, \"file\": ", i ? ", " : "", index[i]);
+			zublk_json_str(stdout, path[i]);
 			putchar('}');
-			one = false;
 		}
 		putchar(']');
 	}

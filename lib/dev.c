@@ -91,6 +91,18 @@ static const char *missing_feature(uint64_t need, uint64_t have)
 	return "?";
 }
 
+/* Add UBLK_F_* @bit, which option @opt asks for, to @flags: an error if the kernel lacks it. */
+static int want_flag(struct zublk_dev *dev, uint64_t *flags, uint64_t bit, const char *opt)
+{
+	if (!(dev->features & bit)) {
+		zublk_err("%s: the running kernel lacks UBLK_F_%s", opt,
+			  missing_feature(bit, dev->features));
+		return -EOPNOTSUPP;
+	}
+	*flags |= bit;
+	return 0;
+}
+
 static int pick_mode(struct zublk_dev *dev)
 {
 	const struct zublk_target_ops *ops = dev->ops;
@@ -399,22 +411,11 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		(dev->features & (UBLK_F_UPDATE_SIZE | UBLK_F_SAFE_STOP_DEV));
 	if (dev->geom.want_copy && zublk_mode_is_zc(dev->mode))
 		flags |= dev->features & UBLK_F_USER_COPY;
-	if (cfg->batch) {
-		if (!(dev->features & UBLK_F_BATCH_IO)) {
-			zublk_err("--batch: the running kernel lacks UBLK_F_BATCH_IO");
-			ret = -EOPNOTSUPP;
-			goto err_target;
-		}
-		flags |= UBLK_F_BATCH_IO;
-	}
-	if (cfg->nr_shmem) {
-		if (!(dev->features & UBLK_F_SHMEM_ZC)) {
-			zublk_err("--shmem: the running kernel lacks UBLK_F_SHMEM_ZC");
-			ret = -EOPNOTSUPP;
-			goto err_target;
-		}
-		flags |= UBLK_F_SHMEM_ZC;
-	}
+	ret = cfg->batch ? want_flag(dev, &flags, UBLK_F_BATCH_IO, "--batch") : 0;
+	if (!ret && cfg->nr_shmem)
+		ret = want_flag(dev, &flags, UBLK_F_SHMEM_ZC, "--shmem");
+	if (ret)
+		goto err_target;
 	ret = recovery_flags(dev, &flags);
 	dev->info.flags = flags;
 	if (ret)

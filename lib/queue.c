@@ -112,11 +112,9 @@ static int queue_setup(struct zublk_queue *q)
 		}
 	}
 
-	for (unsigned t = 0; t < q->depth; t++) {
+	/* zublk_io_start() points each request's buf (zublk_tag_buf(), or shared memory). */
+	for (unsigned t = 0; t < q->depth; t++)
 		q->ios[t].tag = (uint16_t)t;
-		if (q->bufs)
-			q->ios[t].buf = q->bufs + t * q->buf_stride;
-	}
 	return dev->batch ? zublk_batch_setup(q) : 0;
 }
 
