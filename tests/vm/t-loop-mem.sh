@@ -34,13 +34,15 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 			--offset=96M --verify=crc32c --do_verify=1 --verify_fatal=1
 		# The 4k reads of written blocks were copied in the queue thread, in
 		# every mode: the commit is the only SQE of each (the io_uring way
-		# has two).
+		# has two).  The bound here and below, 1.25 SQEs a request, sits
+		# between the two and leaves room for the odd extra SQE (CI once
+		# saw auto-zero-copy make 284 for 256 64k reads, 1.11).
 		sqes_from "$ID"
 		fio_ok r4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M \
 			--offset=96M --number_ios=2000
 		sqes_to "$ID"
 		[ "$IOS" -ge 2000 ] || fail "$mode: $IOS requests counted for 2000 reads"
-		[ $((SUB * 10)) -le $((IOS * 11)) ] ||
+		[ $((SUB * 4)) -le $((IOS * 5)) ] ||
 			fail "$mode: $SUB SQEs for $IOS 4k reads: not copied straight"
 		note "loop $mode q=$q: $SUB SQEs for $IOS 4k reads"
 		# 64k reads: copied straight too without a limit, the io_uring
@@ -50,7 +52,7 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 			--offset=96M
 		sqes_to "$ID"
 		if [ -z "$lim" ]; then
-			[ $((SUB * 10)) -le $((IOS * 11)) ] ||
+			[ $((SUB * 4)) -le $((IOS * 5)) ] ||
 				fail "$mode: $SUB SQEs for $IOS 64k reads: not copied straight"
 		else
 			[ $((SUB * 2)) -ge $((IOS * 3)) ] ||
@@ -117,7 +119,7 @@ fio_ok s --filename="$DEV" --rw=randwrite --bsrange=512-64k --iodepth=16 --size=
 sqes_from "$ID"
 fio_ok s4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M --number_ios=2000
 sqes_to "$ID"
-[ $((SUB * 10)) -le $((IOS * 11)) ] || fail "stripe: $SUB SQEs for $IOS 4k reads"
+[ $((SUB * 4)) -le $((IOS * 5)) ] || fail "stripe: $SUB SQEs for $IOS 4k reads"
 del "$ID"
 note "stripe on tmpfs: verified, $SUB SQEs for $IOS 4k reads"
 
@@ -135,7 +137,7 @@ fio_ok m4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M --numb
 fio_ok mw --filename="$DEV" --rw=randwrite --bs=64k --iodepth=8 --size=16M --offset=100M \
 	--number_ios=200
 sqes_to "$ID"
-[ $((SUB * 10)) -le $((IOS * 11)) ] || fail "mirror: $SUB SQEs for $IOS 4k reads and 64k writes"
+[ $((SUB * 4)) -le $((IOS * 5)) ] || fail "mirror: $SUB SQEs for $IOS 4k reads and 64k writes"
 cmp "$MNT/ma" "$MNT/mb" || fail "mirror legs differ"
 cmp <(dd if="$DEV" bs=1M iflag=direct status=none) "$MNT/ma" || fail "mirror: device and leg differ"
 note "mirror on tmpfs: legs mapped, identical, $SUB SQEs for $IOS 4k reads and 64k writes"
