@@ -91,16 +91,24 @@ static const char *missing_feature(uint64_t need, uint64_t have)
 	return "?";
 }
 
-/* Add UBLK_F_* @bit, which option @opt asks for, to @flags: an error if the kernel lacks it. */
-static int want_flag(struct zublk_dev *dev, uint64_t *flags, uint64_t bit, const char *opt)
+/* 0 if the kernel offers every UBLK_F_* bit in @need; else one error naming @what and the bit. */
+static int kernel_has(const struct zublk_dev *dev, uint64_t need, const char *what)
 {
-	if (!(dev->features & bit)) {
-		zublk_err("%s: the running kernel lacks UBLK_F_%s", opt,
-			  missing_feature(bit, dev->features));
-		return -EOPNOTSUPP;
-	}
-	*flags |= bit;
-	return 0;
+	if ((dev->features & need) == need)
+		return 0;
+	zublk_err("%s: the running kernel lacks UBLK_F_%s", what,
+		  missing_feature(need, dev->features));
+	return -EOPNOTSUPP;
+}
+
+/* Add the UBLK_F_* bits @need, which @what asks for, to @flags; fail if the kernel lacks one. */
+static int want_flags(struct zublk_dev *dev, uint64_t *flags, uint64_t need, const char *what)
+{
+	int ret = kernel_has(dev, need, what);
+
+	if (!ret)
+		*flags |= need;
+	return ret;
 }
 
 static int pick_mode(struct zublk_dev *dev)
@@ -123,11 +131,11 @@ static int pick_mode(struct zublk_dev *dev)
 		zublk_err("mode %s: not supported by target %s", zublk_mode_name(m), ops->name);
 		return -EOPNOTSUPP;
 	}
-	if ((dev->features & zublk_mode_flags(m)) != zublk_mode_flags(m)) {
-		zublk_err("mode %s: the running kernel lacks UBLK_F_%s", zublk_mode_name(m),
-			  missing_feature(zublk_mode_flags(m), dev->features));
+	char what[48];
+
+	snprintf(what, sizeof(what), "mode %s", zublk_mode_name(m));
+	if (kernel_has(dev, zublk_mode_flags(m), what))
 		return -EOPNOTSUPP;
-	}
 	dev->mode = m;
 	return 0;
 }
@@ -222,21 +230,16 @@ static int open_cdev(struct zublk_dev *dev)
 static int recovery_flags(struct zublk_dev *dev, uint64_t *flags)
 {
 	uint64_t want = zublk_recovery_flags(dev->cfg.recovery);
+	int ret = dev->cfg.no_part_scan
+			  ? want_flags(dev, flags, UBLK_F_NO_AUTO_PART_SCAN, "--no-part-scan")
+			  : 0;
 
-	if (dev->cfg.no_part_scan)
-		want |= UBLK_F_NO_AUTO_PART_SCAN;
-	if ((dev->features & want) != want) {
-		zublk_err("%s: the running kernel lacks UBLK_F_%s",
-			  (want & ~dev->features & UBLK_F_NO_AUTO_PART_SCAN) ? "--no-part-scan"
-									  : "recovery",
-			  missing_feature(want, dev->features));
-		return -EOPNOTSUPP;
-	}
+	if (!ret)
+		ret = want_flags(dev, flags, want, "--recovery");
 	/* Quiesce (live upgrade) rides on recovery. */
-	if (want & UBLK_F_USER_RECOVERY)
-		want |= dev->features & UBLK_F_QUIESCE;
-	*flags |= want;
-	return 0;
+	if (!ret && (want & UBLK_F_USER_RECOVERY))
+		*flags |= dev->features & UBLK_F_QUIESCE;
+	return ret;
 }
 
 /* Recovery: the device exists; take its shape from the kernel, not from us. */
@@ -411,9 +414,9 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		(dev->features & (UBLK_F_UPDATE_SIZE | UBLK_F_SAFE_STOP_DEV));
 	if (dev->geom.want_copy && zublk_mode_is_zc(dev->mode))
 		flags |= dev->features & UBLK_F_USER_COPY;
-	ret = cfg->batch ? want_flag(dev, &flags, UBLK_F_BATCH_IO, "--batch") : 0;
+	ret = cfg->batch ? want_flags(dev, &flags, UBLK_F_BATCH_IO, "--batch") : 0;
 	if (!ret && cfg->nr_shmem)
-		ret = want_flag(dev, &flags, UBLK_F_SHMEM_ZC, "--shmem");
+		ret = want_flags(dev, &flags, UBLK_F_SHMEM_ZC, "--shmem");
 	if (ret)
 		goto err_target;
 	ret = recovery_flags(dev, &flags);

@@ -29,6 +29,13 @@ ZUBLK_FEATURE_MASK=0x$(printf '%x' $((0xfffff & ~0x1))) \
 ZUBLK_FEATURE_MASK=0x$(printf '%x' $((0xfffff & ~0x800))) \
 	expect_err "mode auto-zero-copy: the running kernel lacks UBLK_F_AUTO_BUF_REG" \
 	add -t loop -f "$TMP/img" --mode auto-zero-copy
+# Each option names its own missing flag, even when the kernel lacks both.
+ZUBLK_FEATURE_MASK=0x$(printf '%x' $((0xfffff & ~0x40008))) \
+	expect_err "--no-part-scan: the running kernel lacks UBLK_F_NO_AUTO_PART_SCAN" \
+	add -t null --no-part-scan --recovery reissue
+ZUBLK_FEATURE_MASK=0x$(printf '%x' $((0xfffff & ~0x8))) \
+	expect_err "--recovery: the running kernel lacks UBLK_F_USER_RECOVERY" \
+	add -t null --no-part-scan --recovery reissue
 # An id in use: the second add fails and the first device stays.
 add -t null -n 3
 timeout 60 "$Z" add -t null -n 3 >/dev/null 2>"$TMP/err" && fail "second add -n 3 succeeded"
