@@ -139,11 +139,12 @@ static void print_json(const struct dev_view *v, bool first)
 	if (v->have_cnt)
 		printf(", \"counters\": {\"ios\": %llu, \"submits\": %llu, \"enters\": %llu, "
 		       "\"errors\": %llu, \"sleeps\": %llu, \"polls\": %llu, \"idle_ns\": %llu, "
-		       "\"shmem_ios\": %llu}",
+		       "\"shmem_ios\": %llu, \"copies\": %llu, \"hand_regs\": %llu}",
 		       (unsigned long long)v->cnt.ios, (unsigned long long)v->cnt.submits,
 		       (unsigned long long)v->cnt.enters, (unsigned long long)v->cnt.errors,
 		       (unsigned long long)v->cnt.sleeps, (unsigned long long)v->cnt.polls,
-		       (unsigned long long)v->cnt.idle_ns, (unsigned long long)v->cnt.shmem_ios);
+		       (unsigned long long)v->cnt.idle_ns, (unsigned long long)v->cnt.shmem_ios,
+		       (unsigned long long)v->cnt.copies, (unsigned long long)v->cnt.hand_regs);
 	printf("}");
 }
 

@@ -491,6 +491,8 @@ struct zublk_counters {
 	uint64_t polls;		/* times it looked before sleeping and found work */
 	uint64_t idle_ns;	/* time its looks spent waiting for work, yields not counted */
 	uint64_t shmem_ios;	/* requests whose data was in shared memory (--shmem) */
+	uint64_t copies;	/* straight copies to or from a mapped file (zublk_backing_copy) */
+	uint64_t hand_regs;	/* auto-zero-copy requests whose buffer the daemon registered */
 };
 
 int zublk_state_parse(const char *json, struct zublk_state *st);

@@ -413,6 +413,7 @@ int zublk_backing_copy(struct zublk_queue *q, struct zublk_io *io, struct zublk_
 		return ret;
 	if (io->op == UBLK_IO_OP_WRITE)
 		mem_mark(m, first, last, true);
+	atomic_fetch_add_explicit(&q->stats->copies, 1, memory_order_relaxed);
 	return 0;
 }
 

@@ -42,10 +42,12 @@ struct zublk_queue_stats {
 	_Atomic uint64_t polls;		/* looks before sleeping that found work */
 	_Atomic uint64_t idle_ns;	/* time spent looking, work not there yet */
 	_Atomic uint64_t shmem_ios;	/* requests whose data was in shared memory */
+	_Atomic uint64_t copies;	/* straight copies to or from a mapped file */
+	_Atomic uint64_t hand_regs;	/* auto-zero-copy requests the driver left unregistered */
 };
 
 /* Layout of ZUBLK_STATE_DIR/<id>.stats, mmapped by daemon and readers. */
-#define ZUBLK_STATS_MAGIC 0x7a75626c6b535434ULL /* "zublkST4" */
+#define ZUBLK_STATS_MAGIC 0x7a75626c6b535435ULL /* "zublkST5" */
 struct zublk_stats_file {
 	uint64_t magic;
 	uint32_t nr_queues;

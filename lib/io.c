@@ -382,6 +382,8 @@ void zublk_io_start(struct zublk_queue *q, struct zublk_io *io)
 		else
 			atomic_fetch_add_explicit(&q->stats->shmem_ios, 1, memory_order_relaxed);
 	}
+	if (!ret && dev->mode == ZUBLK_MODE_AUTO_ZERO_COPY && io->need_reg)
+		atomic_fetch_add_explicit(&q->stats->hand_regs, 1, memory_order_relaxed);
 	if (ret) {
 		zublk_warn("queue %u tag %u: bad request op %u sector %llu count %u%s: %s",
 			   q->q_id, io->tag, iod->op_flags & 0xff,

@@ -219,6 +219,8 @@ int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum)
 		sum->polls += atomic_load(&sf->q[i].polls);
 		sum->idle_ns += atomic_load(&sf->q[i].idle_ns);
 		sum->shmem_ios += atomic_load(&sf->q[i].shmem_ios);
+		sum->copies += atomic_load(&sf->q[i].copies);
+		sum->hand_regs += atomic_load(&sf->q[i].hand_regs);
 	}
 out:
 	munmap(sf, (size_t)st.st_size);

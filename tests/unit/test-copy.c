@@ -20,6 +20,7 @@ struct fixture {
 	struct zublk_dev dev;
 	struct zublk_queue q;
 	struct zublk_io io;
+	struct zublk_queue_stats stats;
 	unsigned char buf[2 * PAGE];
 };
 
@@ -29,6 +30,7 @@ static void setup(struct fixture *f, uint8_t op)
 	memset(f, 0, sizeof(*f));
 	f->dev.mode = ZUBLK_MODE_COPY;
 	f->q.dev = &f->dev;
+	f->q.stats = &f->stats;
 	f->io.op = op;
 	f->io.len = sizeof(f->buf);
 	f->io.buf = f->buf;
@@ -172,8 +174,10 @@ TEST(copy_mode_reads_and_writes_the_mapped_file_through_the_buffer)
 	CHECK_EQ(f.buf[PAGE], 0x77);
 	CHECK_EQ(f.buf[2 * PAGE - 1], 0x77);
 
-	/* Past the mapping: the usual way. */
+	/* Past the mapping: the usual way, and the copies counter does not move. */
+	CHECK_EQ(f.stats.copies, 1);
 	CHECK_EQ(zublk_backing_copy(&f.q, &f.io, &b, 3 * PAGE, 0, 2 * PAGE), -ERANGE);
+	CHECK_EQ(f.stats.copies, 1);
 
 	/* The file shrank under the device: a short read fails the copy. */
 	CHECK_EQ(ftruncate(b.fd, PAGE), 0);

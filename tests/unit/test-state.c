@@ -459,6 +459,8 @@ TEST(the_stats_file_sums_the_counters_of_every_queue)
 		fk.dev.stats->q[q].polls = 3 * q;
 		fk.dev.stats->q[q].idle_ns = 5000000000ULL * (q + 1); /* past 32 bits */
 		fk.dev.stats->q[q].shmem_ios = 4 * q;
+		fk.dev.stats->q[q].copies = 11 * q;
+		fk.dev.stats->q[q].hand_regs = 2 * q + 1;
 	}
 	CHECK_EQ(zublk_stats_read(fk.dir, 17, &sum), 0);
 	CHECK_EQ(sum.ios, 60);
@@ -469,6 +471,8 @@ TEST(the_stats_file_sums_the_counters_of_every_queue)
 	CHECK_EQ(sum.polls, 9);
 	CHECK_EQ(sum.idle_ns, 30000000000ULL);
 	CHECK_EQ(sum.shmem_ios, 12);
+	CHECK_EQ(sum.copies, 33);
+	CHECK_EQ(sum.hand_regs, 9);
 	fake_done(&fk);
 	CHECK_EQ(zublk_stats_read(fk.dir, 17, &sum), -ENOENT);
 }

@@ -70,9 +70,16 @@ dev_json() {
 # counter ID NAME: one of the counters `zublk list -n ID --json` gives
 counter() { dev_json "$1" ".counters[\"$2\"]"; }
 # sqes_from ID, later sqes_to ID: IOS and SUB are the requests device ID
-# served and the SQEs its daemon submitted in between.
-sqes_from() { IOS0=$(counter "$1" ios) SUB0=$(counter "$1" submits); }
-sqes_to() { IOS=$(($(counter "$1" ios) - IOS0)) SUB=$(($(counter "$1" submits) - SUB0)); }
+# served and the SQEs its daemon submitted in between, CP its straight
+# copies and HR the auto-zero-copy requests it registered by hand.
+sqes_from() {
+	IOS0=$(counter "$1" ios) SUB0=$(counter "$1" submits)
+	CP0=$(counter "$1" copies) HR0=$(counter "$1" hand_regs)
+}
+sqes_to() {
+	IOS=$(($(counter "$1" ios) - IOS0)) SUB=$(($(counter "$1" submits) - SUB0))
+	CP=$(($(counter "$1" copies) - CP0)) HR=$(($(counter "$1" hand_regs) - HR0))
+}
 
 no_devices() { [ "$("$Z" list --json | tr -d ' \n')" = "[]" ]; }
 no_daemons() { ! pgrep -f "$Z add" >/dev/null && ! pgrep -x zublk >/dev/null; }

@@ -33,32 +33,35 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 		fio_ok v4 --filename="$DEV" --rw=randwrite --bs=4k --iodepth=32 --size=16M \
 			--offset=96M --verify=crc32c --do_verify=1 --verify_fatal=1
 		# The 4k reads of written blocks were copied in the queue thread, in
-		# every mode: the commit is the only SQE of each (the io_uring way
-		# has two).  The bound here and below, 1.25 SQEs a request, sits
-		# between the two and leaves room for the odd extra SQE (CI once
-		# saw auto-zero-copy make 284 for 256 64k reads, 1.11).
+		# every mode: the copies counter counts one for each, and the
+		# commit is the only SQE of each (the io_uring way has two).  The
+		# SQE bound here and below, 1.25 a request, sits between the two
+		# and leaves room for the odd extra SQE (CI once saw auto-zero-copy
+		# make 284 for 256 64k reads, 1.11).
 		sqes_from "$ID"
 		fio_ok r4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M \
 			--offset=96M --number_ios=2000
 		sqes_to "$ID"
 		[ "$IOS" -ge 2000 ] || fail "$mode: $IOS requests counted for 2000 reads"
+		[ "$CP" -ge "$IOS" ] || fail "$mode: $CP of $IOS 4k reads copied straight"
 		[ $((SUB * 4)) -le $((IOS * 5)) ] ||
 			fail "$mode: $SUB SQEs for $IOS 4k reads: not copied straight"
-		note "loop $mode q=$q: $SUB SQEs for $IOS 4k reads"
+		note "loop $mode q=$q: $SUB SQEs, $CP copies, $HR hand registrations for $IOS 4k reads"
 		# 64k reads: copied straight too without a limit, the io_uring
-		# way (at least 2 SQEs each) above map_max=16k.
+		# way (at least 2 SQEs each, no copy) above map_max=16k.
 		sqes_from "$ID"
 		fio_ok r64 --filename="$DEV" --rw=randread --bs=64k --iodepth=8 --size=16M \
 			--offset=96M
 		sqes_to "$ID"
 		if [ -z "$lim" ]; then
+			[ "$CP" -ge "$IOS" ] || fail "$mode: $CP of $IOS 64k reads copied straight"
 			[ $((SUB * 4)) -le $((IOS * 5)) ] ||
 				fail "$mode: $SUB SQEs for $IOS 64k reads: not copied straight"
 		else
-			[ $((SUB * 2)) -ge $((IOS * 3)) ] ||
-				fail "$mode $lim: $SUB SQEs for $IOS 64k reads: copied past the limit"
+			[ $((SUB * 2)) -ge $((IOS * 3)) ] && [ "$CP" = 0 ] ||
+				fail "$mode $lim: $SUB SQEs, $CP copies for $IOS 64k reads: copied past the limit"
 		fi
-		note "loop $mode q=$q $lim: $SUB SQEs for $IOS 64k reads"
+		note "loop $mode q=$q $lim: $SUB SQEs, $CP copies, $HR hand registrations for $IOS 64k reads"
 		# What the device shows is what the file holds.
 		cmp <(dd if="$DEV" bs=1M iflag=direct status=none) "$MNT/img" ||
 			fail "$mode: device and file differ"
@@ -119,9 +122,10 @@ fio_ok s --filename="$DEV" --rw=randwrite --bsrange=512-64k --iodepth=16 --size=
 sqes_from "$ID"
 fio_ok s4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M --number_ios=2000
 sqes_to "$ID"
+[ "$CP" -ge "$IOS" ] || fail "stripe: $CP of $IOS 4k reads copied straight"
 [ $((SUB * 4)) -le $((IOS * 5)) ] || fail "stripe: $SUB SQEs for $IOS 4k reads"
 del "$ID"
-note "stripe on tmpfs: verified, $SUB SQEs for $IOS 4k reads"
+note "stripe on tmpfs: verified, $SUB SQEs, $CP copies for $IOS 4k reads"
 
 # mirror over tmpfs files maps its legs: reads from one leg's pages, writes
 # into every leg's; a replaced leg gives up its mapping and goes the
@@ -137,10 +141,12 @@ fio_ok m4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M --numb
 fio_ok mw --filename="$DEV" --rw=randwrite --bs=64k --iodepth=8 --size=16M --offset=100M \
 	--number_ios=200
 sqes_to "$ID"
+# A read copies from one leg, a write into both.
+[ "$CP" -ge $((IOS + 200)) ] || fail "mirror: $CP copies for $IOS 4k reads and 200 64k writes"
 [ $((SUB * 4)) -le $((IOS * 5)) ] || fail "mirror: $SUB SQEs for $IOS 4k reads and 64k writes"
 cmp "$MNT/ma" "$MNT/mb" || fail "mirror legs differ"
 cmp <(dd if="$DEV" bs=1M iflag=direct status=none) "$MNT/ma" || fail "mirror: device and leg differ"
-note "mirror on tmpfs: legs mapped, identical, $SUB SQEs for $IOS 4k reads and 64k writes"
+note "mirror on tmpfs: legs mapped, identical, $SUB SQEs, $CP copies for $IOS 4k reads and 64k writes"
 truncate -s 128M "$MNT/mc"
 "$Z" mirror replace -n "$ID" 1 "$MNT/mc" >/dev/null || fail "mirror replace"
 wait_until 120 eval '[ "$(leg 1 state)" = ok ]' || fail "leg 1 not rebuilt: $(leg 1 state)"
