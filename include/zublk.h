@@ -150,7 +150,9 @@ int zublk_ctrl_end_recovery(struct zublk_ctrl *c, unsigned dev_id, int daemon_pi
 int zublk_ctrl_update_size(struct zublk_ctrl *c, unsigned dev_id, uint64_t sectors);
 int zublk_ctrl_quiesce_dev(struct zublk_ctrl *c, unsigned dev_id, unsigned timeout_ms);
 /* UBLK_U_CMD_REG_BUF: pin @len bytes of shared memory at @addr; the buffer's index or -errno. */
-int zublk_ctrl_reg_buf(struct zublk_ctrl *c, unsigned dev_id, void *addr, uint64_t len);
+/* UBLK_U_CMD_REG_BUF: @flags 0 or UBLK_SHMEM_BUF_READ_ONLY; the buffer's index or -errno. */
+int zublk_ctrl_reg_buf(struct zublk_ctrl *c, unsigned dev_id, void *addr, uint64_t len,
+		       uint32_t flags);
 
 /* Name of UBLK_F_* bit @bit ("ZERO_COPY", ...), NULL for a bit we don't know. */
 const char *zublk_feature_name(unsigned bit);

@@ -238,10 +238,11 @@ int zublk_ctrl_update_size(struct zublk_ctrl *c, unsigned dev_id, uint64_t secto
 	return ctrl_cmd(c, UBLK_U_CMD_UPDATE_SIZE, &cmd);
 }
 
-int zublk_ctrl_reg_buf(struct zublk_ctrl *c, unsigned dev_id, void *addr, uint64_t len)
+int zublk_ctrl_reg_buf(struct zublk_ctrl *c, unsigned dev_id, void *addr, uint64_t len,
+		       uint32_t flags)
 {
 	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
-	struct ublk_shmem_buf_reg reg = { .addr = (uintptr_t)addr, .len = len };
+	struct ublk_shmem_buf_reg reg = { .addr = (uintptr_t)addr, .len = len, .flags = flags };
 
 	cmd.addr = (uintptr_t)&reg;
 	cmd.len = sizeof(reg);

@@ -185,6 +185,7 @@ struct zublk_dev {
 		int index;			/* the driver's */
 		char *base;
 		uint64_t len;
+		bool read_only;			/* mapped and registered so */
 	} shm[ZUBLK_MAX_SHMEM];
 	unsigned nr_shm;
 };
@@ -261,8 +262,17 @@ int zublk_dev_kick_queue(struct zublk_dev *dev, unsigned q_id);
 /* shmem.c: map cfg.shmem and register it (a recovery finds it registered); unmap */
 int zublk_shmem_setup(struct zublk_dev *dev);
 void zublk_shmem_release(struct zublk_dev *dev);
-/* The daemon's address of a request's UBLK_IO_F_SHMEM_ZC @addr, NULL if none is known. */
-void *zublk_shmem_resolve(const struct zublk_dev *dev, uint64_t addr, uint64_t len);
+/*
+ * Map @path shared into @s: read-only (s->read_only) when the daemon may not
+ * write it (a write-sealed memfd, a file it can only open for reading).
+ */
+int zublk_shmem_map(const char *path, struct zublk_shmem *s);
+/*
+ * The daemon's address of a request's UBLK_IO_F_SHMEM_ZC @addr, NULL if none
+ * is known or the request (@into: it writes into the memory) needs to write
+ * memory mapped read-only.
+ */
+void *zublk_shmem_resolve(const struct zublk_dev *dev, uint64_t addr, uint64_t len, bool into);
 
 /* ctl.c */
 int zublk_ctl_listen(struct zublk_dev *dev);

@@ -375,21 +375,25 @@ void zublk_io_start(struct zublk_queue *q, struct zublk_io *io)
 		 * The data is in shared memory: nothing to copy or register
 		 * (an automatic registration goes with the commit).
 		 */
-		io->buf = zublk_shmem_resolve(dev, iod->addr, io->len);
+		io->buf = zublk_shmem_resolve(dev, iod->addr, io->len,
+					      io->op == UBLK_IO_OP_READ);
 		io->need_reg = 0;
-		if (!io->buf)
-			ret = -EIO;
-		else
-			atomic_fetch_add_explicit(&q->stats->shmem_ios, 1, memory_order_relaxed);
+		if (!io->buf) {
+			zublk_warn("queue %u tag %u: op %u of %llu bytes at %u in shared memory %u: "
+				   "not in memory we registered, or into memory mapped read-only",
+				   q->q_id, io->tag, iod->op_flags & 0xff, (unsigned long long)io->len,
+				   ublk_shmem_zc_offset(iod->addr), ublk_shmem_zc_index(iod->addr));
+			zublk_io_complete(q, io, -EIO);
+			return;
+		}
+		atomic_fetch_add_explicit(&q->stats->shmem_ios, 1, memory_order_relaxed);
 	}
 	if (!ret && dev->mode == ZUBLK_MODE_AUTO_ZERO_COPY && io->need_reg)
 		atomic_fetch_add_explicit(&q->stats->hand_regs, 1, memory_order_relaxed);
 	if (ret) {
-		zublk_warn("queue %u tag %u: bad request op %u sector %llu count %u%s: %s",
+		zublk_warn("queue %u tag %u: bad request op %u sector %llu count %u: %s",
 			   q->q_id, io->tag, iod->op_flags & 0xff,
-			   (unsigned long long)iod->start_sector, iod->nr_sectors,
-			   ret == -EIO ? " in shared memory we do not know" : "",
-			   strerror(-ret));
+			   (unsigned long long)iod->start_sector, iod->nr_sectors, strerror(-ret));
 		zublk_io_complete(q, io, ret);
 		return;
 	}

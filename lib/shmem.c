@@ -8,6 +8,11 @@
  * own shared mapping of the same file (a memfd it passed on, a file in
  * /dev/shm or on hugetlbfs) meets the daemon in the same memory.
  *
+ * A file the daemon may not write (a memfd sealed against writing, a file
+ * it can open only for reading) is mapped read-only and registered with
+ * UBLK_SHMEM_BUF_READ_ONLY: the driver pins its pages without write access
+ * and meets only writes to the device in it, never reads.
+ *
  * The registrations belong to the device, not to the daemon: they stay
  * until the device is deleted, so a recovering daemon maps the files again
  * and takes the indexes from the state file.
@@ -24,14 +29,27 @@
 /* The driver's limit on one buffer: 4 GiB. */
 #define SHMEM_MAX_LEN (1ULL << 32)
 
-static int shmem_map(const char *path, struct zublk_shmem *s)
+/* A memfd sealed against writing: its pages can be mapped only for reading. */
+static bool write_sealed(int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	return seals > 0 && (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE));
+}
+
+int zublk_shmem_map(const char *path, struct zublk_shmem *s)
 {
 	long page = sysconf(_SC_PAGESIZE);
+	bool ro = false;
 	struct stat st;
 	void *p;
 	int fd, ret = 0;
 
 	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		ro = true;
+	}
 	if (fd < 0) {
 		ret = -errno;
 		zublk_err("--shmem %s: %s", path, strerror(-ret));
@@ -52,7 +70,9 @@ static int shmem_map(const char *path, struct zublk_shmem *s)
 		close(fd);
 		return ret;
 	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ro = ro || write_sealed(fd);
+	p = mmap(NULL, (size_t)st.st_size, ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED,
+		 fd, 0);
 	if (p == MAP_FAILED)
 		ret = -errno;
 	close(fd);
@@ -63,6 +83,7 @@ static int shmem_map(const char *path, struct zublk_shmem *s)
 	s->base = p;
 	s->len = (uint64_t)st.st_size;
 	s->index = -1;
+	s->read_only = ro;
 	return 0;
 }
 
@@ -74,7 +95,7 @@ int zublk_shmem_setup(struct zublk_dev *dev)
 	for (unsigned i = 0; i < cfg->nr_shmem; i++) {
 		struct zublk_shmem *s = &dev->shm[i];
 
-		ret = shmem_map(cfg->shmem[i], s);
+		ret = zublk_shmem_map(cfg->shmem[i], s);
 		if (ret)
 			return ret;
 		dev->nr_shm = i + 1;
@@ -83,7 +104,8 @@ int zublk_shmem_setup(struct zublk_dev *dev)
 			s->index = cfg->shmem_index[i];
 			continue;
 		}
-		ret = zublk_ctrl_reg_buf(dev->ctrl, dev->info.dev_id, s->base, s->len);
+		ret = zublk_ctrl_reg_buf(dev->ctrl, dev->info.dev_id, s->base, s->len,
+					 s->read_only ? UBLK_SHMEM_BUF_READ_ONLY : 0);
 		if (ret < 0) {
 			zublk_err("--shmem %s: UBLK_U_CMD_REG_BUF: %s%s", cfg->shmem[i],
 				  strerror(-ret),
@@ -104,7 +126,7 @@ void zublk_shmem_release(struct zublk_dev *dev)
 	dev->nr_shm = 0;
 }
 
-void *zublk_shmem_resolve(const struct zublk_dev *dev, uint64_t addr, uint64_t len)
+void *zublk_shmem_resolve(const struct zublk_dev *dev, uint64_t addr, uint64_t len, bool into)
 {
 	int index = (int)ublk_shmem_zc_index(addr);
 	uint64_t off = ublk_shmem_zc_offset(addr);
@@ -113,7 +135,9 @@ void *zublk_shmem_resolve(const struct zublk_dev *dev, uint64_t addr, uint64_t l
 		const struct zublk_shmem *s = &dev->shm[i];
 
 		if (s->index == index)
-			return off <= s->len && len <= s->len - off ? s->base + off : NULL;
+			return off <= s->len && len <= s->len - off && !(into && s->read_only)
+				       ? s->base + off
+				       : NULL;
 	}
 	return NULL;
 }

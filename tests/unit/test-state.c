@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "zublk.h"
@@ -426,14 +427,42 @@ TEST(a_shared_memory_address_resolves_only_inside_its_buffer)
 	dev.shm[0] = (struct zublk_shmem){ .index = 3, .base = a, .len = sizeof(a) };
 	dev.shm[1] = (struct zublk_shmem){ .index = 9, .base = b, .len = sizeof(b) };
 	dev.nr_shm = 2;
-	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(3, 0), 8192) == a);
-	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(3, 4096), 4096) == a + 4096);
-	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(9, 512), 512) == b + 512);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(3, 0), 8192, false) == a);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(3, 4096), 4096, false) == a + 4096);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(9, 512), 512, false) == b + 512);
 	/* Past the end, an offset past it, an index we never registered. */
-	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(3, 4096), 4608) == NULL);
-	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(9, 8192), 0) == NULL);
-	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(4, 0), 512) == NULL);
-	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(3, 0xfffffe00U), 0x400) == NULL);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(3, 4096), 4608, false) == NULL);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(9, 8192), 0, false) == NULL);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(4, 0), 512, false) == NULL);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(3, 0xfffffe00U), 0x400, false) == NULL);
+	/* Memory mapped read-only serves writes to the device, never reads into it. */
+	dev.shm[1].read_only = true;
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(9, 512), 512, false) == b + 512);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(9, 512), 512, true) == NULL);
+	CHECK(zublk_shmem_resolve(&dev, ublk_shmem_zc_addr(3, 0), 512, true) == a);
+}
+
+/* A memfd sealed against writing is mapped read-only; an unsealed one for writing too. */
+TEST(a_write_sealed_memfd_is_mapped_read_only)
+{
+	char path[64];
+	struct zublk_shmem s;
+	int fd = memfd_create("zublk-unit", MFD_ALLOW_SEALING | MFD_CLOEXEC);
+
+	REQUIRE(fd >= 0);
+	REQUIRE(ftruncate(fd, 2 * 4096) == 0);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	CHECK_EQ(zublk_shmem_map(path, &s), 0);
+	CHECK(!s.read_only);
+	CHECK_EQ(s.len, 2 * 4096);
+	s.base[0] = 1;
+	munmap(s.base, s.len);
+	CHECK_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	CHECK_EQ(zublk_shmem_map(path, &s), 0);
+	CHECK(s.read_only);
+	CHECK_EQ(s.base[0], 1);
+	munmap(s.base, s.len);
+	close(fd);
 }
 
 TEST(state_load_of_a_device_without_a_file_is_enoent)

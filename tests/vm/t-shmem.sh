@@ -8,7 +8,8 @@
 # (a request cut into sub-ranges) verify too; null's reads come back zeroed
 # over a buffer filled with 0xab.  IO from ordinary memory on the same
 # device takes the data mode's own path (shmem_ios does not move).  A memfd
-# another process holds serves by its /proc/PID/fd/N.  After kill -9 and
+# another process holds serves by its /proc/PID/fd/N, one sealed against
+# writing is mapped read-only and serves writes.  After kill -9 and
 # recover, the registration the device kept still serves.  Bad --shmem
 # input fails with one line and leaves nothing behind.
 . "$(dirname "$0")/lib.sh"
@@ -114,6 +115,56 @@ n=$(shmem_delta "$ID" fio_ok m --filename="$DEV" --iomem=mmapshared:"$MEMFD" --r
 del "$ID"
 kill "$memfd_pid"
 note "a memfd by /proc/PID/fd/N: $n requests in shared memory, verified"
+
+# A memfd sealed against writing (F_SEAL_FUTURE_WRITE after its owner filled
+# it): the daemon maps it read-only and registers it so
+# (UBLK_SHMEM_BUF_READ_ONLY), and O_DIRECT writes to the device from a
+# read-only mapping of it come through shared memory, the data intact.
+# The owner's own mapping stays writable: its O_DIRECT read of the device
+# into it takes the data mode's own path and lands right.
+python3 -c '
+import fcntl, mmap, os, sys, time
+fd = os.memfd_create("zublk-ro", os.MFD_ALLOW_SEALING)
+os.ftruncate(fd, 16 << 20)
+m = mmap.mmap(fd, 16 << 20)
+m.write(os.urandom(16 << 20))
+fcntl.fcntl(fd, 1033, 2 | 4 | 16)  # F_ADD_SEALS: SHRINK, GROW, FUTURE_WRITE
+print(fd, flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.1)
+dev = os.open(open(sys.argv[1]).read().strip(), os.O_RDONLY | os.O_DIRECT)
+n = os.preadv(dev, [memoryview(m)[0:1 << 20]], 1 << 20)
+os.close(dev)
+print("read", n, m[0:1 << 20] == m[1 << 20:2 << 20], flush=True)
+time.sleep(600)' "$TMP/go" >"$TMP/romemfd" &
+ro_pid=$!
+wait_until 10 test -s "$TMP/romemfd" || fail "no sealed memfd"
+ROFD=/proc/$ro_pid/fd/$(cat "$TMP/romemfd")
+add -t loop -f "$TMP/img" --shmem "$ROFD"
+perm=$(awk '/memfd:zublk-ro/ { print $2; exit }' "/proc/$(dev_field "$ID" daemon_pid)/maps")
+[ "$perm" = r--s ] || fail "sealed memfd: the daemon maps it '$perm', not r--s"
+n=$(shmem_delta "$ID" python3 -c '
+import mmap, os, sys
+m = mmap.mmap(os.open(sys.argv[1], os.O_RDONLY), 16 << 20, prot=mmap.PROT_READ)
+dev = os.open(sys.argv[2], os.O_WRONLY | os.O_DIRECT)
+v = memoryview(m)
+for off in range(0, 16 << 20, 64 << 10):
+    assert os.pwrite(dev, v[off:off + (64 << 10)], off) == 64 << 10
+os.fsync(dev)' "$ROFD" "$DEV")
+[ "$n" -ge 256 ] || fail "sealed memfd: $n of 256 writes through shared memory"
+[ "$(counter "$ID" errors)" = 0 ] || fail "sealed memfd: $(counter "$ID" errors) requests failed"
+cmp <(dd if="$DEV" bs=1M count=16 iflag=direct status=none) "$ROFD" ||
+	fail "sealed memfd: the device does not hold what was written from it"
+n0=$(counter "$ID" shmem_ios)
+echo "$DEV" >"$TMP/go.new" && mv "$TMP/go.new" "$TMP/go"
+wait_until 20 grep -q '^read' "$TMP/romemfd" || fail "sealed memfd: its owner's read did not end"
+grep -qx 'read 1048576 True' "$TMP/romemfd" ||
+	fail "sealed memfd: its owner read '$(grep '^read' "$TMP/romemfd")', not 1 MiB of the device"
+[ "$(counter "$ID" shmem_ios)" = "$n0" ] || fail "sealed memfd: a read into it counted as shared"
+[ "$(counter "$ID" errors)" = 0 ] || fail "sealed memfd: $(counter "$ID" errors) requests failed"
+kill "$ro_pid"
+del "$ID"
+note "a write-sealed memfd: mapped r--s, $n of 256 writes in shared memory, verified; its owner's read into it the usual way"
 
 # kill -9 mid-IO, recover: the driver kept the registration, the new daemon
 # maps the file again and serves from it.
