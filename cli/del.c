@@ -59,6 +59,52 @@ static bool pid_is_daemon(pid_t pid)
 	return !strncmp(comm, "zublk", 5);
 }
 
+/*
+ * A process that holds /dev/ublkb@id open (the node may be gone already),
+ * as "pid N (comm)" in @buf; false if none is found.
+ */
+static bool find_holder(unsigned id, char *buf, size_t len)
+{
+	char want[32], path[600], link[64], comm[32];
+	size_t n = (size_t)snprintf(want, sizeof(want), "/dev/ublkb%u", id);
+	DIR *proc = opendir("/proc"), *fds;
+	struct dirent *p, *fd;
+	bool found = false;
+
+	while (proc && !found && (p = readdir(proc))) {
+		if (p->d_name[0] < '1' || p->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd", p->d_name);
+		fds = opendir(path);
+		while (fds && !found && (fd = readdir(fds))) {
+			ssize_t l;
+
+			snprintf(path, sizeof(path), "/proc/%s/fd/%s", p->d_name, fd->d_name);
+			l = readlink(path, link, sizeof(link) - 1);
+			if (l < (ssize_t)n)
+				continue;
+			link[l] = '\0';
+			found = !strncmp(link, want, n) && (link[n] == '\0' || link[n] == ' ');
+		}
+		if (fds)
+			closedir(fds);
+		if (!found)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", p->d_name);
+		FILE *f = fopen(path, "re");
+
+		if (!f || !fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		if (f)
+			fclose(f);
+		comm[strcspn(comm, "\n")] = '\0';
+		snprintf(buf, len, "pid %s (%s)", p->d_name, comm);
+	}
+	if (proc)
+		closedir(proc);
+	return found;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -98,9 +144,18 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 	 */
 	zublk_ctrl_set_timeout(c, timeout_s * 1000);
 	ret = zublk_ctrl_del_dev(c, id, !async);
+	if (ret == -ETIMEDOUT) {
+		char who[300];
+
+		if (find_holder(id, who, sizeof(who)))
+			cli_err(verb, "device %u: deleting timed out: /dev/ublkb%u is still open by %s; "
+				"the device goes when that closes", id, id, who);
+		else
+			cli_err(verb, "device %u: deleting timed out", id);
+		return ret;
+	}
 	if (ret && ret != -ENODEV) {
-		cli_err(verb, "device %u: %s", id,
-			ret == -ETIMEDOUT ? "deleting timed out" : strerror(-ret));
+		cli_err(verb, "device %u: %s", id, strerror(-ret));
 		return ret;
 	}
 	zublk_state_unlink(ZUBLK_STATE_DIR, id);

@@ -42,4 +42,17 @@ timeout 60 "$Z" add -t null -n 3 >/dev/null 2>"$TMP/err" && fail "second add -n 
 grep -q "device 3: already exists" "$TMP/err" || fail "duplicate id: $(cat "$TMP/err")"
 [ -b /dev/ublkb3 ] || fail "the first device 3 went away"
 del 3
+# Deleting a device something holds open times out naming the holder; the
+# device and its daemon go when the holder lets go.
+add -t null -n 5
+sleep 120 <"$DEV" &
+holder=$!
+timeout 60 "$Z" del -n 5 --timeout 3 >/dev/null 2>"$TMP/err" && fail "del of an open device succeeded"
+kill "$holder"
+grep -q "device 5: deleting timed out: /dev/ublkb5 is still open by pid $holder (sleep)" "$TMP/err" ||
+	fail "del of an open device: $(cat "$TMP/err")"
+[ "$(wc -l <"$TMP/err")" = 1 ] || fail "del of an open device: $(cat "$TMP/err")"
+wait_until 20 no_devices || fail "device 5 stayed after its holder closed it: $("$Z" list)"
+wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
+note "$(cat "$TMP/err")"
 exit 0
