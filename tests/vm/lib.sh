@@ -20,6 +20,8 @@ fits_cpus() {
 	skip_check "$1 queues" "$(nproc) CPU(s) here"
 	return 1
 }
+# queues_upto Q: q=Q where fits_cpus Q, else q=1.
+queues_upto() { q=$1; fits_cpus "$q" || q=1; }
 
 cleanup() {
 	pkill -9 -x fio 2>/dev/null

@@ -2,8 +2,7 @@
 # list --json carries what a script needs, and its counters move with IO.
 . "$(dirname "$0")/lib.sh"
 truncate -s 64M "$TMP/img"
-q=2
-fits_cpus $q || q=1
+queues_upto 2
 add -t loop -f "$TMP/img" -q $q -d 64 --mode zero-copy
 add -t null size=2G
 dd if=/dev/zero of=/dev/ublkb0 bs=4k count=1000 oflag=direct status=none

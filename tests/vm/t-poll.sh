@@ -25,8 +25,7 @@ note "off: $(counter 1 sleeps) sleeps for $(counter 1 ios) IOs; 200 us: $(counte
 "$Z" del --all >/dev/null || fail "del --all"
 
 # Data while polling: loop, adaptive and always, both queues, fio's own check.
-q=2
-fits_cpus $q || q=1
+queues_upto 2
 for p in auto 100; do
 	add -t loop -f "$TMP/img" -q $q --poll-us $p
 	fio_ok verify-$p --filename="$DEV" --rw=randrw --bsrange=512-64k --iodepth=16 --numjobs=$q \

@@ -44,8 +44,7 @@ wait
 
 # One queue thread dies (the last one's): the device leaves LIVE and can be
 # deleted.
-q=2
-fits_cpus $q || q=1
+queues_upto 2
 add -t loop -f "$TMP/img" -n 3 -q $q
 python3 - $((q - 1)) <<'PY' || fail "could not reach the daemon"
 import socket, sys
