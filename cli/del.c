@@ -147,6 +147,9 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 	if (ret == -ETIMEDOUT) {
 		char who[300];
 
+		/* Stopped, it waits only to be released: its state files are done with. */
+		if (zublk_ctrl_get_info(c, id, &info) || info.state == UBLK_S_DEV_DEAD)
+			zublk_state_unlink(ZUBLK_STATE_DIR, id);
 		if (find_holder(id, who, sizeof(who)))
 			cli_err(verb, "device %u: deleting timed out: /dev/ublkb%u is still open by %s; "
 				"the device goes when that closes", id, id, who);

@@ -18,6 +18,7 @@ struct zublk_ctrl {
 	int fd;
 	struct io_uring ring;
 	unsigned timeout_ms;
+	uint64_t seq;		/* user_data of the last command sent */
 };
 
 int zublk_ctrl_open(struct zublk_ctrl **out)
@@ -82,17 +83,24 @@ static int ctrl_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *
 		return -EBUSY;
 	io_uring_prep_uring_cmd(sqe, op, c->fd);
 	memcpy(sqe->cmd, cmd, sizeof(*cmd));
+	io_uring_sqe_set_data64(sqe, ++c->seq);
 	ret = io_uring_submit(&c->ring);
 	if (ret < 0)
 		return ret;
-	do {
-		ret = c->timeout_ms ? io_uring_wait_cqe_timeout(&c->ring, &cqe, &ts)
-				    : io_uring_wait_cqe(&c->ring, &cqe);
-	} while (ret == -EINTR);
-	if (ret == -ETIME)
-		return -ETIMEDOUT;
-	if (ret < 0)
-		return ret;
+	for (;;) {
+		do {
+			ret = c->timeout_ms ? io_uring_wait_cqe_timeout(&c->ring, &cqe, &ts)
+					    : io_uring_wait_cqe(&c->ring, &cqe);
+		} while (ret == -EINTR);
+		if (ret == -ETIME)
+			return -ETIMEDOUT;
+		if (ret < 0)
+			return ret;
+		if (cqe->user_data == c->seq)
+			break;
+		/* The late answer to a command that timed out: not ours. */
+		io_uring_cqe_seen(&c->ring, cqe);
+	}
 	ret = cqe->res;
 	io_uring_cqe_seen(&c->ring, cqe);
 	return ret;

@@ -42,17 +42,21 @@ timeout 60 "$Z" add -t null -n 3 >/dev/null 2>"$TMP/err" && fail "second add -n 
 grep -q "device 3: already exists" "$TMP/err" || fail "duplicate id: $(cat "$TMP/err")"
 [ -b /dev/ublkb3 ] || fail "the first device 3 went away"
 del 3
-# Deleting a device something holds open times out naming the holder; the
-# device and its daemon go when the holder lets go.
+# Deleting a device something holds open times out naming the holder, and
+# del --all goes on to the next device; the held device, its daemon and
+# its state files go when the holder lets go.
 add -t null -n 5
-sleep 120 <"$DEV" &
+add -t null -n 6
+sleep 120 </dev/ublkb5 &
 holder=$!
-timeout 60 "$Z" del -n 5 --timeout 3 >/dev/null 2>"$TMP/err" && fail "del of an open device succeeded"
+timeout 60 "$Z" del --all --timeout 3 >/dev/null 2>"$TMP/err" && fail "del of an open device succeeded"
+[ -e /sys/class/ublk-char/ublkc6 ] && fail "del --all left device 6 after device 5 timed out"
 kill "$holder"
 grep -q "device 5: deleting timed out: /dev/ublkb5 is still open by pid $holder (sleep)" "$TMP/err" ||
 	fail "del of an open device: $(cat "$TMP/err")"
 [ "$(wc -l <"$TMP/err")" = 1 ] || fail "del of an open device: $(cat "$TMP/err")"
 wait_until 20 no_devices || fail "device 5 stayed after its holder closed it: $("$Z" list)"
 wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
+ls /run/zublk/5.json /run/zublk/5.stats 2>/dev/null && fail "device 5's state files stayed"
 note "$(cat "$TMP/err")"
 exit 0
