@@ -102,7 +102,8 @@ static int state_opts(struct zublk_state *st, struct zublk_opts *opts)
 	return zublk_opts_parse(opts, n, words);
 }
 
-int cli_state_shmem(char *lines, int index[ZUBLK_MAX_SHMEM], const char *path[ZUBLK_MAX_SHMEM])
+int cli_state_shmem(char *lines, int index[ZUBLK_MAX_SHMEM], const char *path[ZUBLK_MAX_SHMEM],
+		    bool read_only[ZUBLK_MAX_SHMEM])
 {
 	char *save = NULL;
 	int n = 0;
@@ -114,6 +115,9 @@ int cli_state_shmem(char *lines, int index[ZUBLK_MAX_SHMEM], const char *path[ZU
 		if (!colon || n == ZUBLK_MAX_SHMEM)
 			return -EINVAL;
 		*colon = '\0';
+		read_only[n] = colon > l && colon[-1] == 'r';
+		if (read_only[n])
+			colon[-1] = '\0';
 		if (zublk_parse_uint(l, 0, 0xffff, &idx))
 			return -EINVAL;
 		index[n] = (int)idx;
@@ -126,6 +130,7 @@ int cmd_recover(int argc, char **argv)
 {
 	struct zublk_dev_config cfg = { 0 };
 	const struct zublk_target_ops *ops;
+	bool shmem_ro[ZUBLK_MAX_SHMEM];
 	struct zublk_state st;
 	struct zublk_opts opts;
 	struct life_args a;
@@ -156,7 +161,8 @@ int cmd_recover(int argc, char **argv)
 	cfg.pin_queues = st.pin_queues;
 	cfg.poll_us = st.poll_us;
 	cfg.nr_threads = st.threads <= st.queues ? st.threads : 0;
-	ret = cli_state_shmem(st.shmem, cfg.shmem_index, cfg.shmem);
+	/* The new daemon finds out again which files it may only read. */
+	ret = cli_state_shmem(st.shmem, cfg.shmem_index, cfg.shmem, shmem_ro);
 	if (ret < 0) {
 		cli_err("recover", "device %u: cannot parse its shared-memory files", a.id);
 		return 1;

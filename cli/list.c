@@ -123,14 +123,15 @@ static void print_json(const struct dev_view *v, bool first)
 		char buf[sizeof(v->st.shmem)];
 		const char *path[ZUBLK_MAX_SHMEM];
 		int index[ZUBLK_MAX_SHMEM], n;
+		bool ro[ZUBLK_MAX_SHMEM];
 
 		snprintf(buf, sizeof(buf), "%s", v->st.shmem);
-		n = cli_state_shmem(buf, index, path);
+		n = cli_state_shmem(buf, index, path, ro);
 		printf(", \"shmem\": [");
 		for (int i = 0; i < n; i++) {
 			printf("%s{\"index\": %d, \"file\": ", i ? ", " : "", index[i]);
 			zublk_json_str(stdout, path[i]);
-			putchar('}');
+			printf(", \"read_only\": %s}", ro[i] ? "true" : "false");
 		}
 		putchar(']');
 	}

@@ -149,8 +149,10 @@ int zublk_ctrl_start_recovery(struct zublk_ctrl *c, unsigned dev_id);
 int zublk_ctrl_end_recovery(struct zublk_ctrl *c, unsigned dev_id, int daemon_pid);
 int zublk_ctrl_update_size(struct zublk_ctrl *c, unsigned dev_id, uint64_t sectors);
 int zublk_ctrl_quiesce_dev(struct zublk_ctrl *c, unsigned dev_id, unsigned timeout_ms);
-/* UBLK_U_CMD_REG_BUF: pin @len bytes of shared memory at @addr; the buffer's index or -errno. */
-/* UBLK_U_CMD_REG_BUF: @flags 0 or UBLK_SHMEM_BUF_READ_ONLY; the buffer's index or -errno. */
+/*
+ * UBLK_U_CMD_REG_BUF: pin @len bytes of shared memory at @addr, @flags 0 or
+ * UBLK_SHMEM_BUF_READ_ONLY; the buffer's index or -errno.
+ */
 int zublk_ctrl_reg_buf(struct zublk_ctrl *c, unsigned dev_id, void *addr, uint64_t len,
 		       uint32_t flags);
 

@@ -85,7 +85,9 @@ int zublk_state_write(struct zublk_dev *dev)
 		for (unsigned i = 0; i < dev->nr_shm; i++) {
 			char v[4200];
 
-			snprintf(v, sizeof(v), "%d:%s", dev->shm[i].index, dev->cfg.shmem[i]);
+			/* "INDEX:PATH", "INDEXr:PATH" for one mapped read-only. */
+			snprintf(v, sizeof(v), "%d%s:%s", dev->shm[i].index,
+				 dev->shm[i].read_only ? "r" : "", dev->cfg.shmem[i]);
 			if (i)
 				fputc(',', f);
 			zublk_json_str(f, v);

@@ -409,10 +409,11 @@ TEST(shared_memory_files_and_their_indexes_survive_the_state_file)
 	fk.dev.cfg.shmem[1] = "/dev/hugepages/b: c";
 	fk.dev.shm[0].index = 0;
 	fk.dev.shm[1].index = 65535;
+	fk.dev.shm[1].read_only = true;
 	fk.dev.nr_shm = 2;
 	CHECK_EQ(zublk_state_write(&fk.dev), 0);
 	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), 0);
-	CHECK_STREQ(st.shmem, "0:/dev/shm/a\n65535:/dev/hugepages/b: c");
+	CHECK_STREQ(st.shmem, "0:/dev/shm/a\n65535r:/dev/hugepages/b: c");
 	CHECK_STREQ(st.options, "file=/srv/disk.img");
 	fk.dev.nr_shm = 0;
 	fake_done(&fk);

@@ -48,6 +48,7 @@ for mode in copy user-copy zero-copy auto-zero-copy $batch; do
 	esac
 	add -t loop -f "$TMP/img" $args --shmem "$SHM"
 	[ "$(dev_json "$ID" '.shmem[0].file')" = "$SHM" ] || fail "$mode: list --json lacks the shmem file"
+	[ "$(dev_json "$ID" '.shmem[0].read_only')" = False ] || fail "$mode: the shmem file is read-only"
 	dev_json "$ID" '.flags' | grep -q SHMEM_ZC || fail "$mode: device added without SHMEM_ZC"
 	sqes_from "$ID"
 	n=$(shmem_delta "$ID" fio_ok w --filename="$DEV" $IOMEM --rw=randwrite \
@@ -143,6 +144,7 @@ ROFD=/proc/$ro_pid/fd/$(cat "$TMP/romemfd")
 add -t loop -f "$TMP/img" --shmem "$ROFD"
 perm=$(awk '/memfd:zublk-ro/ { print $2; exit }' "/proc/$(dev_field "$ID" daemon_pid)/maps")
 [ "$perm" = r--s ] || fail "sealed memfd: the daemon maps it '$perm', not r--s"
+[ "$(dev_json "$ID" '.shmem[0].read_only')" = True ] || fail "sealed memfd: list --json does not say read-only"
 n=$(shmem_delta "$ID" python3 -c '
 import mmap, os, sys
 m = mmap.mmap(os.open(sys.argv[1], os.O_RDONLY), 16 << 20, prot=mmap.PROT_READ)
