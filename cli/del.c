@@ -59,18 +59,51 @@ static bool pid_is_daemon(pid_t pid)
 	return !strncmp(comm, "zublk", 5);
 }
 
+/* @dev is /dev/ublkb@id or one of its partitions, /dev/ublkb@idpN. */
+static bool is_ublkb(const char *dev, const char *want, size_t n)
+{
+	return !strncmp(dev, want, n) &&
+	       (dev[n] == '\0' || dev[n] == ' ' || (dev[n] == 'p' && dev[n + 1] >= '1' &&
+						     dev[n + 1] <= '9'));
+}
+
+/* A mount of /dev/ublkb@id or a partition of it, as "is mounted at DIR" in @buf. */
+static bool find_mount(const char *want, size_t n, char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], dir[1024], src[1024];
+	bool found = false;
+
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		const char *sep = strstr(line, " - ");
+
+		/* ID PARENT MAJ:MIN ROOT DIR ... - FSTYPE SOURCE OPTIONS */
+		found = sep && sscanf(line, "%*s %*s %*s %*s %1023s", dir) == 1 &&
+			sscanf(sep + 3, "%*s %1023s", src) == 1 && is_ublkb(src, want, n);
+	}
+	if (f)
+		fclose(f);
+	if (found)
+		snprintf(buf, len, "is mounted at %s", dir);
+	return found;
+}
+
 /*
- * A process that holds /dev/ublkb@id open (the node may be gone already),
- * as "pid N (comm)" in @buf; false if none is found.
+ * What holds /dev/ublkb@id open (the node may be gone already): a mount,
+ * as "is mounted at DIR", or a process, as "is still open by pid N (comm)",
+ * in @buf; false if nothing is found.
  */
 static bool find_holder(unsigned id, char *buf, size_t len)
 {
 	char want[32], path[600], link[64], comm[32];
 	size_t n = (size_t)snprintf(want, sizeof(want), "/dev/ublkb%u", id);
-	DIR *proc = opendir("/proc"), *fds;
+	DIR *proc, *fds;
 	struct dirent *p, *fd;
 	bool found = false;
 
+	if (find_mount(want, n, buf, len))
+		return true;
+	proc = opendir("/proc");
 	while (proc && !found && (p = readdir(proc))) {
 		if (p->d_name[0] < '1' || p->d_name[0] > '9')
 			continue;
@@ -84,7 +117,7 @@ static bool find_holder(unsigned id, char *buf, size_t len)
 			if (l < (ssize_t)n)
 				continue;
 			link[l] = '\0';
-			found = !strncmp(link, want, n) && (link[n] == '\0' || link[n] == ' ');
+			found = is_ublkb(link, want, n);
 		}
 		if (fds)
 			closedir(fds);
@@ -98,7 +131,7 @@ static bool find_holder(unsigned id, char *buf, size_t len)
 		if (f)
 			fclose(f);
 		comm[strcspn(comm, "\n")] = '\0';
-		snprintf(buf, len, "pid %s (%s)", p->d_name, comm);
+		snprintf(buf, len, "is still open by pid %s (%s)", p->d_name, comm);
 	}
 	if (proc)
 		closedir(proc);
@@ -145,14 +178,14 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 	zublk_ctrl_set_timeout(c, timeout_s * 1000);
 	ret = zublk_ctrl_del_dev(c, id, !async);
 	if (ret == -ETIMEDOUT) {
-		char who[300];
+		char who[1100];
 
 		/* Stopped, it waits only to be released: its state files are done with. */
 		if (zublk_ctrl_get_info(c, id, &info) || info.state == UBLK_S_DEV_DEAD)
 			zublk_state_unlink(ZUBLK_STATE_DIR, id);
 		if (find_holder(id, who, sizeof(who)))
-			cli_err(verb, "device %u: deleting timed out: /dev/ublkb%u is still open by %s; "
-				"the device goes when that closes", id, id, who);
+			cli_err(verb, "device %u: deleting timed out: /dev/ublkb%u %s; "
+				"the device goes when it is let go", id, id, who);
 		else
 			cli_err(verb, "device %u: deleting timed out", id);
 		return ret;

@@ -59,4 +59,15 @@ wait_until 20 no_devices || fail "device 5 stayed after its holder closed it: $(
 wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
 ls /run/zublk/5.json /run/zublk/5.stats 2>/dev/null && fail "device 5's state files stayed"
 note "$(cat "$TMP/err")"
+# The same with a file system mounted from the device.
+add -t loop -f "$TMP/img" -n 7
+mkfs.ext4 -q -F "$DEV" || fail "mkfs.ext4 on device 7"
+mkdir -p "$TMP/mnt" && mount "$DEV" "$TMP/mnt" || fail "mounting device 7"
+timeout 60 "$Z" del -n 7 --timeout 3 >/dev/null 2>"$TMP/err" && fail "del of a mounted device succeeded"
+umount "$TMP/mnt"
+grep -q "device 7: deleting timed out: /dev/ublkb7 is mounted at $TMP/mnt" "$TMP/err" ||
+	fail "del of a mounted device: $(cat "$TMP/err")"
+wait_until 20 no_devices || fail "device 7 stayed after it was unmounted: $("$Z" list)"
+wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
+note "$(cat "$TMP/err")"
 exit 0
