@@ -49,6 +49,7 @@ add -t null -n 5
 add -t null -n 6
 sleep 120 </dev/ublkb5 &
 holder=$!
+wait_until 10 test "$(readlink "/proc/$holder/fd/0")" = /dev/ublkb5 || fail "sleep did not open device 5"
 timeout 60 "$Z" del --all --timeout 3 >/dev/null 2>"$TMP/err" && fail "del of an open device succeeded"
 [ -e /sys/class/ublk-char/ublkc6 ] && fail "del --all left device 6 after device 5 timed out"
 kill "$holder"
