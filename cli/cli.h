@@ -39,7 +39,8 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 		bool async);
 /*
  * A state file's shared-memory files (zublk_state.shmem, "index:path" lines,
- * cut up in place) into @index and @path; how many, or -EINVAL.
+ * "indexr:path" for one mapped read-only, cut up in place) into @index,
+ * @path and @read_only; how many, or -EINVAL.
  */
 int cli_state_shmem(char *lines, int index[ZUBLK_MAX_SHMEM], const char *path[ZUBLK_MAX_SHMEM],
 		    bool read_only[ZUBLK_MAX_SHMEM]);

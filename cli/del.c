@@ -41,20 +41,29 @@ int cli_list_ids(unsigned *ids, int max)
 	return n;
 }
 
-static bool pid_is_daemon(pid_t pid)
+/* The name of process @pid (/proc/PID/comm, without its newline); false if it is gone. */
+static bool pid_comm(long pid, char *comm, size_t len)
 {
-	char path[64], comm[32] = "";
+	char path[64];
 	FILE *f;
 
-	if (pid <= 0 || kill(pid, 0))
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
 	f = fopen(path, "re");
 	if (!f)
 		return false;
-	if (!fgets(comm, sizeof(comm), f))
+	if (!fgets(comm, (int)len, f))
 		comm[0] = '\0';
 	fclose(f);
+	comm[strcspn(comm, "\n")] = '\0';
+	return true;
+}
+
+static bool pid_is_daemon(pid_t pid)
+{
+	char comm[32];
+
+	if (pid <= 0 || kill(pid, 0) || !pid_comm(pid, comm, sizeof(comm)))
+		return false;
 	/* Our daemon's main thread keeps the command's name. */
 	return !strncmp(comm, "zublk", 5);
 }
@@ -123,14 +132,8 @@ static bool find_holder(unsigned id, char *buf, size_t len)
 			closedir(fds);
 		if (!found)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/comm", p->d_name);
-		FILE *f = fopen(path, "re");
-
-		if (!f || !fgets(comm, sizeof(comm), f))
+		if (!pid_comm(strtol(p->d_name, NULL, 10), comm, sizeof(comm)))
 			comm[0] = '\0';
-		if (f)
-			fclose(f);
-		comm[strcspn(comm, "\n")] = '\0';
 		snprintf(buf, len, "is still open by pid %s (%s)", p->d_name, comm);
 	}
 	if (proc)
