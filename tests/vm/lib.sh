@@ -74,13 +74,13 @@ counter() { dev_json "$1" ".counters[\"$2\"]"; }
 # sqes_from ID, later sqes_to ID: IOS and SUB are the requests device ID
 # served and the SQEs its daemon submitted in between, CP its straight
 # copies and HR the auto-zero-copy requests it registered by hand.
-sqes_from() {
-	IOS0=$(counter "$1" ios) SUB0=$(counter "$1" submits)
-	CP0=$(counter "$1" copies) HR0=$(counter "$1" hand_regs)
-}
+# (One `zublk list` each: the four counters of one moment.)
+sqes_counters() { dev_json "$1" '.counters | "\(.ios) \(.submits) \(.copies) \(.hand_regs)"'; }
+sqes_from() { read -r IOS0 SUB0 CP0 HR0 < <(sqes_counters "$1"); }
 sqes_to() {
-	IOS=$(($(counter "$1" ios) - IOS0)) SUB=$(($(counter "$1" submits) - SUB0))
-	CP=$(($(counter "$1" copies) - CP0)) HR=$(($(counter "$1" hand_regs) - HR0))
+	local ios sub cp hr
+	read -r ios sub cp hr < <(sqes_counters "$1")
+	IOS=$((ios - IOS0)) SUB=$((sub - SUB0)) CP=$((cp - CP0)) HR=$((hr - HR0))
 }
 
 no_devices() { [ "$("$Z" list --json | tr -d ' \n')" = "[]" ]; }
