@@ -41,21 +41,27 @@ int cli_list_ids(unsigned *ids, int max)
 	return n;
 }
 
-/* The name of process @pid (/proc/PID/comm, without its newline); false if it is gone. */
+/* The first line of file @path, without its newline, in @buf; false if it cannot be opened. */
+static bool read_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return false;
+	if (!fgets(buf, (int)len, f))
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return true;
+}
+
+/* The name of process @pid (/proc/PID/comm); false if it is gone. */
 static bool pid_comm(long pid, char *comm, size_t len)
 {
 	char path[64];
-	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	if (!fgets(comm, (int)len, f))
-		comm[0] = '\0';
-	fclose(f);
-	comm[strcspn(comm, "\n")] = '\0';
-	return true;
+	return read_line(path, comm, len);
 }
 
 static bool pid_is_daemon(pid_t pid)
@@ -98,9 +104,45 @@ static bool find_mount(const char *want, size_t n, char *buf, size_t len)
 }
 
 /*
+ * A block device stacked on /dev/ublkb@id or a partition of it (an md array,
+ * a dm target: the kernel holds the device for it, so no process shows), as
+ * "is used by md0" or "is used by dm-0 (NAME)" in @buf: its slaves/ entry in
+ * /sys/block outlives the ublk disk's own sysfs directory.
+ */
+static bool find_stacked(const char *want, size_t n, char *buf, size_t len)
+{
+	DIR *blk = opendir("/sys/block"), *slaves;
+	struct dirent *b, *s;
+	char path[600], name[128] = "";
+	bool found = false;
+
+	while (blk && !found && (b = readdir(blk))) {
+		if (b->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/slaves", b->d_name);
+		slaves = opendir(path);
+		while (slaves && !found && (s = readdir(slaves)))
+			found = is_ublkb(s->d_name, want, n);
+		if (slaves)
+			closedir(slaves);
+		if (!found)
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/dm/name", b->d_name);
+		if (read_line(path, name, sizeof(name)) && name[0])
+			snprintf(buf, len, "is used by %s (%s)", b->d_name, name);
+		else
+			snprintf(buf, len, "is used by %s", b->d_name);
+	}
+	if (blk)
+		closedir(blk);
+	return found;
+}
+
+/*
  * What holds /dev/ublkb@id open (the node may be gone already): a mount,
- * as "is mounted at DIR", or a process, as "is still open by pid N (comm)",
- * in @buf; false if nothing is found.
+ * as "is mounted at DIR", a device stacked on it, as "is used by md0", or a
+ * process, as "is still open by pid N (comm)", in @buf; false if nothing is
+ * found.
  */
 static bool find_holder(unsigned id, char *buf, size_t len)
 {
@@ -110,7 +152,7 @@ static bool find_holder(unsigned id, char *buf, size_t len)
 	struct dirent *p, *fd;
 	bool found = false;
 
-	if (find_mount(want, n, buf, len))
+	if (find_mount(want, n, buf, len) || find_stacked(want + 5, n - 5, buf, len))
 		return true;
 	proc = opendir("/proc");
 	while (proc && !found && (p = readdir(proc))) {

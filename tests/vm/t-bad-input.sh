@@ -71,4 +71,51 @@ grep -q "device 7: deleting timed out: /dev/ublkb7 is mounted at $TMP/mnt" "$TMP
 wait_until 20 no_devices || fail "device 7 stayed after it was unmounted: $("$Z" list)"
 wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
 note "$(cat "$TMP/err")"
+# The same with a device stacked on it, which the kernel holds open for
+# itself (no process shows): a dm target, then an md array.
+export DM_DISABLE_UDEV=1 # no udev here: libdevmapper makes /dev/mapper nodes
+stacked_cleanup() {
+	dmsetup remove --retry zublk-test-held >/dev/null 2>&1
+	mdadm --stop /dev/md19 >/dev/null 2>&1
+	cleanup
+}
+trap stacked_cleanup EXIT
+modprobe dm-mod 2>/dev/null
+modprobe raid1 2>/dev/null
+# stacked N WHAT HOW: device N, with WHAT on it, times out naming it as
+# "is used by HOW"; it goes once WHAT is taken down (stacked_down).
+stacked() {
+	timeout 60 "$Z" del -n "$1" --timeout 3 >/dev/null 2>"$TMP/err" &&
+		fail "del of a device under $2 succeeded"
+	stacked_down
+	grep -q "device $1: deleting timed out: /dev/ublkb$1 is used by $3; " "$TMP/err" ||
+		fail "del of a device under $2: $(cat "$TMP/err")"
+	wait_until 20 no_devices || fail "device $1 stayed after $2 went: $("$Z" list)"
+	wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
+	note "$(cat "$TMP/err")"
+}
+add -t null size=64M -n 8
+if ! command -v dmsetup >/dev/null; then
+	skip_check "a dm target holds the device" "no dmsetup here"
+	del 8
+elif ! dmsetup create zublk-test-held --table "0 $(blockdev --getsz "$DEV") linear $DEV 0"; then
+	skip_check "a dm target holds the device" "dmsetup create failed here"
+	del 8
+else
+	dm=$(dmsetup info -c --noheadings -o blkdevname zublk-test-held)
+	stacked_down() { dmsetup remove --retry zublk-test-held || fail "dmsetup remove"; }
+	stacked 8 "a dm target" "$dm (zublk-test-held)"
+fi
+truncate -s 64M "$TMP/img9" # md reads back the superblock it writes: not null
+add -t loop -f "$TMP/img9" -n 9
+if ! command -v mdadm >/dev/null; then
+	skip_check "an md array holds the device" "no mdadm here"
+	del 9
+elif ! mdadm --create /dev/md19 --run --quiet --metadata=1.2 --level=1 --raid-devices=2 \
+	"$DEV" missing >"$TMP/md.err" 2>&1; then
+	fail "mdadm --create over device 9: $(cat "$TMP/md.err")"
+else
+	stacked_down() { mdadm --stop /dev/md19 >/dev/null 2>&1 || fail "mdadm --stop /dev/md19"; }
+	stacked 9 "an md array" md19
+fi
 exit 0
