@@ -152,7 +152,9 @@ static bool find_holder(unsigned id, char *buf, size_t len)
 	struct dirent *p, *fd;
 	bool found = false;
 
-	if (find_mount(want, n, buf, len) || find_stacked(want + 5, n - 5, buf, len))
+	/* slaves/ names the disk without its /dev/. */
+	if (find_mount(want, n, buf, len) ||
+	    find_stacked(want + strlen("/dev/"), n - strlen("/dev/"), buf, len))
 		return true;
 	proc = opendir("/proc");
 	while (proc && !found && (p = readdir(proc))) {
