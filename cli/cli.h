@@ -27,6 +27,12 @@ int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 		     unsigned timeout_s);
 /* Wait (bounded) for a daemon process to go; false if it is still there. */
 bool cli_wait_daemon_gone(pid_t pid, unsigned timeout_s);
+/*
+ * What holds /dev/ublkb@id open, in @buf, to follow the device's name: "is
+ * mounted at DIR", "is used by md0" (a device stacked on it) or "is still
+ * open by pid N (comm)"; false if nothing is found.
+ */
+bool cli_find_holder(unsigned id, char *buf, size_t len);
 
 /* "zublk: VERB: message" on stderr. */
 void cli_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -138,13 +138,8 @@ static bool find_stacked(const char *want, size_t n, char *buf, size_t len)
 	return found;
 }
 
-/*
- * What holds /dev/ublkb@id open (the node may be gone already): a mount,
- * as "is mounted at DIR", a device stacked on it, as "is used by md0", or a
- * process, as "is still open by pid N (comm)", in @buf; false if nothing is
- * found.
- */
-static bool find_holder(unsigned id, char *buf, size_t len)
+/* The node may be gone already: a timed-out delete has removed the disk. */
+bool cli_find_holder(unsigned id, char *buf, size_t len)
 {
 	char want[32], path[600], link[64], comm[32];
 	size_t n = (size_t)snprintf(want, sizeof(want), "/dev/ublkb%u", id);
@@ -230,7 +225,7 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 		/* Stopped, it waits only to be released: its state files are done with. */
 		if (zublk_ctrl_get_info(c, id, &info) || info.state == UBLK_S_DEV_DEAD)
 			zublk_state_unlink(ZUBLK_STATE_DIR, id);
-		if (find_holder(id, who, sizeof(who)))
+		if (cli_find_holder(id, who, sizeof(who)))
 			cli_err(verb, "device %u: deleting timed out: /dev/ublkb%u %s; "
 				"the device goes when it is let go", id, id, who);
 		else

@@ -325,10 +325,19 @@ int cmd_stop(int argc, char **argv)
 	zublk_ctrl_set_timeout(c, a.timeout_s * 1000);
 	/* TRY_STOP_DEV refuses while anyone holds the device open. */
 	ret = a.safe ? zublk_ctrl_try_stop_dev(c, a.id) : zublk_ctrl_stop_dev(c, a.id);
+	if (ret == -EBUSY) {
+		char who[1100];
+
+		if (cli_find_holder(a.id, who, sizeof(who)))
+			cli_err("stop", "device %u: busy: /dev/ublkb%u %s (nothing was stopped)",
+				a.id, a.id, who);
+		else
+			cli_err("stop", "device %u: busy: open or mounted (nothing was stopped)",
+				a.id);
+		goto out;
+	}
 	if (ret) {
-		cli_err("stop", "device %u: %s", a.id,
-			ret == -EBUSY ? "busy: open or mounted (nothing was stopped)"
-				      : strerror(-ret));
+		cli_err("stop", "device %u: %s", a.id, strerror(-ret));
 		goto out;
 	}
 	/* The daemon sees its queues aborted and deletes the device. */

@@ -1,15 +1,27 @@
 # SPDX-License-Identifier: MIT
-# stop --safe refuses (EBUSY) while mounted and stops an idle device;
+# stop --safe refuses (EBUSY), naming the holder, while mounted or open and
+# stops an idle device;
 # del --async returns and the device goes; --no-part-scan is honoured.
 . "$(dirname "$0")/lib.sh"
 truncate -s 64M "$TMP/img"
 add -t loop -f "$TMP/img"
 mkfs.ext4 -q -F "$DEV" && mkdir "$TMP/mnt" && mount "$DEV" "$TMP/mnt" || fail "mount"
 "$Z" stop --safe -n "$ID" 2>"$TMP/err" && fail "stop --safe succeeded while mounted"
-grep -q "busy" "$TMP/err" || fail "unclear: $(cat "$TMP/err")"
+grep -q "device $ID: busy: $DEV is mounted at $TMP/mnt (nothing was stopped)" "$TMP/err" ||
+	fail "unclear: $(cat "$TMP/err")"
 state_is "$ID" LIVE || fail "device not live after a refused stop"
 echo x >"$TMP/mnt/still-works" || fail "fs broken after refused stop"
 umount "$TMP/mnt"
+# A process with it open is named too.
+sleep 120 <"$DEV" &
+holder=$!
+wait_until 10 test "$(readlink "/proc/$holder/fd/0")" = "$DEV" || fail "sleep did not open $DEV"
+"$Z" stop --safe -n "$ID" 2>"$TMP/err" && fail "stop --safe succeeded while open"
+kill "$holder"
+wait "$holder" 2>/dev/null
+grep -q "device $ID: busy: $DEV is still open by pid $holder (sleep) (nothing was stopped)" \
+	"$TMP/err" || fail "unclear: $(cat "$TMP/err")"
+state_is "$ID" LIVE || fail "device not live after a refused stop"
 timeout 60 "$Z" stop --safe -n "$ID" || fail "stop --safe of an idle device"
 [ ! -e "$DEV" ] || fail "node left after stop"
 no_devices || fail "device left after stop"
