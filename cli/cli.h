@@ -36,6 +36,13 @@ bool cli_find_holder(unsigned id, char *buf, size_t len);
 
 /* "zublk: VERB: message" on stderr. */
 void cli_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Send the daemon of device @id a request (zublk_ctl_request()); its answer
+ * in @reply.  On failure, says why in one line: the daemon's answer, or
+ * "no such device" when there is no daemon and no device.
+ */
+int cli_ctl_request(const char *verb, unsigned id, int argc, char **argv, char *reply,
+		    size_t len);
 /* Opens the control device or says why not. */
 int cli_ctrl_open(const char *verb, struct zublk_ctrl **c);
 /* Parses a device id for -n. */

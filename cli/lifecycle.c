@@ -285,11 +285,8 @@ int cmd_resize(int argc, char **argv)
 	}
 	req[0] = "resize";
 	req[1] = argv[ret];
-	ret = zublk_ctl_request(ZUBLK_STATE_DIR, a.id, 2, req, reply, sizeof(reply));
-	if (ret) {
-		cli_err("resize", "%s", reply[0] ? reply : strerror(-ret));
+	if (cli_ctl_request("resize", a.id, 2, req, reply, sizeof(reply)))
 		return 1;
-	}
 	printf("%s\n", reply);
 	return 0;
 }

@@ -165,6 +165,16 @@ static void print_row(const struct dev_view *v)
 	       opts);
 }
 
+/* What comes before the first device: "[" or the table's header. */
+static void begin_output(bool json)
+{
+	if (json)
+		printf("[");
+	else
+		printf("%-4s %-9s %-7s %-15s %6s %6s %8s  %-15s %7s  %s\n", "ID", "STATE",
+		       "TARGET", "MODE", "QUEUES", "DEPTH", "SIZE", "DEVICE", "PID", "OPTIONS");
+}
+
 int cmd_list(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -206,11 +216,6 @@ int cmd_list(int argc, char **argv)
 	} else {
 		n = cli_list_ids(ids, 1024);
 	}
-	if (json)
-		printf("[");
-	else
-		printf("%-4s %-9s %-7s %-15s %6s %6s %8s  %-15s %7s  %s\n", "ID", "STATE",
-		       "TARGET", "MODE", "QUEUES", "DEPTH", "SIZE", "DEVICE", "PID", "OPTIONS");
 	for (int i = 0; i < n; i++) {
 		struct dev_view v;
 		int err = load(c, ids[i], &v);
@@ -224,13 +229,18 @@ int cmd_list(int argc, char **argv)
 			}
 			continue;
 		}
+		if (first)
+			begin_output(json);
 		if (json)
 			print_json(&v, first);
 		else
 			print_row(&v);
 		first = false;
 	}
-	if (json)
+	/* No device: an empty list, but nothing at all for a -n that failed. */
+	if (first && !ret)
+		begin_output(json);
+	if (json && !(first && ret))
 		printf("%s]\n", first ? "" : "\n");
 	zublk_ctrl_close(c);
 	return ret;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -26,6 +27,27 @@ int cli_ctrl_open(const char *verb, struct zublk_ctrl **c)
 	if (ret)
 		cli_err(verb, "/dev/ublk-control: %s%s", strerror(-ret),
 			ret == -ENOENT ? " (is the ublk_drv module loaded?)" : "");
+	return ret;
+}
+
+int cli_ctl_request(const char *verb, unsigned id, int argc, char **argv, char *reply,
+		    size_t len)
+{
+	char path[64], dev[32];
+	int ret = zublk_ctl_request(ZUBLK_STATE_DIR, id, argc, argv, reply, len);
+	size_t n;
+
+	if (!ret)
+		return 0;
+	snprintf(path, sizeof(path), "/sys/class/ublk-char/ublkc%u", id);
+	n = (size_t)snprintf(dev, sizeof(dev), "device %u: ", id);
+	/* No daemon listens: say whether there is a device at all. */
+	if ((ret == -ENOENT || ret == -ECONNREFUSED) && access(path, F_OK))
+		cli_err(verb, "%sno such device", dev);
+	else if (!strncmp(reply, dev, n)) /* the daemon's own error names the device */
+		cli_err(verb, "%s", reply);
+	else
+		cli_err(verb, "%s%s", dev, reply[0] ? reply : strerror(-ret));
 	return ret;
 }
 

@@ -79,12 +79,10 @@ int cmd_mirror(int argc, char **argv)
 		}
 		req[nreq++] = file;
 	}
-	ret = zublk_ctl_request(ZUBLK_STATE_DIR, id, nreq, req, reply, sizeof(reply));
+	ret = cli_ctl_request("mirror", id, nreq, req, reply, sizeof(reply));
 	free(file);
-	if (ret) {
-		cli_err("mirror", "device %u: %s", id, reply[0] ? reply : strerror(-ret));
+	if (ret)
 		return 1;
-	}
 	printf("%s\n", reply);
 	return 0;
 }

@@ -20,6 +20,10 @@ expect_err "poll-us 'fast': must be auto, off or 0..1000000" add -t null --poll-
 expect_err "poll-us '2000000': must be auto, off or 0..1000000" add -t null --poll-us 2000000
 expect_err "no target" add size=1G
 expect_err "device 42: no such device" del -n 42
+expect_err "device 42: no such device" list -n 42
+expect_err "device 42: no such device" list -n 42 --json
+expect_err "device 42: no such device" resize -n 42 1G
+expect_err "device 42: no such device" mirror fail -n 42 0
 expect_err "say which" del
 expect_err "device id 'x': not a number" del -n x
 expect_err "unknown command 'frobnicate'" frobnicate

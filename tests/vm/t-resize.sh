@@ -19,5 +19,7 @@ head -c 300M /dev/zero >"$TMP/mnt/b" || fail "writing into the grown fs"
 umount "$TMP/mnt"
 fsck.ext4 -fn "$DEV" >/dev/null 2>&1 || fail "fsck after grow"
 "$Z" resize -n "$ID" 1000 >/dev/null 2>"$TMP/err" && fail "resize to 1000 bytes accepted"
+grep -qx "zublk: resize: device $ID: size 1000: not a multiple of the 512-byte block" "$TMP/err" ||
+	fail "resize to 1000 bytes: $(cat "$TMP/err")"
 note "$(cat "$TMP/err")"
 exit 0
