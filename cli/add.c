@@ -381,10 +381,8 @@ int cmd_add(int argc, char **argv)
 			tname = optarg;
 			break;
 		case 'n':
-			if (zublk_parse_uint(optarg, 0, 1U << 20, &v)) {
-				cli_err("add", "device id '%s': not a number", optarg);
+			if (cli_parse_id("add", optarg, &v))
 				return 1;
-			}
 			cfg.dev_id = (int)v;
 			break;
 		case 'q':

@@ -45,6 +45,8 @@ int cli_ctl_request(const char *verb, unsigned id, int argc, char **argv, char *
 		    size_t len);
 /* Opens the control device or says why not. */
 int cli_ctrl_open(const char *verb, struct zublk_ctrl **c);
+/* The driver's device ids: 0 up to UBLK_MAX_UBLKS (its minors, 1 << 20) less one. */
+#define CLI_MAX_ID ((1U << 20) - 1)
 /* Parses a device id for -n. */
 int cli_parse_id(const char *verb, const char *s, unsigned *id);
 /* Deletes device @id and waits (bounded) for its daemon to go. */

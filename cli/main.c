@@ -53,8 +53,8 @@ int cli_ctl_request(const char *verb, unsigned id, int argc, char **argv, char *
 
 int cli_parse_id(const char *verb, const char *s, unsigned *id)
 {
-	if (zublk_parse_uint(s, 0, 1U << 20, id)) {
-		cli_err(verb, "device id '%s': not a number", s ? s : "");
+	if (zublk_parse_uint(s, 0, CLI_MAX_ID, id)) {
+		cli_err(verb, "device id '%s': not a number from 0 to %u", s ? s : "", CLI_MAX_ID);
 		return -EINVAL;
 	}
 	return 0;

@@ -25,7 +25,8 @@ expect_err "device 42: no such device" list -n 42 --json
 expect_err "device 42: no such device" resize -n 42 1G
 expect_err "device 42: no such device" mirror fail -n 42 0
 expect_err "say which" del
-expect_err "device id 'x': not a number" del -n x
+expect_err "device id 'x': not a number from 0 to 1048575" del -n x
+expect_err "device id '1048576': not a number from 0 to 1048575" add -t null -n 1048576
 expect_err "unknown command 'frobnicate'" frobnicate
 ZUBLK_FEATURE_MASK=0x$(printf '%x' $((0xfffff & ~0x1))) \
 	expect_err "mode zero-copy: the running kernel lacks UBLK_F_ZERO_COPY" \
