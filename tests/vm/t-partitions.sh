@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: MIT
+# Partitions: a device whose backing file holds a partition table shows its
+# partition when it starts; an ext4 on the partition keeps its data across a
+# delete and a new add; deleting while the partition is mounted names the
+# mount; --no-part-scan leaves the table alone until someone asks (BLKRRPART).
+. "$(dirname "$0")/lib.sh"
+truncate -s 128M "$TMP/img"
+# An MBR with one Linux partition (type 0x83): sectors 2048..133119, 64 MiB.
+printf '\0\0\0\0\203\0\0\0\0\10\0\0\0\0\2\0' |
+	dd of="$TMP/img" bs=1 seek=446 conv=notrunc status=none
+printf '\125\252' | dd of="$TMP/img" bs=1 seek=510 conv=notrunc status=none
+mkdir "$TMP/mnt"
+
+add -t loop -f "$TMP/img"
+part=${DEV}p1
+wait_until 10 test -b "$part" || fail "no $part after the device started"
+[ "$(blockdev --getsz "$part")" = 131072 ] || fail "$part has $(blockdev --getsz "$part") sectors"
+mkfs.ext4 -q -F "$part" && mount "$part" "$TMP/mnt" || fail "ext4 on $part"
+head -c 8M /dev/urandom >"$TMP/mnt/a" && sync || fail "writing into the ext4 on $part"
+sha=$(sha256sum <"$TMP/mnt/a")
+timeout 60 "$Z" del -n "$ID" --timeout 3 >/dev/null 2>"$TMP/err" &&
+	fail "del with $part mounted succeeded"
+umount "$TMP/mnt"
+grep -q "device $ID: deleting timed out: $DEV is mounted at $TMP/mnt;" "$TMP/err" ||
+	fail "del with $part mounted: $(cat "$TMP/err")"
+wait_until 20 no_devices || fail "the device stayed after umount: $("$Z" list)"
+wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
+note "$(cat "$TMP/err")"
+
+# The same file again: the partition, its file system and its data are there.
+add -t loop -f "$TMP/img"
+part=${DEV}p1
+wait_until 10 test -b "$part" || fail "no $part on the second add"
+fsck.ext4 -fn "$part" >"$TMP/fsck" 2>&1 || fail "fsck of $part: $(tail -3 "$TMP/fsck")"
+mount -o ro "$part" "$TMP/mnt" || fail "mounting $part again"
+[ "$(sha256sum <"$TMP/mnt/a")" = "$sha" ] || fail "the file on $part changed"
+umount "$TMP/mnt"
+del "$ID"
+
+# --no-part-scan: no partition until BLKRRPART asks for one.
+add -t loop -f "$TMP/img" --no-part-scan
+part=${DEV}p1
+sleep 1
+[ -e "$part" ] && fail "$part appeared with --no-part-scan"
+blockdev --rereadpt "$DEV" || fail "BLKRRPART on $DEV"
+wait_until 10 test -b "$part" || fail "no $part after BLKRRPART"
+del "$ID"
+exit 0
