@@ -185,7 +185,7 @@ int cmd_list(int argc, char **argv)
 	unsigned ids[1024], id = 0;
 	bool json = false, have_id = false, first = true;
 	struct zublk_ctrl *c;
-	int opt, n, ret = 0;
+	int opt, n;
 
 	optind = 1;
 	opterr = 0;
@@ -220,15 +220,15 @@ int cmd_list(int argc, char **argv)
 		struct dev_view v;
 		int err = load(c, ids[i], &v);
 
-		if (err) {
-			/* A device can vanish between readdir and the query. */
-			if (have_id) {
-				cli_err("list", "device %u: %s", ids[i],
-					err == -ENODEV ? "no such device" : strerror(-err));
-				ret = 1;
-			}
-			continue;
+		if (err && have_id) {
+			/* Nothing on stdout, the one line on stderr. */
+			cli_err("list", "device %u: %s", ids[i],
+				err == -ENODEV ? "no such device" : strerror(-err));
+			zublk_ctrl_close(c);
+			return 1;
 		}
+		if (err)
+			continue; /* it vanished between readdir and the query */
 		if (first)
 			begin_output(json);
 		if (json)
@@ -237,11 +237,10 @@ int cmd_list(int argc, char **argv)
 			print_row(&v);
 		first = false;
 	}
-	/* No device: an empty list, but nothing at all for a -n that failed. */
-	if (first && !ret)
+	if (first) /* no device: an empty list */
 		begin_output(json);
-	if (json && !(first && ret))
+	if (json)
 		printf("%s]\n", first ? "" : "\n");
 	zublk_ctrl_close(c);
-	return ret;
+	return 0;
 }
