@@ -83,6 +83,29 @@ sqes_to() {
 	IOS=$((ios - IOS0)) SUB=$((sub - SUB0)) CP=$((cp - CP0)) HR=$((hr - HR0))
 }
 
+# hold_open DEV: a process (HOLDER, its pid) with DEV open, once it has it.
+hold_open() {
+	sleep 120 <"$1" &
+	HOLDER=$!
+	wait_until 10 test "$(readlink "/proc/$HOLDER/fd/0")" = "$1" || fail "sleep did not open $1"
+}
+
+# del_held ID WHAT HOLDER LET_GO...: deleting device ID while WHAT holds it
+# times out naming it ("/dev/ublkbID HOLDER; ..."); once the command LET_GO
+# has let go of it, the device and its daemon go.
+del_held() {
+	local id=$1 what=$2 holder=$3
+	shift 3
+	timeout 60 "$Z" del -n "$id" --timeout 3 >/dev/null 2>"$TMP/err" &&
+		fail "del of device $id $what succeeded"
+	"$@" || fail "$*"
+	grep -q "device $id: deleting timed out: /dev/ublkb$id $holder; " "$TMP/err" ||
+		fail "del of device $id $what: $(cat "$TMP/err")"
+	wait_until 20 no_devices || fail "device $id stayed after $*: $("$Z" list)"
+	wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
+	note "$(cat "$TMP/err")"
+}
+
 no_devices() { [ "$("$Z" list --json | tr -d ' \n')" = "[]" ]; }
 no_daemons() { ! pgrep -f "$Z add" >/dev/null && ! pgrep -x zublk >/dev/null; }
 

@@ -52,13 +52,11 @@ del 3
 # its state files go when the holder lets go.
 add -t null -n 5
 add -t null -n 6
-sleep 120 </dev/ublkb5 &
-holder=$!
-wait_until 10 test "$(readlink "/proc/$holder/fd/0")" = /dev/ublkb5 || fail "sleep did not open device 5"
+hold_open /dev/ublkb5
 timeout 60 "$Z" del --all --timeout 3 >/dev/null 2>"$TMP/err" && fail "del of an open device succeeded"
 [ -e /sys/class/ublk-char/ublkc6 ] && fail "del --all left device 6 after device 5 timed out"
-kill "$holder"
-grep -q "device 5: deleting timed out: /dev/ublkb5 is still open by pid $holder (sleep)" "$TMP/err" ||
+kill "$HOLDER"
+grep -q "device 5: deleting timed out: /dev/ublkb5 is still open by pid $HOLDER (sleep)" "$TMP/err" ||
 	fail "del of an open device: $(cat "$TMP/err")"
 [ "$(wc -l <"$TMP/err")" = 1 ] || fail "del of an open device: $(cat "$TMP/err")"
 wait_until 20 no_devices || fail "device 5 stayed after its holder closed it: $("$Z" list)"
@@ -69,13 +67,7 @@ note "$(cat "$TMP/err")"
 add -t loop -f "$TMP/img" -n 7
 mkfs.ext4 -q -F "$DEV" || fail "mkfs.ext4 on device 7"
 mkdir -p "$TMP/mnt" && mount "$DEV" "$TMP/mnt" || fail "mounting device 7"
-timeout 60 "$Z" del -n 7 --timeout 3 >/dev/null 2>"$TMP/err" && fail "del of a mounted device succeeded"
-umount "$TMP/mnt"
-grep -q "device 7: deleting timed out: /dev/ublkb7 is mounted at $TMP/mnt" "$TMP/err" ||
-	fail "del of a mounted device: $(cat "$TMP/err")"
-wait_until 20 no_devices || fail "device 7 stayed after it was unmounted: $("$Z" list)"
-wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
-note "$(cat "$TMP/err")"
+del_held 7 "mounted" "is mounted at $TMP/mnt" umount "$TMP/mnt"
 # The same with a device stacked on it, which the kernel holds open for
 # itself (no process shows): a dm target, then an md array.
 export DM_DISABLE_UDEV=1 # no udev here: libdevmapper makes /dev/mapper nodes
@@ -87,18 +79,6 @@ stacked_cleanup() {
 trap stacked_cleanup EXIT
 modprobe dm-mod 2>/dev/null
 modprobe raid1 2>/dev/null
-# stacked N WHAT HOW: device N, with WHAT on it, times out naming it as
-# "is used by HOW"; it goes once WHAT is taken down (stacked_down).
-stacked() {
-	timeout 60 "$Z" del -n "$1" --timeout 3 >/dev/null 2>"$TMP/err" &&
-		fail "del of a device under $2 succeeded"
-	stacked_down
-	grep -q "device $1: deleting timed out: /dev/ublkb$1 is used by $3; " "$TMP/err" ||
-		fail "del of a device under $2: $(cat "$TMP/err")"
-	wait_until 20 no_devices || fail "device $1 stayed after $2 went: $("$Z" list)"
-	wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
-	note "$(cat "$TMP/err")"
-}
 add -t null size=64M -n 8
 if ! command -v dmsetup >/dev/null; then
 	skip_check "a dm target holds the device" "no dmsetup here"
@@ -108,8 +88,8 @@ elif ! dmsetup create zublk-test-held --table "0 $(blockdev --getsz "$DEV") line
 	del 8
 else
 	dm=$(dmsetup info -c --noheadings -o blkdevname zublk-test-held)
-	stacked_down() { dmsetup remove --retry zublk-test-held || fail "dmsetup remove"; }
-	stacked 8 "a dm target" "$dm (zublk-test-held)"
+	del_held 8 "under a dm target" "is used by $dm (zublk-test-held)" \
+		dmsetup remove --retry zublk-test-held
 fi
 truncate -s 64M "$TMP/img9" # md reads back the superblock it writes: not null
 add -t loop -f "$TMP/img9" -n 9
@@ -120,7 +100,6 @@ elif ! mdadm --create /dev/md19 --run --quiet --metadata=1.2 --level=1 --raid-de
 	"$DEV" missing >"$TMP/md.err" 2>&1; then
 	fail "mdadm --create over device 9: $(cat "$TMP/md.err")"
 else
-	stacked_down() { mdadm --stop /dev/md19 >/dev/null 2>&1 || fail "mdadm --stop /dev/md19"; }
-	stacked 9 "an md array" md19
+	del_held 9 "under an md array" "is used by md19" mdadm --stop --quiet /dev/md19
 fi
 exit 0

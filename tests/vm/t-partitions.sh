@@ -18,14 +18,7 @@ wait_until 10 test -b "$part" || fail "no $part after the device started"
 mkfs.ext4 -q -F "$part" && mount "$part" "$TMP/mnt" || fail "ext4 on $part"
 head -c 8M /dev/urandom >"$TMP/mnt/a" && sync || fail "writing into the ext4 on $part"
 sha=$(sha256sum <"$TMP/mnt/a")
-timeout 60 "$Z" del -n "$ID" --timeout 3 >/dev/null 2>"$TMP/err" &&
-	fail "del with $part mounted succeeded"
-umount "$TMP/mnt"
-grep -q "device $ID: deleting timed out: $DEV is mounted at $TMP/mnt;" "$TMP/err" ||
-	fail "del with $part mounted: $(cat "$TMP/err")"
-wait_until 20 no_devices || fail "the device stayed after umount: $("$Z" list)"
-wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
-note "$(cat "$TMP/err")"
+del_held "$ID" "with $part mounted" "is mounted at $TMP/mnt" umount "$TMP/mnt"
 
 # The same file again: the partition, its file system and its data are there.
 add -t loop -f "$TMP/img"

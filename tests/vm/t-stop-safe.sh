@@ -13,13 +13,11 @@ state_is "$ID" LIVE || fail "device not live after a refused stop"
 echo x >"$TMP/mnt/still-works" || fail "fs broken after refused stop"
 umount "$TMP/mnt"
 # A process with it open is named too.
-sleep 120 <"$DEV" &
-holder=$!
-wait_until 10 test "$(readlink "/proc/$holder/fd/0")" = "$DEV" || fail "sleep did not open $DEV"
+hold_open "$DEV"
 "$Z" stop --safe -n "$ID" 2>"$TMP/err" && fail "stop --safe succeeded while open"
-kill "$holder"
-wait "$holder" 2>/dev/null
-grep -q "device $ID: busy: $DEV is still open by pid $holder (sleep) (nothing was stopped)" \
+kill "$HOLDER"
+wait "$HOLDER" 2>/dev/null
+grep -q "device $ID: busy: $DEV is still open by pid $HOLDER (sleep) (nothing was stopped)" \
 	"$TMP/err" || fail "unclear: $(cat "$TMP/err")"
 state_is "$ID" LIVE || fail "device not live after a refused stop"
 timeout 60 "$Z" stop --safe -n "$ID" || fail "stop --safe of an idle device"
