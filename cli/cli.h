@@ -33,6 +33,8 @@ bool cli_wait_daemon_gone(pid_t pid, unsigned timeout_s);
  * open by pid N (comm)"; false if nothing is found.
  */
 bool cli_find_holder(unsigned id, char *buf, size_t len);
+/* Room for what cli_find_holder() writes: a mount's directory is up to 1023 bytes. */
+#define CLI_HOLDER_MAX 1100
 
 /* "zublk: VERB: message" on stderr. */
 void cli_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -220,7 +220,7 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 	zublk_ctrl_set_timeout(c, timeout_s * 1000);
 	ret = zublk_ctrl_del_dev(c, id, !async);
 	if (ret == -ETIMEDOUT) {
-		char who[1100];
+		char who[CLI_HOLDER_MAX];
 
 		/* Stopped, it waits only to be released: its state files are done with. */
 		if (zublk_ctrl_get_info(c, id, &info) || info.state == UBLK_S_DEV_DEAD)

@@ -323,7 +323,7 @@ int cmd_stop(int argc, char **argv)
 	/* TRY_STOP_DEV refuses while anyone holds the device open. */
 	ret = a.safe ? zublk_ctrl_try_stop_dev(c, a.id) : zublk_ctrl_stop_dev(c, a.id);
 	if (ret == -EBUSY) {
-		char who[1100];
+		char who[CLI_HOLDER_MAX];
 
 		if (cli_find_holder(a.id, who, sizeof(who)))
 			cli_err("stop", "device %u: busy: /dev/ublkb%u %s (nothing was stopped)",
