@@ -188,6 +188,12 @@ struct zublk_target_geom {
 	uint32_t max_segment_size;	/* >= 4096 */
 	uint16_t max_segments;
 	/*
+	 * The largest request the backing takes, bytes (a network server's
+	 * limit); 0: none.  The device's request size (--max-io) is cut down to
+	 * it, in multiples of 4096.
+	 */
+	uint32_t max_io_bytes;
+	/*
 	 * The target copies request data itself with zublk_backing_copy() or
 	 * zublk_io_copy() where it can: the core asks the driver for UBLK_F_USER_COPY next to
 	 * a zero-copy mode (when the kernel has it); the copy modes copy
@@ -452,6 +458,8 @@ int zublk_dev_wait(struct zublk_dev *dev);
 void zublk_dev_destroy(struct zublk_dev *dev);
 
 unsigned zublk_dev_id(const struct zublk_dev *dev);
+/* Queues of the device (target ->init may size per-queue state by it). */
+unsigned zublk_dev_nr_queues(const struct zublk_dev *dev);
 enum zublk_mode zublk_dev_mode(const struct zublk_dev *dev);
 uint64_t zublk_dev_size(const struct zublk_dev *dev);
 const struct ublksrv_ctrl_dev_info *zublk_dev_info(const struct zublk_dev *dev);
@@ -544,6 +552,31 @@ int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
 int zublk_io_prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool write,
 			    int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
 			    unsigned sub);
+
+/*
+ * For a target that puts a request's transfer inside a link chain of its
+ * own (a header sent before it on a socket, say): queue now what the
+ * request's data needs before any op may use it (in the zero-copy mode,
+ * the registration of its pages), so that nothing else lands inside the
+ * chain.  0 or -errno.
+ */
+int zublk_io_buf_prepare(struct zublk_queue *q, struct zublk_io *io);
+
+/*
+ * zublk_io_prep_rw() with IOSQE_* @sqe_flags added to its SQE (IOSQE_IO_LINK:
+ * the chain goes on after it).  Inside a chain, call zublk_io_buf_prepare()
+ * first.
+ */
+int zublk_io_prep_rw_flags(struct zublk_queue *q, struct zublk_io *io, bool write,
+			   int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
+			   unsigned sub, unsigned sqe_flags);
+
+/*
+ * Room for @nr SQEs in a row, so that a link chain is not cut in two by
+ * a submission: submits what is queued when fewer are free.  Returns how
+ * many are free (fewer than @nr only when the ring is smaller).
+ */
+unsigned zublk_queue_sq_reserve(struct zublk_queue *q, unsigned nr);
 
 /* Finish @io with @res (bytes done, or -errno).  Exactly once per request. */
 void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res);

@@ -159,6 +159,19 @@ static int check_geom(struct zublk_dev *dev)
 		zublk_err("target %s: bad segment limits", dev->ops->name);
 		return -EINVAL;
 	}
+	if (g->max_io_bytes && dev->cfg.max_io_bytes > g->max_io_bytes) {
+		uint32_t fit = g->max_io_bytes & ~4095U;
+
+		/* A recovered device keeps the request size it was added with. */
+		if (dev->cfg.recover || fit < 4096) {
+			zublk_err("target %s: takes requests of up to %u bytes, the device's are up "
+				  "to %u", dev->ops->name, g->max_io_bytes, dev->cfg.max_io_bytes);
+			return -EINVAL;
+		}
+		zublk_log(ZUBLK_LOG_INFO, "target %s: requests cut down to %u bytes", dev->ops->name,
+			  fit);
+		dev->cfg.max_io_bytes = fit;
+	}
 	g->size &= ~((1ULL << g->logical_bs_shift) - 1);
 	if (g->size == 0) {
 		zublk_err("target %s: size is zero (smaller than one %u-byte block)",
@@ -765,6 +778,11 @@ int zublk_dev_save_state(struct zublk_dev *dev)
 unsigned zublk_dev_id(const struct zublk_dev *dev)
 {
 	return dev->info.dev_id;
+}
+
+unsigned zublk_dev_nr_queues(const struct zublk_dev *dev)
+{
+	return dev->nr_queues;
 }
 
 enum zublk_mode zublk_dev_mode(const struct zublk_dev *dev)

@@ -184,9 +184,9 @@ static struct io_uring_sqe *prep_rw_sqe(struct zublk_queue *q, struct zublk_io *
 	return sqe;
 }
 
-int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
-		     int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
-		     unsigned sub)
+int zublk_io_prep_rw_flags(struct zublk_queue *q, struct zublk_io *io, bool write,
+			   int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
+			   unsigned sub, unsigned sqe_flags)
 {
 	struct io_uring_sqe *sqe;
 
@@ -195,8 +195,34 @@ int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
 	sqe = prep_rw_sqe(q, io, write, file_idx, file_off, io_off, len);
 	if (!sqe)
 		return -EBUSY;
+	sqe->flags |= (uint8_t)sqe_flags;
 	zublk_io_sqe_mark(q, io, sqe, sub);
 	return 0;
+}
+
+int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
+		     int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
+		     unsigned sub)
+{
+	return zublk_io_prep_rw_flags(q, io, write, file_idx, file_off, io_off, len, sub, 0);
+}
+
+int zublk_io_buf_prepare(struct zublk_queue *q, struct zublk_io *io)
+{
+	if (!zublk_mode_is_zc(q->dev->mode) || !io->need_reg || io->buf_registered ||
+	    (io->flags & UBLK_IO_F_SHMEM_ZC))
+		return 0;
+	if (!prep_buf_reg(q, io, true))
+		return -EBUSY;
+	io->buf_registered = 1;
+	return 0;
+}
+
+unsigned zublk_queue_sq_reserve(struct zublk_queue *q, unsigned nr)
+{
+	if (io_uring_sq_space_left(q->ring) < nr)
+		zublk_queue_count_enter(q, io_uring_submit(q->ring));
+	return io_uring_sq_space_left(q->ring);
 }
 
 /* SQEs the linked chain takes at most: register, read/write, unregister, commit. */

@@ -161,7 +161,8 @@ void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len)
 		unsigned long long size = 0;
 		int w;
 
-		if (fstat(dev->files[i], &st))
+		/* A socket (a network server) is a new one every time: not a backing's identity. */
+		if (fstat(dev->files[i], &st) || S_ISSOCK(st.st_mode))
 			continue;
 		if (S_ISBLK(st.st_mode))
 			ioctl(dev->files[i], BLKGETSIZE64, &size);

@@ -8,12 +8,14 @@ extern const struct zublk_target_ops zublk_null_ops;
 extern const struct zublk_target_ops zublk_loop_ops;
 extern const struct zublk_target_ops zublk_stripe_ops;
 extern const struct zublk_target_ops zublk_mirror_ops;
+extern const struct zublk_target_ops zublk_nbd_ops;
 
 static const struct zublk_target_ops *const targets[] = {
 	&zublk_null_ops,
 	&zublk_loop_ops,
 	&zublk_stripe_ops,
 	&zublk_mirror_ops,
+	&zublk_nbd_ops,
 	NULL,
 };
 

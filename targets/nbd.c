@@ -1,0 +1,1089 @@
+// SPDX-License-Identifier: MIT
+/*
+ * nbd: the client side of the Network Block Device protocol, over TCP or a
+ * unix socket, to any NBD server (nbdkit, qemu-nbd, nbd-server).
+ *
+ * Every queue has a connection of its own, opened and negotiated (fixed
+ * newstyle, NBD_OPT_GO, simple replies) by ->init.  A request goes out as
+ * its 28-byte header and, for a WRITE, its data; the data moves with the
+ * request's own pages as a fixed buffer in the zero-copy modes, so nothing
+ * is copied in the daemon.  Sends of a connection form one io_uring link
+ * chain at a time, so that no two requests' bytes interleave on the wire:
+ * what was queued while a chain was out goes in the next one.  Replies are
+ * read one at a time: the 16-byte header into the daemon, then a READ's
+ * data straight into its request.  The header read rides on a request that
+ * still waits for its reply (its SQE is tied to that request), so no SQE is
+ * ever in flight that no request owns, and a device stops as any other.
+ *
+ * A connection that breaks (the server closed it, an error, no reply for
+ * timeout= seconds while requests wait) is shut down: its requests and
+ * every later one fail with EIO; the device stays until it is deleted.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "zublk.h"
+
+/* The protocol, from the NBD specification (doc/proto.md of the NBD project). */
+#define NBD_MAGIC 0x4e42444d41474943ULL		/* "NBDMAGIC" */
+#define NBD_OPTS_MAGIC 0x49484156454f5054ULL	/* "IHAVEOPT": newstyle */
+#define NBD_REP_MAGIC 0x0003e889045565a9ULL
+#define NBD_REQUEST_MAGIC 0x25609513U
+#define NBD_SIMPLE_REPLY_MAGIC 0x67446698U
+
+#define NBD_FLAG_FIXED_NEWSTYLE (1U << 0)	/* handshake flags */
+#define NBD_FLAG_NO_ZEROES (1U << 1)
+
+enum { NBD_OPT_EXPORT_NAME = 1, NBD_OPT_ABORT = 2, NBD_OPT_GO = 7 };
+enum { NBD_REP_ACK = 1, NBD_REP_INFO = 3 };
+#define NBD_REP_ERR(n) ((1U << 31) + (n))
+enum { NBD_INFO_EXPORT = 0, NBD_INFO_BLOCK_SIZE = 3 };
+
+enum {					/* transmission flags */
+	NBD_TF_HAS_FLAGS = 1U << 0,
+	NBD_TF_READ_ONLY = 1U << 1,
+	NBD_TF_SEND_FLUSH = 1U << 2,
+	NBD_TF_SEND_FUA = 1U << 3,
+	NBD_TF_ROTATIONAL = 1U << 4,
+	NBD_TF_SEND_TRIM = 1U << 5,
+	NBD_TF_SEND_WRITE_ZEROES = 1U << 6,
+	NBD_TF_CAN_MULTI_CONN = 1U << 8,
+};
+
+enum {
+	NBD_CMD_READ = 0,
+	NBD_CMD_WRITE = 1,
+	NBD_CMD_DISC = 2,
+	NBD_CMD_FLUSH = 3,
+	NBD_CMD_TRIM = 4,
+	NBD_CMD_WRITE_ZEROES = 6,
+};
+#define NBD_CMD_FLAG_FUA (1U << 0)
+#define NBD_CMD_FLAG_NO_HOLE (1U << 1)
+
+struct nbd_request {
+	uint32_t magic;
+	uint16_t flags;
+	uint16_t type;
+	uint64_t cookie;
+	uint64_t offset;
+	uint32_t len;
+} __attribute__((packed));
+
+struct nbd_reply {
+	uint32_t magic;
+	uint32_t error;
+	uint64_t cookie;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct nbd_request) == 28, "the wire's request header");
+_Static_assert(sizeof(struct nbd_reply) == 16, "the wire's simple reply");
+
+#define NBD_DEF_PORT "10809"
+#define NBD_DEF_TIMEOUT 30U		/* seconds */
+#define NBD_HANDSHAKE_TIMEOUT 10	/* seconds, for connect and negotiation */
+/* Requests one send chain takes at most. */
+#define NBD_CHAIN_MAX 32U
+
+/* Sub-ops of our SQEs. */
+enum { NBD_SEND_HDR, NBD_SEND_DATA, NBD_RECV_HDR, NBD_RECV_TIMEOUT, NBD_RECV_DATA };
+
+/* A tag's request on its connection. */
+enum { T_FREE, T_WAITING, T_REPLIED };
+
+struct nbd_tag {
+	struct zublk_io *io;
+	struct nbd_request req;	/* as it goes on the wire */
+	uint32_t hdr_sent;	/* bytes of @req sent */
+	uint32_t data_sent;	/* of a WRITE's data */
+	uint32_t data_got;	/* of a READ's reply data */
+	uint32_t len;		/* data bytes of a READ or WRITE, else 0 */
+	uint16_t inflight;	/* our SQEs of it not back yet */
+	uint8_t state;
+	bool queued;		/* in the send fifo: not all of it has gone out */
+	int result;		/* once T_REPLIED */
+	/* the list of requests waiting for a reply */
+	int prev, next;
+};
+
+struct nbd_conn {
+	int fd;
+	int idx;		/* fixed file index */
+	_Atomic bool dead;
+	/* send side: tags queued to go, in order; a chain of them in flight */
+	int *fifo;
+	unsigned fifo_head, fifo_len, depth;
+	unsigned chain_sqes;	/* CQEs of the chain still to come */
+	unsigned chain_reqs;	/* requests at the fifo's head the chain covers */
+	/* receive side */
+	struct nbd_reply rep;
+	uint32_t rep_got;
+	struct __kernel_timespec timeout;	/* read by the kernel when submitted */
+	int carrier;		/* tag whose io carries the header read; -1: none */
+	int reading;		/* tag whose READ data is being read; -1: none */
+	int wait_head, wait_tail; /* requests waiting for a reply; -1: none */
+	struct nbd_tag *tags;
+};
+
+struct nbd_dev {
+	char server[300];	/* "HOST:PORT" or "unix:PATH", for messages */
+	char export_name[256];
+	uint64_t size;
+	uint16_t tflags;
+	unsigned timeout;	/* seconds; 0: none */
+	unsigned nr_conns;
+	struct nbd_conn *conns;
+};
+
+/* ------------------------------------------------------------ the handshake */
+
+/* All of @len bytes, or -errno (-ECONNRESET: the server hung up; -ETIMEDOUT). */
+static int xfer(int fd, void *buf, size_t len, bool out)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = out ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int rd(int fd, void *buf, size_t len) { return xfer(fd, buf, len, false); }
+static int wr(int fd, const void *buf, size_t len) { return xfer(fd, (void *)buf, len, true); }
+
+static int set_timeouts(int fd, unsigned secs)
+{
+	struct timeval tv = { .tv_sec = secs };
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
+		return -errno;
+	return 0;
+}
+
+/* connect() that gives up after NBD_HANDSHAKE_TIMEOUT seconds. */
+static int connect_timed(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int fl = fcntl(fd, F_GETFL), err = 0;
+	socklen_t elen = sizeof(err);
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK))
+		return -errno;
+	if (connect(fd, sa, len) == 0)
+		goto done;
+	if (errno != EINPROGRESS)
+		return -errno;
+	int n = poll(&pfd, 1, NBD_HANDSHAKE_TIMEOUT * 1000);
+
+	if (n == 0)
+		return -ETIMEDOUT;
+	if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen))
+		return -errno;
+	if (err)
+		return -err;
+done:
+	return fcntl(fd, F_SETFL, fl) ? -errno : 0;
+}
+
+/* A connected socket to the server, or -errno with one line logged. */
+static int nbd_connect(const struct nbd_dev *nd, const char *host, const char *port,
+		       const char *path)
+{
+	int fd, ret = -ENOENT;
+
+	if (path) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+		if (strlen(path) >= sizeof(sun.sun_path)) {
+			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: socket path too long", nd->server);
+			return -ENAMETOOLONG;
+		}
+		memcpy(sun.sun_path, path, strlen(path));
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		ret = connect_timed(fd, (struct sockaddr *)&sun, sizeof(sun));
+		if (!ret)
+			return fd;
+		close(fd);
+	} else {
+		struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+		struct addrinfo *res, *ai;
+		int g = getaddrinfo(host, port, &hints, &res);
+
+		if (g) {
+			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: %s", nd->server, gai_strerror(g));
+			return -EHOSTUNREACH;
+		}
+		for (ai = res; ai; ai = ai->ai_next) {
+			int one = 1;
+
+			fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+			if (fd < 0) {
+				ret = -errno;
+				continue;
+			}
+			ret = connect_timed(fd, ai->ai_addr, ai->ai_addrlen);
+			if (!ret) {
+				/* Headers and small replies go out at once. */
+				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+				freeaddrinfo(res);
+				return fd;
+			}
+			close(fd);
+		}
+		freeaddrinfo(res);
+	}
+	zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connect: %s", nd->server, strerror(-ret));
+	return ret;
+}
+
+static const char *rep_err_name(uint32_t type)
+{
+	switch (type) {
+	case NBD_REP_ERR(1): return "not supported by the server";
+	case NBD_REP_ERR(2): return "refused by the server's policy";
+	case NBD_REP_ERR(3): return "invalid";
+	case NBD_REP_ERR(5): return "the server wants TLS, which zublk does not speak";
+	case NBD_REP_ERR(6): return "unknown to the server";
+	case NBD_REP_ERR(7): return "the server is shutting down";
+	case NBD_REP_ERR(8): return "the server wants block size negotiation";
+	case NBD_REP_ERR(9): return "too big";
+	default: return "refused by the server";
+	}
+}
+
+struct nbd_export {
+	uint64_t size;
+	uint16_t tflags;
+	uint32_t min_bs, pref_bs, max_bs;	/* 0: the server did not say */
+};
+
+/* NBD_OPT_GO.  1: the server does not know the option (try EXPORT_NAME). */
+static int opt_go(const struct nbd_dev *nd, int fd, struct nbd_export *ex)
+{
+	uint32_t nlen = (uint32_t)strlen(nd->export_name);
+	struct {
+		uint64_t magic;
+		uint32_t opt, len;
+	} __attribute__((packed)) o = { htobe64(NBD_OPTS_MAGIC), htobe32(NBD_OPT_GO),
+					htobe32(4 + nlen + 2 + 2) };
+	uint16_t tail[2] = { htobe16(1), htobe16(NBD_INFO_BLOCK_SIZE) };
+	uint32_t be_nlen = htobe32(nlen);
+	bool have_export = false;
+	int ret;
+
+	if ((ret = wr(fd, &o, sizeof(o))) || (ret = wr(fd, &be_nlen, 4)) ||
+	    (ret = wr(fd, nd->export_name, nlen)) || (ret = wr(fd, tail, sizeof(tail))))
+		return ret;
+	for (;;) {
+		struct {
+			uint64_t magic;
+			uint32_t opt, type, len;
+		} __attribute__((packed)) r;
+		unsigned char data[1024];
+		uint32_t type, len;
+
+		if ((ret = rd(fd, &r, sizeof(r))))
+			return ret;
+		type = be32toh(r.type);
+		len = be32toh(r.len);
+		if (be64toh(r.magic) != NBD_REP_MAGIC || be32toh(r.opt) != NBD_OPT_GO) {
+			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: bad option reply", nd->server);
+			return -EPROTO;
+		}
+		if (len > sizeof(data)) {
+			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: option reply of %u bytes",
+				  nd->server, len);
+			return -EPROTO;
+		}
+		if ((ret = rd(fd, data, len)))
+			return ret;
+		if (type == NBD_REP_ACK)
+			break;
+		if (type == NBD_REP_ERR(1))
+			return 1;
+		if (type & (1U << 31)) {
+			zublk_log(ZUBLK_LOG_ERR, "nbd export '%s': %s%s%.*s", nd->export_name,
+				  rep_err_name(type), len ? ": " : "", (int)len, (char *)data);
+			return type == NBD_REP_ERR(6) ? -ENOENT : -EPERM;
+		}
+		if (type != NBD_REP_INFO || len < 2)
+			continue;
+		uint16_t info = be16toh(*(uint16_t *)data);
+
+		if (info == NBD_INFO_EXPORT && len >= 12) {
+			uint64_t sz;
+			uint16_t fl;
+
+			memcpy(&sz, data + 2, 8);
+			memcpy(&fl, data + 10, 2);
+			ex->size = be64toh(sz);
+			ex->tflags = be16toh(fl);
+			have_export = true;
+		} else if (info == NBD_INFO_BLOCK_SIZE && len >= 14) {
+			uint32_t v[3];
+
+			memcpy(v, data + 2, 12);
+			ex->min_bs = be32toh(v[0]);
+			ex->pref_bs = be32toh(v[1]);
+			ex->max_bs = be32toh(v[2]);
+		}
+	}
+	if (!have_export) {
+		zublk_log(ZUBLK_LOG_ERR, "nbd server %s: no export information", nd->server);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* The old way in: NBD_OPT_EXPORT_NAME (no error reply: the server just hangs up). */
+static int opt_export_name(const struct nbd_dev *nd, int fd, bool no_zeroes,
+			   struct nbd_export *ex)
+{
+	uint32_t nlen = (uint32_t)strlen(nd->export_name);
+	struct {
+		uint64_t magic;
+		uint32_t opt, len;
+	} __attribute__((packed)) o = { htobe64(NBD_OPTS_MAGIC), htobe32(NBD_OPT_EXPORT_NAME),
+					htobe32(nlen) };
+	struct {
+		uint64_t size;
+		uint16_t flags;
+	} __attribute__((packed)) r;
+	char zeroes[124];
+	int ret;
+
+	if ((ret = wr(fd, &o, sizeof(o))) || (ret = wr(fd, nd->export_name, nlen)))
+		return ret;
+	ret = rd(fd, &r, sizeof(r));
+	if (ret == -ECONNRESET) {
+		zublk_log(ZUBLK_LOG_ERR, "nbd export '%s': unknown to the server (it hung up)",
+			  nd->export_name);
+		return -ENOENT;
+	}
+	if (!ret && !no_zeroes)
+		ret = rd(fd, zeroes, sizeof(zeroes));
+	if (ret)
+		return ret;
+	ex->size = be64toh(r.size);
+	ex->tflags = be16toh(r.flags);
+	return 0;
+}
+
+/* Newstyle negotiation on a fresh connection, up to transmission. */
+static int negotiate(const struct nbd_dev *nd, int fd, struct nbd_export *ex)
+{
+	struct {
+		uint64_t magic, opts;
+		uint16_t flags;
+	} __attribute__((packed)) h;
+	uint16_t hflags;
+	uint32_t cflags;
+	int ret = rd(fd, &h, sizeof(h));
+
+	if (ret)
+		return ret;
+	if (be64toh(h.magic) != NBD_MAGIC) {
+		zublk_log(ZUBLK_LOG_ERR, "nbd server %s: not an NBD server", nd->server);
+		return -EPROTO;
+	}
+	if (be64toh(h.opts) != NBD_OPTS_MAGIC) {
+		zublk_log(ZUBLK_LOG_ERR, "nbd server %s: speaks only the oldstyle handshake",
+			  nd->server);
+		return -EPROTO;
+	}
+	hflags = be16toh(h.flags);
+	cflags = htobe32(hflags & (NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES));
+	if ((ret = wr(fd, &cflags, 4)))
+		return ret;
+	if (hflags & NBD_FLAG_FIXED_NEWSTYLE) {
+		ret = opt_go(nd, fd, ex);
+		if (ret <= 0)
+			return ret;
+	}
+	return opt_export_name(nd, fd, hflags & NBD_FLAG_NO_ZEROES, ex);
+}
+
+/* ----------------------------------------------------------------- setup */
+
+static void nbd_free(struct nbd_dev *nd)
+{
+	for (unsigned i = 0; i < nd->nr_conns; i++)
+		if (nd->conns[i].fd >= 0)
+			close(nd->conns[i].fd);
+	free(nd->conns);
+	free(nd);
+}
+
+static int check_export(struct nbd_dev *nd, unsigned i, const struct nbd_export *ex)
+{
+	if (i == 0) {
+		nd->size = ex->size;
+		nd->tflags = ex->tflags & NBD_TF_HAS_FLAGS ? ex->tflags : 0;
+		if (nd->nr_conns > 1 && !(nd->tflags & NBD_TF_CAN_MULTI_CONN)) {
+			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: does not allow more than one "
+				  "connection to export '%s' (no multi-conn); use -q 1",
+				  nd->server, nd->export_name);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (ex->size != nd->size) {
+		zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u sees %llu bytes, the first "
+			  "%llu", nd->server, i, (unsigned long long)ex->size,
+			  (unsigned long long)nd->size);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int parse_opts(struct nbd_dev *nd, struct zublk_opts *opts, const char **host,
+		      const char **port, const char **path)
+{
+	const char *exp = zublk_opts_get(opts, "export"), *t = zublk_opts_get(opts, "timeout");
+
+	*host = zublk_opts_get(opts, "host");
+	*port = zublk_opts_get(opts, "port");
+	*path = zublk_opts_get(opts, "socket");
+	if ((!*host || !**host) == (!*path || !**path)) {
+		zublk_log(ZUBLK_LOG_ERR, "target nbd: needs host=HOST (and port=PORT) or "
+			  "socket=PATH, one of them");
+		return -EINVAL;
+	}
+	if (*path && *port) {
+		zublk_log(ZUBLK_LOG_ERR, "target nbd: port= goes with host=, not socket=");
+		return -EINVAL;
+	}
+	if (!*port || !**port)
+		*port = NBD_DEF_PORT;
+	if (exp && strlen(exp) >= sizeof(nd->export_name)) {
+		zublk_log(ZUBLK_LOG_ERR, "export '%.40s...': longer than %zu bytes", exp,
+			  sizeof(nd->export_name) - 1);
+		return -EINVAL;
+	}
+	snprintf(nd->export_name, sizeof(nd->export_name), "%s", exp ? exp : "");
+	nd->timeout = NBD_DEF_TIMEOUT;
+	if (t && zublk_parse_uint(t, 0, 86400, &nd->timeout)) {
+		zublk_log(ZUBLK_LOG_ERR, "timeout '%s': not a number of seconds 0..86400", t);
+		return -EINVAL;
+	}
+	if (*path)
+		snprintf(nd->server, sizeof(nd->server), "unix:%s", *path);
+	else
+		snprintf(nd->server, sizeof(nd->server), strchr(*host, ':') ? "[%s]:%s" : "%s:%s",
+			 *host, *port);
+	return 0;
+}
+
+static unsigned shift_of(uint32_t v)
+{
+	unsigned s = 9;
+
+	while (s < 12 && (1U << s) < v)
+		s++;
+	return s;
+}
+
+static int nbd_init(struct zublk_dev *dev, struct zublk_opts *opts,
+		    struct zublk_target_geom *geom)
+{
+	const char *host, *port, *path;
+	struct nbd_export ex = { 0 };
+	struct nbd_dev *nd;
+	int ret;
+
+	nd = calloc(1, sizeof(*nd));
+	if (!nd)
+		return -ENOMEM;
+	ret = parse_opts(nd, opts, &host, &port, &path);
+	if (ret) {
+		free(nd);
+		return ret;
+	}
+	/* A server that goes away must not kill the daemon on a send. */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		free(nd);
+		return -errno;
+	}
+	nd->nr_conns = zublk_dev_nr_queues(dev);
+	nd->conns = calloc(nd->nr_conns, sizeof(*nd->conns));
+	if (!nd->conns) {
+		free(nd);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < nd->nr_conns; i++)
+		nd->conns[i].fd = -1;
+	for (unsigned i = 0; i < nd->nr_conns; i++) {
+		struct nbd_conn *c = &nd->conns[i];
+
+		memset(&ex, 0, sizeof(ex));
+		c->fd = nbd_connect(nd, host, port, path);
+		if (c->fd < 0) {
+			ret = c->fd;
+			goto err;
+		}
+		ret = set_timeouts(c->fd, NBD_HANDSHAKE_TIMEOUT);
+		if (!ret)
+			ret = negotiate(nd, c->fd, &ex);
+		if (ret < 0 && ret != -EPROTO && ret != -ENOENT && ret != -EPERM &&
+		    ret != -EINVAL)
+			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: handshake: %s", nd->server,
+				  ret == -ECONNRESET ? "the server hung up" : strerror(-ret));
+		if (!ret)
+			ret = check_export(nd, i, &ex);
+		if (!ret)
+			ret = set_timeouts(c->fd, 0);
+		if (ret)
+			goto err;
+		c->idx = zublk_dev_add_file(dev, c->fd);
+		if (c->idx < 0) {
+			ret = c->idx;
+			goto err;
+		}
+	}
+	if (ex.min_bs > 4096) {
+		zublk_log(ZUBLK_LOG_ERR, "nbd export '%s': blocks of %u bytes; at most 4096 can be "
+			  "served", nd->export_name, ex.min_bs);
+		ret = -EINVAL;
+		goto err;
+	}
+	geom->size = nd->size;
+	geom->logical_bs_shift = shift_of(ex.min_bs);
+	geom->physical_bs_shift = shift_of(ex.pref_bs);
+	geom->max_io_bytes = ex.max_bs;
+	/* Its length field is 32 bits. */
+	geom->max_discard_sectors = 1U << 22;
+	geom->caps = 0;
+	if (nd->tflags & NBD_TF_READ_ONLY)
+		geom->caps |= ZUBLK_CAP_READ_ONLY;
+	if (nd->tflags & NBD_TF_SEND_FLUSH)
+		geom->caps |= ZUBLK_CAP_FLUSH;
+	if ((nd->tflags & (NBD_TF_SEND_FLUSH | NBD_TF_SEND_FUA)) ==
+	    (NBD_TF_SEND_FLUSH | NBD_TF_SEND_FUA))
+		geom->caps |= ZUBLK_CAP_FUA;
+	if (nd->tflags & NBD_TF_ROTATIONAL)
+		geom->caps |= ZUBLK_CAP_ROTATIONAL;
+	if (!(nd->tflags & NBD_TF_READ_ONLY)) {
+		if (nd->tflags & NBD_TF_SEND_TRIM)
+			geom->caps |= ZUBLK_CAP_DISCARD;
+		if (nd->tflags & NBD_TF_SEND_WRITE_ZEROES)
+			geom->caps |= ZUBLK_CAP_WRITE_ZEROES;
+	}
+	zublk_dev_set_priv(dev, nd);
+	return 0;
+
+err:
+	nbd_free(nd);
+	return ret;
+}
+
+static void nbd_exit(struct zublk_dev *dev)
+{
+	struct nbd_dev *nd = zublk_dev_priv(dev);
+
+	if (!nd)
+		return;
+	/* Say goodbye on the connections still whole; the queues are gone. */
+	for (unsigned i = 0; i < nd->nr_conns; i++) {
+		struct nbd_conn *c = &nd->conns[i];
+		struct nbd_request disc = { .magic = htobe32(NBD_REQUEST_MAGIC),
+					    .type = htobe16(NBD_CMD_DISC) };
+
+		if (c->fd >= 0 && !c->dead && !set_timeouts(c->fd, 1))
+			wr(c->fd, &disc, sizeof(disc));
+	}
+	nbd_free(nd);
+}
+
+static int nbd_queue_init(struct zublk_queue *q)
+{
+	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
+	struct nbd_conn *c = &nd->conns[zublk_queue_id(q)];
+	unsigned depth = zublk_dev_info(zublk_queue_dev(q))->queue_depth;
+
+	c->depth = depth;
+	c->carrier = c->reading = c->wait_head = c->wait_tail = -1;
+	c->tags = calloc(depth, sizeof(*c->tags));
+	c->fifo = calloc(depth, sizeof(*c->fifo));
+	if (!c->tags || !c->fifo) {
+		free(c->tags);
+		free(c->fifo);
+		c->tags = NULL;
+		c->fifo = NULL;
+		return -ENOMEM;
+	}
+	zublk_queue_set_priv(q, c);
+	return 0;
+}
+
+static void nbd_queue_exit(struct zublk_queue *q)
+{
+	struct nbd_conn *c = zublk_queue_priv(q);
+
+	if (!c)
+		return;
+	free(c->tags);
+	free(c->fifo);
+	c->tags = NULL;
+	c->fifo = NULL;
+}
+
+/* ------------------------------------------------------------ the data path */
+
+static void wait_add(struct nbd_conn *c, int t)
+{
+	c->tags[t].prev = c->wait_tail;
+	c->tags[t].next = -1;
+	if (c->wait_tail >= 0)
+		c->tags[c->wait_tail].next = t;
+	else
+		c->wait_head = t;
+	c->wait_tail = t;
+}
+
+static void wait_del(struct nbd_conn *c, int t)
+{
+	struct nbd_tag *tg = &c->tags[t];
+
+	if (tg->prev >= 0)
+		c->tags[tg->prev].next = tg->next;
+	else
+		c->wait_head = tg->next;
+	if (tg->next >= 0)
+		c->tags[tg->next].prev = tg->prev;
+	else
+		c->wait_tail = tg->prev;
+	tg->prev = tg->next = -1;
+}
+
+/* @t has its reply (or failed): it leaves the wait list; done once its SQEs are back. */
+static void tag_replied(struct nbd_conn *c, int t, int result)
+{
+	struct nbd_tag *tg = &c->tags[t];
+
+	if (tg->state != T_WAITING)
+		return;
+	wait_del(c, t);
+	tg->state = T_REPLIED;
+	tg->result = result;
+}
+
+static void tag_finish(struct zublk_queue *q, struct nbd_conn *c, int t)
+{
+	struct nbd_tag *tg = &c->tags[t];
+
+	if (tg->state != T_REPLIED || tg->inflight || tg->queued)
+		return;
+	tg->state = T_FREE;
+	zublk_io_complete(q, tg->io, tg->result);
+}
+
+static void conn_fail(struct zublk_queue *q, struct nbd_conn *c, const char *why, int err)
+{
+	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
+
+	if (c->dead)
+		return;
+	c->dead = true;
+	zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u lost: %s%s%s; its requests fail",
+		  nd->server, zublk_queue_id(q), why, err ? ": " : "", err ? strerror(-err) : "");
+	/* Whatever we still have out on it comes back now, with an error. */
+	shutdown(c->fd, SHUT_RDWR);
+	for (unsigned i = 0; i < c->fifo_len; i++)
+		c->tags[c->fifo[(c->fifo_head + i) % c->depth]].queued = false;
+	c->fifo_len = 0;
+	c->chain_reqs = 0;
+	c->carrier = c->reading = -1;
+	while (c->wait_head >= 0) {
+		int t = c->wait_head;
+
+		tag_replied(c, t, -EIO);
+		tag_finish(q, c, t);
+	}
+	/* `list` shows it: "connected": false. */
+	zublk_dev_save_state(zublk_queue_dev(q));
+}
+
+/* The tag a CQE of ours belongs to. */
+static int tag_of(struct nbd_conn *c, struct zublk_io *io)
+{
+	return io->tag < c->depth ? io->tag : -1;
+}
+
+/* Queue the next send chain when none is out: the requests at the fifo's head. */
+static void send_kick(struct zublk_queue *q, struct nbd_conn *c)
+{
+	unsigned k, space, nsqe = 0, done = 0;
+
+	if (c->dead || c->chain_sqes || !c->fifo_len)
+		return;
+	k = c->fifo_len < NBD_CHAIN_MAX ? c->fifo_len : NBD_CHAIN_MAX;
+	/* Header, data and a buffer registration each at most. */
+	space = zublk_queue_sq_reserve(q, 3 * k);
+	if (space / 3 < k)
+		k = space / 3;
+	if (!k) {
+		conn_fail(q, c, "no room on the queue's ring", -EBUSY);
+		return;
+	}
+	for (unsigned i = 0; i < k; i++) {
+		struct nbd_tag *tg = &c->tags[c->fifo[(c->fifo_head + i) % c->depth]];
+
+		if (tg->data_sent < tg->len && zublk_io_buf_prepare(q, tg->io)) {
+			conn_fail(q, c, "no SQE to register a buffer", -EBUSY);
+			return;
+		}
+		nsqe += (tg->hdr_sent < sizeof(tg->req)) + (tg->data_sent < tg->len);
+	}
+	for (unsigned i = 0; i < k; i++) {
+		int t = c->fifo[(c->fifo_head + i) % c->depth];
+		struct nbd_tag *tg = &c->tags[t];
+
+		if (tg->hdr_sent < sizeof(tg->req)) {
+			struct io_uring_sqe *sqe = zublk_queue_get_sqe(q);
+
+			if (!sqe) {
+				conn_fail(q, c, "no SQE for a send", -EBUSY);
+				return;
+			}
+			io_uring_prep_send(sqe, c->idx, (char *)&tg->req + tg->hdr_sent,
+					   sizeof(tg->req) - tg->hdr_sent,
+					   MSG_NOSIGNAL | MSG_WAITALL |
+						   (++done < nsqe ? MSG_MORE : 0));
+			sqe->flags |= IOSQE_FIXED_FILE | (done < nsqe ? IOSQE_IO_LINK : 0);
+			zublk_io_sqe_mark(q, tg->io, sqe, NBD_SEND_HDR);
+			tg->inflight++;
+		}
+		if (tg->data_sent < tg->len) {
+			int ret = zublk_io_prep_rw_flags(q, tg->io, true, c->idx, 0, tg->data_sent,
+							 tg->len - tg->data_sent, NBD_SEND_DATA,
+							 ++done < nsqe ? IOSQE_IO_LINK : 0);
+
+			if (ret) {
+				conn_fail(q, c, "no SQE for a send", ret);
+				return;
+			}
+			tg->inflight++;
+		}
+	}
+	c->chain_sqes = nsqe;
+	c->chain_reqs = k;
+}
+
+/* A CQE of the send chain. */
+static void send_done(struct zublk_queue *q, struct nbd_conn *c, struct nbd_tag *tg,
+		      unsigned sub, int res)
+{
+	if (res > 0) {
+		if (sub == NBD_SEND_HDR)
+			tg->hdr_sent += (uint32_t)res;
+		else
+			tg->data_sent += (uint32_t)res;
+	} else if (res != -ECANCELED && !c->dead) {
+		/* -ECANCELED: behind a short send in the chain; it goes again. */
+		conn_fail(q, c, "sending", res ? res : -EPIPE);
+	}
+	if (c->dead || --c->chain_sqes)
+		return;
+	/* The chain is back: drop what went out whole, send the rest. */
+	while (c->chain_reqs) {
+		struct nbd_tag *h = &c->tags[c->fifo[c->fifo_head]];
+
+		if (h->hdr_sent < sizeof(h->req) || h->data_sent < h->len)
+			break;
+		h->queued = false;
+		c->fifo_head = (c->fifo_head + 1) % c->depth;
+		c->fifo_len--;
+		c->chain_reqs--;
+		/* A reply that came before its request was all out (an error). */
+		tag_finish(q, c, (int)(h - c->tags));
+	}
+	c->chain_reqs = 0;
+	send_kick(q, c);
+}
+
+/* Read the next reply header, on a request still waiting for its reply. */
+static void recv_arm(struct zublk_queue *q, struct nbd_conn *c)
+{
+	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
+	struct io_uring_sqe *sqe;
+	struct nbd_tag *tg;
+
+	if (c->dead || c->carrier >= 0 || c->reading >= 0 || c->wait_head < 0)
+		return;
+	tg = &c->tags[c->wait_head];
+	zublk_queue_sq_reserve(q, 2);
+	sqe = zublk_queue_get_sqe(q);
+	if (!sqe) {
+		conn_fail(q, c, "no SQE for a receive", -EBUSY);
+		return;
+	}
+	io_uring_prep_recv(sqe, c->idx, (char *)&c->rep + c->rep_got,
+			   sizeof(c->rep) - c->rep_got, MSG_WAITALL);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	zublk_io_sqe_mark(q, tg->io, sqe, NBD_RECV_HDR);
+	tg->inflight++;
+	c->carrier = c->wait_head;
+	if (nd->timeout) {
+		struct io_uring_sqe *to;
+
+		sqe->flags |= IOSQE_IO_LINK;
+		to = zublk_queue_get_sqe(q);
+		if (!to) {
+			/* The read is linked to nothing that comes: the ring is broken anyway. */
+			conn_fail(q, c, "no SQE for a timeout", -EBUSY);
+			return;
+		}
+		c->timeout.tv_sec = nd->timeout;
+		io_uring_prep_link_timeout(to, &c->timeout, 0);
+		zublk_io_sqe_mark(q, tg->io, to, NBD_RECV_TIMEOUT);
+		tg->inflight++;
+	}
+}
+
+static int nbd_errno(uint32_t e)
+{
+	switch (e) {
+	case 1: return -EPERM;
+	case 5: return -EIO;
+	case 12: return -ENOMEM;
+	case 22: return -EINVAL;
+	case 28: return -ENOSPC;
+	case 75: return -EOVERFLOW;
+	case 95: return -EOPNOTSUPP;
+	case 108: return -ESHUTDOWN;
+	default: return -EIO;
+	}
+}
+
+static void recv_data(struct zublk_queue *q, struct nbd_conn *c, int t)
+{
+	struct nbd_tag *tg = &c->tags[t];
+	int ret = zublk_io_prep_rw(q, tg->io, false, c->idx, 0, tg->data_got,
+				   tg->len - tg->data_got, NBD_RECV_DATA);
+
+	if (ret) {
+		conn_fail(q, c, "no SQE for a receive", ret);
+		return;
+	}
+	tg->inflight++;
+}
+
+/* A reply header is in. */
+static void reply_in(struct zublk_queue *q, struct nbd_conn *c)
+{
+	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
+	uint64_t cookie = be64toh(c->rep.cookie);
+	uint32_t err = be32toh(c->rep.error);
+	struct nbd_tag *tg;
+	int t;
+
+	c->rep_got = 0;
+	if (be32toh(c->rep.magic) != NBD_SIMPLE_REPLY_MAGIC) {
+		conn_fail(q, c, "a reply with a bad magic", -EPROTO);
+		return;
+	}
+	if (cookie >= c->depth || c->tags[cookie].state != T_WAITING ||
+	    c->tags[cookie].hdr_sent < sizeof(c->tags[cookie].req)) {
+		conn_fail(q, c, "a reply to no request of ours", -EPROTO);
+		return;
+	}
+	t = (int)cookie;
+	tg = &c->tags[t];
+	if (err) {
+		zublk_log(ZUBLK_LOG_WARN, "nbd server %s: %s of %u bytes at %llu: %s", nd->server,
+			  be16toh(tg->req.type) == NBD_CMD_READ ? "read" : "request",
+			  be32toh(tg->req.len), (unsigned long long)be64toh(tg->req.offset),
+			  strerror(-nbd_errno(err)));
+	}
+	if (!err && be16toh(tg->req.type) == NBD_CMD_READ) {
+		c->reading = t;
+		tg->data_got = 0;
+		recv_data(q, c, t);
+		return;
+	}
+	tag_replied(c, t, err ? nbd_errno(err) : (int)tg->len);
+	tag_finish(q, c, t);
+	recv_arm(q, c);
+}
+
+static void recv_done(struct zublk_queue *q, struct nbd_conn *c, int t, unsigned sub, int res)
+{
+	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
+	struct nbd_tag *tg = &c->tags[t];
+
+	if (sub == NBD_RECV_TIMEOUT)
+		return;	/* -ETIME when it fired; the read then comes back -ECANCELED */
+	if (c->dead)
+		return;
+	if (res <= 0) {
+		char why[64];
+
+		if (res == -ECANCELED && sub == NBD_RECV_HDR)
+			snprintf(why, sizeof(why), "no reply for %u s", nd->timeout);
+		else
+			snprintf(why, sizeof(why), "%s", res == 0 ? "the server closed it"
+								 : "receiving");
+		conn_fail(q, c, why, res == -ECANCELED ? -ETIMEDOUT : res);
+		return;
+	}
+	if (sub == NBD_RECV_HDR) {
+		c->carrier = -1;
+		c->rep_got += (uint32_t)res;
+		if (c->rep_got < sizeof(c->rep))
+			recv_arm(q, c);
+		else
+			reply_in(q, c);
+		return;
+	}
+	/* NBD_RECV_DATA */
+	tg->data_got += (uint32_t)res;
+	if (tg->data_got < tg->len) {
+		recv_data(q, c, t);
+		return;
+	}
+	c->reading = -1;
+	tag_replied(c, t, (int)tg->len);
+	recv_arm(q, c);
+}
+
+static void nbd_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub, int res)
+{
+	struct nbd_conn *c = zublk_queue_priv(q);
+	int t = tag_of(c, io);
+	struct nbd_tag *tg;
+
+	if (t < 0)
+		return;
+	tg = &c->tags[t];
+	tg->inflight--;
+	if (sub == NBD_SEND_HDR || sub == NBD_SEND_DATA)
+		send_done(q, c, tg, sub, res);
+	else
+		recv_done(q, c, t, sub, res);
+	tag_finish(q, c, t);
+}
+
+static int nbd_queue_io(struct zublk_queue *q, struct zublk_io *io)
+{
+	struct nbd_conn *c = zublk_queue_priv(q);
+	int t = tag_of(c, io);
+	struct nbd_tag *tg;
+	uint16_t type, flags = 0;
+
+	if (t < 0)
+		return -EINVAL;
+	if (c->dead)
+		return -EIO;
+	switch (io->op) {
+	case UBLK_IO_OP_READ:
+		type = NBD_CMD_READ;
+		break;
+	case UBLK_IO_OP_WRITE:
+		type = NBD_CMD_WRITE;
+		if (io->flags & UBLK_IO_F_FUA)
+			flags |= NBD_CMD_FLAG_FUA;
+		break;
+	case UBLK_IO_OP_FLUSH:
+		type = NBD_CMD_FLUSH;	/* offset and length 0: the request's sector means nothing */
+		break;
+	case UBLK_IO_OP_DISCARD:
+		type = NBD_CMD_TRIM;
+		break;
+	case UBLK_IO_OP_WRITE_ZEROES:
+		type = NBD_CMD_WRITE_ZEROES;
+		if (io->flags & UBLK_IO_F_NOUNMAP)
+			flags |= NBD_CMD_FLAG_NO_HOLE;
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	if (io->len > UINT32_MAX)
+		return -EINVAL;
+	tg = &c->tags[t];
+	if (tg->state != T_FREE)
+		return -EBUSY;
+	tg->io = io;
+	tg->req = (struct nbd_request){
+		.magic = htobe32(NBD_REQUEST_MAGIC),
+		.flags = htobe16(flags),
+		.type = htobe16(type),
+		.cookie = htobe64((uint64_t)t),
+		.offset = htobe64(type == NBD_CMD_FLUSH ? 0 : io->offset),
+		.len = htobe32((uint32_t)io->len),
+	};
+	tg->hdr_sent = tg->data_sent = tg->data_got = 0;
+	tg->len = io->op == UBLK_IO_OP_READ || io->op == UBLK_IO_OP_WRITE ? (uint32_t)io->len : 0;
+	tg->inflight = 0;
+	tg->queued = false;
+	tg->result = 0;
+	tg->state = T_WAITING;
+	wait_add(c, t);
+	c->fifo[(c->fifo_head + c->fifo_len) % c->depth] = t;
+	c->fifo_len++;
+	tg->queued = true;
+	/* Data goes out in WRITEs only; a READ's comes in. */
+	if (tg->len && io->op == UBLK_IO_OP_READ)
+		tg->data_sent = tg->len;
+	send_kick(q, c);
+	recv_arm(q, c);
+	return 0;
+}
+
+static void nbd_status(struct zublk_dev *dev, FILE *json)
+{
+	struct nbd_dev *nd = zublk_dev_priv(dev);
+	bool up = true;
+
+	if (!nd)
+		return;
+	for (unsigned i = 0; i < nd->nr_conns; i++)
+		if (nd->conns[i].dead)
+			up = false;
+	fputs(",\"server\":", json);
+	zublk_json_str(json, nd->server);
+	fputs(",\"export\":", json);
+	zublk_json_str(json, nd->export_name);
+	fprintf(json, ",\"connections\":%u,\"connected\":%s,\"timeout\":%u", nd->nr_conns,
+		up ? "true" : "false", nd->timeout);
+}
+
+const struct zublk_target_ops zublk_nbd_ops = {
+	.name = "nbd",
+	.summary = "a client of an NBD server (nbdkit, qemu-nbd, nbd-server)",
+	.usage = "host=HOST [port=PORT] (default 10809) or socket=PATH  export=NAME (default: the "
+		 "server's default)  timeout=SECS (no reply that long while requests wait: the "
+		 "connection is dropped and they fail; default 30, 0: never)",
+	.modes = ZUBLK_MODES_ALL,
+	.init = nbd_init,
+	.exit = nbd_exit,
+	.queue_init = nbd_queue_init,
+	.queue_exit = nbd_queue_exit,
+	.queue_io = nbd_queue_io,
+	.io_done = nbd_io_done,
+	.status = nbd_status,
+};

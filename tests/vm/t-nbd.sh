@@ -1,0 +1,305 @@
+# SPDX-License-Identifier: MIT
+# nbd: an NBD client of nbdkit and qemu-nbd.  Every data mode verified over
+# a unix socket, and 2 queues on 2 connections; data stays in the server
+# across del and add; ext4 on a qcow2 image qemu-nbd serves over TCP, the
+# image clean after; a read-only export; discard and write zeroes; bad input
+# (nothing listening, an unknown export, no server, no multi-conn) one line
+# each; a server killed under load and one that stops answering (timeout=3):
+# IO fails with EIO in bounded time, the daemon lives on, del removes it;
+# upgrade and recover connect anew.
+. "$(dirname "$0")/lib.sh"
+for t in nbdkit qemu-nbd qemu-img mkfs.ext4 blkdiscard python3; do
+	command -v $t >/dev/null || skip "no $t"
+done
+nbdkit memory --help >/dev/null 2>&1 || skip "no nbdkit memory plugin"
+nbdkit --filter=delay memory --help >/dev/null 2>&1 || skip "no nbdkit delay filter"
+
+# The servers this scenario started, killed after lib.sh's cleanup (which
+# deletes the devices while their servers still answer).
+SERVERS=()
+nbd_cleanup() {
+	mountpoint -q "$TMP/mnt" 2>/dev/null && umount "$TMP/mnt"
+	cleanup
+	[ ${#SERVERS[@]} -eq 0 ] || kill -9 "${SERVERS[@]}" 2>/dev/null
+}
+trap nbd_cleanup EXIT
+
+# nbdkit_up NAME ARGS...: nbdkit ARGS serving on $TMP/NAME.sock, its log in
+# $TMP/NAME.log; SRV its pid once it listens (it writes its pidfile then).
+nbdkit_up() {
+	local name=$1
+	shift
+	nbdkit -f -U "$TMP/$name.sock" -P "$TMP/$name.pid" "$@" 2>"$TMP/$name.log" &
+	disown
+	wait_until 20 test -s "$TMP/$name.pid" ||
+		fail "nbdkit $*: not up after 20s: $(cat "$TMP/$name.log")"
+	SRV=$(cat "$TMP/$name.pid")
+	SERVERS+=("$SRV")
+	[ -S "$TMP/$name.sock" ] || fail "nbdkit $*: no socket $TMP/$name.sock"
+}
+# qnbd_up PORT EXPORT ARGS...: qemu-nbd serving ARGS (options and the
+# image) as EXPORT on 127.0.0.1:PORT, as long as it is not killed; SRV its pid.
+qnbd_up() {
+	local port=$1 export=$2
+	shift 2
+	rm -f "$TMP/q$port.pid"
+	qemu-nbd -b 127.0.0.1 -p "$port" -x "$export" -t --fork --pid-file "$TMP/q$port.pid" \
+		"$@" 2>"$TMP/q$port.log" || fail "qemu-nbd $*: $(cat "$TMP/q$port.log")"
+	wait_until 10 test -s "$TMP/q$port.pid" || fail "qemu-nbd $*: no pid file"
+	SRV=$(cat "$TMP/q$port.pid")
+	SERVERS+=("$SRV")
+}
+# gone PID: no such process, or a zombie (qemu-nbd --fork is no child of ours)
+gone() { [ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+qnbd_down() { kill "$1" && wait_until 20 gone "$1" || fail "qemu-nbd $1 did not stop"; }
+# conns NAME: connections open to $TMP/NAME.sock (server side, /proc/net/unix
+# state 03); conns_are NAME N
+conns() { awk -v p="$TMP/$1.sock" '$8 == p && $6 == "03"' /proc/net/unix | wc -l; }
+conns_are() { [ "$(conns "$1")" = "$2" ]; }
+connected_is() { [ "$(dev_field "$1" connected)" = "$2" ]; }
+# dlog ID: the last lines device ID's daemon logged
+dlog() { tail -n 3 "/run/zublk/$1.log" 2>/dev/null; }
+# is_nbd ID SERVER EXPORT SIZE: list --json shows device ID as nbd, served
+# by SERVER's EXPORT, connected, SIZE bytes
+is_nbd() {
+	local id=$1 server=$2 export=$3 size=$4
+	[ "$(dev_field "$id" target)" = nbd ] || fail "device $id: target $(dev_field "$id" target)"
+	[ "$(dev_field "$id" server)" = "$server" ] ||
+		fail "device $id: server '$(dev_field "$id" server)', not '$server'"
+	[ "$(dev_json "$id" ".export == \"$export\"")" = True ] ||
+		fail "device $id: export '$(dev_field "$id" export)', not '$export'"
+	connected_is "$id" True || fail "device $id: connected $(dev_field "$id" connected)"
+	[ "$(blockdev --getsize64 "/dev/ublkb$id")" = "$size" ] ||
+		fail "device $id: $(blockdev --getsize64 "/dev/ublkb$id") bytes, not $size"
+}
+# read_eio WHAT MIN MAX: a 4k direct read of $DEV fails with EIO after MIN
+# to MAX seconds (TOOK: how many).
+read_eio() {
+	local what=$1 min=$2 max=$3 rc start
+	start=$(date +%s)
+	timeout 60 dd if="$DEV" of=/dev/null bs=4k count=1 skip=100 iflag=direct status=none \
+		2>"$TMP/err"
+	rc=$?
+	TOOK=$(($(date +%s) - start))
+	[ $rc -ne 124 ] || fail "$what: a read hung for 60s"
+	[ $rc -ne 0 ] || fail "$what: a read succeeded after ${TOOK}s"
+	grep -q "Input/output error" "$TMP/err" || fail "$what: a read: $(cat "$TMP/err")"
+	[ "$TOOK" -ge "$min" ] && [ "$TOOK" -le "$max" ] ||
+		fail "$what: a read failed after ${TOOK}s, not within ${min}..${max}s"
+}
+mkdir "$TMP/mnt"
+
+# 1. nbdkit's memory plugin over a unix socket, in every data mode: fio
+# random writes 4k..512k, each verified; then 2 queues, 2 connections.
+nbdkit_up mem memory 256M
+sock=$TMP/mem.sock
+for mode in copy user-copy zero-copy auto-zero-copy; do
+	add -t nbd socket="$sock" --mode "$mode"
+	is_nbd "$ID" "unix:$sock" "" $((256 << 20))
+	[ "$(dev_field "$ID" mode)" = "$mode" ] || fail "$mode: mode $(dev_field "$ID" mode)"
+	wait_until 5 conns_are mem 1 || fail "$mode: $(conns mem) connections to nbdkit, not 1"
+	fio_ok v --filename="$DEV" --rw=randwrite --bsrange=4k-512k --iodepth=16 --size=32M \
+		--verify=crc32c --do_verify=1 --verify_fatal=1
+	del "$ID"
+	wait_until 10 conns_are mem 0 || fail "$mode: $(conns mem) connections open after del"
+	note "nbdkit memory, $mode: verified"
+done
+if fits_cpus 2; then
+	add -t nbd socket="$sock" -q 2
+	[ "$(dev_field "$ID" queues)" = 2 ] || fail "-q 2: queues $(dev_field "$ID" queues)"
+	wait_until 5 conns_are mem 2 || fail "-q 2: $(conns mem) connections to nbdkit, not 2"
+	# Two jobs on two queues, each verifying its own half.
+	fio_ok v2 --filename="$DEV" --rw=randwrite --bsrange=4k-512k --iodepth=16 --numjobs=2 \
+		--size=32M --offset_increment=128M --verify=crc32c --do_verify=1 --verify_fatal=1
+	del "$ID"
+	wait_until 10 conns_are mem 0 || fail "-q 2: $(conns mem) connections open after del"
+	note "nbdkit memory, 2 queues on 2 connections: verified"
+fi
+
+# 2. What a device wrote stays in the server: read back by a new device.
+dd if=/dev/urandom of="$TMP/pat" bs=1M count=16 status=none || fail "making the pattern"
+sum=$(sha256sum <"$TMP/pat")
+add -t nbd socket="$sock"
+for off in 0 200; do
+	dd if="$TMP/pat" of="$DEV" bs=1M seek=$off oflag=direct status=none ||
+		fail "writing the pattern at ${off}M"
+done
+del "$ID"
+add -t nbd socket="$sock" --mode zero-copy
+for off in 0 200; do
+	[ "$(dd if="$DEV" bs=1M skip=$off count=16 iflag=direct status=none | sha256sum)" = "$sum" ] ||
+		fail "the pattern at ${off}M did not come back from nbdkit"
+done
+del "$ID"
+note "data stayed in nbdkit across del and add"
+
+# 3. qemu-nbd serving a qcow2 image over TCP: ext4 with files on it, the
+# image clean once qemu-nbd stops, the files there when it serves it again.
+# qemu-nbd (-e 1, the default) does not offer multi-conn: -q 2 is refused.
+qemu-img create -q -f qcow2 "$TMP/disk.qcow2" 256M || fail "qemu-img create"
+qnbd_up 10901 disk -f qcow2 "$TMP/disk.qcow2"
+add -t nbd host=127.0.0.1 port=10901 export=disk
+is_nbd "$ID" 127.0.0.1:10901 disk $((256 << 20))
+mkfs.ext4 -q -F "$DEV" || fail "mkfs.ext4 over qemu-nbd; the daemon: $(dlog "$ID")"
+mount "$DEV" "$TMP/mnt" || fail "mounting the ext4 over qemu-nbd"
+dd if=/dev/urandom of="$TMP/mnt/a" bs=1M count=8 status=none &&
+	head -c 100000 /dev/urandom >"$TMP/mnt/b" && mkdir "$TMP/mnt/d" &&
+	cp "$TMP/mnt/a" "$TMP/mnt/d/c" || fail "writing files into the ext4 over qemu-nbd"
+(cd "$TMP/mnt" && sha256sum a b d/c) >"$TMP/sums" || fail "sha256sum"
+umount "$TMP/mnt" || fail "umount"
+del "$ID"
+qnbd_down "$SRV"
+qemu-img check "$TMP/disk.qcow2" >"$TMP/check" 2>&1 || fail "qemu-img check: $(cat "$TMP/check")"
+qnbd_up 10901 disk -f qcow2 "$TMP/disk.qcow2"
+add -t nbd host=127.0.0.1 port=10901 export=disk --mode auto-zero-copy
+fsck.ext4 -fn "$DEV" >"$TMP/fsck" 2>&1 ||
+	fail "fsck over qemu-nbd: $(tail -3 "$TMP/fsck"); the daemon: $(dlog "$ID")"
+mount "$DEV" "$TMP/mnt" || fail "mounting the ext4 over qemu-nbd again"
+(cd "$TMP/mnt" && sha256sum -c --quiet "$TMP/sums") || fail "the files changed"
+umount "$TMP/mnt" || fail "umount"
+del "$ID"
+note "ext4 on qcow2 over qemu-nbd: files kept, qemu-img check clean"
+if fits_cpus 2; then
+	expect_err "multi-conn" add -t nbd host=127.0.0.1 port=10901 export=disk -q 2
+fi
+qnbd_down "$SRV"
+
+# 4. A read-only export makes a read-only device: reads work, writes fail.
+nbdkit_up ro -r memory 64M
+add -t nbd socket="$TMP/ro.sock"
+is_nbd "$ID" "unix:$TMP/ro.sock" "" $((64 << 20))
+[ "$(blockdev --getro "$DEV")" = 1 ] || fail "read-only export: getro $(blockdev --getro "$DEV")"
+dd if="$DEV" of=/dev/null bs=1M count=4 iflag=direct status=none ||
+	fail "reading a read-only export"
+dd if=/dev/zero of="$DEV" bs=4k count=1 oflag=direct status=none 2>"$TMP/err" &&
+	fail "a write to a read-only export succeeded"
+note "read-only export: $(head -1 "$TMP/err")"
+del "$ID"
+
+# 5. nbdkit's memory plugin offers flush, FUA, trim and write zeroes: the
+# device has them, write zeroes zeroes just its range, discard works.
+add -t nbd socket="$sock"
+q=/sys/block/ublkb$ID/queue
+[ "$(cat "$q/write_cache")" = "write back" ] || fail "no volatile cache: $(cat "$q/write_cache")"
+[ "$(cat "$q/fua")" = 1 ] || fail "FUA not advertised"
+[ "$(cat "$q/discard_max_bytes")" -gt 0 ] || fail "discard (trim) not advertised"
+[ "$(cat "$q/write_zeroes_max_bytes")" -gt 0 ] || fail "write zeroes not advertised"
+fio_ok fua --filename="$DEV" --rw=randwrite --bs=4k --iodepth=8 --size=8M --sync=dsync \
+	--fsync=4 --verify=crc32c --do_verify=1
+dd if=/dev/urandom of="$TMP/r8" bs=1M count=8 status=none || fail "making random data"
+dd if="$TMP/r8" of="$DEV" bs=1M oflag=direct status=none || fail "writing 8M"
+blkdiscard -z -o 0 -l 4M "$DEV" 2>"$TMP/err" || fail "blkdiscard -z: $(cat "$TMP/err")"
+cmp -n 4194304 <(dd if="$DEV" bs=1M count=4 iflag=direct status=none) /dev/zero >/dev/null ||
+	fail "the first 4M are not zeros after blkdiscard -z"
+cmp <(dd if="$DEV" bs=1M skip=4 count=4 iflag=direct status=none) <(tail -c 4M "$TMP/r8") \
+	>/dev/null || fail "blkdiscard -z of 0..4M changed 4M..8M"
+blkdiscard -o 4M -l 4M "$DEV" 2>"$TMP/err" || fail "blkdiscard: $(cat "$TMP/err")"
+errs=$(counter "$ID" errors)
+[ "$errs" = 0 ] || fail "$errs requests ended in error"
+del "$ID"
+note "flush, FUA, write zeroes and discard over nbd"
+
+# 6. Bad input: one line naming the server or the export, nothing left.
+expect_err "$TMP/none\.sock.*(refused|No such file)" add -t nbd socket="$TMP/none.sock"
+# A socket file nothing listens on (bound, never listened, its owner gone).
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
+	"$TMP/stale.sock" || fail "making a stale socket"
+expect_err "$TMP/stale\.sock.*refused" add -t nbd socket="$TMP/stale.sock"
+expect_err "127\.0\.0\.1:10999.*refused" add -t nbd host=127.0.0.1 port=10999
+truncate -s 16M "$TMP/raw"
+qnbd_up 10902 known -f raw "$TMP/raw"
+expect_err "[\"']nosuch[\"'].*unknown|unknown.*[\"']nosuch[\"']" \
+	add -t nbd host=127.0.0.1 port=10902 export=nosuch
+# The export qemu-nbd does have works (it was the name that was wrong).
+add -t nbd host=127.0.0.1 port=10902 export=known
+is_nbd "$ID" 127.0.0.1:10902 known $((16 << 20))
+del "$ID"
+qnbd_down "$SRV"
+expect_err "host=.*socket=|socket=.*host=" add -t nbd
+
+# 7. The server killed under load: fio ends with errors, later IO fails at
+# once with EIO, list says disconnected, the daemon lives; the server back,
+# upgrade reconnects; del works.
+nbdkit_up doomed memory 128M
+doomed=$SRV
+add -t nbd socket="$TMP/doomed.sock"
+pid=$(dev_field "$ID" daemon_pid)
+fio --name=load --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randrw --bs=4k \
+	--iodepth=32 --size=64M --time_based --runtime=30 >"$FIO_LOG" 2>&1 &
+fio_pid=$!
+sleep 2
+kill -0 $fio_pid 2>/dev/null || fail "fio did not run: $(tail -3 "$FIO_LOG")"
+kill -9 "$doomed"
+killed=$(date +%s)
+wait_until 40 bash -c "! kill -0 $fio_pid 2>/dev/null" ||
+	fail "fio still running 40s after its server was killed"
+wait $fio_pid && fail "fio succeeded against a killed server"
+grep -q "Input/output error" "$FIO_LOG" || fail "fio saw no EIO: $(grep -E 'err=|error' "$FIO_LOG")"
+note "server killed: fio failed after $(($(date +%s) - killed))s"
+read_eio "after the server died" 0 5
+wait_until 5 connected_is "$ID" False ||
+	fail "server killed: connected $(dev_field "$ID" connected)"
+kill -0 "$pid" 2>/dev/null || fail "the daemon died with its server"
+# The server back (empty: a new memory plugin): upgrade's new daemon connects anew.
+rm -f "$TMP/doomed.sock" "$TMP/doomed.pid"
+nbdkit_up doomed memory 128M
+timeout 60 "$Z" upgrade -n "$ID" >"$TMP/out" 2>&1 || fail "upgrade: $(cat "$TMP/out")"
+[ "$(dev_field "$ID" daemon_pid)" != "$pid" ] || fail "upgrade: the same daemon"
+pid=$(dev_field "$ID" daemon_pid)
+connected_is "$ID" True || fail "after upgrade: connected $(dev_field "$ID" connected)"
+fio_ok back --filename="$DEV" --rw=randwrite --bs=4k --iodepth=8 --size=8M \
+	--verify=crc32c --do_verify=1 --verify_fatal=1
+note "server back: upgrade reconnected, IO verified"
+del "$ID"
+[ ! -e "$DEV" ] || fail "$DEV still there after del"
+no_devices || fail "a device stayed: $("$Z" list)"
+wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
+note "server killed: IO failed, connected false, del worked"
+
+# 8. A server that stops answering: reads wait 20s in nbdkit, timeout=3 declares
+# the connection dead and the read fails well before nbdkit would answer.
+# --no-part-scan: no read at add that the timeout would already catch.
+nbdkit_up slow --filter=delay memory 64M rdelay=20
+add -t nbd socket="$TMP/slow.sock" timeout=3 --no-part-scan
+pid=$(dev_field "$ID" daemon_pid)
+connected_is "$ID" True || fail "timeout=3: not connected at start"
+dd if=/dev/zero of="$DEV" bs=4k count=1 oflag=direct status=none 2>"$TMP/err" ||
+	fail "timeout=3: a write (not delayed) failed: $(cat "$TMP/err")"
+# nbdkit would answer after 20 s; the timeout runs out after 3.
+read_eio "timeout=3" 2 14
+wait_until 5 connected_is "$ID" False || fail "timeout=3: connected $(dev_field "$ID" connected)"
+kill -0 "$pid" 2>/dev/null || fail "timeout=3: the daemon died"
+start=$(date +%s)
+timeout 30 "$Z" del -n "$ID" || fail "timeout=3: del failed or took over 30s"
+no_devices || fail "a device stayed: $("$Z" list)"
+wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
+note "timeout=3: the read failed after ${TOOK}s, del took $(($(date +%s) - start))s"
+
+# 9. The daemon killed under verified writes: the requests it had out wait
+# for the next daemon (recovery, reissue), which connects anew; no error.
+nbdkit_up rec memory 128M
+add -t nbd socket="$TMP/rec.sock"
+fio --name=v --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
+	--iodepth=32 --size=32M --verify=crc32c --verify_backlog=512 --verify_fatal=1 \
+	--time_based --runtime=600 >"$FIO_LOG" 2>&1 &
+fio_pid=$!
+sleep 3
+kill -0 $fio_pid 2>/dev/null || fail "recover: fio died: $(tail -3 "$FIO_LOG")"
+kill -9 "$(dev_field "$ID" daemon_pid)"
+wait_until 20 state_is "$ID" QUIESCED || fail "recover: not QUIESCED ($(dev_field "$ID" state))"
+timeout 30 "$Z" recover -n "$ID" >/dev/null || fail "recover failed"
+wait_until 20 state_is "$ID" LIVE || fail "recover: not LIVE ($(dev_field "$ID" state))"
+connected_is "$ID" True || fail "recover: connected $(dev_field "$ID" connected)"
+sleep 3
+kill -INT $fio_pid
+wait $fio_pid
+rc=$?
+grep -q "err= 0" "$FIO_LOG" ||
+	fail "recover: fio error: $(grep -E 'err=|verify' "$FIO_LOG" | head -3)"
+# fio stopped by SIGINT exits 0, 128 or 130.
+[ $rc -eq 0 ] || [ $rc -eq 128 ] || [ $rc -eq 130 ] ||
+	fail "recover: fio exit $rc: $(tail -3 "$FIO_LOG")"
+[ "$(counter "$ID" errors)" = 0 ] || fail "recover: $(counter "$ID" errors) requests failed"
+del "$ID"
+note "daemon killed under verified writes: recover connected anew, no error"
+exit 0
