@@ -594,6 +594,8 @@ void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res);
  */
 int zublk_io_copy(struct zublk_queue *q, struct zublk_io *io, uint32_t io_off, void *mem,
 		  uint32_t len);
+/* zublk_io_copy() has a way to copy @io's data (it may still fail). */
+bool zublk_io_can_copy(const struct zublk_queue *q, const struct zublk_io *io);
 
 /* ------------------------------------------------------------- backings */
 

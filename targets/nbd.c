@@ -97,6 +97,10 @@ _Static_assert(sizeof(struct nbd_reply) == 16, "the wire's simple reply");
 #define NBD_HANDSHAKE_TIMEOUT 10	/* seconds, for connect and negotiation */
 /* Requests one send chain takes at most. */
 #define NBD_CHAIN_MAX 32U
+/* A connection's receive buffer (see recv_arm()), and the largest copy_max it takes. */
+#define NBD_RBUF (256U << 10)
+#define NBD_COPY_MAX_MAX (128U << 10)
+#define NBD_DEF_COPY_MAX (64U << 10)
 
 /* Sub-ops of our SQEs. */
 enum { NBD_SEND_HDR, NBD_SEND_DATA, NBD_RECV_HDR, NBD_RECV_TIMEOUT, NBD_RECV_DATA };
@@ -113,6 +117,7 @@ struct nbd_tag {
 	uint32_t len;		/* data bytes of a READ or WRITE, else 0 */
 	uint16_t inflight;	/* our SQEs of it not back yet */
 	uint8_t state;
+	bool big;		/* a READ whose data are read into the request, not copied */
 	bool queued;		/* in the send fifo: not all of it has gone out */
 	int result;		/* once T_REPLIED */
 	/* the list of requests waiting for a reply */
@@ -129,12 +134,15 @@ struct nbd_conn {
 	unsigned chain_sqes;	/* CQEs of the chain still to come */
 	unsigned chain_reqs;	/* requests at the fifo's head the chain covers */
 	/* receive side */
-	struct nbd_reply rep;
-	uint32_t rep_got;
+	unsigned char *rbuf;	/* NBD_RBUF bytes of replies read, rlen of them */
+	uint32_t rlen;
+	bool rhold;		/* the read out takes what comes: big READs are held */
+	unsigned nr_wait_big;	/* READs among the waiting whose data go to the request */
 	struct __kernel_timespec timeout;	/* read by the kernel when submitted */
 	int carrier;		/* tag whose io carries the header read; -1: none */
 	int reading;		/* tag whose READ data is being read; -1: none */
 	int wait_head, wait_tail; /* requests waiting for a reply; -1: none */
+	unsigned nr_wait;
 	struct nbd_tag *tags;
 };
 
@@ -144,6 +152,7 @@ struct nbd_dev {
 	uint64_t size;
 	uint16_t tflags;
 	unsigned timeout;	/* seconds; 0: none */
+	uint32_t copy_max;	/* READs up to this long come through the connection's buffer */
 	unsigned nr_conns;
 	struct nbd_conn *conns;
 };
@@ -465,6 +474,7 @@ static int parse_opts(struct nbd_dev *nd, struct zublk_opts *opts, const char **
 		      const char **port, const char **path)
 {
 	const char *exp = zublk_opts_get(opts, "export"), *t = zublk_opts_get(opts, "timeout");
+	uint64_t copy_max = NBD_DEF_COPY_MAX;
 
 	*host = zublk_opts_get(opts, "host");
 	*port = zublk_opts_get(opts, "port");
@@ -491,6 +501,12 @@ static int parse_opts(struct nbd_dev *nd, struct zublk_opts *opts, const char **
 		zublk_log(ZUBLK_LOG_ERR, "timeout '%s': not a number of seconds 0..86400", t);
 		return -EINVAL;
 	}
+	if (zublk_opts_get_size(opts, "copy_max", &copy_max) || copy_max > NBD_COPY_MAX_MAX) {
+		zublk_log(ZUBLK_LOG_ERR, "copy_max '%s': not a size up to 128k",
+			  zublk_opts_get(opts, "copy_max"));
+		return -EINVAL;
+	}
+	nd->copy_max = (uint32_t)copy_max;
 	if (*path)
 		snprintf(nd->server, sizeof(nd->server), "unix:%s", *path);
 	else
@@ -575,6 +591,8 @@ static int nbd_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	geom->logical_bs_shift = shift_of(ex.min_bs);
 	geom->physical_bs_shift = shift_of(ex.pref_bs);
 	geom->max_io_bytes = ex.max_bs;
+	/* Small READs are copied out of the connection's buffer (user copy in zero copy). */
+	geom->want_copy = nd->copy_max > 0;
 	/* Its length field is 32 bits. */
 	geom->max_discard_sectors = 1U << 22;
 	geom->caps = 0;
@@ -619,6 +637,16 @@ static void nbd_exit(struct zublk_dev *dev)
 	nbd_free(nd);
 }
 
+static void nbd_queue_free(struct nbd_conn *c)
+{
+	free(c->tags);
+	free(c->fifo);
+	free(c->rbuf);
+	c->tags = NULL;
+	c->fifo = NULL;
+	c->rbuf = NULL;
+}
+
 static int nbd_queue_init(struct zublk_queue *q)
 {
 	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
@@ -629,11 +657,9 @@ static int nbd_queue_init(struct zublk_queue *q)
 	c->carrier = c->reading = c->wait_head = c->wait_tail = -1;
 	c->tags = calloc(depth, sizeof(*c->tags));
 	c->fifo = calloc(depth, sizeof(*c->fifo));
-	if (!c->tags || !c->fifo) {
-		free(c->tags);
-		free(c->fifo);
-		c->tags = NULL;
-		c->fifo = NULL;
+	c->rbuf = malloc(NBD_RBUF);
+	if (!c->tags || !c->fifo || !c->rbuf) {
+		nbd_queue_free(c);
 		return -ENOMEM;
 	}
 	zublk_queue_set_priv(q, c);
@@ -644,18 +670,15 @@ static void nbd_queue_exit(struct zublk_queue *q)
 {
 	struct nbd_conn *c = zublk_queue_priv(q);
 
-	if (!c)
-		return;
-	free(c->tags);
-	free(c->fifo);
-	c->tags = NULL;
-	c->fifo = NULL;
+	if (c)
+		nbd_queue_free(c);
 }
 
 /* ------------------------------------------------------------ the data path */
 
 static void wait_add(struct nbd_conn *c, int t)
 {
+	c->nr_wait++;
 	c->tags[t].prev = c->wait_tail;
 	c->tags[t].next = -1;
 	if (c->wait_tail >= 0)
@@ -669,6 +692,7 @@ static void wait_del(struct nbd_conn *c, int t)
 {
 	struct nbd_tag *tg = &c->tags[t];
 
+	c->nr_wait--;
 	if (tg->prev >= 0)
 		c->tags[tg->prev].next = tg->next;
 	else
@@ -688,6 +712,8 @@ static void tag_replied(struct nbd_conn *c, int t, int result)
 	if (tg->state != T_WAITING)
 		return;
 	wait_del(c, t);
+	if (tg->big)
+		c->nr_wait_big--;
 	tg->state = T_REPLIED;
 	tg->result = result;
 }
@@ -742,6 +768,12 @@ static void send_kick(struct zublk_queue *q, struct nbd_conn *c)
 	if (c->dead || c->chain_sqes || !c->fifo_len)
 		return;
 	k = c->fifo_len < NBD_CHAIN_MAX ? c->fifo_len : NBD_CHAIN_MAX;
+	/* While a read takes whatever comes, no big READ's data may: hold them. */
+	for (unsigned i = 0; c->rhold && i < k; i++)
+		if (c->tags[c->fifo[(c->fifo_head + i) % c->depth]].big)
+			k = i;
+	if (!k)
+		return;
 	/* Header, data and a buffer registration each at most. */
 	space = zublk_queue_sq_reserve(q, 3 * k);
 	if (space / 3 < k)
@@ -826,24 +858,53 @@ static void send_done(struct zublk_queue *q, struct nbd_conn *c, struct nbd_tag 
 	send_kick(q, c);
 }
 
-/* Read the next reply header, on a request still waiting for its reply. */
+/* Bytes the reply at the head of the buffer still lacks (0: it is whole). */
+static uint32_t reply_lacks(const struct nbd_conn *c)
+{
+	struct nbd_reply rep;
+	uint64_t cookie;
+	uint32_t need = sizeof(rep);
+
+	if (c->rlen >= sizeof(rep)) {
+		memcpy(&rep, c->rbuf, sizeof(rep));
+		cookie = be64toh(rep.cookie);
+		/* A small READ's data come with it; anything odd is for reply_in() to judge. */
+		if (be32toh(rep.magic) == NBD_SIMPLE_REPLY_MAGIC && !rep.error &&
+		    cookie < c->depth && c->tags[cookie].state == T_WAITING &&
+		    be16toh(c->tags[cookie].req.type) == NBD_CMD_READ && !c->tags[cookie].big)
+			need += c->tags[cookie].len;
+	}
+	return need > c->rlen ? need - c->rlen : 0;
+}
+
+/*
+ * Read replies, on a request still waiting for its reply.  While no big READ
+ * waits (one whose data go straight into its request), every reply is a
+ * header, or a header and a small READ's data: one read takes whatever has
+ * come, into the connection's buffer, and big READs queued meanwhile are
+ * held back (send_kick()).  Otherwise the read takes just the reply at the
+ * head: a header, then a big READ's data go into its request (recv_data()).
+ */
 static void recv_arm(struct zublk_queue *q, struct nbd_conn *c)
 {
 	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
+	uint32_t want = reply_lacks(c);
 	struct io_uring_sqe *sqe;
 	struct nbd_tag *tg;
 
 	if (c->dead || c->carrier >= 0 || c->reading >= 0 || c->wait_head < 0)
 		return;
 	tg = &c->tags[c->wait_head];
+	c->rhold = !c->nr_wait_big;
+	if (c->rhold)
+		want = NBD_RBUF - c->rlen;
 	zublk_queue_sq_reserve(q, 2);
 	sqe = zublk_queue_get_sqe(q);
 	if (!sqe) {
 		conn_fail(q, c, "no SQE for a receive", -EBUSY);
 		return;
 	}
-	io_uring_prep_recv(sqe, c->idx, (char *)&c->rep + c->rep_got,
-			   sizeof(c->rep) - c->rep_got, MSG_WAITALL);
+	io_uring_prep_recv(sqe, c->idx, c->rbuf + c->rlen, want, c->rhold ? 0 : MSG_WAITALL);
 	sqe->flags |= IOSQE_FIXED_FILE;
 	zublk_io_sqe_mark(q, tg->io, sqe, NBD_RECV_HDR);
 	tg->inflight++;
@@ -893,42 +954,103 @@ static void recv_data(struct zublk_queue *q, struct nbd_conn *c, int t)
 	tg->inflight++;
 }
 
-/* A reply header is in. */
-static void reply_in(struct zublk_queue *q, struct nbd_conn *c)
+/* Copy a small READ's @len bytes of data from the buffer into its request. */
+static int copy_in(struct zublk_queue *q, struct nbd_tag *tg, const void *data, uint32_t len)
+{
+	struct zublk_io *io = tg->io;
+
+	/* The daemon's own buffer for it; shared memory only by system call. */
+	if (io->buf && !(io->flags & UBLK_IO_F_SHMEM_ZC)) {
+		memcpy(io->buf, data, len);
+		return 0;
+	}
+	return zublk_io_copy(q, io, 0, (void *)data, len);
+}
+
+/*
+ * The reply at @p, @avail bytes of it in the buffer: finish its request,
+ * or start reading a big READ's data.  Returns the bytes it took, 0 when
+ * the reply is not whole yet, -1 when the connection failed.
+ */
+static int reply_in(struct zublk_queue *q, struct nbd_conn *c, const unsigned char *p,
+		    uint32_t avail)
 {
 	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
-	uint64_t cookie = be64toh(c->rep.cookie);
-	uint32_t err = be32toh(c->rep.error);
+	struct nbd_reply rep;
+	uint64_t cookie;
+	uint32_t err, took = sizeof(rep);
 	struct nbd_tag *tg;
-	int t;
+	int t, ret;
 
-	c->rep_got = 0;
-	if (be32toh(c->rep.magic) != NBD_SIMPLE_REPLY_MAGIC) {
+	memcpy(&rep, p, sizeof(rep));
+	cookie = be64toh(rep.cookie);
+	err = be32toh(rep.error);
+	if (be32toh(rep.magic) != NBD_SIMPLE_REPLY_MAGIC) {
 		conn_fail(q, c, "a reply with a bad magic", -EPROTO);
-		return;
+		return -1;
 	}
 	if (cookie >= c->depth || c->tags[cookie].state != T_WAITING ||
 	    c->tags[cookie].hdr_sent < sizeof(c->tags[cookie].req)) {
 		conn_fail(q, c, "a reply to no request of ours", -EPROTO);
-		return;
+		return -1;
 	}
 	t = (int)cookie;
 	tg = &c->tags[t];
-	if (err) {
+	if (err)
 		zublk_log(ZUBLK_LOG_WARN, "nbd server %s: %s of %u bytes at %llu: %s", nd->server,
 			  be16toh(tg->req.type) == NBD_CMD_READ ? "read" : "request",
 			  be32toh(tg->req.len), (unsigned long long)be64toh(tg->req.offset),
 			  strerror(-nbd_errno(err)));
-	}
-	if (!err && be16toh(tg->req.type) == NBD_CMD_READ) {
+	if (!err && be16toh(tg->req.type) == NBD_CMD_READ && tg->big) {
+		/* Only the header was read (recv_arm() holds big READs back otherwise). */
+		if (avail > sizeof(rep)) {
+			conn_fail(q, c, "a big read's data came into the buffer", -EPROTO);
+			return -1;
+		}
 		c->reading = t;
 		tg->data_got = 0;
 		recv_data(q, c, t);
-		return;
+		return (int)took;
+	}
+	if (!err && be16toh(tg->req.type) == NBD_CMD_READ) {
+		if (avail < sizeof(rep) + tg->len)
+			return 0;
+		ret = copy_in(q, tg, p + sizeof(rep), tg->len);
+		took += tg->len;
+		if (ret) {
+			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: copying a read's %u bytes into its "
+				  "request: %s", nd->server, tg->len, strerror(-ret));
+			err = 5;	/* EIO */
+		}
 	}
 	tag_replied(c, t, err ? nbd_errno(err) : (int)tg->len);
 	tag_finish(q, c, t);
+	return (int)took;
+}
+
+/* The read out is back with @got more bytes in the buffer. */
+static void replies_in(struct zublk_queue *q, struct nbd_conn *c, uint32_t got)
+{
+	bool held = c->rhold;
+	uint32_t off = 0;
+
+	c->carrier = -1;
+	c->rhold = false;
+	c->rlen += got;
+	while (c->rlen - off >= sizeof(struct nbd_reply) && c->reading < 0) {
+		int took = reply_in(q, c, c->rbuf + off, c->rlen - off);
+
+		if (took < 0)
+			return;
+		if (!took)
+			break;
+		off += (uint32_t)took;
+	}
+	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+	c->rlen -= off;
 	recv_arm(q, c);
+	if (held)
+		send_kick(q, c);
 }
 
 static void recv_done(struct zublk_queue *q, struct nbd_conn *c, int t, unsigned sub, int res)
@@ -952,12 +1074,7 @@ static void recv_done(struct zublk_queue *q, struct nbd_conn *c, int t, unsigned
 		return;
 	}
 	if (sub == NBD_RECV_HDR) {
-		c->carrier = -1;
-		c->rep_got += (uint32_t)res;
-		if (c->rep_got < sizeof(c->rep))
-			recv_arm(q, c);
-		else
-			reply_in(q, c);
+		replies_in(q, c, (uint32_t)res);
 		return;
 	}
 	/* NBD_RECV_DATA */
@@ -990,6 +1107,7 @@ static void nbd_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub
 
 static int nbd_queue_io(struct zublk_queue *q, struct zublk_io *io)
 {
+	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
 	struct nbd_conn *c = zublk_queue_priv(q);
 	int t = tag_of(c, io);
 	struct nbd_tag *tg;
@@ -1043,6 +1161,10 @@ static int nbd_queue_io(struct zublk_queue *q, struct zublk_io *io)
 	tg->result = 0;
 	tg->state = T_WAITING;
 	wait_add(c, t);
+	tg->big = type == NBD_CMD_READ &&
+		  (io->len > nd->copy_max || !zublk_io_can_copy(q, io));
+	if (tg->big)
+		c->nr_wait_big++;
 	c->fifo[(c->fifo_head + c->fifo_len) % c->depth] = t;
 	c->fifo_len++;
 	tg->queued = true;
@@ -1068,8 +1190,8 @@ static void nbd_status(struct zublk_dev *dev, FILE *json)
 	zublk_json_str(json, nd->server);
 	fputs(",\"export\":", json);
 	zublk_json_str(json, nd->export_name);
-	fprintf(json, ",\"connections\":%u,\"connected\":%s,\"timeout\":%u", nd->nr_conns,
-		up ? "true" : "false", nd->timeout);
+	fprintf(json, ",\"connections\":%u,\"connected\":%s,\"timeout\":%u,\"copy_max\":%u",
+		nd->nr_conns, up ? "true" : "false", nd->timeout, nd->copy_max);
 }
 
 const struct zublk_target_ops zublk_nbd_ops = {
@@ -1077,7 +1199,9 @@ const struct zublk_target_ops zublk_nbd_ops = {
 	.summary = "a client of an NBD server (nbdkit, qemu-nbd, nbd-server)",
 	.usage = "host=HOST [port=PORT] (default 10809) or socket=PATH  export=NAME (default: the "
 		 "server's default)  timeout=SECS (no reply that long while requests wait: the "
-		 "connection is dropped and they fail; default 30, 0: never)",
+		 "connection is dropped and they fail; default 30, 0: never)  copy_max=SIZE (reads "
+		 "up to SIZE come through the connection's buffer and are copied, larger ones go "
+		 "straight into the request; default 64k, 0: none)",
 	.modes = ZUBLK_MODES_ALL,
 	.init = nbd_init,
 	.exit = nbd_exit,
