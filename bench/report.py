@@ -30,6 +30,7 @@ CONFIG_TITLES = {
     "2q2j": "2 queues, 2 fio jobs (cpus_allowed_policy=split)",
     "1q2j": "1 queue, 2 fio jobs",
     "raid": "stripe / mirror vs md (1 queue, 1 job, zero copy, 2 tmpfs files)",
+    "nbd": "nbd vs the kernel's nbd client (1 queue, 1 connection, 1 job; nbdkit memory, TCP)",
 }
 MODES = ["copy", "user-copy", "zero-copy", "auto-zero-copy"]
 
@@ -214,6 +215,9 @@ def main():
             L.append("| %s | %s |" % (label, " | ".join(fmt(c, 2) for c in row)))
         L.append("")
 
+    nbd_rows = [("nbd %s" % m, "znbd-" + m, "knbd") for m in modes_of("znbd-", "nbd")]
+    variant_table("nbd vs the kernel's nbd client (nbd-client), one nbdkit memory export over TCP, "
+                  "1 queue, 1 job (IOPS ratio; reported, no target)", nbd_rows, cfg="nbd")
     variant_table("Polling vs sleeping at once (--poll-us off): the default (adaptive) and "
                   "--poll-us 100 (1 queue, 1 job, default modes; IOPS ratio)",
                   [("null, adaptive (default)", "znull-" + dnull, "znull-nopoll"),
@@ -243,7 +247,7 @@ def main():
                   "1 job, default mode; IOPS ratio, map vs map=0)",
                   [("loop", "zloop-" + dloop, "zloop-nomap")])
 
-    for cfg in ("1q1j", "2q2j", "1q2j", "raid"):
+    for cfg in ("1q1j", "2q2j", "1q2j", "raid", "nbd"):
         jobs = [j for j in JOB_TITLES if (cfg, j) in order]
         if not jobs:
             continue
@@ -251,8 +255,8 @@ def main():
         for job in jobs:
             L.append("### %s\n" % JOB_TITLES[job])
             L.append("| device | IOPS | MiB/s | lat mean us | lat p99 us | CPU us/IO | busy CPU us/IO | "
-                     "enters/IO | sleeps/IO | x null_blk | x loop | x loop-dio | x md |")
-            L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                     "enters/IO | sleeps/IO | x null_blk | x loop | x loop-dio | x md | x nbd |")
+            L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for dev in order[(cfg, job)]:
                 v = med[(cfg, job, dev)]
                 xs = ref_ratios(get, cfg, job, dev)
@@ -272,9 +276,10 @@ def main():
 
 
 def ref_ratios(get, cfg, job, dev):
-    """x null_blk (null devices), x kernel loop dio off / on (loop devices), x md."""
+    """x null_blk (null devices), x kernel loop dio off / on (loop devices), x md,
+    x the kernel's nbd client."""
     v = get(cfg, job, dev)
-    nb = kl = kd = md = None
+    nb = kl = kd = md = kn = None
     nullb = "nullb"
     if dev.startswith("znull") or dev == "nullb-busy":
         nb = ratio(v, get(cfg, job, nullb))
@@ -285,7 +290,9 @@ def ref_ratios(get, cfg, job, dev):
         md = ratio(v, get(cfg, job, "md0"))
     if dev == "zmirror":
         md = ratio(v, get(cfg, job, "md1"))
-    return nb, kl, kd, md
+    if dev.startswith("znbd"):
+        kn = ratio(v, get(cfg, job, "knbd"))
+    return nb, kl, kd, md, kn
 
 
 def chart(d, get, modes):

@@ -34,17 +34,20 @@
 #             without --shmem: what such buffers cost by themselves
 #   md0/zstripe, md1/zmirror   (config "raid": kernel md over kernel loop
 #             devices vs zublk stripe/mirror over tmpfs files, zero copy)
+#   knbd/znbd-M   (config "nbd": the kernel's nbd client, nbd-client, vs
+#             zublk nbd in data mode M, 1 queue and 1 connection each, to
+#             one nbdkit memory export over TCP on 127.0.0.1)
 # Configs: 1q1j (1 queue, 1 fio job), 2q2j (2 queues, 2 jobs with
 # cpus_allowed_policy=split; copy and the default mode, plus
 # znull-t2/zloop-t2: the default mode with --threads 2, a thread per queue
 # where the default serves both queues from one, and znull-pin/zloop-pin:
 # those threads pinned with --pin-queues), 1q2j (1 queue, 2 jobs: the default modes
-# only, the baseline 2q2j must beat), raid.
+# only, the baseline 2q2j must beat), raid, nbd.
 # Every device uses the "none" IO scheduler.
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_RUNTIME (3 s per run, after
 # BENCH_RAMP 1 s; fio's units, as in 500ms, or seconds), BENCH_SIZE_MB
-# (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid"), BENCH_JOBS (all),
+# (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid nbd"), BENCH_JOBS (all; nbd's too),
 # BENCH_JOBS_2J (the 2-job configs' jobs: BENCH_JOBS), BENCH_MODES (every
 # mode the kernel has), BENCH_SET (all; or "targets": only the devices the
 # targets compare, none of the variants), BENCH_ONLY (an extended regular
@@ -57,7 +60,7 @@ rounds=${BENCH_ROUNDS:-3}
 runtime=${BENCH_RUNTIME:-3}
 ramp=${BENCH_RAMP:-1}
 size_mb=${BENCH_SIZE_MB:-512}
-configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid}
+configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid nbd}
 all_jobs="rr4k-qd1 rr4k-qd32 rw4k-qd32 sr128k-qd16 sw512k-qd8"
 jobs=${BENCH_JOBS:-$all_jobs}
 jobs_2j=${BENCH_JOBS_2J:-$jobs}
@@ -85,6 +88,7 @@ T=$(mktemp -d /tmp/zublk-bench.XXXXXX)
 LOOPS=()
 MDS=()
 SPIN=()
+NBDKIT=
 stop_spin() { # the spinners of nullb-busy
 	((${#SPIN[@]})) || return 0
 	kill "${SPIN[@]}" 2>/dev/null || true
@@ -97,6 +101,8 @@ finish() {
 	timeout 60 "$Z" del --all >/dev/null 2>&1 || true
 	for m in "${MDS[@]}"; do mdadm --stop "$m" >/dev/null 2>&1 || true; done
 	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+	[ -b /dev/nbd0 ] && nbd-client -d /dev/nbd0 >/dev/null 2>&1
+	[ -n "$NBDKIT" ] && kill "$NBDKIT" 2>/dev/null
 	for n in /sys/kernel/config/nullb/zb*; do
 		[ -d "$n" ] && { echo 0 >"$n/power" 2>/dev/null; rmdir "$n" 2>/dev/null; }
 	done
@@ -367,7 +373,7 @@ devices_for() { # the device names of a config
 
 for r in $(seq "$rounds"); do
 	for cfg in $configs; do
-		[ "$cfg" = raid ] && continue
+		[ "$cfg" = raid ] || [ "$cfg" = nbd ] && continue
 		nj=${cfg:2:1}
 		mapfile -t devs < <(devices_for "$cfg")
 		cjobs=$jobs
@@ -440,5 +446,37 @@ if need raid; then
 			ZID=()
 		done
 	done
+fi
+# --- nbd: zublk's client vs the kernel's, to one nbdkit --------------------------
+if need nbd; then
+	for t in nbdkit nbd-client; do
+		command -v $t >/dev/null || die "$t not found (scripts/setup.sh)"
+	done
+	modprobe nbd nbds_max=1 2>/dev/null || die "modprobe nbd failed"
+	"$Z" del --all >/dev/null
+	nbdkit -f -p 10809 -i 127.0.0.1 -P "$T/nbdkit.pid" memory "${size_mb}M" 2>"$T/nbdkit.err" &
+	NBDKIT=$!
+	for i in $(seq 100); do [ -s "$T/nbdkit.pid" ] && break; sleep 0.1; done
+	[ -s "$T/nbdkit.pid" ] || die "nbdkit did not start: $(cat "$T/nbdkit.err")"
+	nbd-client 127.0.0.1 10809 /dev/nbd0 -N "" -b 512 >"$T/nbd.err" 2>&1 ||
+		die "nbd-client: $(cat "$T/nbd.err")"
+	DEV[knbd]=/dev/nbd0
+	set_none /dev/nbd0
+	# Every block written once, so that no row reads a hole of nbdkit's.
+	dd if=/dev/urandom of=/dev/nbd0 bs=1M count="$size_mb" oflag=direct status=none ||
+		die "filling the nbd export failed"
+	ndevs=(knbd)
+	for m in $modes; do
+		zadd "znbd-$m" -t nbd --mode "$m" -q 1 host=127.0.0.1
+		ndevs+=("znbd-$m")
+	done
+	for r in $(seq "$rounds"); do
+		for job in $jobs; do
+			log "round $r/$rounds nbd $job"
+			for d in $(rotate "$r" "${ndevs[@]}"); do run "$r" nbd "$job" "$d" 1; done
+			rows
+		done
+	done
+	"$Z" del --all >/dev/null
 fi
 log "done"
