@@ -296,20 +296,26 @@ def ref_ratios(get, cfg, job, dev):
 
 
 def chart(d, get, modes):
-    """ratios.png: zublk null vs null_blk and zublk loop vs kernel loop, 1q1j."""
+    """ratios.png: zublk null vs null_blk and zublk loop vs kernel loop (1q1j), zublk
+    nbd vs the kernel's nbd client (nbd)."""
     if not shutil.which("gnuplot"):
         print("report.py: no gnuplot; ratios.png not drawn", file=sys.stderr)
         return
-    jobs = [j for j in JOB_TITLES if get("1q1j", j, "nullb") or get("1q1j", j, "kloop")]
-    cols = [("znull-" + m, "nullb", "null %s / null_blk" % m) for m in modes] + \
-           [("zloop-" + m, "kloop", "loop %s / loop" % m) for m in modes]
+    cols = [("1q1j", "znull-" + m, "nullb", "null %s / null_blk" % m) for m in modes] + \
+           [("1q1j", "zloop-" + m, "kloop", "loop %s / loop" % m) for m in modes] + \
+           [("nbd", "znbd-" + m, "knbd", "nbd %s / kernel nbd" % m) for m in MODES]
+    cols = [c for c in cols if any(get(c[0], j, c[1]) and get(c[0], j, c[2]) for j in JOB_TITLES)]
+    jobs = [j for j in JOB_TITLES if any(get(c[0], j, c[2]) for c in cols)]
+    if not cols:
+        print("report.py: no rows to chart; ratios.png not drawn", file=sys.stderr)
+        return
     dat = os.path.join(d, "ratios.dat")
     with open(dat, "w") as f:
-        f.write("job " + " ".join('"%s"' % c[2] for c in cols) + "\n")
+        f.write("job " + " ".join('"%s"' % c[3] for c in cols) + "\n")
         for j in jobs:
             f.write('"%s" ' % JOB_TITLES[j] + " ".join(
-                fmt(ratio(get("1q1j", j, a), get("1q1j", j, b)), 3).replace("-", "NaN")
-                for a, b, _ in cols) + "\n")
+                fmt(ratio(get(cfg, j, a), get(cfg, j, b)), 3).replace("-", "NaN")
+                for cfg, a, b, _ in cols) + "\n")
     script = """
 set terminal pngcairo size 1400,700 noenhanced
 set output '%s'
