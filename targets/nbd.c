@@ -314,7 +314,7 @@ static int opt_go(const struct nbd_dev *nd, int fd, struct nbd_export *ex)
 			uint32_t opt, type, len;
 		} __attribute__((packed)) r;
 		unsigned char data[1024];
-		uint32_t type, len;
+		uint32_t type, len, keep;
 
 		if ((ret = rd(fd, &r, sizeof(r))))
 			return ret;
@@ -324,25 +324,43 @@ static int opt_go(const struct nbd_dev *nd, int fd, struct nbd_export *ex)
 			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: bad option reply", nd->server);
 			return -EPROTO;
 		}
-		if (len > sizeof(data)) {
+		/* Keep what fits (an error's text, an info); the rest is read and dropped. */
+		if (len > (1U << 20)) {
 			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: option reply of %u bytes",
 				  nd->server, len);
 			return -EPROTO;
 		}
-		if ((ret = rd(fd, data, len)))
+		keep = len < sizeof(data) ? len : (uint32_t)sizeof(data);
+		if ((ret = rd(fd, data, keep)))
 			return ret;
+		for (uint32_t left = len - keep; left;) {
+			char junk[256];
+			uint32_t n = left < sizeof(junk) ? left : (uint32_t)sizeof(junk);
+
+			if ((ret = rd(fd, junk, n)))
+				return ret;
+			left -= n;
+		}
+		len = keep;
 		if (type == NBD_REP_ACK)
 			break;
 		if (type == NBD_REP_ERR(1))
 			return 1;
 		if (type & (1U << 31)) {
+			/* The server's words, on our one line. */
+			for (uint32_t k = 0; k < len; k++)
+				if (data[k] < 0x20 || data[k] == 0x7f)
+					data[k] = ' ';
 			zublk_log(ZUBLK_LOG_ERR, "nbd export '%s': %s%s%.*s", nd->export_name,
 				  rep_err_name(type), len ? ": " : "", (int)len, (char *)data);
 			return type == NBD_REP_ERR(6) ? -ENOENT : -EPERM;
 		}
 		if (type != NBD_REP_INFO || len < 2)
 			continue;
-		uint16_t info = be16toh(*(uint16_t *)data);
+		uint16_t info;
+
+		memcpy(&info, data, 2);
+		info = be16toh(info);
 
 		if (info == NBD_INFO_EXPORT && len >= 12) {
 			uint64_t sz;
