@@ -234,7 +234,6 @@ int zublk_worker_spawn(struct zublk_worker *w);
 /* io.c */
 int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit);
 void zublk_io_start(struct zublk_queue *q, struct zublk_io *io);
-/* zublk_io_copy() can move @io's data: a daemon buffer, or the driver's user copy. */
 void zublk_io_cqe(struct zublk_queue *q, struct zublk_io *io, unsigned kind, unsigned sub,
 		  int res);
 

@@ -143,6 +143,17 @@ int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit)
 	return 0;
 }
 
+/* Zero-copy mode: the request's pages registered ahead of the ops that use them. */
+int zublk_io_buf_prepare(struct zublk_queue *q, struct zublk_io *io)
+{
+	if (!zublk_mode_is_zc(q->dev->mode) || !io->need_reg || io->buf_registered)
+		return 0;
+	if (!prep_buf_reg(q, io, true))
+		return -EBUSY;
+	io->buf_registered = 1;
+	return 0;
+}
+
 /* The read or write SQE of zublk_io_prep_rw(), not yet marked. */
 static struct io_uring_sqe *prep_rw_sqe(struct zublk_queue *q, struct zublk_io *io, bool write,
 					int file_idx, uint64_t file_off, uint32_t io_off,
@@ -152,11 +163,8 @@ static struct io_uring_sqe *prep_rw_sqe(struct zublk_queue *q, struct zublk_io *
 	bool zc = zublk_mode_is_zc(q->dev->mode);
 	int op;
 
-	if (zc && io->need_reg && !io->buf_registered) {
-		if (!prep_buf_reg(q, io, true))
-			return NULL;
-		io->buf_registered = 1;
-	}
+	if (zublk_io_buf_prepare(q, io))
+		return NULL;
 	sqe = zublk_queue_get_sqe(q);
 	if (!sqe)
 		return NULL;
@@ -205,17 +213,6 @@ int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
 		     unsigned sub)
 {
 	return zublk_io_prep_rw_flags(q, io, write, file_idx, file_off, io_off, len, sub, 0);
-}
-
-int zublk_io_buf_prepare(struct zublk_queue *q, struct zublk_io *io)
-{
-	if (!zublk_mode_is_zc(q->dev->mode) || !io->need_reg || io->buf_registered ||
-	    (io->flags & UBLK_IO_F_SHMEM_ZC))
-		return 0;
-	if (!prep_buf_reg(q, io, true))
-		return -EBUSY;
-	io->buf_registered = 1;
-	return 0;
 }
 
 unsigned zublk_queue_sq_reserve(struct zublk_queue *q, unsigned nr)
