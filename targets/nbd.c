@@ -142,7 +142,6 @@ struct nbd_conn {
 	int carrier;		/* tag whose io carries the header read; -1: none */
 	int reading;		/* tag whose READ data is being read; -1: none */
 	int wait_head, wait_tail; /* requests waiting for a reply; -1: none */
-	unsigned nr_wait;
 	struct nbd_tag *tags;
 };
 
@@ -696,7 +695,6 @@ static void nbd_queue_exit(struct zublk_queue *q)
 
 static void wait_add(struct nbd_conn *c, int t)
 {
-	c->nr_wait++;
 	c->tags[t].prev = c->wait_tail;
 	c->tags[t].next = -1;
 	if (c->wait_tail >= 0)
@@ -710,7 +708,6 @@ static void wait_del(struct nbd_conn *c, int t)
 {
 	struct nbd_tag *tg = &c->tags[t];
 
-	c->nr_wait--;
 	if (tg->prev >= 0)
 		c->tags[tg->prev].next = tg->next;
 	else
