@@ -106,6 +106,30 @@ del_held() {
 	note "$(cat "$TMP/err")"
 }
 
+# del_under_load WHAT [FIO_ARGS...]: delete device $ID while fio drives
+# QD128 random 4k reads and writes at it (FIO_ARGS added): del returns
+# within 30 s, fio ends, the device's nodes, its daemon and its list entry go.
+del_under_load() {
+	local what=$1 pid fio_pid start
+	shift
+	pid=$(dev_field "$ID" daemon_pid)
+	fio --name=load --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randrw --bs=4k \
+		--iodepth=128 --time_based --runtime=120 "$@" >"$FIO_LOG" 2>&1 &
+	fio_pid=$!
+	sleep 3
+	kill -0 $fio_pid 2>/dev/null || fail "$what: fio did not run: $(tail -3 "$FIO_LOG")"
+	start=$SECONDS
+	timeout 30 "$Z" del -n "$ID" || fail "$what: del under load failed or hung"
+	note "$what: del took $((SECONDS - start))s"
+	wait_until 20 bash -c "! kill -0 $fio_pid 2>/dev/null" ||
+		fail "$what: fio still running 20s after del"
+	wait $fio_pid
+	[ ! -e "$DEV" ] || fail "$what: $DEV still exists"
+	[ ! -e "/dev/ublkc$ID" ] || fail "$what: /dev/ublkc$ID still exists"
+	! kill -0 "$pid" 2>/dev/null || fail "$what: daemon $pid still alive"
+	no_devices || fail "$what: list not empty"
+}
+
 no_devices() { [ "$("$Z" list --json | tr -d ' \n')" = "[]" ]; }
 no_daemons() { ! pgrep -f "$Z add" >/dev/null && ! pgrep -x zublk >/dev/null; }
 
