@@ -172,6 +172,12 @@ enum {
 	ZUBLK_CAP_WRITE_ZEROES = 1U << 3,
 	ZUBLK_CAP_READ_ONLY = 1U << 4,
 	ZUBLK_CAP_ROTATIONAL = 1U << 5,
+	/*
+	 * A zoned device (UBLK_F_ZONED, host managed): geom.zone_size is set,
+	 * and the target serves the zone operations (UBLK_IO_OP_ZONE_*,
+	 * REPORT_ZONES).  Only the user-copy and zero-copy modes can carry it.
+	 */
+	ZUBLK_CAP_ZONED = 1U << 6,
 };
 
 /* Filled in by the target's ->init(); the core turns it into ublk params. */
@@ -208,6 +214,13 @@ struct zublk_target_geom {
 	 * (the copies then run on every CPU) where it would get one per two.
 	 */
 	bool copies_all;
+	/*
+	 * ZUBLK_CAP_ZONED: bytes per zone, a power of two; the size is a
+	 * multiple of it.  Limits on open and active zones, 0: none.
+	 */
+	uint64_t zone_size;
+	uint32_t max_open_zones;
+	uint32_t max_active_zones;
 };
 
 /*
@@ -220,6 +233,13 @@ struct zublk_target_geom {
  * process can truncate, so touch them with system calls (pread(),
  * zublk_io_copy(), zublk_io_prep_rw()), not the CPU: a vanished page then
  * fails the request where memset() would take a SIGBUS.
+ *
+ * On a zoned device: ZONE_APPEND carries data like a WRITE (@offset is the
+ * zone's start); the target sets @append_sector to where the data went
+ * before it completes the request.  REPORT_ZONES has @len = the zones asked
+ * for * sizeof(struct blk_zone): the target copies that many struct
+ * blk_zone (fewer: a zeroed one ends the report) into the request with
+ * zublk_io_copy().  The other zone operations have @len 0.
  */
 struct zublk_io {
 	uint16_t tag;
@@ -229,6 +249,7 @@ struct zublk_io {
 	uint64_t len;		/* bytes; 0 for FLUSH; > 4 GiB only for discards */
 	void *buf;
 	void *tgt_priv;		/* the target's, per tag, kept across requests */
+	uint64_t append_sector;	/* ZONE_APPEND: set by the target */
 	/* core-private from here on */
 	int result;
 	unsigned nr_inflight;	/* SQEs of this request in flight */
@@ -471,6 +492,13 @@ void zublk_dev_set_priv(struct zublk_dev *dev, void *priv);
  * to use with zublk_io_prep_rw() and IOSQE_FIXED_FILE, or -errno.
  */
 int zublk_dev_add_file(struct zublk_dev *dev, int fd);
+/*
+ * Register @nr backing fds in a row (a file per zone, say) whose sizes
+ * change as the device is written, so they are not part of the backing
+ * identity a recovery checks.  Returns the first one's fixed-file index
+ * (the rest follow it), or -errno.
+ */
+int zublk_dev_add_files(struct zublk_dev *dev, const int *fds, unsigned nr);
 
 /* ------------------------------------------------- state of served devices */
 
@@ -582,9 +610,9 @@ unsigned zublk_queue_sq_reserve(struct zublk_queue *q, unsigned nr);
 void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res);
 
 /*
- * Copy @len bytes between daemon memory @mem and the data of READ or WRITE
- * request @io at @io_off, at once, in the queue thread: into a READ's data,
- * out of a WRITE's.  In the copy and user-copy modes the data is the
+ * Copy @len bytes between daemon memory @mem and the data of request @io at
+ * @io_off, at once, in the queue thread: into a READ's or REPORT_ZONES'
+ * data, out of a WRITE's or ZONE_APPEND's.  In the copy and user-copy modes the data is the
  * daemon's buffer @io->buf; in the zero-copy modes, the request's pages by
  * the driver's user copy (pread/pwrite on /dev/ublkcN), which the device
  * has next to a zero-copy mode when the target set geom->want_copy.  The

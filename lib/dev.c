@@ -75,12 +75,58 @@ unsigned zublk_threads_for(unsigned nr_queues, unsigned depth, unsigned want, un
 	return (nr_queues + per - 1) / per;
 }
 
+/* Room for @nr more registered files. */
+static int files_grow(struct zublk_dev *dev, unsigned nr)
+{
+	unsigned cap = dev->files_cap ? dev->files_cap : 8;
+	bool *anon;
+	int *files;
+
+	if (nr > ZUBLK_MAX_FILES - dev->nr_files)
+		return -EMFILE;
+	if (dev->nr_files + nr <= dev->files_cap)
+		return 0;
+	while (cap < dev->nr_files + nr)
+		cap *= 2;
+	files = realloc(dev->files, cap * sizeof(*files));
+	if (!files)
+		return -ENOMEM;
+	dev->files = files;
+	anon = realloc(dev->file_anon, cap * sizeof(*anon));
+	if (!anon)
+		return -ENOMEM;
+	dev->file_anon = anon;
+	dev->files_cap = cap;
+	return 0;
+}
+
 int zublk_dev_add_file(struct zublk_dev *dev, int fd)
 {
-	if (dev->nr_files >= ZUBLK_MAX_FILES)
-		return -EMFILE;
+	int ret = files_grow(dev, 1);
+
+	if (ret)
+		return ret;
 	dev->files[dev->nr_files] = fd;
+	dev->file_anon[dev->nr_files] = false;
 	return (int)dev->nr_files++;
+}
+
+int zublk_dev_add_files(struct zublk_dev *dev, const int *fds, unsigned nr)
+{
+	unsigned first = dev->nr_files;
+	int ret;
+
+	if (nr == 0)
+		return -EINVAL;
+	ret = files_grow(dev, nr);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < nr; i++) {
+		dev->files[first + i] = fds[i];
+		dev->file_anon[first + i] = true;
+	}
+	dev->nr_files += nr;
+	return (int)first;
 }
 
 static const char *missing_feature(uint64_t need, uint64_t have)
@@ -172,6 +218,20 @@ static int check_geom(struct zublk_dev *dev)
 			  fit);
 		dev->cfg.max_io_bytes = fit;
 	}
+	if (g->caps & ZUBLK_CAP_ZONED) {
+		if (g->zone_size < 4096 || (g->zone_size & (g->zone_size - 1)) ||
+		    (g->zone_size >> 9) > UINT32_MAX || g->size % g->zone_size) {
+			zublk_err("target %s: zone size %llu is not a power of two of 4096 or more "
+				  "bytes that divides the size", dev->ops->name,
+				  (unsigned long long)g->zone_size);
+			return -EINVAL;
+		}
+		if (dev->cfg.batch) {
+			zublk_err("--batch: not with a zoned device (its commits carry no "
+				  "zone append sector here)");
+			return -EINVAL;
+		}
+	}
 	g->size &= ~((1ULL << g->logical_bs_shift) - 1);
 	if (g->size == 0) {
 		zublk_err("target %s: size is zero (smaller than one %u-byte block)",
@@ -206,6 +266,13 @@ static void build_params(struct zublk_dev *dev)
 		p->seg.seg_boundary_mask = g->seg_boundary_mask;
 		p->seg.max_segment_size = g->max_segment_size;
 		p->seg.max_segments = g->max_segments;
+	}
+	if (g->caps & ZUBLK_CAP_ZONED) {
+		p->types |= UBLK_PARAM_TYPE_ZONED;
+		p->basic.chunk_sectors = (__u32)(g->zone_size >> 9);
+		p->zoned.max_open_zones = g->max_open_zones;
+		p->zoned.max_active_zones = g->max_active_zones;
+		p->zoned.max_zone_append_sectors = p->basic.max_sectors;
 	}
 	if (g->caps & (ZUBLK_CAP_DISCARD | ZUBLK_CAP_WRITE_ZEROES)) {
 		uint32_t max = g->max_discard_sectors ? g->max_discard_sectors
@@ -314,6 +381,14 @@ static int recover_start(struct zublk_dev *dev)
 	}
 	dev->geom.size = have;
 	atomic_store(&dev->dev_sectors, have >> 9);
+	if (!!(dev->info.flags & UBLK_F_ZONED) != !!(dev->geom.caps & ZUBLK_CAP_ZONED) ||
+	    ((dev->info.flags & UBLK_F_ZONED) &&
+	     (uint64_t)dev->params.basic.chunk_sectors << 9 != dev->geom.zone_size)) {
+		zublk_err("device %u: zones of %llu bytes, the backing has %llu; not recovering", id,
+			  (unsigned long long)dev->params.basic.chunk_sectors << 9,
+			  (unsigned long long)dev->geom.zone_size);
+		return -EINVAL;
+	}
 	if (dev->cfg.expect_files && strcmp(dev->cfg.expect_files, dev->files_id)) {
 		zublk_err("device %u: the backing is not the one it was served from "
 			  "(was %s, now %s); not recovering", id, dev->cfg.expect_files,
@@ -351,13 +426,18 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 	dev->ops = ops;
 	dev->opts = opts;
 	dev->cdev_fd = -1;
-	dev->files[0] = -1;
 	dev->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (dev->exit_efd < 0) {
-		ret = -errno;
+	ret = dev->exit_efd < 0 ? -errno : files_grow(dev, 1);
+	if (ret) {
+		if (dev->exit_efd >= 0)
+			close(dev->exit_efd);
+		free(dev->files);
+		free(dev->file_anon);
 		free(dev);
 		return ret;
 	}
+	dev->files[0] = -1;
+	dev->file_anon[0] = false;
 	dev->nr_files = 1;
 	dev->ctl_fd = -1;
 	pthread_mutex_init(&dev->start_lock, NULL);
@@ -428,6 +508,8 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 	if (dev->geom.want_copy && zublk_mode_is_zc(dev->mode))
 		flags |= dev->features & UBLK_F_USER_COPY;
 	ret = cfg->batch ? want_flags(dev, &flags, UBLK_F_BATCH_IO, "--batch") : 0;
+	if (!ret && (dev->geom.caps & ZUBLK_CAP_ZONED))
+		ret = want_flags(dev, &flags, UBLK_F_ZONED, "zoned device");
 	if (!ret && cfg->nr_shmem)
 		ret = want_flags(dev, &flags, UBLK_F_SHMEM_ZC, "--shmem");
 	if (ret)
@@ -483,6 +565,8 @@ err_ctrl:
 	zublk_ctrl_close(dev->ctrl);
 err_free:
 	close(dev->exit_efd);
+	free(dev->files);
+	free(dev->file_anon);
 	free(dev);
 	return ret;
 }
@@ -700,6 +784,8 @@ void zublk_dev_destroy(struct zublk_dev *dev)
 	pthread_mutex_destroy(&dev->start_lock);
 	pthread_cond_destroy(&dev->start_cond);
 	pthread_mutex_destroy(&dev->state_lock);
+	free(dev->files);
+	free(dev->file_anon);
 	free(dev);
 }
 

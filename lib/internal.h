@@ -7,7 +7,8 @@
 
 #include "zublk.h"
 
-#define ZUBLK_MAX_FILES 64
+/* Registered files of a device, the control device's included. */
+#define ZUBLK_MAX_FILES (1U << 17)
 
 _Static_assert(UBLK_MAX_QUEUE_DEPTH <= 0x10000, "tag must fit the 16 user_data bits");
 _Static_assert(ZUBLK_MAX_QUEUE_DEPTH == UBLK_MAX_QUEUE_DEPTH,
@@ -157,8 +158,9 @@ struct zublk_dev {
 	int cdev_fd;
 	bool can_copy;				/* the driver's user copy, zero-copy modes */
 	bool batch;				/* UBLK_F_BATCH_IO */
-	int files[ZUBLK_MAX_FILES];		/* [0] is cdev_fd */
-	unsigned nr_files;
+	int *files;				/* [0] is cdev_fd */
+	bool *file_anon;			/* not part of the backing identity */
+	unsigned nr_files, files_cap;
 	unsigned nr_queues;
 	struct zublk_queue *queues;
 	unsigned nr_workers;			/* threads serving the queues */

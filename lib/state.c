@@ -161,8 +161,12 @@ void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len)
 		unsigned long long size = 0;
 		int w;
 
-		/* A socket (a network server) is a new one every time: not a backing's identity. */
-		if (fstat(dev->files[i], &st) || S_ISSOCK(st.st_mode))
+		/*
+		 * A socket (a network server) is a new one every time, and a
+		 * file whose size is its contents (a zone's) changes: neither
+		 * is a backing's identity.
+		 */
+		if (dev->file_anon[i] || fstat(dev->files[i], &st) || S_ISSOCK(st.st_mode))
 			continue;
 		if (S_ISBLK(st.st_mode))
 			ioctl(dev->files[i], BLKGETSIZE64, &size);

@@ -138,6 +138,8 @@ static void free_dev(struct zublk_dev *dev)
 {
 	zublk_opts_free(dev->opts);
 	pthread_mutex_destroy(&dev->state_lock);
+	free(dev->files);
+	free(dev->file_anon);
 	free(dev);
 }
 
@@ -184,9 +186,8 @@ TEST(set_file_moves_the_backing_identity_to_the_new_file)
 	unlink(a);
 	unlink(b);
 	REQUIRE(ftruncate(fb, 12345) == 0);
-	dev->files[0] = -1;
-	dev->files[1] = fa;
-	dev->nr_files = 2;
+	REQUIRE(zublk_dev_add_file(dev, -1) == 0);
+	REQUIRE(zublk_dev_add_file(dev, fa) == 1);
 	zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
 	snprintf(before, sizeof(before), "%s", dev->files_id);
 	CHECK_EQ(zublk_dev_set_file(dev, 1, fb), 0);
@@ -197,5 +198,32 @@ TEST(set_file_moves_the_backing_identity_to_the_new_file)
 	CHECK_EQ(zublk_dev_set_file(dev, 1, -1), -EINVAL);
 	close(fa);
 	close(fb);
+	free_dev(dev);
+}
+
+TEST(files_added_in_a_row_are_no_part_of_the_backing_identity)
+{
+	char *words[] = { "dir=/z" };
+	char a[] = "/tmp/zublk-zone-test-a.XXXXXX", b[] = "/tmp/zublk-zone-test-b.XXXXXX";
+	struct zublk_opts o;
+	struct zublk_dev *dev = fake_dev(&o, 1, words);
+	int fds[2] = { mkstemp(a), mkstemp(b) };
+
+	REQUIRE(dev && fds[0] >= 0 && fds[1] >= 0);
+	unlink(a);
+	unlink(b);
+	REQUIRE(zublk_dev_add_file(dev, -1) == 0);
+	CHECK_EQ(zublk_dev_add_files(dev, fds, 0), -EINVAL);
+	CHECK_EQ(zublk_dev_add_files(dev, fds, 2), 1);
+	CHECK_EQ(dev->nr_files, 3);
+	CHECK_EQ(dev->files[2], fds[1]);
+	zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
+	CHECK_STREQ(dev->files_id, "");
+	/* A file of its own after them still is. */
+	CHECK_EQ(zublk_dev_add_file(dev, fds[0]), 3);
+	zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
+	CHECK(dev->files_id[0] != '\0' && !strchr(dev->files_id, ' '));
+	close(fds[0]);
+	close(fds[1]);
 	free_dev(dev);
 }

@@ -4,6 +4,7 @@
  * and a target that trusts op, offset and len.
  */
 #include <errno.h>
+#include <linux/blkzoned.h>
 
 #include "zublk.h"
 #include "test.h"
@@ -166,7 +167,7 @@ TEST(a_flush_of_zero_sectors_is_fine_with_or_without_the_cap)
 	CHECK_EQ(io.len, 0);
 }
 
-TEST(unknown_and_zoned_ops_are_eopnotsupp)
+TEST(unknown_ops_and_zoned_ops_on_a_device_not_zoned_are_eopnotsupp)
 {
 	static const uint8_t ops[] = {
 		UBLK_IO_OP_WRITE_SAME, UBLK_IO_OP_ZONE_OPEN, UBLK_IO_OP_ZONE_CLOSE,
@@ -182,6 +183,42 @@ TEST(unknown_and_zoned_ops_are_eopnotsupp)
 			printf("#   for op %u\n", ops[i]);
 		CHECK_EQ(io.op, ops[i]);
 	}
+}
+
+TEST(zoned_ops_pass_on_a_zoned_device)
+{
+	static const uint8_t mgmt[] = {
+		UBLK_IO_OP_ZONE_OPEN, UBLK_IO_OP_ZONE_CLOSE, UBLK_IO_OP_ZONE_FINISH,
+		UBLK_IO_OP_ZONE_RESET, UBLK_IO_OP_ZONE_RESET_ALL,
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(mgmt); i++) {
+		CHECK_EQ(check(mgmt[i], 2048, 0, ZUBLK_CAP_ZONED), 0);
+		CHECK_EQ(io.len, 0);
+		CHECK_EQ(io.offset, 2048 * 512);
+		CHECK_EQ(check(mgmt[i], 2048, 0, ZUBLK_CAP_ZONED | ZUBLK_CAP_READ_ONLY), -EROFS);
+	}
+	CHECK_EQ(check(UBLK_IO_OP_ZONE_RESET, DEV_SECTORS, 0, ZUBLK_CAP_ZONED), -EINVAL);
+	CHECK_EQ(check(UBLK_IO_OP_ZONE_RESET_ALL, 0, 0, ZUBLK_CAP_ZONED), 0);
+
+	CHECK_EQ(check(UBLK_IO_OP_ZONE_APPEND, 4096, 8, ZUBLK_CAP_ZONED), 0);
+	CHECK_EQ(io.len, 4096);
+	CHECK_EQ(check(UBLK_IO_OP_ZONE_APPEND, 4096, 0, ZUBLK_CAP_ZONED), -EINVAL);
+	CHECK_EQ(check(UBLK_IO_OP_ZONE_APPEND, 4096, (MAX_IO >> 9) + 1, ZUBLK_CAP_ZONED), -EINVAL);
+	CHECK_EQ(check(UBLK_IO_OP_ZONE_APPEND, 4096, 8, ZUBLK_CAP_ZONED | ZUBLK_CAP_READ_ONLY),
+		 -EROFS);
+}
+
+TEST(a_zone_report_is_as_long_as_the_zones_asked_for)
+{
+	/* nr_sectors is nr_zones for a report */
+	CHECK_EQ(check(UBLK_IO_OP_REPORT_ZONES, 0, 16, ZUBLK_CAP_ZONED), 0);
+	CHECK_EQ(io.len, 16 * sizeof(struct blk_zone));
+	CHECK_EQ(check(UBLK_IO_OP_REPORT_ZONES, 0, 0, ZUBLK_CAP_ZONED), -EINVAL);
+	CHECK_EQ(check(UBLK_IO_OP_REPORT_ZONES, DEV_SECTORS, 1, ZUBLK_CAP_ZONED), -EINVAL);
+	CHECK_EQ(check(UBLK_IO_OP_REPORT_ZONES, 0, MAX_IO / sizeof(struct blk_zone) + 1,
+		       ZUBLK_CAP_ZONED), -EINVAL);
+	CHECK_EQ(check(UBLK_IO_OP_REPORT_ZONES, 0, 1, ZUBLK_CAP_ZONED | ZUBLK_CAP_READ_ONLY), 0);
 }
 
 TEST(request_flags_stay_at_their_op_flags_bit_positions)
