@@ -318,13 +318,17 @@ int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 	return ret;
 }
 
-/* Relative backing paths would break for the daemon and for recovery. */
+/*
+ * Relative backing paths (file=, zoned's dir=) would break for the daemon
+ * and for recovery.
+ */
 static int absolute_file_opts(struct zublk_opts *o)
 {
 	for (unsigned i = 0; i < o->nr; i++) {
+		const char *key = o->v[i].key;
 		char *abs;
 
-		if (strcmp(o->v[i].key, "file") || o->v[i].val[0] == '/')
+		if ((strcmp(key, "file") && strcmp(key, "dir")) || o->v[i].val[0] == '/')
 			continue;
 		abs = realpath(o->v[i].val, NULL);
 		if (!abs)

@@ -9,6 +9,7 @@ extern const struct zublk_target_ops zublk_loop_ops;
 extern const struct zublk_target_ops zublk_stripe_ops;
 extern const struct zublk_target_ops zublk_mirror_ops;
 extern const struct zublk_target_ops zublk_nbd_ops;
+extern const struct zublk_target_ops zublk_zoned_ops;
 
 static const struct zublk_target_ops *const targets[] = {
 	&zublk_null_ops,
@@ -16,6 +17,7 @@ static const struct zublk_target_ops *const targets[] = {
 	&zublk_stripe_ops,
 	&zublk_mirror_ops,
 	&zublk_nbd_ops,
+	&zublk_zoned_ops,
 	NULL,
 };
 

@@ -1,0 +1,857 @@
+// SPDX-License-Identifier: MIT
+/*
+ * zoned: a host-managed zoned device, one regular file per zone in a
+ * directory, laid out as the kernel's zoned loop driver (zloop) lays it out,
+ * so one directory serves either: cnv-NNNNNN for a conventional zone (a file
+ * of the zone's size), seq-NNNNNN for a sequential one, whose file size is
+ * its write pointer.  A reset truncates the file to nothing, a finish to the
+ * zone's size; the zones' state survives a restart and a recovery (an open
+ * zone comes back closed).
+ *
+ * Every write to a sequential zone is checked against the write pointer
+ * and the open and active limits under one lock, and moves it at once, so
+ * zone appends on several queues get places of their own; a write that
+ * fails puts the pointer back where the file ends.  Reads past the write
+ * pointer return zeros.  FLUSH syncs the zones written since the last one.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/blkzoned.h>
+#include <linux/magic.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "zublk.h"
+
+#define ZONED_DEF_SIZE (16ULL << 30)
+#define ZONED_DEF_ZONE_SIZE (256ULL << 20)
+#define ZONED_DEF_CONV 8U
+#define ZONED_MAX_ZONES 65536U
+
+enum { ZN_RW, ZN_FLUSH };
+
+struct zone {
+	uint64_t wp;		/* sequential: bytes written (and reserved) */
+	uint8_t cond;		/* BLK_ZONE_COND_* */
+	bool conv;
+	bool dirty;		/* written since the last FLUSH */
+	bool resync;		/* a write failed: take wp from the file once none is out */
+	uint32_t writing;	/* writes reserved and not yet done */
+};
+
+struct zoned_dev {
+	char *dir;
+	uint64_t zone_size;
+	unsigned nr_zones, nr_conv;
+	unsigned max_open, max_active;
+	unsigned nr_open, nr_active;	/* implicitly + explicitly open; + closed */
+	bool buffered;
+	int first_idx;			/* fixed-file index of zone 0 */
+	int *fds;
+	struct zone *zones;
+	void *zeros;			/* ZUBLK_MAX_MAX_IO_BYTES of the zero page */
+	pthread_mutex_t lock;
+};
+
+/* Per tag: the transfer under way. */
+struct zoned_tag {
+	uint32_t done;		/* bytes moved so far */
+	uint32_t want;		/* bytes to move by file IO; a read's rest is zeros */
+	uint32_t pending;	/* a FLUSH's syncs out */
+	int error;		/* a FLUSH's first error */
+};
+
+struct zoned_queue {
+	struct zoned_tag *tags;
+	struct blk_zone *report;
+	size_t report_len;
+};
+
+static bool is_open(uint8_t cond)
+{
+	return cond == BLK_ZONE_COND_IMP_OPEN || cond == BLK_ZONE_COND_EXP_OPEN;
+}
+
+static bool is_active(uint8_t cond)
+{
+	return is_open(cond) || cond == BLK_ZONE_COND_CLOSED;
+}
+
+/* Move @z to @cond, keeping the open and active counts.  Lock held. */
+static void set_cond(struct zoned_dev *zd, struct zone *z, uint8_t cond)
+{
+	zd->nr_open -= is_open(z->cond);
+	zd->nr_active -= is_active(z->cond);
+	z->cond = cond;
+	zd->nr_open += is_open(cond);
+	zd->nr_active += is_active(cond);
+}
+
+/* The condition a sequential zone's write pointer alone gives it. */
+static uint8_t cond_of_wp(const struct zoned_dev *zd, uint64_t wp)
+{
+	if (wp == 0)
+		return BLK_ZONE_COND_EMPTY;
+	return wp >= zd->zone_size ? BLK_ZONE_COND_FULL : BLK_ZONE_COND_CLOSED;
+}
+
+/*
+ * Make room for one more open zone (and active, when @need_active): close
+ * an implicitly open zone if the open limit is reached.  Lock held.
+ * -ETOOMANYREFS / -EOVERFLOW are the block layer's "open / active zones
+ * exceeded".
+ */
+static int open_room(struct zoned_dev *zd, bool need_active, bool implicit)
+{
+	if (need_active && zd->max_active && zd->nr_active >= zd->max_active)
+		return -EOVERFLOW;
+	if (!zd->max_open || zd->nr_open < zd->max_open)
+		return 0;
+	if (!implicit)
+		return -ETOOMANYREFS;
+	for (unsigned i = zd->nr_conv; i < zd->nr_zones; i++) {
+		struct zone *z = &zd->zones[i];
+
+		if (z->cond == BLK_ZONE_COND_IMP_OPEN && !z->writing) {
+			set_cond(zd, z, BLK_ZONE_COND_CLOSED);
+			return 0;
+		}
+	}
+	return -ETOOMANYREFS;
+}
+
+/* Take a write pointer from the zone's file (its size).  Lock held. */
+static void zone_resync(struct zoned_dev *zd, unsigned zno)
+{
+	struct zone *z = &zd->zones[zno];
+	struct stat st;
+	uint8_t cond;
+
+	z->resync = false;
+	if (fstat(zd->fds[zno], &st)) {
+		zublk_log(ZUBLK_LOG_ERR, "zone %u: %s", zno, strerror(errno));
+		return;
+	}
+	z->wp = (uint64_t)st.st_size < zd->zone_size ? (uint64_t)st.st_size : zd->zone_size;
+	cond = cond_of_wp(zd, z->wp);
+	/* An open zone that is not empty or full stays open. */
+	if (cond == BLK_ZONE_COND_CLOSED && is_open(z->cond))
+		cond = z->cond;
+	set_cond(zd, z, cond);
+}
+
+/* ------------------------------------------------------------------ init */
+
+static int zone_path(const struct zoned_dev *zd, unsigned zno, bool conv, char *buf,
+		     size_t len)
+{
+	int n = snprintf(buf, len, "%s/%s-%06u", zd->dir, conv ? "cnv" : "seq", zno);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Zone files of the other kind, or past the last zone: a different layout. */
+static int check_layout(struct zoned_dev *zd)
+{
+	DIR *d = opendir(zd->dir);
+	struct dirent *e;
+	int ret = 0;
+
+	if (!d) {
+		ret = -errno;
+		zublk_log(ZUBLK_LOG_ERR, "dir '%s': %s", zd->dir, strerror(-ret));
+		return ret;
+	}
+	while (!ret && (e = readdir(d))) {
+		unsigned zno;
+		char kind[4], end;
+
+		if (sscanf(e->d_name, "%3[a-z]-%u%c", kind, &zno, &end) != 2 ||
+		    (strcmp(kind, "cnv") && strcmp(kind, "seq")))
+			continue;
+		if (zno >= zd->nr_zones) {
+			zublk_log(ZUBLK_LOG_ERR, "dir '%s': holds zone file %s, past the %u zones "
+				  "size and zone_size give", zd->dir, e->d_name, zd->nr_zones);
+			ret = -EINVAL;
+		} else if ((zno < zd->nr_conv) != !strcmp(kind, "cnv")) {
+			zublk_log(ZUBLK_LOG_ERR, "dir '%s': holds %s, but conv_zones=%u makes zone "
+				  "%u %s", zd->dir, e->d_name, zd->nr_conv, zno,
+				  zno < zd->nr_conv ? "conventional" : "sequential");
+			ret = -EINVAL;
+		}
+	}
+	closedir(d);
+	return ret;
+}
+
+static int open_zone(struct zoned_dev *zd, unsigned zno)
+{
+	struct zone *z = &zd->zones[zno];
+	int flags = O_RDWR | O_CREAT | O_CLOEXEC | (zd->buffered ? 0 : O_DIRECT);
+	char path[PATH_MAX];
+	struct stat st;
+	int fd, ret;
+
+	z->conv = zno < zd->nr_conv;
+	ret = zone_path(zd, zno, z->conv, path, sizeof(path));
+	if (ret) {
+		zublk_log(ZUBLK_LOG_ERR, "dir '%s': path too long", zd->dir);
+		return ret;
+	}
+	fd = open(path, flags, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		zublk_log(ZUBLK_LOG_ERR, "zone file '%s': %s%s", path, strerror(-ret),
+			  ret == -EINVAL && !zd->buffered ? " (no O_DIRECT here: buffered=1)" : "");
+		return ret;
+	}
+	zd->fds[zno] = fd;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		zublk_log(ZUBLK_LOG_ERR, "zone file '%s': not a regular file", path);
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size > zd->zone_size || (st.st_size & 4095)) {
+		zublk_log(ZUBLK_LOG_ERR, "zone file '%s': %lld bytes, not a multiple of 4096 up to "
+			  "the zone size %llu", path, (long long)st.st_size,
+			  (unsigned long long)zd->zone_size);
+		return -EINVAL;
+	}
+	if (z->conv) {
+		/* A conventional zone is all there, holes read as zeros. */
+		if ((uint64_t)st.st_size < zd->zone_size && ftruncate(fd, (off_t)zd->zone_size)) {
+			ret = -errno;
+			zublk_log(ZUBLK_LOG_ERR, "zone file '%s': %s", path, strerror(-ret));
+			return ret;
+		}
+		z->cond = BLK_ZONE_COND_NOT_WP;
+		return 0;
+	}
+	z->wp = (uint64_t)st.st_size;
+	set_cond(zd, z, cond_of_wp(zd, z->wp));
+	return 0;
+}
+
+/* Enough descriptors for a file per zone. */
+static int fd_room(unsigned need)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return -errno;
+	if (rl.rlim_cur >= need + 64)
+		return 0;
+	if (rl.rlim_max < need + 64) {
+		zublk_log(ZUBLK_LOG_ERR, "target zoned: %u zone files, but only %llu open files "
+			  "allowed (ulimit -n)", need, (unsigned long long)rl.rlim_max);
+		return -EMFILE;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	return setrlimit(RLIMIT_NOFILE, &rl) ? -errno : 0;
+}
+
+static void zoned_free(struct zoned_dev *zd)
+{
+	if (zd->fds)
+		for (unsigned i = 0; i < zd->nr_zones; i++)
+			if (zd->fds[i] >= 0)
+				close(zd->fds[i]);
+	if (zd->zeros)
+		munmap(zd->zeros, ZUBLK_MAX_MAX_IO_BYTES);
+	pthread_mutex_destroy(&zd->lock);
+	free(zd->fds);
+	free(zd->zones);
+	free(zd->dir);
+	free(zd);
+}
+
+static int get_count(struct zublk_opts *opts, const char *key, unsigned max, unsigned *out)
+{
+	const char *v = zublk_opts_get(opts, key);
+
+	if (v && zublk_parse_uint(v, 0, max, out)) {
+		zublk_log(ZUBLK_LOG_ERR, "%s '%s': not a count from 0 to %u", key, v, max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int zoned_opts(struct zoned_dev *zd, struct zublk_opts *opts, uint64_t *size)
+{
+	const char *dir = zublk_opts_get(opts, "dir");
+	int buffered = -1;
+	struct statfs sfs;
+	struct stat st;
+
+	if (!dir || !*dir) {
+		zublk_log(ZUBLK_LOG_ERR, "target zoned: needs dir=PATH (a directory for the zone "
+			  "files)");
+		return -EINVAL;
+	}
+	if (stat(dir, &st)) {
+		zublk_log(ZUBLK_LOG_ERR, "dir '%s': %s", dir, strerror(errno));
+		return -EINVAL;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		zublk_log(ZUBLK_LOG_ERR, "dir '%s': not a directory", dir);
+		return -ENOTDIR;
+	}
+	zd->dir = strdup(dir);
+	if (!zd->dir)
+		return -ENOMEM;
+	if (zublk_opts_get_size(opts, "size", size) || *size == 0) {
+		zublk_log(ZUBLK_LOG_ERR, "size '%s': not a size (e.g. 4G)",
+			  zublk_opts_get(opts, "size"));
+		return -EINVAL;
+	}
+	if (zublk_opts_get_size(opts, "zone_size", &zd->zone_size) || zd->zone_size < (1 << 20) ||
+	    (zd->zone_size & (zd->zone_size - 1)) || zd->zone_size > (1ULL << 40)) {
+		zublk_log(ZUBLK_LOG_ERR, "zone_size '%s': not a power of two from 1M to 1T",
+			  zublk_opts_get(opts, "zone_size"));
+		return -EINVAL;
+	}
+	if (*size % zd->zone_size || *size / zd->zone_size > ZONED_MAX_ZONES) {
+		zublk_log(ZUBLK_LOG_ERR, "size %llu: not a multiple of zone_size %llu, or more "
+			  "than %u zones", (unsigned long long)*size,
+			  (unsigned long long)zd->zone_size, ZONED_MAX_ZONES);
+		return -EINVAL;
+	}
+	zd->nr_zones = (unsigned)(*size / zd->zone_size);
+	if (get_count(opts, "conv_zones", ZONED_MAX_ZONES, &zd->nr_conv) ||
+	    get_count(opts, "max_open", ZONED_MAX_ZONES, &zd->max_open) ||
+	    get_count(opts, "max_active", ZONED_MAX_ZONES, &zd->max_active))
+		return -EINVAL;
+	if (zd->nr_conv >= zd->nr_zones) {
+		zublk_log(ZUBLK_LOG_ERR, "conv_zones %u: leaves none of the %u zones sequential",
+			  zd->nr_conv, zd->nr_zones);
+		return -EINVAL;
+	}
+	if (zd->max_open > zd->nr_zones - zd->nr_conv ||
+	    zd->max_active > zd->nr_zones - zd->nr_conv ||
+	    (zd->max_active && zd->max_open > zd->max_active)) {
+		zublk_log(ZUBLK_LOG_ERR, "max_open %u, max_active %u: more than the %u sequential "
+			  "zones, or more open than active", zd->max_open, zd->max_active,
+			  zd->nr_zones - zd->nr_conv);
+		return -EINVAL;
+	}
+	if (zublk_opts_get_tristate(opts, "buffered", &buffered)) {
+		zublk_log(ZUBLK_LOG_ERR, "buffered '%s': not 0 or 1",
+			  zublk_opts_get(opts, "buffered"));
+		return -EINVAL;
+	}
+	/* In memory O_DIRECT bypasses no cache and only costs (as loop decides). */
+	if (buffered < 0)
+		buffered = !statfs(dir, &sfs) &&
+			   (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+	zd->buffered = buffered;
+	return 0;
+}
+
+static int zoned_init(struct zublk_dev *dev, struct zublk_opts *opts,
+		      struct zublk_target_geom *geom)
+{
+	uint64_t size = ZONED_DEF_SIZE;
+	struct zoned_dev *zd = calloc(1, sizeof(*zd));
+	int ret;
+
+	if (!zd)
+		return -ENOMEM;
+	pthread_mutex_init(&zd->lock, NULL);
+	zd->zone_size = ZONED_DEF_ZONE_SIZE;
+	zd->nr_conv = ZONED_DEF_CONV;
+	ret = zoned_opts(zd, opts, &size);
+	if (ret)
+		goto err;
+	ret = fd_room(zd->nr_zones);
+	if (ret)
+		goto err;
+	ret = check_layout(zd);
+	if (ret)
+		goto err;
+	zd->fds = malloc(zd->nr_zones * sizeof(*zd->fds));
+	zd->zones = calloc(zd->nr_zones, sizeof(*zd->zones));
+	if (!zd->fds || !zd->zones) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	for (unsigned i = 0; i < zd->nr_zones; i++)
+		zd->fds[i] = -1;
+	for (unsigned i = 0; i < zd->nr_zones; i++) {
+		ret = open_zone(zd, i);
+		if (ret)
+			goto err;
+	}
+	/* Every page of it is the shared zero page: no memory taken. */
+	zd->zeros = mmap(NULL, ZUBLK_MAX_MAX_IO_BYTES, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+	if (zd->zeros == MAP_FAILED) {
+		zd->zeros = NULL;
+		ret = -ENOMEM;
+		goto err;
+	}
+	zd->first_idx = zublk_dev_add_files(dev, zd->fds, zd->nr_zones);
+	if (zd->first_idx < 0) {
+		ret = zd->first_idx;
+		zublk_log(ZUBLK_LOG_ERR, "target zoned: registering %u zone files: %s", zd->nr_zones,
+			  strerror(-ret));
+		goto err;
+	}
+	geom->size = size;
+	geom->logical_bs_shift = 12;
+	geom->physical_bs_shift = 12;
+	geom->caps = ZUBLK_CAP_ZONED | ZUBLK_CAP_FLUSH | ZUBLK_CAP_FUA;
+	geom->zone_size = zd->zone_size;
+	geom->max_open_zones = zd->max_open;
+	geom->max_active_zones = zd->max_active;
+	/* Reports and reads past the write pointer are copied in. */
+	geom->want_copy = true;
+	zublk_dev_set_priv(dev, zd);
+	return 0;
+err:
+	zoned_free(zd);
+	return ret;
+}
+
+static void zoned_exit(struct zublk_dev *dev)
+{
+	struct zoned_dev *zd = zublk_dev_priv(dev);
+
+	if (zd)
+		zoned_free(zd);
+}
+
+static int zoned_queue_init(struct zublk_queue *q)
+{
+	struct zoned_queue *zq = calloc(1, sizeof(*zq));
+
+	if (!zq)
+		return -ENOMEM;
+	zq->tags = calloc(ZUBLK_MAX_QUEUE_DEPTH, sizeof(*zq->tags));
+	if (!zq->tags) {
+		free(zq);
+		return -ENOMEM;
+	}
+	zublk_queue_set_priv(q, zq);
+	return 0;
+}
+
+static void zoned_queue_exit(struct zublk_queue *q)
+{
+	struct zoned_queue *zq = zublk_queue_priv(q);
+
+	if (!zq)
+		return;
+	free(zq->tags);
+	free(zq->report);
+	free(zq);
+}
+
+/* ------------------------------------------------------------------- IO */
+
+/* Zeros into @io's data from @from to its end. */
+static int fill_zeros(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd,
+		      uint32_t from)
+{
+	if (from >= io->len)
+		return 0;
+	return zublk_io_copy(q, io, from, zd->zeros, (uint32_t)io->len - from);
+}
+
+static int submit_rw(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd,
+		     unsigned zno, uint64_t zoff, bool write)
+{
+	struct zoned_tag *t = &((struct zoned_queue *)zublk_queue_priv(q))->tags[io->tag];
+
+	return zublk_io_prep_rw(q, io, write, zd->first_idx + (int)zno, zoff + t->done, t->done,
+				t->want - t->done, ZN_RW);
+}
+
+static int zoned_read(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd,
+		      unsigned zno, uint64_t zoff)
+{
+	struct zoned_tag *t = &((struct zoned_queue *)zublk_queue_priv(q))->tags[io->tag];
+	struct zone *z = &zd->zones[zno];
+	uint64_t wp = zd->zone_size;
+
+	if (!z->conv) {
+		pthread_mutex_lock(&zd->lock);
+		wp = z->wp;
+		pthread_mutex_unlock(&zd->lock);
+	}
+	t->done = 0;
+	t->want = wp > zoff ? (uint32_t)(wp - zoff < io->len ? wp - zoff : io->len) : 0;
+	if (t->want == 0) {
+		int ret = fill_zeros(q, io, zd, 0);
+
+		zublk_io_complete(q, io, ret ? ret : (int)io->len);
+		return 0;
+	}
+	if (t->want == io->len)
+		return zublk_io_prep_rw_commit(q, io, false, zd->first_idx + (int)zno, zoff, 0,
+					       t->want, ZN_RW);
+	return submit_rw(q, io, zd, zno, zoff, false);
+}
+
+/*
+ * A WRITE at @zoff of a sequential zone, or a ZONE_APPEND (at its write
+ * pointer): check it, open the zone, move the pointer.  Lock held.
+ * Returns where in the zone the data goes, or -errno.
+ */
+static int64_t seq_write_admit(struct zoned_dev *zd, struct zone *z, uint64_t zoff,
+			       uint64_t len, bool append)
+{
+	int ret;
+
+	if (z->cond == BLK_ZONE_COND_FULL)
+		return -EIO;
+	if (append)
+		zoff = z->wp;
+	if (zoff != z->wp || len > zd->zone_size - zoff)
+		return -EIO;
+	if (z->cond == BLK_ZONE_COND_EMPTY || z->cond == BLK_ZONE_COND_CLOSED) {
+		ret = open_room(zd, z->cond == BLK_ZONE_COND_EMPTY, true);
+		if (ret)
+			return ret;
+		set_cond(zd, z, BLK_ZONE_COND_IMP_OPEN);
+	}
+	z->wp += len;
+	z->writing++;
+	if (z->wp == zd->zone_size)
+		set_cond(zd, z, BLK_ZONE_COND_FULL);
+	return (int64_t)zoff;
+}
+
+static int zoned_write(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd,
+		       unsigned zno, uint64_t zoff)
+{
+	struct zoned_tag *t = &((struct zoned_queue *)zublk_queue_priv(q))->tags[io->tag];
+	struct zone *z = &zd->zones[zno];
+	int ret;
+
+	t->done = 0;
+	t->want = (uint32_t)io->len;
+	if (!z->conv) {
+		int64_t at;
+
+		pthread_mutex_lock(&zd->lock);
+		at = seq_write_admit(zd, z, zoff, io->len, io->op == UBLK_IO_OP_ZONE_APPEND);
+		pthread_mutex_unlock(&zd->lock);
+		if (at < 0)
+			return (int)at;
+		zoff = (uint64_t)at;
+		io->append_sector = ((uint64_t)zno * zd->zone_size + zoff) >> 9;
+	} else if (io->op == UBLK_IO_OP_ZONE_APPEND) {
+		return -EIO;
+	}
+	ret = submit_rw(q, io, zd, zno, zoff, true);
+	if (ret && !z->conv) {
+		pthread_mutex_lock(&zd->lock);
+		z->writing--;
+		z->resync = true;
+		if (!z->writing)
+			zone_resync(zd, zno);
+		pthread_mutex_unlock(&zd->lock);
+	}
+	return ret;
+}
+
+/* A zone's write is over (@ok: all of it written). */
+static void write_end(struct zoned_dev *zd, unsigned zno, bool ok)
+{
+	struct zone *z = &zd->zones[zno];
+
+	pthread_mutex_lock(&zd->lock);
+	z->dirty = true;
+	if (!z->conv) {
+		z->writing--;
+		if (!ok)
+			z->resync = true;
+		if (z->resync && !z->writing)
+			zone_resync(zd, zno);
+	}
+	pthread_mutex_unlock(&zd->lock);
+}
+
+static int zone_truncate(struct zoned_dev *zd, unsigned zno, uint64_t len)
+{
+	if (ftruncate(zd->fds[zno], (off_t)len)) {
+		int ret = -errno;
+
+		zublk_log(ZUBLK_LOG_WARN, "zone %u: truncating its file: %s", zno, strerror(-ret));
+		return ret;
+	}
+	zd->zones[zno].dirty = true;
+	return 0;
+}
+
+/* Reset (@finish false) or finish a sequential zone.  Lock held. */
+static int zone_set_wp(struct zoned_dev *zd, unsigned zno, bool finish)
+{
+	struct zone *z = &zd->zones[zno];
+	uint64_t wp = finish ? zd->zone_size : 0;
+	int ret;
+
+	if (z->wp == wp && !z->resync)
+		return 0;
+	if (z->writing)
+		return -EBUSY;
+	ret = zone_truncate(zd, zno, wp);
+	if (ret) {
+		zone_resync(zd, zno);
+		return ret;
+	}
+	z->wp = wp;
+	set_cond(zd, z, finish ? BLK_ZONE_COND_FULL : BLK_ZONE_COND_EMPTY);
+	return 0;
+}
+
+/* OPEN, CLOSE, FINISH, RESET of the zone at @io's offset.  Lock held. */
+static int zone_mgmt(struct zoned_dev *zd, struct zublk_io *io, unsigned zno)
+{
+	struct zone *z = &zd->zones[zno];
+	int ret;
+
+	if (z->conv || io->offset % zd->zone_size)
+		return -EIO;
+	switch (io->op) {
+	case UBLK_IO_OP_ZONE_OPEN:
+		if (z->cond == BLK_ZONE_COND_EXP_OPEN || z->cond == BLK_ZONE_COND_FULL)
+			return 0;
+		if (z->cond != BLK_ZONE_COND_IMP_OPEN) {
+			ret = open_room(zd, z->cond == BLK_ZONE_COND_EMPTY, false);
+			if (ret)
+				return ret;
+		}
+		set_cond(zd, z, BLK_ZONE_COND_EXP_OPEN);
+		return 0;
+	case UBLK_IO_OP_ZONE_CLOSE:
+		if (is_open(z->cond))
+			set_cond(zd, z, z->wp ? BLK_ZONE_COND_CLOSED : BLK_ZONE_COND_EMPTY);
+		return 0;
+	case UBLK_IO_OP_ZONE_FINISH:
+		return zone_set_wp(zd, zno, true);
+	default:
+		return zone_set_wp(zd, zno, false);
+	}
+}
+
+static int zoned_report(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd,
+			unsigned zno)
+{
+	struct zoned_queue *zq = zublk_queue_priv(q);
+	unsigned nr = (unsigned)(io->len / sizeof(struct blk_zone));
+	uint64_t zsec = zd->zone_size >> 9;
+	unsigned n = 0;
+	int ret;
+
+	if (io->offset % zd->zone_size)
+		return -EINVAL;
+	if (zq->report_len < io->len) {
+		struct blk_zone *r = realloc(zq->report, io->len);
+
+		if (!r)
+			return -ENOMEM;
+		zq->report = r;
+		zq->report_len = io->len;
+	}
+	memset(zq->report, 0, io->len);
+	pthread_mutex_lock(&zd->lock);
+	for (; n < nr && zno + n < zd->nr_zones; n++) {
+		const struct zone *z = &zd->zones[zno + n];
+		struct blk_zone *r = &zq->report[n];
+
+		r->start = (zno + n) * zsec;
+		r->len = zsec;
+		r->capacity = zsec;
+		r->cond = z->cond;
+		if (z->conv) {
+			r->type = BLK_ZONE_TYPE_CONVENTIONAL;
+			r->wp = r->start + zsec;
+		} else {
+			r->type = BLK_ZONE_TYPE_SEQWRITE_REQ;
+			r->wp = z->cond == BLK_ZONE_COND_FULL ? r->start + zsec
+							      : r->start + (z->wp >> 9);
+		}
+	}
+	pthread_mutex_unlock(&zd->lock);
+	ret = zublk_io_copy(q, io, 0, zq->report, (uint32_t)io->len);
+	if (ret)
+		return ret;
+	zublk_io_complete(q, io, (int)io->len);
+	return 0;
+}
+
+/* Sync every zone written since the last FLUSH. */
+static int zoned_flush(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd)
+{
+	struct zoned_tag *t = &((struct zoned_queue *)zublk_queue_priv(q))->tags[io->tag];
+
+	t->pending = 0;
+	t->error = 0;
+	for (unsigned i = 0; i < zd->nr_zones; i++) {
+		struct io_uring_sqe *sqe;
+		bool dirty;
+
+		pthread_mutex_lock(&zd->lock);
+		dirty = zd->zones[i].dirty;
+		zd->zones[i].dirty = false;
+		pthread_mutex_unlock(&zd->lock);
+		if (!dirty)
+			continue;
+		sqe = zublk_queue_get_sqe(q);
+		if (!sqe) {
+			pthread_mutex_lock(&zd->lock);
+			zd->zones[i].dirty = true;
+			pthread_mutex_unlock(&zd->lock);
+			t->error = -EBUSY;
+			break;
+		}
+		io_uring_prep_fsync(sqe, zd->first_idx + (int)i, IORING_FSYNC_DATASYNC);
+		sqe->flags |= IOSQE_FIXED_FILE;
+		zublk_io_sqe_mark(q, io, sqe, ZN_FLUSH);
+		t->pending++;
+	}
+	if (!t->pending)
+		zublk_io_complete(q, io, t->error);
+	return 0;
+}
+
+static int zoned_queue_io(struct zublk_queue *q, struct zublk_io *io)
+{
+	struct zoned_dev *zd = zublk_dev_priv(zublk_queue_dev(q));
+	unsigned zno = (unsigned)(io->offset / zd->zone_size);
+	uint64_t zoff = io->offset % zd->zone_size;
+	int ret;
+
+	if (zno >= zd->nr_zones && io->op != UBLK_IO_OP_FLUSH &&
+	    io->op != UBLK_IO_OP_ZONE_RESET_ALL)
+		return -EINVAL;
+	switch (io->op) {
+	case UBLK_IO_OP_READ:
+	case UBLK_IO_OP_WRITE:
+	case UBLK_IO_OP_ZONE_APPEND:
+		/* The block layer splits requests at zone boundaries. */
+		if (io->len > zd->zone_size - zoff)
+			return -EIO;
+		if (io->op == UBLK_IO_OP_READ)
+			return zoned_read(q, io, zd, zno, zoff);
+		return zoned_write(q, io, zd, zno, zoff);
+	case UBLK_IO_OP_FLUSH:
+		return zoned_flush(q, io, zd);
+	case UBLK_IO_OP_REPORT_ZONES:
+		return zoned_report(q, io, zd, zno);
+	case UBLK_IO_OP_ZONE_RESET_ALL:
+		ret = 0;
+		pthread_mutex_lock(&zd->lock);
+		for (unsigned i = zd->nr_conv; i < zd->nr_zones && !ret; i++)
+			ret = zone_set_wp(zd, i, false);
+		pthread_mutex_unlock(&zd->lock);
+		break;
+	case UBLK_IO_OP_ZONE_OPEN:
+	case UBLK_IO_OP_ZONE_CLOSE:
+	case UBLK_IO_OP_ZONE_FINISH:
+	case UBLK_IO_OP_ZONE_RESET:
+		pthread_mutex_lock(&zd->lock);
+		ret = zone_mgmt(zd, io, zno);
+		pthread_mutex_unlock(&zd->lock);
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	zublk_io_complete(q, io, ret);
+	return 0;
+}
+
+static void rw_done(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd,
+		    struct zoned_tag *t, int res)
+{
+	unsigned zno = (unsigned)(io->offset / zd->zone_size);
+	uint64_t zoff = io->offset % zd->zone_size;
+	bool write = io->op != UBLK_IO_OP_READ;
+	int ret;
+
+	if (write && io->op == UBLK_IO_OP_ZONE_APPEND)
+		zoff = (io->append_sector << 9) - (uint64_t)zno * zd->zone_size;
+	if (res > 0)
+		t->done += (uint32_t)res;
+	if (!write && res == 0 && !zd->zones[zno].conv) {
+		/* The zone's file ends short of where its write pointer was: zeros. */
+		t->want = t->done;
+	} else if (res <= 0) {
+		if (write)
+			write_end(zd, zno, false);
+		zublk_io_complete(q, io, res < 0 ? res : -EIO);
+		return;
+	}
+	if (t->done < t->want) {
+		ret = submit_rw(q, io, zd, zno, zoff, write);
+		if (!ret)
+			return;
+		if (write)
+			write_end(zd, zno, false);
+		zublk_io_complete(q, io, ret);
+		return;
+	}
+	if (write) {
+		write_end(zd, zno, true);
+		zublk_io_complete(q, io, (int)io->len);
+		return;
+	}
+	ret = fill_zeros(q, io, zd, t->want);
+	zublk_io_complete(q, io, ret ? ret : (int)io->len);
+}
+
+static void zoned_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub, int res)
+{
+	struct zoned_dev *zd = zublk_dev_priv(zublk_queue_dev(q));
+	struct zoned_tag *t = &((struct zoned_queue *)zublk_queue_priv(q))->tags[io->tag];
+
+	if (sub == ZN_RW) {
+		rw_done(q, io, zd, t, res);
+		return;
+	}
+	if (res < 0 && !t->error)
+		t->error = res;
+	if (--t->pending == 0)
+		zublk_io_complete(q, io, t->error);
+}
+
+/* The device's shape; its zones' state is what a zone report gives. */
+static void zoned_status(struct zublk_dev *dev, FILE *json)
+{
+	struct zoned_dev *zd = zublk_dev_priv(dev);
+
+	if (!zd)
+		return;
+	fprintf(json, ",\"dir\":");
+	zublk_json_str(json, zd->dir);
+	fprintf(json, ",\"zone_size\":%llu,\"zones\":%u,\"conv_zones\":%u,\"max_open\":%u,"
+		"\"max_active\":%u,\"buffered\":%s", (unsigned long long)zd->zone_size,
+		zd->nr_zones, zd->nr_conv, zd->max_open, zd->max_active,
+		zd->buffered ? "true" : "false");
+}
+
+const struct zublk_target_ops zublk_zoned_ops = {
+	.name = "zoned",
+	.summary = "a host-managed zoned device, a file per zone (zloop's layout)",
+	.usage = "dir=PATH  size=SIZE (default 16G)  zone_size=SIZE (default 256M)  "
+		 "conv_zones=N (default 8)  max_open=N  max_active=N (default 0: no limit)  "
+		 "buffered=0|1 (default: O_DIRECT, buffered on tmpfs)",
+	.modes = ZUBLK_MODE_BIT(ZUBLK_MODE_USER_COPY) | ZUBLK_MODE_BIT(ZUBLK_MODE_ZERO_COPY),
+	.prefer_modes = ZUBLK_MODE_BIT(ZUBLK_MODE_ZERO_COPY),
+	.init = zoned_init,
+	.exit = zoned_exit,
+	.queue_init = zoned_queue_init,
+	.queue_exit = zoned_queue_exit,
+	.queue_io = zoned_queue_io,
+	.io_done = zoned_io_done,
+	.status = zoned_status,
+};
