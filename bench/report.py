@@ -31,6 +31,7 @@ CONFIG_TITLES = {
     "1q2j": "1 queue, 2 fio jobs",
     "raid": "stripe / mirror vs md (1 queue, 1 job, zero copy, 2 tmpfs files)",
     "nbd": "nbd vs the kernel's nbd client (1 queue, 1 connection, 1 job; nbdkit memory, TCP)",
+    "zoned": "zoned vs null_blk's zoned mode (1 queue, 1 job; 64M zones, fio --zonemode=zbd)",
 }
 MODES = ["copy", "user-copy", "zero-copy", "auto-zero-copy"]
 
@@ -218,6 +219,10 @@ def main():
     nbd_rows = [("nbd %s" % m, "znbd-" + m, "knbd") for m in modes_of("znbd-", "nbd")]
     variant_table("nbd vs the kernel's nbd client (nbd-client), one nbdkit memory export over TCP, "
                   "1 queue, 1 job (IOPS ratio; reported, no target)", nbd_rows, cfg="nbd")
+    zoned_rows = [("zoned %s" % m, "zzoned-" + m, "nullbz") for m in modes_of("zzoned-", "zoned")]
+    variant_table("zoned vs null_blk's zoned mode (memory backed), zone files on tmpfs, 64M zones, "
+                  "fio --zonemode=zbd, 1 queue, 1 job (IOPS ratio; reported, no target)",
+                  zoned_rows, cfg="zoned")
     variant_table("Polling vs sleeping at once (--poll-us off): the default (adaptive) and "
                   "--poll-us 100 (1 queue, 1 job, default modes; IOPS ratio)",
                   [("null, adaptive (default)", "znull-" + dnull, "znull-nopoll"),
@@ -247,7 +252,7 @@ def main():
                   "1 job, default mode; IOPS ratio, map vs map=0)",
                   [("loop", "zloop-" + dloop, "zloop-nomap")])
 
-    for cfg in ("1q1j", "2q2j", "1q2j", "raid", "nbd"):
+    for cfg in ("1q1j", "2q2j", "1q2j", "raid", "nbd", "zoned"):
         jobs = [j for j in JOB_TITLES if (cfg, j) in order]
         if not jobs:
             continue
@@ -283,6 +288,8 @@ def ref_ratios(get, cfg, job, dev):
     nullb = "nullb"
     if dev.startswith("znull") or dev == "nullb-busy":
         nb = ratio(v, get(cfg, job, nullb))
+    if dev.startswith("zzoned"):
+        nb = ratio(v, get(cfg, job, "nullbz"))
     if dev.startswith("zloop"):
         kl = ratio(v, get(cfg, job, "kloop"))
         kd = ratio(v, get(cfg, job, "kloop-dio"))
@@ -303,7 +310,8 @@ def chart(d, get, modes):
         return
     cols = [("1q1j", "znull-" + m, "nullb", "null %s / null_blk" % m) for m in modes] + \
            [("1q1j", "zloop-" + m, "kloop", "loop %s / loop" % m) for m in modes] + \
-           [("nbd", "znbd-" + m, "knbd", "nbd %s / kernel nbd" % m) for m in MODES]
+           [("nbd", "znbd-" + m, "knbd", "nbd %s / kernel nbd" % m) for m in MODES] + \
+           [("zoned", "zzoned-" + m, "nullbz", "zoned %s / null_blk zoned" % m) for m in MODES]
     cols = [c for c in cols if any(get(c[0], j, c[1]) and get(c[0], j, c[2]) for j in JOB_TITLES)]
     jobs = [j for j in JOB_TITLES if any(get(c[0], j, c[2]) for c in cols)]
     if not cols:

@@ -37,17 +37,22 @@
 #   knbd/znbd-M   (config "nbd": the kernel's nbd client, nbd-client, vs
 #             zublk nbd in data mode M, 1 queue and 1 connection each, to
 #             one nbdkit memory export over TCP on 127.0.0.1)
+#   nullbz/zzoned-M   (config "zoned": null_blk's zoned mode, memory
+#             backed, vs zublk zoned in data mode M over a directory of zone
+#             files on tmpfs; 64M zones, none conventional, 4k blocks; fio
+#             --zonemode=zbd, so writes go at the write pointers)
 # Configs: 1q1j (1 queue, 1 fio job), 2q2j (2 queues, 2 jobs with
 # cpus_allowed_policy=split; copy and the default mode, plus
 # znull-t2/zloop-t2: the default mode with --threads 2, a thread per queue
 # where the default serves both queues from one, and znull-pin/zloop-pin:
 # those threads pinned with --pin-queues), 1q2j (1 queue, 2 jobs: the default modes
-# only, the baseline 2q2j must beat), raid, nbd.
+# only, the baseline 2q2j must beat), raid, nbd, zoned.
 # Every device uses the "none" IO scheduler.
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_RUNTIME (3 s per run, after
 # BENCH_RAMP 1 s; fio's units, as in 500ms, or seconds), BENCH_SIZE_MB
-# (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid nbd"), BENCH_JOBS (all; nbd's too),
+# (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid nbd zoned"), BENCH_JOBS (all; nbd's
+# and zoned's too),
 # BENCH_JOBS_2J (the 2-job configs' jobs: BENCH_JOBS), BENCH_MODES (every
 # mode the kernel has), BENCH_SET (all; or "targets": only the devices the
 # targets compare, none of the variants), BENCH_ONLY (an extended regular
@@ -60,7 +65,7 @@ rounds=${BENCH_ROUNDS:-3}
 runtime=${BENCH_RUNTIME:-3}
 ramp=${BENCH_RAMP:-1}
 size_mb=${BENCH_SIZE_MB:-512}
-configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid nbd}
+configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid nbd zoned}
 all_jobs="rr4k-qd1 rr4k-qd32 rw4k-qd32 sr128k-qd16 sw512k-qd8"
 jobs=${BENCH_JOBS:-$all_jobs}
 jobs_2j=${BENCH_JOBS_2J:-$jobs}
@@ -173,7 +178,7 @@ modes=${BENCH_MODES:-$("$Z" features | sed -n 's/^data modes://p')}
 default_mode=$("$Z" features | sed -n 's/^default mode: //p')
 
 mkdir "$T/tmpfs" "$T/rows"
-mount -t tmpfs -o size=$((size_mb * 5 + 64))m zublk-bench "$T/tmpfs"
+mount -t tmpfs -o size=$((size_mb * 6 + 64))m zublk-bench "$T/tmpfs"
 F=$T/tmpfs/disk.img
 SHM=$T/shm/buf # the -shm rows' fio buffers
 log "filling ${size_mb}M files on tmpfs"
@@ -298,6 +303,7 @@ run() {
 		done
 	fi
 	case $name in *-shm-* | *-shmbuf-*) extra+=(--iomem=mmapshared:"$SHM") ;; esac
+	[ "$cfg" = zoned ] && extra+=(--zonemode=zbd --max_open_zones=4)
 	local f=$T/rows/${#ROWS[@]}
 	snap "$name" "$f.before"
 	# shellcheck disable=SC2046
@@ -373,7 +379,7 @@ devices_for() { # the device names of a config
 
 for r in $(seq "$rounds"); do
 	for cfg in $configs; do
-		[ "$cfg" = raid ] || [ "$cfg" = nbd ] && continue
+		[ "$cfg" = raid ] || [ "$cfg" = nbd ] || [ "$cfg" = zoned ] && continue
 		nj=${cfg:2:1}
 		mapfile -t devs < <(devices_for "$cfg")
 		cjobs=$jobs
@@ -474,6 +480,41 @@ if need nbd; then
 		for job in $jobs; do
 			log "round $r/$rounds nbd $job"
 			for d in $(rotate "$r" "${ndevs[@]}"); do run "$r" nbd "$job" "$d" 1; done
+			rows
+		done
+	done
+	"$Z" del --all >/dev/null
+fi
+# --- zoned: zublk zoned vs null_blk's zoned mode ------------------------------
+if need zoned; then
+	modprobe null_blk nr_devices=0 2>/dev/null || die "modprobe null_blk failed"
+	n=/sys/kernel/config/nullb/zbz
+	mkdir "$n" || die "null_blk configfs: mkdir $n failed"
+	for kv in queue_mode=2 submit_queues=1 max_sectors=1024 size=$size_mb blocksize=4096 \
+		memory_backed=1 zoned=1 zone_size=64 zone_nr_conv=0 power=1; do
+		echo "${kv#*=}" >"$n/${kv%%=*}" || die "null_blk zoned: ${kv%%=*} ${kv#*=} refused"
+	done
+	DEV[nullbz]=/dev/zbz
+	[ -b "${DEV[nullbz]}" ] || DEV[nullbz]=/dev/nullb$(cat "$n/index")
+	set_none "${DEV[nullbz]}"
+	zdevs=(nullbz)
+	for m in user-copy zero-copy; do
+		has_mode "$m" || continue
+		mkdir "$T/tmpfs/zones-$m"
+		zadd "zzoned-$m" -t zoned --mode "$m" -q 1 dir="$T/tmpfs/zones-$m" size=${size_mb}M \
+			zone_size=64M conv_zones=0
+		zdevs+=("zzoned-$m")
+	done
+	# Every zone written full once, so that reads read data.
+	for d in "${zdevs[@]}"; do
+		blkzone reset "${DEV[$d]}" || die "blkzone reset ${DEV[$d]} failed"
+		dd if=/dev/urandom of="${DEV[$d]}" bs=1M count="$size_mb" oflag=direct status=none ||
+			die "filling $d failed"
+	done
+	for r in $(seq "$rounds"); do
+		for job in $jobs; do
+			log "round $r/$rounds zoned $job"
+			for d in $(rotate "$r" "${zdevs[@]}"); do run "$r" zoned "$job" "$d" 1; done
 			rows
 		done
 	done

@@ -2,11 +2,11 @@
 # The benchmark suite cannot rot: one short round of bench/suite.sh (every
 # kind of device, 1 and 2 queues, pinned, polling and never polling queues, batched
 # commands, shared memory, loop with and without its tmpfs file mapped, stripe/mirror vs
-# md, nbd vs the kernel's nbd client) and
+# md, nbd vs the kernel's nbd client, zoned vs null_blk's zoned mode) and
 # bench/report.py on what it printed.  Its numbers mean nothing; that
 # every row is there and the report is written does.
 . "$(dirname "$0")/lib.sh"
-for t in mdadm nbdkit nbd-client; do
+for t in mdadm nbdkit nbd-client blkzone; do
 	command -v $t >/dev/null || skip "$t not installed (scripts/setup.sh)"
 done
 modprobe null_blk nr_devices=0 2>/dev/null || skip "no null_blk module"
@@ -17,7 +17,7 @@ modprobe null_blk nr_devices=0 2>/dev/null || skip "no null_blk module"
 export BENCH_ROUNDS=1 BENCH_RUNTIME=500ms BENCH_RAMP=0 BENCH_SIZE_MB=64
 # 512k writes with 1 queue only: the 2-queue rows' devices are all in the
 # 4k rows.
-export BENCH_CONFIGS="1q1j 2q2j raid nbd" BENCH_JOBS="rr4k-qd32 sw512k-qd8" BENCH_JOBS_2J=rr4k-qd32
+export BENCH_CONFIGS="1q1j 2q2j raid nbd zoned" BENCH_JOBS="rr4k-qd32 sw512k-qd8" BENCH_JOBS_2J=rr4k-qd32
 export BENCH_RAID_JOBS=rr4k-qd32 BENCH_MODES="copy zero-copy auto-zero-copy"
 bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 	fail "bench/suite.sh failed: $(tail -3 "$TMP/err")"
@@ -34,7 +34,7 @@ rows=$(grep -c '^RAW,' "$TMP/out")
 devs="nullb nullb-busy znull-copy znull-zero-copy znull-auto-zero-copy kloop kloop-dio zloop-copy
 	zloop-auto-zero-copy znull-t2 zloop-t2 znull-pin zloop-pin znull-poll zloop-poll znull-nopoll
 	zloop-nopoll znull-nofill zloop-nomap zstripe md0 zmirror md1 knbd znbd-copy znbd-zero-copy
-	znbd-auto-zero-copy"
+	znbd-auto-zero-copy nullbz zzoned-zero-copy"
 features=$("$Z" features) || fail "zublk features failed"
 batch=0 shm=0
 if grep -qw BATCH_IO <<<"$features"; then
@@ -44,7 +44,8 @@ if grep -qw SHMEM_ZC <<<"$features"; then
 	shm=4 devs+=" znull-shm zloop-shm znull-shmbuf zloop-shmbuf"
 fi
 # nbd: the kernel's client and zublk's in 3 modes, both jobs.
-want=$(((15 + batch + shm) * 2 + 13 + 4 + 1 + 8))
+# zoned: null_blk's and zublk's (zero-copy: the only mode of BENCH_MODES it has), both jobs.
+want=$(((15 + batch + shm) * 2 + 13 + 4 + 1 + 8 + 4))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
 for d in $devs; do
 	grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
@@ -84,6 +85,8 @@ grep -A4 '^## Reads that touch no data' "$TMP/res/results.md" | grep -q '^| null
 	fail "results.md has no fill=none ratio"
 grep -A6 "^## nbd vs the kernel's nbd client" "$TMP/res/results.md" |
 	grep -q '^| nbd zero-copy | - | [0-9]' || fail "results.md has no nbd vs kernel nbd ratio"
+grep -A5 "^## zoned vs null_blk's zoned mode" "$TMP/res/results.md" |
+	grep -q '^| zoned zero-copy | - | [0-9]' || fail "results.md has no zoned vs null_blk zoned ratio"
 grep -A4 '^## Copying requests straight' "$TMP/res/results.md" | grep -q '^| loop | - | [0-9]' ||
 	fail "results.md has no map vs map=0 ratio"
 [ "$(wc -l <"$TMP/res/results.csv")" = $((want + 1)) ] || fail "results.csv: $(wc -l <"$TMP/res/results.csv") lines"
