@@ -223,6 +223,9 @@ def main():
     variant_table("zoned vs null_blk's zoned mode (memory backed), zone files on tmpfs, 64M zones, "
                   "fio --zonemode=zbd, 1 queue, 1 job (IOPS ratio; reported, no target)",
                   zoned_rows, cfg="zoned")
+    variant_table("Copying in the queue thread vs io_uring, zone files on tmpfs (zoned, zero-copy, "
+                  "1 queue, 1 job; IOPS ratio, copy_max default vs copy_max=0)",
+                  [("zoned", "zzoned-zero-copy", "zzoned-nocopy")], cfg="zoned")
     variant_table("Polling vs sleeping at once (--poll-us off): the default (adaptive) and "
                   "--poll-us 100 (1 queue, 1 job, default modes; IOPS ratio)",
                   [("null, adaptive (default)", "znull-" + dnull, "znull-nopoll"),

@@ -40,7 +40,9 @@
 #   nullbz/zzoned-M   (config "zoned": null_blk's zoned mode, memory
 #             backed, vs zublk zoned in data mode M over a directory of zone
 #             files on tmpfs; 64M zones, none conventional, 4k blocks; fio
-#             --zonemode=zbd, so writes go at the write pointers)
+#             --zonemode=zbd, so writes go at the write pointers;
+#             zzoned-nocopy: zero-copy with copy_max=0, every request
+#             through io_uring instead of copied in the queue thread)
 # Configs: 1q1j (1 queue, 1 fio job), 2q2j (2 queues, 2 jobs with
 # cpus_allowed_policy=split; copy and the default mode, plus
 # znull-t2/zloop-t2: the default mode with --threads 2, a thread per queue
@@ -178,7 +180,7 @@ modes=${BENCH_MODES:-$("$Z" features | sed -n 's/^data modes://p')}
 default_mode=$("$Z" features | sed -n 's/^default mode: //p')
 
 mkdir "$T/tmpfs" "$T/rows"
-mount -t tmpfs -o size=$((size_mb * 6 + 64))m zublk-bench "$T/tmpfs"
+mount -t tmpfs -o size=$((size_mb * 7 + 64))m zublk-bench "$T/tmpfs"
 F=$T/tmpfs/disk.img
 SHM=$T/shm/buf # the -shm rows' fio buffers
 log "filling ${size_mb}M files on tmpfs"
@@ -453,6 +455,19 @@ if need raid; then
 		done
 	done
 fi
+# rounds_of CFG DEV...: every job, every round, on 1 queue and 1 job, the
+# devices taking turns (the order rotates round by round).
+rounds_of() {
+	local cfg=$1 r job d
+	shift
+	for r in $(seq "$rounds"); do
+		for job in $jobs; do
+			log "round $r/$rounds $cfg $job"
+			for d in $(rotate "$r" "$@"); do run "$r" "$cfg" "$job" "$d" 1; done
+			rows
+		done
+	done
+}
 # --- nbd: zublk's client vs the kernel's, to one nbdkit --------------------------
 if need nbd; then
 	for t in nbdkit nbd-client; do
@@ -476,13 +491,7 @@ if need nbd; then
 		zadd "znbd-$m" -t nbd --mode "$m" -q 1 host=127.0.0.1
 		ndevs+=("znbd-$m")
 	done
-	for r in $(seq "$rounds"); do
-		for job in $jobs; do
-			log "round $r/$rounds nbd $job"
-			for d in $(rotate "$r" "${ndevs[@]}"); do run "$r" nbd "$job" "$d" 1; done
-			rows
-		done
-	done
+	rounds_of nbd "${ndevs[@]}"
 	"$Z" del --all >/dev/null
 fi
 # --- zoned: zublk zoned vs null_blk's zoned mode ------------------------------
@@ -505,19 +514,19 @@ if need zoned; then
 			zone_size=64M conv_zones=0
 		zdevs+=("zzoned-$m")
 	done
+	if has_mode zero-copy; then
+		mkdir "$T/tmpfs/zones-nocopy"
+		zadd zzoned-nocopy -t zoned --mode zero-copy -q 1 dir="$T/tmpfs/zones-nocopy" \
+			size=${size_mb}M zone_size=64M conv_zones=0 copy_max=0
+		zdevs+=(zzoned-nocopy)
+	fi
 	# Every zone written full once, so that reads read data.
 	for d in "${zdevs[@]}"; do
 		blkzone reset "${DEV[$d]}" || die "blkzone reset ${DEV[$d]} failed"
 		dd if=/dev/urandom of="${DEV[$d]}" bs=1M count="$size_mb" oflag=direct status=none ||
 			die "filling $d failed"
 	done
-	for r in $(seq "$rounds"); do
-		for job in $jobs; do
-			log "round $r/$rounds zoned $job"
-			for d in $(rotate "$r" "${zdevs[@]}"); do run "$r" zoned "$job" "$d" 1; done
-			rows
-		done
-	done
+	rounds_of zoned "${zdevs[@]}"
 	"$Z" del --all >/dev/null
 fi
 log "done"

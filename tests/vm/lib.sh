@@ -130,6 +130,15 @@ del_under_load() {
 	no_devices || fail "$what: list not empty"
 }
 
+# kill_recover WHAT: kill -9 device $ID's daemon, wait for the device to
+# be QUIESCED, `zublk recover` it, wait for LIVE.
+kill_recover() {
+	kill -9 "$(dev_field "$ID" daemon_pid)"
+	wait_until 20 state_is "$ID" QUIESCED || fail "$1: not QUIESCED ($(dev_field "$ID" state))"
+	timeout 30 "$Z" recover -n "$ID" >/dev/null || fail "$1: recover failed"
+	wait_until 20 state_is "$ID" LIVE || fail "$1: not LIVE ($(dev_field "$ID" state))"
+}
+
 no_devices() { [ "$("$Z" list --json | tr -d ' \n')" = "[]" ]; }
 no_daemons() { ! pgrep -f "$Z add" >/dev/null && ! pgrep -x zublk >/dev/null; }
 

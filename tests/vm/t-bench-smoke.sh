@@ -34,7 +34,7 @@ rows=$(grep -c '^RAW,' "$TMP/out")
 devs="nullb nullb-busy znull-copy znull-zero-copy znull-auto-zero-copy kloop kloop-dio zloop-copy
 	zloop-auto-zero-copy znull-t2 zloop-t2 znull-pin zloop-pin znull-poll zloop-poll znull-nopoll
 	zloop-nopoll znull-nofill zloop-nomap zstripe md0 zmirror md1 knbd znbd-copy znbd-zero-copy
-	znbd-auto-zero-copy nullbz zzoned-zero-copy"
+	znbd-auto-zero-copy nullbz zzoned-zero-copy zzoned-nocopy"
 features=$("$Z" features) || fail "zublk features failed"
 batch=0 shm=0
 if grep -qw BATCH_IO <<<"$features"; then
@@ -44,8 +44,9 @@ if grep -qw SHMEM_ZC <<<"$features"; then
 	shm=4 devs+=" znull-shm zloop-shm znull-shmbuf zloop-shmbuf"
 fi
 # nbd: the kernel's client and zublk's in 3 modes, both jobs.
-# zoned: null_blk's and zublk's (zero-copy: the only mode of BENCH_MODES it has), both jobs.
-want=$(((15 + batch + shm) * 2 + 13 + 4 + 1 + 8 + 4))
+# zoned: null_blk's, zublk's (zero-copy: the only mode of BENCH_MODES it has) and
+# zublk's with copy_max=0, both jobs.
+want=$(((15 + batch + shm) * 2 + 13 + 4 + 1 + 8 + 6))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
 for d in $devs; do
 	grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
@@ -87,6 +88,8 @@ grep -A6 "^## nbd vs the kernel's nbd client" "$TMP/res/results.md" |
 	grep -q '^| nbd zero-copy | - | [0-9]' || fail "results.md has no nbd vs kernel nbd ratio"
 grep -A5 "^## zoned vs null_blk's zoned mode" "$TMP/res/results.md" |
 	grep -q '^| zoned zero-copy | - | [0-9]' || fail "results.md has no zoned vs null_blk zoned ratio"
+grep -A4 '^## Copying in the queue thread vs io_uring' "$TMP/res/results.md" |
+	grep -q '^| zoned | - | [0-9]' || fail "results.md has no zoned copy_max=0 ratio"
 grep -A4 '^## Copying requests straight' "$TMP/res/results.md" | grep -q '^| loop | - | [0-9]' ||
 	fail "results.md has no map vs map=0 ratio"
 [ "$(wc -l <"$TMP/res/results.csv")" = $((want + 1)) ] || fail "results.csv: $(wc -l <"$TMP/res/results.csv") lines"

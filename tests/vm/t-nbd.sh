@@ -285,10 +285,7 @@ fio --name=v --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite --b
 fio_pid=$!
 sleep 3
 kill -0 $fio_pid 2>/dev/null || fail "recover: fio died: $(tail -3 "$FIO_LOG")"
-kill -9 "$(dev_field "$ID" daemon_pid)"
-wait_until 20 state_is "$ID" QUIESCED || fail "recover: not QUIESCED ($(dev_field "$ID" state))"
-timeout 30 "$Z" recover -n "$ID" >/dev/null || fail "recover failed"
-wait_until 20 state_is "$ID" LIVE || fail "recover: not LIVE ($(dev_field "$ID" state))"
+kill_recover recover
 connected_is "$ID" True || fail "recover: connected $(dev_field "$ID" connected)"
 sleep 3
 kill -INT $fio_pid

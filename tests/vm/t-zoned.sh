@@ -53,12 +53,30 @@ q=/sys/block/ublkb$ID/queue
 note "16 zones of 32M, 2 conventional: as the kernel and the files show"
 del "$ID"
 
-# 2. Every data mode, 1 and 2 queues: fio's zoned mode, crc32c verified;
-# reads past the write pointer are zeros.
+# 2. Every data mode, 1 and 2 queues, zone files on the VM's root (O_DIRECT,
+# io_uring reads and writes) and on a tmpfs of their own (copied in the
+# queue thread): fio's zoned mode, crc32c verified; reads past the write
+# pointer are zeros.
+mkdir "$TMP/ram"
+mount -t tmpfs -o size=1200m zublk-zoned "$TMP/ram" || fail "mounting a tmpfs"
+zoned_cleanup() {
+	mountpoint -q "$TMP/mnt" 2>/dev/null && umount "$TMP/mnt"
+	timeout 60 "$Z" del --all >/dev/null 2>&1
+	umount "$TMP/ram" 2>/dev/null
+	cleanup
+}
+trap zoned_cleanup EXIT
+mkdir "$TMP/ram/z"
 for mode in user-copy zero-copy; do
 	for nq in 1 2; do
 		fits_cpus "$nq" || continue
-		add -t zoned dir="$TMP/z" size=512M zone_size=32M conv_zones=2 --mode "$mode" -q "$nq"
+		zdir=$TMP/z
+		[ "$nq" = 2 ] && zdir=$TMP/ram/z
+		add -t zoned dir="$zdir" size=512M zone_size=32M conv_zones=2 --mode "$mode" -q "$nq"
+		want=0
+		[ "$zdir" = "$TMP/ram/z" ] && want=65536
+		[ "$(dev_field "$ID" copy_max)" = "$want" ] ||
+			fail "copy_max $(dev_field "$ID" copy_max) in $zdir"
 		blkzone reset "$DEV" || fail "reset all"
 		fio_ok zw --filename="$DEV" --zonemode=zbd --rw=write --bsrange=4k-256k \
 			--iodepth=8 --offset=64M --size=96M --numjobs="$nq" --offset_increment=192M \
@@ -73,7 +91,7 @@ for mode in user-copy zero-copy; do
 		cmp -s -i 65536:0 -n 65536 "$TMP/r" /dev/zero ||
 			fail "$mode: past the write pointer not zeros"
 		[ "$(counter "$ID" errors)" = 0 ] || fail "$mode: $(counter "$ID" errors) errors"
-		note "$mode q=$nq: zoned writes verified, zeros past the write pointer"
+		note "$mode q=$nq, $( ((want)) && echo copied on tmpfs || echo O_DIRECT): zoned writes verified, zeros past the write pointer"
 		del "$ID"
 	done
 done
@@ -189,8 +207,10 @@ note "20000 zones reported; the last one written"
 # writeback waits for a zone to finish forever, on null_blk's zoned mode too.)
 if command -v mkfs.btrfs >/dev/null && modprobe btrfs 2>/dev/null; then
 	queues_upto 2
-	mkdir "$TMP/bt" "$TMP/mnt"
-	add -t zoned dir="$TMP/bt" size=4G zone_size=64M conv_zones=4 -q "$q"
+	mkdir "$TMP/ram/bt" "$TMP/mnt"
+	# Written copied in the queue threads (tmpfs), read back and written
+	# again through io_uring (copy_max=0).
+	add -t zoned dir="$TMP/ram/bt" size=4G zone_size=64M conv_zones=4 -q "$q"
 	mkfs.btrfs -q -f "$DEV" >"$TMP/mkfs.log" 2>&1 || fail "mkfs.btrfs: $(cat "$TMP/mkfs.log")"
 	mount "$DEV" "$TMP/mnt" || fail "mount btrfs"
 	for f in a b c; do head -c $((20 * M)) /dev/urandom >"$TMP/mnt/$f"; done
@@ -198,15 +218,21 @@ if command -v mkfs.btrfs >/dev/null && modprobe btrfs 2>/dev/null; then
 	(cd "$TMP/mnt" && md5sum a b c) >"$TMP/sums"
 	umount "$TMP/mnt"
 	del "$ID"
-	add -t zoned dir="$TMP/bt" size=4G zone_size=64M conv_zones=4 -q "$q"
+	add -t zoned dir="$TMP/ram/bt" size=4G zone_size=64M conv_zones=4 -q "$q" copy_max=0
 	mount "$DEV" "$TMP/mnt" || fail "mount btrfs after del and add"
+	(cd "$TMP/mnt" && md5sum -c --quiet "$TMP/sums") || fail "btrfs files changed"
+	head -c $((20 * M)) /dev/urandom >"$TMP/mnt/d"
+	sync
+	(cd "$TMP/mnt" && md5sum d) >>"$TMP/sums"
+	umount "$TMP/mnt"
+	mount "$DEV" "$TMP/mnt" || fail "mount btrfs again"
 	(cd "$TMP/mnt" && md5sum -c --quiet "$TMP/sums") || fail "btrfs files changed"
 	btrfs scrub start -B "$TMP/mnt" >"$TMP/scrub.log" 2>&1 || fail "scrub: $(cat "$TMP/scrub.log")"
 	grep -q "no errors found" "$TMP/scrub.log" || fail "scrub: $(cat "$TMP/scrub.log")"
 	umount "$TMP/mnt"
 	[ "$(counter "$ID" errors)" = 0 ] || fail "btrfs: $(counter "$ID" errors) errors"
 	del "$ID"
-	note "btrfs on $q queue(s): 60M of files kept across del and add, scrub clean"
+	note "btrfs on $q queue(s): 80M of files kept across del and add, scrub clean"
 else
 	skip_check "btrfs on a zoned device" "no mkfs.btrfs or btrfs module"
 fi
@@ -219,10 +245,7 @@ fio --name=r --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randread --bs
 fio_pid=$!
 sleep 3
 kill -0 $fio_pid 2>/dev/null || fail "recover: fio died: $(tail -3 "$FIO_LOG")"
-kill -9 "$(dev_field "$ID" daemon_pid)"
-wait_until 20 state_is "$ID" QUIESCED || fail "recover: not QUIESCED ($(dev_field "$ID" state))"
-timeout 30 "$Z" recover -n "$ID" >/dev/null || fail "recover failed"
-wait_until 20 state_is "$ID" LIVE || fail "recover: not LIVE ($(dev_field "$ID" state))"
+kill_recover recover
 sleep 2
 kill -INT $fio_pid
 wait $fio_pid
