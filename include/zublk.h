@@ -612,10 +612,11 @@ void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res);
 /*
  * Copy @len bytes between daemon memory @mem and the data of request @io at
  * @io_off, at once, in the queue thread: into a READ's or REPORT_ZONES'
- * data, out of a WRITE's or ZONE_APPEND's.  In the copy and user-copy modes the data is the
- * daemon's buffer @io->buf; in the zero-copy modes, the request's pages by
- * the driver's user copy (pread/pwrite on /dev/ublkcN), which the device
- * has next to a zero-copy mode when the target set geom->want_copy.  The
+ * data, out of a WRITE's or ZONE_APPEND's.  In the copy and user-copy
+ * modes the data is the daemon's buffer @io->buf; in the zero-copy modes,
+ * the request's pages by the driver's user copy (pread/pwrite on
+ * /dev/ublkcN), which the device has next to a zero-copy mode when the
+ * target set geom->want_copy.  The
  * kernel copies either way: @mem that faults fails the copy (EFAULT), it
  * does not kill the daemon.  0, or -errno when the target must move the
  * data its usual way (no user copy on this device, a failed copy).

@@ -323,9 +323,9 @@ static void commit(struct zublk_queue *q, struct zublk_io *io)
 	if (res >= 0 && io->op == UBLK_IO_OP_REPORT_ZONES) {
 		/*
 		 * The driver's report buffer can be longer than the zones it
-		 * asked for; kernels before 6.16 end only as many bytes as
-		 * we say (and reissue the rest), newer ones the whole request.
-		 * Say more than any: the driver cuts it to the request.
+		 * asked for; older drivers end only as many bytes as we say
+		 * (and reissue the rest), the 7.2 one the whole request.  Say
+		 * more than any: the driver cuts it to the request.
 		 */
 		res = INT32_MAX;
 	} else if (res > 0 && io->op != UBLK_IO_OP_READ && io->op != UBLK_IO_OP_WRITE) {

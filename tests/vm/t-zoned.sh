@@ -30,6 +30,8 @@ wdd() {
 		conv=notrunc status=none 2>"$TMP/dd.err"
 }
 fsize() { stat -c %s "$1"; }
+# zop CMD ZONE: blkzone CMD (open, close, finish, reset) of zone ZONE of $DEV
+zop() { blkzone "$1" -o $(($2 * 65536)) -c 1 "$DEV"; }
 
 # 1. Geometry, the zone files, list --json.
 mkdir "$TMP/z"
@@ -84,14 +86,16 @@ for mode in user-copy zero-copy; do
 		fio_ok zr --filename="$DEV" --zonemode=zbd --rw=randwrite --bs=4k --iodepth=16 \
 			--offset=320M --size=128M --max_open_zones=3 --runtime=3 --time_based
 		# Zone 2: 64k written, then 128k read: the second half is zeros.
-		blkzone reset -o $((2 * 65536)) -c 1 "$DEV"
+		zop reset 2
 		wdd 2 0 16 || fail "$mode: 64k write: $(cat "$TMP/dd.err")"
 		dd if="$DEV" of="$TMP/r" bs=128k count=1 skip=$((64 * 8)) iflag=direct status=none
 		cmp -s -n 65536 "$TMP/r" /dev/zero && fail "$mode: the 64k written read as zeros"
 		cmp -s -i 65536:0 -n 65536 "$TMP/r" /dev/zero ||
 			fail "$mode: past the write pointer not zeros"
 		[ "$(counter "$ID" errors)" = 0 ] || fail "$mode: $(counter "$ID" errors) errors"
-		note "$mode q=$nq, $( ((want)) && echo copied on tmpfs || echo O_DIRECT): zoned writes verified, zeros past the write pointer"
+		how=O_DIRECT
+		((want)) && how="copied on tmpfs"
+		note "$mode q=$nq, $how: zoned writes verified, zeros past the write pointer"
 		del "$ID"
 	done
 done
@@ -100,19 +104,19 @@ done
 add -t zoned dir="$TMP/z" size=512M zone_size=32M conv_zones=2
 blkzone reset "$DEV"
 [ "$(fsize "$TMP/z/seq-000003")" = 0 ] || fail "reset all left seq-000003 written"
-blkzone open -o $((3 * 65536)) -c 1 "$DEV" && cond_is "$ID" 3 oe || fail "open: $(zone_line "$ID" 3)"
-blkzone close -o $((3 * 65536)) -c 1 "$DEV" && cond_is "$ID" 3 em || fail "close: $(zone_line "$ID" 3)"
+zop open 3 && cond_is "$ID" 3 oe || fail "open: $(zone_line "$ID" 3)"
+zop close 3 && cond_is "$ID" 3 em || fail "close: $(zone_line "$ID" 3)"
 wdd 3 0 256 || fail "1M write: $(cat "$TMP/dd.err")"
 cond_is "$ID" 3 oi && wp_is "$ID" 3 2048 || fail "1M written: $(zone_line "$ID" 3)"
 [ "$(fsize "$TMP/z/seq-000003")" = "$M" ] || fail "seq-000003: $(fsize "$TMP/z/seq-000003")"
-blkzone close -o $((3 * 65536)) -c 1 "$DEV" && cond_is "$ID" 3 cl || fail "close: $(zone_line "$ID" 3)"
+zop close 3 && cond_is "$ID" 3 cl || fail "close: $(zone_line "$ID" 3)"
 wdd 3 300 1 && fail "a write past the write pointer succeeded"
 wdd 3 16 1 && fail "a write before the write pointer succeeded"
-blkzone finish -o $((3 * 65536)) -c 1 "$DEV" && cond_is "$ID" 3 fu ||
+zop finish 3 && cond_is "$ID" 3 fu ||
 	fail "finish: $(zone_line "$ID" 3)"
 [ "$(fsize "$TMP/z/seq-000003")" = $((32 * M)) ] || fail "finish: seq-000003 not 32M"
 wdd 3 8191 1 && fail "a write into a full zone succeeded"
-blkzone reset -o $((3 * 65536)) -c 1 "$DEV" && cond_is "$ID" 3 em && wp_is "$ID" 3 0 ||
+zop reset 3 && cond_is "$ID" 3 em && wp_is "$ID" 3 0 ||
 	fail "reset: $(zone_line "$ID" 3)"
 [ "$(fsize "$TMP/z/seq-000003")" = 0 ] || fail "reset: seq-000003 not empty"
 wdd 0 100 10 && wdd 1 8191 1 || fail "conventional writes: $(cat "$TMP/dd.err")"
@@ -126,8 +130,8 @@ blkzone reset "$DEV"
 [ "$(cat /sys/block/ublkb$ID/queue/max_open_zones)" = 2 ] &&
 	[ "$(cat /sys/block/ublkb$ID/queue/max_active_zones)" = 3 ] || fail "limits not advertised"
 blkzone open -o $((2 * 65536)) -c 2 "$DEV" || fail "opening 2 zones"
-blkzone open -o $((4 * 65536)) -c 1 "$DEV" 2>/dev/null && fail "a 3rd explicit open succeeded"
-blkzone close -o $((3 * 65536)) -c 1 "$DEV"
+zop open 4 2>/dev/null && fail "a 3rd explicit open succeeded"
+zop close 3
 wdd 4 0 1 || fail "implicit open of zone 4: $(cat "$TMP/dd.err")"
 # The open limit: zone 4 (implicitly open) is closed to open zone 5.
 wdd 5 0 1 || fail "implicit open of zone 5: $(cat "$TMP/dd.err")"
@@ -139,7 +143,7 @@ cond_is "$ID" 4 cl && cond_is "$ID" 5 oi && cond_is "$ID" 2 oe ||
 # The active limit: 2, 4 and 5 are active, zone 6 cannot become so.
 wdd 6 0 1 && fail "a 4th active zone was written"
 cond_is "$ID" 6 em || fail "zone 6: $(zone_line "$ID" 6)"
-blkzone finish -o $((4 * 65536)) -c 1 "$DEV"
+zop finish 4
 wdd 6 0 1 || fail "zone 6 after zone 4 was finished: $(cat "$TMP/dd.err")"
 note "max_open=2 max_active=3: the 3rd explicit open and the 4th active zone refused"
 
@@ -149,8 +153,10 @@ md5=$(dd if="$DEV" bs=4k skip=$((5 * 8192)) count=1 iflag=direct status=none | m
 del "$ID"
 add -t zoned dir="$TMP/z" size=512M zone_size=32M conv_zones=2
 blkzone report "$DEV" | sed 's/zcond.*//' >"$TMP/after"
-cmp -s "$TMP/before" "$TMP/after" || fail "zones changed across del and add: $(diff "$TMP/before" "$TMP/after")"
-cond_is "$ID" 5 cl && cond_is "$ID" 4 fu || fail "after add: $(blkzone report -o $((4 * 65536)) -c 2 "$DEV")"
+cmp -s "$TMP/before" "$TMP/after" ||
+	fail "zones changed across del and add: $(diff "$TMP/before" "$TMP/after")"
+cond_is "$ID" 5 cl && cond_is "$ID" 4 fu ||
+	fail "after add: $(blkzone report -o $((4 * 65536)) -c 2 "$DEV")"
 [ "$(dd if="$DEV" bs=4k skip=$((5 * 8192)) count=1 iflag=direct status=none | md5sum)" = "$md5" ] ||
 	fail "zone 5's data changed across del and add"
 del "$ID"
@@ -166,26 +172,29 @@ del "$ID"
 note "zones and data kept across del and add; a zloop-style directory taken as it is"
 
 # 6. Bad input: one line each, nothing left behind.
+ZA=(add -t zoned size=512M zone_size=32M)
 expect_err "needs dir=" add -t zoned size=512M
 expect_err "dir '$TMP/none'" add -t zoned dir="$TMP/none"
 expect_err "zone_size '3M'" add -t zoned dir="$TMP/z" zone_size=3M
 expect_err "size 100663296: not a multiple" add -t zoned dir="$TMP/z" size=96M zone_size=64M
-expect_err "conv_zones 16: leaves none" add -t zoned dir="$TMP/z" size=512M zone_size=32M conv_zones=16
-expect_err "holds seq-000002, but conv_zones=3" add -t zoned dir="$TMP/z" size=512M zone_size=32M conv_zones=3
+expect_err "conv_zones 16: leaves none" "${ZA[@]}" dir="$TMP/z" conv_zones=16
+expect_err "holds seq-000002, but conv_zones=3" "${ZA[@]}" dir="$TMP/z" conv_zones=3
 mkdir "$TMP/bad"
 truncate -s 32M "$TMP/bad/cnv-000000" "$TMP/bad/cnv-000001"
-expect_err "holds cnv-000001, but conv_zones=1" add -t zoned dir="$TMP/bad" size=512M zone_size=32M conv_zones=1
+expect_err "holds cnv-000001, but conv_zones=1" "${ZA[@]}" dir="$TMP/bad" conv_zones=1
 expect_err "past the 8 zones" add -t zoned dir="$TMP/z" size=256M zone_size=32M conv_zones=2
 truncate -s 33M "$TMP/bad/seq-000002"
-expect_err "seq-000002': 34603008 bytes" add -t zoned dir="$TMP/bad" size=512M zone_size=32M conv_zones=2
-expect_err "max_open 4, max_active 3" add -t zoned dir="$TMP/z" size=512M zone_size=32M conv_zones=2 max_open=4 max_active=3
-expect_err "mode copy: not supported by target zoned" add -t zoned dir="$TMP/z" size=512M zone_size=32M conv_zones=2 --mode copy
-expect_err "mode auto-zero-copy: not supported" add -t zoned dir="$TMP/z" size=512M zone_size=32M conv_zones=2 --mode auto-zero-copy
-expect_err "--batch: not with a zoned device" add -t zoned dir="$TMP/z" size=512M zone_size=32M conv_zones=2 --batch
+expect_err "seq-000002': 34603008 bytes" "${ZA[@]}" dir="$TMP/bad" conv_zones=2
+expect_err "max_open 4, max_active 3" "${ZA[@]}" dir="$TMP/z" conv_zones=2 max_open=4 max_active=3
+expect_err "mode copy: not supported by target zoned" "${ZA[@]}" dir="$TMP/z" conv_zones=2 \
+	--mode copy
+expect_err "mode auto-zero-copy: not supported" "${ZA[@]}" dir="$TMP/z" conv_zones=2 \
+	--mode auto-zero-copy
+expect_err "--batch: not with a zoned device" "${ZA[@]}" dir="$TMP/z" conv_zones=2 --batch
 (
 	ulimit -n 64
 	ulimit -Hn 64
-	expect_err "16 zone files, but only 64 open files" add -t zoned dir="$TMP/z" size=512M zone_size=32M conv_zones=2
+	expect_err "16 zone files, but only 64 open files" "${ZA[@]}" dir="$TMP/z" conv_zones=2
 ) || exit 1
 [ "$(fsize "$TMP/z/seq-000005")" -gt 0 ] || fail "bad input touched the zones"
 
