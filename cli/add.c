@@ -319,8 +319,8 @@ int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 }
 
 /*
- * Relative backing paths (file=, zoned's dir=) would break for the daemon
- * and for recovery.
+ * Relative backing paths (file=, zoned's dir=, nbd's socket=) would break
+ * for the daemon and for recovery.
  */
 static int absolute_file_opts(struct zublk_opts *o)
 {
@@ -328,7 +328,8 @@ static int absolute_file_opts(struct zublk_opts *o)
 		const char *key = o->v[i].key;
 		char *abs;
 
-		if ((strcmp(key, "file") && strcmp(key, "dir")) || o->v[i].val[0] == '/')
+		if ((strcmp(key, "file") && strcmp(key, "dir") && strcmp(key, "socket")) ||
+		    o->v[i].val[0] == '/')
 			continue;
 		abs = realpath(o->v[i].val, NULL);
 		if (!abs)

@@ -277,8 +277,14 @@ note "timeout=3: the read failed after ${TOOK}s, del took $(($(date +%s) - start
 
 # 9. The daemon killed under verified writes: the requests it had out wait
 # for the next daemon (recovery, reissue), which connects anew; no error.
+# The socket is given relative to the directory add runs in: add makes it
+# absolute, and recover, run from another, finds it.
 nbdkit_up rec memory 128M
-add -t nbd socket="$TMP/rec.sock"
+cd "$TMP" || fail "cd $TMP"
+add -t nbd socket=rec.sock
+cd / || fail "cd /"
+dev_json "$ID" '.options[]' | grep -qx "socket=$TMP/rec.sock" ||
+	fail "socket=rec.sock not made absolute: $(dev_json "$ID" .options)"
 fio --name=v --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
 	--iodepth=32 --size=32M --verify=crc32c --verify_backlog=512 --verify_fatal=1 \
 	--time_based --runtime=600 >"$FIO_LOG" 2>&1 &
