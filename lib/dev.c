@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -322,6 +323,32 @@ static int recovery_flags(struct zublk_dev *dev, uint64_t *flags)
 	return ret;
 }
 
+/*
+ * A LIVE device whose daemon is gone is on its way to QUIESCED or FAIL_IO:
+ * the driver moves it from a work item that the release of /dev/ublkcN
+ * schedules, and that waits for the ring's teardown to drop the buffers it
+ * registered, so it may run after the process has been reaped (seen once in
+ * CI, a recover run by `upgrade` found the device LIVE).  Wait, up to 10 s.
+ */
+static int wait_released(struct zublk_dev *dev, unsigned id)
+{
+	for (int i = 0; i < 1000 && dev->info.state == UBLK_S_DEV_LIVE; i++) {
+		pid_t pid = dev->info.ublksrv_pid;
+
+		if (pid <= 0 || !kill(pid, 0) || errno != ESRCH)
+			return 0;
+		usleep(10000);
+		int ret = zublk_ctrl_get_info(dev->ctrl, id, &dev->info);
+
+		if (ret) {
+			zublk_err("device %u: %s", id,
+				  ret == -ENODEV ? "no such device" : strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
 /* Recovery: the device exists; take its shape from the kernel, not from us. */
 static int recover_prepare(struct zublk_dev *dev)
 {
@@ -343,6 +370,9 @@ static int recover_prepare(struct zublk_dev *dev)
 		zublk_err("device %u: was added with --recovery=off", id);
 		return -EINVAL;
 	}
+	ret = wait_released(dev, id);
+	if (ret)
+		return ret;
 	if (dev->info.state != UBLK_S_DEV_QUIESCED && dev->info.state != UBLK_S_DEV_FAIL_IO) {
 		zublk_err("device %u: not waiting for recovery (state %s)", id,
 			  zublk_state_name(dev->info.state));
