@@ -57,7 +57,6 @@ enum { ZN_RW, ZN_FLUSH };
 struct zone {
 	uint64_t wp;		/* sequential: bytes written (and reserved) */
 	uint8_t cond;		/* BLK_ZONE_COND_* */
-	bool conv;
 	bool dirty;		/* written since the last FLUSH */
 	bool resync;		/* a write failed: take wp from the file once none is out */
 	uint32_t writing;	/* writes reserved and not yet done */
@@ -69,6 +68,7 @@ struct zoned_dev {
 	unsigned nr_zones, nr_conv;
 	unsigned max_open, max_active;
 	unsigned nr_open, nr_active;	/* implicitly + explicitly open; + closed */
+	unsigned nr_dirty;		/* zones written since the last FLUSH */
 	bool buffered;
 	bool in_memory;			/* the directory is on tmpfs or ramfs */
 	uint32_t copy_max;		/* in memory: requests copied in the queue thread */
@@ -93,6 +93,24 @@ struct zoned_queue {
 	struct blk_zone *report;
 	size_t report_len;
 };
+
+/* Zones below nr_conv are conventional. */
+static bool is_conv(const struct zoned_dev *zd, unsigned zno)
+{
+	return zno < zd->nr_conv;
+}
+
+static struct zoned_tag *tag_of(struct zublk_queue *q, const struct zublk_io *io)
+{
+	return &((struct zoned_queue *)zublk_queue_priv(q))->tags[io->tag];
+}
+
+/* Zone @zno was written, reset or finished: the next FLUSH syncs it.  Lock held. */
+static void mark_dirty(struct zoned_dev *zd, unsigned zno)
+{
+	zd->nr_dirty += !zd->zones[zno].dirty;
+	zd->zones[zno].dirty = true;
+}
 
 static bool is_open(uint8_t cond)
 {
@@ -219,8 +237,7 @@ static int open_zone(struct zoned_dev *zd, unsigned zno)
 	struct stat st;
 	int fd, ret;
 
-	z->conv = zno < zd->nr_conv;
-	ret = zone_path(zd, zno, z->conv, path, sizeof(path));
+	ret = zone_path(zd, zno, is_conv(zd, zno), path, sizeof(path));
 	if (ret) {
 		zublk_log(ZUBLK_LOG_ERR, "dir '%s': path too long", zd->dir);
 		return ret;
@@ -243,7 +260,7 @@ static int open_zone(struct zoned_dev *zd, unsigned zno)
 			  (unsigned long long)zd->zone_size);
 		return -EINVAL;
 	}
-	if (z->conv) {
+	if (is_conv(zd, zno)) {
 		/* A conventional zone is all there, holes read as zeros. */
 		if ((uint64_t)st.st_size < zd->zone_size && ftruncate(fd, (off_t)zd->zone_size)) {
 			ret = -errno;
@@ -493,13 +510,15 @@ static void zoned_queue_exit(struct zublk_queue *q)
 
 /* ------------------------------------------------------------------- IO */
 
-/* Zeros into @io's data from @from to its end. */
-static int fill_zeros(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd,
-		      uint32_t from)
+/* A read's file bytes are in @io's data up to @from: zeros for the rest, and done. */
+static void read_finish(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd,
+			uint32_t from)
 {
-	if (from >= io->len)
-		return 0;
-	return zublk_io_copy(q, io, from, zd->zeros, (uint32_t)io->len - from);
+	int ret = 0;
+
+	if (from < io->len)
+		ret = zublk_io_copy(q, io, from, zd->zeros, (uint32_t)io->len - from);
+	zublk_io_complete(q, io, ret ? ret : (int)io->len);
 }
 
 /*
@@ -535,7 +554,7 @@ static bool copy_now(struct zublk_queue *q, struct zublk_io *io, struct zoned_de
 	if (n > 0)
 		t->done += (uint32_t)n;
 	/* A read that ends short of what it wanted: the file ends there (zeros). */
-	if (!write && n >= 0 && !zd->zones[zno].conv)
+	if (!write && n >= 0 && !is_conv(zd, zno))
 		t->want = t->done;
 	return t->done == t->want;
 }
@@ -543,7 +562,7 @@ static bool copy_now(struct zublk_queue *q, struct zublk_io *io, struct zoned_de
 static int submit_rw(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd,
 		     unsigned zno, uint64_t zoff, bool write)
 {
-	struct zoned_tag *t = &((struct zoned_queue *)zublk_queue_priv(q))->tags[io->tag];
+	struct zoned_tag *t = tag_of(q, io);
 
 	return zublk_io_prep_rw(q, io, write, zd->first_idx + (int)zno, zoff + t->done, t->done,
 				t->want - t->done, ZN_RW);
@@ -552,27 +571,19 @@ static int submit_rw(struct zublk_queue *q, struct zublk_io *io, struct zoned_de
 static int zoned_read(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd,
 		      unsigned zno, uint64_t zoff)
 {
-	struct zoned_tag *t = &((struct zoned_queue *)zublk_queue_priv(q))->tags[io->tag];
+	struct zoned_tag *t = tag_of(q, io);
 	struct zone *z = &zd->zones[zno];
 	uint64_t wp = zd->zone_size;
 
-	if (!z->conv) {
+	if (!is_conv(zd, zno)) {
 		pthread_mutex_lock(&zd->lock);
 		wp = z->wp;
 		pthread_mutex_unlock(&zd->lock);
 	}
 	t->done = 0;
 	t->want = wp > zoff ? (uint32_t)(wp - zoff < io->len ? wp - zoff : io->len) : 0;
-	if (t->want == 0) {
-		int ret = fill_zeros(q, io, zd, 0);
-
-		zublk_io_complete(q, io, ret ? ret : (int)io->len);
-		return 0;
-	}
-	if (copy_now(q, io, zd, zno, zoff, false)) {
-		int ret = fill_zeros(q, io, zd, t->want);
-
-		zublk_io_complete(q, io, ret ? ret : (int)io->len);
+	if (t->want == 0 || copy_now(q, io, zd, zno, zoff, false)) {
+		read_finish(q, io, zd, t->want);
 		return 0;
 	}
 	if (t->done == 0 && t->want == io->len)
@@ -616,8 +627,8 @@ static void write_end(struct zoned_dev *zd, unsigned zno, bool ok)
 	struct zone *z = &zd->zones[zno];
 
 	pthread_mutex_lock(&zd->lock);
-	z->dirty = true;
-	if (!z->conv) {
+	mark_dirty(zd, zno);
+	if (!is_conv(zd, zno)) {
 		z->writing--;
 		if (!ok)
 			z->resync = true;
@@ -630,13 +641,13 @@ static void write_end(struct zoned_dev *zd, unsigned zno, bool ok)
 static int zoned_write(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd,
 		       unsigned zno, uint64_t zoff)
 {
-	struct zoned_tag *t = &((struct zoned_queue *)zublk_queue_priv(q))->tags[io->tag];
+	struct zoned_tag *t = tag_of(q, io);
 	struct zone *z = &zd->zones[zno];
 	int ret;
 
 	t->done = 0;
 	t->want = (uint32_t)io->len;
-	if (!z->conv) {
+	if (!is_conv(zd, zno)) {
 		int64_t at;
 
 		pthread_mutex_lock(&zd->lock);
@@ -655,7 +666,7 @@ static int zoned_write(struct zublk_queue *q, struct zublk_io *io, struct zoned_
 		return 0;
 	}
 	ret = submit_rw(q, io, zd, zno, zoff, true);
-	if (ret && !z->conv) {
+	if (ret && !is_conv(zd, zno)) {
 		pthread_mutex_lock(&zd->lock);
 		z->writing--;
 		z->resync = true;
@@ -674,7 +685,7 @@ static int zone_truncate(struct zoned_dev *zd, unsigned zno, uint64_t len)
 		zublk_log(ZUBLK_LOG_WARN, "zone %u: truncating its file: %s", zno, strerror(-ret));
 		return ret;
 	}
-	zd->zones[zno].dirty = true;
+	mark_dirty(zd, zno);
 	return 0;
 }
 
@@ -705,7 +716,7 @@ static int zone_mgmt(struct zoned_dev *zd, struct zublk_io *io, unsigned zno)
 	struct zone *z = &zd->zones[zno];
 	int ret;
 
-	if (z->conv || io->offset % zd->zone_size)
+	if (is_conv(zd, zno) || io->offset % zd->zone_size)
 		return -EIO;
 	switch (io->op) {
 	case UBLK_IO_OP_ZONE_OPEN:
@@ -758,7 +769,7 @@ static int zoned_report(struct zublk_queue *q, struct zublk_io *io, struct zoned
 		r->len = zsec;
 		r->capacity = zsec;
 		r->cond = z->cond;
-		if (z->conv) {
+		if (is_conv(zd, zno + n)) {
 			r->type = BLK_ZONE_TYPE_CONVENTIONAL;
 			r->wp = r->start + zsec;
 		} else {
@@ -775,36 +786,35 @@ static int zoned_report(struct zublk_queue *q, struct zublk_io *io, struct zoned
 	return 0;
 }
 
-/* Sync every zone written since the last FLUSH. */
+/*
+ * Sync every zone written since the last FLUSH: one look at the count when
+ * there are none, one lock round over the zones when there are.
+ */
 static int zoned_flush(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd)
 {
-	struct zoned_tag *t = &((struct zoned_queue *)zublk_queue_priv(q))->tags[io->tag];
+	struct zoned_tag *t = tag_of(q, io);
 
 	t->pending = 0;
 	t->error = 0;
-	for (unsigned i = 0; i < zd->nr_zones; i++) {
+	pthread_mutex_lock(&zd->lock);
+	for (unsigned i = 0; i < zd->nr_zones && zd->nr_dirty; i++) {
 		struct io_uring_sqe *sqe;
-		bool dirty;
 
-		pthread_mutex_lock(&zd->lock);
-		dirty = zd->zones[i].dirty;
-		zd->zones[i].dirty = false;
-		pthread_mutex_unlock(&zd->lock);
-		if (!dirty)
+		if (!zd->zones[i].dirty)
 			continue;
 		sqe = zublk_queue_get_sqe(q);
 		if (!sqe) {
-			pthread_mutex_lock(&zd->lock);
-			zd->zones[i].dirty = true;
-			pthread_mutex_unlock(&zd->lock);
 			t->error = -EBUSY;
 			break;
 		}
+		zd->zones[i].dirty = false;
+		zd->nr_dirty--;
 		io_uring_prep_fsync(sqe, zd->first_idx + (int)i, IORING_FSYNC_DATASYNC);
 		sqe->flags |= IOSQE_FIXED_FILE;
 		zublk_io_sqe_mark(q, io, sqe, ZN_FLUSH);
 		t->pending++;
 	}
+	pthread_mutex_unlock(&zd->lock);
 	if (!t->pending)
 		zublk_io_complete(q, io, t->error);
 	return 0;
@@ -868,7 +878,7 @@ static void rw_done(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev
 		zoff = (io->append_sector << 9) - (uint64_t)zno * zd->zone_size;
 	if (res > 0)
 		t->done += (uint32_t)res;
-	if (!write && res == 0 && !zd->zones[zno].conv) {
+	if (!write && res == 0 && !is_conv(zd, zno)) {
 		/* The zone's file ends short of where its write pointer was: zeros. */
 		t->want = t->done;
 	} else if (res <= 0) {
@@ -891,14 +901,13 @@ static void rw_done(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev
 		zublk_io_complete(q, io, (int)io->len);
 		return;
 	}
-	ret = fill_zeros(q, io, zd, t->want);
-	zublk_io_complete(q, io, ret ? ret : (int)io->len);
+	read_finish(q, io, zd, t->want);
 }
 
 static void zoned_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub, int res)
 {
 	struct zoned_dev *zd = zublk_dev_priv(zublk_queue_dev(q));
-	struct zoned_tag *t = &((struct zoned_queue *)zublk_queue_priv(q))->tags[io->tag];
+	struct zoned_tag *t = tag_of(q, io);
 
 	if (sub == ZN_RW) {
 		rw_done(q, io, zd, t, res);
