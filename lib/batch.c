@@ -25,26 +25,37 @@
 #define BATCH_TAGS_PER_BUF 256U
 #define BATCH_BGID 0
 
-/* One element of PREP_IO_CMDS / COMMIT_IO_CMDS (copy mode adds buf_addr). */
+/*
+ * One element of PREP_IO_CMDS / COMMIT_IO_CMDS: the header, then the
+ * buffer's address in the copy mode, then a zoned device's zone append
+ * sector, each only where the device has it.
+ */
 struct batch_elem {
 	struct ublk_elem_header h;
-	uint64_t buf_addr;
+	uint64_t extra[2];
 };
+
+static bool batch_zoned(const struct zublk_queue *q)
+{
+	return q->dev->info.flags & UBLK_F_ZONED;
+}
 
 static unsigned batch_elem_bytes(const struct zublk_queue *q)
 {
-	return q->dev->mode == ZUBLK_MODE_COPY ? 16 : 8;
+	return 8 + 8 * (q->dev->mode == ZUBLK_MODE_COPY) + 8 * batch_zoned(q);
 }
 
 static uint16_t batch_flags(const struct zublk_queue *q)
 {
+	uint16_t zoned = batch_zoned(q) ? UBLK_BATCH_F_HAS_ZONE_LBA : 0;
+
 	switch (q->dev->mode) {
 	case ZUBLK_MODE_COPY:
-		return UBLK_BATCH_F_HAS_BUF_ADDR;
+		return zoned | UBLK_BATCH_F_HAS_BUF_ADDR;
 	case ZUBLK_MODE_AUTO_ZERO_COPY:
-		return UBLK_BATCH_F_AUTO_BUF_REG_FALLBACK;
+		return zoned | UBLK_BATCH_F_AUTO_BUF_REG_FALLBACK;
 	default:
-		return 0;
+		return zoned;
 	}
 }
 
@@ -52,9 +63,13 @@ static void batch_elem_fill(const struct zublk_queue *q, void *slot, const struc
 {
 	struct batch_elem e = {
 		.h = { .tag = io->tag, .buf_index = zublk_io_buf_index(q, io), .result = io->result },
-		.buf_addr = (uintptr_t)zublk_tag_buf(q, io->tag),
 	};
+	unsigned n = 0;
 
+	if (q->dev->mode == ZUBLK_MODE_COPY)
+		e.extra[n++] = (uintptr_t)zublk_tag_buf(q, io->tag);
+	if (batch_zoned(q))
+		e.extra[n++] = io->append_sector;
 	memcpy(slot, &e, batch_elem_bytes(q));
 }
 

@@ -227,11 +227,6 @@ static int check_geom(struct zublk_dev *dev)
 				  (unsigned long long)g->zone_size);
 			return -EINVAL;
 		}
-		if (dev->cfg.batch) {
-			zublk_err("--batch: not with a zoned device (its commits carry no "
-				  "zone append sector here)");
-			return -EINVAL;
-		}
 	}
 	g->size &= ~((1ULL << g->logical_bs_shift) - 1);
 	if (g->size == 0) {
