@@ -32,6 +32,8 @@ CONFIG_TITLES = {
     "raid": "stripe / mirror vs md (1 queue, 1 job, zero copy, 2 tmpfs files)",
     "nbd": "nbd vs the kernel's nbd client (1 queue, 1 connection, 1 job; nbdkit memory, TCP)",
     "zoned": "zoned vs null_blk's zoned mode (1 queue, 1 job; 64M zones, fio --zonemode=zbd)",
+    "integrity": "loop with integrity metadata (T10 PI, crc16) vs without and the kernel loop "
+                 "driver (1 queue, 1 job; tmpfs files)",
 }
 MODES = ["copy", "user-copy", "zero-copy", "auto-zero-copy"]
 
@@ -226,6 +228,12 @@ def main():
     variant_table("Copying in the queue thread vs io_uring, zone files on tmpfs (zoned, zero-copy, "
                   "1 queue, 1 job; IOPS ratio, copy_max default vs copy_max=0)",
                   [("zoned", "zzoned-zero-copy", "zzoned-nocopy")], cfg="zoned")
+    pi_rows = [("loop pi=crc16 %s" % m, "zloop-pi-" + m, "zloop-nopi")
+               for m in modes_of("zloop-pi-", "integrity")]
+    pi_rows.append(("loop pi=none (metadata only), default mode", "zloop-meta", "zloop-nopi"))
+    variant_table("Integrity metadata vs none: loop with meta= pi=crc16 (the block layer makes "
+                  "and checks the PI) vs loop without, tmpfs files, 1 queue, 1 job (IOPS ratio; "
+                  "reported, no target)", pi_rows, cfg="integrity")
     variant_table("Polling vs sleeping at once (--poll-us off): the default (adaptive) and "
                   "--poll-us 100 (1 queue, 1 job, default modes; IOPS ratio)",
                   [("null, adaptive (default)", "znull-" + dnull, "znull-nopoll"),
@@ -255,7 +263,7 @@ def main():
                   "1 job, default mode; IOPS ratio, map vs map=0)",
                   [("loop", "zloop-" + dloop, "zloop-nomap")])
 
-    for cfg in ("1q1j", "2q2j", "1q2j", "raid", "nbd", "zoned"):
+    for cfg in ("1q1j", "2q2j", "1q2j", "raid", "nbd", "zoned", "integrity"):
         jobs = [j for j in JOB_TITLES if (cfg, j) in order]
         if not jobs:
             continue

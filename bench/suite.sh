@@ -43,18 +43,25 @@
 #             --zonemode=zbd, so writes go at the write pointers;
 #             zzoned-nocopy: zero-copy with copy_max=0, every request
 #             through io_uring instead of copied in the queue thread)
+#   kloop/zloop-nopi/zloop-pi-M/zloop-meta   (config "integrity": zublk
+#             loop with integrity metadata, meta= pi=crc16, in data mode M,
+#             vs the same without metadata (default mode) and the kernel loop
+#             driver (direct-io off), each over a tmpfs file of its own, half
+#             the size; the block layer makes and checks the PI, T10 type 1;
+#             zloop-meta: metadata without PI (pi=none), nothing made or
+#             checked, default mode: what moving the metadata costs)
 # Configs: 1q1j (1 queue, 1 fio job), 2q2j (2 queues, 2 jobs with
 # cpus_allowed_policy=split; copy and the default mode, plus
 # znull-t2/zloop-t2: the default mode with --threads 2, a thread per queue
 # where the default serves both queues from one, and znull-pin/zloop-pin:
 # those threads pinned with --pin-queues), 1q2j (1 queue, 2 jobs: the default modes
-# only, the baseline 2q2j must beat), raid, nbd, zoned.
+# only, the baseline 2q2j must beat), raid, nbd, zoned, integrity.
 # Every device uses the "none" IO scheduler.
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_RUNTIME (3 s per run, after
 # BENCH_RAMP 1 s; fio's units, as in 500ms, or seconds), BENCH_SIZE_MB
-# (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid nbd zoned"), BENCH_JOBS (all; nbd's
-# and zoned's too),
+# (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid nbd zoned integrity"), BENCH_JOBS
+# (all; nbd's, zoned's and integrity's too),
 # BENCH_JOBS_2J (the 2-job configs' jobs: BENCH_JOBS), BENCH_MODES (every
 # mode the kernel has), BENCH_SET (all; or "targets": only the devices the
 # targets compare, none of the variants), BENCH_ONLY (an extended regular
@@ -67,7 +74,7 @@ rounds=${BENCH_ROUNDS:-3}
 runtime=${BENCH_RUNTIME:-3}
 ramp=${BENCH_RAMP:-1}
 size_mb=${BENCH_SIZE_MB:-512}
-configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid nbd zoned}
+configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid nbd zoned integrity}
 all_jobs="rr4k-qd1 rr4k-qd32 rw4k-qd32 sr128k-qd16 sw512k-qd8"
 jobs=${BENCH_JOBS:-$all_jobs}
 jobs_2j=${BENCH_JOBS_2J:-$jobs}
@@ -381,7 +388,7 @@ devices_for() { # the device names of a config
 
 for r in $(seq "$rounds"); do
 	for cfg in $configs; do
-		[ "$cfg" = raid ] || [ "$cfg" = nbd ] || [ "$cfg" = zoned ] && continue
+		case $cfg in raid | nbd | zoned | integrity) continue ;; esac
 		nj=${cfg:2:1}
 		mapfile -t devs < <(devices_for "$cfg")
 		cjobs=$jobs
@@ -527,6 +534,40 @@ if need zoned; then
 			die "filling $d failed"
 	done
 	rounds_of zoned "${zdevs[@]}"
+	"$Z" del --all >/dev/null
+fi
+# --- integrity: zublk loop with T10 PI metadata vs without, and kernel loop ---
+if need integrity; then
+	"$Z" features | grep -qw INTEGRITY || die "integrity: the driver has no UBLK_F_INTEGRITY"
+	"$Z" del --all >/dev/null
+	for l in "${LOOPS[@]}"; do losetup -d "$l"; done
+	LOOPS=()
+	rm -rf "${T:?}"/tmpfs/*
+	isize=$((size_mb / 2))
+	for f in k z; do truncate -s "${isize}M" "$T/tmpfs/int-$f"; done
+	l=$(losetup -f --show --direct-io=off "$T/tmpfs/int-k") || die "losetup int-k"
+	LOOPS+=("$l")
+	DEV[kloop]=$l
+	set_none "$l"
+	zadd zloop-nopi -t loop -q 1 file="$T/tmpfs/int-z"
+	idevs=(kloop zloop-nopi)
+	for m in $modes; do
+		[ "$m" = copy ] && continue
+		truncate -s "${isize}M" "$T/tmpfs/int-$m"
+		zadd "zloop-pi-$m" -t loop --mode "$m" -q 1 file="$T/tmpfs/int-$m" \
+			meta="$T/tmpfs/int-$m.meta"
+		idevs+=("zloop-pi-$m")
+	done
+	truncate -s "${isize}M" "$T/tmpfs/int-meta"
+	zadd zloop-meta -t loop -q 1 file="$T/tmpfs/int-meta" meta="$T/tmpfs/int-meta.meta" \
+		pi=none
+	idevs+=(zloop-meta)
+	# Every block written once: reads read data and check its PI.
+	for d in "${idevs[@]}"; do
+		dd if=/dev/urandom of="${DEV[$d]}" bs=1M count="$isize" oflag=direct status=none ||
+			die "filling $d failed"
+	done
+	rounds_of integrity "${idevs[@]}"
 	"$Z" del --all >/dev/null
 fi
 log "done"

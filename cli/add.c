@@ -319,19 +319,24 @@ int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 }
 
 /*
- * Relative backing paths (file=, zoned's dir=, nbd's socket=) would break
- * for the daemon and for recovery.
+ * Relative backing paths (file=, zoned's dir=, nbd's socket=, loop's meta=)
+ * would break for the daemon and for recovery.
  */
 static int absolute_file_opts(struct zublk_opts *o)
 {
 	for (unsigned i = 0; i < o->nr; i++) {
 		const char *key = o->v[i].key;
-		char *abs;
+		bool created = !strcmp(key, "meta");
+		char *abs, cwd[PATH_MAX];
 
-		if ((strcmp(key, "file") && strcmp(key, "dir") && strcmp(key, "socket")) ||
-		    o->v[i].val[0] == '/')
+		if ((strcmp(key, "file") && strcmp(key, "dir") && strcmp(key, "socket") &&
+		     !created) || o->v[i].val[0] == '/')
 			continue;
 		abs = realpath(o->v[i].val, NULL);
+		/* A file the target creates: under the working directory. */
+		if (!abs && created && getcwd(cwd, sizeof(cwd)) &&
+		    asprintf(&abs, "%s/%s", cwd, o->v[i].val) < 0)
+			abs = NULL;
 		if (!abs)
 			continue; /* the target names the missing file */
 		free(o->v[i].val);

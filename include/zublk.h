@@ -181,6 +181,25 @@ enum {
 };
 
 /* Filled in by the target's ->init(); the core turns it into ublk params. */
+/*
+ * Integrity metadata: @meta_size bytes (1..255) with each interval of
+ * 2^@interval_shift data bytes (0: the logical block).  @csum is an
+ * LBMD_PI_CSUM_* from linux/fs.h: with one other than NONE the block layer
+ * puts protection information (PI) at @pi_offset of each interval's
+ * metadata on a write and checks it on a read, and @ref_tag makes the PI's
+ * reference tag the interval's number (T10 PI type 1).  The device asks the
+ * driver for UBLK_F_USER_COPY too, the only way it hands metadata over, so
+ * it cannot run in the copy mode; the target moves a request's metadata
+ * with zublk_io_meta_copy().
+ */
+struct zublk_integrity {
+	uint8_t meta_size;
+	uint8_t pi_offset;
+	uint8_t csum;
+	uint8_t interval_shift;
+	bool ref_tag;
+};
+
 struct zublk_target_geom {
 	uint64_t size;			/* bytes, a multiple of the logical block */
 	unsigned logical_bs_shift;	/* 9..12 */
@@ -221,6 +240,8 @@ struct zublk_target_geom {
 	uint64_t zone_size;
 	uint32_t max_open_zones;
 	uint32_t max_active_zones;
+	/* Integrity metadata with each block (UBLK_F_INTEGRITY); meta_size 0: none. */
+	struct zublk_integrity integrity;
 };
 
 /*
@@ -482,6 +503,8 @@ unsigned zublk_dev_id(const struct zublk_dev *dev);
 /* Queues of the device (target ->init may size per-queue state by it). */
 unsigned zublk_dev_nr_queues(const struct zublk_dev *dev);
 enum zublk_mode zublk_dev_mode(const struct zublk_dev *dev);
+/* A new daemon taking over a device (recover, upgrade): what the target would create is lost. */
+bool zublk_dev_recovering(const struct zublk_dev *dev);
 uint64_t zublk_dev_size(const struct zublk_dev *dev);
 const struct ublksrv_ctrl_dev_info *zublk_dev_info(const struct zublk_dev *dev);
 /* The target's private pointer. */
@@ -623,6 +646,20 @@ void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res);
  */
 int zublk_io_copy(struct zublk_queue *q, struct zublk_io *io, uint32_t io_off, void *mem,
 		  uint32_t len);
+
+/*
+ * Integrity metadata of request @io (geom.integrity): its length in bytes,
+ * 0 when the request carries none (UBLK_IO_F_INTEGRITY unset: not a READ
+ * or WRITE, or the block layer attached none).
+ */
+uint32_t zublk_io_meta_len(const struct zublk_queue *q, const struct zublk_io *io);
+/*
+ * Copy @len bytes between daemon memory @mem and @io's metadata at @off,
+ * by the driver's user copy, in every mode: out of a WRITE's, into a
+ * READ's (before the request completes).  0, or -errno.
+ */
+int zublk_io_meta_copy(struct zublk_queue *q, struct zublk_io *io, uint32_t off, void *mem,
+		       uint32_t len);
 /* zublk_io_copy() has a way to copy @io's data (it may still fail). */
 bool zublk_io_can_copy(const struct zublk_queue *q, const struct zublk_io *io);
 

@@ -187,6 +187,46 @@ static int pick_mode(struct zublk_dev *dev)
 	return 0;
 }
 
+/* Bytes of PI a checksum type puts in each interval's metadata; -1: not a type. */
+static int pi_tuple_size(unsigned csum)
+{
+	switch (csum) {
+	case LBMD_PI_CSUM_NONE:
+		return 0;
+	case LBMD_PI_CSUM_IP:
+	case LBMD_PI_CSUM_CRC16_T10DIF:
+		return 8;
+	case LBMD_PI_CSUM_CRC64_NVME:
+		return 16;
+	default:
+		return -1;
+	}
+}
+
+static int check_integrity(struct zublk_dev *dev)
+{
+	struct zublk_integrity *in = &dev->geom.integrity;
+	int tuple = pi_tuple_size(in->csum);
+
+	if (!in->interval_shift)
+		in->interval_shift = (uint8_t)dev->geom.logical_bs_shift;
+	if (tuple < 0 || in->pi_offset + tuple > in->meta_size ||
+	    (in->ref_tag && in->csum == LBMD_PI_CSUM_NONE) || in->interval_shift < 9 ||
+	    in->interval_shift > dev->geom.logical_bs_shift) {
+		zublk_err("target %s: integrity metadata of %u bytes per %u-byte interval with "
+			  "checksum type %u at offset %u cannot be", dev->ops->name, in->meta_size,
+			  1U << in->interval_shift, in->csum, in->pi_offset);
+		return -EINVAL;
+	}
+	/* The driver hands metadata over only by user copy. */
+	if (dev->mode == ZUBLK_MODE_COPY) {
+		zublk_err("mode copy: no integrity metadata there (the driver hands it over only "
+			  "by user copy): use another --mode");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int check_geom(struct zublk_dev *dev)
 {
 	struct zublk_target_geom *g = &dev->geom;
@@ -227,6 +267,12 @@ static int check_geom(struct zublk_dev *dev)
 				  (unsigned long long)g->zone_size);
 			return -EINVAL;
 		}
+	}
+	if (g->integrity.meta_size) {
+		int ret = check_integrity(dev);
+
+		if (ret)
+			return ret;
 	}
 	g->size &= ~((1ULL << g->logical_bs_shift) - 1);
 	if (g->size == 0) {
@@ -269,6 +315,16 @@ static void build_params(struct zublk_dev *dev)
 		p->zoned.max_open_zones = g->max_open_zones;
 		p->zoned.max_active_zones = g->max_active_zones;
 		p->zoned.max_zone_append_sectors = p->basic.max_sectors;
+	}
+	if (g->integrity.meta_size) {
+		const struct zublk_integrity *in = &g->integrity;
+
+		p->types |= UBLK_PARAM_TYPE_INTEGRITY;
+		p->integrity.flags = LBMD_PI_CAP_INTEGRITY | (in->ref_tag ? LBMD_PI_CAP_REFTAG : 0);
+		p->integrity.interval_exp = in->interval_shift;
+		p->integrity.metadata_size = in->meta_size;
+		p->integrity.pi_offset = in->pi_offset;
+		p->integrity.csum_type = in->csum;
 	}
 	if (g->caps & (ZUBLK_CAP_DISCARD | ZUBLK_CAP_WRITE_ZEROES)) {
 		uint32_t max = g->max_discard_sectors ? g->max_discard_sectors
@@ -414,6 +470,16 @@ static int recover_start(struct zublk_dev *dev)
 			  (unsigned long long)dev->geom.zone_size);
 		return -EINVAL;
 	}
+	if (!(dev->params.types & UBLK_PARAM_TYPE_INTEGRITY) != !dev->geom.integrity.meta_size ||
+	    (dev->geom.integrity.meta_size &&
+	     (dev->params.integrity.metadata_size != dev->geom.integrity.meta_size ||
+	      dev->params.integrity.csum_type != dev->geom.integrity.csum ||
+	      dev->params.integrity.interval_exp != dev->geom.integrity.interval_shift ||
+	      dev->params.integrity.pi_offset != dev->geom.integrity.pi_offset))) {
+		zublk_err("device %u: its integrity metadata is not what the options give; "
+			  "not recovering", id);
+		return -EINVAL;
+	}
 	if (dev->cfg.expect_files && strcmp(dev->cfg.expect_files, dev->files_id)) {
 		zublk_err("device %u: the backing is not the one it was served from "
 			  "(was %s, now %s); not recovering", id, dev->cfg.expect_files,
@@ -537,6 +603,9 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		ret = want_flags(dev, &flags, UBLK_F_ZONED, "zoned device");
 	if (!ret && cfg->nr_shmem)
 		ret = want_flags(dev, &flags, UBLK_F_SHMEM_ZC, "--shmem");
+	if (!ret && dev->geom.integrity.meta_size)
+		ret = want_flags(dev, &flags, UBLK_F_INTEGRITY | UBLK_F_USER_COPY,
+				 "integrity metadata");
 	if (ret)
 		goto err_target;
 	ret = recovery_flags(dev, &flags);
@@ -899,6 +968,11 @@ unsigned zublk_dev_nr_queues(const struct zublk_dev *dev)
 enum zublk_mode zublk_dev_mode(const struct zublk_dev *dev)
 {
 	return dev->mode;
+}
+
+bool zublk_dev_recovering(const struct zublk_dev *dev)
+{
+	return dev->cfg.recover;
 }
 
 uint64_t zublk_dev_size(const struct zublk_dev *dev)

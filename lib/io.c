@@ -397,6 +397,36 @@ int zublk_io_copy(struct zublk_queue *q, struct zublk_io *io, uint32_t io_off, v
 	return 0;
 }
 
+uint32_t zublk_io_meta_len(const struct zublk_queue *q, const struct zublk_io *io)
+{
+	const struct zublk_integrity *in = &q->dev->geom.integrity;
+
+	if (!(io->flags & UBLK_IO_F_INTEGRITY) || !in->meta_size)
+		return 0;
+	return (uint32_t)(io->len >> in->interval_shift) * in->meta_size;
+}
+
+int zublk_io_meta_copy(struct zublk_queue *q, struct zublk_io *io, uint32_t off, void *mem,
+		       uint32_t len)
+{
+	off_t pos = (off_t)((zublk_user_copy_pos(q->q_id, io->tag) + off) |
+			    UBLKSRV_IO_INTEGRITY_FLAG);
+	ssize_t n;
+
+	if (len == 0 || (uint64_t)off + len > zublk_io_meta_len(q, io))
+		return -EINVAL;
+	/* A WRITE's metadata comes from the request; a READ's goes to it. */
+	if (io->op == UBLK_IO_OP_WRITE)
+		n = pread(q->dev->cdev_fd, mem, len, pos);
+	else if (io->op == UBLK_IO_OP_READ)
+		n = pwrite(q->dev->cdev_fd, mem, len, pos);
+	else
+		return -EINVAL;
+	if (n != (ssize_t)len)
+		return n < 0 ? -errno : -EFAULT;
+	return 0;
+}
+
 void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res)
 {
 	if (io->state != IO_ACTIVE) {

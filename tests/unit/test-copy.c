@@ -89,6 +89,27 @@ TEST(without_a_buffer_or_user_copy_there_is_no_copy)
 	CHECK_EQ(zublk_io_copy(&f.q, &f.io, 0, mem, 512), -EOPNOTSUPP);
 }
 
+TEST(a_requests_metadata_is_meta_size_per_interval_and_only_with_the_flag)
+{
+	struct fixture f;
+	unsigned char mem[64];
+
+	setup(&f, UBLK_IO_OP_WRITE);
+	f.dev.geom.integrity = (struct zublk_integrity){ .meta_size = 8, .interval_shift = 9 };
+	CHECK_EQ(zublk_io_meta_len(&f.q, &f.io), 0);
+	CHECK_EQ(zublk_io_meta_copy(&f.q, &f.io, 0, mem, 8), -EINVAL);
+	f.io.flags |= UBLK_IO_F_INTEGRITY;
+	CHECK_EQ(zublk_io_meta_len(&f.q, &f.io), 2 * PAGE / 512 * 8);
+	f.dev.geom.integrity.interval_shift = 12;
+	f.dev.geom.integrity.meta_size = 16;
+	CHECK_EQ(zublk_io_meta_len(&f.q, &f.io), 2 * 16);
+	/* Nothing, or past the metadata: refused before any system call. */
+	CHECK_EQ(zublk_io_meta_copy(&f.q, &f.io, 0, mem, 0), -EINVAL);
+	CHECK_EQ(zublk_io_meta_copy(&f.q, &f.io, 16, mem, 17), -EINVAL);
+	f.io.op = UBLK_IO_OP_FLUSH;
+	CHECK_EQ(zublk_io_meta_copy(&f.q, &f.io, 0, mem, 8), -EINVAL);
+}
+
 /* What a file in memory truncated under the device leaves mapped: SIGBUS to touch. */
 static unsigned char *gone_mapping(void)
 {

@@ -2,7 +2,8 @@
 # The benchmark suite cannot rot: one short round of bench/suite.sh (every
 # kind of device, 1 and 2 queues, pinned, polling and never polling queues, batched
 # commands, shared memory, loop with and without its tmpfs file mapped, stripe/mirror vs
-# md, nbd vs the kernel's nbd client, zoned vs null_blk's zoned mode) and
+# md, nbd vs the kernel's nbd client, zoned vs null_blk's zoned mode, loop with
+# integrity metadata vs without) and
 # bench/report.py on what it printed.  Its numbers mean nothing; that
 # every row is there and the report is written does.
 . "$(dirname "$0")/lib.sh"
@@ -17,7 +18,14 @@ modprobe null_blk nr_devices=0 2>/dev/null || skip "no null_blk module"
 export BENCH_ROUNDS=1 BENCH_RUNTIME=500ms BENCH_RAMP=0 BENCH_SIZE_MB=64
 # 512k writes with 1 queue only: the 2-queue rows' devices are all in the
 # 4k rows.
-export BENCH_CONFIGS="1q1j 2q2j raid nbd zoned" BENCH_JOBS="rr4k-qd32 sw512k-qd8" BENCH_JOBS_2J=rr4k-qd32
+features=$("$Z" features) || fail "zublk features failed"
+integ=0
+if grep -qw INTEGRITY <<<"$features"; then
+	integ=10
+else
+	skip_check "integrity config" "the driver has no UBLK_F_INTEGRITY"
+fi
+export BENCH_CONFIGS="1q1j 2q2j raid nbd zoned$( ((integ)) && echo " integrity")" BENCH_JOBS="rr4k-qd32 sw512k-qd8" BENCH_JOBS_2J=rr4k-qd32
 export BENCH_RAID_JOBS=rr4k-qd32 BENCH_MODES="copy zero-copy auto-zero-copy"
 bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 	fail "bench/suite.sh failed: $(tail -3 "$TMP/err")"
@@ -35,7 +43,6 @@ devs="nullb nullb-busy znull-copy znull-zero-copy znull-auto-zero-copy kloop klo
 	zloop-auto-zero-copy znull-t2 zloop-t2 znull-pin zloop-pin znull-poll zloop-poll znull-nopoll
 	zloop-nopoll znull-nofill zloop-nomap zstripe md0 zmirror md1 knbd znbd-copy znbd-zero-copy
 	znbd-auto-zero-copy nullbz zzoned-zero-copy zzoned-nocopy"
-features=$("$Z" features) || fail "zublk features failed"
 batch=0 shm=0
 if grep -qw BATCH_IO <<<"$features"; then
 	batch=2 devs+=" znull-batch zloop-batch"
@@ -46,7 +53,10 @@ fi
 # nbd: the kernel's client and zublk's in 3 modes, both jobs.
 # zoned: null_blk's, zublk's (zero-copy: the only mode of BENCH_MODES it has) and
 # zublk's with copy_max=0, both jobs.
-want=$(((15 + batch + shm) * 2 + 13 + 4 + 1 + 8 + 6))
+# integrity: the kernel loop, zublk loop without metadata, with it in
+# zero-copy and auto-zero-copy, and with it but no PI, both jobs.
+((integ)) && devs+=" zloop-nopi zloop-pi-zero-copy zloop-pi-auto-zero-copy zloop-meta"
+want=$(((15 + batch + shm) * 2 + 13 + 4 + 1 + 8 + 6 + integ))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
 for d in $devs; do
 	grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
@@ -90,6 +100,11 @@ grep -A5 "^## zoned vs null_blk's zoned mode" "$TMP/res/results.md" |
 	grep -q '^| zoned zero-copy | - | [0-9]' || fail "results.md has no zoned vs null_blk zoned ratio"
 grep -A4 '^## Copying in the queue thread vs io_uring' "$TMP/res/results.md" |
 	grep -q '^| zoned | - | [0-9]' || fail "results.md has no zoned copy_max=0 ratio"
+if ((integ)); then
+	grep -A6 "^## Integrity metadata vs none" "$TMP/res/results.md" |
+		grep -q '^| loop pi=crc16 zero-copy | - | [0-9]' ||
+		fail "results.md has no integrity vs none ratio"
+fi
 grep -A4 '^## Copying requests straight' "$TMP/res/results.md" | grep -q '^| loop | - | [0-9]' ||
 	fail "results.md has no map vs map=0 ratio"
 [ "$(wc -l <"$TMP/res/results.csv")" = $((want + 1)) ] || fail "results.csv: $(wc -l <"$TMP/res/results.csv") lines"
