@@ -65,6 +65,7 @@ struct zone {
 struct zoned_dev {
 	char *dir;
 	uint64_t zone_size;
+	uint64_t zone_cap;		/* a sequential zone's writable bytes */
 	unsigned nr_zones, nr_conv;
 	unsigned max_open, max_active;
 	unsigned nr_open, nr_active;	/* implicitly + explicitly open; + closed */
@@ -137,7 +138,7 @@ static uint8_t cond_of_wp(const struct zoned_dev *zd, uint64_t wp)
 {
 	if (wp == 0)
 		return BLK_ZONE_COND_EMPTY;
-	return wp >= zd->zone_size ? BLK_ZONE_COND_FULL : BLK_ZONE_COND_CLOSED;
+	return wp >= zd->zone_cap ? BLK_ZONE_COND_FULL : BLK_ZONE_COND_CLOSED;
 }
 
 /*
@@ -165,19 +166,37 @@ static int open_room(struct zoned_dev *zd, bool need_active, bool implicit)
 	return -ETOOMANYREFS;
 }
 
+/*
+ * A sequential zone's file of @size bytes, cut to whole blocks: a write
+ * that failed half-way (a full file system) leaves a tail that was never
+ * acknowledged, and a write pointer there could take no more writes.
+ * Returns the size, -errno.
+ */
+static int64_t whole_blocks(struct zoned_dev *zd, unsigned zno, uint64_t size)
+{
+	if (!(size & 4095))
+		return (int64_t)size;
+	zublk_log(ZUBLK_LOG_WARN, "zone %u: its file ends %llu bytes into a block: cut there",
+		  zno, (unsigned long long)(size & 4095));
+	if (ftruncate(zd->fds[zno], (off_t)(size & ~4095ULL)))
+		return -errno;
+	return (int64_t)(size & ~4095ULL);
+}
+
 /* Take a write pointer from the zone's file (its size).  Lock held. */
 static void zone_resync(struct zoned_dev *zd, unsigned zno)
 {
 	struct zone *z = &zd->zones[zno];
 	struct stat st;
+	int64_t size;
 	uint8_t cond;
 
 	z->resync = false;
-	if (fstat(zd->fds[zno], &st)) {
+	if (fstat(zd->fds[zno], &st) || (size = whole_blocks(zd, zno, (uint64_t)st.st_size)) < 0) {
 		zublk_log(ZUBLK_LOG_ERR, "zone %u: %s", zno, strerror(errno));
 		return;
 	}
-	z->wp = (uint64_t)st.st_size < zd->zone_size ? (uint64_t)st.st_size : zd->zone_size;
+	z->wp = (uint64_t)size < zd->zone_cap ? (uint64_t)size : zd->zone_cap;
 	cond = cond_of_wp(zd, z->wp);
 	/* An open zone that is not empty or full stays open. */
 	if (cond == BLK_ZONE_COND_CLOSED && is_open(z->cond))
@@ -254,10 +273,13 @@ static int open_zone(struct zoned_dev *zd, unsigned zno)
 		zublk_log(ZUBLK_LOG_ERR, "zone file '%s': not a regular file", path);
 		return -EINVAL;
 	}
-	if ((uint64_t)st.st_size > zd->zone_size || (st.st_size & 4095)) {
-		zublk_log(ZUBLK_LOG_ERR, "zone file '%s': %lld bytes, not a multiple of 4096 up to "
-			  "the zone size %llu", path, (long long)st.st_size,
-			  (unsigned long long)zd->zone_size);
+	/* A conventional zone's file holds the zone; a sequential one's, its capacity. */
+	uint64_t room = is_conv(zd, zno) ? zd->zone_size : zd->zone_cap;
+
+	if ((uint64_t)st.st_size > room) {
+		zublk_log(ZUBLK_LOG_ERR, "zone file '%s': %lld bytes, more than the zone's %s %llu",
+			  path, (long long)st.st_size, is_conv(zd, zno) ? "size" : "capacity",
+			  (unsigned long long)room);
 		return -EINVAL;
 	}
 	if (is_conv(zd, zno)) {
@@ -270,7 +292,13 @@ static int open_zone(struct zoned_dev *zd, unsigned zno)
 		z->cond = BLK_ZONE_COND_NOT_WP;
 		return 0;
 	}
-	z->wp = (uint64_t)st.st_size;
+	int64_t size = whole_blocks(zd, zno, (uint64_t)st.st_size);
+
+	if (size < 0) {
+		zublk_log(ZUBLK_LOG_ERR, "zone file '%s': %s", path, strerror((int)-size));
+		return (int)size;
+	}
+	z->wp = (uint64_t)size;
 	set_cond(zd, z, cond_of_wp(zd, z->wp));
 	return 0;
 }
@@ -361,6 +389,14 @@ static int zoned_opts(struct zoned_dev *zd, struct zublk_opts *opts, uint64_t *s
 		return -EINVAL;
 	}
 	zd->nr_zones = (unsigned)(*size / zd->zone_size);
+	zd->zone_cap = zd->zone_size;
+	if (zublk_opts_get_size(opts, "zone_capacity", &zd->zone_cap) || !zd->zone_cap ||
+	    zd->zone_cap > zd->zone_size || (zd->zone_cap & 4095)) {
+		zublk_log(ZUBLK_LOG_ERR, "zone_capacity '%s': not a multiple of 4096 up to "
+			  "zone_size %llu", zublk_opts_get(opts, "zone_capacity"),
+			  (unsigned long long)zd->zone_size);
+		return -EINVAL;
+	}
 	if (get_count(opts, "conv_zones", ZONED_MAX_ZONES, &zd->nr_conv) ||
 	    get_count(opts, "max_open", ZONED_MAX_ZONES, &zd->max_open) ||
 	    get_count(opts, "max_active", ZONED_MAX_ZONES, &zd->max_active))
@@ -606,7 +642,7 @@ static int64_t seq_write_admit(struct zoned_dev *zd, struct zone *z, uint64_t zo
 		return -EIO;
 	if (append)
 		zoff = z->wp;
-	if (zoff != z->wp || len > zd->zone_size - zoff)
+	if (zoff != z->wp || len > zd->zone_cap - zoff)
 		return -EIO;
 	if (z->cond == BLK_ZONE_COND_EMPTY || z->cond == BLK_ZONE_COND_CLOSED) {
 		ret = open_room(zd, z->cond == BLK_ZONE_COND_EMPTY, true);
@@ -616,7 +652,7 @@ static int64_t seq_write_admit(struct zoned_dev *zd, struct zone *z, uint64_t zo
 	}
 	z->wp += len;
 	z->writing++;
-	if (z->wp == zd->zone_size)
+	if (z->wp == zd->zone_cap)
 		set_cond(zd, z, BLK_ZONE_COND_FULL);
 	return (int64_t)zoff;
 }
@@ -693,7 +729,7 @@ static int zone_truncate(struct zoned_dev *zd, unsigned zno, uint64_t len)
 static int zone_set_wp(struct zoned_dev *zd, unsigned zno, bool finish)
 {
 	struct zone *z = &zd->zones[zno];
-	uint64_t wp = finish ? zd->zone_size : 0;
+	uint64_t wp = finish ? zd->zone_cap : 0;
 	int ret;
 
 	if (z->wp == wp && !z->resync)
@@ -767,7 +803,7 @@ static int zoned_report(struct zublk_queue *q, struct zublk_io *io, struct zoned
 
 		r->start = (zno + n) * zsec;
 		r->len = zsec;
-		r->capacity = zsec;
+		r->capacity = is_conv(zd, zno + n) ? zsec : zd->zone_cap >> 9;
 		r->cond = z->cond;
 		if (is_conv(zd, zno + n)) {
 			r->type = BLK_ZONE_TYPE_CONVENTIONAL;
@@ -928,16 +964,18 @@ static void zoned_status(struct zublk_dev *dev, FILE *json)
 		return;
 	fprintf(json, ",\"dir\":");
 	zublk_json_str(json, zd->dir);
-	fprintf(json, ",\"zone_size\":%llu,\"zones\":%u,\"conv_zones\":%u,\"max_open\":%u,"
-		"\"max_active\":%u,\"buffered\":%s,\"copy_max\":%u",
-		(unsigned long long)zd->zone_size, zd->nr_zones, zd->nr_conv, zd->max_open,
-		zd->max_active, zd->buffered ? "true" : "false", zd->copy_max);
+	fprintf(json, ",\"zone_size\":%llu,\"zone_capacity\":%llu,\"zones\":%u,\"conv_zones\":%u,"
+		"\"max_open\":%u,\"max_active\":%u,\"buffered\":%s,\"copy_max\":%u",
+		(unsigned long long)zd->zone_size, (unsigned long long)zd->zone_cap, zd->nr_zones,
+		zd->nr_conv, zd->max_open, zd->max_active, zd->buffered ? "true" : "false",
+		zd->copy_max);
 }
 
 const struct zublk_target_ops zublk_zoned_ops = {
 	.name = "zoned",
 	.summary = "a host-managed zoned device, a file per zone (zloop's layout)",
 	.usage = "dir=PATH  size=SIZE (default 16G)  zone_size=SIZE (default 256M)  "
+		 "zone_capacity=SIZE (default: zone_size)  "
 		 "conv_zones=N (default 8)  max_open=N  max_active=N (default 0: no limit)  "
 		 "buffered=0|1 (default: O_DIRECT, buffered on tmpfs)  "
 		 "copy_max=SIZE (tmpfs: requests copied in the queue thread; default 64k)",

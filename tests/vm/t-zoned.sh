@@ -6,9 +6,10 @@
 # zones and their files; writes off the write pointer and into a full zone
 # fail; max_open and max_active hold; zones and data survive del and add,
 # and a directory laid out beforehand is taken as it is; a report of 20000
-# zones; btrfs (zone appends) on 2 queues keeps its files across del and
-# add, and scrubs clean; the daemon killed under reads recovers; bad input
-# is one line each; del under zoned writes.
+# zones; a zone capacity below the zone size; btrfs (zone appends) on 2
+# queues keeps its files across del and add, and scrubs clean; the daemon
+# killed under reads recovers; bad input is one line each; del under zoned
+# writes.
 . "$(dirname "$0")/lib.sh"
 for t in blkzone cmp md5sum; do command -v $t >/dev/null || skip "no $t"; done
 M=$((1 << 20))
@@ -124,6 +125,42 @@ blkzone reset -o 0 -c 1 "$DEV" 2>/dev/null && fail "a conventional zone was rese
 note "open, close, finish, reset: conditions, write pointers and files follow"
 del "$ID"
 
+# 3b. A zone capacity below the zone size (24M of 32M): reported, full at
+# the capacity, nothing written past it, finish truncates to it; fio's zoned
+# mode verifies writes that stop at each zone's capacity.
+mkdir "$TMP/zc"
+add -t zoned dir="$TMP/zc" size=256M zone_size=32M zone_capacity=24M conv_zones=1
+[ "$(dev_field "$ID" zone_capacity)" = $((24 * M)) ] || fail "zone_capacity in list --json"
+zone_line "$ID" 0 | grep -q "cap 0x010000" || fail "conventional cap: $(zone_line "$ID" 0)"
+zone_line "$ID" 1 | grep -q "cap 0x00c000" || fail "sequential cap: $(zone_line "$ID" 1)"
+wdd 1 0 6144 || fail "24M into zone 1: $(cat "$TMP/dd.err")"
+cond_is "$ID" 1 fu || fail "zone 1 at its capacity: $(zone_line "$ID" 1)"
+[ "$(fsize "$TMP/zc/seq-000001")" = $((24 * M)) ] || fail "seq-000001: $(fsize "$TMP/zc/seq-000001")"
+wdd 2 0 6143 || fail "24M - 4k into zone 2: $(cat "$TMP/dd.err")"
+# One 8k write from 4k below the capacity: refused whole.
+dd if=/dev/urandom of="$DEV" bs=8k count=1 seek=$(((2 * 8192 + 6143) * 4096)) \
+	oflag=direct,seek_bytes conv=notrunc status=none 2>/dev/null &&
+	fail "a write across the capacity succeeded"
+wp_is "$ID" 2 $((6143 * 8)) || fail "zone 2 after a write across the capacity: $(zone_line "$ID" 2)"
+[ "$(dd if="$DEV" bs=1M skip=$((2 * 32 + 24)) count=8 iflag=direct status=none |
+	tr -d '\0' | wc -c)" = 0 ] || fail "past the capacity not zeros"
+zop finish 3 && cond_is "$ID" 3 fu || fail "finish: $(zone_line "$ID" 3)"
+[ "$(fsize "$TMP/zc/seq-000003")" = $((24 * M)) ] || fail "finish: seq-000003 not 24M"
+blkzone reset "$DEV" || fail "reset all"
+fio_ok zc --filename="$DEV" --zonemode=zbd --rw=write --bsrange=4k-128k --iodepth=8 \
+	--offset=32M --size=224M --verify=crc32c --do_verify=1 --verify_fatal=1
+[ "$(fsize "$TMP/zc/seq-000001")" = $((24 * M)) ] || fail "fio: seq-000001 not filled to 24M"
+for f in "$TMP"/zc/seq-*; do
+	[ "$(fsize "$f")" -le $((24 * M)) ] || fail "fio: $f past the capacity"
+done
+del "$ID"
+expect_err "zone_capacity '40M': not a multiple of 4096 up to zone_size" add -t zoned \
+	dir="$TMP/zc" size=256M zone_size=32M zone_capacity=40M conv_zones=1
+expect_err "seq-000001': 25165824 bytes, more than the zone's capacity" \
+	add -t zoned dir="$TMP/zc" size=256M zone_size=32M zone_capacity=16M conv_zones=1
+rm -rf "$TMP/zc"
+note "zone capacity 24M of 32M: reported, full there, finish to it, fio verified up to it"
+
 # 4. max_open=2 max_active=3.
 add -t zoned dir="$TMP/z" size=512M zone_size=32M conv_zones=2 max_open=2 max_active=3
 blkzone reset "$DEV"
@@ -163,8 +200,13 @@ del "$ID"
 mkdir "$TMP/pre"
 truncate -s 32M "$TMP/pre/cnv-000000"
 head -c $((3 * M)) /dev/urandom >"$TMP/pre/seq-000001"
+# A tail of a block (a write cut short by a full file system): cut off.
+head -c $((8192 + 100)) /dev/urandom >"$TMP/pre/seq-000002"
 add -t zoned dir="$TMP/pre" size=256M zone_size=32M conv_zones=1
 cond_is "$ID" 1 cl && wp_is "$ID" 1 6144 || fail "laid out zone 1: $(zone_line "$ID" 1)"
+wp_is "$ID" 2 16 && [ "$(fsize "$TMP/pre/seq-000002")" = 8192 ] ||
+	fail "a zone file's partial block: $(zone_line "$ID" 2), $(fsize "$TMP/pre/seq-000002") bytes"
+wdd 2 2 1 || fail "a write at the cut write pointer: $(cat "$TMP/dd.err")"
 dd if="$DEV" bs=1M skip=32 count=3 iflag=direct status=none | cmp -s - "$TMP/pre/seq-000001" ||
 	fail "zone 1 does not read back its file"
 [ "$(ls "$TMP/pre" | wc -l)" = 8 ] || fail "missing zone files not created: $(ls "$TMP/pre")"
