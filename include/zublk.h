@@ -505,6 +505,8 @@ unsigned zublk_dev_nr_queues(const struct zublk_dev *dev);
 enum zublk_mode zublk_dev_mode(const struct zublk_dev *dev);
 /* A new daemon taking over a device (recover, upgrade): what the target would create is lost. */
 bool zublk_dev_recovering(const struct zublk_dev *dev);
+/* The device went live (START_DEV); false in ->exit after a refused add. */
+bool zublk_dev_started(const struct zublk_dev *dev);
 uint64_t zublk_dev_size(const struct zublk_dev *dev);
 const struct ublksrv_ctrl_dev_info *zublk_dev_info(const struct zublk_dev *dev);
 /* The target's private pointer. */

@@ -975,6 +975,11 @@ bool zublk_dev_recovering(const struct zublk_dev *dev)
 	return dev->cfg.recover;
 }
 
+bool zublk_dev_started(const struct zublk_dev *dev)
+{
+	return dev->started;
+}
+
 uint64_t zublk_dev_size(const struct zublk_dev *dev)
 {
 	return dev->geom.size;

@@ -30,6 +30,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "zublk.h"
@@ -49,6 +50,7 @@ struct loop_dev {
 	_Atomic bool no_zero_range;	/* the file system said EOPNOTSUPP once */
 	int meta_fd;		/* integrity metadata, -1: none */
 	char *meta;		/* its path */
+	bool meta_created;	/* by this add: removed if the add is refused */
 	struct zublk_integrity in;
 };
 
@@ -155,6 +157,41 @@ static uint64_t meta_pos(const struct loop_dev *ld, uint64_t off)
 }
 
 /*
+ * The layout the metadata file was written in, kept with it (an extended
+ * attribute): another block size or other integrity options would read
+ * every block's metadata wrong, and each read would fail.  A file without
+ * one takes ours; a file system without extended attributes keeps none.
+ */
+#define META_XATTR "user.zublk.integrity"
+
+static int meta_layout(struct loop_dev *ld, bool ro)
+{
+	char want[96], have[96];
+	ssize_t n;
+
+	snprintf(want, sizeof(want), "interval=%u meta_size=%u pi=%s pi_offset=%u",
+		 1U << ld->in.interval_shift, ld->in.meta_size, pi_name(ld->in.csum),
+		 ld->in.pi_offset);
+	n = fgetxattr(ld->meta_fd, META_XATTR, have, sizeof(have) - 1);
+	if (n >= 0) {
+		have[n] = '\0';
+		if (strcmp(have, want)) {
+			zublk_log(ZUBLK_LOG_ERR, "metadata file '%s': written as %s, not %s",
+				  ld->meta, have, want);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (errno != ENODATA || ro)
+		return 0;
+	if (fsetxattr(ld->meta_fd, META_XATTR, want, strlen(want), XATTR_CREATE) &&
+	    errno != ENOTSUP && errno != EEXIST)
+		zublk_log(ZUBLK_LOG_WARN, "metadata file '%s': keeping its layout: %s", ld->meta,
+			  strerror(errno));
+	return 0;
+}
+
+/*
  * Open (or, with @create, create: *@created) the metadata file, long
  * enough for the device.
  */
@@ -177,6 +214,9 @@ static int meta_open(struct loop_dev *ld, bool ro, bool create, bool *created)
 		zublk_log(ZUBLK_LOG_ERR, "metadata file '%s': not a regular file", ld->meta);
 		return -EINVAL;
 	}
+	ret = meta_layout(ld, ro);
+	if (ret)
+		return ret;
 	if ((uint64_t)st.st_size >= need)
 		return 0;
 	/* Grown with a hole: blocks without metadata (all ones once inverted). */
@@ -318,6 +358,7 @@ static int loop_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		ret = meta_open(ld, ro, !zublk_dev_recovering(dev), &created);
 		if (ret)
 			goto err_close;
+		ld->meta_created = created;
 		geom->integrity = ld->in;
 	}
 	ld->idx = zublk_dev_add_file(dev, ld->b.fd);
@@ -349,6 +390,9 @@ static void loop_exit(struct zublk_dev *dev)
 	zublk_backing_close(&ld->b);
 	if (ld->meta_fd >= 0)
 		close(ld->meta_fd);
+	/* An add refused after this init leaves no metadata file it made. */
+	if (ld->meta_created && !zublk_dev_started(dev))
+		unlink(ld->meta);
 	free(ld->meta);
 	free(ld);
 }

@@ -75,6 +75,7 @@ struct zoned_dev {
 	uint32_t copy_max;		/* in memory: requests copied in the queue thread */
 	int first_idx;			/* fixed-file index of zone 0 */
 	int *fds;
+	bool *made;			/* zone files this add created */
 	struct zone *zones;
 	void *zeros;			/* ZUBLK_MAX_MAX_IO_BYTES of the zero page */
 	pthread_mutex_t lock;
@@ -251,7 +252,7 @@ static int check_layout(struct zoned_dev *zd)
 static int open_zone(struct zoned_dev *zd, unsigned zno)
 {
 	struct zone *z = &zd->zones[zno];
-	int flags = O_RDWR | O_CREAT | O_CLOEXEC | (zd->buffered ? 0 : O_DIRECT);
+	int flags = O_RDWR | O_CLOEXEC | (zd->buffered ? 0 : O_DIRECT);
 	char path[PATH_MAX];
 	struct stat st;
 	int fd, ret;
@@ -261,7 +262,10 @@ static int open_zone(struct zoned_dev *zd, unsigned zno)
 		zublk_log(ZUBLK_LOG_ERR, "dir '%s': path too long", zd->dir);
 		return ret;
 	}
-	fd = open(path, flags, 0600);
+	fd = open(path, flags | O_CREAT | O_EXCL, 0600);
+	zd->made[zno] = fd >= 0;
+	if (fd < 0 && errno == EEXIST)
+		fd = open(path, flags);
 	if (fd < 0) {
 		ret = -errno;
 		zublk_log(ZUBLK_LOG_ERR, "zone file '%s': %s%s", path, strerror(-ret),
@@ -321,6 +325,16 @@ static int fd_room(unsigned need)
 	return setrlimit(RLIMIT_NOFILE, &rl) ? -errno : 0;
 }
 
+/* An add refused: the zone files it created go (what was there stays). */
+static void unmake(struct zoned_dev *zd)
+{
+	char path[PATH_MAX];
+
+	for (unsigned i = 0; zd->made && i < zd->nr_zones; i++)
+		if (zd->made[i] && !zone_path(zd, i, is_conv(zd, i), path, sizeof(path)))
+			unlink(path);
+}
+
 static void zoned_free(struct zoned_dev *zd)
 {
 	if (zd->fds)
@@ -331,6 +345,7 @@ static void zoned_free(struct zoned_dev *zd)
 		munmap(zd->zeros, ZUBLK_MAX_MAX_IO_BYTES);
 	pthread_mutex_destroy(&zd->lock);
 	free(zd->fds);
+	free(zd->made);
 	free(zd->zones);
 	free(zd->dir);
 	free(zd);
@@ -455,8 +470,9 @@ static int zoned_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	if (ret)
 		goto err;
 	zd->fds = malloc(zd->nr_zones * sizeof(*zd->fds));
+	zd->made = calloc(zd->nr_zones, sizeof(*zd->made));
 	zd->zones = calloc(zd->nr_zones, sizeof(*zd->zones));
-	if (!zd->fds || !zd->zones) {
+	if (!zd->fds || !zd->made || !zd->zones) {
 		ret = -ENOMEM;
 		goto err;
 	}
@@ -494,6 +510,7 @@ static int zoned_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	zublk_dev_set_priv(dev, zd);
 	return 0;
 err:
+	unmake(zd);
 	zoned_free(zd);
 	return ret;
 }
@@ -502,8 +519,11 @@ static void zoned_exit(struct zublk_dev *dev)
 {
 	struct zoned_dev *zd = zublk_dev_priv(dev);
 
-	if (zd)
-		zoned_free(zd);
+	if (!zd)
+		return;
+	if (!zublk_dev_started(dev))
+		unmake(zd);
+	zoned_free(zd);
 }
 
 static int zoned_queue_init(struct zublk_queue *q)

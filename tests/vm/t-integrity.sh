@@ -3,11 +3,11 @@
 # block layer puts T10 PI on every write and checks it on every read, so a
 # read passes only when the daemon stored and gave back each block's PI.
 # What the kernel shows; fio verify in the data modes that can carry it, on
-# 1 and 2 queues; blocks never written; a flipped byte of data, and of
-# metadata, fails that block's read only; discard and write zeroes; data and
-# metadata across del and add, and across kill -9 and recover (refused
-# without the metadata file); ext4; crc64
-# and metadata without PI; bad input.
+# 1 and 2 queues, with --batch, across live upgrades; blocks never written;
+# a flipped byte of data, and of metadata, fails that block's read only;
+# discard and write zeroes; data and metadata across del and add, and
+# across kill -9 and recover (refused without the metadata file); ext4;
+# crc64 and metadata without PI; resize; bad input.
 . "$(dirname "$0")/lib.sh"
 "$Z" features | grep -qw INTEGRITY || skip "the driver has no UBLK_F_INTEGRITY"
 truncate -s 64M "$TMP/img"
@@ -63,6 +63,29 @@ for mode in user-copy zero-copy auto-zero-copy; do
 done
 note "fio verify: user-copy, zero-copy, auto-zero-copy on 1 and $q queue(s)"
 
+# Batched commands (where the kernel has them), and a live upgrade under
+# verified writes: the new daemon takes the metadata file up again.
+if "$Z" features | grep -qw BATCH_IO; then
+	add -t loop -f "$TMP/img" meta="$M" --batch
+	fio_ok b --filename="$DEV" --rw=randwrite --bsrange=4k-64k --iodepth=16 --size=32M \
+		--verify=crc32c --verify_fatal=1
+	del "$ID"
+	note "fio verify with --batch"
+else
+	skip_check "integrity with --batch" "the driver has no UBLK_F_BATCH_IO"
+fi
+add -t loop -f "$TMP/img" meta="$M"
+fio_bg --bs=8k --iodepth=16 --size=32M --verify_backlog=256
+for i in 1 2 3; do
+	sleep 1
+	timeout 60 "$Z" upgrade -n "$ID" >/dev/null || fail "upgrade $i"
+done
+sleep 1
+fio_bg_end "across upgrades"
+[ "$(dev_field "$ID" meta)" = "$M" ] || fail "meta after upgrades: $(dev_field "$ID" meta)"
+del "$ID"
+note "3 live upgrades under verified writes"
+
 # Data and metadata across del and add: written once, verified afterwards.
 add -t loop -f "$TMP/img" meta="$M"
 fio_ok w --filename="$DEV" --rw=write --bs=64k --size=16M --verify=crc32c --do_verify=0
@@ -93,17 +116,11 @@ blkdiscard -z -o 1M -l 1M "$DEV" || fail "blkdiscard -z"
 	fail "discarded or zeroed blocks are not zeros"
 
 # kill -9 under writes, recover: the metadata file is taken up again.
-fio --name=k --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite --bs=16k \
-	--iodepth=16 --size=16M --offset=16M --verify=crc32c --verify_fatal=1 --time_based \
-	--runtime=120 >"$FIO_LOG" 2>&1 &
-fio_pid=$!
+fio_bg --bs=16k --iodepth=16 --size=16M --offset=16M
 sleep 2
 kill_recover "kill -9 under writes"
 sleep 2
-kill -INT $fio_pid
-wait $fio_pid
-grep -q "err= 0" "$FIO_LOG" ||
-	fail "fio across recover: $(grep -E 'err=|verify' "$FIO_LOG" | head -3)"
+fio_bg_end "across recover"
 fio_ok after --filename="$DEV" --rw=randread --bs=16k --size=16M --offset=16M --iodepth=16
 # A recovery without its metadata file is refused (a new one would check no
 # block), the device left waiting; with the file back, it recovers.
@@ -135,6 +152,21 @@ umount "$TMP/mnt"
 fsck.ext4 -n -f "$DEV" >/dev/null 2>&1 || fail "fsck after integrity writes"
 del "$ID"
 
+# The metadata file keeps the layout it was written in (an extended
+# attribute, where the file system has them): other options are refused.
+layout=$(python3 - "$M" 2>/dev/null <<'PY'
+import os, sys
+print(os.getxattr(sys.argv[1], "user.zublk.integrity").decode())
+PY
+)
+if [ -n "$layout" ]; then
+	[[ $layout == "interval=$lbs meta_size=8 pi=crc16 pi_offset=0" ]] || fail "layout '$layout'"
+	expect_err "metadata file '$M': written as interval=$lbs meta_size=8 pi=crc16 pi_offset=0, not \
+interval=$lbs meta_size=16 pi=crc64" add -t loop -f "$TMP/img" meta="$M" pi=crc64 meta_size=16
+else
+	skip_check "the metadata file's layout" "no user extended attributes on $TMP's file system"
+fi
+
 # crc64 in 16 bytes; metadata without PI (nothing checked: a flipped byte reads).
 rm -f "$M"
 add -t loop -f "$TMP/img" meta="$M" pi=crc64 meta_size=16
@@ -147,9 +179,26 @@ add -t loop -f "$TMP/img" meta="$M" pi=none meta_size=16
 fio_ok n --filename="$DEV" --rw=randwrite --bs=8k --size=16M --iodepth=16 --verify=crc32c
 del "$ID"
 
+# A resize grows the metadata file with the device; the new blocks verify.
+truncate -s 32M "$TMP/img2"
+add -t loop -f "$TMP/img2" meta="$TMP/img2.meta"
+"$Z" resize -n "$ID" 48M >/dev/null || fail "resize to 48M"
+[ "$(stat -c %s "$TMP/img2.meta")" = $((48 * 1048576 / lbs * 8)) ] ||
+	fail "metadata file after resize: $(stat -c %s "$TMP/img2.meta") bytes"
+fio_ok g --filename="$DEV" --rw=randwrite --bs=16k --offset=32M --size=16M --iodepth=8 \
+	--verify=crc32c --verify_fatal=1
+del "$ID"
+
 # Bad input: one line each, nothing left behind.
 expect_err "mode copy: no integrity" add -t loop -f "$TMP/img" meta="$TMP/new.meta" --mode copy
 [ ! -e "$TMP/new.meta" ] || fail "a refused add left its new metadata file"
+# Refused after the target made its file (the device number is taken).
+add -t loop -f "$TMP/img" -n 3
+"$Z" add -t loop -f "$TMP/img" meta="$TMP/new.meta" -n 3 >/dev/null 2>"$TMP/err" &&
+	fail "a second device 3 was added"
+grep -q "device 3: already exists" "$TMP/err" || fail "add said: $(cat "$TMP/err")"
+[ ! -e "$TMP/new.meta" ] || fail "an add refused after init left its new metadata file"
+del 3
 expect_err "pi 'md5': not" add -t loop -f "$TMP/img" meta="$M" pi=md5
 expect_err "do not fit in meta_size=4" add -t loop -f "$TMP/img" meta="$M" meta_size=4
 expect_err "at offset 4 do not fit" add -t loop -f "$TMP/img" meta="$M" pi_offset=4

@@ -135,13 +135,15 @@ zone_line "$ID" 0 | grep -q "cap 0x010000" || fail "conventional cap: $(zone_lin
 zone_line "$ID" 1 | grep -q "cap 0x00c000" || fail "sequential cap: $(zone_line "$ID" 1)"
 wdd 1 0 6144 || fail "24M into zone 1: $(cat "$TMP/dd.err")"
 cond_is "$ID" 1 fu || fail "zone 1 at its capacity: $(zone_line "$ID" 1)"
-[ "$(fsize "$TMP/zc/seq-000001")" = $((24 * M)) ] || fail "seq-000001: $(fsize "$TMP/zc/seq-000001")"
+[ "$(fsize "$TMP/zc/seq-000001")" = $((24 * M)) ] ||
+	fail "seq-000001: $(fsize "$TMP/zc/seq-000001")"
 wdd 2 0 6143 || fail "24M - 4k into zone 2: $(cat "$TMP/dd.err")"
 # One 8k write from 4k below the capacity: refused whole.
 dd if=/dev/urandom of="$DEV" bs=8k count=1 seek=$(((2 * 8192 + 6143) * 4096)) \
 	oflag=direct,seek_bytes conv=notrunc status=none 2>/dev/null &&
 	fail "a write across the capacity succeeded"
-wp_is "$ID" 2 $((6143 * 8)) || fail "zone 2 after a write across the capacity: $(zone_line "$ID" 2)"
+wp_is "$ID" 2 $((6143 * 8)) ||
+	fail "zone 2 after a write across the capacity: $(zone_line "$ID" 2)"
 [ "$(dd if="$DEV" bs=1M skip=$((2 * 32 + 24)) count=8 iflag=direct status=none |
 	tr -d '\0' | wc -c)" = 0 ] || fail "past the capacity not zeros"
 zop finish 3 && cond_is "$ID" 3 fu || fail "finish: $(zone_line "$ID" 3)"
@@ -238,6 +240,16 @@ expect_err "mode auto-zero-copy: not supported" "${ZA[@]}" dir="$TMP/z" conv_zon
 	expect_err "16 zone files, but only 64 open files" "${ZA[@]}" dir="$TMP/z" conv_zones=2
 ) || exit 1
 [ "$(fsize "$TMP/z/seq-000005")" -gt 0 ] || fail "bad input touched the zones"
+# Refused after the zone files were made (the device number is taken):
+# those it made go, those that were there stay.
+mkdir "$TMP/fresh"
+touch "$TMP/fresh/seq-000003"
+add -t null -n 5
+"$Z" add -t zoned dir="$TMP/fresh" size=256M zone_size=32M conv_zones=1 -n 5 >/dev/null \
+	2>"$TMP/err" && fail "a second device 5 was added"
+grep -q "device 5: already exists" "$TMP/err" || fail "add said: $(cat "$TMP/err")"
+[ "$(ls "$TMP/fresh")" = seq-000003 ] || fail "a refused add left zone files: $(ls "$TMP/fresh")"
+del 5
 
 # 7. 20000 zones: more than one report request's worth.
 ulimit -Hn 65536 && ulimit -n 65536 || fail "raising the open files limit"
