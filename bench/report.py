@@ -231,6 +231,8 @@ def main():
     pi_rows = [("loop pi=crc16 %s" % m, "zloop-pi-" + m, "zloop-nopi")
                for m in modes_of("zloop-pi-", "integrity")]
     pi_rows.append(("loop pi=none (metadata only), default mode", "zloop-meta", "zloop-nopi"))
+    pi_rows.append(("the kernel's: scsi_debug dif=1 dix=1, the block layer's PI on vs off",
+                    "ksd-pi", "ksd"))
     variant_table("Integrity metadata vs none: loop with meta= pi=crc16 (the block layer makes "
                   "and checks the PI) vs loop without, tmpfs files, 1 queue, 1 job (IOPS ratio; "
                   "reported, no target)", pi_rows, cfg="integrity")

@@ -50,6 +50,11 @@
 #             the size; the block layer makes and checks the PI, T10 type 1;
 #             zloop-meta: metadata without PI (pi=none), nothing made or
 #             checked, default mode: what moving the metadata costs)
+#   ksd-pi/ksd   (config "integrity", where the kernel has scsi_debug):
+#             the kernel's own device with T10 PI, scsi_debug dif=1 dix=1
+#             (T10-DIF-TYPE1-CRC, in memory, no delay), with the block
+#             layer's PI on, and a second one of its own store with the
+#             block layer's PI off (write_generate and read_verify 0)
 # Configs: 1q1j (1 queue, 1 fio job), 2q2j (2 queues, 2 jobs with
 # cpus_allowed_policy=split; copy and the default mode, plus
 # znull-t2/zloop-t2: the default mode with --threads 2, a thread per queue
@@ -120,6 +125,7 @@ finish() {
 	for n in /sys/kernel/config/nullb/zb*; do
 		[ -d "$n" ] && { echo 0 >"$n/power" 2>/dev/null; rmdir "$n" 2>/dev/null; }
 	done
+	[ -n "${SCSI_DEBUG:-}" ] && rmmod scsi_debug 2>/dev/null
 	umount "$T/tmpfs" 2>/dev/null || true
 	umount "$T/shm" 2>/dev/null || true
 	rm -rf "$T"
@@ -562,6 +568,27 @@ if need integrity; then
 	zadd zloop-meta -t loop -q 1 file="$T/tmpfs/int-meta" meta="$T/tmpfs/int-meta.meta" \
 		pi=none
 	idevs+=(zloop-meta)
+	# The kernel's own device with PI: two scsi_debug disks, PI on and off.
+	if modprobe sd_mod 2>/dev/null && modprobe scsi_debug dev_size_mb="$isize" delay=0 dif=1 \
+		dix=1 guard=0 add_host=2 per_host_store=1 2>/dev/null; then
+		SCSI_DEBUG=1
+		sd=/sys/bus/pseudo/drivers/scsi_debug
+		for i in $(seq 100); do
+			[ "$(ls -d $sd/adapter*/host*/target*/*/block/* 2>/dev/null | wc -l)" = 2 ] && break
+			sleep 0.1
+		done
+		mapfile -t sds < <(ls -d $sd/adapter*/host*/target*/*/block/* 2>/dev/null | xargs -rn1 basename)
+		[ "${#sds[@]}" = 2 ] || die "scsi_debug: ${#sds[@]} disks, not 2"
+		DEV[ksd-pi]=/dev/${sds[0]}
+		DEV[ksd]=/dev/${sds[1]}
+		echo 0 >"/sys/block/${sds[1]}/integrity/write_generate"
+		echo 0 >"/sys/block/${sds[1]}/integrity/read_verify"
+		set_none "${DEV[ksd-pi]}"
+		set_none "${DEV[ksd]}"
+		idevs+=(ksd ksd-pi)
+	else
+		log "integrity: no scsi_debug here, no rows of the kernel's PI"
+	fi
 	# Every block written once: reads read data and check its PI.
 	for d in "${idevs[@]}"; do
 		dd if=/dev/urandom of="${DEV[$d]}" bs=1M count="$isize" oflag=direct status=none ||
@@ -569,5 +596,6 @@ if need integrity; then
 	done
 	rounds_of integrity "${idevs[@]}"
 	"$Z" del --all >/dev/null
+	[ -n "${SCSI_DEBUG:-}" ] && rmmod scsi_debug && SCSI_DEBUG=
 fi
 log "done"

@@ -54,8 +54,16 @@ fi
 # zoned: null_blk's, zublk's (zero-copy: the only mode of BENCH_MODES it has) and
 # zublk's with copy_max=0, both jobs.
 # integrity: the kernel loop, zublk loop without metadata, with it in
-# zero-copy and auto-zero-copy, and with it but no PI, both jobs.
+# zero-copy and auto-zero-copy, and with it but no PI, both jobs; and
+# scsi_debug with PI on and off where the kernel has it.
 ((integ)) && devs+=" zloop-nopi zloop-pi-zero-copy zloop-pi-auto-zero-copy zloop-meta"
+if ((integ)); then
+	if modinfo scsi_debug >/dev/null 2>&1; then
+		integ=$((integ + 4)) devs+=" ksd ksd-pi"
+	else
+		skip_check "integrity's scsi_debug rows" "no scsi_debug module"
+	fi
+fi
 want=$(((15 + batch + shm) * 2 + 13 + 4 + 1 + 8 + 6 + integ))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
 for d in $devs; do
