@@ -503,6 +503,13 @@ static int loop_queue_io(struct zublk_queue *q, struct zublk_io *io)
 	struct io_uring_sqe *sqe;
 	int ret;
 
+	/* A DISCARD or WRITE_ZEROES takes its blocks' metadata with it. */
+	if (ld->meta_fd >= 0 &&
+	    (io->op == UBLK_IO_OP_DISCARD || io->op == UBLK_IO_OP_WRITE_ZEROES)) {
+		ret = meta_punch(ld, io);
+		if (ret)
+			return ret;
+	}
 	switch (io->op) {
 	case UBLK_IO_OP_READ:
 	case UBLK_IO_OP_WRITE:
@@ -541,11 +548,6 @@ static int loop_queue_io(struct zublk_queue *q, struct zublk_io *io)
 		lq->done[io->tag]++;
 		return 0;
 	case UBLK_IO_OP_DISCARD:
-		if (ld->meta_fd >= 0) {
-			ret = meta_punch(ld, io);
-			if (ret)
-				return ret;
-		}
 		if (ld->b.bdev) {
 			sqe = zublk_queue_get_sqe(q);
 			if (!sqe)
@@ -558,11 +560,6 @@ static int loop_queue_io(struct zublk_queue *q, struct zublk_io *io)
 		return loop_fallocate(q, io, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				      LOOP_DISCARD);
 	case UBLK_IO_OP_WRITE_ZEROES:
-		if (ld->meta_fd >= 0) {
-			ret = meta_punch(ld, io);
-			if (ret)
-				return ret;
-		}
 		return loop_zero(q, io);
 	default:
 		return -EOPNOTSUPP;
