@@ -200,6 +200,14 @@ struct zublk_integrity {
 	bool ref_tag;
 };
 
+/*
+ * 0 when @dev's data mode can carry integrity metadata; else logs one line
+ * naming the mode and returns -EINVAL (the copy mode: the driver hands
+ * metadata over only by user copy).  The core checks it when the device is
+ * created; a target that makes files for the metadata checks it first.
+ */
+int zublk_integrity_check_mode(const struct zublk_dev *dev);
+
 struct zublk_target_geom {
 	uint64_t size;			/* bytes, a multiple of the logical block */
 	unsigned logical_bs_shift;	/* 9..12 */
@@ -709,6 +717,8 @@ struct zublk_backing {
  */
 int zublk_backing_open(struct zublk_backing *b, const char *what, const char *path, bool ro,
 		       int buffered);
+/* Whether @path is on a file system in memory (tmpfs or ramfs). */
+bool zublk_path_in_memory(const char *path);
 void zublk_backing_close(struct zublk_backing *b);
 /*
  * For a file in memory: map its first @size bytes shared, so requests can

@@ -153,10 +153,16 @@ static int backing_shape(struct zublk_backing *b, const struct stat *st)
 	return 0;
 }
 
+bool zublk_path_in_memory(const char *path)
+{
+	struct statfs sfs;
+
+	return !statfs(path, &sfs) && (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+}
+
 int zublk_backing_open(struct zublk_backing *b, const char *what, const char *path, bool ro,
 		       int buffered)
 {
-	struct statfs sfs;
 	struct stat st;
 	int ret;
 
@@ -175,8 +181,7 @@ int zublk_backing_open(struct zublk_backing *b, const char *what, const char *pa
 		ret = -EINVAL;
 		goto err;
 	}
-	b->in_memory = S_ISREG(st.st_mode) && !fstatfs(b->fd, &sfs) &&
-		       (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+	b->in_memory = S_ISREG(st.st_mode) && zublk_path_in_memory(path);
 	b->buffered = buffered < 0 ? b->in_memory : buffered;
 	if (!b->buffered && fcntl(b->fd, F_SETFL, O_DIRECT)) {
 		ret = -errno;

@@ -203,6 +203,16 @@ static int pi_tuple_size(unsigned csum)
 	}
 }
 
+int zublk_integrity_check_mode(const struct zublk_dev *dev)
+{
+	/* The driver hands metadata over only by user copy. */
+	if (dev->mode != ZUBLK_MODE_COPY)
+		return 0;
+	zublk_err("mode copy: no integrity metadata there (the driver hands it over only by user "
+		  "copy): use another --mode");
+	return -EINVAL;
+}
+
 static int check_integrity(struct zublk_dev *dev)
 {
 	struct zublk_integrity *in = &dev->geom.integrity;
@@ -218,13 +228,7 @@ static int check_integrity(struct zublk_dev *dev)
 			  1U << in->interval_shift, in->csum, in->pi_offset);
 		return -EINVAL;
 	}
-	/* The driver hands metadata over only by user copy. */
-	if (dev->mode == ZUBLK_MODE_COPY) {
-		zublk_err("mode copy: no integrity metadata there (the driver hands it over only "
-			  "by user copy): use another --mode");
-		return -EINVAL;
-	}
-	return 0;
+	return zublk_integrity_check_mode(dev);
 }
 
 static int check_geom(struct zublk_dev *dev)

@@ -347,12 +347,9 @@ static int loop_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		geom->caps = ZUBLK_CAP_READ_ONLY;
 	if (ld->meta) {
 		/* Refused before the file is made (the core would refuse it after). */
-		if (zublk_dev_mode(dev) == ZUBLK_MODE_COPY) {
-			zublk_log(ZUBLK_LOG_ERR, "mode copy: no integrity metadata there (the driver "
-				  "hands it over only by user copy): use another --mode");
-			ret = -EINVAL;
+		ret = zublk_integrity_check_mode(dev);
+		if (ret)
 			goto err_close;
-		}
 		ld->in.interval_shift = (uint8_t)geom->logical_bs_shift;
 		/* A recovery wants the metadata it had: a new file would check no block. */
 		ret = meta_open(ld, ro, !zublk_dev_recovering(dev), &created);

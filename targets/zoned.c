@@ -26,7 +26,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/blkzoned.h>
-#include <linux/magic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +33,6 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -71,7 +69,6 @@ struct zoned_dev {
 	unsigned nr_open, nr_active;	/* implicitly + explicitly open; + closed */
 	unsigned nr_dirty;		/* zones written since the last FLUSH */
 	bool buffered;
-	bool in_memory;			/* the directory is on tmpfs or ramfs */
 	uint32_t copy_max;		/* in memory: requests copied in the queue thread */
 	int first_idx;			/* fixed-file index of zone 0 */
 	int *fds;
@@ -367,7 +364,7 @@ static int zoned_opts(struct zoned_dev *zd, struct zublk_opts *opts, uint64_t *s
 	const char *dir = zublk_opts_get(opts, "dir");
 	uint64_t copy_max;
 	int buffered = -1;
-	struct statfs sfs;
+	bool in_memory;
 	struct stat st;
 
 	if (!dir || !*dir) {
@@ -434,11 +431,10 @@ static int zoned_opts(struct zoned_dev *zd, struct zublk_opts *opts, uint64_t *s
 			  zublk_opts_get(opts, "buffered"));
 		return -EINVAL;
 	}
-	zd->in_memory = !statfs(dir, &sfs) &&
-			(sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+	in_memory = zublk_path_in_memory(dir);
 	/* In memory O_DIRECT bypasses no cache and only costs (as loop decides). */
-	zd->buffered = buffered < 0 ? zd->in_memory : buffered;
-	copy_max = zd->in_memory && zd->buffered ? ZONED_DEF_COPY_MAX : 0;
+	zd->buffered = buffered < 0 ? in_memory : buffered;
+	copy_max = in_memory && zd->buffered ? ZONED_DEF_COPY_MAX : 0;
 	if (zublk_opts_get_size(opts, "copy_max", &copy_max) || copy_max > ZUBLK_MAX_MAX_IO_BYTES) {
 		zublk_log(ZUBLK_LOG_ERR, "copy_max '%s': not a size up to 32M",
 			  zublk_opts_get(opts, "copy_max"));
