@@ -214,6 +214,13 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 	}
 	pid = info.ublksrv_pid;
 	/*
+	 * DEL_DEV waits for the requests the daemon holds: one whose target
+	 * waits for something that may not come (a server coming back) must
+	 * hear of it first.  No daemon answering is no error here.
+	 */
+	if (pid > 0)
+		zublk_ctl_send(ZUBLK_STATE_DIR, id, 1, (char *[]){ "stopping" });
+	/*
 	 * DEL_DEV stops the disk (the daemon's queues are aborted and it
 	 * exits) and, unless async, waits until the daemon has let go of it.
 	 */

@@ -346,6 +346,16 @@ struct zublk_target_ops {
 	int (*control)(struct zublk_dev *dev, int argc, char **argv, char *reply,
 		       size_t reply_len);
 	/*
+	 * Optional, main thread, at most once: the device is being deleted or
+	 * stopped (`zublk del`, a signal to the daemon).  The kernel waits for
+	 * every request the daemon holds before it tells the queues anything,
+	 * so a target that holds requests for a reason of its own (a network
+	 * target waiting for its server to come back) ends those waits now and
+	 * completes them.  Must not block; the device's private data may be
+	 * NULL (a device not yet set up).
+	 */
+	void (*stopping)(struct zublk_dev *dev);
+	/*
 	 * Optional, any thread: extra members for the state file and
 	 * `list --json`, each written as `,"key":value` (any JSON value).
 	 */
@@ -494,13 +504,16 @@ int zublk_dev_set_opt(struct zublk_dev *dev, const char *key, unsigned nth, cons
 /*
  * The daemon's control socket (<state_dir>/<id>.sock): poll zublk_dev_ctl_fd()
  * for POLLIN in the main thread and call zublk_dev_ctl_serve().  Requests:
- * "resize SIZE", "target ARG..." (to ops->control), "ping".
+ * "resize SIZE", "target ARG..." (to ops->control), "ping", "stopping" (to
+ * ops->stopping: `zublk del` says so before it deletes the device).
  */
 int zublk_dev_ctl_fd(const struct zublk_dev *dev);
 void zublk_dev_ctl_serve(struct zublk_dev *dev);
 /* Client side: send argv to device @id's daemon; its answer into @reply. */
 int zublk_ctl_request(const char *state_dir, unsigned id, int argc, char *const *argv,
 		      char *reply, size_t reply_len);
+/* ... and not wait for the answer (0 once it is sent, or -errno). */
+int zublk_ctl_send(const char *state_dir, unsigned id, int argc, char *const *argv);
 
 /* Waits for every queue thread; returns the first queue error, or 0. */
 int zublk_dev_wait(struct zublk_dev *dev);
@@ -638,6 +651,14 @@ int zublk_io_prep_rw_flags(struct zublk_queue *q, struct zublk_io *io, bool writ
  * many are free (fewer than @nr only when the ring is smaller).
  */
 unsigned zublk_queue_sq_reserve(struct zublk_queue *q, unsigned nr);
+
+/*
+ * From @q's thread: fixed file @idx (from zublk_dev_add_file()) of @q's
+ * ring is @fd from now on (a network target's new connection).  Only this
+ * ring changes; any other keeps the file it had until the device ends.
+ * 0 or -errno.
+ */
+int zublk_queue_set_file(struct zublk_queue *q, int idx, int fd);
 
 /* Finish @io with @res (bytes done, or -errno).  Exactly once per request. */
 void zublk_io_complete(struct zublk_queue *q, struct zublk_io *io, int res);

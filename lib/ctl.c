@@ -83,6 +83,11 @@ static int handle(struct zublk_dev *dev, int argc, char **argv, char *reply, siz
 		snprintf(reply, len, "pong %d", (int)getpid());
 		return 0;
 	}
+	if (argc == 1 && !strcmp(argv[0], "stopping")) {
+		zublk_dev_tell_stopping(dev);
+		snprintf(reply, len, "device %u: told", dev->info.dev_id);
+		return 0;
+	}
 	if (argc == 2 && !strcmp(argv[0], "resize")) {
 		if (zublk_parse_size(argv[1], &size)) {
 			snprintf(reply, len, "size '%s': not a size", argv[1]);
@@ -148,17 +153,15 @@ out:
 	close(fd);
 }
 
-int zublk_ctl_request(const char *state_dir, unsigned id, int argc, char *const *argv,
-		      char *reply, size_t reply_len)
+/* A connected control socket with @argc words of @argv sent, or -errno. */
+static int ctl_send(const char *state_dir, unsigned id, int argc, char *const *argv,
+		    char *reply, size_t reply_len)
 {
-	char msg[CTL_MAX_MSG], in[CTL_MAX_MSG];
+	char msg[CTL_MAX_MSG];
 	struct sockaddr_un sa;
-	struct pollfd pfd;
 	size_t n = 0;
-	ssize_t len;
 	int fd, ret;
 
-	reply[0] = '\0';
 	ret = sock_path(state_dir ? state_dir : ZUBLK_STATE_DIR, id, &sa);
 	if (ret)
 		return ret;
@@ -177,12 +180,40 @@ int zublk_ctl_request(const char *state_dir, unsigned id, int argc, char *const 
 		ret = -errno;
 		snprintf(reply, reply_len, "no daemon answers on %s: %s", sa.sun_path,
 			 strerror(-ret));
-		goto out;
+		close(fd);
+		return ret;
 	}
 	if (send(fd, msg, n, MSG_NOSIGNAL) < 0) {
 		ret = -errno;
-		goto out;
+		close(fd);
+		return ret;
 	}
+	return fd;
+}
+
+int zublk_ctl_send(const char *state_dir, unsigned id, int argc, char *const *argv)
+{
+	char reply[300];
+	int fd = ctl_send(state_dir, id, argc, argv, reply, sizeof(reply));
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+int zublk_ctl_request(const char *state_dir, unsigned id, int argc, char *const *argv,
+		      char *reply, size_t reply_len)
+{
+	char in[CTL_MAX_MSG];
+	struct pollfd pfd;
+	ssize_t len;
+	int fd, ret;
+
+	reply[0] = '\0';
+	fd = ctl_send(state_dir, id, argc, argv, reply, reply_len);
+	if (fd < 0)
+		return fd;
 	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
 	if (poll(&pfd, 1, CTL_TIMEOUT_MS) <= 0) {
 		ret = -ETIMEDOUT;

@@ -810,10 +810,18 @@ int zublk_dev_start(struct zublk_dev *dev)
 	return 0;
 }
 
+void zublk_dev_tell_stopping(struct zublk_dev *dev)
+{
+	if (!atomic_exchange(&dev->told_stopping, true) && dev->ops && dev->ops->stopping)
+		dev->ops->stopping(dev);
+}
+
 int zublk_dev_stop(struct zublk_dev *dev)
 {
 	int ret;
 
+	/* STOP_DEV waits for the requests the target holds: tell it first. */
+	zublk_dev_tell_stopping(dev);
 	dev->stop_requested = true;
 	ret = zublk_ctrl_stop_dev(dev->ctrl, dev->info.dev_id);
 

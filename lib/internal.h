@@ -179,6 +179,7 @@ struct zublk_dev {
 	int exit_efd;				/* readable once a queue has exited */
 	_Atomic uint64_t dev_sectors;		/* what requests are checked against */
 	bool stop_requested;			/* zublk_dev_stop() was called */
+	_Atomic bool told_stopping;		/* ops->stopping was called */
 	atomic_bool cancelling;			/* the driver aborted a command of ours */
 	int ctl_fd;				/* listening control socket, or -1 */
 	pthread_mutex_t state_lock;		/* state file writers */
@@ -258,6 +259,8 @@ void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len);
 
 /* dev.c */
 int zublk_dev_kick_queue(struct zublk_dev *dev, unsigned q_id);
+/* Tell the target the device is being deleted or stopped (ops->stopping), once. */
+void zublk_dev_tell_stopping(struct zublk_dev *dev);
 
 /* shmem.c: map cfg.shmem and register it (a recovery finds it registered); unmap */
 int zublk_shmem_setup(struct zublk_dev *dev);

@@ -252,6 +252,16 @@ unsigned zublk_queue_sq_reserve(struct zublk_queue *q, unsigned nr)
 	return io_uring_sq_space_left(q->ring);
 }
 
+int zublk_queue_set_file(struct zublk_queue *q, int idx, int fd)
+{
+	int ret;
+
+	if (idx < 1 || (unsigned)idx >= q->dev->nr_files || fd < 0)
+		return -EINVAL;
+	ret = io_uring_register_files_update(q->ring, (unsigned)idx, &fd, 1);
+	return ret < 0 ? ret : 0;
+}
+
 /* SQEs the linked chain takes at most: register, read/write, unregister, commit. */
 #define LINK_SQES 4
 

@@ -16,8 +16,16 @@
  * ever in flight that no request owns, and a device stops as any other.
  *
  * A connection that breaks (the server closed it, an error, no reply for
- * timeout= seconds while requests wait) is shut down: its requests and
- * every later one fail with EIO; the device stays until it is deleted.
+ * timeout= seconds while requests wait) is shut down.  Without reconnect=,
+ * its requests and every later one fail with EIO; the device stays until
+ * it is deleted.  With reconnect=SECS, its requests are held while a thread
+ * of the connection's own connects and negotiates anew (the same export, of
+ * the same size and flags), trying for up to SECS seconds; then the queue
+ * thread points its ring's fixed file at the new socket and sends every
+ * request that had no reply again, from its header.  Only when that time
+ * runs out do they fail, as without it.  The thread wakes the queue thread
+ * through an eventfd that a held request polls, so that SQE too belongs to
+ * a request.
  */
 #include <endian.h>
 #include <errno.h>
@@ -26,11 +34,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -95,6 +106,9 @@ _Static_assert(sizeof(struct nbd_reply) == 16, "the wire's simple reply");
 #define NBD_DEF_PORT "10809"
 #define NBD_DEF_TIMEOUT 30U		/* seconds */
 #define NBD_HANDSHAKE_TIMEOUT 10	/* seconds, for connect and negotiation */
+/* Between two tries to connect again: from the first, doubled up to the last. */
+#define NBD_RETRY_FIRST_MS 200U
+#define NBD_RETRY_MAX_MS 2000U
 /* Requests one send chain takes at most. */
 #define NBD_CHAIN_MAX 32U
 /* A connection's receive buffer (see recv_arm()), and the largest copy_max it takes. */
@@ -103,7 +117,11 @@ _Static_assert(sizeof(struct nbd_reply) == 16, "the wire's simple reply");
 #define NBD_DEF_COPY_MAX (64U << 10)
 
 /* Sub-ops of our SQEs. */
-enum { NBD_SEND_HDR, NBD_SEND_DATA, NBD_RECV_HDR, NBD_RECV_TIMEOUT, NBD_RECV_DATA };
+enum { NBD_SEND_HDR, NBD_SEND_DATA, NBD_RECV_HDR, NBD_RECV_TIMEOUT, NBD_RECV_DATA,
+       NBD_RECONNECT };
+
+/* A connection: up; lost, a thread connecting anew (reconnect=); lost for good. */
+enum { C_UP, C_LOST, C_DEAD };
 
 /* A tag's request on its connection. */
 enum { T_FREE, T_WAITING, T_REPLIED };
@@ -127,7 +145,9 @@ struct nbd_tag {
 struct nbd_conn {
 	int fd;
 	int idx;		/* fixed file index */
-	_Atomic bool dead;
+	unsigned id;		/* the queue's */
+	struct nbd_dev *nd;
+	_Atomic int st;		/* C_*: written by the queue thread, read by `list` */
 	/* send side: tags queued to go, in order; a chain of them in flight */
 	int *fifo;
 	unsigned fifo_head, fifo_len, depth;
@@ -143,6 +163,19 @@ struct nbd_conn {
 	int reading;		/* tag whose READ data is being read; -1: none */
 	int wait_head, wait_tail; /* requests waiting for a reply; -1: none */
 	struct nbd_tag *tags;
+	/* reconnect=: the thread that connects anew, and what it found */
+	pthread_t thr;
+	bool thr_on;		/* started and not joined */
+	bool poll_out;		/* a held request polls @efd */
+	int efd;		/* the thread's "done", for the queue thread */
+	int stop_efd;		/* ->exit's "stop", for the thread */
+	_Atomic int result;	/* 0: trying; 1: @new_fd is up; -errno: gave up */
+	int new_fd;
+	pthread_mutex_t hs_lock;
+	int hs_fd;		/* the socket the thread negotiates on; -1: none */
+	char why[200];		/* why its last try failed */
+	uint64_t lost_ns;	/* when requests began to wait for a connection; 0: none */
+	_Atomic unsigned reconnects;
 };
 
 struct nbd_dev {
@@ -151,12 +184,38 @@ struct nbd_dev {
 	uint64_t size;
 	uint16_t tflags;
 	unsigned timeout;	/* seconds; 0: none */
+	unsigned reconnect;	/* seconds to connect anew after a loss; 0: no such try */
+	/* where the server is, for the tries to connect anew */
+	char host[256], port[32], path[108];
+	/* what the export was at the first connection: a new one must be the same */
+	uint32_t min_bs, max_bs;
 	uint32_t copy_max;	/* READs up to this long come through the connection's buffer */
 	unsigned nr_conns;
 	struct nbd_conn *conns;
 };
 
 /* ------------------------------------------------------------ the handshake */
+
+/*
+ * The handshake's one-line errors.  In a thread connecting anew they are
+ * kept, not logged (it tries again and again): the last one goes into the
+ * line that says the tries are over.
+ */
+static __thread char *nbd_why;
+static __thread size_t nbd_why_len;
+
+static void nbd_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void nbd_err(const char *fmt, ...)
+{
+	va_list ap;
+	char buf[300];
+
+	va_start(ap, fmt);
+	vsnprintf(nbd_why ? nbd_why : buf, nbd_why ? nbd_why_len : sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (!nbd_why)
+		zublk_log(ZUBLK_LOG_ERR, "%s", buf);
+}
 
 /* All of @len bytes, or -errno (-ECONNRESET: the server hung up; -ETIMEDOUT). */
 static int xfer(int fd, void *buf, size_t len, bool out)
@@ -191,12 +250,16 @@ static int set_timeouts(int fd, unsigned secs)
 	return 0;
 }
 
-/* connect() that gives up after NBD_HANDSHAKE_TIMEOUT seconds. */
-static int connect_timed(int fd, const struct sockaddr *sa, socklen_t len)
+/*
+ * connect() that gives up after NBD_HANDSHAKE_TIMEOUT seconds, or with
+ * -ECANCELED when @stop_fd (-1: none) turns readable.
+ */
+static int connect_timed(int fd, const struct sockaddr *sa, socklen_t len, int stop_fd)
 {
 	int fl = fcntl(fd, F_GETFL), err = 0;
 	socklen_t elen = sizeof(err);
-	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	struct pollfd pfd[2] = { { .fd = fd, .events = POLLOUT },
+				 { .fd = stop_fd, .events = POLLIN } };
 
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK))
 		return -errno;
@@ -204,10 +267,12 @@ static int connect_timed(int fd, const struct sockaddr *sa, socklen_t len)
 		goto done;
 	if (errno != EINPROGRESS)
 		return -errno;
-	int n = poll(&pfd, 1, NBD_HANDSHAKE_TIMEOUT * 1000);
+	int n = poll(pfd, stop_fd < 0 ? 1 : 2, NBD_HANDSHAKE_TIMEOUT * 1000);
 
 	if (n == 0)
 		return -ETIMEDOUT;
+	if (n > 0 && pfd[1].revents)
+		return -ECANCELED;
 	if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen))
 		return -errno;
 	if (err)
@@ -217,33 +282,33 @@ done:
 }
 
 /* A connected socket to the server, or -errno with one line logged. */
-static int nbd_connect(const struct nbd_dev *nd, const char *host, const char *port,
-		       const char *path)
+static int nbd_connect(const struct nbd_dev *nd, int stop_fd)
 {
+	const char *path = nd->path[0] ? nd->path : NULL;
 	int fd, ret = -ENOENT;
 
 	if (path) {
 		struct sockaddr_un sun = { .sun_family = AF_UNIX };
 
 		if (strlen(path) >= sizeof(sun.sun_path)) {
-			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: socket path too long", nd->server);
+			nbd_err("nbd server %s: socket path too long", nd->server);
 			return -ENAMETOOLONG;
 		}
 		memcpy(sun.sun_path, path, strlen(path));
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return -errno;
-		ret = connect_timed(fd, (struct sockaddr *)&sun, sizeof(sun));
+		ret = connect_timed(fd, (struct sockaddr *)&sun, sizeof(sun), stop_fd);
 		if (!ret)
 			return fd;
 		close(fd);
 	} else {
 		struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 		struct addrinfo *res, *ai;
-		int g = getaddrinfo(host, port, &hints, &res);
+		int g = getaddrinfo(nd->host, nd->port, &hints, &res);
 
 		if (g) {
-			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: %s", nd->server, gai_strerror(g));
+			nbd_err("nbd server %s: %s", nd->server, gai_strerror(g));
 			return -EHOSTUNREACH;
 		}
 		for (ai = res; ai; ai = ai->ai_next) {
@@ -254,7 +319,7 @@ static int nbd_connect(const struct nbd_dev *nd, const char *host, const char *p
 				ret = -errno;
 				continue;
 			}
-			ret = connect_timed(fd, ai->ai_addr, ai->ai_addrlen);
+			ret = connect_timed(fd, ai->ai_addr, ai->ai_addrlen, stop_fd);
 			if (!ret) {
 				/* Headers and small replies go out at once. */
 				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -265,7 +330,7 @@ static int nbd_connect(const struct nbd_dev *nd, const char *host, const char *p
 		}
 		freeaddrinfo(res);
 	}
-	zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connect: %s", nd->server, strerror(-ret));
+	nbd_err("nbd server %s: connect: %s", nd->server, strerror(-ret));
 	return ret;
 }
 
@@ -320,12 +385,12 @@ static int opt_go(const struct nbd_dev *nd, int fd, struct nbd_export *ex)
 		type = be32toh(r.type);
 		len = be32toh(r.len);
 		if (be64toh(r.magic) != NBD_REP_MAGIC || be32toh(r.opt) != NBD_OPT_GO) {
-			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: bad option reply", nd->server);
+			nbd_err("nbd server %s: bad option reply", nd->server);
 			return -EPROTO;
 		}
 		/* Keep what fits (an error's text, an info); the rest is read and dropped. */
 		if (len > (1U << 20)) {
-			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: option reply of %u bytes",
+			nbd_err("nbd server %s: option reply of %u bytes",
 				  nd->server, len);
 			return -EPROTO;
 		}
@@ -350,7 +415,7 @@ static int opt_go(const struct nbd_dev *nd, int fd, struct nbd_export *ex)
 			for (uint32_t k = 0; k < len; k++)
 				if (data[k] < 0x20 || data[k] == 0x7f)
 					data[k] = ' ';
-			zublk_log(ZUBLK_LOG_ERR, "nbd export '%s': %s%s%.*s", nd->export_name,
+			nbd_err("nbd export '%s': %s%s%.*s", nd->export_name,
 				  rep_err_name(type), len ? ": " : "", (int)len, (char *)data);
 			return type == NBD_REP_ERR(6) ? -ENOENT : -EPERM;
 		}
@@ -380,7 +445,7 @@ static int opt_go(const struct nbd_dev *nd, int fd, struct nbd_export *ex)
 		}
 	}
 	if (!have_export) {
-		zublk_log(ZUBLK_LOG_ERR, "nbd server %s: no export information", nd->server);
+		nbd_err("nbd server %s: no export information", nd->server);
 		return -EPROTO;
 	}
 	return 0;
@@ -407,7 +472,7 @@ static int opt_export_name(const struct nbd_dev *nd, int fd, bool no_zeroes,
 		return ret;
 	ret = rd(fd, &r, sizeof(r));
 	if (ret == -ECONNRESET) {
-		zublk_log(ZUBLK_LOG_ERR, "nbd export '%s': unknown to the server (it hung up)",
+		nbd_err("nbd export '%s': unknown to the server (it hung up)",
 			  nd->export_name);
 		return -ENOENT;
 	}
@@ -434,11 +499,11 @@ static int negotiate(const struct nbd_dev *nd, int fd, struct nbd_export *ex)
 	if (ret)
 		return ret;
 	if (be64toh(h.magic) != NBD_MAGIC) {
-		zublk_log(ZUBLK_LOG_ERR, "nbd server %s: not an NBD server", nd->server);
+		nbd_err("nbd server %s: not an NBD server", nd->server);
 		return -EPROTO;
 	}
 	if (be64toh(h.opts) != NBD_OPTS_MAGIC) {
-		zublk_log(ZUBLK_LOG_ERR, "nbd server %s: speaks only the oldstyle handshake",
+		nbd_err("nbd server %s: speaks only the oldstyle handshake",
 			  nd->server);
 		return -EPROTO;
 	}
@@ -458,55 +523,126 @@ static int negotiate(const struct nbd_dev *nd, int fd, struct nbd_export *ex)
 
 static void nbd_free(struct nbd_dev *nd)
 {
-	for (unsigned i = 0; i < nd->nr_conns; i++)
-		if (nd->conns[i].fd >= 0)
-			close(nd->conns[i].fd);
+	for (unsigned i = 0; i < nd->nr_conns; i++) {
+		struct nbd_conn *c = &nd->conns[i];
+
+		if (c->fd >= 0)
+			close(c->fd);
+		if (c->new_fd >= 0)
+			close(c->new_fd);
+		if (c->efd >= 0)
+			close(c->efd);
+		if (c->stop_efd >= 0)
+			close(c->stop_efd);
+		pthread_mutex_destroy(&c->hs_lock);
+	}
 	free(nd->conns);
 	free(nd);
 }
 
-static int check_export(struct nbd_dev *nd, unsigned i, const struct nbd_export *ex)
+/*
+ * The export as connection @i found it: the first connection's is the
+ * device's; every later one (another queue's, or one made anew after a
+ * loss) must find the same.
+ */
+static int check_export(struct nbd_dev *nd, unsigned i, bool first, const struct nbd_export *ex)
 {
-	if (i == 0) {
+	uint16_t tflags = ex->tflags & NBD_TF_HAS_FLAGS ? ex->tflags : 0;
+
+	if (first) {
 		nd->size = ex->size;
-		nd->tflags = ex->tflags & NBD_TF_HAS_FLAGS ? ex->tflags : 0;
+		nd->tflags = tflags;
+		nd->min_bs = ex->min_bs;
+		nd->max_bs = ex->max_bs;
 		if (nd->nr_conns > 1 && !(nd->tflags & NBD_TF_CAN_MULTI_CONN)) {
-			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: does not allow more than one "
-				  "connection to export '%s' (no multi-conn); use -q 1",
-				  nd->server, nd->export_name);
+			nbd_err("nbd server %s: does not allow more than one connection to export "
+				"'%s' (no multi-conn); use -q 1", nd->server, nd->export_name);
 			return -EINVAL;
 		}
 		return 0;
 	}
-	if (ex->size != nd->size) {
-		zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u sees %llu bytes, the first "
-			  "%llu", nd->server, i, (unsigned long long)ex->size,
-			  (unsigned long long)nd->size);
-		return -EPROTO;
+	if (ex->size != nd->size || tflags != nd->tflags || ex->min_bs != nd->min_bs ||
+	    ex->max_bs != nd->max_bs) {
+		nbd_err("nbd server %s: connection %u finds export '%s' changed: %llu bytes, flags "
+			"0x%x, blocks %u..%u (was %llu, 0x%x, %u..%u)", nd->server, i,
+			nd->export_name, (unsigned long long)ex->size, tflags, ex->min_bs,
+			ex->max_bs, (unsigned long long)nd->size, nd->tflags, nd->min_bs,
+			nd->max_bs);
+		return -ESTALE;
 	}
 	return 0;
 }
 
-static int parse_opts(struct nbd_dev *nd, struct zublk_opts *opts, const char **host,
-		      const char **port, const char **path)
+/*
+ * Connect and negotiate: a socket in transmission, or -errno with one line
+ * (nbd_err()).  @c (or NULL) shows the socket in c->hs_fd while it
+ * negotiates, for ->exit to shut it down; @stop_fd ends a connect().
+ */
+static int conn_open(const struct nbd_dev *nd, struct nbd_conn *c, int stop_fd,
+		     struct nbd_export *ex)
+{
+	int fd = nbd_connect(nd, stop_fd), ret;
+
+	if (fd < 0)
+		return fd;
+	if (c) {
+		pthread_mutex_lock(&c->hs_lock);
+		c->hs_fd = fd;
+		pthread_mutex_unlock(&c->hs_lock);
+	}
+	ret = set_timeouts(fd, NBD_HANDSHAKE_TIMEOUT);
+	if (!ret)
+		ret = negotiate(nd, fd, ex);
+	if (ret < 0 && ret != -EPROTO && ret != -ENOENT && ret != -EPERM && ret != -EINVAL)
+		nbd_err("nbd server %s: handshake: %s", nd->server,
+			ret == -ECONNRESET ? "the server hung up" : strerror(-ret));
+	if (!ret)
+		ret = set_timeouts(fd, 0);
+	if (c) {
+		pthread_mutex_lock(&c->hs_lock);
+		c->hs_fd = -1;
+		pthread_mutex_unlock(&c->hs_lock);
+	}
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* @val into @buf, or one line naming @key when it does not fit. */
+static int copy_opt(char *buf, size_t len, const char *key, const char *val)
+{
+	if (strlen(val) >= len) {
+		zublk_log(ZUBLK_LOG_ERR, "%s '%.40s...': longer than %zu bytes", key, val, len - 1);
+		return -EINVAL;
+	}
+	snprintf(buf, len, "%s", val);
+	return 0;
+}
+
+static int parse_opts(struct nbd_dev *nd, struct zublk_opts *opts)
 {
 	const char *exp = zublk_opts_get(opts, "export"), *t = zublk_opts_get(opts, "timeout");
+	const char *host = zublk_opts_get(opts, "host"), *port = zublk_opts_get(opts, "port");
+	const char *path = zublk_opts_get(opts, "socket"), *rc = zublk_opts_get(opts, "reconnect");
 	uint64_t copy_max = NBD_DEF_COPY_MAX;
 
-	*host = zublk_opts_get(opts, "host");
-	*port = zublk_opts_get(opts, "port");
-	*path = zublk_opts_get(opts, "socket");
-	if ((!*host || !**host) == (!*path || !**path)) {
+	if ((!host || !*host) == (!path || !*path)) {
 		zublk_log(ZUBLK_LOG_ERR, "target nbd: needs host=HOST (and port=PORT) or "
 			  "socket=PATH, one of them");
 		return -EINVAL;
 	}
-	if (*path && *port) {
+	if (path && port) {
 		zublk_log(ZUBLK_LOG_ERR, "target nbd: port= goes with host=, not socket=");
 		return -EINVAL;
 	}
-	if (!*port || !**port)
-		*port = NBD_DEF_PORT;
+	if (!port || !*port)
+		port = NBD_DEF_PORT;
+	if (path ? copy_opt(nd->path, sizeof(nd->path), "socket", path)
+		 : copy_opt(nd->host, sizeof(nd->host), "host", host) ||
+			   copy_opt(nd->port, sizeof(nd->port), "port", port))
+		return -EINVAL;
 	if (exp && strlen(exp) >= sizeof(nd->export_name)) {
 		zublk_log(ZUBLK_LOG_ERR, "export '%.40s...': longer than %zu bytes", exp,
 			  sizeof(nd->export_name) - 1);
@@ -518,17 +654,21 @@ static int parse_opts(struct nbd_dev *nd, struct zublk_opts *opts, const char **
 		zublk_log(ZUBLK_LOG_ERR, "timeout '%s': not a number of seconds 0..86400", t);
 		return -EINVAL;
 	}
+	if (rc && zublk_parse_uint(rc, 0, 86400, &nd->reconnect)) {
+		zublk_log(ZUBLK_LOG_ERR, "reconnect '%s': not a number of seconds 0..86400", rc);
+		return -EINVAL;
+	}
 	if (zublk_opts_get_size(opts, "copy_max", &copy_max) || copy_max > NBD_COPY_MAX_MAX) {
 		zublk_log(ZUBLK_LOG_ERR, "copy_max '%s': not a size up to 128k",
 			  zublk_opts_get(opts, "copy_max"));
 		return -EINVAL;
 	}
 	nd->copy_max = (uint32_t)copy_max;
-	if (*path)
-		snprintf(nd->server, sizeof(nd->server), "unix:%s", *path);
+	if (path)
+		snprintf(nd->server, sizeof(nd->server), "unix:%s", path);
 	else
-		snprintf(nd->server, sizeof(nd->server), strchr(*host, ':') ? "[%s]:%s" : "%s:%s",
-			 *host, *port);
+		snprintf(nd->server, sizeof(nd->server), strchr(host, ':') ? "[%s]:%s" : "%s:%s",
+			 host, port);
 	return 0;
 }
 
@@ -544,7 +684,6 @@ static unsigned shift_of(uint32_t v)
 static int nbd_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		    struct zublk_target_geom *geom)
 {
-	const char *host, *port, *path;
 	struct nbd_export ex = { 0 };
 	struct nbd_dev *nd;
 	int ret;
@@ -552,7 +691,7 @@ static int nbd_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	nd = calloc(1, sizeof(*nd));
 	if (!nd)
 		return -ENOMEM;
-	ret = parse_opts(nd, opts, &host, &port, &path);
+	ret = parse_opts(nd, opts);
 	if (ret) {
 		free(nd);
 		return ret;
@@ -568,30 +707,34 @@ static int nbd_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		free(nd);
 		return -ENOMEM;
 	}
-	for (unsigned i = 0; i < nd->nr_conns; i++)
-		nd->conns[i].fd = -1;
+	for (unsigned i = 0; i < nd->nr_conns; i++) {
+		struct nbd_conn *c = &nd->conns[i];
+
+		c->fd = c->efd = c->stop_efd = c->hs_fd = c->new_fd = -1;
+		c->id = i;
+		c->nd = nd;
+		pthread_mutex_init(&c->hs_lock, NULL);
+	}
 	for (unsigned i = 0; i < nd->nr_conns; i++) {
 		struct nbd_conn *c = &nd->conns[i];
 
 		memset(&ex, 0, sizeof(ex));
-		c->fd = nbd_connect(nd, host, port, path);
+		c->fd = conn_open(nd, NULL, -1, &ex);
 		if (c->fd < 0) {
 			ret = c->fd;
 			goto err;
 		}
-		ret = set_timeouts(c->fd, NBD_HANDSHAKE_TIMEOUT);
-		if (!ret)
-			ret = negotiate(nd, c->fd, &ex);
-		if (ret < 0 && ret != -EPROTO && ret != -ENOENT && ret != -EPERM &&
-		    ret != -EINVAL)
-			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: handshake: %s", nd->server,
-				  ret == -ECONNRESET ? "the server hung up" : strerror(-ret));
-		if (!ret)
-			ret = check_export(nd, i, &ex);
-		if (!ret)
-			ret = set_timeouts(c->fd, 0);
+		ret = check_export(nd, i, i == 0, &ex);
 		if (ret)
 			goto err;
+		if (nd->reconnect) {
+			c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+			c->stop_efd = eventfd(0, EFD_CLOEXEC);
+			if (c->efd < 0 || c->stop_efd < 0) {
+				ret = -errno;
+				goto err;
+			}
+		}
 		c->idx = zublk_dev_add_file(dev, c->fd);
 		if (c->idx < 0) {
 			ret = c->idx;
@@ -636,19 +779,23 @@ err:
 	return ret;
 }
 
+static void reconnect_stop(struct nbd_conn *c);
+
 static void nbd_exit(struct zublk_dev *dev)
 {
 	struct nbd_dev *nd = zublk_dev_priv(dev);
 
 	if (!nd)
 		return;
+	for (unsigned i = 0; i < nd->nr_conns; i++)
+		reconnect_stop(&nd->conns[i]);
 	/* Say goodbye on the connections still whole; the queues are gone. */
 	for (unsigned i = 0; i < nd->nr_conns; i++) {
 		struct nbd_conn *c = &nd->conns[i];
 		struct nbd_request disc = { .magic = htobe32(NBD_REQUEST_MAGIC),
 					    .type = htobe16(NBD_CMD_DISC) };
 
-		if (c->fd >= 0 && !c->dead && !set_timeouts(c->fd, 1))
+		if (c->fd >= 0 && c->st == C_UP && !set_timeouts(c->fd, 1))
 			wr(c->fd, &disc, sizeof(disc));
 	}
 	nbd_free(nd);
@@ -743,22 +890,22 @@ static void tag_finish(struct zublk_queue *q, struct nbd_conn *c, int t)
 	zublk_io_complete(q, tg->io, tg->result);
 }
 
-static void conn_fail(struct zublk_queue *q, struct nbd_conn *c, const char *why, int err)
-{
-	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
+static void send_kick(struct zublk_queue *q, struct nbd_conn *c);
+static void recv_arm(struct zublk_queue *q, struct nbd_conn *c);
 
-	if (c->dead)
-		return;
-	c->dead = true;
-	zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u lost: %s%s%s; its requests fail",
-		  nd->server, zublk_queue_id(q), why, err ? ": " : "", err ? strerror(-err) : "");
-	/* Whatever we still have out on it comes back now, with an error. */
-	shutdown(c->fd, SHUT_RDWR);
-	for (unsigned i = 0; i < c->fifo_len; i++)
-		c->tags[c->fifo[(c->fifo_head + i) % c->depth]].queued = false;
-	c->fifo_len = 0;
-	c->chain_reqs = 0;
-	c->carrier = c->reading = -1;
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* The connection is gone for good: its requests and every later one fail. */
+static void conn_dead(struct zublk_queue *q, struct nbd_conn *c)
+{
+	c->st = C_DEAD;
+	c->lost_ns = 0;
 	while (c->wait_head >= 0) {
 		int t = c->wait_head;
 
@@ -767,6 +914,241 @@ static void conn_fail(struct zublk_queue *q, struct nbd_conn *c, const char *why
 	}
 	/* `list` shows it: "connected": false. */
 	zublk_dev_save_state(zublk_queue_dev(q));
+}
+
+/* ----------------------------------------------------- connecting anew */
+
+/*
+ * The thread of reconnect=: connect and negotiate until a connection finds
+ * the export as it was, the time runs out (from when requests began to
+ * wait), the export changed, or the device is stopping (->stopping, ->exit:
+ * @stop_efd turns readable and stays so).
+ */
+static void *reconnect_main(void *arg)
+{
+	struct nbd_conn *c = arg;
+	struct nbd_dev *nd = c->nd;
+	uint64_t end = c->lost_ns + (uint64_t)nd->reconnect * 1000000000ULL;
+	unsigned wait_ms = NBD_RETRY_FIRST_MS;
+	int ret;
+
+	nbd_why = c->why;
+	nbd_why_len = sizeof(c->why);
+	for (;;) {
+		struct nbd_export ex = { 0 };
+		struct pollfd p = { .fd = c->stop_efd, .events = POLLIN };
+		uint64_t now;
+		int fd;
+
+		if (poll(&p, 1, 0) != 0) {
+			ret = -ESHUTDOWN;
+			snprintf(c->why, sizeof(c->why), "the device is stopping");
+			break;
+		}
+		c->why[0] = 0;
+		fd = conn_open(nd, c, c->stop_efd, &ex);
+		ret = fd < 0 ? fd : check_export(nd, c->id, false, &ex);
+		if (!ret) {
+			c->new_fd = fd;
+			ret = 1;
+			break;
+		}
+		if (fd >= 0)
+			close(fd);
+		now = now_ns();
+		/* Another export, or another server there: no use trying again. */
+		if (ret == -ESTALE || ret == -ENOENT || ret == -EPERM || ret == -EINVAL ||
+		    now >= end)
+			break;
+		if ((uint64_t)wait_ms * 1000000ULL > end - now)
+			wait_ms = (unsigned)((end - now) / 1000000ULL) + 1;
+		poll(&p, 1, (int)wait_ms);	/* stopping ends it early */
+		wait_ms = wait_ms * 2 < NBD_RETRY_MAX_MS ? wait_ms * 2 : NBD_RETRY_MAX_MS;
+	}
+	if (ret < 0 && !c->why[0])
+		snprintf(c->why, sizeof(c->why), "%s", strerror(-ret));
+	if (ret < 0 && ret != -ESHUTDOWN && ret != -ESTALE && ret != -ENOENT && ret != -EPERM &&
+	    ret != -EINVAL) {
+		char last[sizeof(c->why)];
+
+		memcpy(last, c->why, sizeof(last));
+		snprintf(c->why, sizeof(c->why), "not back within %u s; the last try: %.150s",
+			 nd->reconnect, last);
+	}
+	atomic_store(&c->result, ret);
+	eventfd_write(c->efd, 1);
+	return NULL;
+}
+
+/*
+ * Any thread: a thread of @c that tries (or will) stops within a
+ * handshake's time at most.
+ */
+static void reconnect_tell_stop(struct nbd_conn *c)
+{
+	if (c->stop_efd < 0)
+		return;
+	eventfd_write(c->stop_efd, 1);
+	pthread_mutex_lock(&c->hs_lock);
+	if (c->hs_fd >= 0)
+		shutdown(c->hs_fd, SHUT_RDWR);
+	pthread_mutex_unlock(&c->hs_lock);
+}
+
+/* ->exit, the queues gone: the thread is stopped and joined. */
+static void reconnect_stop(struct nbd_conn *c)
+{
+	if (!c->thr_on)
+		return;
+	reconnect_tell_stop(c);
+	pthread_join(c->thr, NULL);
+	c->thr_on = false;
+}
+
+/*
+ * The device is being deleted or stopped: the kernel waits for the
+ * requests held for a connection, so the tries end and they fail.
+ */
+static void nbd_stopping(struct zublk_dev *dev)
+{
+	struct nbd_dev *nd = zublk_dev_priv(dev);
+
+	for (unsigned i = 0; nd && i < nd->nr_conns; i++)
+		reconnect_tell_stop(&nd->conns[i]);
+}
+
+/*
+ * While the thread tries, one held request polls its eventfd, so that the
+ * queue thread wakes when it is done (a request's SQE, as every other).
+ */
+static void reconnect_arm(struct zublk_queue *q, struct nbd_conn *c)
+{
+	struct io_uring_sqe *sqe;
+	struct nbd_tag *tg;
+
+	if (c->st != C_LOST || c->poll_out || c->wait_head < 0)
+		return;
+	sqe = zublk_queue_get_sqe(q);
+	if (!sqe)
+		return;	/* the next CQE of this connection tries again */
+	tg = &c->tags[c->wait_head];
+	io_uring_prep_poll_add(sqe, c->efd, POLLIN);
+	zublk_io_sqe_mark(q, tg->io, sqe, NBD_RECONNECT);
+	tg->inflight++;
+	c->poll_out = true;
+}
+
+/* The connection is back on @fd: every request still without a reply goes again. */
+static void reconnect_resume(struct zublk_queue *q, struct nbd_conn *c, int fd)
+{
+	struct nbd_dev *nd = c->nd;
+	unsigned n = 0;
+	int ret = zublk_queue_set_file(q, c->idx, fd);
+
+	if (ret) {
+		close(fd);
+		zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u: the new socket cannot be "
+			  "used: %s; its requests fail", nd->server, c->id, strerror(-ret));
+		conn_dead(q, c);
+		return;
+	}
+	zublk_dev_set_file(zublk_queue_dev(q), c->idx, fd);
+	close(c->fd);
+	c->fd = fd;
+	c->rlen = 0;
+	c->rhold = false;
+	c->carrier = c->reading = -1;
+	c->chain_sqes = c->chain_reqs = 0;
+	c->fifo_head = c->fifo_len = 0;
+	for (int t = c->wait_head; t >= 0; t = c->tags[t].next) {
+		struct nbd_tag *tg = &c->tags[t];
+
+		tg->hdr_sent = tg->data_got = 0;
+		tg->data_sent = be16toh(tg->req.type) == NBD_CMD_READ ? tg->len : 0;
+		tg->queued = true;
+		c->fifo[c->fifo_len++] = t;
+		n++;
+	}
+	zublk_log(ZUBLK_LOG_WARN, "nbd server %s: connection %u back after %.1f s; %u requests "
+		  "sent again", nd->server, c->id, (double)(now_ns() - c->lost_ns) / 1e9, n);
+	if (!n)
+		c->lost_ns = 0;
+	atomic_fetch_add(&c->reconnects, 1);
+	c->st = C_UP;
+	zublk_dev_save_state(zublk_queue_dev(q));
+	send_kick(q, c);
+	recv_arm(q, c);
+}
+
+/*
+ * After every event of a lost connection: once the thread is done and no
+ * SQE of the old connection is out, resume on the new one or give up.
+ */
+static void reconnect_step(struct zublk_queue *q, struct nbd_conn *c)
+{
+	int ret;
+
+	if (c->st != C_LOST)
+		return;
+	ret = atomic_load(&c->result);
+	if (!ret) {
+		reconnect_arm(q, c);
+		return;
+	}
+	for (unsigned t = 0; t < c->depth; t++)
+		if (c->tags[t].inflight)
+			return;
+	pthread_join(c->thr, NULL);
+	c->thr_on = false;
+	if (ret > 0) {
+		int fd = c->new_fd;
+
+		c->new_fd = -1;
+		reconnect_resume(q, c, fd);
+		return;
+	}
+	zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u given up: %s; its requests fail",
+		  c->nd->server, c->id, c->why);
+	conn_dead(q, c);
+}
+
+static void conn_fail(struct zublk_queue *q, struct nbd_conn *c, const char *why, int err)
+{
+	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
+	eventfd_t v;
+
+	if (c->st != C_UP)
+		return;
+	/* Whatever we still have out on it comes back now, with an error. */
+	shutdown(c->fd, SHUT_RDWR);
+	for (unsigned i = 0; i < c->fifo_len; i++)
+		c->tags[c->fifo[(c->fifo_head + i) % c->depth]].queued = false;
+	/* One that had its reply while part of it waited to go out is done now. */
+	for (unsigned i = 0; i < c->fifo_len; i++)
+		tag_finish(q, c, c->fifo[(c->fifo_head + i) % c->depth]);
+	c->fifo_len = 0;
+	c->chain_reqs = 0;
+	c->carrier = c->reading = -1;
+	if (nd->reconnect) {
+		/* The time runs from the first loss since a reply last came. */
+		if (!c->lost_ns)
+			c->lost_ns = now_ns();
+		eventfd_read(c->efd, &v);
+		atomic_store(&c->result, 0);
+		c->st = C_LOST;
+		if (!pthread_create(&c->thr, NULL, reconnect_main, c)) {
+			c->thr_on = true;
+			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u lost: %s%s%s; "
+				  "connecting again (for up to %u s)", nd->server, c->id, why,
+				  err ? ": " : "", err ? strerror(-err) : "", nd->reconnect);
+			zublk_dev_save_state(zublk_queue_dev(q));
+			reconnect_arm(q, c);
+			return;
+		}
+	}
+	zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u lost: %s%s%s; its requests fail",
+		  nd->server, c->id, why, err ? ": " : "", err ? strerror(-err) : "");
+	conn_dead(q, c);
 }
 
 /* The tag a CQE of ours belongs to. */
@@ -780,7 +1162,7 @@ static void send_kick(struct zublk_queue *q, struct nbd_conn *c)
 {
 	unsigned k, space, nsqe = 0, done = 0;
 
-	if (c->dead || c->chain_sqes || !c->fifo_len)
+	if (c->st != C_UP || c->chain_sqes || !c->fifo_len)
 		return;
 	k = c->fifo_len < NBD_CHAIN_MAX ? c->fifo_len : NBD_CHAIN_MAX;
 	/* While a read takes whatever comes, no big READ's data may: hold them. */
@@ -850,11 +1232,11 @@ static void send_done(struct zublk_queue *q, struct nbd_conn *c, struct nbd_tag 
 			tg->hdr_sent += (uint32_t)res;
 		else
 			tg->data_sent += (uint32_t)res;
-	} else if (res != -ECANCELED && !c->dead) {
+	} else if (res != -ECANCELED && c->st == C_UP) {
 		/* -ECANCELED: behind a short send in the chain; it goes again. */
 		conn_fail(q, c, "sending", res ? res : -EPIPE);
 	}
-	if (c->dead || --c->chain_sqes)
+	if (c->st != C_UP || --c->chain_sqes)
 		return;
 	/* The chain is back: drop what went out whole, send the rest. */
 	while (c->chain_reqs) {
@@ -907,7 +1289,7 @@ static void recv_arm(struct zublk_queue *q, struct nbd_conn *c)
 	struct io_uring_sqe *sqe;
 	struct nbd_tag *tg;
 
-	if (c->dead || c->carrier >= 0 || c->reading >= 0 || c->wait_head < 0)
+	if (c->st != C_UP || c->carrier >= 0 || c->reading >= 0 || c->wait_head < 0)
 		return;
 	tg = &c->tags[c->wait_head];
 	c->rhold = !c->nr_wait_big;
@@ -1011,6 +1393,7 @@ static int reply_in(struct zublk_queue *q, struct nbd_conn *c, const unsigned ch
 	}
 	t = (int)cookie;
 	tg = &c->tags[t];
+	c->lost_ns = 0;		/* the server answers: a later loss has its own time */
 	if (err)
 		zublk_log(ZUBLK_LOG_WARN, "nbd server %s: %s of %u bytes at %llu: %s", nd->server,
 			  be16toh(tg->req.type) == NBD_CMD_READ ? "read" : "request",
@@ -1075,7 +1458,7 @@ static void recv_done(struct zublk_queue *q, struct nbd_conn *c, int t, unsigned
 
 	if (sub == NBD_RECV_TIMEOUT)
 		return;	/* -ETIME when it fired; the read then comes back -ECANCELED */
-	if (c->dead)
+	if (c->st != C_UP)
 		return;
 	if (res <= 0) {
 		char why[64];
@@ -1113,10 +1496,13 @@ static void nbd_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub
 		return;
 	tg = &c->tags[t];
 	tg->inflight--;
-	if (sub == NBD_SEND_HDR || sub == NBD_SEND_DATA)
+	if (sub == NBD_RECONNECT)
+		c->poll_out = false;
+	else if (sub == NBD_SEND_HDR || sub == NBD_SEND_DATA)
 		send_done(q, c, tg, sub, res);
 	else
 		recv_done(q, c, t, sub, res);
+	reconnect_step(q, c);
 	tag_finish(q, c, t);
 }
 
@@ -1130,7 +1516,7 @@ static int nbd_queue_io(struct zublk_queue *q, struct zublk_io *io)
 
 	if (t < 0)
 		return -EINVAL;
-	if (c->dead)
+	if (c->st == C_DEAD)
 		return -EIO;
 	switch (io->op) {
 	case UBLK_IO_OP_READ:
@@ -1180,12 +1566,17 @@ static int nbd_queue_io(struct zublk_queue *q, struct zublk_io *io)
 		  (io->len > nd->copy_max || !zublk_io_can_copy(q, io));
 	if (tg->big)
 		c->nr_wait_big++;
-	c->fifo[(c->fifo_head + c->fifo_len) % c->depth] = t;
-	c->fifo_len++;
-	tg->queued = true;
 	/* Data goes out in WRITEs only; a READ's comes in. */
 	if (tg->len && io->op == UBLK_IO_OP_READ)
 		tg->data_sent = tg->len;
+	if (c->st == C_LOST) {
+		/* Held; it goes out with the others when the connection is back. */
+		reconnect_step(q, c);
+		return 0;
+	}
+	c->fifo[(c->fifo_head + c->fifo_len) % c->depth] = t;
+	c->fifo_len++;
+	tg->queued = true;
 	send_kick(q, c);
 	recv_arm(q, c);
 	return 0;
@@ -1194,12 +1585,13 @@ static int nbd_queue_io(struct zublk_queue *q, struct zublk_io *io)
 static void nbd_status(struct zublk_dev *dev, FILE *json)
 {
 	struct nbd_dev *nd = zublk_dev_priv(dev);
+	unsigned reconnects = 0;
 	bool up = true;
 
 	if (!nd)
 		return;
 	for (unsigned i = 0; i < nd->nr_conns; i++)
-		if (nd->conns[i].dead)
+		if (nd->conns[i].st != C_UP)
 			up = false;
 	fputs(",\"server\":", json);
 	zublk_json_str(json, nd->server);
@@ -1207,6 +1599,9 @@ static void nbd_status(struct zublk_dev *dev, FILE *json)
 	zublk_json_str(json, nd->export_name);
 	fprintf(json, ",\"connections\":%u,\"connected\":%s,\"timeout\":%u,\"copy_max\":%u",
 		nd->nr_conns, up ? "true" : "false", nd->timeout, nd->copy_max);
+	for (unsigned i = 0; i < nd->nr_conns; i++)
+		reconnects += atomic_load(&nd->conns[i].reconnects);
+	fprintf(json, ",\"reconnect\":%u,\"reconnects\":%u", nd->reconnect, reconnects);
 }
 
 const struct zublk_target_ops zublk_nbd_ops = {
@@ -1214,7 +1609,9 @@ const struct zublk_target_ops zublk_nbd_ops = {
 	.summary = "a client of an NBD server (nbdkit, qemu-nbd, nbd-server)",
 	.usage = "host=HOST [port=PORT] (default 10809) or socket=PATH  export=NAME (default: the "
 		 "server's default)  timeout=SECS (no reply that long while requests wait: the "
-		 "connection is dropped and they fail; default 30, 0: never)  copy_max=SIZE (reads "
+		 "connection is dropped and they fail; default 30, 0: never)  reconnect=SECS (a lost "
+		 "connection is made anew, for up to SECS, while its requests wait, then they go "
+		 "again; default 0: they fail at once)  copy_max=SIZE (reads "
 		 "up to SIZE come through the connection's buffer and are copied, larger ones go "
 		 "straight into the request; default 64k, 0: none)",
 	.modes = ZUBLK_MODES_ALL,
@@ -1232,4 +1629,5 @@ const struct zublk_target_ops zublk_nbd_ops = {
 	.queue_io = nbd_queue_io,
 	.io_done = nbd_io_done,
 	.status = nbd_status,
+	.stopping = nbd_stopping,
 };

@@ -6,7 +6,8 @@
 # (nothing listening, an unknown export, no server, no multi-conn) one line
 # each; a server killed under load and one that stops answering (timeout=3):
 # IO fails with EIO in bounded time, the daemon lives on, del removes it;
-# upgrade and recover connect anew; del under load.
+# upgrade and recover connect anew; del under load; reconnect= (the server
+# killed and back: no error; away too long; another export; del meanwhile).
 . "$(dirname "$0")/lib.sh"
 for t in nbdkit qemu-nbd qemu-img mkfs.ext4 blkdiscard python3; do
 	command -v $t >/dev/null || skip "no $t"
@@ -315,4 +316,98 @@ add -t nbd socket="$TMP/rec.sock"
 dd if="$DEV" of=/dev/null bs=64k count=16 iflag=direct status=none || fail "nbdkit gone after del"
 del "$ID"
 note "nbdkit serves on after del under load"
+
+# 11. reconnect=: the server killed under verified writes and started again
+# over the same file: the requests wait, go again on the new connection,
+# and fio finishes with no error (zero-copy and copy); the server gone for
+# longer than reconnect=: IO fails with EIO; back with another export: the
+# tries stop at once; del while requests wait; bad input.
+if ! nbdkit file --help >/dev/null 2>&1; then
+	skip_check "reconnect" "no nbdkit file plugin (a server whose data outlive it)"
+	exit 0
+fi
+truncate -s 64M "$TMP/rc.img"
+# rc_down: kill -9 the server; rc_up [FILE]: serve FILE (rc.img) again
+rc_down() { kill -9 "$SRV" && wait_until 10 gone "$SRV" || fail "nbdkit $SRV did not die"; }
+rc_up() {
+	rm -f "$TMP/rc.sock" "$TMP/rc.pid"
+	nbdkit_up rc file "${1:-$TMP/rc.img}"
+}
+rc_up
+# zero-copy on one queue, sizes up to 256k (big reads straight into their
+# requests, sends cut short); copy on 2 queues (2 connections) where 2 fit.
+queues_upto 2
+for mode in zero-copy copy; do
+	nq=1
+	[ $mode = zero-copy ] || nq=$q
+	add -t nbd socket="$TMP/rc.sock" reconnect=30 --mode "$mode" -q $nq
+	pid=$(dev_field "$ID" daemon_pid)
+	[ "$(dev_field "$ID" reconnect)" = 30 ] || fail "reconnect: $(dev_field "$ID" reconnect)"
+	fio_bg --bsrange=4k-256k --iodepth=16 --size=32M --verify_backlog=64
+	sleep 3
+	kill -0 $fio_pid 2>/dev/null || fail "reconnect $mode: fio died: $(tail -3 "$FIO_LOG")"
+	rc_down
+	wait_until 10 connected_is "$ID" False ||
+		fail "reconnect $mode: connected $(dev_field "$ID" connected) with the server dead"
+	sleep 2
+	kill -0 $fio_pid 2>/dev/null || fail "reconnect $mode: fio ended with the server away"
+	rc_up
+	wait_until 20 connected_is "$ID" True ||
+		fail "reconnect $mode: not connected again: $(dlog "$ID")"
+	[ "$(grep -c "zublk\[$pid\]: .* back after" "/run/zublk/$ID.log")" = $nq ] ||
+		fail "reconnect $mode: not $nq 'back after' lines: $(dlog "$ID")"
+	sleep 3
+	fio_bg_end "reconnect $mode"
+	[ "$(dev_field "$ID" reconnects)" = $nq ] ||
+		fail "reconnect $mode: reconnects $(dev_field "$ID" reconnects), not $nq"
+	[ "$(counter "$ID" errors)" = 0 ] ||
+		fail "reconnect $mode: $(counter "$ID" errors) requests failed"
+	[ "$(dev_field "$ID" daemon_pid)" = "$pid" ] || fail "reconnect $mode: another daemon"
+	note "reconnect, $mode, $nq queue(s): $(grep -o 'back after.*' "/run/zublk/$ID.log" |
+		tail -1)"
+	del "$ID"
+done
+# Away for longer than reconnect=3: a read waits for the tries, then fails.
+add -t nbd socket="$TMP/rc.sock" reconnect=3 --no-part-scan
+pid=$(dev_field "$ID" daemon_pid)
+rc_down
+read_eio "reconnect=3, the server away" 2 14
+grep -q "not back within 3 s" "/run/zublk/$ID.log" ||
+	fail "reconnect=3: no 'not back' line: $(dlog "$ID")"
+connected_is "$ID" False || fail "reconnect=3: connected $(dev_field "$ID" connected)"
+read_eio "reconnect=3, after the tries" 0 3
+kill -0 "$pid" 2>/dev/null || fail "reconnect=3: the daemon died"
+note "reconnect=3: $(grep -o 'not back within.*' "/run/zublk/$ID.log" | tail -1)"
+del "$ID"
+# Back with another export (half the size): no use trying for the rest of 60 s.
+rc_up
+add -t nbd socket="$TMP/rc.sock" reconnect=60 --no-part-scan
+rc_down
+truncate -s 32M "$TMP/rc2.img"
+rc_up "$TMP/rc2.img"
+read_eio "reconnect=60, another export" 0 15
+grep -q "changed: 33554432 bytes" "/run/zublk/$ID.log" ||
+	fail "another export: no 'changed' line: $(dlog "$ID")"
+note "another export: gave up after ${TOOK}s"
+del "$ID"
+# del while requests wait for a connection: bounded, nothing left.
+rc_up
+add -t nbd socket="$TMP/rc.sock" reconnect=120 --no-part-scan
+pid=$(dev_field "$ID" daemon_pid)
+rc_down
+dd if="$DEV" of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null &
+dd_pid=$!
+sleep 2
+kill -0 $dd_pid 2>/dev/null || fail "reconnect=120: the read did not wait"
+start=$SECONDS
+timeout 30 "$Z" del -n "$ID" || fail "reconnect=120: del failed or hung"
+wait_until 10 bash -c "! kill -0 $dd_pid 2>/dev/null" || fail "reconnect=120: the read hangs"
+wait $dd_pid && fail "reconnect=120: the waiting read succeeded"
+no_devices || fail "reconnect=120: a device stayed: $("$Z" list)"
+wait_until 5 no_daemons || fail "reconnect=120: a daemon stayed: $(pgrep -a zublk)"
+grep -q "given up: the device is stopping" "/run/zublk/$ID.log" ||
+	fail "reconnect=120: no 'being deleted' line: $(dlog "$ID")"
+note "del while a read waited for a connection: $((SECONDS - start))s"
+rc_up
+expect_err "reconnect 'x': not a number of seconds" add -t nbd socket="$TMP/rc.sock" reconnect=x
 exit 0
