@@ -106,6 +106,12 @@ _Static_assert(sizeof(struct nbd_reply) == 16, "the wire's simple reply");
 #define NBD_DEF_PORT "10809"
 #define NBD_DEF_TIMEOUT 30U		/* seconds */
 #define NBD_HANDSHAKE_TIMEOUT 10	/* seconds, for connect and negotiation */
+/*
+ * Once the device begins to stop (->stopping), how long requests may still
+ * wait for their replies on a connection before it is shut down (so that
+ * they fail and the deletion, which waits for them, goes on).
+ */
+#define NBD_STOP_GRACE_MS 5000U
 /* Between two tries to connect again: from the first, doubled up to the last. */
 #define NBD_RETRY_FIRST_MS 200U
 #define NBD_RETRY_MAX_MS 2000U
@@ -171,8 +177,10 @@ struct nbd_conn {
 	int stop_efd;		/* ->exit's "stop", for the thread */
 	_Atomic int result;	/* 0: trying; 1: @new_fd is up; -errno: gave up */
 	int new_fd;
-	pthread_mutex_t hs_lock;
+	pthread_mutex_t hs_lock;	/* also over @fd's change, for the stop watch */
 	int hs_fd;		/* the socket the thread negotiates on; -1: none */
+	unsigned nr_waiting;	/* requests on the wait list */
+	_Atomic unsigned nr_waiting_pub;	/* the same, for the stop watch */
 	char why[200];		/* why its last try failed */
 	uint64_t lost_ns;	/* when requests began to wait for a connection; 0: none */
 	_Atomic unsigned reconnects;
@@ -192,6 +200,10 @@ struct nbd_dev {
 	uint32_t copy_max;	/* READs up to this long come through the connection's buffer */
 	unsigned nr_conns;
 	struct nbd_conn *conns;
+	/* ->stopping's watch over requests that still wait (NBD_STOP_GRACE_MS) */
+	pthread_t watch;
+	bool watch_on;
+	int watch_efd;		/* ->exit's "stop" for it */
 };
 
 /* ------------------------------------------------------------ the handshake */
@@ -536,6 +548,8 @@ static void nbd_free(struct nbd_dev *nd)
 			close(c->stop_efd);
 		pthread_mutex_destroy(&c->hs_lock);
 	}
+	if (nd->watch_efd >= 0)
+		close(nd->watch_efd);
 	free(nd->conns);
 	free(nd);
 }
@@ -621,16 +635,146 @@ static int copy_opt(char *buf, size_t len, const char *key, const char *val)
 	return 0;
 }
 
+static int hex_val(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Percent-decode @n bytes of @s into @out (@len bytes); -1 if bad or too long. */
+static int uri_decode(const char *s, size_t n, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c == '%') {
+			if (i + 2 >= n || hex_val(s[i + 1]) < 0 || hex_val(s[i + 2]) < 0)
+				return -1;
+			c = hex_val(s[i + 1]) * 16 + hex_val(s[i + 2]);
+			if (!c)
+				return -1;
+			i += 2;
+		}
+		if (o + 1 >= len)
+			return -1;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/*
+ * uri=: the NBD URI form (the NBD project's doc/uri.md) of where the server
+ * is: nbd://HOST[:PORT]/[EXPORT] or nbd+unix:///[EXPORT]?socket=PATH.  The
+ * export is the path without its first '/'.  TLS (nbds) is refused.
+ */
+static int parse_uri(struct nbd_dev *nd, const char *uri)
+{
+	const char *p, *path, *query, *end;
+	bool unix_sock;
+
+	if (!strncmp(uri, "nbds://", 7) || !strncmp(uri, "nbds+unix://", 12)) {
+		zublk_log(ZUBLK_LOG_ERR, "uri '%s': TLS (nbds) is not spoken by zublk", uri);
+		return -EINVAL;
+	}
+	unix_sock = !strncmp(uri, "nbd+unix://", 11);
+	if (!unix_sock && strncmp(uri, "nbd://", 6) && strncmp(uri, "nbd+tcp://", 10)) {
+		zublk_log(ZUBLK_LOG_ERR, "uri '%s': not an NBD URI (nbd://HOST[:PORT]/EXPORT or "
+			  "nbd+unix:///EXPORT?socket=PATH)", uri);
+		return -EINVAL;
+	}
+	p = strstr(uri, "://") + 3;
+	path = p + strcspn(p, "/?#");
+	query = strchr(path, '?');
+	end = query ? query : path + strlen(path);
+	if (strchr(path, '#'))
+		end = query && query < strchr(path, '#') ? query : strchr(path, '#');
+	if (*path == '/' && uri_decode(path + 1, (size_t)(end - path - 1), nd->export_name,
+				       sizeof(nd->export_name))) {
+		zublk_log(ZUBLK_LOG_ERR, "uri '%s': a bad or too long export name", uri);
+		return -EINVAL;
+	}
+	if (unix_sock) {
+		const char *sock = NULL;
+
+		if (path != p) {
+			zublk_log(ZUBLK_LOG_ERR, "uri '%s': nbd+unix takes no host", uri);
+			return -EINVAL;
+		}
+		for (const char *q = query; q; q = strchr(q + 1, '&'))
+			if (!strncmp(q + 1, "socket=", 7))
+				sock = q + 8;
+		if (!sock || uri_decode(sock, strcspn(sock, "&#"), nd->path, sizeof(nd->path)) ||
+		    nd->path[0] != '/') {
+			zublk_log(ZUBLK_LOG_ERR, "uri '%s': needs ?socket=PATH, an absolute path of "
+				  "up to %zu bytes", uri, sizeof(nd->path) - 1);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	/* HOST[:PORT], HOST an IPv6 address in brackets. */
+	const char *hend = path, *colon;
+
+	if (*p == '[') {
+		const char *rb = memchr(p, ']', (size_t)(path - p));
+
+		if (!rb) {
+			zublk_log(ZUBLK_LOG_ERR, "uri '%s': no ']' after the IPv6 address", uri);
+			return -EINVAL;
+		}
+		colon = rb[1] == ':' ? rb + 1 : NULL;
+		p++;
+		hend = rb;
+	} else {
+		colon = memchr(p, ':', (size_t)(path - p));
+		if (colon)
+			hend = colon;
+	}
+	if (hend == p || (size_t)(hend - p) >= sizeof(nd->host)) {
+		zublk_log(ZUBLK_LOG_ERR, "uri '%s': no host, or one too long", uri);
+		return -EINVAL;
+	}
+	memcpy(nd->host, p, (size_t)(hend - p));
+	nd->host[hend - p] = '\0';
+	snprintf(nd->port, sizeof(nd->port), "%s", NBD_DEF_PORT);
+	if (colon && colon + 1 < path) {
+		size_t n = (size_t)(path - colon - 1);
+
+		if (n >= sizeof(nd->port) || strspn(colon + 1, "0123456789") < n) {
+			zublk_log(ZUBLK_LOG_ERR, "uri '%s': a bad port", uri);
+			return -EINVAL;
+		}
+		memcpy(nd->port, colon + 1, n);
+		nd->port[n] = '\0';
+	}
+	return 0;
+}
+
 static int parse_opts(struct nbd_dev *nd, struct zublk_opts *opts)
 {
 	const char *exp = zublk_opts_get(opts, "export"), *t = zublk_opts_get(opts, "timeout");
 	const char *host = zublk_opts_get(opts, "host"), *port = zublk_opts_get(opts, "port");
 	const char *path = zublk_opts_get(opts, "socket"), *rc = zublk_opts_get(opts, "reconnect");
+	const char *uri = zublk_opts_get(opts, "uri");
 	uint64_t copy_max = NBD_DEF_COPY_MAX;
 
+	if (uri && (host || port || path || exp)) {
+		zublk_log(ZUBLK_LOG_ERR, "target nbd: uri= says where the server is: no host=, "
+			  "port=, socket= or export= with it");
+		return -EINVAL;
+	}
+	if (uri) {
+		if (parse_uri(nd, uri))
+			return -EINVAL;
+		host = nd->host[0] ? nd->host : NULL;
+		path = nd->path[0] ? nd->path : NULL;
+		port = host ? nd->port : NULL;
+	}
 	if ((!host || !*host) == (!path || !*path)) {
 		zublk_log(ZUBLK_LOG_ERR, "target nbd: needs host=HOST (and port=PORT) or "
-			  "socket=PATH, one of them");
+			  "socket=PATH (or uri=), one of them");
 		return -EINVAL;
 	}
 	if (path && port) {
@@ -639,16 +783,17 @@ static int parse_opts(struct nbd_dev *nd, struct zublk_opts *opts)
 	}
 	if (!port || !*port)
 		port = NBD_DEF_PORT;
-	if (path ? copy_opt(nd->path, sizeof(nd->path), "socket", path)
-		 : copy_opt(nd->host, sizeof(nd->host), "host", host) ||
-			   copy_opt(nd->port, sizeof(nd->port), "port", port))
+	if (!uri && (path ? copy_opt(nd->path, sizeof(nd->path), "socket", path)
+			  : copy_opt(nd->host, sizeof(nd->host), "host", host) ||
+				    copy_opt(nd->port, sizeof(nd->port), "port", port)))
 		return -EINVAL;
 	if (exp && strlen(exp) >= sizeof(nd->export_name)) {
 		zublk_log(ZUBLK_LOG_ERR, "export '%.40s...': longer than %zu bytes", exp,
 			  sizeof(nd->export_name) - 1);
 		return -EINVAL;
 	}
-	snprintf(nd->export_name, sizeof(nd->export_name), "%s", exp ? exp : "");
+	if (!uri)
+		snprintf(nd->export_name, sizeof(nd->export_name), "%s", exp ? exp : "");
 	nd->timeout = NBD_DEF_TIMEOUT;
 	if (t && zublk_parse_uint(t, 0, 86400, &nd->timeout)) {
 		zublk_log(ZUBLK_LOG_ERR, "timeout '%s': not a number of seconds 0..86400", t);
@@ -691,6 +836,7 @@ static int nbd_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	nd = calloc(1, sizeof(*nd));
 	if (!nd)
 		return -ENOMEM;
+	nd->watch_efd = -1;
 	ret = parse_opts(nd, opts);
 	if (ret) {
 		free(nd);
@@ -787,6 +933,10 @@ static void nbd_exit(struct zublk_dev *dev)
 
 	if (!nd)
 		return;
+	if (nd->watch_on) {
+		eventfd_write(nd->watch_efd, 1);
+		pthread_join(nd->watch, NULL);
+	}
 	for (unsigned i = 0; i < nd->nr_conns; i++)
 		reconnect_stop(&nd->conns[i]);
 	/* Say goodbye on the connections still whole; the queues are gone. */
@@ -842,6 +992,7 @@ static void nbd_queue_exit(struct zublk_queue *q)
 
 static void wait_add(struct nbd_conn *c, int t)
 {
+	atomic_store_explicit(&c->nr_waiting_pub, ++c->nr_waiting, memory_order_relaxed);
 	c->tags[t].prev = c->wait_tail;
 	c->tags[t].next = -1;
 	if (c->wait_tail >= 0)
@@ -855,6 +1006,7 @@ static void wait_del(struct nbd_conn *c, int t)
 {
 	struct nbd_tag *tg = &c->tags[t];
 
+	atomic_store_explicit(&c->nr_waiting_pub, --c->nr_waiting, memory_order_relaxed);
 	if (tg->prev >= 0)
 		c->tags[tg->prev].next = tg->next;
 	else
@@ -1006,15 +1158,62 @@ static void reconnect_stop(struct nbd_conn *c)
 }
 
 /*
- * The device is being deleted or stopped: the kernel waits for the
- * requests held for a connection, so the tries end and they fail.
+ * ->stopping's watch: requests that still wait for replies on a connection
+ * NBD_STOP_GRACE_MS later (a server that stopped answering; timeout= may be
+ * long or none) would hold the deletion: the connection is shut down, so
+ * they fail (the queue thread finds it lost).
+ */
+static void *stop_watch_main(void *arg)
+{
+	struct nbd_dev *nd = arg;
+	struct pollfd p = { .fd = nd->watch_efd, .events = POLLIN };
+
+	for (unsigned ms = 0;; ms += 100) {
+		bool waiting = false;
+
+		for (unsigned i = 0; i < nd->nr_conns; i++)
+			if (atomic_load_explicit(&nd->conns[i].nr_waiting_pub,
+						 memory_order_relaxed))
+				waiting = true;
+		if (!waiting)
+			return NULL;
+		if (ms >= NBD_STOP_GRACE_MS)
+			break;
+		if (poll(&p, 1, 100) != 0)
+			return NULL;	/* ->exit */
+	}
+	for (unsigned i = 0; i < nd->nr_conns; i++) {
+		struct nbd_conn *c = &nd->conns[i];
+		unsigned n = atomic_load(&c->nr_waiting_pub);
+
+		pthread_mutex_lock(&c->hs_lock);
+		if (n && c->st == C_UP && c->fd >= 0) {
+			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u: %u requests still "
+				  "wait %u s after the device began to stop; shutting it down",
+				  nd->server, i, n, NBD_STOP_GRACE_MS / 1000);
+			shutdown(c->fd, SHUT_RDWR);
+		}
+		pthread_mutex_unlock(&c->hs_lock);
+	}
+	return NULL;
+}
+
+/*
+ * The device is being deleted or stopped, and the kernel waits for the
+ * requests we hold: the tries to connect end (those held fail), and the
+ * watch gives the ones waiting for replies their grace.
  */
 static void nbd_stopping(struct zublk_dev *dev)
 {
 	struct nbd_dev *nd = zublk_dev_priv(dev);
 
-	for (unsigned i = 0; nd && i < nd->nr_conns; i++)
+	if (!nd)
+		return;
+	for (unsigned i = 0; i < nd->nr_conns; i++)
 		reconnect_tell_stop(&nd->conns[i]);
+	nd->watch_efd = eventfd(0, EFD_CLOEXEC);
+	if (nd->watch_efd >= 0 && !pthread_create(&nd->watch, NULL, stop_watch_main, nd))
+		nd->watch_on = true;
 }
 
 /*
@@ -1053,8 +1252,10 @@ static void reconnect_resume(struct zublk_queue *q, struct nbd_conn *c, int fd)
 		return;
 	}
 	zublk_dev_set_file(zublk_queue_dev(q), c->idx, fd);
+	pthread_mutex_lock(&c->hs_lock);
 	close(c->fd);
 	c->fd = fd;
+	pthread_mutex_unlock(&c->hs_lock);
 	c->rlen = 0;
 	c->rhold = false;
 	c->carrier = c->reading = -1;
@@ -1608,7 +1809,8 @@ const struct zublk_target_ops zublk_nbd_ops = {
 	.name = "nbd",
 	.summary = "a client of an NBD server (nbdkit, qemu-nbd, nbd-server)",
 	.usage = "host=HOST [port=PORT] (default 10809) or socket=PATH  export=NAME (default: the "
-		 "server's default)  timeout=SECS (no reply that long while requests wait: the "
+		 "server's default)  or instead uri=nbd://HOST[:PORT]/EXPORT or "
+		 "uri=nbd+unix:///EXPORT?socket=PATH  timeout=SECS (no reply that long while requests wait: the "
 		 "connection is dropped and they fail; default 30, 0: never)  reconnect=SECS (a lost "
 		 "connection is made anew, for up to SECS, while its requests wait, then they go "
 		 "again; default 0: they fail at once)  copy_max=SIZE (reads "

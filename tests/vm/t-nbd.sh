@@ -4,7 +4,8 @@
 # across del and add; ext4 on a qcow2 image qemu-nbd serves over TCP, the
 # image clean after; a read-only export; discard and write zeroes; bad input
 # (nothing listening, an unknown export, no server, no multi-conn) one line
-# each; a server killed under load and one that stops answering (timeout=3):
+# each; URIs (uri=nbd://, nbd+unix://) and bad ones; a server killed under
+# load and one that stops answering (timeout=3; timeout=0: del bounded):
 # IO fails with EIO in bounded time, the daemon lives on, del removes it;
 # upgrade and recover connect anew; del under load; reconnect= (the server
 # killed and back: no error; away too long; another export; del meanwhile).
@@ -88,6 +89,23 @@ read_eio() {
 	[ "$TOOK" -ge "$min" ] && [ "$TOOK" -le "$max" ] ||
 		fail "$what: a read failed after ${TOOK}s, not within ${min}..${max}s"
 }
+# del_waiting WHAT: a read of $DEV that waits (for a server that does not
+# answer, or for a connection); del returns within 40 s, the read fails,
+# nothing is left; TOOK: how long del took
+del_waiting() {
+	local what=$1 dd_pid start
+	dd if="$DEV" of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null &
+	dd_pid=$!
+	sleep 2
+	kill -0 $dd_pid 2>/dev/null || fail "$what: the read did not wait"
+	start=$SECONDS
+	timeout 40 "$Z" del -n "$ID" || fail "$what: del failed or took over 40s"
+	TOOK=$((SECONDS - start))
+	wait_until 10 bash -c "! kill -0 $dd_pid 2>/dev/null" || fail "$what: the read hangs"
+	wait $dd_pid && fail "$what: the waiting read succeeded"
+	no_devices || fail "$what: a device stayed: $("$Z" list)"
+	wait_until 5 no_daemons || fail "$what: a daemon stayed: $(pgrep -a zublk)"
+}
 mkdir "$TMP/mnt"
 
 # 1. nbdkit's memory plugin over a unix socket, in every data mode: fio
@@ -126,7 +144,9 @@ for off in 0 200; do
 		fail "writing the pattern at ${off}M"
 done
 del "$ID"
-add -t nbd socket="$sock" --mode zero-copy
+# The same export named by a URI (the slash in the socket's path encoded).
+add -t nbd uri="nbd+unix:///?socket=${sock//\//%2F}" --mode zero-copy
+is_nbd "$ID" "unix:$sock" "" $((256 << 20))
 for off in 0 200; do
 	[ "$(dd if="$DEV" bs=1M skip=$off count=16 iflag=direct status=none | sha256sum)" = "$sum" ] ||
 		fail "the pattern at ${off}M did not come back from nbdkit"
@@ -215,8 +235,18 @@ expect_err "[\"']nosuch[\"'].*unknown|unknown.*[\"']nosuch[\"']" \
 add -t nbd host=127.0.0.1 port=10902 export=known
 is_nbd "$ID" 127.0.0.1:10902 known $((16 << 20))
 del "$ID"
+add -t nbd uri=nbd://127.0.0.1:10902/known
+is_nbd "$ID" 127.0.0.1:10902 known $((16 << 20))
+del "$ID"
+expect_err "uri 'nbd://127.0.0.1:10902/nosuch'.*|nosuch.*unknown" \
+	add -t nbd uri=nbd://127.0.0.1:10902/nosuch
 qnbd_down "$SRV"
 expect_err "host=.*socket=|socket=.*host=" add -t nbd
+expect_err "uri 'nbds://h/': TLS" add -t nbd uri=nbds://h/
+expect_err "uri 'http://h/': not an NBD URI" add -t nbd uri=http://h/
+expect_err "uri 'nbd\+unix:///e': needs \?socket=PATH" add -t nbd uri=nbd+unix:///e
+expect_err "uri 'nbd://h:1x/': a bad port" add -t nbd uri=nbd://h:1x/
+expect_err "uri= says where" add -t nbd uri=nbd://h/ export=e
 
 # 7. The server killed under load: fio ends with errors, later IO fails at
 # once with EIO, list says disconnected, the daemon lives; the server back,
@@ -275,6 +305,16 @@ timeout 30 "$Z" del -n "$ID" || fail "timeout=3: del failed or took over 30s"
 no_devices || fail "a device stayed: $("$Z" list)"
 wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
 note "timeout=3: the read failed after ${TOOK}s, del took $(($(date +%s) - start))s"
+# ... and with timeout=0 (wait for ever): del does not wait for ever.  The
+# read still waits 5 s after the device begins to stop; then the connection
+# is shut down, the read fails and the deletion goes on.
+nbdkit_up hung --filter=delay memory 64M rdelay=100
+add -t nbd socket="$TMP/hung.sock" timeout=0 --no-part-scan
+del_waiting "timeout=0"
+[ $TOOK -ge 4 ] || fail "timeout=0: del took ${TOOK}s: the waiting read had no 5 s"
+grep -q "still wait 5 s after the device began to stop" "/run/zublk/$ID.log" ||
+	fail "timeout=0: no 'still wait' line: $(dlog "$ID")"
+note "timeout=0, a server that does not answer: del took ${TOOK}s"
 
 # 9. The daemon killed under verified writes: the requests it had out wait
 # for the next daemon (recovery, reissue), which connects anew; no error.
@@ -393,21 +433,11 @@ del "$ID"
 # del while requests wait for a connection: bounded, nothing left.
 rc_up
 add -t nbd socket="$TMP/rc.sock" reconnect=120 --no-part-scan
-pid=$(dev_field "$ID" daemon_pid)
 rc_down
-dd if="$DEV" of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null &
-dd_pid=$!
-sleep 2
-kill -0 $dd_pid 2>/dev/null || fail "reconnect=120: the read did not wait"
-start=$SECONDS
-timeout 30 "$Z" del -n "$ID" || fail "reconnect=120: del failed or hung"
-wait_until 10 bash -c "! kill -0 $dd_pid 2>/dev/null" || fail "reconnect=120: the read hangs"
-wait $dd_pid && fail "reconnect=120: the waiting read succeeded"
-no_devices || fail "reconnect=120: a device stayed: $("$Z" list)"
-wait_until 5 no_daemons || fail "reconnect=120: a daemon stayed: $(pgrep -a zublk)"
+del_waiting "reconnect=120"
 grep -q "given up: the device is stopping" "/run/zublk/$ID.log" ||
-	fail "reconnect=120: no 'being deleted' line: $(dlog "$ID")"
-note "del while a read waited for a connection: $((SECONDS - start))s"
+	fail "reconnect=120: no 'device is stopping' line: $(dlog "$ID")"
+note "del while a read waited for a connection: ${TOOK}s"
 rc_up
 expect_err "reconnect 'x': not a number of seconds" add -t nbd socket="$TMP/rc.sock" reconnect=x
 exit 0
