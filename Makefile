@@ -4,10 +4,12 @@
 # make check      unit tests (under ASan + UBSan), then the VM suite
 # make demo       the main job: a zero-copy loop device with ext4, in the VM
 # make bench      the benchmarks (not part of check)
-# make install    PREFIX=/usr/local DESTDIR=
+# make install    PREFIX=/usr/local DESTDIR= UDEVDIR=/usr/lib/udev (the rule that
+#                 lets users other than root add devices: zublk(8))
 
 PREFIX ?= /usr/local
 DESTDIR ?=
+UDEVDIR ?= /usr/lib/udev
 CC ?= cc
 SANITIZE ?=
 
@@ -76,6 +78,8 @@ install: $(B)/zublk
 	install -D -m 0644 include/zublk.h $(DESTDIR)$(PREFIX)/include/zublk.h
 	for m in docs/*.8; do install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/$$(basename $$m); done
 	for m in docs/*.3; do install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man3/$$(basename $$m); done
+	install -d $(DESTDIR)$(UDEVDIR)/rules.d
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' udev/90-zublk.rules > $(DESTDIR)$(UDEVDIR)/rules.d/90-zublk.rules
 
 clean:
 	rm -rf build

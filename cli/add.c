@@ -193,7 +193,7 @@ static void run_daemon(const struct zublk_dev_config *cfg, const struct zublk_ta
 		_exit(1);
 	}
 	snprintf(msg, sizeof(msg), "/dev/ublkb%u", zublk_dev_id(dev));
-	redirect_log(cfg->state_dir ? cfg->state_dir : ZUBLK_STATE_DIR, zublk_dev_id(dev));
+	redirect_log(cfg->state_dir ? cfg->state_dir : zublk_state_dir(), zublk_dev_id(dev));
 	report("R", msg);
 	close(report_fd);
 	report_fd = -1;
@@ -224,7 +224,7 @@ static void cleanup_failed(pid_t pid, long id)
 	if (id >= 0 && zublk_ctrl_open(&c) == 0) {
 		zublk_ctrl_set_timeout(c, 20000);
 		zublk_ctrl_del_dev(c, (unsigned)id, false);
-		zublk_state_unlink(ZUBLK_STATE_DIR, (unsigned)id);
+		zublk_state_unlink(zublk_state_dir(), (unsigned)id);
 		zublk_ctrl_close(c);
 	}
 }
@@ -377,6 +377,7 @@ int cmd_add(int argc, char **argv)
 	unsigned timeout_s = ADD_DEF_TIMEOUT_S, nr_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	struct zublk_opts opts;
 	int nwords = 0, c, ret;
+	bool recovery_set = false;
 	uint64_t max_io;
 
 	if (!words)
@@ -435,6 +436,7 @@ int cmd_add(int argc, char **argv)
 			cfg.keep_scheduler = true;
 			break;
 		case 'R':
+			recovery_set = true;
 			if (zublk_recovery_parse(optarg, &cfg.recovery)) {
 				cli_err("add", "recovery '%s': not one of off, reissue, fail-io",
 					optarg);
@@ -513,6 +515,9 @@ int cmd_add(int argc, char **argv)
 		cli_err("add", "no target: say -t null or -t loop");
 		return 1;
 	}
+	/* A user's device dies with its daemon: the driver keeps no recovery for it. */
+	if (geteuid() != 0 && !recovery_set)
+		cfg.recovery = ZUBLK_RECOVERY_OFF;
 	ops = zublk_target_find(tname);
 	if (!ops) {
 		cli_err("add", "target '%s': unknown (try 'zublk help')", tname);

@@ -12,6 +12,7 @@ int cmd_del(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_mirror(int argc, char **argv);
 int cmd_features(int argc, char **argv);
+int cmd_udev_owner(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 int cmd_upgrade(int argc, char **argv);
 int cmd_resize(int argc, char **argv);

@@ -219,7 +219,7 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 	 * hear of it first.  No daemon answering is no error here.
 	 */
 	if (pid > 0)
-		zublk_ctl_send(ZUBLK_STATE_DIR, id, 1, (char *[]){ "stopping" });
+		zublk_ctl_send(zublk_state_dir(), id, 1, (char *[]){ "stopping" });
 	/*
 	 * DEL_DEV stops the disk (the daemon's queues are aborted and it
 	 * exits) and, unless async, waits until the daemon has let go of it.
@@ -231,7 +231,7 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 
 		/* Stopped, it waits only to be released: its state files are done with. */
 		if (zublk_ctrl_get_info(c, id, &info) || info.state == UBLK_S_DEV_DEAD)
-			zublk_state_unlink(ZUBLK_STATE_DIR, id);
+			zublk_state_unlink(zublk_state_dir(), id);
 		if (cli_find_holder(id, who, sizeof(who)))
 			cli_err(verb, "device %u: deleting timed out: /dev/ublkb%u %s; "
 				"the device goes when it is let go", id, id, who);
@@ -243,7 +243,7 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 		cli_err(verb, "device %u: %s", id, strerror(-ret));
 		return ret;
 	}
-	zublk_state_unlink(ZUBLK_STATE_DIR, id);
+	zublk_state_unlink(zublk_state_dir(), id);
 	if (async)
 		return 0;
 	left = timeout_s > now_s() - start ? timeout_s - (unsigned)(now_s() - start) : 1;

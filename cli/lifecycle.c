@@ -79,10 +79,10 @@ bad:
 
 static int load_state(const char *verb, unsigned id, struct zublk_state *st)
 {
-	int ret = zublk_state_load(ZUBLK_STATE_DIR, id, st);
+	int ret = zublk_state_load(zublk_state_dir(), id, st);
 
 	if (ret) {
-		cli_err(verb, "device %u: no state in %s/%u.json: %s", id, ZUBLK_STATE_DIR, id,
+		cli_err(verb, "device %u: no state in %s/%u.json: %s", id, zublk_state_dir(), id,
 			ret == -ENOENT ? "not served by zublk, or its state was lost"
 				       : strerror(-ret));
 		return ret;

@@ -28,8 +28,8 @@ static int load(struct zublk_ctrl *c, unsigned id, struct dev_view *v)
 	if (ret)
 		return ret;
 	v->have_params = zublk_ctrl_get_params(c, id, &v->params) == 0;
-	v->have_state = zublk_state_load(ZUBLK_STATE_DIR, id, &v->st) == 0 && v->st.id == id;
-	v->have_cnt = zublk_stats_read(ZUBLK_STATE_DIR, id, &v->cnt) == 0;
+	v->have_state = zublk_state_load(zublk_state_dir(), id, &v->st) == 0 && v->st.id == id;
+	v->have_cnt = zublk_stats_read(zublk_state_dir(), id, &v->cnt) == 0;
 	return 0;
 }
 
@@ -93,9 +93,11 @@ static void print_json(const struct dev_view *v, bool first)
 	zublk_json_str(stdout, v->have_state ? v->st.target : "unknown");
 	printf(", \"mode\": \"%s\", \"queues\": %u, \"depth\": %u, \"max_io\": %u, "
 	       "\"size\": %llu, \"block_device\": \"/dev/ublkb%u\", "
-	       "\"char_device\": \"/dev/ublkc%u\", \"daemon_pid\": %d, \"options\": ",
+	       "\"char_device\": \"/dev/ublkc%u\", \"daemon_pid\": %d, \"owner_uid\": %u, "
+	       "\"owner_gid\": %u, \"options\": ",
 	       mode_of(v), v->info.nr_hw_queues, v->info.queue_depth, v->info.max_io_buf_bytes,
-	       (unsigned long long)size_of(v), v->id, v->id, v->info.ublksrv_pid);
+	       (unsigned long long)size_of(v), v->id, v->id, v->info.ublksrv_pid,
+	       v->info.owner_uid, v->info.owner_gid);
 	print_options_json(v);
 	if (v->have_params && v->params.devt.disk_major)
 		printf(", \"devt\": \"%u:%u\", \"char_devt\": \"%u:%u\"",

@@ -34,7 +34,7 @@ int cli_ctl_request(const char *verb, unsigned id, int argc, char **argv, char *
 		    size_t len)
 {
 	char path[64], dev[32];
-	int ret = zublk_ctl_request(ZUBLK_STATE_DIR, id, argc, argv, reply, len);
+	int ret = zublk_ctl_request(zublk_state_dir(), id, argc, argv, reply, len);
 	size_t n;
 
 	if (!ret)
@@ -86,6 +86,7 @@ void cmd_help(FILE *f)
 		"  list [-n ID] [--json]\n"
 		"                      the devices, their targets, modes and counters\n"
 		"  features            what the running ublk driver supports\n"
+		"  udev-owner NAME     for udev: the owner of a device a user added\n"
 		"  help                this text\n"
 		"  --version           the version\n"
 		"\n"
@@ -121,6 +122,8 @@ int main(int argc, char **argv)
 		return cmd_stop(argc - 1, argv + 1);
 	if (!strcmp(verb, "mirror"))
 		return cmd_mirror(argc - 1, argv + 1);
+	if (!strcmp(verb, "udev-owner"))
+		return cmd_udev_owner(argc - 1, argv + 1);
 	if (!strcmp(verb, "help") || !strcmp(verb, "--help") || !strcmp(verb, "-h")) {
 		cmd_help(stdout);
 		return 0;

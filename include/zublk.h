@@ -35,6 +35,7 @@ extern "C" {
 #define ZUBLK_DEF_QUEUE_DEPTH 128
 #define ZUBLK_DEF_MAX_IO_BYTES (1U << 20)
 #define ZUBLK_MAX_MAX_IO_BYTES (1U << 25) /* UBLK_IO_BUF_BITS */
+/* Root's state directory; a user's is zublk_state_dir()'s. */
 #define ZUBLK_STATE_DIR "/run/zublk"
 /* Shared-memory files (--shmem) a device registers at most. */
 #define ZUBLK_MAX_SHMEM 8
@@ -149,6 +150,13 @@ int zublk_ctrl_start_recovery(struct zublk_ctrl *c, unsigned dev_id);
 int zublk_ctrl_end_recovery(struct zublk_ctrl *c, unsigned dev_id, int daemon_pid);
 int zublk_ctrl_update_size(struct zublk_ctrl *c, unsigned dev_id, uint64_t sectors);
 int zublk_ctrl_quiesce_dev(struct zublk_ctrl *c, unsigned dev_id, unsigned timeout_ms);
+/*
+ * Whether device @dev_id is a user's (UBLK_F_UNPRIVILEGED_DEV), as far as
+ * @c knows: from its last ADD_DEV or GET_DEV_INFO2 of that device, else
+ * whether we are not root.  Such a device's commands carry its char
+ * device's path (done here); root's devices' do not.
+ */
+bool zublk_ctrl_unprivileged(const struct zublk_ctrl *c, unsigned dev_id);
 /*
  * UBLK_U_CMD_REG_BUF: pin @len bytes of shared memory at @addr, @flags 0 or
  * UBLK_SHMEM_BUF_READ_ONLY; the buffer's index or -errno.
@@ -384,7 +392,7 @@ struct zublk_dev_config {
 	unsigned max_io_bytes;		/* 0: ZUBLK_DEF_MAX_IO_BYTES */
 	enum zublk_mode mode;		/* DEFAULT: the best available */
 	bool keep_scheduler;		/* leave the kernel's IO scheduler */
-	const char *state_dir;		/* NULL: ZUBLK_STATE_DIR; "" : none */
+	const char *state_dir;		/* NULL: zublk_state_dir(); "" : none */
 	enum zublk_recovery recovery;	/* what the driver does while no daemon runs */
 	bool no_part_scan;		/* UBLK_F_NO_AUTO_PART_SCAN */
 	/*
@@ -581,6 +589,12 @@ struct zublk_counters {
 	uint64_t hand_regs;	/* auto-zero-copy requests whose buffer the daemon registered */
 };
 
+/*
+ * Where this user's devices keep their state, logs and control sockets:
+ * ZUBLK_STATE_DIR for root; for another user $XDG_RUNTIME_DIR/zublk, or
+ * /tmp/zublk-<uid> without it (made 0700 by the daemon).
+ */
+const char *zublk_state_dir(void);
 int zublk_state_parse(const char *json, struct zublk_state *st);
 int zublk_state_load(const char *dir, unsigned id, struct zublk_state *st);
 void zublk_state_unlink(const char *dir, unsigned id);

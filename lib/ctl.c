@@ -41,7 +41,9 @@ int zublk_ctl_listen(struct zublk_dev *dev)
 	ret = sock_path(dev->state_dir, dev->info.dev_id, &sa);
 	if (ret)
 		return ret;
-	mkdir(dev->state_dir, 0755);
+	ret = zublk_state_dir_make(dev->state_dir);
+	if (ret)
+		return ret;
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
@@ -162,7 +164,7 @@ static int ctl_send(const char *state_dir, unsigned id, int argc, char *const *a
 	size_t n = 0;
 	int fd, ret;
 
-	ret = sock_path(state_dir ? state_dir : ZUBLK_STATE_DIR, id, &sa);
+	ret = sock_path(state_dir ? state_dir : zublk_state_dir(), id, &sa);
 	if (ret)
 		return ret;
 	for (int i = 0; i < argc; i++) {

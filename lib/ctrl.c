@@ -19,7 +19,19 @@ struct zublk_ctrl {
 	struct io_uring ring;
 	unsigned timeout_ms;
 	uint64_t seq;		/* user_data of the last command sent */
+	/*
+	 * A device a user added (UBLK_F_UNPRIVILEGED_DEV) takes its char
+	 * device's path in front of every command's payload, from anyone; a
+	 * root's device takes none.  What GET_DEV_INFO2 or ADD_DEV last said
+	 * of device @known_id; for another, only a user's devices are within
+	 * reach of a user.
+	 */
+	int known_id;		/* -1: none */
+	bool known_unpriv;
 };
+
+/* The path slot in front of a payload: 8-byte aligned for what follows. */
+#define CTRL_PATH_SLOT 32
 
 int zublk_ctrl_open(struct zublk_ctrl **out)
 {
@@ -29,6 +41,7 @@ int zublk_ctrl_open(struct zublk_ctrl **out)
 	if (!c)
 		return -ENOMEM;
 	c->timeout_ms = CTRL_DEF_TIMEOUT_MS;
+	c->known_id = -1;
 	c->fd = open(CTRL_DEV, O_RDWR | O_CLOEXEC);
 	if (c->fd < 0) {
 		ret = -errno;
@@ -111,6 +124,50 @@ static struct ublksrv_ctrl_cmd cmd_for(unsigned dev_id)
 	return (struct ublksrv_ctrl_cmd){ .dev_id = dev_id, .queue_id = (__u16)-1 };
 }
 
+static void note_flags(struct zublk_ctrl *c, unsigned dev_id, uint64_t flags)
+{
+	c->known_id = (int)dev_id;
+	c->known_unpriv = flags & UBLK_F_UNPRIVILEGED_DEV;
+}
+
+/*
+ * A command on an existing device: with the char device's path in front of
+ * the payload (copied in, and back out for the commands that fill it) when
+ * the device is a user's.
+ */
+static int ctrl_dev_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *cmd)
+{
+	bool unpriv = c->known_id == (int)cmd->dev_id ? c->known_unpriv : geteuid() != 0;
+	char *buf;
+	int ret;
+
+	if (!unpriv)
+		return ctrl_cmd(c, op, cmd);
+	if (cmd->len > UINT16_MAX - CTRL_PATH_SLOT)
+		return -E2BIG;
+	buf = calloc(1, CTRL_PATH_SLOT + cmd->len);
+	if (!buf)
+		return -ENOMEM;
+	snprintf(buf, CTRL_PATH_SLOT, "/dev/ublkc%u", cmd->dev_id);
+	if (cmd->len)
+		memcpy(buf + CTRL_PATH_SLOT, (void *)(uintptr_t)cmd->addr, cmd->len);
+	struct ublksrv_ctrl_cmd with = *cmd;
+
+	with.dev_path_len = CTRL_PATH_SLOT;
+	with.addr = (uintptr_t)buf;
+	with.len = (__u16)(CTRL_PATH_SLOT + cmd->len);
+	ret = ctrl_cmd(c, op, &with);
+	if (cmd->len)
+		memcpy((void *)(uintptr_t)cmd->addr, buf + CTRL_PATH_SLOT, cmd->len);
+	free(buf);
+	return ret;
+}
+
+bool zublk_ctrl_unprivileged(const struct zublk_ctrl *c, unsigned dev_id)
+{
+	return c->known_id == (int)dev_id ? c->known_unpriv : geteuid() != 0;
+}
+
 int zublk_ctrl_get_features(struct zublk_ctrl *c, uint64_t *features)
 {
 	struct ublksrv_ctrl_cmd cmd = cmd_for(0);
@@ -130,16 +187,24 @@ int zublk_ctrl_add_dev(struct zublk_ctrl *c, struct ublksrv_ctrl_dev_info *info)
 {
 	struct ublksrv_ctrl_cmd cmd = cmd_for(info->dev_id);
 
+	int ret;
+
 	cmd.addr = (uintptr_t)info;
 	cmd.len = sizeof(*info);
-	return ctrl_cmd(c, UBLK_U_CMD_ADD_DEV, &cmd);
+	ret = ctrl_cmd(c, UBLK_U_CMD_ADD_DEV, &cmd);
+	if (!ret)
+		note_flags(c, info->dev_id, info->flags);
+	return ret;
 }
 
 int zublk_ctrl_del_dev(struct zublk_ctrl *c, unsigned dev_id, bool wait)
 {
 	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
 
-	return ctrl_cmd(c, wait ? UBLK_U_CMD_DEL_DEV : UBLK_U_CMD_DEL_DEV_ASYNC, &cmd);
+	/* The driver takes no DEL_DEV_ASYNC for a user's device. */
+	if (zublk_ctrl_unprivileged(c, dev_id))
+		wait = true;
+	return ctrl_dev_cmd(c, wait ? UBLK_U_CMD_DEL_DEV : UBLK_U_CMD_DEL_DEV_ASYNC, &cmd);
 }
 
 int zublk_ctrl_start_dev(struct zublk_ctrl *c, unsigned dev_id, int daemon_pid)
@@ -147,21 +212,21 @@ int zublk_ctrl_start_dev(struct zublk_ctrl *c, unsigned dev_id, int daemon_pid)
 	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
 
 	cmd.data[0] = (uint64_t)daemon_pid;
-	return ctrl_cmd(c, UBLK_U_CMD_START_DEV, &cmd);
+	return ctrl_dev_cmd(c, UBLK_U_CMD_START_DEV, &cmd);
 }
 
 int zublk_ctrl_stop_dev(struct zublk_ctrl *c, unsigned dev_id)
 {
 	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
 
-	return ctrl_cmd(c, UBLK_U_CMD_STOP_DEV, &cmd);
+	return ctrl_dev_cmd(c, UBLK_U_CMD_STOP_DEV, &cmd);
 }
 
 int zublk_ctrl_try_stop_dev(struct zublk_ctrl *c, unsigned dev_id)
 {
 	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
 
-	return ctrl_cmd(c, UBLK_U_CMD_TRY_STOP_DEV, &cmd);
+	return ctrl_dev_cmd(c, UBLK_U_CMD_TRY_STOP_DEV, &cmd);
 }
 
 int zublk_ctrl_get_info(struct zublk_ctrl *c, unsigned dev_id,
@@ -181,8 +246,10 @@ int zublk_ctrl_get_info(struct zublk_ctrl *c, unsigned dev_id,
 	cmd.len = sizeof(buf);
 	cmd.dev_path_len = sizeof(buf.path);
 	ret = ctrl_cmd(c, UBLK_U_CMD_GET_DEV_INFO2, &cmd);
-	if (ret == 0)
+	if (ret == 0) {
 		*info = buf.info;
+		note_flags(c, dev_id, info->flags);
+	}
 	return ret;
 }
 
@@ -195,7 +262,7 @@ int zublk_ctrl_set_params(struct zublk_ctrl *c, unsigned dev_id,
 	copy.len = sizeof(copy);
 	cmd.addr = (uintptr_t)&copy;
 	cmd.len = sizeof(copy);
-	return ctrl_cmd(c, UBLK_U_CMD_SET_PARAMS, &cmd);
+	return ctrl_dev_cmd(c, UBLK_U_CMD_SET_PARAMS, &cmd);
 }
 
 int zublk_ctrl_get_params(struct zublk_ctrl *c, unsigned dev_id, struct ublk_params *p)
@@ -208,7 +275,7 @@ int zublk_ctrl_get_params(struct zublk_ctrl *c, unsigned dev_id, struct ublk_par
 		   UBLK_PARAM_TYPE_DMA_ALIGN | UBLK_PARAM_TYPE_SEGMENT;
 	cmd.addr = (uintptr_t)p;
 	cmd.len = sizeof(*p);
-	return ctrl_cmd(c, UBLK_U_CMD_GET_PARAMS, &cmd);
+	return ctrl_dev_cmd(c, UBLK_U_CMD_GET_PARAMS, &cmd);
 }
 
 int zublk_ctrl_get_queue_affinity(struct zublk_ctrl *c, unsigned dev_id, unsigned q_id,
@@ -220,14 +287,14 @@ int zublk_ctrl_get_queue_affinity(struct zublk_ctrl *c, unsigned dev_id, unsigne
 	cmd.addr = (uintptr_t)cpuset;
 	cmd.len = (__u16)size;
 	cmd.data[0] = q_id;
-	return ctrl_cmd(c, UBLK_U_CMD_GET_QUEUE_AFFINITY, &cmd);
+	return ctrl_dev_cmd(c, UBLK_U_CMD_GET_QUEUE_AFFINITY, &cmd);
 }
 
 int zublk_ctrl_start_recovery(struct zublk_ctrl *c, unsigned dev_id)
 {
 	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
 
-	return ctrl_cmd(c, UBLK_U_CMD_START_USER_RECOVERY, &cmd);
+	return ctrl_dev_cmd(c, UBLK_U_CMD_START_USER_RECOVERY, &cmd);
 }
 
 int zublk_ctrl_end_recovery(struct zublk_ctrl *c, unsigned dev_id, int daemon_pid)
@@ -235,7 +302,7 @@ int zublk_ctrl_end_recovery(struct zublk_ctrl *c, unsigned dev_id, int daemon_pi
 	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
 
 	cmd.data[0] = (uint64_t)daemon_pid;
-	return ctrl_cmd(c, UBLK_U_CMD_END_USER_RECOVERY, &cmd);
+	return ctrl_dev_cmd(c, UBLK_U_CMD_END_USER_RECOVERY, &cmd);
 }
 
 int zublk_ctrl_update_size(struct zublk_ctrl *c, unsigned dev_id, uint64_t sectors)
@@ -243,7 +310,7 @@ int zublk_ctrl_update_size(struct zublk_ctrl *c, unsigned dev_id, uint64_t secto
 	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
 
 	cmd.data[0] = sectors;
-	return ctrl_cmd(c, UBLK_U_CMD_UPDATE_SIZE, &cmd);
+	return ctrl_dev_cmd(c, UBLK_U_CMD_UPDATE_SIZE, &cmd);
 }
 
 int zublk_ctrl_reg_buf(struct zublk_ctrl *c, unsigned dev_id, void *addr, uint64_t len,
@@ -254,7 +321,7 @@ int zublk_ctrl_reg_buf(struct zublk_ctrl *c, unsigned dev_id, void *addr, uint64
 
 	cmd.addr = (uintptr_t)&reg;
 	cmd.len = sizeof(reg);
-	return ctrl_cmd(c, UBLK_U_CMD_REG_BUF, &cmd);
+	return ctrl_dev_cmd(c, UBLK_U_CMD_REG_BUF, &cmd);
 }
 
 int zublk_ctrl_quiesce_dev(struct zublk_ctrl *c, unsigned dev_id, unsigned timeout_ms)
@@ -262,7 +329,7 @@ int zublk_ctrl_quiesce_dev(struct zublk_ctrl *c, unsigned dev_id, unsigned timeo
 	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
 
 	cmd.data[0] = timeout_ms;
-	return ctrl_cmd(c, UBLK_U_CMD_QUIESCE_DEV, &cmd);
+	return ctrl_dev_cmd(c, UBLK_U_CMD_QUIESCE_DEV, &cmd);
 }
 
 int zublk_ctrl_msg_ring(struct zublk_ctrl *c, int ring_fd, uint64_t user_data)

@@ -167,6 +167,12 @@ static int pick_mode(struct zublk_dev *dev)
 		dev->mode = zublk_mode_best(dev->features, ops->modes & ops->prefer_modes);
 		if (dev->mode == ZUBLK_MODE_DEFAULT)
 			dev->mode = zublk_mode_best(dev->features, ops->modes);
+		if (dev->mode == ZUBLK_MODE_DEFAULT && dev->unpriv) {
+			zublk_err("target %s: cannot serve a device added by a user other than root "
+				  "(it needs user copy or zero copy, which the driver keeps from users)",
+				  ops->name);
+			return -EPERM;
+		}
 		if (dev->mode == ZUBLK_MODE_DEFAULT) {
 			zublk_err("target %s: no data mode it supports is offered by this kernel",
 				  ops->name);
@@ -177,6 +183,11 @@ static int pick_mode(struct zublk_dev *dev)
 	if (!(ops->modes & ZUBLK_MODE_BIT(m))) {
 		zublk_err("mode %s: not supported by target %s", zublk_mode_name(m), ops->name);
 		return -EOPNOTSUPP;
+	}
+	if (dev->unpriv && m != ZUBLK_MODE_COPY) {
+		zublk_err("mode %s: a device added by a user other than root can only copy (the "
+			  "driver keeps user copy and zero copy from it)", zublk_mode_name(m));
+		return -EPERM;
 	}
 	char what[48];
 
@@ -206,6 +217,11 @@ static int pi_tuple_size(unsigned csum)
 int zublk_integrity_check_mode(const struct zublk_dev *dev)
 {
 	/* The driver hands metadata over only by user copy. */
+	if (dev->unpriv) {
+		zublk_err("integrity metadata: not for a device added by a user other than root "
+			  "(the driver hands it over only by user copy, which it keeps from users)");
+		return -EPERM;
+	}
 	if (dev->mode != ZUBLK_MODE_COPY)
 		return 0;
 	zublk_err("mode copy: no integrity metadata there (the driver hands it over only by user "
@@ -348,19 +364,63 @@ static int open_cdev(struct zublk_dev *dev)
 	char path[64];
 
 	snprintf(path, sizeof(path), "/dev/ublkc%u", dev->info.dev_id);
-	/* devtmpfs may show the node a moment after ADD_DEV returns. */
-	for (int i = 0; i < 100; i++) {
+	/*
+	 * devtmpfs may show the node a moment after ADD_DEV returns; a user's
+	 * device's node is root's until udev hands it over (our rule), which
+	 * may take longer.
+	 */
+	for (int i = 0; i < 1000; i++) {
 		dev->cdev_fd = open(path, O_RDWR | O_CLOEXEC);
 		if (dev->cdev_fd >= 0)
 			return 0;
-		if (errno != ENOENT)
+		if (errno != ENOENT && (errno != EACCES || !dev->unpriv))
+			break;
+		if (i >= 100 && errno == ENOENT)
 			break;
 		usleep(10000);
 	}
 	int ret = -errno;
 
-	zublk_err("%s: %s", path, strerror(-ret));
+	if (ret == -EACCES && dev->unpriv)
+		zublk_err("%s: not handed over to uid %u in 10 s (is zublk's udev rule installed? "
+			  "see zublk(8), UNPRIVILEGED DEVICES)", path, (unsigned)getuid());
+	else
+		zublk_err("%s: %s", path, strerror(-ret));
 	return ret;
+}
+
+/*
+ * A user other than root adds an unprivileged device (UBLK_F_UNPRIVILEGED_DEV):
+ * the driver refuses it user copy, zero copy and recovery, so those are
+ * taken out of what it offers; zoned devices and integrity metadata, which
+ * need user copy, go with them.
+ */
+#define UNPRIV_REFUSED                                                                   \
+	(UBLK_F_USER_COPY | UBLK_F_SUPPORT_ZERO_COPY | UBLK_F_AUTO_BUF_REG |             \
+	 UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE | UBLK_F_USER_RECOVERY_FAIL_IO | \
+	 UBLK_F_QUIESCE | UBLK_F_ZONED | UBLK_F_INTEGRITY)
+
+static int unpriv_prepare(struct zublk_dev *dev)
+{
+	dev->unpriv = geteuid() != 0;
+	if (!dev->unpriv)
+		return 0;
+	if (!(dev->features & UBLK_F_UNPRIVILEGED_DEV)) {
+		zublk_err("this kernel has no UBLK_F_UNPRIVILEGED_DEV: only root can add a device");
+		return -EPERM;
+	}
+	if (dev->cfg.recover) {
+		zublk_err("a device added by a user other than root cannot be recovered (the "
+			  "driver stops it with its daemon)");
+		return -EPERM;
+	}
+	if (zublk_recovery_flags(dev->cfg.recovery)) {
+		zublk_err("recovery %s: a device added by a user other than root cannot have it "
+			  "(use --recovery off)", zublk_recovery_name(dev->cfg.recovery));
+		return -EPERM;
+	}
+	dev->features &= ~(uint64_t)UNPRIV_REFUSED;
+	return 0;
 }
 
 static int recovery_flags(struct zublk_dev *dev, uint64_t *flags)
@@ -544,7 +604,7 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 	if (!dev->cfg.max_io_bytes)
 		dev->cfg.max_io_bytes = ZUBLK_DEF_MAX_IO_BYTES;
 	snprintf(dev->state_dir, sizeof(dev->state_dir), "%s",
-		 cfg->state_dir ? cfg->state_dir : ZUBLK_STATE_DIR);
+		 cfg->state_dir ? cfg->state_dir : zublk_state_dir());
 
 	ret = zublk_ctrl_open(&dev->ctrl);
 	if (ret) {
@@ -557,6 +617,9 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		zublk_err("GET_FEATURES: %s (kernel too old?)", strerror(-ret));
 		goto err_ctrl;
 	}
+	ret = unpriv_prepare(dev);
+	if (ret)
+		goto err_ctrl;
 	if (cfg->recover) {
 		ret = recover_prepare(dev);
 		if (ret)
@@ -613,6 +676,8 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 	if (ret)
 		goto err_target;
 	ret = recovery_flags(dev, &flags);
+	if (dev->unpriv)
+		flags |= UBLK_F_UNPRIVILEGED_DEV;
 	dev->info.flags = flags;
 	if (ret)
 		goto err_target;
@@ -799,7 +864,8 @@ int zublk_dev_start(struct zublk_dev *dev)
 			zublk_err("device %u: START_DEV: %s", dev->info.dev_id, strerror(-ret));
 			return ret;
 		}
-		if (!dev->cfg.keep_scheduler)
+		/* sysfs is root's: a user's device keeps the kernel's choice. */
+		if (!dev->cfg.keep_scheduler && !dev->unpriv)
 			set_scheduler_none(dev);
 	}
 	dev->started = true;

@@ -167,6 +167,7 @@ struct zublk_dev {
 	unsigned nr_cpus;			/* online when it started */
 	struct zublk_worker *workers;
 	void *priv;
+	bool unpriv;				/* added by a user, not root */
 	bool added;
 	bool started;
 	char state_dir[256];
@@ -256,6 +257,8 @@ int zublk_ctrl_msg_ring(struct zublk_ctrl *c, int ring_fd, uint64_t user_data);
 /* state.c */
 int zublk_state_write(struct zublk_dev *dev);
 void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len);
+/* Make the state directory (0700 for a user); -EPERM when it is not ours. */
+int zublk_state_dir_make(const char *dir);
 
 /* dev.c */
 int zublk_dev_kick_queue(struct zublk_dev *dev, unsigned q_id);

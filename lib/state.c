@@ -38,6 +38,30 @@ void zublk_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/*
+ * Make the state directory if it is not there: root's readable by all, a
+ * user's by that user alone.  One that is not ours (a directory in /tmp
+ * someone else made first) is not used: -EPERM, said once.
+ */
+int zublk_state_dir_make(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, geteuid() ? 0700 : 0755) && errno != EEXIST)
+		return -errno;
+	if (lstat(dir, &st))
+		return -errno;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+		static bool said;
+
+		if (!said)
+			zublk_warn("state directory %s: not a directory of ours; no state kept", dir);
+		said = true;
+		return -EPERM;
+	}
+	return 0;
+}
+
 int zublk_state_write(struct zublk_dev *dev)
 {
 	char path[300], tmp[310];
@@ -46,7 +70,9 @@ int zublk_state_write(struct zublk_dev *dev)
 
 	if (!dev->state_dir[0])
 		return 0;
-	mkdir(dev->state_dir, 0755);
+	ret = zublk_state_dir_make(dev->state_dir);
+	if (ret)
+		return ret;
 	path_of(dev->state_dir, dev->info.dev_id, "json", path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	f = fopen(tmp, "we");
@@ -117,8 +143,7 @@ int zublk_stats_map(struct zublk_dev *dev)
 	void *p = MAP_FAILED;
 	int fd = -1;
 
-	if (dev->state_dir[0]) {
-		mkdir(dev->state_dir, 0755);
+	if (dev->state_dir[0] && !zublk_state_dir_make(dev->state_dir)) {
 		path_of(dev->state_dir, dev->info.dev_id, "stats", path, sizeof(path));
 		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd >= 0 && ftruncate(fd, (off_t)len) == 0)
@@ -180,6 +205,23 @@ void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len)
 			break;
 		n += (size_t)w;
 	}
+}
+
+const char *zublk_state_dir(void)
+{
+	static char dir[256];
+	const char *xdg;
+
+	if (dir[0])
+		return dir;
+	xdg = getenv("XDG_RUNTIME_DIR");
+	if (geteuid() == 0)
+		snprintf(dir, sizeof(dir), "%s", ZUBLK_STATE_DIR);
+	else if (xdg && xdg[0] == '/' && strlen(xdg) < sizeof(dir) - 8)
+		snprintf(dir, sizeof(dir), "%s/zublk", xdg);
+	else
+		snprintf(dir, sizeof(dir), "/tmp/zublk-%u", (unsigned)geteuid());
+	return dir;
 }
 
 void zublk_state_unlink(const char *dir, unsigned id)
@@ -471,7 +513,7 @@ int zublk_state_load(const char *dir, unsigned id, struct zublk_state *st)
 	ssize_t n;
 	int fd;
 
-	path_of(dir ? dir : ZUBLK_STATE_DIR, id, "json", path, sizeof(path));
+	path_of(dir ? dir : zublk_state_dir(), id, "json", path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
