@@ -79,7 +79,8 @@ install: $(B)/zublk
 	for m in docs/*.8; do install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/$$(basename $$m); done
 	for m in docs/*.3; do install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man3/$$(basename $$m); done
 	install -d $(DESTDIR)$(UDEVDIR)/rules.d
-	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' udev/90-zublk.rules > $(DESTDIR)$(UDEVDIR)/rules.d/90-zublk.rules
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' udev/90-zublk.rules \
+		> $(DESTDIR)$(UDEVDIR)/rules.d/90-zublk.rules
 
 clean:
 	rm -rf build

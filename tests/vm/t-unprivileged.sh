@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: MIT
-# A user other than root adds, uses and deletes a device (UBLK_F_UNPRIVILEGED_DEV),
+# A user other than root adds, uses and deletes a device
+# (UBLK_F_UNPRIVILEGED_DEV),
 # with zublk's own udev rule (udev/90-zublk.rules) run by a real udevd:
 # /dev/ublk-control opens for all, the new device's nodes are the user's,
 # the device is in copy mode and the user's state directory; fio verifies
-# as the user; what the driver keeps from users (zero copy, recovery,
+# as the user, over loop and over nbd; what the driver keeps from users (zero copy, recovery,
 # zoned, integrity, upgrade) is refused in one line each; root sees and
-# deletes a user's device, which cannot touch root's; a user's daemon killed leaves a device that the user deletes;
+# deletes a user's device; the user cannot touch root's; a user's daemon
+# killed leaves a device that the user deletes;
 # without the rule a user gets one line and nothing is left.
 . "$(dirname "$0")/lib.sh"
 UDEVD=/lib/systemd/systemd-udevd
@@ -65,7 +67,8 @@ udevadm settle -t 20
 
 # 1. A loop device of the user's, verified by fio run as the user.
 UT=$TMP/u
-chmod 711 "$TMP" && mkdir "$UT" && truncate -s 256M "$UT/disk.img" && chown -R $U:$U "$UT" || fail "user dir"
+chmod 711 "$TMP" && mkdir "$UT" && truncate -s 256M "$UT/disk.img" &&
+	chown -R $U:$U "$UT" || fail "user dir"
 uadd -t loop -f "$UT/disk.img"
 pid=$(as_user "$Z" list -n "$ID" --json | jq -r '.[0].daemon_pid')
 udevadm settle -t 20
@@ -93,6 +96,24 @@ as_user timeout 60 "$Z" del -n "$ID" || fail "del as uid $U"
 wait_until 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "daemon $pid stayed"
 no_devices || fail "a device stayed: $("$Z" list)"
 
+# ... and an NBD export the user serves itself (nbdkit run as the user),
+# in the copy mode the nbd target falls back to for a user.
+if command -v nbdkit >/dev/null && nbdkit memory --help >/dev/null 2>&1; then
+	as_user nbdkit -f -U "$UT/nbd.sock" -P "$UT/nbd.pid" memory 64M 2>"$TMP/nbdkit.log" &
+	wait_until 20 test -s "$UT/nbd.pid" || fail "nbdkit as uid $U: $(cat "$TMP/nbdkit.log")"
+	uadd -t nbd socket="$UT/nbd.sock"
+	[ "$(dev_field "$ID" mode)" = copy ] || fail "nbd as uid $U: mode $(dev_field "$ID" mode)"
+	as_user fio --name=n --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite \
+		--bsrange=4k-256k --iodepth=8 --size=16M --verify=crc32c --do_verify=1 \
+		--verify_fatal=1 >"$FIO_LOG" 2>&1 ||
+		fail "fio over nbd as uid $U: $(grep -E 'err=|verify' "$FIO_LOG")"
+	as_user timeout 60 "$Z" del -n "$ID" || fail "del of the nbd device as uid $U"
+	kill "$(cat "$UT/nbd.pid")"
+	note "uid $U: nbd device over its own nbdkit, fio verified"
+else
+	skip_check "nbd as a user" "no nbdkit memory plugin"
+fi
+
 # 2. What the driver keeps from users: one line each, no device left.
 mkdir "$UT/z" && chown $U:$U "$UT/z"
 uerr "mode zero-copy: a device added by a user other than root can only copy" \
@@ -109,7 +130,8 @@ uerr "integrity metadata: not for a device added by a user other than root" \
 # path too); the user cannot touch root's device, nor upgrade its own.
 uadd -t null
 pid=$(as_user "$Z" list -n "$ID" --json | jq -r '.[0].daemon_pid')
-[ "$(dev_field "$ID" owner_uid)" = $U ] || fail "root's list: owner_uid $(dev_field "$ID" owner_uid)"
+[ "$(dev_field "$ID" owner_uid)" = $U ] ||
+	fail "root's list: owner_uid $(dev_field "$ID" owner_uid)"
 uid=$ID
 add -t null
 as_user timeout 60 "$Z" del -n "$ID" >/dev/null 2>"$TMP/err" && fail "uid $U deleted root's device"
