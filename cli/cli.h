@@ -52,6 +52,11 @@ int cli_ctrl_open(const char *verb, struct zublk_ctrl **c);
 #define CLI_MAX_ID ((1U << 20) - 1)
 /* Parses a device id for -n. */
 int cli_parse_id(const char *verb, const char *s, unsigned *id);
+/*
+ * Tells device @id's daemon (@pid; none: nothing) that its device is about
+ * to be stopped or deleted (the target's ->stopping), not waiting.
+ */
+void cli_tell_stopping(unsigned id, pid_t pid);
 /* Deletes device @id and waits (bounded) for its daemon to go. */
 int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned timeout_s,
 		bool async);

@@ -197,6 +197,17 @@ bool cli_wait_daemon_gone(pid_t pid, unsigned timeout_s)
 	return !pid_is_daemon(pid);
 }
 
+void cli_tell_stopping(unsigned id, pid_t pid)
+{
+	/*
+	 * STOP_DEV and DEL_DEV wait for the requests the daemon holds: one
+	 * whose target waits for something that may not come (a server coming
+	 * back) must hear of it first.  No daemon answering is no error here.
+	 */
+	if (pid > 0)
+		zublk_ctl_send(zublk_state_dir(), id, 1, (char *[]){ "stopping" });
+}
+
 int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned timeout_s,
 		bool async)
 {
@@ -213,13 +224,7 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 		return ret;
 	}
 	pid = info.ublksrv_pid;
-	/*
-	 * DEL_DEV waits for the requests the daemon holds: one whose target
-	 * waits for something that may not come (a server coming back) must
-	 * hear of it first.  No daemon answering is no error here.
-	 */
-	if (pid > 0)
-		zublk_ctl_send(zublk_state_dir(), id, 1, (char *[]){ "stopping" });
+	cli_tell_stopping(id, pid);
 	/*
 	 * DEL_DEV stops the disk (the daemon's queues are aborted and it
 	 * exits) and, unless async, waits until the daemon has let go of it.

@@ -330,6 +330,8 @@ int cmd_stop(int argc, char **argv)
 		goto out;
 	}
 	zublk_ctrl_set_timeout(c, a.timeout_s * 1000);
+	if (!a.safe)
+		cli_tell_stopping(a.id, info.ublksrv_pid);
 	/* TRY_STOP_DEV refuses while anyone holds the device open. */
 	ret = a.safe ? zublk_ctrl_try_stop_dev(c, a.id) : zublk_ctrl_stop_dev(c, a.id);
 	if (ret == -EBUSY) {

@@ -89,17 +89,17 @@ read_eio() {
 	[ "$TOOK" -ge "$min" ] && [ "$TOOK" -le "$max" ] ||
 		fail "$what: a read failed after ${TOOK}s, not within ${min}..${max}s"
 }
-# del_waiting WHAT: a read of $DEV that waits (for a server that does not
-# answer, or for a connection); del returns within 40 s, the read fails,
-# nothing is left; TOOK: how long del took
+# del_waiting WHAT [VERB]: a read of $DEV that waits (for a server that
+# does not answer, or for a connection); `zublk del` (or VERB: stop)
+# returns within 40 s, the read fails, nothing is left; TOOK: how long
 del_waiting() {
-	local what=$1 dd_pid start
+	local what=$1 verb=${2:-del} dd_pid start
 	dd if="$DEV" of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null &
 	dd_pid=$!
 	sleep 2
 	kill -0 $dd_pid 2>/dev/null || fail "$what: the read did not wait"
 	start=$SECONDS
-	timeout 40 "$Z" del -n "$ID" || fail "$what: del failed or took over 40s"
+	timeout 40 "$Z" "$verb" -n "$ID" || fail "$what: $verb failed or took over 40s"
 	TOOK=$((SECONDS - start))
 	wait_until 10 bash -c "! kill -0 $dd_pid 2>/dev/null" || fail "$what: the read hangs"
 	wait $dd_pid && fail "$what: the waiting read succeeded"
@@ -438,6 +438,11 @@ del_waiting "reconnect=120"
 grep -q "given up: the device is stopping" "/run/zublk/$ID.log" ||
 	fail "reconnect=120: no 'device is stopping' line: $(dlog "$ID")"
 note "del while a read waited for a connection: ${TOOK}s"
+rc_up
+add -t nbd socket="$TMP/rc.sock" reconnect=120 --no-part-scan
+rc_down
+del_waiting "stop, reconnect=120" stop
+note "stop while a read waited for a connection: ${TOOK}s"
 rc_up
 expect_err "reconnect 'x': not a number of seconds" add -t nbd socket="$TMP/rc.sock" reconnect=x
 exit 0
