@@ -4,6 +4,8 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -18,6 +20,27 @@ struct dev_view {
 	bool have_cnt;
 };
 
+/*
+ * Root listing a user's device: its state is in that user's directory, the
+ * usual $XDG_RUNTIME_DIR (/run/user/UID) or the fallback in /tmp, and is
+ * taken only from a directory the user owns.
+ */
+static void load_users(struct dev_view *v)
+{
+	char dirs[2][64];
+
+	snprintf(dirs[0], sizeof(dirs[0]), "/run/user/%u/zublk", v->info.owner_uid);
+	snprintf(dirs[1], sizeof(dirs[1]), "/tmp/zublk-%u", v->info.owner_uid);
+	for (unsigned i = 0; i < 2 && !v->have_state; i++) {
+		struct stat st;
+
+		if (lstat(dirs[i], &st) || !S_ISDIR(st.st_mode) || st.st_uid != v->info.owner_uid)
+			continue;
+		v->have_state = zublk_state_load(dirs[i], v->id, &v->st) == 0 && v->st.id == v->id;
+		v->have_cnt = v->have_state && zublk_stats_read(dirs[i], v->id, &v->cnt) == 0;
+	}
+}
+
 static int load(struct zublk_ctrl *c, unsigned id, struct dev_view *v)
 {
 	int ret;
@@ -30,6 +53,8 @@ static int load(struct zublk_ctrl *c, unsigned id, struct dev_view *v)
 	v->have_params = zublk_ctrl_get_params(c, id, &v->params) == 0;
 	v->have_state = zublk_state_load(zublk_state_dir(), id, &v->st) == 0 && v->st.id == id;
 	v->have_cnt = zublk_stats_read(zublk_state_dir(), id, &v->cnt) == 0;
+	if (!v->have_state && geteuid() == 0 && (v->info.flags & UBLK_F_UNPRIVILEGED_DEV))
+		load_users(v);
 	return 0;
 }
 

@@ -82,6 +82,8 @@ js=$(as_user "$Z" list -n "$ID" --json)
 jq -e '.[0].flags | index("UNPRIVILEGED_DEV")' <<<"$js" >/dev/null ||
 	fail "flags: $(jq -c '.[0].flags' <<<"$js")"
 [ "$(jq -r '.[0].target' <<<"$js")" = loop ] || fail "no state for the user: $js"
+[ "$(dev_field "$ID" target)" = loop ] ||
+	fail "root's list has no state for it: $(dev_json "$ID" .)"
 [ -S /tmp/zublk-$U/$ID.sock ] && [ "$(stat -c %u:%a /tmp/zublk-$U)" = $U:700 ] ||
 	fail "the user's state directory: $(ls -la /tmp/zublk-$U 2>&1)"
 as_user fio --name=v --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite \
