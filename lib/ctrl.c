@@ -130,6 +130,11 @@ static void note_flags(struct zublk_ctrl *c, unsigned dev_id, uint64_t flags)
 	c->known_unpriv = flags & UBLK_F_UNPRIVILEGED_DEV;
 }
 
+bool zublk_ctrl_unprivileged(const struct zublk_ctrl *c, unsigned dev_id)
+{
+	return c->known_id == (int)dev_id ? c->known_unpriv : geteuid() != 0;
+}
+
 /*
  * A command on an existing device: with the char device's path in front of
  * the payload (copied in, and back out for the commands that fill it) when
@@ -137,11 +142,10 @@ static void note_flags(struct zublk_ctrl *c, unsigned dev_id, uint64_t flags)
  */
 static int ctrl_dev_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *cmd)
 {
-	bool unpriv = c->known_id == (int)cmd->dev_id ? c->known_unpriv : geteuid() != 0;
 	char *buf;
 	int ret;
 
-	if (!unpriv)
+	if (!zublk_ctrl_unprivileged(c, cmd->dev_id))
 		return ctrl_cmd(c, op, cmd);
 	if (cmd->len > UINT16_MAX - CTRL_PATH_SLOT)
 		return -E2BIG;
@@ -161,11 +165,6 @@ static int ctrl_dev_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_c
 		memcpy((void *)(uintptr_t)cmd->addr, buf + CTRL_PATH_SLOT, cmd->len);
 	free(buf);
 	return ret;
-}
-
-bool zublk_ctrl_unprivileged(const struct zublk_ctrl *c, unsigned dev_id)
-{
-	return c->known_id == (int)dev_id ? c->known_unpriv : geteuid() != 0;
 }
 
 int zublk_ctrl_get_features(struct zublk_ctrl *c, uint64_t *features)
