@@ -30,7 +30,7 @@ static void load_users(struct dev_view *v)
 	char dirs[2][64];
 
 	snprintf(dirs[0], sizeof(dirs[0]), "/run/user/%u/zublk", v->info.owner_uid);
-	snprintf(dirs[1], sizeof(dirs[1]), "/tmp/zublk-%u", v->info.owner_uid);
+	snprintf(dirs[1], sizeof(dirs[1]), ZUBLK_USER_STATE_DIR_TMP, v->info.owner_uid);
 	for (unsigned i = 0; i < 2 && !v->have_state; i++) {
 		struct stat st;
 

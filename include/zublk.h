@@ -37,6 +37,8 @@ extern "C" {
 #define ZUBLK_MAX_MAX_IO_BYTES (1U << 25) /* UBLK_IO_BUF_BITS */
 /* Root's state directory; a user's is zublk_state_dir()'s. */
 #define ZUBLK_STATE_DIR "/run/zublk"
+/* A user's without $XDG_RUNTIME_DIR: a format for the uid. */
+#define ZUBLK_USER_STATE_DIR_TMP "/tmp/zublk-%u"
 /* Shared-memory files (--shmem) a device registers at most. */
 #define ZUBLK_MAX_SHMEM 8
 /* zublk_dev_config.poll_us: adaptive (the default), never, or this long. */
@@ -58,6 +60,9 @@ typedef void (*zublk_log_fn)(enum zublk_log_level level, const char *msg);
 void zublk_set_log(zublk_log_fn fn);
 void zublk_log(enum zublk_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t zublk_now_ns(void);
 
 /* ------------------------------------------------------------- data modes */
 

@@ -136,17 +136,14 @@ bool zublk_ctrl_unprivileged(const struct zublk_ctrl *c, unsigned dev_id)
 }
 
 /*
- * A command on an existing device: with the char device's path in front of
- * the payload (copied in, and back out for the commands that fill it) when
- * the device is a user's.
+ * @cmd with the char device's path in front of its payload (copied in, and
+ * back out for the commands that fill it).
  */
-static int ctrl_dev_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *cmd)
+static int ctrl_path_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *cmd)
 {
 	char *buf;
 	int ret;
 
-	if (!zublk_ctrl_unprivileged(c, cmd->dev_id))
-		return ctrl_cmd(c, op, cmd);
 	if (cmd->len > UINT16_MAX - CTRL_PATH_SLOT)
 		return -E2BIG;
 	buf = calloc(1, CTRL_PATH_SLOT + cmd->len);
@@ -165,6 +162,14 @@ static int ctrl_dev_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_c
 		memcpy((void *)(uintptr_t)cmd->addr, buf + CTRL_PATH_SLOT, cmd->len);
 	free(buf);
 	return ret;
+}
+
+/* A command on an existing device: with the path when the device is a user's. */
+static int ctrl_dev_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *cmd)
+{
+	if (zublk_ctrl_unprivileged(c, cmd->dev_id))
+		return ctrl_path_cmd(c, op, cmd);
+	return ctrl_cmd(c, op, cmd);
 }
 
 int zublk_ctrl_get_features(struct zublk_ctrl *c, uint64_t *features)
@@ -232,23 +237,14 @@ int zublk_ctrl_get_info(struct zublk_ctrl *c, unsigned dev_id,
 			struct ublksrv_ctrl_dev_info *info)
 {
 	struct ublksrv_ctrl_cmd cmd = cmd_for(dev_id);
-	/* GET_DEV_INFO2 always takes the char device path in front of the info. */
-	struct {
-		char path[64];
-		struct ublksrv_ctrl_dev_info info;
-	} buf;
 	int ret;
 
-	memset(&buf, 0, sizeof(buf));
-	snprintf(buf.path, sizeof(buf.path), "/dev/ublkc%u", dev_id);
-	cmd.addr = (uintptr_t)&buf;
-	cmd.len = sizeof(buf);
-	cmd.dev_path_len = sizeof(buf.path);
-	ret = ctrl_cmd(c, UBLK_U_CMD_GET_DEV_INFO2, &cmd);
-	if (ret == 0) {
-		*info = buf.info;
+	/* GET_DEV_INFO2 always takes the char device path, whoever's the device is. */
+	cmd.addr = (uintptr_t)info;
+	cmd.len = sizeof(*info);
+	ret = ctrl_path_cmd(c, UBLK_U_CMD_GET_DEV_INFO2, &cmd);
+	if (ret == 0)
 		note_flags(c, dev_id, info->flags);
-	}
 	return ret;
 }
 

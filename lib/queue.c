@@ -269,14 +269,6 @@ static void handle_cqe(struct zublk_worker *w, const struct io_uring_cqe *cqe)
 	q->nr_live--;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -339,7 +331,7 @@ static uint64_t poll_window(struct zublk_worker *w)
  */
 static bool worker_poll(struct zublk_worker *w, uint64_t window)
 {
-	uint64_t start = now_ns(), now = start, yield_at = start + POLL_YIELD_NS, yielded = 0;
+	uint64_t start = zublk_now_ns(), now = start, yield_at = start + POLL_YIELD_NS, yielded = 0;
 	bool found;
 
 	for (;;) {
@@ -351,7 +343,7 @@ static bool worker_poll(struct zublk_worker *w, uint64_t window)
 				break;
 			}
 		}
-		now = now_ns();
+		now = zublk_now_ns();
 		if (now - start >= window) {
 			found = false;
 			break;
@@ -361,7 +353,7 @@ static bool worker_poll(struct zublk_worker *w, uint64_t window)
 			uint64_t t;
 
 			sched_yield();
-			t = now_ns();
+			t = zublk_now_ns();
 			yielded += t - now;
 			now = t;
 			yield_at = now + POLL_YIELD_NS;
@@ -429,7 +421,7 @@ static bool worker_cancel_done(struct zublk_worker *w, bool *bounded)
 		w->settled_since_ns = 0;
 		return false;
 	}
-	now = now_ns();
+	now = zublk_now_ns();
 	if (!w->settled_since_ns)
 		w->settled_since_ns = now;
 	*bounded = true;

@@ -220,7 +220,7 @@ const char *zublk_state_dir(void)
 	else if (xdg && xdg[0] == '/' && strlen(xdg) < sizeof(dir) - 8)
 		snprintf(dir, sizeof(dir), "%s/zublk", xdg);
 	else
-		snprintf(dir, sizeof(dir), "/tmp/zublk-%u", (unsigned)geteuid());
+		snprintf(dir, sizeof(dir), ZUBLK_USER_STATE_DIR_TMP, (unsigned)geteuid());
 	return dir;
 }
 

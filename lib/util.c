@@ -1,13 +1,22 @@
 // SPDX-License-Identifier: MIT
-/* Logging, names of modes, features and states. */
+/* Logging, the clock, names of modes, features and states. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+uint64_t zublk_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 static void default_log(enum zublk_log_level level, const char *msg)
 {

@@ -285,14 +285,6 @@ static void mirror_rebuild_end(struct mirror_dev *md, unsigned leg, bool ok)
 	mirror_persist(md);
 }
 
-static int64_t mirror_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* One window of the rebuild of leg @leg. */
 static void mirror_rebuild_step(struct mirror_dev *md, unsigned leg)
 {
@@ -331,11 +323,11 @@ static void mirror_rebuild_step(struct mirror_dev *md, unsigned leg)
 		/* Where the rate limit wants us: wait for it. */
 		int64_t due = md->rb_start_ns +
 			      (int64_t)((pos + len) * 1000000000.0 / (double)md->rb_rate);
-		int64_t now = mirror_now_ns();
+		int64_t now = (int64_t)zublk_now_ns();
 
 		while (due > now && !atomic_load(&md->stop)) {
 			mirror_nap(due - now > 100000000 ? 100000000 : (long)(due - now));
-			now = mirror_now_ns();
+			now = (int64_t)zublk_now_ns();
 		}
 	}
 }
@@ -344,7 +336,7 @@ static void mirror_rebuild_step(struct mirror_dev *md, unsigned leg)
 static void *mirror_manager(void *arg)
 {
 	struct mirror_dev *md = arg;
-	int64_t last_save = mirror_now_ns();
+	int64_t last_save = (int64_t)zublk_now_ns();
 
 	prctl(PR_SET_NAME, "zublk-mirror");
 	while (!atomic_load(&md->stop)) {
@@ -356,9 +348,9 @@ static void *mirror_manager(void *arg)
 			mirror_persist(md);
 		if (leg >= 0) {
 			mirror_rebuild_step(md, (unsigned)leg);
-			if (mirror_now_ns() - last_save > MIRROR_SAVE_EVERY_NS) {
+			if ((int64_t)zublk_now_ns() - last_save > MIRROR_SAVE_EVERY_NS) {
 				zublk_dev_save_state(md->dev);
-				last_save = mirror_now_ns();
+				last_save = (int64_t)zublk_now_ns();
 			}
 			continue;
 		}
@@ -1123,7 +1115,7 @@ static int mirror_ctl_replace(struct mirror_dev *md, unsigned leg, const char *p
 	close(old_fd);
 
 	atomic_store(&md->rb_pos, 0);
-	md->rb_start_ns = mirror_now_ns();
+	md->rb_start_ns = (int64_t)zublk_now_ns();
 	atomic_store(&md->rb_leg, (int)leg);
 	/* Writes take it in from here; the rebuild starts after. */
 	atomic_fetch_or(&md->state, MIRROR_LEG(leg) << 16);

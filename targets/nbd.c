@@ -179,8 +179,8 @@ struct nbd_conn {
 	int new_fd;
 	pthread_mutex_t hs_lock;	/* also over @fd's change, for the stop watch */
 	int hs_fd;		/* the socket the thread negotiates on; -1: none */
-	unsigned nr_waiting;	/* requests on the wait list */
-	_Atomic unsigned nr_waiting_pub;	/* the same, for the stop watch */
+	/* requests on the wait list: written by the queue thread, read by the stop watch */
+	_Atomic unsigned nr_waiting;
 	char why[200];		/* why its last try failed */
 	uint64_t lost_ns;	/* when requests began to wait for a connection; 0: none */
 	_Atomic unsigned reconnects;
@@ -687,10 +687,8 @@ static int parse_uri(struct nbd_dev *nd, const char *uri)
 	}
 	p = strstr(uri, "://") + 3;
 	path = p + strcspn(p, "/?#");
-	query = strchr(path, '?');
-	end = query ? query : path + strlen(path);
-	if (strchr(path, '#'))
-		end = query && query < strchr(path, '#') ? query : strchr(path, '#');
+	end = path + strcspn(path, "?#");	/* the path ends at the query or fragment */
+	query = *end == '?' ? end : NULL;
 	if (*path == '/' && uri_decode(path + 1, (size_t)(end - path - 1), nd->export_name,
 				       sizeof(nd->export_name))) {
 		zublk_log(ZUBLK_LOG_ERR, "uri '%s': a bad or too long export name", uri);
@@ -990,9 +988,15 @@ static void nbd_queue_exit(struct zublk_queue *q)
 
 /* ------------------------------------------------------------ the data path */
 
+/* One writer (the queue thread): a plain load and store, no atomic add. */
+static unsigned wait_count(struct nbd_conn *c)
+{
+	return atomic_load_explicit(&c->nr_waiting, memory_order_relaxed);
+}
+
 static void wait_add(struct nbd_conn *c, int t)
 {
-	atomic_store_explicit(&c->nr_waiting_pub, ++c->nr_waiting, memory_order_relaxed);
+	atomic_store_explicit(&c->nr_waiting, wait_count(c) + 1, memory_order_relaxed);
 	c->tags[t].prev = c->wait_tail;
 	c->tags[t].next = -1;
 	if (c->wait_tail >= 0)
@@ -1006,7 +1010,7 @@ static void wait_del(struct nbd_conn *c, int t)
 {
 	struct nbd_tag *tg = &c->tags[t];
 
-	atomic_store_explicit(&c->nr_waiting_pub, --c->nr_waiting, memory_order_relaxed);
+	atomic_store_explicit(&c->nr_waiting, wait_count(c) - 1, memory_order_relaxed);
 	if (tg->prev >= 0)
 		c->tags[tg->prev].next = tg->next;
 	else
@@ -1044,14 +1048,6 @@ static void tag_finish(struct zublk_queue *q, struct nbd_conn *c, int t)
 
 static void send_kick(struct zublk_queue *q, struct nbd_conn *c);
 static void recv_arm(struct zublk_queue *q, struct nbd_conn *c);
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 /* The connection is gone for good: its requests and every later one fail. */
 static void conn_dead(struct zublk_queue *q, struct nbd_conn *c)
@@ -1107,7 +1103,7 @@ static void *reconnect_main(void *arg)
 		}
 		if (fd >= 0)
 			close(fd);
-		now = now_ns();
+		now = zublk_now_ns();
 		/* Another export, or another server there: no use trying again. */
 		if (ret == -ESTALE || ret == -ENOENT || ret == -EPERM || ret == -EINVAL ||
 		    now >= end)
@@ -1172,8 +1168,7 @@ static void *stop_watch_main(void *arg)
 		bool waiting = false;
 
 		for (unsigned i = 0; i < nd->nr_conns; i++)
-			if (atomic_load_explicit(&nd->conns[i].nr_waiting_pub,
-						 memory_order_relaxed))
+			if (wait_count(&nd->conns[i]))
 				waiting = true;
 		if (!waiting)
 			return NULL;
@@ -1184,7 +1179,7 @@ static void *stop_watch_main(void *arg)
 	}
 	for (unsigned i = 0; i < nd->nr_conns; i++) {
 		struct nbd_conn *c = &nd->conns[i];
-		unsigned n = atomic_load(&c->nr_waiting_pub);
+		unsigned n = wait_count(c);
 
 		pthread_mutex_lock(&c->hs_lock);
 		if (n && c->st == C_UP && c->fd >= 0) {
@@ -1271,7 +1266,7 @@ static void reconnect_resume(struct zublk_queue *q, struct nbd_conn *c, int fd)
 		n++;
 	}
 	zublk_log(ZUBLK_LOG_WARN, "nbd server %s: connection %u back after %.1f s; %u requests "
-		  "sent again", nd->server, c->id, (double)(now_ns() - c->lost_ns) / 1e9, n);
+		  "sent again", nd->server, c->id, (double)(zublk_now_ns() - c->lost_ns) / 1e9, n);
 	if (!n)
 		c->lost_ns = 0;
 	atomic_fetch_add(&c->reconnects, 1);
@@ -1333,7 +1328,7 @@ static void conn_fail(struct zublk_queue *q, struct nbd_conn *c, const char *why
 	if (nd->reconnect) {
 		/* The time runs from the first loss since a reply last came. */
 		if (!c->lost_ns)
-			c->lost_ns = now_ns();
+			c->lost_ns = zublk_now_ns();
 		eventfd_read(c->efd, &v);
 		atomic_store(&c->result, 0);
 		c->st = C_LOST;
