@@ -34,6 +34,8 @@ CONFIG_TITLES = {
     "zoned": "zoned vs null_blk's zoned mode (1 queue, 1 job; 64M zones, fio --zonemode=zbd)",
     "integrity": "loop with integrity metadata (T10 PI, crc16) vs without and the kernel loop "
                  "driver (1 queue, 1 job; tmpfs files)",
+    "qcow2": "qcow2 vs qemu-nbd through the kernel's nbd client (1 queue, 1 job; images on tmpfs, "
+             "every cluster allocated)",
 }
 MODES = ["copy", "user-copy", "zero-copy", "auto-zero-copy"]
 
@@ -236,6 +238,14 @@ def main():
     variant_table("Integrity metadata vs none: loop with meta= pi=crc16 (the block layer makes "
                   "and checks the PI) vs loop without, tmpfs files, 1 queue, 1 job (IOPS ratio; "
                   "reported, no target)", pi_rows, cfg="integrity")
+    q_rows = [("qcow2 %s" % m, "zqcow2-" + m, "kqnbd") for m in modes_of("zqcow2-", "qcow2")]
+    q_rows.append(("loop over a raw file (default mode)", "zqraw", "kqnbd"))
+    variant_table("qcow2 vs qemu-nbd serving the same kind of image through the kernel's nbd "
+                  "client, 1 queue, 1 job (IOPS ratio; reported, no target)", q_rows, cfg="qcow2")
+    variant_table("What the format costs: zublk qcow2 vs zublk loop over a raw file (1 queue, "
+                  "1 job; IOPS ratio)",
+                  [("qcow2 %s" % m, "zqcow2-" + m, "zqraw") for m in modes_of("zqcow2-", "qcow2")],
+                  cfg="qcow2")
     variant_table("Polling vs sleeping at once (--poll-us off): the default (adaptive) and "
                   "--poll-us 100 (1 queue, 1 job, default modes; IOPS ratio)",
                   [("null, adaptive (default)", "znull-" + dnull, "znull-nopoll"),
@@ -265,7 +275,7 @@ def main():
                   "1 job, default mode; IOPS ratio, map vs map=0)",
                   [("loop", "zloop-" + dloop, "zloop-nomap")])
 
-    for cfg in ("1q1j", "2q2j", "1q2j", "raid", "nbd", "zoned", "integrity"):
+    for cfg in ("1q1j", "2q2j", "1q2j", "raid", "nbd", "zoned", "integrity", "qcow2"):
         jobs = [j for j in JOB_TITLES if (cfg, j) in order]
         if not jobs:
             continue
@@ -312,6 +322,8 @@ def ref_ratios(get, cfg, job, dev):
         md = ratio(v, get(cfg, job, "md1"))
     if dev.startswith("znbd"):
         kn = ratio(v, get(cfg, job, "knbd"))
+    if dev.startswith("zqcow2") or dev == "zqraw":
+        kn = ratio(v, get(cfg, job, "kqnbd"))
     return nb, kl, kd, md, kn
 
 

@@ -50,6 +50,10 @@
 #             the size; the block layer makes and checks the PI, T10 type 1;
 #             zloop-meta: metadata without PI (pi=none), nothing made or
 #             checked, default mode: what moving the metadata costs)
+#   kqnbd/zqcow2-M/zqraw   (config "qcow2": qemu-nbd serving a qcow2
+#             image on tmpfs through the kernel's nbd client, vs zublk qcow2
+#             in data mode M over one of its own, and zublk loop over a raw
+#             file (default mode); half the size, every cluster allocated)
 #   ksd-pi/ksd   (config "integrity", where the kernel has scsi_debug):
 #             the kernel's own device with T10 PI, scsi_debug dif=1 dix=1
 #             (T10-DIF-TYPE1-CRC, in memory, no delay), with the block
@@ -60,13 +64,13 @@
 # znull-t2/zloop-t2: the default mode with --threads 2, a thread per queue
 # where the default serves both queues from one, and znull-pin/zloop-pin:
 # those threads pinned with --pin-queues), 1q2j (1 queue, 2 jobs: the default modes
-# only, the baseline 2q2j must beat), raid, nbd, zoned, integrity.
+# only, the baseline 2q2j must beat), raid, nbd, zoned, integrity, qcow2.
 # Every device uses the "none" IO scheduler.
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_RUNTIME (3 s per run, after
 # BENCH_RAMP 1 s; fio's units, as in 500ms, or seconds), BENCH_SIZE_MB
-# (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid nbd zoned integrity"), BENCH_JOBS
-# (all; nbd's, zoned's and integrity's too),
+# (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid nbd zoned integrity qcow2"),
+# BENCH_JOBS (all; nbd's, zoned's, integrity's and qcow2's too),
 # BENCH_JOBS_2J (the 2-job configs' jobs: BENCH_JOBS), BENCH_MODES (every
 # mode the kernel has), BENCH_SET (all; or "targets": only the devices the
 # targets compare, none of the variants), BENCH_ONLY (an extended regular
@@ -79,7 +83,7 @@ rounds=${BENCH_ROUNDS:-3}
 runtime=${BENCH_RUNTIME:-3}
 ramp=${BENCH_RAMP:-1}
 size_mb=${BENCH_SIZE_MB:-512}
-configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid nbd zoned integrity}
+configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid nbd zoned integrity qcow2}
 all_jobs="rr4k-qd1 rr4k-qd32 rw4k-qd32 sr128k-qd16 sw512k-qd8"
 jobs=${BENCH_JOBS:-$all_jobs}
 jobs_2j=${BENCH_JOBS_2J:-$jobs}
@@ -394,7 +398,7 @@ devices_for() { # the device names of a config
 
 for r in $(seq "$rounds"); do
 	for cfg in $configs; do
-		case $cfg in raid | nbd | zoned | integrity) continue ;; esac
+		case $cfg in raid | nbd | zoned | integrity | qcow2) continue ;; esac
 		nj=${cfg:2:1}
 		mapfile -t devs < <(devices_for "$cfg")
 		cjobs=$jobs
@@ -468,7 +472,16 @@ if need raid; then
 		done
 	done
 fi
-# rounds_of CFG DEV...: every job, every round, on 1 queue and 1 job, the
+# fill MB DEV...: the first MB MiB of each device written once, with random data
+fill() {
+	local mb=$1 d
+	shift
+	for d in "$@"; do
+		dd if=/dev/urandom of="${DEV[$d]}" bs=1M count="$mb" oflag=direct status=none ||
+			die "filling $d failed"
+	done
+}
+# rounds_of CFG DEV... every job, every round, on 1 queue and 1 job, the
 # devices taking turns (the order rotates round by round).
 rounds_of() {
 	local cfg=$1 r job d
@@ -506,6 +519,9 @@ if need nbd; then
 	done
 	rounds_of nbd "${ndevs[@]}"
 	"$Z" del --all >/dev/null
+	nbd-client -d /dev/nbd0 >/dev/null 2>&1
+	kill "$NBDKIT" 2>/dev/null
+	NBDKIT=
 fi
 # --- zoned: zublk zoned vs null_blk's zoned mode ------------------------------
 if need zoned; then
@@ -590,12 +606,52 @@ if need integrity; then
 		log "integrity: no scsi_debug here, no rows of the kernel's PI"
 	fi
 	# Every block written once: reads read data and check its PI.
-	for d in "${idevs[@]}"; do
-		dd if=/dev/urandom of="${DEV[$d]}" bs=1M count="$isize" oflag=direct status=none ||
-			die "filling $d failed"
-	done
+	fill "$isize" "${idevs[@]}"
 	rounds_of integrity "${idevs[@]}"
 	"$Z" del --all >/dev/null
 	[ -n "${SCSI_DEBUG:-}" ] && rmmod scsi_debug && SCSI_DEBUG=
+fi
+# --- qcow2: zublk qcow2 vs qemu-nbd and the kernel's nbd client --------------
+if need qcow2; then
+	for t in qemu-img qemu-nbd; do
+		command -v $t >/dev/null || die "$t not found (scripts/setup.sh)"
+	done
+	modprobe nbd nbds_max=1 2>/dev/null || die "modprobe nbd failed"
+	"$Z" del --all >/dev/null
+	for l in "${LOOPS[@]}"; do losetup -d "$l"; done
+	LOOPS=()
+	rm -rf "${T:?}"/tmpfs/*
+	qsize=$((size_mb / 2))
+	# The way qcow2 images are usually served as block devices: qemu-nbd,
+	# connected to the kernel's nbd client (its default cache: writeback).
+	qemu-img create -q -f qcow2 "$T/tmpfs/q-k.qcow2" "${qsize}M" || die "qemu-img create failed"
+	# /dev/nbd0 free (the nbd config's client gone), and qemu-nbd's socket's
+	# place (the VM's /run starts empty).
+	for i in $(seq 100); do [ -e /sys/block/nbd0/pid ] || break; sleep 0.1; done
+	[ ! -e /sys/block/nbd0/pid ] || die "/dev/nbd0 is still connected"
+	mkdir -p "$(readlink -f /var/lock)"
+	qemu-nbd -c /dev/nbd0 -f qcow2 "$T/tmpfs/q-k.qcow2" >"$T/qnbd.err" 2>&1 ||
+		die "qemu-nbd -c /dev/nbd0: $(cat "$T/qnbd.err")"
+	for i in $(seq 100); do
+		[ "$(blockdev --getsize64 /dev/nbd0 2>/dev/null)" = $((qsize << 20)) ] && break
+		sleep 0.1
+	done
+	DEV[kqnbd]=/dev/nbd0
+	set_none /dev/nbd0
+	qdevs=(kqnbd)
+	for m in $modes; do
+		qemu-img create -q -f qcow2 "$T/tmpfs/q-$m.qcow2" "${qsize}M" || die "qemu-img create failed"
+		zadd "zqcow2-$m" -t qcow2 --mode "$m" -q 1 -f "$T/tmpfs/q-$m.qcow2"
+		qdevs+=("zqcow2-$m")
+	done
+	# What the format costs: zublk loop over a raw file (default mode).
+	truncate -s "${qsize}M" "$T/tmpfs/q-raw"
+	zadd zqraw -t loop -q 1 -f "$T/tmpfs/q-raw"
+	qdevs+=(zqraw)
+	# Every cluster written once: the rows read and rewrite allocated data.
+	fill "$qsize" "${qdevs[@]}"
+	rounds_of qcow2 "${qdevs[@]}"
+	"$Z" del --all >/dev/null
+	qemu-nbd -d /dev/nbd0 >/dev/null 2>&1
 fi
 log "done"

@@ -552,6 +552,11 @@ void zublk_dev_set_priv(struct zublk_dev *dev, void *priv);
  */
 int zublk_dev_add_file(struct zublk_dev *dev, int fd);
 /*
+ * The same for a file that grows as the device is written (an image
+ * format's file): a recovery checks its device and inode, not its size.
+ */
+int zublk_dev_add_file_growing(struct zublk_dev *dev, int fd);
+/*
  * Register @nr backing fds in a row (a file per zone, say) whose sizes
  * change as the device is written, so they are not part of the backing
  * identity a recovery checks.  Returns the first one's fixed-file index

@@ -80,7 +80,7 @@ unsigned zublk_threads_for(unsigned nr_queues, unsigned depth, unsigned want, un
 static int files_grow(struct zublk_dev *dev, unsigned nr)
 {
 	unsigned cap = dev->files_cap ? dev->files_cap : 8;
-	bool *anon;
+	uint8_t *kind;
 	int *files;
 
 	if (nr > ZUBLK_MAX_FILES - dev->nr_files)
@@ -93,23 +93,33 @@ static int files_grow(struct zublk_dev *dev, unsigned nr)
 	if (!files)
 		return -ENOMEM;
 	dev->files = files;
-	anon = realloc(dev->file_anon, cap * sizeof(*anon));
-	if (!anon)
+	kind = realloc(dev->file_kind, cap * sizeof(*kind));
+	if (!kind)
 		return -ENOMEM;
-	dev->file_anon = anon;
+	dev->file_kind = kind;
 	dev->files_cap = cap;
 	return 0;
 }
 
-int zublk_dev_add_file(struct zublk_dev *dev, int fd)
+static int add_file(struct zublk_dev *dev, int fd, enum file_kind kind)
 {
 	int ret = files_grow(dev, 1);
 
 	if (ret)
 		return ret;
 	dev->files[dev->nr_files] = fd;
-	dev->file_anon[dev->nr_files] = false;
+	dev->file_kind[dev->nr_files] = (uint8_t)kind;
 	return (int)dev->nr_files++;
+}
+
+int zublk_dev_add_file(struct zublk_dev *dev, int fd)
+{
+	return add_file(dev, fd, FILE_WHOLE);
+}
+
+int zublk_dev_add_file_growing(struct zublk_dev *dev, int fd)
+{
+	return add_file(dev, fd, FILE_GROWS);
 }
 
 int zublk_dev_add_files(struct zublk_dev *dev, const int *fds, unsigned nr)
@@ -124,7 +134,7 @@ int zublk_dev_add_files(struct zublk_dev *dev, const int *fds, unsigned nr)
 		return ret;
 	for (unsigned i = 0; i < nr; i++) {
 		dev->files[first + i] = fds[i];
-		dev->file_anon[first + i] = true;
+		dev->file_kind[first + i] = FILE_ANON;
 	}
 	dev->nr_files += nr;
 	return (int)first;
@@ -587,12 +597,12 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		if (dev->exit_efd >= 0)
 			close(dev->exit_efd);
 		free(dev->files);
-		free(dev->file_anon);
+		free(dev->file_kind);
 		free(dev);
 		return ret;
 	}
 	dev->files[0] = -1;
-	dev->file_anon[0] = false;
+	dev->file_kind[0] = FILE_WHOLE;
 	dev->nr_files = 1;
 	dev->ctl_fd = -1;
 	pthread_mutex_init(&dev->start_lock, NULL);
@@ -729,7 +739,7 @@ err_ctrl:
 err_free:
 	close(dev->exit_efd);
 	free(dev->files);
-	free(dev->file_anon);
+	free(dev->file_kind);
 	free(dev);
 	return ret;
 }
@@ -957,7 +967,7 @@ void zublk_dev_destroy(struct zublk_dev *dev)
 	pthread_cond_destroy(&dev->start_cond);
 	pthread_mutex_destroy(&dev->state_lock);
 	free(dev->files);
-	free(dev->file_anon);
+	free(dev->file_kind);
 	free(dev);
 }
 

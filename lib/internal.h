@@ -145,6 +145,13 @@ struct zublk_queue {
 	} batch;
 };
 
+/*
+ * A registered file's part in the backing identity a recovery checks:
+ * device, inode and size; device and inode only (a file that grows as the
+ * device is written); nothing (a socket, a file per zone).
+ */
+enum file_kind { FILE_WHOLE, FILE_GROWS, FILE_ANON };
+
 struct zublk_dev {
 	struct zublk_ctrl *ctrl;
 	struct ublksrv_ctrl_dev_info info;
@@ -159,7 +166,8 @@ struct zublk_dev {
 	bool can_copy;				/* the driver's user copy, zero-copy modes */
 	bool batch;				/* UBLK_F_BATCH_IO */
 	int *files;				/* [0] is cdev_fd */
-	bool *file_anon;			/* not part of the backing identity */
+	/* What of each file is the backing identity (enum file_kind). */
+	uint8_t *file_kind;
 	unsigned nr_files, files_cap;
 	unsigned nr_queues;
 	struct zublk_queue *queues;

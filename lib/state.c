@@ -189,13 +189,15 @@ void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len)
 		/*
 		 * A socket (a network server) is a new one every time, and a
 		 * file whose size is its contents (a zone's) changes: neither
-		 * is a backing's identity.
+		 * is a backing's identity.  A file that grows as the device
+		 * is written (an image) is its device and inode.
 		 */
-		if (dev->file_anon[i] || fstat(dev->files[i], &st) || S_ISSOCK(st.st_mode))
+		if (dev->file_kind[i] == FILE_ANON || fstat(dev->files[i], &st) ||
+		    S_ISSOCK(st.st_mode))
 			continue;
 		if (S_ISBLK(st.st_mode))
 			ioctl(dev->files[i], BLKGETSIZE64, &size);
-		else if (S_ISREG(st.st_mode))
+		else if (S_ISREG(st.st_mode) && dev->file_kind[i] == FILE_WHOLE)
 			size = (unsigned long long)st.st_size;
 		w = snprintf(buf + n, len - n, "%s%llx:%llx:%llu", n ? " " : "",
 			     (unsigned long long)(S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode)

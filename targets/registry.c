@@ -10,6 +10,7 @@ extern const struct zublk_target_ops zublk_stripe_ops;
 extern const struct zublk_target_ops zublk_mirror_ops;
 extern const struct zublk_target_ops zublk_nbd_ops;
 extern const struct zublk_target_ops zublk_zoned_ops;
+extern const struct zublk_target_ops zublk_qcow2_ops;
 
 static const struct zublk_target_ops *const targets[] = {
 	&zublk_null_ops,
@@ -18,6 +19,7 @@ static const struct zublk_target_ops *const targets[] = {
 	&zublk_mirror_ops,
 	&zublk_nbd_ops,
 	&zublk_zoned_ops,
+	&zublk_qcow2_ops,
 	NULL,
 };
 

@@ -139,7 +139,7 @@ static void free_dev(struct zublk_dev *dev)
 	zublk_opts_free(dev->opts);
 	pthread_mutex_destroy(&dev->state_lock);
 	free(dev->files);
-	free(dev->file_anon);
+	free(dev->file_kind);
 	free(dev);
 }
 

@@ -3,11 +3,11 @@
 # kind of device, 1 and 2 queues, pinned, polling and never polling queues, batched
 # commands, shared memory, loop with and without its tmpfs file mapped, stripe/mirror vs
 # md, nbd vs the kernel's nbd client, zoned vs null_blk's zoned mode, loop with
-# integrity metadata vs without) and
+# integrity metadata vs without, qcow2 vs qemu-nbd) and
 # bench/report.py on what it printed.  Its numbers mean nothing; that
 # every row is there and the report is written does.
 . "$(dirname "$0")/lib.sh"
-for t in mdadm nbdkit nbd-client blkzone; do
+for t in mdadm nbdkit nbd-client blkzone qemu-img qemu-nbd; do
 	command -v $t >/dev/null || skip "$t not installed (scripts/setup.sh)"
 done
 modprobe null_blk nr_devices=0 2>/dev/null || skip "no null_blk module"
@@ -25,7 +25,7 @@ if grep -qw INTEGRITY <<<"$features"; then
 else
 	skip_check "integrity config" "the driver has no UBLK_F_INTEGRITY"
 fi
-export BENCH_CONFIGS="1q1j 2q2j raid nbd zoned$( ((integ)) && echo " integrity")" BENCH_JOBS="rr4k-qd32 sw512k-qd8" BENCH_JOBS_2J=rr4k-qd32
+export BENCH_CONFIGS="1q1j 2q2j raid nbd zoned$( ((integ)) && echo " integrity") qcow2" BENCH_JOBS="rr4k-qd32 sw512k-qd8" BENCH_JOBS_2J=rr4k-qd32
 export BENCH_RAID_JOBS=rr4k-qd32 BENCH_MODES="copy zero-copy auto-zero-copy"
 bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 	fail "bench/suite.sh failed: $(tail -3 "$TMP/err")"
@@ -42,7 +42,8 @@ rows=$(grep -c '^RAW,' "$TMP/out")
 devs="nullb nullb-busy znull-copy znull-zero-copy znull-auto-zero-copy kloop kloop-dio zloop-copy
 	zloop-auto-zero-copy znull-t2 zloop-t2 znull-pin zloop-pin znull-poll zloop-poll znull-nopoll
 	zloop-nopoll znull-nofill zloop-nomap zstripe md0 zmirror md1 knbd znbd-copy znbd-zero-copy
-	znbd-auto-zero-copy nullbz zzoned-zero-copy zzoned-nocopy"
+	znbd-auto-zero-copy nullbz zzoned-zero-copy zzoned-nocopy kqnbd zqcow2-copy zqcow2-zero-copy
+	zqcow2-auto-zero-copy zqraw"
 batch=0 shm=0
 if grep -qw BATCH_IO <<<"$features"; then
 	batch=2 devs+=" znull-batch zloop-batch"
@@ -56,6 +57,8 @@ fi
 # integrity: the kernel loop, zublk loop without metadata, with it in
 # zero-copy and auto-zero-copy, and with it but no PI, both jobs; and
 # scsi_debug with PI on and off where the kernel has it.
+# qcow2: qemu-nbd through the kernel's client, zublk qcow2 in 3 modes, zublk
+# loop over a raw file, both jobs.
 ((integ)) && devs+=" zloop-nopi zloop-pi-zero-copy zloop-pi-auto-zero-copy zloop-meta"
 if ((integ)); then
 	if modinfo scsi_debug >/dev/null 2>&1; then
@@ -64,7 +67,7 @@ if ((integ)); then
 		skip_check "integrity's scsi_debug rows" "no scsi_debug module"
 	fi
 fi
-want=$(((15 + batch + shm) * 2 + 13 + 4 + 1 + 8 + 6 + integ))
+want=$(((15 + batch + shm) * 2 + 13 + 4 + 1 + 8 + 6 + integ + 10))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
 for d in $devs; do
 	grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"

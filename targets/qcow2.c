@@ -1,0 +1,1796 @@
+// SPDX-License-Identifier: MIT
+/*
+ * qcow2: a qcow2 image (version 2 or 3, as qemu-img makes them), with its
+ * chain of backing files (qcow2 or raw).
+ *
+ * Data moves by fixed-buffer reads and writes of the request's own pages
+ * (zublk_io_prep_rw()) wherever a cluster is allocated; zeros, compressed
+ * clusters and the parts of a new cluster a write does not cover go through
+ * the daemon (zublk_io_copy(), pread/pwrite).  The metadata (L1 table,
+ * cached L2 tables, refcount table and blocks) is kept in memory and written
+ * through to the image before a request completes, so a new daemon
+ * (recover, upgrade) finds everything the old one did.
+ *
+ * A write to a cluster that is not allocated (or is compressed, or zero, or
+ * shared) gets a new cluster appended to the image: its refcount and the
+ * rest of the cluster (from the backing, zeros, or the old data) are written
+ * at once, the request's data by io_uring; then one fdatasync, and only then
+ * the L2 entry.  A power loss can so leak a cluster but never leave an L2
+ * entry pointing at a cluster with refcount 0 or at data not yet written.
+ * Clusters no longer referenced (discard, a rewritten compressed cluster)
+ * have their refcounts dropped at the next FLUSH (after its fdatasync made
+ * the L2 change durable) and at exit, and are punched out of the file.
+ * Freed clusters are not handed out again by this daemon.
+ *
+ * Several queue threads share one image: one mutex guards the metadata.  A
+ * write to a cluster whose allocation by another request is still in
+ * flight waits (a short io_uring timeout, then it looks again).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "zublk.h"
+
+#define QCOW2_MAGIC 0x514649fbU	/* "QFI\xfb" */
+#define QCOW2_MAX_CHAIN 16
+#define QCOW2_MIN_CLUSTER_BITS 9
+#define QCOW2_MAX_CLUSTER_BITS 21
+
+#define L1E_OFFSET_MASK 0x00fffffffffffe00ULL
+#define L2E_OFFSET_MASK 0x00fffffffffffe00ULL
+#define OFLAG_COPIED (1ULL << 63)
+#define OFLAG_COMPRESSED (1ULL << 62)
+#define OFLAG_ZERO 1ULL
+
+#define INCOMPAT_DIRTY (1ULL << 0)
+#define INCOMPAT_CORRUPT (1ULL << 1)
+#define INCOMPAT_DATA_FILE (1ULL << 2)
+#define INCOMPAT_COMPRESSION (1ULL << 3)
+#define INCOMPAT_EXTL2 (1ULL << 4)
+
+#define EXT_END 0
+#define EXT_BACKING_FORMAT 0xe2792acaU
+
+/* The header fields this target reads or writes, by their offsets. */
+#define HDR_REFCOUNT_TABLE 48	/* u64 offset, then u32 clusters at 56 */
+#define HDR_AUTOCLEAR 88
+
+/* A request's sub values (zublk_io_sqe_mark()). */
+enum { SUB_DATA, SUB_FSYNC, SUB_RETRY, SUB_FLUSH };
+#define RETRY_NS 50000
+
+struct q2_img {
+	char *path;
+	int fd;
+	int idx;			/* fixed file */
+	bool raw;			/* a raw backing file */
+	bool ro;
+	bool in_memory;
+	uint64_t size;			/* virtual size (raw: the file's) */
+	unsigned version;
+	unsigned cluster_bits;
+	uint64_t cs;			/* cluster size */
+	unsigned l2_bits;		/* log2 of entries per L2 table */
+	unsigned rc_bits;		/* bits per refcount */
+	unsigned rb_bits;		/* log2 of refcounts per refcount block */
+	uint64_t rc_max;
+	unsigned csize_shift;		/* compressed descriptors */
+	uint64_t csize_mask;
+	uint32_t l1_size;
+	uint64_t l1_offset;
+	uint64_t *l1;			/* host order */
+	uint64_t rt_offset;
+	uint32_t rt_clusters;
+	uint64_t rt_entries;
+	uint64_t *rt;			/* host order */
+	uint8_t **rb;			/* refcount blocks read so far, by table index */
+	/* L2 cache: slots of tables (on-disk byte order), by L1 index. */
+	unsigned nr_slots;
+	int32_t *l1_slot;		/* -1: not cached */
+	struct l2_slot {
+		int64_t l1_idx;
+		uint64_t stamp;
+		uint64_t *tab;
+	} *slots;
+	uint64_t stamp;
+	uint64_t next_cluster;		/* where the next cluster is appended */
+	uint64_t file_end;		/* bytes the file is known to have */
+	/*
+	 * A file in memory (tmpfs) is mapped, and data runs are copied in
+	 * the queue thread (zublk_backing_copy()) rather than handed to
+	 * io_uring, which would give each to a worker thread.
+	 */
+	struct zublk_backing b;
+	struct q2_img *backing;
+};
+
+/* A growing array of cluster numbers. */
+struct u64s {
+	uint64_t *v;
+	size_t n, max;
+};
+
+struct q2_dev {
+	pthread_mutex_t lock;
+	struct q2_img *top;
+	/* Guest clusters of the top image whose new cluster is being written. */
+	struct u64s pending;
+	/* Host clusters (top image) to drop at the next flush. */
+	struct u64s frees;
+	bool discard;
+	int zero_idx;			/* /dev/zero, for zero-copy without user copy */
+	int zero_fd;
+};
+
+struct q2_alloc {
+	uint64_t guest;			/* guest cluster */
+	uint64_t host;			/* new host cluster offset */
+	uint64_t old;			/* the L2 entry it replaces */
+};
+
+struct q2_tag {
+	unsigned inflight;
+	int err;
+	uint64_t expect, done;		/* bytes of the data ops */
+	unsigned nr_allocs;
+	struct q2_alloc *allocs;
+	struct u64s frees;		/* a FLUSH's share of the frees */
+	struct __kernel_timespec ts;
+};
+
+struct q2_queue {
+	struct q2_tag *tags;
+	unsigned depth;
+	uint8_t *cbuf;			/* a cluster */
+	uint8_t *zbuf;			/* a compressed cluster's bytes */
+	uint8_t *zeros;
+	size_t zeros_len;
+	z_stream zs;
+	bool zs_ready;
+};
+
+static uint64_t be64(const void *p)
+{
+	const uint8_t *b = p;
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
+static uint32_t be32(const void *p)
+{
+	const uint8_t *b = p;
+
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static void put_be64(void *p, uint64_t v)
+{
+	uint8_t *b = p;
+
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		b[i] = (uint8_t)v;
+}
+
+static void put_be32(void *p, uint32_t v)
+{
+	uint8_t *b = p;
+
+	b[0] = (uint8_t)(v >> 24);
+	b[1] = (uint8_t)(v >> 16);
+	b[2] = (uint8_t)(v >> 8);
+	b[3] = (uint8_t)v;
+}
+
+/* pread/pwrite all of it: 0, or -errno (-EIO for a short one). */
+static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = pread(fd, buf, len, (off_t)off);
+
+	if (n == (ssize_t)len)
+		return 0;
+	return n < 0 ? -errno : -EIO;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = pwrite(fd, buf, len, (off_t)off);
+
+	if (n == (ssize_t)len)
+		return 0;
+	return n < 0 ? -errno : -ENOSPC;
+}
+
+static int q2_sync(struct q2_img *img)
+{
+	if (img->in_memory)
+		return 0;
+	return fdatasync(img->fd) ? -errno : 0;
+}
+
+/* ------------------------------------------------------------ refcounts */
+
+static int rb_load(struct q2_img *img, uint64_t rt_idx, uint8_t **out)
+{
+	uint8_t *b;
+	int ret;
+
+	if (img->rb[rt_idx] || !img->rt[rt_idx]) {
+		*out = img->rb[rt_idx];
+		return 0;
+	}
+	b = malloc(img->cs);
+	if (!b)
+		return -ENOMEM;
+	ret = pread_all(img->fd, b, img->cs, img->rt[rt_idx]);
+	if (ret) {
+		free(b);
+		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': reading a refcount block: %s", img->path,
+			  strerror(-ret));
+		return ret;
+	}
+	img->rb[rt_idx] = b;
+	*out = b;
+	return 0;
+}
+
+static uint64_t rb_get(const struct q2_img *img, const uint8_t *b, uint64_t i)
+{
+	switch (img->rc_bits) {
+	case 64:
+		return be64(b + i * 8);
+	case 32:
+		return be32(b + i * 4);
+	case 16:
+		return (uint64_t)b[i * 2] << 8 | b[i * 2 + 1];
+	case 8:
+		return b[i];
+	default: {
+		unsigned per = 8 / img->rc_bits, sh = (unsigned)(i % per) * img->rc_bits;
+
+		return (b[i / per] >> sh) & (uint8_t)img->rc_max;
+	}
+	}
+}
+
+/* Set entry @i of block @b; the bytes that changed are at *@at, *@len. */
+static void rb_put(const struct q2_img *img, uint8_t *b, uint64_t i, uint64_t v, size_t *at,
+		   size_t *len)
+{
+	switch (img->rc_bits) {
+	case 64:
+		put_be64(b + i * 8, v);
+		*at = i * 8, *len = 8;
+		return;
+	case 32:
+		put_be32(b + i * 4, (uint32_t)v);
+		*at = i * 4, *len = 4;
+		return;
+	case 16:
+		b[i * 2] = (uint8_t)(v >> 8);
+		b[i * 2 + 1] = (uint8_t)v;
+		*at = i * 2, *len = 2;
+		return;
+	case 8:
+		b[i] = (uint8_t)v;
+		*at = i, *len = 1;
+		return;
+	default: {
+		unsigned per = 8 / img->rc_bits, sh = (unsigned)(i % per) * img->rc_bits;
+		uint8_t m = (uint8_t)(img->rc_max << sh);
+
+		b[i / per] = (uint8_t)((b[i / per] & ~m) | ((v << sh) & m));
+		*at = i / per, *len = 1;
+		return;
+	}
+	}
+}
+
+static int rc_get(struct q2_img *img, uint64_t c, uint64_t *v)
+{
+	uint64_t rt_idx = c >> img->rb_bits;
+	uint8_t *b;
+	int ret;
+
+	*v = 0;
+	if (rt_idx >= img->rt_entries)
+		return 0;
+	ret = rb_load(img, rt_idx, &b);
+	if (ret || !b)
+		return ret;
+	*v = rb_get(img, b, c & ((1ULL << img->rb_bits) - 1));
+	return 0;
+}
+
+static int rc_set(struct q2_img *img, uint64_t c, uint64_t v);
+
+/* Make the file at least @end bytes long (only ever longer: see file_end). */
+static int grow_file(struct q2_img *img, uint64_t end)
+{
+	if (end <= img->file_end)
+		return 0;
+	if (ftruncate(img->fd, (off_t)end))
+		return -errno;
+	img->file_end = end;
+	/* Not mapped that far: its copies go to io_uring. */
+	if (img->b.mem)
+		zublk_backing_map(&img->b, end);
+	return 0;
+}
+
+/* The next free cluster at the end of the image, its refcount not yet set. */
+static int take_cluster(struct q2_img *img, uint64_t *c)
+{
+	uint64_t v;
+	int ret;
+
+	for (;;) {
+		*c = img->next_cluster++;
+		ret = rc_get(img, *c, &v);
+		if (ret)
+			return ret;
+		if (v == 0)
+			return grow_file(img, (*c + 1) << img->cluster_bits);
+	}
+}
+
+/*
+ * A bigger refcount table for @need entries: the new table, and new blocks
+ * for whatever part of it and of themselves no block covers yet, go at the
+ * end of the file, are written and synced, and only then does the header
+ * point at them.
+ */
+static int rt_grow(struct q2_img *img, uint64_t need)
+{
+	uint64_t per_cl = img->cs / 8, entries = img->rt_entries, start = img->next_cluster;
+	uint64_t old_off = img->rt_offset, old_cl = img->rt_clusters, nb, tc, first, last, *rt;
+	uint8_t **rb, *buf, hdr[12];
+	int ret = 0;
+
+	/*
+	 * Blocks go at start, the table after them: enough blocks to cover
+	 * themselves and the table, and a table with room for them all.
+	 */
+	for (;;) {
+		entries = entries * 2 > need + 1 ? entries * 2 : need + 1;
+		entries = (entries + per_cl - 1) / per_cl * per_cl;
+		tc = entries / per_cl;
+		nb = 0;
+		for (;;) {
+			uint64_t want = 0;
+
+			first = start >> img->rb_bits;
+			last = (start + nb + tc - 1) >> img->rb_bits;
+			for (uint64_t i = first; i <= last; i++)
+				if (i >= img->rt_entries || !img->rt[i])
+					want++;
+			if (want <= nb)
+				break;
+			nb = want;
+		}
+		if (last < entries)
+			break;
+	}
+	if (tc > UINT32_MAX)
+		return -EFBIG;
+	rt = calloc(entries, sizeof(*rt));
+	rb = calloc(entries, sizeof(*rb));
+	buf = calloc(1, img->cs);
+	if (!rt || !rb || !buf) {
+		free(rt), free(rb), free(buf);
+		return -ENOMEM;
+	}
+	memcpy(rt, img->rt, img->rt_entries * sizeof(*rt));
+	memcpy(rb, img->rb, img->rt_entries * sizeof(*rb));
+	free(img->rt), free(img->rb);
+	img->rt = rt, img->rb = rb;
+	for (uint64_t i = first, b = start; i <= last; i++) {
+		if (i < img->rt_entries && img->rt[i])
+			continue;
+		img->rb[i] = calloc(1, img->cs);
+		if (!img->rb[i]) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		img->rt[i] = b++ << img->cluster_bits;
+	}
+	img->rt_entries = entries;
+	img->next_cluster = start + nb + tc;
+	ret = grow_file(img, img->next_cluster << img->cluster_bits);
+	/* Every new cluster counts once, in blocks old and new (in memory, then written). */
+	for (uint64_t c = start; !ret && c < start + nb + tc; c++) {
+		uint8_t *blk;
+		size_t at, len;
+
+		ret = rb_load(img, c >> img->rb_bits, &blk);
+		if (!ret)
+			rb_put(img, blk, c & ((1ULL << img->rb_bits) - 1), 1, &at, &len);
+	}
+	for (uint64_t i = first; !ret && i <= last; i++)
+		ret = pwrite_all(img->fd, img->rb[i], img->cs, img->rt[i]);
+	for (uint64_t i = 0; !ret && i < entries; i++) {
+		put_be64(buf + (i % per_cl) * 8, img->rt[i]);
+		if ((i + 1) % per_cl == 0)
+			ret = pwrite_all(img->fd, buf, img->cs,
+					 (start + nb + i / per_cl) << img->cluster_bits);
+	}
+	if (!ret)
+		ret = q2_sync(img);
+	if (ret)
+		goto out;
+	put_be64(hdr, (start + nb) << img->cluster_bits);
+	put_be32(hdr + 8, (uint32_t)tc);
+	ret = pwrite_all(img->fd, hdr, sizeof(hdr), HDR_REFCOUNT_TABLE);
+	if (!ret)
+		ret = q2_sync(img);
+	if (ret)
+		goto out;
+	img->rt_offset = (start + nb) << img->cluster_bits;
+	img->rt_clusters = (uint32_t)tc;
+	/* The old table's clusters are free now. */
+	for (uint64_t c = old_off >> img->cluster_bits;
+	     !ret && c < (old_off >> img->cluster_bits) + old_cl; c++)
+		ret = rc_set(img, c, 0);
+out:
+	free(buf);
+	if (ret)
+		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': growing the refcount table: %s", img->path,
+			  strerror(-ret));
+	return ret;
+}
+
+/*
+ * A new refcount block for table index @rt_idx: written (zeros, and its own
+ * refcount when it covers itself), synced, then the table entry.
+ */
+static int rb_create(struct q2_img *img, uint64_t rt_idx)
+{
+	uint64_t c;
+	uint8_t *b, ent[8];
+	int ret;
+
+	ret = take_cluster(img, &c);
+	if (ret)
+		return ret;
+	b = calloc(1, img->cs);
+	if (!b)
+		return -ENOMEM;
+	if ((c >> img->rb_bits) == rt_idx) {
+		size_t at, len;
+
+		rb_put(img, b, c & ((1ULL << img->rb_bits) - 1), 1, &at, &len);
+	}
+	ret = pwrite_all(img->fd, b, img->cs, c << img->cluster_bits);
+	if (!ret && (c >> img->rb_bits) != rt_idx)
+		ret = rc_set(img, c, 1);
+	if (!ret)
+		ret = q2_sync(img);
+	if (ret) {
+		free(b);
+		return ret;
+	}
+	put_be64(ent, c << img->cluster_bits);
+	ret = pwrite_all(img->fd, ent, 8, img->rt_offset + rt_idx * 8);
+	if (ret) {
+		free(b);
+		return ret;
+	}
+	img->rt[rt_idx] = c << img->cluster_bits;
+	img->rb[rt_idx] = b;
+	return 0;
+}
+
+static int rc_set(struct q2_img *img, uint64_t c, uint64_t v)
+{
+	uint64_t rt_idx = c >> img->rb_bits;
+	size_t at, len;
+	uint8_t *b;
+	int ret;
+
+	if (rt_idx >= img->rt_entries) {
+		ret = rt_grow(img, rt_idx);
+		if (ret)
+			return ret;
+	}
+	ret = rb_load(img, rt_idx, &b);
+	if (ret)
+		return ret;
+	if (!b) {
+		ret = rb_create(img, rt_idx);
+		if (ret)
+			return ret;
+		b = img->rb[rt_idx];
+	}
+	rb_put(img, b, c & ((1ULL << img->rb_bits) - 1), v, &at, &len);
+	return pwrite_all(img->fd, b + at, len, img->rt[rt_idx] + at);
+}
+
+/* A new cluster, refcount 1 on the file: its offset in *@off. */
+static int alloc_cluster(struct q2_img *img, uint64_t *off)
+{
+	uint64_t c;
+	int ret = take_cluster(img, &c);
+
+	if (!ret)
+		ret = rc_set(img, c, 1);
+	*off = c << img->cluster_bits;
+	return ret;
+}
+
+/* Drop one reference to host cluster @c; at 0 its space goes back to the file system. */
+static int rc_drop(struct q2_img *img, uint64_t c)
+{
+	uint64_t v;
+	int ret = rc_get(img, c, &v);
+
+	if (ret)
+		return ret;
+	if (v == 0) {
+		zublk_log(ZUBLK_LOG_WARN, "qcow2: '%s': cluster %llu freed twice", img->path,
+			  (unsigned long long)c);
+		return 0;
+	}
+	ret = rc_set(img, c, v - 1);
+	if (!ret && v == 1) {
+		fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)(c << img->cluster_bits), (off_t)img->cs);
+		if (img->b.mem)
+			zublk_backing_forget(&img->b, c << img->cluster_bits, img->cs);
+	}
+	return ret;
+}
+
+/* ------------------------------------------------------------ L1 / L2 */
+
+static int l2_table(struct q2_img *img, uint64_t l1_idx, uint64_t **tab)
+{
+	struct l2_slot *s;
+	unsigned victim = 0;
+	uint64_t off = img->l1[l1_idx] & L1E_OFFSET_MASK;
+	int ret;
+
+	*tab = NULL;
+	if (!off)
+		return 0;
+	if (img->l1_slot[l1_idx] >= 0) {
+		s = &img->slots[img->l1_slot[l1_idx]];
+		s->stamp = ++img->stamp;
+		*tab = s->tab;
+		return 0;
+	}
+	for (unsigned i = 0; i < img->nr_slots; i++) {
+		if (img->slots[i].l1_idx < 0) {
+			victim = i;
+			break;
+		}
+		if (img->slots[i].stamp < img->slots[victim].stamp)
+			victim = i;
+	}
+	s = &img->slots[victim];
+	if (!s->tab) {
+		s->tab = malloc(img->cs);
+		if (!s->tab)
+			return -ENOMEM;
+	}
+	if (s->l1_idx >= 0)
+		img->l1_slot[s->l1_idx] = -1;
+	s->l1_idx = -1;
+	ret = pread_all(img->fd, s->tab, img->cs, off);
+	if (ret) {
+		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': reading an L2 table at %llu: %s", img->path,
+			  (unsigned long long)off, strerror(-ret));
+		return ret;
+	}
+	s->l1_idx = (int64_t)l1_idx;
+	s->stamp = ++img->stamp;
+	img->l1_slot[l1_idx] = (int32_t)victim;
+	*tab = s->tab;
+	return 0;
+}
+
+/* The L2 entry of guest cluster @g (0 where no table). */
+static int l2_get(struct q2_img *img, uint64_t g, uint64_t *e)
+{
+	uint64_t *tab;
+	int ret = l2_table(img, g >> img->l2_bits, &tab);
+
+	*e = 0;
+	if (!ret && tab)
+		*e = be64(&tab[g & ((1ULL << img->l2_bits) - 1)]);
+	return ret;
+}
+
+/* Guest cluster @g's L1 entry has a table of its own (a new one is written, synced, linked). */
+static int l2_ensure(struct q2_img *img, uint64_t g)
+{
+	uint64_t l1_idx = g >> img->l2_bits, off;
+	uint8_t ent[8];
+	void *z;
+	int ret;
+
+	if (img->l1[l1_idx] & L1E_OFFSET_MASK) {
+		if (img->l1[l1_idx] & OFLAG_COPIED)
+			return 0;
+		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': an L2 table shared with a snapshot",
+			  img->path);
+		return -EIO;
+	}
+	ret = alloc_cluster(img, &off);
+	if (ret)
+		return ret;
+	z = calloc(1, img->cs);
+	if (!z)
+		return -ENOMEM;
+	ret = pwrite_all(img->fd, z, img->cs, off);
+	free(z);
+	if (!ret)
+		ret = q2_sync(img);
+	if (ret)
+		return ret;
+	put_be64(ent, off | OFLAG_COPIED);
+	ret = pwrite_all(img->fd, ent, 8, img->l1_offset + l1_idx * 8);
+	if (!ret)
+		img->l1[l1_idx] = off | OFLAG_COPIED;
+	return ret;
+}
+
+static int l2_set(struct q2_img *img, uint64_t g, uint64_t e)
+{
+	uint64_t *tab, i = g & ((1ULL << img->l2_bits) - 1);
+	int ret = l2_table(img, g >> img->l2_bits, &tab);
+
+	if (ret)
+		return ret;
+	if (!tab)
+		return -EIO;
+	put_be64(&tab[i], e);
+	return pwrite_all(img->fd, &tab[i], 8, (img->l1[g >> img->l2_bits] & L1E_OFFSET_MASK) + i * 8);
+}
+
+/* --------------------------------------------------------------- frees */
+
+static int u64s_push(struct u64s *a, uint64_t v)
+{
+	if (a->n == a->max) {
+		size_t m = a->max ? a->max * 2 : 64;
+		uint64_t *p = realloc(a->v, m * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		a->v = p, a->max = m;
+	}
+	a->v[a->n++] = v;
+	return 0;
+}
+
+static int frees_add(struct q2_dev *d, uint64_t c)
+{
+	return u64s_push(&d->frees, c);
+}
+
+/* The host clusters entry @e of the top image holds, to drop later. */
+static int frees_add_entry(struct q2_dev *d, uint64_t e)
+{
+	struct q2_img *img = d->top;
+	int ret = 0;
+
+	if (e & OFLAG_COMPRESSED) {
+		uint64_t off = e & ((1ULL << img->csize_shift) - 1);
+		uint64_t nsec = ((e & ~(3ULL << 62)) >> img->csize_shift) + 1;
+		uint64_t start = off & ~511ULL, end = start + nsec * 512;
+
+		for (uint64_t c = start >> img->cluster_bits; !ret && c <= (end - 1) >> img->cluster_bits;
+		     c++)
+			ret = frees_add(d, c);
+		return ret;
+	}
+	if (e & L2E_OFFSET_MASK)
+		ret = frees_add(d, (e & L2E_OFFSET_MASK) >> img->cluster_bits);
+	return ret;
+}
+
+static void frees_drop(struct q2_dev *d, const uint64_t *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (rc_drop(d->top, f[i]))
+			break;
+}
+
+/* -------------------------------------------------------- reading data */
+
+/* Inflate the compressed cluster of entry @e of @img into qq->cbuf. */
+static int read_compressed(struct q2_queue *qq, struct q2_img *img, uint64_t e)
+{
+	uint64_t off = e & ((1ULL << img->csize_shift) - 1);
+	uint64_t nsec = ((e & ~(3ULL << 62)) >> img->csize_shift) + 1;
+	size_t len = nsec * 512 - (off & 511);
+	ssize_t n;
+	int zr;
+
+	if (len > 2 * img->cs)
+		return -EIO;
+	n = pread(img->fd, qq->zbuf, len, (off_t)off);
+	if (n <= 0)
+		return n < 0 ? -errno : -EIO;
+	if (!qq->zs_ready) {
+		if (inflateInit2(&qq->zs, -12) != Z_OK)
+			return -ENOMEM;
+		qq->zs_ready = true;
+	} else if (inflateReset2(&qq->zs, -12) != Z_OK) {
+		return -EIO;
+	}
+	qq->zs.next_in = qq->zbuf;
+	qq->zs.avail_in = (uInt)n;
+	qq->zs.next_out = qq->cbuf;
+	qq->zs.avail_out = (uInt)img->cs;
+	zr = inflate(&qq->zs, Z_FINISH);
+	if ((zr != Z_STREAM_END && zr != Z_BUF_ERROR) || qq->zs.avail_out != 0) {
+		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': a compressed cluster at %llu does not inflate",
+			  img->path, (unsigned long long)off);
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Read [@off, @off + @len) of @img's guest data into @buf, now (the old
+ * content of a cluster a write replaces).  @len stays within one cluster.
+ */
+static int read_sync(struct q2_queue *qq, struct q2_img *img, uint64_t off, uint8_t *buf,
+		     uint64_t len)
+{
+	uint64_t e, in;
+	int ret;
+
+	if (!img || off >= img->size) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	if (off + len > img->size) {
+		memset(buf + (img->size - off), 0, off + len - img->size);
+		len = img->size - off;
+	}
+	if (img->raw)
+		return pread_all(img->fd, buf, len, off);
+	ret = l2_get(img, off >> img->cluster_bits, &e);
+	if (ret)
+		return ret;
+	in = off & (img->cs - 1);
+	if (e & OFLAG_COMPRESSED) {
+		ret = read_compressed(qq, img, e);
+		if (!ret)
+			memmove(buf, qq->cbuf + in, len);
+		return ret;
+	}
+	if (img->version >= 3 && (e & OFLAG_ZERO)) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	if (e & L2E_OFFSET_MASK)
+		return pread_all(img->fd, buf, len, (e & L2E_OFFSET_MASK) + in);
+	return read_sync(qq, img->backing, off, buf, len);
+}
+
+/* ------------------------------------------------------ request pieces */
+
+/* A run of data to move by io_uring, grown while the next piece follows on. */
+struct run {
+	struct q2_img *img;		/* NULL: /dev/zero */
+	int idx;
+	uint64_t file_off;
+	uint32_t io_off, len;
+};
+
+/* The run copied now, for a mapped file; false: it goes to io_uring. */
+static bool run_copy(struct zublk_queue *q, struct zublk_io *io, struct run *r)
+{
+	if (!r->len || !r->img || !r->img->b.mem ||
+	    zublk_backing_copy(q, io, &r->img->b, r->file_off, r->io_off, r->len))
+		return false;
+	r->len = 0;
+	return true;
+}
+
+static int run_flush(struct zublk_queue *q, struct zublk_io *io, struct run *r, bool write)
+{
+	struct q2_tag *t = &((struct q2_queue *)zublk_queue_priv(q))->tags[io->tag];
+	int ret;
+
+	if (!r->len || run_copy(q, io, r))
+		return 0;
+	ret = zublk_io_prep_rw(q, io, write, r->idx, r->file_off, r->io_off, r->len, SUB_DATA);
+	if (ret)
+		return ret;
+	t->inflight++;
+	t->expect += r->len;
+	r->len = 0;
+	return 0;
+}
+
+static int run_add(struct zublk_queue *q, struct zublk_io *io, struct run *r, bool write,
+		   struct q2_img *img, uint64_t file_off, uint32_t io_off, uint32_t len)
+{
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+	int ret;
+
+	if (r->len && r->img == img && r->file_off + r->len == file_off &&
+	    r->io_off + r->len == io_off) {
+		r->len += len;
+		return 0;
+	}
+	ret = run_flush(q, io, r, write);
+	if (ret)
+		return ret;
+	*r = (struct run){ .img = img, .idx = img ? img->idx : d->zero_idx, .file_off = file_off,
+			   .io_off = io_off, .len = len };
+	return 0;
+}
+
+/* Zeros into a read's data at @io_off. */
+static int fill_zeros(struct zublk_queue *q, struct zublk_io *io, struct run *r,
+		      uint32_t io_off, uint32_t len)
+{
+	struct q2_queue *qq = zublk_queue_priv(q);
+
+	if (!zublk_io_can_copy(q, io))
+		return run_add(q, io, r, false, NULL, 0, io_off, len);
+	while (len) {
+		uint32_t n = len < qq->zeros_len ? len : (uint32_t)qq->zeros_len;
+		int ret = zublk_io_copy(q, io, io_off, qq->zeros, n);
+
+		if (ret)
+			return ret;
+		io_off += n, len -= n;
+	}
+	return 0;
+}
+
+/* Where [@off, @off + @len) of @img's data is, for a read into @io at @io_off. */
+static int map_read(struct zublk_queue *q, struct zublk_io *io, struct run *r, struct q2_img *img,
+		    uint64_t off, uint32_t io_off, uint32_t len)
+{
+	struct q2_queue *qq = zublk_queue_priv(q);
+	uint64_t e, in;
+	int ret;
+
+	if (!img || off >= img->size)
+		return fill_zeros(q, io, r, io_off, len);
+	if (off + len > img->size) {
+		uint32_t in_img = (uint32_t)(img->size - off);
+
+		ret = map_read(q, io, r, img, off, io_off, in_img);
+		if (!ret)
+			ret = fill_zeros(q, io, r, io_off + in_img, len - in_img);
+		return ret;
+	}
+	if (img->raw)
+		return run_add(q, io, r, false, img, off, io_off, len);
+	while (len) {
+		uint32_t n;
+
+		in = off & (img->cs - 1);
+		n = (uint32_t)(img->cs - in < len ? img->cs - in : len);
+		ret = l2_get(img, off >> img->cluster_bits, &e);
+		if (ret)
+			return ret;
+		if (e & OFLAG_COMPRESSED) {
+			ret = read_compressed(qq, img, e);
+			if (!ret)
+				ret = zublk_io_copy(q, io, io_off, qq->cbuf + in, n);
+		} else if (img->version >= 3 && (e & OFLAG_ZERO)) {
+			ret = fill_zeros(q, io, r, io_off, n);
+		} else if (e & L2E_OFFSET_MASK) {
+			ret = run_add(q, io, r, false, img, (e & L2E_OFFSET_MASK) + in, io_off, n);
+		} else {
+			ret = map_read(q, io, r, img->backing, off, io_off, n);
+		}
+		if (ret)
+			return ret;
+		off += n, io_off += n, len -= n;
+	}
+	return 0;
+}
+
+static bool is_pending(const struct q2_dev *d, uint64_t g)
+{
+	for (size_t i = 0; i < d->pending.n; i++)
+		if (d->pending.v[i] == g)
+			return true;
+	return false;
+}
+
+static void pending_del(struct q2_dev *d, uint64_t g)
+{
+	for (size_t i = 0; i < d->pending.n; i++) {
+		if (d->pending.v[i] == g) {
+			d->pending.v[i] = d->pending.v[--d->pending.n];
+			return;
+		}
+	}
+}
+
+/* Another request is still writing a new cluster in [@off, @off + @len). */
+static bool busy(const struct q2_dev *d, uint64_t off, uint64_t len)
+{
+	const struct q2_img *img = d->top;
+
+	if (!d->pending.n)
+		return false;
+	for (uint64_t g = off >> img->cluster_bits; g <= (off + len - 1) >> img->cluster_bits; g++)
+		if (is_pending(d, g))
+			return true;
+	return false;
+}
+
+static int retry_later(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
+{
+	struct io_uring_sqe *sqe = zublk_queue_get_sqe(q);
+
+	if (!sqe)
+		return -EBUSY;
+	t->ts.tv_sec = 0;
+	t->ts.tv_nsec = RETRY_NS;
+	io_uring_prep_timeout(sqe, &t->ts, 0, 0);
+	zublk_io_sqe_mark(q, io, sqe, SUB_RETRY);
+	t->inflight++;
+	return 0;
+}
+
+/*
+ * A write's piece in guest cluster @g, [@in, @in + @n) of it, whose cluster
+ * must be new: take one, write its refcount and the rest of the cluster now,
+ * and note the L2 entry to write once the data is down.
+ */
+static int write_new(struct zublk_queue *q, struct q2_tag *t, uint64_t g, uint64_t e,
+		     uint64_t in, uint64_t n, uint64_t *host)
+{
+	struct q2_queue *qq = zublk_queue_priv(q);
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+	struct q2_img *img = d->top;
+	uint64_t off = g << img->cluster_bits, cs = img->cs;
+	bool zeros = img->version >= 3 && !(e & OFLAG_COMPRESSED) && (e & OFLAG_ZERO);
+	int ret;
+
+	ret = l2_ensure(img, g);
+	if (!ret)
+		ret = alloc_cluster(img, host);
+	if (ret)
+		return ret;
+	ret = u64s_push(&d->pending, g);
+	if (ret)
+		return ret;
+	t->allocs[t->nr_allocs++] = (struct q2_alloc){ .guest = g, .host = *host, .old = e };
+	if (in == 0 && n == cs)
+		return 0;
+	/* The rest of the cluster as it read before; a new cluster reads zeros already. */
+	if (zeros || (!e && !img->backing))
+		return 0;
+	if (e & OFLAG_COMPRESSED) {
+		ret = read_compressed(qq, img, e);
+		if (ret)
+			return ret;
+		memcpy(qq->cbuf + cs, qq->cbuf, cs);
+	} else if (e & L2E_OFFSET_MASK) {
+		ret = pread_all(img->fd, qq->cbuf + cs, cs, e & L2E_OFFSET_MASK);
+	} else {
+		ret = read_sync(qq, img->backing, off, qq->cbuf + cs, cs);
+	}
+	if (ret)
+		return ret;
+	if (in)
+		ret = pwrite_all(img->fd, qq->cbuf + cs, in, *host);
+	if (!ret && in + n < cs)
+		ret = pwrite_all(img->fd, qq->cbuf + cs + in + n, cs - in - n, *host + in + n);
+	return ret;
+}
+
+static int q2_write(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t, struct run *r)
+{
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+	struct q2_img *img = d->top;
+	uint64_t off = io->offset, e, host;
+	uint32_t io_off = 0, len = io->len;
+	int ret = 0;
+
+	while (len) {
+		uint64_t g = off >> img->cluster_bits, in = off & (img->cs - 1);
+		uint32_t n = (uint32_t)(img->cs - in < len ? img->cs - in : len);
+
+		ret = l2_get(img, g, &e);
+		if (ret)
+			break;
+		if ((e & L2E_OFFSET_MASK) && (e & OFLAG_COPIED) &&
+		    !(e & (OFLAG_COMPRESSED | OFLAG_ZERO)))
+			host = e & L2E_OFFSET_MASK;
+		else if ((ret = write_new(q, t, g, e, in, n, &host)))
+			break;
+		ret = run_add(q, io, r, true, img, host + in, io_off, n);
+		if (ret)
+			break;
+		off += n, io_off += n, len -= n;
+	}
+	return ret;
+}
+
+/*
+ * DISCARD: whole clusters read zeros afterwards, and their clusters are
+ * dropped at the next flush.
+ */
+static int q2_discard(struct q2_dev *d, struct zublk_io *io)
+{
+	struct q2_img *img = d->top;
+	uint64_t cs = img->cs, first = (io->offset + cs - 1) >> img->cluster_bits;
+	uint64_t end = (io->offset + io->len) >> img->cluster_bits, e, ne;
+	int ret = 0;
+
+	if (img->backing && img->version < 3)
+		return 0;
+	ne = img->backing ? OFLAG_ZERO : 0;
+	for (uint64_t g = first; g < end && !ret; g++) {
+		ret = l2_get(img, g, &e);
+		if (ret || e == ne || (!e && !img->backing))
+			continue;
+		if (!(img->l1[g >> img->l2_bits] & L1E_OFFSET_MASK)) {
+			ret = l2_ensure(img, g);
+			if (ret)
+				break;
+		}
+		ret = l2_set(img, g, ne);
+		if (!ret)
+			ret = frees_add_entry(d, e);
+	}
+	return ret;
+}
+
+static void q2_commit(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
+{
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+	int ret = t->err;
+
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < t->nr_allocs; i++) {
+		struct q2_alloc *a = &t->allocs[i];
+
+		if (!ret)
+			ret = l2_set(d->top, a->guest, a->host | OFLAG_COPIED);
+		/* Written or not, the old clusters go (else the new one: a leak at worst). */
+		if (!ret)
+			frees_add_entry(d, a->old);
+		else
+			frees_add(d, a->host >> d->top->cluster_bits);
+		pending_del(d, a->guest);
+	}
+	t->nr_allocs = 0;
+	pthread_mutex_unlock(&d->lock);
+	zublk_io_complete(q, io, ret ? ret : (int)io->len);
+}
+
+static int q2_flush(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
+{
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+	struct io_uring_sqe *sqe;
+
+	/* The frees known now are safe to do once this flush made their L2 entries durable. */
+	pthread_mutex_lock(&d->lock);
+	free(t->frees.v);
+	t->frees = d->frees;
+	d->frees = (struct u64s){ 0 };
+	pthread_mutex_unlock(&d->lock);
+	sqe = zublk_queue_get_sqe(q);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_fsync(sqe, d->top->idx, IORING_FSYNC_DATASYNC);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	zublk_io_sqe_mark(q, io, sqe, SUB_FLUSH);
+	t->inflight++;
+	return 0;
+}
+
+static int q2_rw(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
+{
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+	bool write = io->op == UBLK_IO_OP_WRITE;
+	struct run r = { 0 };
+	int ret;
+
+	pthread_mutex_lock(&d->lock);
+	if (write && busy(d, io->offset, io->len)) {
+		pthread_mutex_unlock(&d->lock);
+		return retry_later(q, io, t);
+	}
+	if (write)
+		ret = q2_write(q, io, t, &r);
+	else
+		ret = map_read(q, io, &r, d->top, io->offset, 0, io->len);
+	pthread_mutex_unlock(&d->lock);
+	if (!ret && !t->inflight && !t->nr_allocs && r.len == io->len && !run_copy(q, io, &r)) {
+		/* One run, nothing else: the request ends with it. */
+		ret = zublk_io_prep_rw_commit(q, io, write, r.idx, r.file_off, 0, r.len, SUB_DATA);
+		if (!ret) {
+			t->inflight++;
+			t->expect += r.len;
+			return 0;
+		}
+	}
+	if (!ret)
+		ret = run_flush(q, io, &r, write);
+	if (ret) {
+		t->err = ret;
+		if (t->inflight)
+			return 0;
+		if (t->nr_allocs) {
+			q2_commit(q, io, t);
+			return 0;
+		}
+		return ret;
+	}
+	if (!t->inflight) {
+		/* Every run copied: new clusters still want their data down first. */
+		if (t->nr_allocs)
+			t->err = q2_sync(d->top);
+		q2_commit(q, io, t);
+	}
+	return 0;
+}
+
+static int q2_queue_io(struct zublk_queue *q, struct zublk_io *io)
+{
+	struct q2_queue *qq = zublk_queue_priv(q);
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+	struct q2_tag *t = &qq->tags[io->tag];
+	int ret;
+
+	t->inflight = 0;
+	t->err = 0;
+	t->nr_allocs = 0;
+	t->expect = t->done = 0;
+	switch (io->op) {
+	case UBLK_IO_OP_READ:
+	case UBLK_IO_OP_WRITE:
+		return q2_rw(q, io, t);
+	case UBLK_IO_OP_FLUSH:
+		return q2_flush(q, io, t);
+	case UBLK_IO_OP_DISCARD:
+		pthread_mutex_lock(&d->lock);
+		if (busy(d, io->offset, io->len)) {
+			pthread_mutex_unlock(&d->lock);
+			return retry_later(q, io, t);
+		}
+		ret = q2_discard(d, io);
+		pthread_mutex_unlock(&d->lock);
+		if (!ret)
+			zublk_io_complete(q, io, 0);
+		return ret;
+	default:
+		return -EOPNOTSUPP;
+	}
+}
+
+static void q2_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub, int res)
+{
+	struct q2_queue *qq = zublk_queue_priv(q);
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+	struct q2_tag *t = &qq->tags[io->tag];
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	t->inflight--;
+	switch (sub) {
+	case SUB_RETRY:
+		ret = q2_queue_io(q, io);
+		if (ret)
+			zublk_io_complete(q, io, ret);
+		return;
+	case SUB_FLUSH:
+		if (res >= 0) {
+			pthread_mutex_lock(&d->lock);
+			frees_drop(d, t->frees.v, t->frees.n);
+			pthread_mutex_unlock(&d->lock);
+		} else {
+			/* Not durable: keep them for the next flush. */
+			pthread_mutex_lock(&d->lock);
+			for (size_t i = 0; i < t->frees.n; i++)
+				frees_add(d, t->frees.v[i]);
+			pthread_mutex_unlock(&d->lock);
+		}
+		free(t->frees.v);
+		t->frees = (struct u64s){ 0 };
+		zublk_io_complete(q, io, res < 0 ? res : 0);
+		return;
+	case SUB_FSYNC:
+		if (res < 0 && !t->err)
+			t->err = res;
+		q2_commit(q, io, t);
+		return;
+	default:
+		if (res < 0 && !t->err)
+			t->err = res;
+		else if (res > 0)
+			t->done += (uint64_t)res;
+		break;
+	}
+	if (t->inflight)
+		return;
+	/* Short: the image (or a backing) shrank under us. */
+	if (!t->err && t->done != t->expect)
+		t->err = -EIO;
+	if (!t->nr_allocs) {
+		zublk_io_complete(q, io, t->err ? t->err : (int)io->len);
+		return;
+	}
+	/* New clusters: their data and refcounts are down before any L2 entry names them. */
+	if (!t->err && !d->top->in_memory && (sqe = zublk_queue_get_sqe(q))) {
+		io_uring_prep_fsync(sqe, d->top->idx, IORING_FSYNC_DATASYNC);
+		sqe->flags |= IOSQE_FIXED_FILE;
+		zublk_io_sqe_mark(q, io, sqe, SUB_FSYNC);
+		t->inflight++;
+		return;
+	}
+	if (!t->err && !d->top->in_memory)
+		t->err = q2_sync(d->top);
+	q2_commit(q, io, t);
+}
+
+/* --------------------------------------------------------------- opening */
+
+/*
+ * The image locks qemu takes, so that qemu and zublk keep out of each
+ * other's images: a shared OFD lock on byte 100 + N for each permission N a
+ * user holds, and on byte 200 + N for each it does not let others have.
+ */
+#define QLOCK_READ 100		/* consistent read */
+#define QLOCK_WRITE 101
+#define QLOCK_DENY_WRITE 201
+
+static bool locked_by_other(int fd, off_t at)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1 };
+
+	return !fcntl(fd, F_OFD_GETLK, &fl) && fl.l_type != F_UNLCK;
+}
+
+static int lock_byte(int fd, off_t at)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1 };
+
+	return fcntl(fd, F_OFD_SETLK, &fl) ? -errno : 0;
+}
+
+#define BAD(img, ...)                                                             \
+	do {                                                                      \
+		char m_[256];                                                     \
+		snprintf(m_, sizeof(m_), __VA_ARGS__);                            \
+		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': %s", (img)->path, m_); \
+	} while (0)
+
+/* Read (and write, unless @img->ro) it, and let nobody else write it. */
+static int img_lock(struct q2_img *img)
+{
+	int ret;
+
+	if (locked_by_other(img->fd, QLOCK_WRITE) ||
+	    (!img->ro && locked_by_other(img->fd, QLOCK_DENY_WRITE))) {
+		BAD(img, "in use: another process (qemu?) holds its %s lock",
+		    locked_by_other(img->fd, QLOCK_WRITE) ? "write" : "no-writers");
+		return -EBUSY;
+	}
+	ret = lock_byte(img->fd, QLOCK_READ);
+	if (!ret && !img->ro)
+		ret = lock_byte(img->fd, QLOCK_WRITE);
+	if (!ret)
+		ret = lock_byte(img->fd, QLOCK_DENY_WRITE);
+	if (ret)
+		BAD(img, "locking it: %s", strerror(-ret));
+	return ret;
+}
+
+static void img_close(struct q2_img *img)
+{
+	while (img) {
+		struct q2_img *b = img->backing;
+
+		/* Its mapping only: the fd is ours. */
+		img->b.fd = -1;
+		zublk_backing_close(&img->b);
+		if (img->fd >= 0)
+			close(img->fd);
+		if (img->rb)
+			for (uint64_t i = 0; i < img->rt_entries; i++)
+				free(img->rb[i]);
+		if (img->slots)
+			for (unsigned i = 0; i < img->nr_slots; i++)
+				free(img->slots[i].tab);
+		free(img->slots), free(img->l1_slot), free(img->rb), free(img->rt), free(img->l1);
+		free(img->path);
+		free(img);
+		img = b;
+	}
+}
+
+static int img_open(const char *path, const char *parent, unsigned depth, const char *fmt,
+		    bool ro, struct q2_img **out);
+
+/* The backing file's name and format from the header and its extensions. */
+static int read_backing(struct q2_img *img, const uint8_t *h, uint32_t hlen, char **name,
+			char **fmt)
+{
+	uint64_t boff = be64(h + 8), off = hlen;
+	uint32_t blen = be32(h + 16);
+	uint8_t eh[8];
+	int ret;
+
+	*name = *fmt = NULL;
+	if (!boff)
+		return 0;
+	if (blen == 0 || blen > 1023) {
+		BAD(img, "backing file name of %u bytes", blen);
+		return -EINVAL;
+	}
+	*name = calloc(1, blen + 1);
+	if (!*name)
+		return -ENOMEM;
+	ret = pread_all(img->fd, *name, blen, boff);
+	if (ret) {
+		BAD(img, "reading the backing file name: %s", strerror(-ret));
+		return ret;
+	}
+	/* Header extensions: type, length, data padded to 8. */
+	for (unsigned i = 0; i < 64 && off + 8 <= img->cs; i++) {
+		uint32_t type, len;
+
+		if (pread_all(img->fd, eh, 8, off))
+			break;
+		type = be32(eh), len = be32(eh + 4);
+		if (type == EXT_END)
+			break;
+		if (type == EXT_BACKING_FORMAT && len && len < 64) {
+			*fmt = calloc(1, len + 1);
+			if (!*fmt || pread_all(img->fd, *fmt, len, off + 8))
+				return -ENOMEM;
+		}
+		off += 8 + ((uint64_t)len + 7) / 8 * 8;
+	}
+	return 0;
+}
+
+static int open_backing(struct q2_img *img, const char *name, const char *fmt, unsigned depth)
+{
+	char *full = NULL, *slash;
+	int ret;
+
+	if (name[0] == '/' || !(slash = strrchr(img->path, '/'))) {
+		full = strdup(name);
+	} else if (asprintf(&full, "%.*s/%s", (int)(slash - img->path), img->path, name) < 0) {
+		full = NULL;
+	}
+	if (!full)
+		return -ENOMEM;
+	if (fmt && strcmp(fmt, "raw") && strcmp(fmt, "qcow2")) {
+		BAD(img, "backing file '%s' of format '%s': only qcow2 and raw", full, fmt);
+		free(full);
+		return -EINVAL;
+	}
+	if (depth + 1 >= QCOW2_MAX_CHAIN) {
+		BAD(img, "a chain of more than %d backing files", QCOW2_MAX_CHAIN);
+		free(full);
+		return -ELOOP;
+	}
+	ret = img_open(full, img->path, depth + 1, fmt, true, &img->backing);
+	free(full);
+	return ret;
+}
+
+static int check_features(struct q2_img *img, const uint8_t *h, uint32_t hlen)
+{
+	uint64_t inc = be64(h + 72), known = INCOMPAT_DIRTY | INCOMPAT_CORRUPT |
+		INCOMPAT_DATA_FILE | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2;
+
+	if (inc & INCOMPAT_CORRUPT) {
+		BAD(img, "marked corrupt: run qemu-img check -r all on it first");
+		return -EUCLEAN;
+	}
+	if ((inc & INCOMPAT_DIRTY) && !img->ro) {
+		BAD(img, "dirty (its refcounts may be wrong): run qemu-img check -r all on it first");
+		return -EUCLEAN;
+	}
+	if (inc & INCOMPAT_DATA_FILE) {
+		BAD(img, "an external data file: not supported");
+		return -EOPNOTSUPP;
+	}
+	if (inc & INCOMPAT_EXTL2) {
+		BAD(img, "extended L2 entries (subclusters): not supported");
+		return -EOPNOTSUPP;
+	}
+	if ((inc & INCOMPAT_COMPRESSION) && hlen > 104 && h[104] != 0) {
+		BAD(img, "compression type %s: only zlib", h[104] == 1 ? "zstd" : "unknown");
+		return -EOPNOTSUPP;
+	}
+	if (inc & ~known) {
+		BAD(img, "incompatible features 0x%llx: not supported",
+		    (unsigned long long)(inc & ~known));
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+static int read_header(struct q2_img *img, uint8_t *h, uint32_t *hlen)
+{
+	uint32_t cb;
+	int ret;
+
+	ret = pread_all(img->fd, h, 104, 0);
+	if (ret || be32(h) != QCOW2_MAGIC) {
+		BAD(img, "not a qcow2 image");
+		return -EINVAL;
+	}
+	img->version = be32(h + 4);
+	if (img->version != 2 && img->version != 3) {
+		BAD(img, "qcow2 version %u: only 2 and 3", img->version);
+		return -EOPNOTSUPP;
+	}
+	cb = be32(h + 20);
+	if (cb < QCOW2_MIN_CLUSTER_BITS || cb > QCOW2_MAX_CLUSTER_BITS) {
+		BAD(img, "cluster bits %u: not 9..21", cb);
+		return -EINVAL;
+	}
+	img->cluster_bits = cb;
+	img->cs = 1ULL << cb;
+	*hlen = 72;
+	if (img->version == 3) {
+		*hlen = be32(h + 100);
+		if (*hlen < 104 || *hlen > img->cs) {
+			BAD(img, "header length %u", *hlen);
+			return -EINVAL;
+		}
+		if (*hlen > 104 && pread_all(img->fd, h + 104, 8, 104)) {
+			BAD(img, "short header");
+			return -EINVAL;
+		}
+	}
+	if (be32(h + 32)) {
+		BAD(img, "encrypted (method %u): not supported", be32(h + 32));
+		return -EOPNOTSUPP;
+	}
+	if (img->version == 3)
+		return check_features(img, h, *hlen);
+	return 0;
+}
+
+static int read_tables(struct q2_img *img, const uint8_t *h)
+{
+	uint64_t per_l2 = img->cs / 8, need, l1_bytes;
+	struct stat st;
+	int ret;
+
+	img->size = be64(h + 24);
+	img->l1_size = be32(h + 36);
+	img->l1_offset = be64(h + 40);
+	img->rt_offset = be64(h + 48);
+	img->rt_clusters = be32(h + 56);
+	img->l2_bits = img->cluster_bits - 3;
+	img->rc_bits = 1U << (img->version == 3 ? be32(h + 96) : 4);
+	if (img->version == 3 && be32(h + 96) > 6) {
+		BAD(img, "refcount order %u: not 0..6", be32(h + 96));
+		return -EINVAL;
+	}
+	img->rc_max = img->rc_bits == 64 ? UINT64_MAX : (1ULL << img->rc_bits) - 1;
+	img->rb_bits = img->cluster_bits + 3 - __builtin_ctz(img->rc_bits);
+	img->csize_shift = 62 - (img->cluster_bits - 8);
+	img->csize_mask = (1ULL << (img->cluster_bits - 8)) - 1;
+	need = (img->size + (img->cs * per_l2) - 1) / (img->cs * per_l2);
+	if (img->l1_size < need || img->l1_size > (32U << 20) / 8) {
+		BAD(img, "an L1 table of %u entries for %llu bytes", img->l1_size,
+		    (unsigned long long)img->size);
+		return -EINVAL;
+	}
+	if ((img->l1_offset | img->rt_offset) & (img->cs - 1) || !img->rt_clusters ||
+	    img->rt_clusters > (8U << 20) / img->cs + 1) {
+		BAD(img, "misplaced tables (L1 at %llu, refcounts at %llu, %u clusters)",
+		    (unsigned long long)img->l1_offset, (unsigned long long)img->rt_offset,
+		    img->rt_clusters);
+		return -EINVAL;
+	}
+	l1_bytes = (uint64_t)img->l1_size * 8;
+	img->l1 = calloc(img->l1_size ? img->l1_size : 1, 8);
+	img->l1_slot = malloc((img->l1_size ? img->l1_size : 1) * sizeof(int32_t));
+	img->rt_entries = (uint64_t)img->rt_clusters * per_l2;
+	img->rt = calloc(img->rt_entries, 8);
+	img->rb = calloc(img->rt_entries, sizeof(*img->rb));
+	if (!img->l1 || !img->l1_slot || !img->rt || !img->rb)
+		return -ENOMEM;
+	ret = pread_all(img->fd, img->l1, l1_bytes, img->l1_offset);
+	if (!ret)
+		ret = pread_all(img->fd, img->rt, img->rt_entries * 8, img->rt_offset);
+	if (ret) {
+		BAD(img, "reading its tables: %s", strerror(-ret));
+		return ret;
+	}
+	for (uint32_t i = 0; i < img->l1_size; i++) {
+		img->l1[i] = be64(&img->l1[i]);
+		img->l1_slot[i] = -1;
+	}
+	for (uint64_t i = 0; i < img->rt_entries; i++) {
+		img->rt[i] = be64(&img->rt[i]);
+		if (img->rt[i] & (img->cs - 1)) {
+			BAD(img, "a refcount block at %llu, not on a cluster",
+			    (unsigned long long)img->rt[i]);
+			return -EINVAL;
+		}
+	}
+	/* L2 tables cached: up to 32M of them, at least 16. */
+	img->nr_slots = (unsigned)((32ULL << 20) / img->cs);
+	if (img->nr_slots < 16)
+		img->nr_slots = 16;
+	if (img->nr_slots > img->l1_size)
+		img->nr_slots = img->l1_size ? img->l1_size : 1;
+	img->slots = calloc(img->nr_slots, sizeof(*img->slots));
+	if (!img->slots)
+		return -ENOMEM;
+	for (unsigned i = 0; i < img->nr_slots; i++)
+		img->slots[i].l1_idx = -1;
+	if (fstat(img->fd, &st))
+		return -errno;
+	img->file_end = (uint64_t)st.st_size;
+	img->next_cluster = ((uint64_t)st.st_size + img->cs - 1) >> img->cluster_bits;
+	return 0;
+}
+
+/*
+ * Clear the autoclear bits: what they promise (bitmaps in step) a writer
+ * that knows nothing of them breaks.
+ */
+static int clear_autoclear(struct q2_img *img, const uint8_t *h)
+{
+	uint8_t z[8] = { 0 };
+	int ret;
+
+	if (img->ro || img->version < 3 || !be64(h + HDR_AUTOCLEAR))
+		return 0;
+	ret = pwrite_all(img->fd, z, 8, HDR_AUTOCLEAR);
+	if (!ret)
+		ret = q2_sync(img);
+	if (ret)
+		BAD(img, "clearing its autoclear features: %s", strerror(-ret));
+	return ret;
+}
+
+/* A file in memory is mapped (its data copied in the queue thread); others are not. */
+static void img_map(struct q2_img *img)
+{
+	img->b.fd = img->fd;
+	img->b.in_memory = img->in_memory;
+	if (img->in_memory)
+		zublk_backing_map(&img->b, img->raw ? img->size : img->file_end);
+}
+
+static int img_open(const char *path, const char *parent, unsigned depth, const char *fmt,
+		    bool ro, struct q2_img **out)
+{
+	struct q2_img *img = calloc(1, sizeof(*img));
+	uint8_t h[112] = { 0 };
+	char *bname = NULL, *bfmt = NULL;
+	uint32_t hlen;
+	int ret;
+
+	if (!img)
+		return -ENOMEM;
+	img->ro = ro;
+	img->path = strdup(path);
+	img->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (!img->path || img->fd < 0) {
+		ret = img->path ? -errno : -ENOMEM;
+		if (parent)
+			zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': backing file '%s': %s", parent, path,
+				  strerror(-ret));
+		else if (img->path)
+			BAD(img, "%s", strerror(-ret));
+		goto err;
+	}
+	img->in_memory = zublk_path_in_memory(path);
+	ret = img_lock(img);
+	if (ret)
+		goto err;
+	if ((fmt && !strcmp(fmt, "raw")) ||
+	    (!fmt && depth > 0 && (pread_all(img->fd, h, 4, 0) || be32(h) != QCOW2_MAGIC))) {
+		struct stat st;
+
+		img->raw = true;
+		if (fstat(img->fd, &st)) {
+			ret = -errno;
+			goto err;
+		}
+		if (S_ISBLK(st.st_mode)) {
+			off_t end = lseek(img->fd, 0, SEEK_END);
+
+			img->size = end > 0 ? (uint64_t)end : 0;
+		} else {
+			img->size = (uint64_t)st.st_size;
+		}
+		img_map(img);
+		*out = img;
+		return 0;
+	}
+	ret = read_header(img, h, &hlen);
+	if (!ret)
+		ret = read_tables(img, h);
+	if (ret)
+		goto err;
+	if (be32(h + 60) && !ro) {
+		BAD(img, "internal snapshots (%u): not supported for writing (ro=1 serves the "
+			 "active layer; qemu-img snapshot -d removes them)", be32(h + 60));
+		ret = -EOPNOTSUPP;
+		goto err;
+	}
+	ret = read_backing(img, h, hlen, &bname, &bfmt);
+	if (!ret && bname)
+		ret = open_backing(img, bname, bfmt, depth);
+	if (!ret)
+		ret = clear_autoclear(img, h);
+	free(bname), free(bfmt);
+	if (ret)
+		goto err;
+	img_map(img);
+	*out = img;
+	return 0;
+err:
+	img_close(img);
+	return ret;
+}
+
+static void q2_free(struct q2_dev *d)
+{
+	img_close(d->top);
+	if (d->zero_fd >= 0)
+		close(d->zero_fd);
+	pthread_mutex_destroy(&d->lock);
+	free(d->pending.v), free(d->frees.v);
+	free(d);
+}
+
+static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_target_geom *geom)
+{
+	const char *file = zublk_opts_get(opts, "file");
+	struct q2_dev *d;
+	bool ro = false;
+	int ret;
+
+	if (!file || !*file) {
+		zublk_log(ZUBLK_LOG_ERR, "target qcow2: needs file=PATH (or -f PATH)");
+		return -EINVAL;
+	}
+	if (zublk_opts_get_bool(opts, "ro", &ro)) {
+		zublk_log(ZUBLK_LOG_ERR, "ro '%s': not 0 or 1", zublk_opts_get(opts, "ro"));
+		return -EINVAL;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->zero_fd = -1;
+	pthread_mutex_init(&d->lock, NULL);
+	ret = img_open(file, NULL, 0, "qcow2", ro, &d->top);
+	if (ret)
+		goto err;
+	if (d->top->size < 512) {
+		BAD(d->top, "a virtual size of %llu bytes", (unsigned long long)d->top->size);
+		ret = -EINVAL;
+		goto err;
+	}
+	d->zero_fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	if (d->zero_fd < 0) {
+		ret = -errno;
+		goto err;
+	}
+	for (struct q2_img *img = d->top; img; img = img->backing) {
+		img->idx = img == d->top ? zublk_dev_add_file_growing(dev, img->fd)
+					 : zublk_dev_add_file(dev, img->fd);
+		if (img->idx < 0) {
+			ret = img->idx;
+			goto err;
+		}
+	}
+	d->zero_idx = zublk_dev_add_file(dev, d->zero_fd);
+	if (d->zero_idx < 0) {
+		ret = d->zero_idx;
+		goto err;
+	}
+	geom->size = d->top->size & ~511ULL;
+	geom->logical_bs_shift = 9;
+	geom->physical_bs_shift = d->top->cluster_bits < 12 ? d->top->cluster_bits : 12;
+	geom->caps = ZUBLK_CAP_FLUSH;
+	/* A v2 image over a backing has no zero clusters: its discard does nothing. */
+	geom->caps |= ro ? ZUBLK_CAP_READ_ONLY : ZUBLK_CAP_DISCARD;
+	geom->discard_granularity = (uint32_t)d->top->cs;
+	geom->want_copy = true;
+	zublk_dev_set_priv(dev, d);
+	return 0;
+err:
+	q2_free(d);
+	return ret;
+}
+
+static void q2_exit(struct zublk_dev *dev)
+{
+	struct q2_dev *d = zublk_dev_priv(dev);
+
+	if (!d)
+		return;
+	/* What is unreferenced is dropped once the L2 entries that let go of it are durable. */
+	if (d->frees.n && !d->top->ro && !q2_sync(d->top))
+		frees_drop(d, d->frees.v, d->frees.n);
+	if (!d->top->ro)
+		q2_sync(d->top);
+	q2_free(d);
+	zublk_dev_set_priv(dev, NULL);
+}
+
+static int q2_queue_init(struct zublk_queue *q)
+{
+	struct zublk_dev *dev = zublk_queue_dev(q);
+	struct q2_dev *d = zublk_dev_priv(dev);
+	const struct ublksrv_ctrl_dev_info *info = zublk_dev_info(dev);
+	unsigned per_io = (unsigned)((info->max_io_buf_bytes >> d->top->cluster_bits) + 2);
+	uint64_t cs_max = 0;
+	struct q2_queue *qq = calloc(1, sizeof(*qq));
+
+	if (!qq)
+		return -ENOMEM;
+	for (struct q2_img *img = d->top; img; img = img->backing)
+		if (!img->raw && img->cs > cs_max)
+			cs_max = img->cs;
+	qq->depth = info->queue_depth;
+	qq->tags = calloc(qq->depth, sizeof(*qq->tags));
+	qq->cbuf = malloc(2 * cs_max);
+	qq->zbuf = malloc(2 * cs_max);
+	qq->zeros_len = 64 << 10;
+	qq->zeros = calloc(1, qq->zeros_len);
+	zublk_queue_set_priv(q, qq);
+	if (!qq->tags || !qq->cbuf || !qq->zbuf || !qq->zeros)
+		return -ENOMEM;
+	for (unsigned i = 0; i < qq->depth; i++) {
+		qq->tags[i].allocs = calloc(per_io, sizeof(struct q2_alloc));
+		if (!qq->tags[i].allocs)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void q2_queue_exit(struct zublk_queue *q)
+{
+	struct q2_queue *qq = zublk_queue_priv(q);
+
+	if (!qq)
+		return;
+	for (unsigned i = 0; qq->tags && i < qq->depth; i++) {
+		free(qq->tags[i].allocs);
+		free(qq->tags[i].frees.v);
+	}
+	if (qq->zs_ready)
+		inflateEnd(&qq->zs);
+	free(qq->tags), free(qq->cbuf), free(qq->zbuf), free(qq->zeros);
+	free(qq);
+	zublk_queue_set_priv(q, NULL);
+}
+
+const struct zublk_target_ops zublk_qcow2_ops = {
+	.name = "qcow2",
+	.summary = "a qcow2 image (v2, v3) with its backing chain (qcow2 or raw)",
+	.usage = "file=PATH (or -f PATH)  ro=0|1",
+	.modes = ZUBLK_MODES_ALL,
+	.init = q2_init,
+	.exit = q2_exit,
+	.queue_init = q2_queue_init,
+	.queue_exit = q2_queue_exit,
+	.queue_io = q2_queue_io,
+	.io_done = q2_io_done,
+};

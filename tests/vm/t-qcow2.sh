@@ -1,0 +1,552 @@
+# SPDX-License-Identifier: MIT
+# qcow2: images qemu-img makes, served and checked by qemu-img after.  Every
+# data mode and 2 queues (verified fio writes; list says qcow2; the image
+# clean and holding what the device had); 4k writes racing on new clusters,
+# also from 2 queues into the same clusters; cluster sizes 512, 4k and 2M
+# (the 512 one outgrowing its refcount table), compat=0.10, refcount_bits 1
+# and 64, lazy refcounts; compressed clusters read and written over; raw and
+# compressed qcow2 backings, a 3-level chain of relative paths and a
+# backing shorter than its overlay, the backings never written; discard
+# (zeros over a backing, partial clusters kept, space given back; a no-op
+# over a backing in a v2 image) and no write zeroes; ext4 kept across del
+# and add; kill -9 and recover under verified writes, the image consistent
+# at the kill; images on tmpfs, mapped and copied in the queue thread; what
+# is refused, one line each, and qemu's image locks, both ways.
+. "$(dirname "$0")/lib.sh"
+for t in qemu-img qemu-io mkfs.ext4 e2fsck blkdiscard base64 od; do
+	command -v $t >/dev/null || skip "no $t"
+done
+K=1024 M=$((1 << 20))
+mkdir "$TMP/mnt"
+qcow2_cleanup() {
+	cd /
+	mountpoint -q "$TMP/mnt" 2>/dev/null && umount "$TMP/mnt"
+	timeout 60 "$Z" del --all >/dev/null 2>&1
+	mountpoint -q "$TMP/shm" 2>/dev/null && umount "$TMP/shm"
+	cleanup
+}
+trap qcow2_cleanup EXIT
+# Everything below runs in /, so that only the image's own directory can
+# make its relative backing paths work.
+cd / || fail "cd /"
+
+# img_check IMG WHAT [leaks]: qemu-img check IMG finds nothing wrong (with
+# leaks, leaked clusters are let through: exit 3); no ERROR line either way.
+img_check() {
+	local rc
+	qemu-img check "$1" >"$TMP/check" 2>&1
+	rc=$?
+	[ $rc -eq 0 ] || { [ $rc -eq 3 ] && [ -n "${3:-}" ]; } ||
+		fail "$2: qemu-img check exit $rc: $(grep -v '^$' "$TMP/check" | head -5)"
+	! grep -q ERROR "$TMP/check" ||
+		fail "$2: qemu-img check: $(grep ERROR "$TMP/check" | head -3)"
+}
+# same IMG RAW WHAT: qemu reads IMG (and its backings) as the bytes of RAW
+same() {
+	qemu-img compare -f qcow2 -F raw "$1" "$2" >"$TMP/cmp" 2>&1 ||
+		fail "$3: qemu-img compare $(basename "$1") $(basename "$2"): $(head -3 "$TMP/cmp")"
+}
+# dev_is FILE WHAT: $DEV is as long as FILE and reads as its bytes
+dev_is() {
+	local size
+	size=$(blockdev --getsize64 "$DEV")
+	[ "$size" = "$(stat -c %s "$1")" ] ||
+		fail "$2: $DEV has $size bytes, $(basename "$1") $(stat -c %s "$1")"
+	cmp <(dd if="$DEV" bs=1M iflag=direct status=none) "$1" >"$TMP/cmp" 2>&1 ||
+		fail "$2: $DEV is not $(basename "$1"): $(head -1 "$TMP/cmp")"
+}
+# dump FILE: what $DEV reads, into FILE (sparse)
+dump() {
+	dd if="$DEV" of="$1" bs=1M iflag=direct conv=sparse status=none || fail "reading $DEV"
+}
+# no_errors WHAT: device $ID failed no request
+no_errors() { [ "$(counter "$ID" errors)" = 0 ] || fail "$1: $(counter "$ID" errors) errors"; }
+# header IMG OFFSET BYTES: a big-endian field of IMG's header, in decimal
+header() { echo $((0x$(od -An -tx1 -j"$2" -N"$3" "$1" | tr -d ' \n'))); }
+# set_incompat IMG BIT: set bit BIT of the v3 header's incompatible_features
+set_incompat() {
+	local v i s=
+	v=$(($(header "$1" 72 8) | (1 << $2)))
+	for i in 56 48 40 32 24 16 8 0; do s+=$(printf '\\x%02x' $(((v >> i) & 255))); done
+	printf '%b' "$s" | dd of="$1" bs=1 seek=72 conv=notrunc status=none || fail "patching $1"
+}
+# check_said: what qemu-img check last said, in one line
+check_said() { grep -E 'No errors|leaked clusters were found' "$TMP/check" | head -1; }
+# qinfo IMG FILTER: jq's FILTER on qemu-img info --output=json IMG
+qinfo() { qemu-img info --output=json "$1" 2>/dev/null | jq -r "$2"; }
+
+# The writes scribble makes, OFFSET:LENGTH: 512-aligned, mostly not on
+# clusters: inside one, across two, one whole, over several, and over 16M+5k
+# (the end of the short backing of e).
+WRITES="$((12 * K)):$((4 * K)) $((M + 512)):$((100 * K)) $((5 * M + 1536)):512
+	$((8 * M - 3 * K)):$((70 * K)) $((12 * M)):$((64 * K)) $((14 * M + 60 * K)):$((200 * K))
+	$((16 * M - 2 * K)):$((8 * K))"
+dd if=/dev/urandom of="$TMP/patch" bs=1M count=1 status=none || fail "making the patch"
+# scribble COPY: WRITES, bytes of $TMP/patch, at $DEV (direct) and into COPY
+scribble() {
+	local w off len src=0
+	for w in $WRITES; do
+		off=${w%:*} len=${w#*:}
+		dd if="$TMP/patch" of="$DEV" bs="$len" count=1 iflag=skip_bytes skip=$src \
+			oflag=seek_bytes,direct seek="$off" conv=notrunc status=none ||
+			fail "writing $len bytes at $off of $DEV"
+		dd if="$TMP/patch" of="$1" bs="$len" count=1 iflag=skip_bytes skip=$src \
+			oflag=seek_bytes seek="$off" conv=notrunc status=none || fail "writing $1"
+		src=$((src + 4 * K))
+	done
+}
+# odd_reads FILE WHAT: reads of $DEV at odd places (across clusters, and
+# over 16M+5k) give FILE's bytes there.
+odd_reads() {
+	local r off len
+	for r in 512:$K $((64 * K - 512)):$K $((3 * M + 1536)):$((70 * K)) \
+		$((16 * M - K)):$((8 * K)); do
+		off=${r%:*} len=${r#*:}
+		cmp <(dd if="$DEV" bs="$len" count=1 iflag=skip_bytes,direct skip="$off" \
+			status=none) <(dd if="$1" bs="$len" count=1 iflag=skip_bytes skip="$off" \
+			status=none) >/dev/null || fail "$2: a read of $len bytes at $off"
+	done
+}
+# Data that zlib compresses (to about 3/4) and never repeats: 32M.
+head -c 24M /dev/urandom | base64 -w0 >"$TMP/src.raw" || fail "making the data"
+[ "$(stat -c %s "$TMP/src.raw")" = $((32 * M)) ] || fail "src.raw: $(stat -c %s "$TMP/src.raw")"
+
+note "a) every data mode, and 2 queues: verified fio, the image clean and the same"
+queues_upto 2
+runs="copy:1 user-copy:1 zero-copy:1 auto-zero-copy:1"
+[ "$q" = 2 ] && runs+=" :2"
+img=$TMP/a.qcow2
+for run in $runs; do
+	mode=${run%:*} nq=${run#*:}
+	what="${mode:-default mode}, $nq queue(s)"
+	rm -f "$img"
+	qemu-img create -q -f qcow2 -o cluster_size=64k "$img" 256M || fail "qemu-img create"
+	add -t qcow2 -f "$img" ${mode:+--mode "$mode"} -q "$nq"
+	[ "$(dev_field "$ID" target)" = qcow2 ] || fail "$what: target $(dev_field "$ID" target)"
+	[ -z "$mode" ] || [ "$(dev_field "$ID" mode)" = "$mode" ] ||
+		fail "$what: mode $(dev_field "$ID" mode)"
+	[ "$(dev_field "$ID" queues)" = "$nq" ] || fail "$what: queues $(dev_field "$ID" queues)"
+	[ "$(blockdev --getsize64 "$DEV")" = $((256 * M)) ] ||
+		fail "$what: $(blockdev --getsize64 "$DEV") bytes, not the virtual size"
+	[ "$(cat "/sys/block/ublkb$ID/queue/write_zeroes_max_bytes")" = 0 ] ||
+		fail "$what: write zeroes advertised"
+	if [ "$nq" = 1 ]; then
+		fio_ok v --filename="$DEV" --rw=randwrite --bsrange=4k-1M --iodepth=16 \
+			--size=48M --verify=crc32c --do_verify=1 --verify_fatal=1
+	else
+		# Two jobs on two CPUs (queues), each verifying its own 24M.
+		fio_ok v2 --filename="$DEV" --rw=randwrite --bsrange=4k-1M --iodepth=16 \
+			--numjobs=2 --size=24M --offset_increment=128M --cpus_allowed=0-1 \
+			--cpus_allowed_policy=split --verify=crc32c --do_verify=1 --verify_fatal=1
+	fi
+	no_errors "$what"
+	dump "$TMP/dev.raw"
+	del "$ID"
+	img_check "$img" "$what"
+	same "$img" "$TMP/dev.raw" "$what"
+	rm -f "$TMP/dev.raw"
+	note "$what: verified, check clean, qemu reads what the device read"
+done
+
+note "b) 4k writes racing on new clusters"
+rm -f "$img"
+qemu-img create -q -f qcow2 "$img" 64M || fail "qemu-img create"
+add -t qcow2 -f "$img" -q "$q"
+fio_ok race --filename="$DEV" --rw=randwrite --bs=4k --iodepth=32 --size=16M \
+	--verify=crc32c --do_verify=1 --verify_fatal=1
+if [ "$q" = 2 ]; then
+	# Two jobs on two CPUs (queues) into the same new clusters at 32M..48M:
+	# one writes every even 4k block, the other every odd one.
+	race=(--ioengine=io_uring --direct=1 --filename="$DEV" --rw=write:4k --bs=4k
+		--iodepth=16 --size=16M --io_size=8M --verify=crc32c --do_verify=1 --verify_fatal=1)
+	fio_ok even "${race[@]}" --offset=$((32 * M)) --cpus_allowed=0 \
+		--name=odd "${race[@]}" --offset=$((32 * M + 4 * K)) --cpus_allowed=1
+	[ "$(grep -c 'err= 0' "$FIO_LOG")" = 2 ] || fail "race: $(grep 'err=' "$FIO_LOG")"
+fi
+no_errors "race"
+dump "$TMP/dev.raw"
+del "$ID"
+img_check "$img" "race"
+same "$img" "$TMP/dev.raw" "race"
+rm -f "$img" "$TMP/dev.raw"
+note "racing writes: verified, check clean"
+
+note "c) cluster sizes, compat=0.10, refcount widths, lazy refcounts"
+for o in cluster_size=512 cluster_size=4k cluster_size=2M compat=0.10 refcount_bits=1 \
+	refcount_bits=64 lazy_refcounts=on; do
+	img=$TMP/c.qcow2
+	rm -f "$img"
+	qemu-img create -q -f qcow2 -o "$o" "$img" 64M || fail "qemu-img create -o $o"
+	rt=$(header "$img" 56 4)
+	add -t qcow2 -f "$img"
+	if [ $o = cluster_size=512 ]; then
+		# 32M in 4k writes, each on 8 new clusters: the 1-cluster refcount
+		# table qemu-img made covers 8M of file.
+		[ "$rt" = 1 ] || skip_check "outgrowing the refcount table" "$rt clusters at start"
+		fio_ok c --filename="$DEV" --rw=randwrite --bs=4k --iodepth=16 --size=32M \
+			--verify=crc32c --do_verify=1 --verify_fatal=1
+	else
+		fio_ok c --filename="$DEV" --rw=randwrite --bsrange=4k-256k --iodepth=16 \
+			--size=24M --verify=crc32c --do_verify=1 --verify_fatal=1
+	fi
+	no_errors "$o"
+	dump "$TMP/dev.raw"
+	del "$ID"
+	img_check "$img" "$o"
+	same "$img" "$TMP/dev.raw" "$o"
+	case $o in
+	cluster_size=512)
+		[ "$rt" != 1 ] || [ "$(header "$img" 56 4)" -gt 1 ] ||
+			fail "$o: the refcount table still has $(header "$img" 56 4) cluster(s)"
+		;;
+	compat=0.10)
+		[ "$(header "$img" 4 4)" = 2 ] || fail "$o: now version $(header "$img" 4 4)"
+		;;
+	lazy_refcounts=on)
+		[ "$(qinfo "$img" '."dirty-flag"')" = false ] || fail "$o: dirty after del"
+		;;
+	esac
+	rm -f "$img" "$TMP/dev.raw"
+	note "$o: verified, check clean, qemu reads what the device read"
+done
+
+note "d) compressed clusters: read, then written over"
+head -c 24M "$TMP/src.raw" >"$TMP/d.raw" || fail "head"
+qemu-img convert -c -f raw -O qcow2 "$TMP/d.raw" "$TMP/d.qcow2" || fail "qemu-img convert -c"
+qemu-img check "$TMP/d.qcow2" >"$TMP/check" 2>&1 || fail "qemu-img check: $(cat "$TMP/check")"
+pct=$(grep -o '[0-9.]*% compressed' "$TMP/check")
+[ -n "$pct" ] && [ "${pct%%.*}" -gt 50 ] || fail "convert -c compressed too little: '$pct'"
+mkdir "$TMP/e" "$TMP/e/m" || fail "mkdir"
+cp "$TMP/d.qcow2" "$TMP/e/cbase.qcow2" || fail "cp"
+add -t qcow2 -f "$TMP/d.qcow2"
+dev_is "$TMP/d.raw" "compressed"
+odd_reads "$TMP/d.raw" "compressed"
+scribble "$TMP/d.raw"
+dev_is "$TMP/d.raw" "compressed, written over"
+no_errors "compressed"
+del "$ID"
+img_check "$TMP/d.qcow2" "compressed, written over"
+same "$TMP/d.qcow2" "$TMP/d.raw" "compressed, written over"
+note "${pct%% *} of the clusters compressed: read, written over, check clean"
+
+note "e) backing files: raw, compressed qcow2, a chain, a short one"
+# overlay_case WHAT IMG EXPECT BACKINGS...: the device of IMG reads as
+# EXPECT; scribble's writes land in it and in a copy of EXPECT; after del
+# IMG is clean and qemu reads it as the copy; the BACKINGS did not change.
+overlay_case() {
+	local what=$1 img=$2 exp=$3 sums
+	shift 3
+	sums=$(sha256sum "$@")
+	add -t qcow2 -f "$img"
+	dev_is "$exp" "$what"
+	odd_reads "$exp" "$what"
+	cp "$exp" "$TMP/copy.raw" || fail "cp"
+	scribble "$TMP/copy.raw"
+	dev_is "$TMP/copy.raw" "$what, written"
+	no_errors "$what"
+	del "$ID"
+	img_check "$img" "$what"
+	same "$img" "$TMP/copy.raw" "$what"
+	[ "$(sha256sum "$@")" = "$sums" ] || fail "$what: a backing file changed"
+	rm -f "$TMP/copy.raw"
+	note "$what: read, written, check clean, backing unchanged"
+}
+E=$TMP/e
+cp "$TMP/src.raw" "$E/base.raw" || fail "cp"
+head -c $((16 * M + 5 * K)) "$TMP/src.raw" >"$E/short.raw" || fail "head"
+cd "$E" || fail "cd $E"
+qemu-img create -q -f qcow2 -b base.raw -F raw ov.qcow2 || fail "qemu-img create ov"
+qemu-img create -q -f qcow2 -b cbase.qcow2 -F qcow2 ov2.qcow2 || fail "qemu-img create ov2"
+qemu-img create -q -f qcow2 -b short.raw -F raw long.qcow2 64M || fail "qemu-img create long"
+# The chain: top.qcow2 -> m/mid.qcow2 -> ../base.raw (relative to m/).
+(cd m && qemu-img create -q -f qcow2 -b ../base.raw -F raw mid.qcow2) ||
+	fail "qemu-img create mid"
+qemu-img create -q -f qcow2 -b m/mid.qcow2 -F qcow2 top.qcow2 || fail "qemu-img create top"
+cd / || fail "cd /"
+[ "$(qinfo "$E/ov.qcow2" '."backing-filename"')" = base.raw ] ||
+	fail "ov.qcow2's backing: $(qinfo "$E/ov.qcow2" '."backing-filename"')"
+[ ! -e "$TMP/base.raw" ] || fail "$TMP/base.raw would make ../base.raw work from $E"
+# mid: data, a compressed cluster, and zeros over the base; top: data.
+qemu-io -f qcow2 -c "write -P 0x5a 4M 1M" -c "write -c -P 0x33 8M 64k" \
+	-c "write -z 2M 128k" "$E/m/mid.qcow2" >"$TMP/qio" || fail "qemu-io mid: $(cat "$TMP/qio")"
+qemu-io -f qcow2 -c "write -P 0x77 6M 64k" "$E/top.qcow2" >"$TMP/qio" ||
+	fail "qemu-io top: $(cat "$TMP/qio")"
+qemu-img convert -O raw "$E/top.qcow2" "$TMP/top.raw" || fail "qemu-img convert top"
+cmp -s -n $((128 * K)) -i $((2 * M)) "$TMP/top.raw" /dev/zero ||
+	fail "qemu reads no zeros at 2M of top.qcow2"
+head -c 24M "$TMP/src.raw" >"$TMP/c.raw" || fail "head"
+cp "$E/short.raw" "$TMP/long.raw" && truncate -s 64M "$TMP/long.raw" || fail "long.raw"
+overlay_case "raw backing" "$E/ov.qcow2" "$E/base.raw" "$E/base.raw"
+overlay_case "compressed qcow2 backing" "$E/ov2.qcow2" "$TMP/c.raw" "$E/cbase.qcow2"
+overlay_case "3-level chain" "$E/top.qcow2" "$TMP/top.raw" "$E/base.raw" "$E/m/mid.qcow2"
+overlay_case "backing of 16M+5k under 64M" "$E/long.qcow2" "$TMP/long.raw" "$E/short.raw"
+rm -f "$TMP"/[dc].raw "$TMP/d.qcow2" "$TMP/top.raw" "$TMP/long.raw" "$E"/*.qcow2 "$E/short.raw"
+
+note "f) discard: zeros over a backing, space given back, v2 a no-op"
+cd "$E" || fail "cd $E"
+qemu-img create -q -f qcow2 -b base.raw -F raw ov.qcow2 || fail "qemu-img create ov"
+qemu-img create -q -f qcow2 -o compat=0.10 -b base.raw -F raw v2.qcow2 ||
+	fail "qemu-img create v2"
+cd / || fail "cd /"
+sum=$(sha256sum "$E/base.raw")
+add -t qcow2 -f "$E/ov.qcow2"
+[ "$(cat "/sys/block/ublkb$ID/queue/discard_max_bytes")" -gt 0 ] || fail "no discard advertised"
+cp "$E/base.raw" "$TMP/copy.raw" || fail "cp"
+scribble "$TMP/copy.raw"
+# 1M..3M: whole clusters, some written, the rest the backing's; 4M+4k..4M+128k:
+# the cluster at 4M only in part (kept), the one at 4M+64k whole.
+blkdiscard -o $M -l $((2 * M)) "$DEV" || fail "blkdiscard 1M..3M"
+blkdiscard -o $((4 * M + 4 * K)) -l $((124 * K)) "$DEV" || fail "blkdiscard 4M+4k..4M+128k"
+dd if=/dev/zero of="$TMP/copy.raw" bs=64k seek=16 count=32 conv=notrunc status=none &&
+	dd if=/dev/zero of="$TMP/copy.raw" bs=64k seek=65 count=1 conv=notrunc status=none ||
+	fail "zeroing copy.raw"
+dev_is "$TMP/copy.raw" "discard over a backing"
+no_errors "discard over a backing"
+del "$ID"
+img_check "$E/ov.qcow2" "discard over a backing"
+same "$E/ov.qcow2" "$TMP/copy.raw" "discard over a backing"
+note "discard over a backing: zeros in whole clusters, the partial one kept"
+# v2: no zero clusters; discard does nothing where a backing shows through.
+add -t qcow2 -f "$E/v2.qcow2"
+cp "$E/base.raw" "$TMP/copy.raw" || fail "cp"
+scribble "$TMP/copy.raw"
+blkdiscard -o $M -l $((2 * M)) "$DEV" || fail "v2: blkdiscard 1M..3M"
+dev_is "$TMP/copy.raw" "v2 discard over a backing"
+del "$ID"
+img_check "$E/v2.qcow2" "v2 discard"
+same "$E/v2.qcow2" "$TMP/copy.raw" "v2 discard"
+[ "$(sha256sum "$E/base.raw")" = "$sum" ] || fail "discard: base.raw changed"
+rm -f "$TMP/copy.raw" "$E"/*.qcow2
+note "v2 over a backing: discard accepted, nothing changed"
+# A full image: 88 of its 96M discarded, the file's space goes.
+img=$TMP/f.qcow2
+qemu-img create -q -f qcow2 "$img" 128M || fail "qemu-img create"
+add -t qcow2 -f "$img"
+fio_ok fill --filename="$DEV" --rw=write --bs=1M --iodepth=8 --size=96M
+dd if="$DEV" of="$TMP/tail" bs=1M skip=88 count=8 iflag=direct status=none || fail "dd tail"
+del "$ID"
+du1=$(du -k "$img" | cut -f1)
+img_check "$img" "filled"
+add -t qcow2 -f "$img"
+blkdiscard -o 0 -l $((88 * M)) "$DEV" || fail "blkdiscard 0..88M"
+cmp -n $((88 * M)) <(dd if="$DEV" bs=1M count=88 iflag=direct status=none) /dev/zero \
+	>/dev/null || fail "0..88M not zeros after discard"
+cmp <(dd if="$DEV" bs=1M skip=88 count=8 iflag=direct status=none) "$TMP/tail" >/dev/null ||
+	fail "88M..96M changed by the discard of 0..88M"
+no_errors "discard"
+del "$ID"
+du2=$(du -k "$img" | cut -f1)
+[ $((du2 * 2)) -lt "$du1" ] || fail "discard of 88M of 96M: ${du1}k, then ${du2}k"
+img_check "$img" "discarded"
+rm -f "$img" "$TMP/tail"
+note "88M of 96M discarded: ${du1}k -> ${du2}k, check clean"
+
+note "g) ext4: files kept across del and add, fsck and check clean"
+img=$TMP/g.qcow2
+qemu-img create -q -f qcow2 "$img" 256M || fail "qemu-img create"
+add -t qcow2 -f "$img"
+mkfs.ext4 -q -F "$DEV" || fail "mkfs.ext4"
+mount "$DEV" "$TMP/mnt" || fail "mount"
+head -c 8M "$TMP/src.raw" >"$TMP/mnt/a" && head -c 100000 /dev/urandom >"$TMP/mnt/b" &&
+	mkdir "$TMP/mnt/d" && cp "$TMP/mnt/a" "$TMP/mnt/d/c" && cp -r "$ROOT/docs" "$TMP/mnt/" ||
+	fail "writing files"
+(cd "$TMP/mnt" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$TMP/sums" ||
+	fail "sha256sum"
+sync -f "$TMP/mnt/a" || fail "sync"
+umount "$TMP/mnt" || fail "umount"
+e2fsck -fn "$DEV" >"$TMP/fsck" 2>&1 || fail "e2fsck: $(tail -3 "$TMP/fsck")"
+del "$ID"
+img_check "$img" "ext4"
+add -t qcow2 -f "$img" --mode copy
+mount "$DEV" "$TMP/mnt" || fail "mount again"
+(cd "$TMP/mnt" && sha256sum -c --quiet "$TMP/sums") || fail "the files changed"
+rm "$TMP/mnt/a" || fail "rm"
+if command -v fstrim >/dev/null; then
+	fstrim "$TMP/mnt" || fail "fstrim"
+else
+	skip_check "fstrim on ext4" "no fstrim"
+fi
+umount "$TMP/mnt" || fail "umount"
+e2fsck -fn "$DEV" >"$TMP/fsck" 2>&1 || fail "e2fsck after rm: $(tail -3 "$TMP/fsck")"
+no_errors "ext4"
+del "$ID"
+img_check "$img" "ext4 after fstrim"
+rm -f "$img"
+note "ext4: files kept, fsck and check clean"
+
+note "h) kill -9: the image consistent at the kill; recover under verified writes"
+H=$TMP/h
+mkdir "$H" && mv "$E/base.raw" "$H/" || fail "mkdir $H"
+(cd "$H" && qemu-img create -q -f qcow2 -b base.raw -F raw ov.qcow2 128M) ||
+	fail "qemu-img create"
+sum=$(sha256sum "$H/base.raw")
+cp "$H/base.raw" "$TMP/exp.raw" && truncate -s 128M "$TMP/exp.raw" || fail "exp.raw"
+add -t qcow2 -f "$H/ov.qcow2"
+scribble "$TMP/exp.raw"
+dd if="$TMP/patch" of="$DEV" bs=64k seek=$((100 * 16)) count=4 oflag=direct status=none &&
+	dd if="$TMP/patch" of="$TMP/exp.raw" bs=64k seek=$((100 * 16)) count=4 conv=notrunc \
+		status=none || fail "writing at 100M"
+# Nothing in flight: every completed write is in the image as qemu reads it.
+kill -9 "$(dev_field "$ID" daemon_pid)"
+wait_until 20 state_is "$ID" QUIESCED || fail "not QUIESCED ($(dev_field "$ID" state))"
+img_check "$H/ov.qcow2" "killed with nothing in flight" leaks
+same "$H/ov.qcow2" "$TMP/exp.raw" "killed with nothing in flight"
+timeout 30 "$Z" recover -n "$ID" >/dev/null || fail "recover failed"
+wait_until 20 state_is "$ID" LIVE || fail "not LIVE ($(dev_field "$ID" state))"
+dev_is "$TMP/exp.raw" "recovered"
+note "killed idle: check: $(check_said); recovered, reads the same"
+# Two kills under verified 4k random writes over 64M (past the backing's
+# end at 32M), paced (11 s at least) so that both come before fio is done.
+kv=(--filename="$DEV" --rw=randwrite --bs=4k --iodepth=32 --size=64M --verify=crc32c
+	--verify_fatal=1)
+fio --name=kv --ioengine=io_uring --direct=1 "${kv[@]}" --do_verify=1 --rate_iops=,1500 \
+	>"$FIO_LOG" 2>&1 &
+fio_pid=$!
+for cycle in 1 2; do
+	sleep 2
+	kill -0 $fio_pid 2>/dev/null || fail "kill $cycle: fio ended: $(tail -3 "$FIO_LOG")"
+	kill -9 "$(dev_field "$ID" daemon_pid)"
+	wait_until 20 state_is "$ID" QUIESCED || fail "kill $cycle: not QUIESCED"
+	img_check "$H/ov.qcow2" "killed under writes ($cycle)" leaks
+	note "kill $cycle under writes: check: $(check_said)"
+	timeout 30 "$Z" recover -n "$ID" >/dev/null || fail "kill $cycle: recover failed"
+	wait_until 20 state_is "$ID" LIVE || fail "kill $cycle: not LIVE"
+done
+wait $fio_pid || fail "fio across the kills: $(grep -E 'err=|verify' "$FIO_LOG" | head -3)"
+grep -q "err= 0" "$FIO_LOG" || fail "fio across the kills: $(grep err= "$FIO_LOG")"
+no_errors "after the kills"
+del "$ID"
+img_check "$H/ov.qcow2" "after the kills" leaks
+# What fio wrote is in the image: a new daemon reads it back.
+add -t qcow2 -f "$H/ov.qcow2"
+fio_ok kv "${kv[@]}" --verify_only
+cmp <(dd if="$DEV" bs=1M skip=64 iflag=direct status=none) \
+	<(dd if="$TMP/exp.raw" bs=1M skip=64 status=none) >/dev/null || fail "64M..128M changed"
+del "$ID"
+img_check "$H/ov.qcow2" "read back" leaks
+[ "$(sha256sum "$H/base.raw")" = "$sum" ] || fail "kill -9: base.raw changed"
+rm -rf "$H" "$TMP/exp.raw"
+note "two kills under verified writes: fio verified, data read back, check: $(check_said)"
+
+note "j) images in memory (tmpfs): mapped, and copied in the queue thread"
+S=$TMP/shm
+mkdir "$S" && mount -t tmpfs -o size=400m zublk-qcow2 "$S" || fail "mounting a tmpfs"
+head -c 24M "$TMP/src.raw" >"$S/base.raw" || fail "head"
+for mode in copy user-copy zero-copy auto-zero-copy; do
+	(cd "$S" && qemu-img create -q -f qcow2 -b base.raw -F raw ov.qcow2 64M) ||
+		fail "qemu-img create"
+	cp "$S/base.raw" "$TMP/exp.raw" && truncate -s 64M "$TMP/exp.raw" || fail "exp.raw"
+	add -t qcow2 -f "$S/ov.qcow2" --mode "$mode" -q "$q"
+	dev_is "$TMP/exp.raw" "tmpfs $mode"
+	scribble "$TMP/exp.raw"
+	# Verified writes over the backing and past its end, the file growing under the mapping.
+	fio_ok m --filename="$DEV" --rw=randwrite --bsrange=4k-256k --iodepth=16 --size=16M \
+		--offset=16M --verify=crc32c --do_verify=1 --verify_fatal=1
+	blkdiscard -o $((40 * M)) -l $((4 * M)) "$DEV" || fail "tmpfs $mode: blkdiscard"
+	cmp -n $((4 * M)) <(dd if="$DEV" bs=1M skip=40 count=4 iflag=direct status=none) \
+		/dev/zero >/dev/null || fail "tmpfs $mode: not zeros after discard"
+	[ "$(counter "$ID" copies)" -gt 0 ] || fail "tmpfs $mode: nothing copied in the queue thread"
+	no_errors "tmpfs $mode"
+	dump "$TMP/dev.raw"
+	note "tmpfs $mode: $(counter "$ID" copies) copies"
+	del "$ID"
+	img_check "$S/ov.qcow2" "tmpfs $mode"
+	same "$S/ov.qcow2" "$TMP/dev.raw" "tmpfs $mode"
+	rm -f "$S/ov.qcow2" "$TMP/dev.raw" "$TMP/exp.raw"
+done
+umount "$S" || fail "umount $S"
+
+note "i) refused: one line each, nothing left, the image untouched"
+I=$TMP/i
+mkdir "$I" || fail "mkdir $I"
+# refused PATTERN IMG: add -t qcow2 -f IMG fails with PATTERN; IMG unchanged
+refused() {
+	local sum
+	sum=$(sha256sum "$2")
+	expect_err "$1" add -t qcow2 -f "$2"
+	[ "$(sha256sum "$2")" = "$sum" ] || fail "refusing $(basename "$2") changed it"
+}
+mk() { qemu-img create -q -f qcow2 "$@" 16M || fail "qemu-img create $*"; }
+truncate -s 16M "$I/raw.img"
+refused "not a qcow2" "$I/raw.img"
+mk "$I/snap.qcow2"
+qemu-img snapshot -c s1 "$I/snap.qcow2" || fail "qemu-img snapshot"
+refused "snapshot" "$I/snap.qcow2"
+# ro=1 serves its active layer, read-only, and leaves it as it was.
+qemu-img convert -O raw "$I/snap.qcow2" "$I/snap.raw" || fail "qemu-img convert snap"
+sum=$(sha256sum "$I/snap.qcow2")
+add -t qcow2 -f "$I/snap.qcow2" ro=1
+[ "$(blockdev --getro "$DEV")" = 1 ] || fail "ro=1: $DEV is not read-only"
+dev_is "$I/snap.raw" "ro=1 with a snapshot"
+dd if=/dev/zero of="$DEV" bs=4k count=1 oflag=direct status=none 2>/dev/null &&
+	fail "ro=1: a write went through"
+del "$ID"
+[ "$(sha256sum "$I/snap.qcow2")" = "$sum" ] || fail "ro=1: the image changed"
+note "ro=1: an image with a snapshot served read-only, unchanged"
+mk "$I/dirty.qcow2"
+set_incompat "$I/dirty.qcow2" 0
+[ "$(qinfo "$I/dirty.qcow2" '."dirty-flag"')" = true ] || fail "dirty.qcow2 is not dirty"
+refused "dirty" "$I/dirty.qcow2"
+mk "$I/corrupt.qcow2"
+set_incompat "$I/corrupt.qcow2" 1
+[ "$(qinfo "$I/corrupt.qcow2" '."format-specific".data.corrupt')" = true ] ||
+	fail "corrupt.qcow2 is not marked corrupt"
+refused "corrupt" "$I/corrupt.qcow2"
+mk "$I/bit10.qcow2"
+set_incompat "$I/bit10.qcow2" 10
+qemu-img info "$I/bit10.qcow2" >/dev/null 2>&1 && fail "qemu-img opens bit10.qcow2"
+refused "incompatible" "$I/bit10.qcow2"
+if qemu-img create -q -f qcow2 -o compression_type=zstd "$I/zstd.qcow2" 16M 2>/dev/null; then
+	refused "zstd" "$I/zstd.qcow2"
+else
+	skip_check "zstd image" "qemu-img here cannot make one"
+fi
+if qemu-img create -q -f qcow2 -o data_file="$I/data.raw" "$I/ext.qcow2" 16M 2>/dev/null; then
+	refused "data.file|external|incompatible" "$I/ext.qcow2"
+else
+	skip_check "external data file" "qemu-img here cannot make one"
+fi
+if qemu-img create -q -f qcow2 -o extended_l2=on "$I/el2.qcow2" 16M 2>/dev/null; then
+	refused "extended|subcluster|incompatible" "$I/el2.qcow2"
+else
+	skip_check "extended L2" "qemu-img here cannot make one"
+fi
+# AES (crypt_method 1), which qemu-img no longer makes; a LUKS image it
+# makes takes seconds of key stretching.  crypt_method is the header's
+# 4 bytes at 32, and qemu reads the image as AES-encrypted.
+mk -o compat=0.10 "$I/aes.qcow2"
+printf '\x00\x00\x00\x01' | dd of="$I/aes.qcow2" bs=1 seek=32 conv=notrunc status=none ||
+	fail "patching aes.qcow2"
+[ "$(qinfo "$I/aes.qcow2" .encrypted)" = true ] || fail "qemu does not see aes.qcow2 encrypted"
+refused "encrypt" "$I/aes.qcow2"
+cp "$TMP/patch" "$I/gone.raw" || fail "cp"
+(cd "$I" && qemu-img create -q -f qcow2 -b gone.raw -F raw orphan.qcow2) ||
+	fail "qemu-img create orphan"
+rm "$I/gone.raw"
+refused "backing.*gone\.raw|gone\.raw.*backing" "$I/orphan.qcow2"
+expect_err "nosuch\.qcow2.*No such file" add -t qcow2 -f "$I/nosuch.qcow2"
+# qemu's image locks, both ways: a served image is not qemu's to open for
+# writing, nor is one qemu-nbd serves zublk's; a second device is refused.
+mk "$I/lock.qcow2"
+add -t qcow2 -f "$I/lock.qcow2"
+qemu-img check "$I/lock.qcow2" >"$TMP/check" 2>&1 && fail "qemu-img check opened a served image"
+grep -q 'lock' "$TMP/check" || fail "qemu-img check: $(head -2 "$TMP/check")"
+"$Z" add -t qcow2 -f "$I/lock.qcow2" >/dev/null 2>"$TMP/err" && fail "a second device on it"
+[ "$(wc -l <"$TMP/err")" = 1 ] && grep -q "in use" "$TMP/err" || fail "second: $(cat "$TMP/err")"
+note "$(cat "$TMP/err")"
+del "$ID"
+if command -v qemu-nbd >/dev/null && modprobe nbd 2>/dev/null && [ -b /dev/nbd0 ]; then
+	mkdir -p "$(readlink -f /var/lock)" # qemu-nbd -c puts a socket there
+	qemu-nbd -c /dev/nbd0 -f qcow2 "$I/lock.qcow2" >"$TMP/qnbd" 2>&1 ||
+		fail "qemu-nbd -c: $(cat "$TMP/qnbd")"
+	expect_err "in use" add -t qcow2 -f "$I/lock.qcow2"
+	qemu-nbd -d /dev/nbd0 >/dev/null 2>&1
+	wait_until 10 sh -c "! pgrep -x qemu-nbd >/dev/null" || fail "qemu-nbd did not end"
+	add -t qcow2 -f "$I/lock.qcow2"
+	del "$ID"
+else
+	skip_check "an image qemu-nbd serves" "no qemu-nbd or nbd module"
+fi
+expect_err "file" add -t qcow2
+note "every refusal: one line, no device, no daemon"
+exit 0
