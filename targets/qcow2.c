@@ -14,7 +14,8 @@
  * A write to a cluster that is not allocated (or is compressed, or zero, or
  * shared) gets a new cluster appended to the image: its refcount and the
  * rest of the cluster (from the backing, zeros, or the old data) are written
- * at once, the request's data by io_uring; then one fdatasync, and only then
+ * at once, the request's data by io_uring; then one fdatasync (shared by
+ * every request of the queue whose data is down by then), and only then
  * the L2 entry.  A power loss can so leak a cluster but never leave an L2
  * entry pointing at a cluster with refcount 0 or at data not yet written.
  * Clusters no longer referenced (discard, a rewritten compressed cluster)
@@ -113,6 +114,14 @@ struct q2_img {
 	struct q2_img *backing;
 };
 
+/* One line naming the image and what is wrong with it. */
+#define BAD(img, ...)                                                             \
+	do {                                                                      \
+		char m_[256];                                                     \
+		snprintf(m_, sizeof(m_), __VA_ARGS__);                            \
+		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': %s", (img)->path, m_); \
+	} while (0)
+
 /* A growing array of cluster numbers. */
 struct u64s {
 	uint64_t *v;
@@ -138,6 +147,7 @@ struct q2_alloc {
 };
 
 struct q2_tag {
+	struct zublk_io *io;
 	unsigned inflight;
 	int err;
 	uint64_t expect, done;		/* bytes of the data ops */
@@ -150,6 +160,13 @@ struct q2_tag {
 struct q2_queue {
 	struct q2_tag *tags;
 	unsigned depth;
+	/*
+	 * One fdatasync for every request whose new clusters' data is down by
+	 * the time it starts: the tags it covers, and those waiting for the next.
+	 */
+	bool syncing;
+	uint16_t *batch, *wait;
+	unsigned nr_batch, nr_wait;
 	uint8_t *cbuf;			/* a cluster */
 	uint8_t *zbuf;			/* a compressed cluster's bytes */
 	uint8_t *zeros;
@@ -525,6 +542,34 @@ static int alloc_cluster(struct q2_img *img, uint64_t *off)
 	if (!ret)
 		ret = rc_set(img, c, 1);
 	*off = c << img->cluster_bits;
+	return ret;
+}
+
+/* @n new clusters in a row, refcount 1 each on the file: the first's offset in *@off. */
+static int alloc_run(struct q2_img *img, uint64_t n, uint64_t *off)
+{
+	uint64_t c0, v;
+	int ret;
+
+	for (c0 = img->next_cluster;;) {
+		uint64_t c;
+
+		for (c = c0; c < c0 + n; c++) {
+			ret = rc_get(img, c, &v);
+			if (ret)
+				return ret;
+			if (v)
+				break;
+		}
+		if (c == c0 + n)
+			break;
+		c0 = c + 1;
+	}
+	img->next_cluster = c0 + n;
+	ret = grow_file(img, (c0 + n) << img->cluster_bits);
+	for (uint64_t c = c0; !ret && c < c0 + n; c++)
+		ret = rc_set(img, c, 1);
+	*off = c0 << img->cluster_bits;
 	return ret;
 }
 
@@ -1053,6 +1098,95 @@ static int q2_discard(struct q2_dev *d, struct zublk_io *io)
 	return ret;
 }
 
+/*
+ * Grow the image to @size bytes: a larger L1 table where it needs one
+ * (written and synced at the end of the file), then the header's size and
+ * L1 fields in one write, synced; then the old table's clusters go.
+ */
+static int q2_grow(struct q2_img *img, uint64_t size)
+{
+	uint64_t per_l1 = img->cs * (img->cs / 8);
+	uint64_t need = (size + per_l1 - 1) / per_l1, l1_off = img->l1_offset, n;
+	uint64_t old_off = img->l1_offset, old_n = (img->l1_size * 8ULL + img->cs - 1) / img->cs;
+	uint8_t hdr[24] = { 0 };
+	uint64_t *l1;
+	int32_t *slot;
+	uint8_t *buf;
+	int ret = 0;
+
+	if (need > (32U << 20) / 8)
+		return -EFBIG;
+	if (need > img->l1_size) {
+		n = (need * 8 + img->cs - 1) / img->cs;
+		l1 = realloc(img->l1, need * sizeof(*l1));
+		if (l1)
+			img->l1 = l1;
+		slot = realloc(img->l1_slot, need * sizeof(*slot));
+		if (slot)
+			img->l1_slot = slot;
+		buf = calloc(n, img->cs);
+		if (!l1 || !slot || !buf) {
+			free(buf);
+			return -ENOMEM;
+		}
+		for (uint64_t i = 0; i < img->l1_size; i++)
+			put_be64(buf + i * 8, img->l1[i]);
+		ret = alloc_run(img, n, &l1_off);
+		if (!ret)
+			ret = pwrite_all(img->fd, buf, n * img->cs, l1_off);
+		free(buf);
+		if (!ret)
+			ret = q2_sync(img);
+		if (ret)
+			return ret;
+	}
+	/* size, crypt_method (0), l1_size, l1_table_offset: bytes 24..47. */
+	put_be64(hdr, size);
+	put_be32(hdr + 12, (uint32_t)(need > img->l1_size ? need : img->l1_size));
+	put_be64(hdr + 16, l1_off);
+	ret = pwrite_all(img->fd, hdr, sizeof(hdr), 24);
+	if (!ret)
+		ret = q2_sync(img);
+	if (ret)
+		return ret;
+	img->size = size;
+	if (need > img->l1_size) {
+		for (uint64_t i = img->l1_size; i < need; i++) {
+			img->l1[i] = 0;
+			img->l1_slot[i] = -1;
+		}
+		img->l1_size = (uint32_t)need;
+		img->l1_offset = l1_off;
+		for (uint64_t c = old_off >> img->cluster_bits;
+		     !ret && old_n && c < (old_off >> img->cluster_bits) + old_n; c++)
+			ret = rc_drop(img, c);
+	}
+	return ret;
+}
+
+static int q2_resize(struct zublk_dev *dev, uint64_t size)
+{
+	struct q2_dev *d = zublk_dev_priv(dev);
+	struct q2_img *img = d->top;
+	int ret;
+
+	if (img->ro) {
+		BAD(img, "served read-only (ro=1): not resized");
+		return -EROFS;
+	}
+	if (size < img->size) {
+		BAD(img, "shrinking it from %llu to %llu bytes: not supported", (unsigned long long)img->size,
+		    (unsigned long long)size);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&d->lock);
+	ret = q2_grow(img, size);
+	pthread_mutex_unlock(&d->lock);
+	if (ret)
+		BAD(img, "growing it to %llu bytes: %s", (unsigned long long)size, strerror(-ret));
+	return ret;
+}
+
 static void q2_commit(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
 {
 	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
@@ -1151,6 +1285,7 @@ static int q2_queue_io(struct zublk_queue *q, struct zublk_io *io)
 	struct q2_tag *t = &qq->tags[io->tag];
 	int ret;
 
+	t->io = io;
 	t->inflight = 0;
 	t->err = 0;
 	t->nr_allocs = 0;
@@ -1177,12 +1312,55 @@ static int q2_queue_io(struct zublk_queue *q, struct zublk_io *io)
 	}
 }
 
+static void sync_done(struct zublk_queue *q, int res);
+
+/* An fdatasync for the waiting requests; without an SQE, one now. */
+static void sync_start(struct zublk_queue *q)
+{
+	struct q2_queue *qq = zublk_queue_priv(q);
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+	struct io_uring_sqe *sqe = zublk_queue_get_sqe(q);
+	struct q2_tag *owner;
+	uint16_t *swap = qq->batch;
+
+	qq->batch = qq->wait, qq->nr_batch = qq->nr_wait;
+	qq->wait = swap, qq->nr_wait = 0;
+	if (!sqe) {
+		qq->syncing = true;
+		sync_done(q, q2_sync(d->top));
+		return;
+	}
+	owner = &qq->tags[qq->batch[0]];
+	io_uring_prep_fsync(sqe, d->top->idx, IORING_FSYNC_DATASYNC);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	zublk_io_sqe_mark(q, owner->io, sqe, SUB_FSYNC);
+	owner->inflight++;
+	qq->syncing = true;
+}
+
+/* The fdatasync is back: its requests' L2 entries now, then the next batch's sync. */
+static void sync_done(struct zublk_queue *q, int res)
+{
+	struct q2_queue *qq = zublk_queue_priv(q);
+
+	for (unsigned i = 0; i < qq->nr_batch; i++) {
+		struct q2_tag *t = &qq->tags[qq->batch[i]];
+
+		if (res < 0 && !t->err)
+			t->err = res;
+		q2_commit(q, t->io, t);
+	}
+	qq->nr_batch = 0;
+	qq->syncing = false;
+	if (qq->nr_wait)
+		sync_start(q);
+}
+
 static void q2_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub, int res)
 {
 	struct q2_queue *qq = zublk_queue_priv(q);
 	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
 	struct q2_tag *t = &qq->tags[io->tag];
-	struct io_uring_sqe *sqe;
 	int ret;
 
 	t->inflight--;
@@ -1209,9 +1387,7 @@ static void q2_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub,
 		zublk_io_complete(q, io, res < 0 ? res : 0);
 		return;
 	case SUB_FSYNC:
-		if (res < 0 && !t->err)
-			t->err = res;
-		q2_commit(q, io, t);
+		sync_done(q, res);
 		return;
 	default:
 		if (res < 0 && !t->err)
@@ -1230,15 +1406,12 @@ static void q2_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub,
 		return;
 	}
 	/* New clusters: their data and refcounts are down before any L2 entry names them. */
-	if (!t->err && !d->top->in_memory && (sqe = zublk_queue_get_sqe(q))) {
-		io_uring_prep_fsync(sqe, d->top->idx, IORING_FSYNC_DATASYNC);
-		sqe->flags |= IOSQE_FIXED_FILE;
-		zublk_io_sqe_mark(q, io, sqe, SUB_FSYNC);
-		t->inflight++;
+	if (!t->err && !d->top->in_memory) {
+		qq->wait[qq->nr_wait++] = io->tag;
+		if (!qq->syncing)
+			sync_start(q);
 		return;
 	}
-	if (!t->err && !d->top->in_memory)
-		t->err = q2_sync(d->top);
 	q2_commit(q, io, t);
 }
 
@@ -1266,13 +1439,6 @@ static int lock_byte(int fd, off_t at)
 
 	return fcntl(fd, F_OFD_SETLK, &fl) ? -errno : 0;
 }
-
-#define BAD(img, ...)                                                             \
-	do {                                                                      \
-		char m_[256];                                                     \
-		snprintf(m_, sizeof(m_), __VA_ARGS__);                            \
-		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': %s", (img)->path, m_); \
-	} while (0)
 
 /* Read (and write, unless @img->ro) it, and let nobody else write it. */
 static int img_lock(struct q2_img *img)
@@ -1750,12 +1916,14 @@ static int q2_queue_init(struct zublk_queue *q)
 			cs_max = img->cs;
 	qq->depth = info->queue_depth;
 	qq->tags = calloc(qq->depth, sizeof(*qq->tags));
+	qq->batch = calloc(qq->depth, sizeof(*qq->batch));
+	qq->wait = calloc(qq->depth, sizeof(*qq->wait));
 	qq->cbuf = malloc(2 * cs_max);
 	qq->zbuf = malloc(2 * cs_max);
 	qq->zeros_len = 64 << 10;
 	qq->zeros = calloc(1, qq->zeros_len);
 	zublk_queue_set_priv(q, qq);
-	if (!qq->tags || !qq->cbuf || !qq->zbuf || !qq->zeros)
+	if (!qq->tags || !qq->batch || !qq->wait || !qq->cbuf || !qq->zbuf || !qq->zeros)
 		return -ENOMEM;
 	for (unsigned i = 0; i < qq->depth; i++) {
 		qq->tags[i].allocs = calloc(per_io, sizeof(struct q2_alloc));
@@ -1777,7 +1945,8 @@ static void q2_queue_exit(struct zublk_queue *q)
 	}
 	if (qq->zs_ready)
 		inflateEnd(&qq->zs);
-	free(qq->tags), free(qq->cbuf), free(qq->zbuf), free(qq->zeros);
+	free(qq->tags), free(qq->batch), free(qq->wait);
+	free(qq->cbuf), free(qq->zbuf), free(qq->zeros);
 	free(qq);
 	zublk_queue_set_priv(q, NULL);
 }
@@ -1793,4 +1962,5 @@ const struct zublk_target_ops zublk_qcow2_ops = {
 	.queue_exit = q2_queue_exit,
 	.queue_io = q2_queue_io,
 	.io_done = q2_io_done,
+	.resize = q2_resize,
 };

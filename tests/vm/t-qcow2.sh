@@ -10,8 +10,8 @@
 # (zeros over a backing, partial clusters kept, space given back; a no-op
 # over a backing in a v2 image) and no write zeroes; ext4 kept across del
 # and add; kill -9 and recover under verified writes, the image consistent
-# at the kill; images on tmpfs, mapped and copied in the queue thread; what
-# is refused, one line each, and qemu's image locks, both ways.
+# at the kill; images on tmpfs, mapped and copied in the queue thread;
+# resize; what is refused, one line each, and qemu's image locks, both ways.
 . "$(dirname "$0")/lib.sh"
 for t in qemu-img qemu-io mkfs.ext4 e2fsck blkdiscard base64 od; do
 	command -v $t >/dev/null || skip "no $t"
@@ -455,6 +455,42 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 	rm -f "$S/ov.qcow2" "$TMP/dev.raw" "$TMP/exp.raw"
 done
 umount "$S" || fail "umount $S"
+
+note "k) resize: grown live, its L1 table too; shrinking and ro=1 refused"
+# 4k clusters: an L1 cluster covers 1G, so 3G needs a new, larger L1 table.
+img=$TMP/k.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=4k "$img" 64M || fail "qemu-img create"
+add -t qcow2 -f "$img"
+fio_ok k1 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --size=32M \
+	--verify=crc32c --do_verify=1 --verify_fatal=1
+"$Z" resize -n "$ID" 3G >/dev/null 2>"$TMP/err" || fail "resize to 3G: $(cat "$TMP/err")"
+[ "$(blockdev --getsize64 "$DEV")" = $((3 << 30)) ] || fail "resize: $(blockdev --getsize64 "$DEV")"
+cmp -n $((4 * M)) <(dd if="$DEV" bs=1M skip=2048 count=4 iflag=direct status=none) /dev/zero \
+	>/dev/null || fail "resize: the new part does not read zeros"
+fio_ok k2 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --offset=2900M \
+	--size=32M --verify=crc32c --do_verify=1 --verify_fatal=1
+"$Z" resize -n "$ID" 1G >/dev/null 2>"$TMP/err" && fail "shrinking accepted"
+grep -q "shrinking" "$TMP/err" || fail "shrink: $(cat "$TMP/err")"
+note "$(cat "$TMP/err")"
+no_errors "resize"
+del "$ID"
+img_check "$img" "resize"
+[ "$(qinfo "$img" '."virtual-size"')" = $((3 << 30)) ] ||
+	fail "resize: qemu sees $(qinfo "$img" '."virtual-size"') bytes"
+l1n=$(header "$img" 36 4)
+[ "$l1n" -gt 512 ] || fail "resize: the L1 table has $l1n entries"
+# A new daemon reads both parts back.
+add -t qcow2 -f "$img"
+fio_ok k1 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --size=32M \
+	--verify=crc32c --verify_only
+fio_ok k2 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --offset=2900M \
+	--size=32M --verify=crc32c --verify_only
+del "$ID"
+add -t qcow2 -f "$img" ro=1
+"$Z" resize -n "$ID" 4G >/dev/null 2>"$TMP/err" && fail "resize of ro=1 accepted"
+del "$ID"
+rm -f "$img"
+note "resize 64M -> 3G: $l1n L1 entries, verified, check clean"
 
 note "i) refused: one line each, nothing left, the image untouched"
 I=$TMP/i
