@@ -167,8 +167,9 @@ struct q2_queue {
 	bool syncing;
 	uint16_t *batch, *wait;
 	unsigned nr_batch, nr_wait;
-	uint8_t *cbuf;			/* a cluster */
+	uint8_t *cbuf;			/* an inflated cluster (the chain's largest) */
 	uint8_t *zbuf;			/* a compressed cluster's bytes */
+	uint8_t *cow;			/* a new cluster's old content (the top's size) */
 	uint8_t *zeros;
 	size_t zeros_len;
 	z_stream zs;
@@ -234,6 +235,14 @@ static int q2_sync(struct q2_img *img)
 	if (img->in_memory)
 		return 0;
 	return fdatasync(img->fd) ? -errno : 0;
+}
+
+/* L1 entries for @size bytes (no overflow near 2^64). */
+static uint64_t l1_entries_for(const struct q2_img *img, uint64_t size)
+{
+	uint64_t span = img->cs * (img->cs / 8);
+
+	return size / span + (size % span != 0);
 }
 
 /* ------------------------------------------------------------ refcounts */
@@ -371,17 +380,21 @@ static int take_cluster(struct q2_img *img, uint64_t *c)
 static int rt_grow(struct q2_img *img, uint64_t need)
 {
 	uint64_t per_cl = img->cs / 8, entries = img->rt_entries, start = img->next_cluster;
-	uint64_t old_off = img->rt_offset, old_cl = img->rt_clusters, nb, tc, first, last, *rt;
-	uint8_t **rb, *buf, hdr[12];
+	uint64_t old_off = img->rt_offset, old_cl = img->rt_clusters, nb, tc, first, last;
+	uint64_t max_entries = (8ULL << 20) / 8, *rt = NULL;
+	uint8_t **rb = NULL, *buf = NULL, hdr[12];
 	int ret = 0;
 
 	/*
 	 * Blocks go at start, the table after them: enough blocks to cover
-	 * themselves and the table, and a table with room for them all.
+	 * themselves and the table, and a table with room for them all (no
+	 * larger than an open accepts).
 	 */
 	for (;;) {
 		entries = entries * 2 > need + 1 ? entries * 2 : need + 1;
 		entries = (entries + per_cl - 1) / per_cl * per_cl;
+		if (entries > max_entries)
+			entries = max_entries / per_cl * per_cl;
 		tc = entries / per_cl;
 		nb = 0;
 		for (;;) {
@@ -396,48 +409,56 @@ static int rt_grow(struct q2_img *img, uint64_t need)
 				break;
 			nb = want;
 		}
-		if (last < entries)
+		if (last < entries && need < entries)
 			break;
+		if (entries == max_entries / per_cl * per_cl) {
+			ret = -EFBIG;
+			goto out;
+		}
 	}
-	if (tc > UINT32_MAX)
-		return -EFBIG;
+	/* The blocks in the range that exist, read now: the new arrays share them. */
+	for (uint64_t i = first; i <= last && i < img->rt_entries; i++) {
+		uint8_t *blk;
+
+		ret = rb_load(img, i, &blk);
+		if (ret)
+			goto out;
+	}
 	rt = calloc(entries, sizeof(*rt));
 	rb = calloc(entries, sizeof(*rb));
 	buf = calloc(1, img->cs);
 	if (!rt || !rb || !buf) {
-		free(rt), free(rb), free(buf);
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto out;
 	}
 	memcpy(rt, img->rt, img->rt_entries * sizeof(*rt));
 	memcpy(rb, img->rb, img->rt_entries * sizeof(*rb));
-	free(img->rt), free(img->rb);
-	img->rt = rt, img->rb = rb;
 	for (uint64_t i = first, b = start; i <= last; i++) {
-		if (i < img->rt_entries && img->rt[i])
+		if (rt[i])
 			continue;
-		img->rb[i] = calloc(1, img->cs);
-		if (!img->rb[i]) {
+		rb[i] = calloc(1, img->cs);
+		if (!rb[i]) {
 			ret = -ENOMEM;
 			goto out;
 		}
-		img->rt[i] = b++ << img->cluster_bits;
+		rt[i] = b++ << img->cluster_bits;
 	}
-	img->rt_entries = entries;
+	/* Whatever happens now, these clusters are not handed out again. */
 	img->next_cluster = start + nb + tc;
 	ret = grow_file(img, img->next_cluster << img->cluster_bits);
-	/* Every new cluster counts once, in blocks old and new (in memory, then written). */
+	/*
+	 * Every new cluster counts once.  An old block changed here is
+	 * written at once: a failure after it leaks clusters, nothing more.
+	 */
 	for (uint64_t c = start; !ret && c < start + nb + tc; c++) {
-		uint8_t *blk;
 		size_t at, len;
 
-		ret = rb_load(img, c >> img->rb_bits, &blk);
-		if (!ret)
-			rb_put(img, blk, c & ((1ULL << img->rb_bits) - 1), 1, &at, &len);
+		rb_put(img, rb[c >> img->rb_bits], c & ((1ULL << img->rb_bits) - 1), 1, &at, &len);
 	}
 	for (uint64_t i = first; !ret && i <= last; i++)
-		ret = pwrite_all(img->fd, img->rb[i], img->cs, img->rt[i]);
+		ret = pwrite_all(img->fd, rb[i], img->cs, rt[i]);
 	for (uint64_t i = 0; !ret && i < entries; i++) {
-		put_be64(buf + (i % per_cl) * 8, img->rt[i]);
+		put_be64(buf + (i % per_cl) * 8, rt[i]);
 		if ((i + 1) % per_cl == 0)
 			ret = pwrite_all(img->fd, buf, img->cs,
 					 (start + nb + i / per_cl) << img->cluster_bits);
@@ -453,6 +474,10 @@ static int rt_grow(struct q2_img *img, uint64_t need)
 		ret = q2_sync(img);
 	if (ret)
 		goto out;
+	/* The header points at the new table: it is the one from now on. */
+	free(img->rt), free(img->rb);
+	img->rt = rt, img->rb = rb, rt = NULL, rb = NULL;
+	img->rt_entries = entries;
 	img->rt_offset = (start + nb) << img->cluster_bits;
 	img->rt_clusters = (uint32_t)tc;
 	/* The old table's clusters are free now. */
@@ -460,7 +485,11 @@ static int rt_grow(struct q2_img *img, uint64_t need)
 	     !ret && c < (old_off >> img->cluster_bits) + old_cl; c++)
 		ret = rc_set(img, c, 0);
 out:
-	free(buf);
+	if (rb) /* not installed: the new blocks go, the old ones stay the image's */
+		for (uint64_t i = first; i <= last && i < entries; i++)
+			if (i >= img->rt_entries || !img->rt[i])
+				free(rb[i]);
+	free(rt), free(rb), free(buf);
 	if (ret)
 		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': growing the refcount table: %s", img->path,
 			  strerror(-ret));
@@ -692,15 +721,19 @@ static int l2_ensure(struct q2_img *img, uint64_t g)
 
 static int l2_set(struct q2_img *img, uint64_t g, uint64_t e)
 {
-	uint64_t *tab, i = g & ((1ULL << img->l2_bits) - 1);
+	uint64_t *tab, old, i = g & ((1ULL << img->l2_bits) - 1);
 	int ret = l2_table(img, g >> img->l2_bits, &tab);
 
 	if (ret)
 		return ret;
 	if (!tab)
 		return -EIO;
+	old = tab[i];
 	put_be64(&tab[i], e);
-	return pwrite_all(img->fd, &tab[i], 8, (img->l1[g >> img->l2_bits] & L1E_OFFSET_MASK) + i * 8);
+	ret = pwrite_all(img->fd, &tab[i], 8, (img->l1[g >> img->l2_bits] & L1E_OFFSET_MASK) + i * 8);
+	if (ret)
+		tab[i] = old;	/* the cache says what the file does */
+	return ret;
 }
 
 /* --------------------------------------------------------------- frees */
@@ -747,9 +780,9 @@ static int frees_add_entry(struct q2_dev *d, uint64_t e)
 
 static void frees_drop(struct q2_dev *d, const uint64_t *f, size_t n)
 {
+	/* One that fails stays counted: a leak, never a loss. */
 	for (size_t i = 0; i < n; i++)
-		if (rc_drop(d->top, f[i]))
-			break;
+		rc_drop(d->top, f[i]);
 }
 
 /* -------------------------------------------------------- reading data */
@@ -790,12 +823,13 @@ static int read_compressed(struct q2_queue *qq, struct q2_img *img, uint64_t e)
 
 /*
  * Read [@off, @off + @len) of @img's guest data into @buf, now (the old
- * content of a cluster a write replaces).  @len stays within one cluster.
+ * content of a cluster a write replaces), cluster by cluster of @img: a
+ * backing's clusters may be smaller than the image's.
  */
 static int read_sync(struct q2_queue *qq, struct q2_img *img, uint64_t off, uint8_t *buf,
 		     uint64_t len)
 {
-	uint64_t e, in;
+	uint64_t e, in, n;
 	int ret;
 
 	if (!img || off >= img->size) {
@@ -808,23 +842,27 @@ static int read_sync(struct q2_queue *qq, struct q2_img *img, uint64_t off, uint
 	}
 	if (img->raw)
 		return pread_all(img->fd, buf, len, off);
-	ret = l2_get(img, off >> img->cluster_bits, &e);
-	if (ret)
-		return ret;
-	in = off & (img->cs - 1);
-	if (e & OFLAG_COMPRESSED) {
-		ret = read_compressed(qq, img, e);
-		if (!ret)
-			memmove(buf, qq->cbuf + in, len);
-		return ret;
+	for (; len; off += n, buf += n, len -= n) {
+		in = off & (img->cs - 1);
+		n = img->cs - in < len ? img->cs - in : len;
+		ret = l2_get(img, off >> img->cluster_bits, &e);
+		if (ret)
+			return ret;
+		if (e & OFLAG_COMPRESSED) {
+			ret = read_compressed(qq, img, e);
+			if (!ret)
+				memcpy(buf, qq->cbuf + in, n);
+		} else if (img->version >= 3 && (e & OFLAG_ZERO)) {
+			memset(buf, 0, n);
+		} else if (e & L2E_OFFSET_MASK) {
+			ret = pread_all(img->fd, buf, n, (e & L2E_OFFSET_MASK) + in);
+		} else {
+			ret = read_sync(qq, img->backing, off, buf, n);
+		}
+		if (ret)
+			return ret;
 	}
-	if (img->version >= 3 && (e & OFLAG_ZERO)) {
-		memset(buf, 0, len);
-		return 0;
-	}
-	if (e & L2E_OFFSET_MASK)
-		return pread_all(img->fd, buf, len, (e & L2E_OFFSET_MASK) + in);
-	return read_sync(qq, img->backing, off, buf, len);
+	return 0;
 }
 
 /* ------------------------------------------------------ request pieces */
@@ -1025,18 +1063,18 @@ static int write_new(struct zublk_queue *q, struct q2_tag *t, uint64_t g, uint64
 		ret = read_compressed(qq, img, e);
 		if (ret)
 			return ret;
-		memcpy(qq->cbuf + cs, qq->cbuf, cs);
+		memcpy(qq->cow, qq->cbuf, cs);
 	} else if (e & L2E_OFFSET_MASK) {
-		ret = pread_all(img->fd, qq->cbuf + cs, cs, e & L2E_OFFSET_MASK);
+		ret = pread_all(img->fd, qq->cow, cs, e & L2E_OFFSET_MASK);
 	} else {
-		ret = read_sync(qq, img->backing, off, qq->cbuf + cs, cs);
+		ret = read_sync(qq, img->backing, off, qq->cow, cs);
 	}
 	if (ret)
 		return ret;
 	if (in)
-		ret = pwrite_all(img->fd, qq->cbuf + cs, in, *host);
+		ret = pwrite_all(img->fd, qq->cow, in, *host);
 	if (!ret && in + n < cs)
-		ret = pwrite_all(img->fd, qq->cbuf + cs + in + n, cs - in - n, *host + in + n);
+		ret = pwrite_all(img->fd, qq->cow + in + n, cs - in - n, *host + in + n);
 	return ret;
 }
 
@@ -1076,24 +1114,48 @@ static int q2_discard(struct q2_dev *d, struct zublk_io *io)
 {
 	struct q2_img *img = d->top;
 	uint64_t cs = img->cs, first = (io->offset + cs - 1) >> img->cluster_bits;
-	uint64_t end = (io->offset + io->len) >> img->cluster_bits, e, ne;
+	uint64_t end = (io->offset + io->len) >> img->cluster_bits, per = 1ULL << img->l2_bits;
+	uint64_t e, ne, *tab;
 	int ret = 0;
 
 	if (img->backing && img->version < 3)
 		return 0;
 	ne = img->backing ? OFLAG_ZERO : 0;
-	for (uint64_t g = first; g < end && !ret; g++) {
-		ret = l2_get(img, g, &e);
-		if (ret || e == ne || (!e && !img->backing))
-			continue;
-		if (!(img->l1[g >> img->l2_bits] & L1E_OFFSET_MASK)) {
-			ret = l2_ensure(img, g);
+	/* Table by table: its entries changed in the cache, then written in one go. */
+	for (uint64_t g = first, next; g < end && !ret; g = next) {
+		uint64_t l1_idx = g >> img->l2_bits, lo = per, hi = 0;
+		size_t nr_frees = d->frees.n;
+
+		next = (l1_idx + 1) << img->l2_bits;
+		if (next > end)
+			next = end;
+		if (!(img->l1[l1_idx] & L1E_OFFSET_MASK) && !img->backing)
+			continue; /* no table: unallocated already */
+		ret = l2_ensure(img, g);
+		if (!ret)
+			ret = l2_table(img, l1_idx, &tab);
+		if (ret)
+			break;
+		for (uint64_t i = g & (per - 1); i < (next - 1) - (l1_idx << img->l2_bits) + 1; i++) {
+			e = be64(&tab[i]);
+			if (e == ne || (!e && !img->backing))
+				continue;
+			put_be64(&tab[i], ne);
+			ret = frees_add_entry(d, e);
 			if (ret)
 				break;
+			lo = i < lo ? i : lo;
+			hi = i;
 		}
-		ret = l2_set(img, g, ne);
-		if (!ret)
-			ret = frees_add_entry(d, e);
+		if (!ret && lo <= hi)
+			ret = pwrite_all(img->fd, &tab[lo], (hi - lo + 1) * 8,
+					 (img->l1[l1_idx] & L1E_OFFSET_MASK) + lo * 8);
+		if (ret) {
+			/* The cache no longer says what the file does: read it again. */
+			img->slots[img->l1_slot[l1_idx]].l1_idx = -1;
+			img->l1_slot[l1_idx] = -1;
+			d->frees.n = nr_frees;
+		}
 	}
 	return ret;
 }
@@ -1105,8 +1167,7 @@ static int q2_discard(struct q2_dev *d, struct zublk_io *io)
  */
 static int q2_grow(struct q2_img *img, uint64_t size)
 {
-	uint64_t per_l1 = img->cs * (img->cs / 8);
-	uint64_t need = (size + per_l1 - 1) / per_l1, l1_off = img->l1_offset, n;
+	uint64_t need = l1_entries_for(img, size), l1_off = img->l1_offset, n;
 	uint64_t old_off = img->l1_offset, old_n = (img->l1_size * 8ULL + img->cs - 1) / img->cs;
 	uint8_t hdr[24] = { 0 };
 	uint64_t *l1;
@@ -1210,6 +1271,17 @@ static void q2_commit(struct zublk_queue *q, struct zublk_io *io, struct q2_tag 
 	zublk_io_complete(q, io, ret ? ret : (int)io->len);
 }
 
+/* A FLUSH that made nothing durable: its frees wait for the next one. */
+static void sync_frees_back(struct q2_dev *d, struct q2_tag *t)
+{
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < t->frees.n; i++)
+		frees_add(d, t->frees.v[i]);
+	pthread_mutex_unlock(&d->lock);
+	free(t->frees.v);
+	t->frees = (struct u64s){ 0 };
+}
+
 static int q2_flush(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
 {
 	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
@@ -1222,8 +1294,10 @@ static int q2_flush(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t
 	d->frees = (struct u64s){ 0 };
 	pthread_mutex_unlock(&d->lock);
 	sqe = zublk_queue_get_sqe(q);
-	if (!sqe)
+	if (!sqe) {
+		sync_frees_back(d, t);
 		return -EBUSY;
+	}
 	io_uring_prep_fsync(sqe, d->top->idx, IORING_FSYNC_DATASYNC);
 	sqe->flags |= IOSQE_FIXED_FILE;
 	zublk_io_sqe_mark(q, io, sqe, SUB_FLUSH);
@@ -1375,15 +1449,11 @@ static void q2_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub,
 			pthread_mutex_lock(&d->lock);
 			frees_drop(d, t->frees.v, t->frees.n);
 			pthread_mutex_unlock(&d->lock);
+			free(t->frees.v);
+			t->frees = (struct u64s){ 0 };
 		} else {
-			/* Not durable: keep them for the next flush. */
-			pthread_mutex_lock(&d->lock);
-			for (size_t i = 0; i < t->frees.n; i++)
-				frees_add(d, t->frees.v[i]);
-			pthread_mutex_unlock(&d->lock);
+			sync_frees_back(d, t);
 		}
-		free(t->frees.v);
-		t->frees = (struct u64s){ 0 };
 		zublk_io_complete(q, io, res < 0 ? res : 0);
 		return;
 	case SUB_FSYNC:
@@ -1520,10 +1590,15 @@ static int read_backing(struct q2_img *img, const uint8_t *h, uint32_t hlen, cha
 		type = be32(eh), len = be32(eh + 4);
 		if (type == EXT_END)
 			break;
-		if (type == EXT_BACKING_FORMAT && len && len < 64) {
+		if (type == EXT_BACKING_FORMAT && len && len < 64 && !*fmt) {
 			*fmt = calloc(1, len + 1);
-			if (!*fmt || pread_all(img->fd, *fmt, len, off + 8))
+			if (!*fmt)
 				return -ENOMEM;
+			ret = pread_all(img->fd, *fmt, len, off + 8);
+			if (ret) {
+				BAD(img, "reading the backing format: %s", strerror(-ret));
+				return ret;
+			}
 		}
 		off += 8 + ((uint64_t)len + 7) / 8 * 8;
 	}
@@ -1654,7 +1729,7 @@ static int read_tables(struct q2_img *img, const uint8_t *h)
 	img->rb_bits = img->cluster_bits + 3 - __builtin_ctz(img->rc_bits);
 	img->csize_shift = 62 - (img->cluster_bits - 8);
 	img->csize_mask = (1ULL << (img->cluster_bits - 8)) - 1;
-	need = (img->size + (img->cs * per_l2) - 1) / (img->cs * per_l2);
+	need = l1_entries_for(img, img->size);
 	if (img->l1_size < need || img->l1_size > (32U << 20) / 8) {
 		BAD(img, "an L1 table of %u entries for %llu bytes", img->l1_size,
 		    (unsigned long long)img->size);
@@ -1682,6 +1757,7 @@ static int read_tables(struct q2_img *img, const uint8_t *h)
 		BAD(img, "reading its tables: %s", strerror(-ret));
 		return ret;
 	}
+	img->l1_slot[0] = -1;
 	for (uint32_t i = 0; i < img->l1_size; i++) {
 		img->l1[i] = be64(&img->l1[i]);
 		img->l1_slot[i] = -1;
@@ -1788,6 +1864,14 @@ static int img_open(const char *path, const char *parent, unsigned depth, const 
 		return 0;
 	}
 	ret = read_header(img, h, &hlen);
+	if (!ret && !ro) {
+		struct stat st;
+
+		if (!fstat(img->fd, &st) && S_ISBLK(st.st_mode)) {
+			BAD(img, "a block device: an image there cannot grow (ro=1 reads it)");
+			ret = -EOPNOTSUPP;
+		}
+	}
 	if (!ret)
 		ret = read_tables(img, h);
 	if (ret)
@@ -1918,12 +2002,14 @@ static int q2_queue_init(struct zublk_queue *q)
 	qq->tags = calloc(qq->depth, sizeof(*qq->tags));
 	qq->batch = calloc(qq->depth, sizeof(*qq->batch));
 	qq->wait = calloc(qq->depth, sizeof(*qq->wait));
-	qq->cbuf = malloc(2 * cs_max);
+	qq->cbuf = malloc(cs_max);
 	qq->zbuf = malloc(2 * cs_max);
+	qq->cow = malloc(d->top->cs);
 	qq->zeros_len = 64 << 10;
 	qq->zeros = calloc(1, qq->zeros_len);
 	zublk_queue_set_priv(q, qq);
-	if (!qq->tags || !qq->batch || !qq->wait || !qq->cbuf || !qq->zbuf || !qq->zeros)
+	if (!qq->tags || !qq->batch || !qq->wait || !qq->cbuf || !qq->zbuf || !qq->cow ||
+	    !qq->zeros)
 		return -ENOMEM;
 	for (unsigned i = 0; i < qq->depth; i++) {
 		qq->tags[i].allocs = calloc(per_io, sizeof(struct q2_alloc));
@@ -1946,7 +2032,7 @@ static void q2_queue_exit(struct zublk_queue *q)
 	if (qq->zs_ready)
 		inflateEnd(&qq->zs);
 	free(qq->tags), free(qq->batch), free(qq->wait);
-	free(qq->cbuf), free(qq->zbuf), free(qq->zeros);
+	free(qq->cbuf), free(qq->zbuf), free(qq->cow), free(qq->zeros);
 	free(qq);
 	zublk_queue_set_priv(q, NULL);
 }

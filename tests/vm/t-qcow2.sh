@@ -280,6 +280,20 @@ overlay_case "raw backing" "$E/ov.qcow2" "$E/base.raw" "$E/base.raw"
 overlay_case "compressed qcow2 backing" "$E/ov2.qcow2" "$TMP/c.raw" "$E/cbase.qcow2"
 overlay_case "3-level chain" "$E/top.qcow2" "$TMP/top.raw" "$E/base.raw" "$E/m/mid.qcow2"
 overlay_case "backing of 16M+5k under 64M" "$E/long.qcow2" "$TMP/long.raw" "$E/short.raw"
+# A backing of 4k clusters (compressed ones, zeros, data) under 64k ones:
+# a new 64k cluster is filled from 16 of the backing's.
+head -c 24M "$TMP/src.raw" >"$TMP/b4k.src" || fail "head"
+qemu-img convert -c -f raw -O qcow2 -o cluster_size=4k "$TMP/b4k.src" "$E/b4k.qcow2" ||
+	fail "qemu-img convert b4k"
+qemu-io -f qcow2 -c "write -z 4100k 8k" -c "write -P 0x44 4128k 4k" "$E/b4k.qcow2" \
+	>"$TMP/qio" || fail "qemu-io b4k: $(cat "$TMP/qio")"
+qemu-img convert -O raw "$E/b4k.qcow2" "$TMP/b4k.raw" || fail "qemu-img convert b4k.raw"
+(cd "$E" && qemu-img create -q -f qcow2 -b b4k.qcow2 -F qcow2 ov4k.qcow2) ||
+	fail "qemu-img create ov4k"
+WRITES="$WRITES $((4 * M + 512)):512 $((4 * M + 34 * K)):$((3 * K))" \
+	overlay_case "4k-cluster backing under 64k clusters" "$E/ov4k.qcow2" "$TMP/b4k.raw" \
+	"$E/b4k.qcow2"
+rm -f "$TMP/b4k.src" "$TMP/b4k.raw"
 rm -f "$TMP"/[dc].raw "$TMP/d.qcow2" "$TMP/top.raw" "$TMP/long.raw" "$E"/*.qcow2 "$E/short.raw"
 
 note "f) discard: zeros over a backing, space given back, v2 a no-op"
