@@ -85,7 +85,6 @@ struct q2_img {
 	unsigned rb_bits;		/* log2 of refcounts per refcount block */
 	uint64_t rc_max;
 	unsigned csize_shift;		/* compressed descriptors */
-	uint64_t csize_mask;
 	uint32_t l1_size;
 	uint64_t l1_offset;
 	uint64_t *l1;			/* host order */
@@ -1728,7 +1727,6 @@ static int read_tables(struct q2_img *img, const uint8_t *h)
 	img->rc_max = img->rc_bits == 64 ? UINT64_MAX : (1ULL << img->rc_bits) - 1;
 	img->rb_bits = img->cluster_bits + 3 - __builtin_ctz(img->rc_bits);
 	img->csize_shift = 62 - (img->cluster_bits - 8);
-	img->csize_mask = (1ULL << (img->cluster_bits - 8)) - 1;
 	need = l1_entries_for(img, img->size);
 	if (img->l1_size < need || img->l1_size > (32U << 20) / 8) {
 		BAD(img, "an L1 table of %u entries for %llu bytes", img->l1_size,
