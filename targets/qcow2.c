@@ -496,13 +496,28 @@ out:
 }
 
 /*
- * A new refcount block for table index @rt_idx: written (zeros, and its own
- * refcount when it covers itself), synced, then the table entry.
+ * A new metadata cluster at @at: its contents @buf written and synced, and
+ * only then the 8-byte entry @entry that points at it, at @slot.
  */
+static int write_then_link(struct q2_img *img, const void *buf, uint64_t at, uint64_t entry,
+			   uint64_t slot)
+{
+	uint8_t ent[8];
+	int ret = pwrite_all(img->fd, buf, img->cs, at);
+
+	if (!ret)
+		ret = q2_sync(img);
+	if (ret)
+		return ret;
+	put_be64(ent, entry);
+	return pwrite_all(img->fd, ent, 8, slot);
+}
+
+/* A new refcount block for table index @rt_idx (with its own refcount, wherever that is). */
 static int rb_create(struct q2_img *img, uint64_t rt_idx)
 {
 	uint64_t c;
-	uint8_t *b, ent[8];
+	uint8_t *b;
 	int ret;
 
 	ret = take_cluster(img, &c);
@@ -515,18 +530,12 @@ static int rb_create(struct q2_img *img, uint64_t rt_idx)
 		size_t at, len;
 
 		rb_put(img, b, c & ((1ULL << img->rb_bits) - 1), 1, &at, &len);
-	}
-	ret = pwrite_all(img->fd, b, img->cs, c << img->cluster_bits);
-	if (!ret && (c >> img->rb_bits) != rt_idx)
+	} else {
 		ret = rc_set(img, c, 1);
-	if (!ret)
-		ret = q2_sync(img);
-	if (ret) {
-		free(b);
-		return ret;
 	}
-	put_be64(ent, c << img->cluster_bits);
-	ret = pwrite_all(img->fd, ent, 8, img->rt_offset + rt_idx * 8);
+	if (!ret)
+		ret = write_then_link(img, b, c << img->cluster_bits, c << img->cluster_bits,
+				      img->rt_offset + rt_idx * 8);
 	if (ret) {
 		free(b);
 		return ret;
@@ -688,7 +697,6 @@ static int l2_get(struct q2_img *img, uint64_t g, uint64_t *e)
 static int l2_ensure(struct q2_img *img, uint64_t g)
 {
 	uint64_t l1_idx = g >> img->l2_bits, off;
-	uint8_t ent[8];
 	void *z;
 	int ret;
 
@@ -705,14 +713,8 @@ static int l2_ensure(struct q2_img *img, uint64_t g)
 	z = calloc(1, img->cs);
 	if (!z)
 		return -ENOMEM;
-	ret = pwrite_all(img->fd, z, img->cs, off);
+	ret = write_then_link(img, z, off, off | OFLAG_COPIED, img->l1_offset + l1_idx * 8);
 	free(z);
-	if (!ret)
-		ret = q2_sync(img);
-	if (ret)
-		return ret;
-	put_be64(ent, off | OFLAG_COPIED);
-	ret = pwrite_all(img->fd, ent, 8, img->l1_offset + l1_idx * 8);
 	if (!ret)
 		img->l1[l1_idx] = off | OFLAG_COPIED;
 	return ret;
