@@ -288,7 +288,7 @@ struct zublk_io {
 	uint8_t op;		/* UBLK_IO_OP_* */
 	uint32_t flags;		/* UBLK_IO_F_* (at their op_flags bit positions) */
 	uint64_t offset;	/* bytes */
-	uint64_t len;		/* bytes; 0 for FLUSH; > 4 GiB only for discards */
+	uint64_t len;		/* bytes; 0 for FLUSH; > 4 GiB only for discards, write zeroes */
 	void *buf;
 	void *tgt_priv;		/* the target's, per tag, kept across requests */
 	uint64_t append_sector;	/* ZONE_APPEND: set by the target */

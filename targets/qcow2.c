@@ -18,9 +18,10 @@
  * every request of the queue whose data is down by then), and only then
  * the L2 entry.  A power loss can so leak a cluster but never leave an L2
  * entry pointing at a cluster with refcount 0 or at data not yet written.
- * Clusters no longer referenced (discard, a rewritten compressed cluster)
- * have their refcounts dropped at the next FLUSH (after its fdatasync made
- * the L2 change durable) and at exit, and are punched out of the file.
+ * Clusters no longer referenced (discard, write zeroes, a rewritten
+ * compressed cluster) have their refcounts dropped at the next FLUSH (after
+ * its fdatasync made the L2 change durable) and at exit, and are punched
+ * out of the file.
  * Freed clusters are not handed out again by this daemon.
  *
  * Several queue threads share one image: one mutex guards the metadata.  A
@@ -134,7 +135,6 @@ struct q2_dev {
 	struct u64s pending;
 	/* Host clusters (top image) to drop at the next flush. */
 	struct u64s frees;
-	bool discard;
 	int zero_idx;			/* /dev/zero, for zero-copy without user copy */
 	int zero_fd;
 };
@@ -1031,6 +1031,22 @@ static int retry_later(struct zublk_queue *q, struct zublk_io *io, struct q2_tag
 	return 0;
 }
 
+/* Entry @e names a data cluster of the top image's own, written in place. */
+static bool own_cluster(uint64_t e)
+{
+	return (e & L2E_OFFSET_MASK) && (e & OFLAG_COPIED) && !(e & (OFLAG_COMPRESSED | OFLAG_ZERO));
+}
+
+/* Entry @e of @img reads as zeros, with nothing under it showing through. */
+static bool zero_entry(const struct q2_img *img, uint64_t e)
+{
+	if (e & OFLAG_COMPRESSED)
+		return false;
+	if (img->version >= 3 && (e & OFLAG_ZERO))
+		return true;
+	return !(e & L2E_OFFSET_MASK) && !img->backing;
+}
+
 /*
  * A write's piece in guest cluster @g, [@in, @in + @n) of it, whose cluster
  * must be new: take one, write its refcount and the rest of the cluster now,
@@ -1043,7 +1059,6 @@ static int write_new(struct zublk_queue *q, struct q2_tag *t, uint64_t g, uint64
 	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
 	struct q2_img *img = d->top;
 	uint64_t off = g << img->cluster_bits, cs = img->cs;
-	bool zeros = img->version >= 3 && !(e & OFLAG_COMPRESSED) && (e & OFLAG_ZERO);
 	int ret;
 
 	ret = l2_ensure(img, g);
@@ -1058,7 +1073,7 @@ static int write_new(struct zublk_queue *q, struct q2_tag *t, uint64_t g, uint64
 	if (in == 0 && n == cs)
 		return 0;
 	/* The rest of the cluster as it read before; a new cluster reads zeros already. */
-	if (zeros || (!e && !img->backing))
+	if (zero_entry(img, e))
 		return 0;
 	if (e & OFLAG_COMPRESSED) {
 		ret = read_compressed(qq, img, e);
@@ -1094,8 +1109,7 @@ static int q2_write(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t
 		ret = l2_get(img, g, &e);
 		if (ret)
 			break;
-		if ((e & L2E_OFFSET_MASK) && (e & OFLAG_COPIED) &&
-		    !(e & (OFLAG_COMPRESSED | OFLAG_ZERO)))
+		if (own_cluster(e))
 			host = e & L2E_OFFSET_MASK;
 		else if ((ret = write_new(q, t, g, e, in, n, &host)))
 			break;
@@ -1108,23 +1122,44 @@ static int q2_write(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t
 }
 
 /*
- * DISCARD: whole clusters read zeros afterwards, and their clusters are
- * dropped at the next flush.
+ * Zeros over [@at, @at + @len) of the top image's file, its blocks kept
+ * where the file system can (a zeroed range), else written.
  */
-static int q2_discard(struct q2_dev *d, struct zublk_io *io)
+static int zero_host(struct q2_queue *qq, struct q2_img *img, uint64_t at, uint64_t len)
 {
+	if (!img->in_memory &&
+	    !fallocate(img->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)at, (off_t)len))
+		return 0;
+	while (len) {
+		size_t n = len < qq->zeros_len ? len : qq->zeros_len;
+		int ret = pwrite_all(img->fd, qq->zeros, n, at);
+
+		if (ret)
+			return ret;
+		at += n, len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Whole guest clusters [@first, @end) read zeros afterwards: a zero cluster
+ * in a v3 image over a backing, else unallocated, their clusters dropped at
+ * the next flush.  With @keep (a WRITE_ZEROES that says NOUNMAP), a data
+ * cluster of the image's own stays and is zeroed in place.
+ */
+static int zero_clusters(struct zublk_queue *q, uint64_t first, uint64_t end, bool keep)
+{
+	struct q2_queue *qq = zublk_queue_priv(q);
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
 	struct q2_img *img = d->top;
-	uint64_t cs = img->cs, first = (io->offset + cs - 1) >> img->cluster_bits;
-	uint64_t end = (io->offset + io->len) >> img->cluster_bits, per = 1ULL << img->l2_bits;
-	uint64_t e, ne, *tab;
+	uint64_t per = 1ULL << img->l2_bits, e, ne, *tab;
 	int ret = 0;
 
-	if (img->backing && img->version < 3)
-		return 0;
 	ne = img->backing ? OFLAG_ZERO : 0;
 	/* Table by table: its entries changed in the cache, then written in one go. */
 	for (uint64_t g = first, next; g < end && !ret; g = next) {
 		uint64_t l1_idx = g >> img->l2_bits, lo = per, hi = 0;
+		uint64_t run_at = 0, run_len = 0; /* host bytes to zero in place */
 		size_t nr_frees = d->frees.n;
 
 		next = (l1_idx + 1) << img->l2_bits;
@@ -1139,7 +1174,22 @@ static int q2_discard(struct q2_dev *d, struct zublk_io *io)
 			break;
 		for (uint64_t i = g & (per - 1); i < (next - 1) - (l1_idx << img->l2_bits) + 1; i++) {
 			e = be64(&tab[i]);
-			if (e == ne || (!e && !img->backing))
+			if (keep && own_cluster(e)) {
+				uint64_t h = e & L2E_OFFSET_MASK;
+
+				if (run_len && run_at + run_len != h) {
+					ret = zero_host(qq, img, run_at, run_len);
+					run_len = 0;
+					if (ret)
+						break;
+				}
+				if (!run_len)
+					run_at = h;
+				run_len += img->cs;
+				continue;
+			}
+			/* Zeros already, and either nothing to free or a kept cluster. */
+			if (e == ne || (zero_entry(img, e) && (keep || !(e & L2E_OFFSET_MASK))))
 				continue;
 			put_be64(&tab[i], ne);
 			ret = frees_add_entry(d, e);
@@ -1148,6 +1198,8 @@ static int q2_discard(struct q2_dev *d, struct zublk_io *io)
 			lo = i < lo ? i : lo;
 			hi = i;
 		}
+		if (!ret && run_len)
+			ret = zero_host(qq, img, run_at, run_len);
 		if (!ret && lo <= hi)
 			ret = pwrite_all(img->fd, &tab[lo], (hi - lo + 1) * 8,
 					 (img->l1[l1_idx] & L1E_OFFSET_MASK) + lo * 8);
@@ -1158,6 +1210,58 @@ static int q2_discard(struct q2_dev *d, struct zublk_io *io)
 			d->frees.n = nr_frees;
 		}
 	}
+	return ret;
+}
+
+/* DISCARD: whole clusters read zeros afterwards (a v2 image over a backing: none). */
+static int q2_discard(struct zublk_queue *q, struct zublk_io *io)
+{
+	struct q2_img *img = ((struct q2_dev *)zublk_dev_priv(zublk_queue_dev(q)))->top;
+
+	if (img->backing && img->version < 3)
+		return 0;
+	return zero_clusters(q, (io->offset + img->cs - 1) >> img->cluster_bits,
+			     (io->offset + io->len) >> img->cluster_bits, false);
+}
+
+/*
+ * WRITE_ZEROES: whole clusters as DISCARD leaves them (NOUNMAP: the image's
+ * own data clusters zeroed in place); a cluster only partly in the range is
+ * zeroed in place if it is the image's own, else it gets a new cluster as a
+ * write would, whose part in the range reads zeros already.
+ */
+static int zero_part(struct zublk_queue *q, struct q2_tag *t, uint64_t g, uint64_t in,
+		     uint64_t n)
+{
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+	struct q2_img *img = d->top;
+	uint64_t e, host;
+	int ret = l2_get(img, g, &e);
+
+	if (ret || zero_entry(img, e))
+		return ret;
+	if (own_cluster(e))
+		return zero_host(zublk_queue_priv(q), img, (e & L2E_OFFSET_MASK) + in, n);
+	return write_new(q, t, g, e, in, n, &host);
+}
+
+static int q2_write_zeroes(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
+{
+	struct q2_img *img = ((struct q2_dev *)zublk_dev_priv(zublk_queue_dev(q)))->top;
+	uint64_t cs = img->cs, off = io->offset, end = off + io->len;
+	uint64_t first = (off + cs - 1) >> img->cluster_bits, last = end >> img->cluster_bits;
+	int ret = 0;
+
+	if (img->backing && img->version < 3)
+		return -EOPNOTSUPP; /* not offered: no zero clusters */
+	if (first > last)
+		return zero_part(q, t, last, off & (cs - 1), io->len);
+	if (off & (cs - 1))
+		ret = zero_part(q, t, first - 1, off & (cs - 1), cs - (off & (cs - 1)));
+	if (!ret && (end & (cs - 1)))
+		ret = zero_part(q, t, last, 0, end & (cs - 1));
+	if (!ret)
+		ret = zero_clusters(q, first, last, io->flags & UBLK_IO_F_NOUNMAP);
 	return ret;
 }
 
@@ -1269,7 +1373,7 @@ static void q2_commit(struct zublk_queue *q, struct zublk_io *io, struct q2_tag 
 	}
 	t->nr_allocs = 0;
 	pthread_mutex_unlock(&d->lock);
-	zublk_io_complete(q, io, ret ? ret : (int)io->len);
+	zublk_io_complete(q, io, ret ? ret : io->op == UBLK_IO_OP_WRITE_ZEROES ? 0 : (int)io->len);
 }
 
 /* A FLUSH that made nothing durable: its frees wait for the next one. */
@@ -1305,6 +1409,8 @@ static int q2_flush(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t
 	t->inflight++;
 	return 0;
 }
+
+static void commit_synced(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t);
 
 static int q2_rw(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
 {
@@ -1347,8 +1453,9 @@ static int q2_rw(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
 	if (!t->inflight) {
 		/* Every run copied: new clusters still want their data down first. */
 		if (t->nr_allocs)
-			t->err = q2_sync(d->top);
-		q2_commit(q, io, t);
+			commit_synced(q, io, t);
+		else
+			q2_commit(q, io, t);
 	}
 	return 0;
 }
@@ -1377,11 +1484,27 @@ static int q2_queue_io(struct zublk_queue *q, struct zublk_io *io)
 			pthread_mutex_unlock(&d->lock);
 			return retry_later(q, io, t);
 		}
-		ret = q2_discard(d, io);
+		ret = q2_discard(q, io);
 		pthread_mutex_unlock(&d->lock);
 		if (!ret)
 			zublk_io_complete(q, io, 0);
 		return ret;
+	case UBLK_IO_OP_WRITE_ZEROES:
+		pthread_mutex_lock(&d->lock);
+		if (busy(d, io->offset, io->len)) {
+			pthread_mutex_unlock(&d->lock);
+			return retry_later(q, io, t);
+		}
+		ret = q2_write_zeroes(q, io, t);
+		pthread_mutex_unlock(&d->lock);
+		if (!t->nr_allocs) {
+			if (!ret)
+				zublk_io_complete(q, io, 0);
+			return ret;
+		}
+		t->err = ret;
+		commit_synced(q, io, t);
+		return 0;
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -1431,6 +1554,21 @@ static void sync_done(struct zublk_queue *q, int res)
 		sync_start(q);
 }
 
+/* New clusters: their data and refcounts are down before any L2 entry names them. */
+static void commit_synced(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
+{
+	struct q2_queue *qq = zublk_queue_priv(q);
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+
+	if (!t->err && !d->top->in_memory) {
+		qq->wait[qq->nr_wait++] = io->tag;
+		if (!qq->syncing)
+			sync_start(q);
+		return;
+	}
+	q2_commit(q, io, t);
+}
+
 static void q2_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub, int res)
 {
 	struct q2_queue *qq = zublk_queue_priv(q);
@@ -1476,14 +1614,7 @@ static void q2_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub,
 		zublk_io_complete(q, io, t->err ? t->err : (int)io->len);
 		return;
 	}
-	/* New clusters: their data and refcounts are down before any L2 entry names them. */
-	if (!t->err && !d->top->in_memory) {
-		qq->wait[qq->nr_wait++] = io->tag;
-		if (!qq->syncing)
-			sync_start(q);
-		return;
-	}
-	q2_commit(q, io, t);
+	commit_synced(q, io, t);
 }
 
 /* --------------------------------------------------------------- opening */
@@ -1958,8 +2089,13 @@ static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_
 	geom->logical_bs_shift = 9;
 	geom->physical_bs_shift = d->top->cluster_bits < 12 ? d->top->cluster_bits : 12;
 	geom->caps = ZUBLK_CAP_FLUSH;
-	/* A v2 image over a backing has no zero clusters: its discard does nothing. */
+	/*
+	 * A v2 image over a backing has no zero clusters: its discard does
+	 * nothing, and write zeroes are left to the kernel (plain writes).
+	 */
 	geom->caps |= ro ? ZUBLK_CAP_READ_ONLY : ZUBLK_CAP_DISCARD;
+	if (!ro && (d->top->version >= 3 || !d->top->backing))
+		geom->caps |= ZUBLK_CAP_WRITE_ZEROES;
 	geom->discard_granularity = (uint32_t)d->top->cs;
 	geom->want_copy = true;
 	zublk_dev_set_priv(dev, d);

@@ -8,12 +8,15 @@
 # compressed qcow2 backings, a 3-level chain of relative paths and a
 # backing shorter than its overlay, the backings never written; discard
 # (zeros over a backing, partial clusters kept, space given back; a no-op
-# over a backing in a v2 image) and no write zeroes; ext4 kept across del
+# over a backing in a v2 image); write zeroes (partial clusters zeroed in
+# place or new, whole ones zero clusters, or kept and zeroed with NOUNMAP;
+# space given back only without it; not offered in a v2 image over a
+# backing); ext4 kept across del
 # and add; kill -9 and recover under verified writes, the image consistent
 # at the kill; images on tmpfs, mapped and copied in the queue thread;
 # resize; what is refused, one line each, and qemu's image locks, both ways.
 . "$(dirname "$0")/lib.sh"
-for t in qemu-img qemu-io mkfs.ext4 e2fsck blkdiscard base64 od; do
+for t in qemu-img qemu-io mkfs.ext4 e2fsck blkdiscard fallocate jq base64 od; do
 	command -v $t >/dev/null || skip "no $t"
 done
 K=1024 M=$((1 << 20))
@@ -128,8 +131,8 @@ for run in $runs; do
 	[ "$(dev_field "$ID" queues)" = "$nq" ] || fail "$what: queues $(dev_field "$ID" queues)"
 	[ "$(blockdev --getsize64 "$DEV")" = $((256 * M)) ] ||
 		fail "$what: $(blockdev --getsize64 "$DEV") bytes, not the virtual size"
-	[ "$(cat "/sys/block/ublkb$ID/queue/write_zeroes_max_bytes")" = 0 ] ||
-		fail "$what: write zeroes advertised"
+	[ "$(cat "/sys/block/ublkb$ID/queue/write_zeroes_max_bytes")" -gt 0 ] ||
+		fail "$what: no write zeroes advertised"
 	if [ "$nq" = 1 ]; then
 		fio_ok v --filename="$DEV" --rw=randwrite --bsrange=4k-1M --iodepth=16 \
 			--size=48M --verify=crc32c --do_verify=1 --verify_fatal=1
@@ -320,8 +323,47 @@ del "$ID"
 img_check "$E/ov.qcow2" "discard over a backing"
 same "$E/ov.qcow2" "$TMP/copy.raw" "discard over a backing"
 note "discard over a backing: zeros in whole clusters, the partial one kept"
+# Write zeroes over the same overlay: OFFSET:LENGTH:HOW, HOW p (fallocate
+# --punch-hole: unmapping allowed) or z (--zero-range: NOUNMAP).  Cluster
+# 125 (the backing's) in part, 126 (the backing's) whole, 127-128 (written)
+# kept, 129 in part; 224 and 228 (written) in part, 225-227 whole; 192
+# (written) inside; 320 (the backing's) inside.
+add -t qcow2 -f "$E/ov.qcow2"
+[ "$(cat "/sys/block/ublkb$ID/queue/write_zeroes_max_bytes")" -gt 0 ] ||
+	fail "no write zeroes advertised over a backing (v3)"
+for z in $((8 * M - 132 * K)):$((200 * K)):z $((14 * M + 32 * K)):$((256 * K)):p \
+	$((12 * M + 4 * K)):$((8 * K)):z $((20 * M + 512)):$K:p; do
+	off=${z%%:*} len=${z#*:} how=${z##*:}
+	len=${len%:*}
+	fallocate -"$how" -o "$off" -l "$len" "$DEV" ||
+		fail "fallocate -$how -o $off -l $len $DEV"
+	dd if=/dev/zero of="$TMP/copy.raw" bs="$len" count=1 oflag=seek_bytes seek="$off" \
+		conv=notrunc status=none || fail "zeroing copy.raw"
+done
+dev_is "$TMP/copy.raw" "write zeroes over a backing"
+no_errors "write zeroes over a backing"
+del "$ID"
+img_check "$E/ov.qcow2" "write zeroes over a backing"
+same "$E/ov.qcow2" "$TMP/copy.raw" "write zeroes over a backing"
+# at OFFSET: "depth zero data" of qemu-img map there.  A kept cluster may
+# read as zero from the file (a zeroed range), so its zero is not checked.
+at() {
+	qemu-img map --output=json "$E/ov.qcow2" 2>/dev/null |
+		jq -r ".[] | select(.start <= $1 and $1 < .start + .length) |
+			\"\(.depth) \(.zero) \(.data)\""
+}
+for c in 125:"0 false true" 126:"0 true false" 127:"0 * true" 128:"0 * true" \
+	129:"0 false true" 225:"0 true false" 227:"0 true false" 320:"0 false true"; do
+	# shellcheck disable=SC2053
+	[[ "$(at $((${c%%:*} * 64 * K)))" == ${c#*:} ]] ||
+		fail "write zeroes: cluster ${c%%:*} is \"$(at $((${c%%:*} * 64 * K)))\", not \"${c#*:}\""
+done
+[ "$(sha256sum "$E/base.raw")" = "$sum" ] || fail "write zeroes: base.raw changed"
+note "write zeroes over a backing: partial clusters zeroed, whole ones zero, NOUNMAP kept"
 # v2: no zero clusters; discard does nothing where a backing shows through.
 add -t qcow2 -f "$E/v2.qcow2"
+[ "$(cat "/sys/block/ublkb$ID/queue/write_zeroes_max_bytes")" = 0 ] ||
+	fail "v2 over a backing: write zeroes advertised"
 cp "$E/base.raw" "$TMP/copy.raw" || fail "cp"
 scribble "$TMP/copy.raw"
 blkdiscard -o $M -l $((2 * M)) "$DEV" || fail "v2: blkdiscard 1M..3M"
@@ -352,8 +394,29 @@ del "$ID"
 du2=$(du -k "$img" | cut -f1)
 [ $((du2 * 2)) -lt "$du1" ] || fail "discard of 88M of 96M: ${du1}k, then ${du2}k"
 img_check "$img" "discarded"
-rm -f "$img" "$TMP/tail"
 note "88M of 96M discarded: ${du1}k -> ${du2}k, check clean"
+# Filled again; write zeroes over 0..40M may unmap, over 40M..80M may not.
+add -t qcow2 -f "$img"
+fio_ok fill --filename="$DEV" --rw=write --bs=1M --iodepth=8 --size=88M
+del "$ID"
+du1=$(du -k "$img" | cut -f1)
+add -t qcow2 -f "$img"
+fallocate -p -o 0 -l $((40 * M)) "$DEV" || fail "fallocate -p 0..40M"
+blkdiscard -z -o $((40 * M)) -l $((40 * M)) "$DEV" || fail "blkdiscard -z 40M..80M"
+cmp -n $((80 * M)) <(dd if="$DEV" bs=1M count=80 iflag=direct status=none) /dev/zero \
+	>/dev/null || fail "0..80M not zeros after write zeroes"
+cmp <(dd if="$DEV" bs=1M skip=88 count=8 iflag=direct status=none) "$TMP/tail" >/dev/null ||
+	fail "88M..96M changed by write zeroes"
+no_errors "write zeroes"
+del "$ID"
+du2=$(du -k "$img" | cut -f1)
+[ "$du2" -lt $((du1 - 30 * 1024)) ] && [ "$du2" -gt $((du1 - 60 * 1024)) ] ||
+	fail "write zeroes of 40M unmapped and 40M kept: ${du1}k, then ${du2}k"
+img_check "$img" "write zeroes"
+[ "$(qemu-img map --output=json "$img" | jq '[.[] | select(.data) | .length] | add')" \
+	-ge $((48 * M)) ] || fail "write zeroes: 40M..80M not kept allocated"
+rm -f "$img" "$TMP/tail"
+note "write zeroes 40M unmapped, 40M kept: ${du1}k -> ${du2}k, check clean"
 
 note "g) ext4: files kept across del and add, fsck and check clean"
 img=$TMP/g.qcow2
