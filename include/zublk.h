@@ -343,6 +343,14 @@ struct zublk_target_ops {
 	 */
 	void (*io_done)(struct zublk_queue *q, struct zublk_io *io, unsigned sub,
 			int res);
+	/*
+	 * Optional, queue thread: the transfer that
+	 * zublk_io_prep_rw_commit_note() linked to its commit moved all its
+	 * bytes; @note is the target's.  The request's commit runs after this
+	 * call is due, so @tag still names that request, which is no longer
+	 * the target's.
+	 */
+	void (*io_note)(struct zublk_queue *q, unsigned tag, unsigned note);
 
 	/*
 	 * Optional, main thread: the device is to become @size bytes
@@ -650,6 +658,16 @@ int zublk_io_prep_rw(struct zublk_queue *q, struct zublk_io *io, bool write,
 int zublk_io_prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool write,
 			    int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
 			    unsigned sub);
+/*
+ * zublk_io_prep_rw_commit() that tells the target when the linked transfer
+ * is done: ->io_note(q, tag, @note) (a NOP in the chain between the
+ * transfer and the commit, so one CQE more and no system call).  For a
+ * target that must know when a request's data stopped moving (one that
+ * hands out again the blocks a request may have used).
+ */
+int zublk_io_prep_rw_commit_note(struct zublk_queue *q, struct zublk_io *io, bool write,
+				 int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
+				 unsigned sub, unsigned note);
 
 /*
  * For a target that puts a request's transfer inside a link chain of its
@@ -814,6 +832,7 @@ enum {
 	ZUBLK_UD_REG = 2,	/* REGISTER_IO_BUF */
 	ZUBLK_UD_UNREG = 3,	/* UNREGISTER_IO_BUF */
 	ZUBLK_UD_TGT = 4,	/* a target op */
+	ZUBLK_UD_NOTE = 5,	/* a linked transfer's notice (->io_note) */
 };
 #define ZUBLK_UD_SUB_MAX 0xffffU
 

@@ -262,12 +262,12 @@ int zublk_queue_set_file(struct zublk_queue *q, int idx, int fd)
 	return ret < 0 ? ret : 0;
 }
 
-/* SQEs the linked chain takes at most: register, read/write, unregister, commit. */
-#define LINK_SQES 4
+/* SQEs the linked chain takes at most: register, read/write, note, unregister, commit. */
+#define LINK_SQES 5
 
-int zublk_io_prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool write,
-			    int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
-			    unsigned sub)
+static int prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool write, int file_idx,
+			  uint64_t file_off, uint32_t io_off, uint32_t len, unsigned sub,
+			  bool note, unsigned note_val)
 {
 	struct zublk_dev *dev = q->dev;
 	struct io_uring_sqe *sqe;
@@ -295,6 +295,17 @@ int zublk_io_prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool wri
 	 */
 	sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
 	io_uring_sqe_set_data64(sqe, zublk_queue_ud(q, io->tag, ZUBLK_UD_TGT, sub));
+	if (note) {
+		/* Its CQE is posted before the link goes on to the commit. */
+		struct io_uring_sqe *nop = io_uring_get_sqe(q->ring);
+
+		if (nop) {	/* there is room: checked above */
+			io_uring_prep_nop(nop);
+			nop->flags |= IOSQE_IO_LINK;
+			io_uring_sqe_set_data64(nop, zublk_queue_ud(q, io->tag, ZUBLK_UD_NOTE,
+								    note_val));
+		}
+	}
 	if (io->buf_registered && io->need_reg) {
 		struct io_uring_sqe *unreg = prep_buf_reg(q, io, false);
 
@@ -307,6 +318,21 @@ int zublk_io_prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool wri
 	atomic_fetch_add_explicit(&q->stats->ios, 1, memory_order_relaxed);
 	io->state = IO_LINKED;
 	return 0;
+}
+
+int zublk_io_prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool write,
+			    int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
+			    unsigned sub)
+{
+	return prep_rw_commit(q, io, write, file_idx, file_off, io_off, len, sub, false, 0);
+}
+
+int zublk_io_prep_rw_commit_note(struct zublk_queue *q, struct zublk_io *io, bool write,
+				 int file_idx, uint64_t file_off, uint32_t io_off, uint32_t len,
+				 unsigned sub, unsigned note)
+{
+	return prep_rw_commit(q, io, write, file_idx, file_off, io_off, len, sub, true,
+			      note & ZUBLK_UD_SUB_MAX);
 }
 
 static void commit(struct zublk_queue *q, struct zublk_io *io)
@@ -546,6 +572,11 @@ void zublk_io_cqe(struct zublk_queue *q, struct zublk_io *io, unsigned kind, uns
 		zublk_err("queue %u tag %u: registering the request buffer failed: %s",
 			  q->q_id, io->tag, strerror(-res));
 		io->buf_registered = 0;
+		break;
+	case ZUBLK_UD_NOTE:
+		/* Cancelled behind a transfer that failed: io_done has that. */
+		if (res >= 0 && q->dev->ops->io_note)
+			q->dev->ops->io_note(q, io->tag, sub);
 		break;
 	case ZUBLK_UD_UNREG:
 		if (res == -ECANCELED)

@@ -22,7 +22,8 @@
  * compressed cluster) have their refcounts dropped at the next FLUSH (after
  * its fdatasync made the L2 change durable) and at exit, and are punched
  * out of the file.
- * Freed clusters are not handed out again by this daemon.
+ * A freed cluster is handed out again (before the end of the file grows)
+ * once every read or write that mapped before it was freed is done.
  *
  * Several queue threads share one image: one mutex guards the metadata.  A
  * write to a cluster whose allocation by another request is still in
@@ -70,6 +71,14 @@
 enum { SUB_DATA, SUB_FSYNC, SUB_RETRY, SUB_FLUSH };
 #define RETRY_NS 50000
 
+/* A growing array of cluster numbers. */
+struct u64s {
+	uint64_t *v;
+	size_t n, max;
+};
+
+struct q2_dev;
+
 struct q2_img {
 	char *path;
 	int fd;
@@ -112,6 +121,20 @@ struct q2_img {
 	 */
 	struct zublk_backing b;
 	struct q2_img *backing;
+	/*
+	 * The top image's clusters this daemon freed (refcount 0, punched out,
+	 * so they read zeros), oldest first, each with the mapping number
+	 * (q2_dev.seq) at its freeing: a cluster is handed out again only once
+	 * every read or write that mapped before it was freed is done.
+	 */
+	struct q2_dev *dev;		/* the top image's device; NULL for a backing */
+	struct u64s reuse, reuse_seq;
+	size_t reuse_head;
+	/* Runs of clusters free (refcount 0, punched) when the image was opened. */
+	struct q2_run {
+		uint64_t c, n;
+	} *free_runs;
+	size_t nr_free_runs, free_head;
 };
 
 /* One line naming the image and what is wrong with it. */
@@ -122,12 +145,6 @@ struct q2_img {
 		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': %s", (img)->path, m_); \
 	} while (0)
 
-/* A growing array of cluster numbers. */
-struct u64s {
-	uint64_t *v;
-	size_t n, max;
-};
-
 struct q2_dev {
 	pthread_mutex_t lock;
 	struct q2_img *top;
@@ -137,6 +154,10 @@ struct q2_dev {
 	struct u64s frees;
 	int zero_idx;			/* /dev/zero, for zero-copy without user copy */
 	int zero_fd;
+	/* Mappings of reads and writes, numbered; each queue's tags hold theirs. */
+	uint64_t seq;
+	struct q2_queue **queues;
+	unsigned nr_queues;
 };
 
 struct q2_alloc {
@@ -147,6 +168,13 @@ struct q2_alloc {
 
 struct q2_tag {
 	struct zublk_io *io;
+	/*
+	 * The q2_dev.seq of this request's mapping while its data ops may be
+	 * in flight, else 0 (atomic: other queues read it; this queue's
+	 * thread alone writes it).  A data op linked to its commit tells its
+	 * end by ->io_note().
+	 */
+	uint64_t seq;
 	unsigned inflight;
 	int err;
 	uint64_t expect, done;		/* bytes of the data ops */
@@ -354,12 +382,37 @@ static int grow_file(struct q2_img *img, uint64_t end)
 	return 0;
 }
 
-/* The next free cluster at the end of the image, its refcount not yet set. */
+static uint64_t oldest_mapping(struct q2_dev *d);
+static int u64s_push(struct u64s *a, uint64_t v);
+
+/*
+ * A free cluster, its refcount not yet set: one freed earlier whose last
+ * possible user is gone, else the next at the end of the image.
+ */
 static int take_cluster(struct q2_img *img, uint64_t *c)
 {
 	uint64_t v;
 	int ret;
 
+	if (img->reuse_head < img->reuse.n &&
+	    img->reuse_seq.v[img->reuse_head] < oldest_mapping(img->dev)) {
+		*c = img->reuse.v[img->reuse_head++];
+		if (img->reuse_head == img->reuse.n)
+			img->reuse_head = img->reuse.n = img->reuse_seq.n = 0;
+		ret = rc_get(img, *c, &v);
+		if (ret || v == 0)
+			return ret;
+	}
+	while (img->free_head < img->nr_free_runs) {
+		struct q2_run *r = &img->free_runs[img->free_head];
+
+		*c = r->c++;
+		if (--r->n == 0)
+			img->free_head++;
+		ret = rc_get(img, *c, &v);
+		if (ret || v == 0)
+			return ret;
+	}
 	for (;;) {
 		*c = img->next_cluster++;
 		ret = rc_get(img, *c, &v);
@@ -570,6 +623,52 @@ static int rc_set(struct q2_img *img, uint64_t c, uint64_t v)
 	return pwrite_all(img->fd, b + at, len, img->rt[rt_idx] + at);
 }
 
+/*
+ * The clusters inside the file that are free when it is opened (a discard
+ * by an earlier daemon, or by qemu), punched out so that they read zeros as
+ * a new cluster does, for take_cluster() to hand out.  One that cannot be
+ * punched is left alone.
+ */
+static int find_free(struct q2_img *img)
+{
+	uint64_t end = img->file_end >> img->cluster_bits, v;
+	size_t max = 0;
+
+	for (uint64_t c = 0, c0; c < end; c++) {
+		int ret = rc_get(img, c, &v);
+
+		if (ret)
+			return ret;
+		if (v)
+			continue;
+		for (c0 = c; c + 1 < end; c++) {
+			ret = rc_get(img, c + 1, &v);
+			if (ret)
+				return ret;
+			if (v)
+				break;
+		}
+		if (fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)(c0 << img->cluster_bits),
+			      (off_t)((c - c0 + 1) << img->cluster_bits)))
+			continue;
+		if (img->b.mem)
+			zublk_backing_forget(&img->b, c0 << img->cluster_bits,
+					     (c - c0 + 1) << img->cluster_bits);
+		if (img->nr_free_runs == max) {
+			struct q2_run *p;
+
+			max = max ? 2 * max : 16;
+			p = realloc(img->free_runs, max * sizeof(*p));
+			if (!p)
+				return -ENOMEM;
+			img->free_runs = p;
+		}
+		img->free_runs[img->nr_free_runs++] = (struct q2_run){ .c = c0, .n = c - c0 + 1 };
+	}
+	return 0;
+}
+
 /* A new cluster, refcount 1 on the file: its offset in *@off. */
 static int alloc_cluster(struct q2_img *img, uint64_t *off)
 {
@@ -625,10 +724,15 @@ static int rc_drop(struct q2_img *img, uint64_t c)
 	}
 	ret = rc_set(img, c, v - 1);
 	if (!ret && v == 1) {
-		fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)(c << img->cluster_bits), (off_t)img->cs);
+		bool punched = !fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					  (off_t)(c << img->cluster_bits), (off_t)img->cs);
+
 		if (img->b.mem)
 			zublk_backing_forget(&img->b, c << img->cluster_bits, img->cs);
+		/* Reused only if it reads zeros, as a new cluster does (see write_new()). */
+		if (punched && img->dev && !u64s_push(&img->reuse, c) &&
+		    u64s_push(&img->reuse_seq, img->dev->seq))
+			img->reuse.n--;
 	}
 	return ret;
 }
@@ -784,6 +888,29 @@ static void frees_drop(struct q2_dev *d, const uint64_t *f, size_t n)
 	/* One that fails stays counted: a leak, never a loss. */
 	for (size_t i = 0; i < n; i++)
 		rc_drop(d->top, f[i]);
+}
+
+/* The number of the oldest mapping a request may still be using (under the lock). */
+static uint64_t oldest_mapping(struct q2_dev *d)
+{
+	uint64_t min = UINT64_MAX;
+
+	for (unsigned i = 0; i < d->nr_queues; i++) {
+		struct q2_queue *qq = d->queues[i];
+
+		for (unsigned j = 0; qq && j < qq->depth; j++) {
+			uint64_t v = __atomic_load_n(&qq->tags[j].seq, __ATOMIC_ACQUIRE);
+
+			if (v && v < min)
+				min = v;
+		}
+	}
+	return min;
+}
+
+static void seq_clear(struct q2_tag *t)
+{
+	__atomic_store_n(&t->seq, 0, __ATOMIC_RELEASE);
 }
 
 /* -------------------------------------------------------- reading data */
@@ -1424,6 +1551,7 @@ static int q2_rw(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
 		pthread_mutex_unlock(&d->lock);
 		return retry_later(q, io, t);
 	}
+	__atomic_store_n(&t->seq, ++d->seq, __ATOMIC_RELEASE);
 	if (write)
 		ret = q2_write(q, io, t, &r);
 	else
@@ -1431,7 +1559,8 @@ static int q2_rw(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
 	pthread_mutex_unlock(&d->lock);
 	if (!ret && !t->inflight && !t->nr_allocs && r.len == io->len && !run_copy(q, io, &r)) {
 		/* One run, nothing else: the request ends with it. */
-		ret = zublk_io_prep_rw_commit(q, io, write, r.idx, r.file_off, 0, r.len, SUB_DATA);
+		ret = zublk_io_prep_rw_commit_note(q, io, write, r.idx, r.file_off, 0, r.len,
+						   SUB_DATA, (unsigned)t->seq);
 		if (!ret) {
 			t->inflight++;
 			t->expect += r.len;
@@ -1440,6 +1569,8 @@ static int q2_rw(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
 	}
 	if (!ret)
 		ret = run_flush(q, io, &r, write);
+	if (!t->inflight)
+		seq_clear(t); /* nothing of it in flight */
 	if (ret) {
 		t->err = ret;
 		if (t->inflight)
@@ -1468,6 +1599,7 @@ static int q2_queue_io(struct zublk_queue *q, struct zublk_io *io)
 	int ret;
 
 	t->io = io;
+	seq_clear(t); /* the tag's last request is done */
 	t->inflight = 0;
 	t->err = 0;
 	t->nr_allocs = 0;
@@ -1569,6 +1701,16 @@ static void commit_synced(struct zublk_queue *q, struct zublk_io *io, struct q2_
 	q2_commit(q, io, t);
 }
 
+/* A transfer linked to its commit is done: the request's mapping is no longer used. */
+static void q2_io_note(struct zublk_queue *q, unsigned tag, unsigned note)
+{
+	struct q2_queue *qq = zublk_queue_priv(q);
+	struct q2_tag *t = &qq->tags[tag];
+
+	if ((t->seq & ZUBLK_UD_SUB_MAX) == note)
+		seq_clear(t);
+}
+
 static void q2_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub, int res)
 {
 	struct q2_queue *qq = zublk_queue_priv(q);
@@ -1607,6 +1749,7 @@ static void q2_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub,
 	}
 	if (t->inflight)
 		return;
+	seq_clear(t);
 	/* Short: the image (or a backing) shrank under us. */
 	if (!t->err && t->done != t->expect)
 		t->err = -EIO;
@@ -1680,6 +1823,7 @@ static void img_close(struct q2_img *img)
 			for (unsigned i = 0; i < img->nr_slots; i++)
 				free(img->slots[i].tab);
 		free(img->slots), free(img->l1_slot), free(img->rb), free(img->rt), free(img->l1);
+		free(img->reuse.v), free(img->reuse_seq.v), free(img->free_runs);
 		free(img->path);
 		free(img);
 		img = b;
@@ -2035,7 +2179,7 @@ static void q2_free(struct q2_dev *d)
 	if (d->zero_fd >= 0)
 		close(d->zero_fd);
 	pthread_mutex_destroy(&d->lock);
-	free(d->pending.v), free(d->frees.v);
+	free(d->pending.v), free(d->frees.v), free(d->queues);
 	free(d);
 }
 
@@ -2062,6 +2206,14 @@ static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_
 	ret = img_open(file, NULL, 0, "qcow2", ro, &d->top);
 	if (ret)
 		goto err;
+	d->top->dev = d;
+	if (!ro) {
+		ret = find_free(d->top);
+		if (ret) {
+			BAD(d->top, "reading its refcounts: %s", strerror(-ret));
+			goto err;
+		}
+	}
 	if (d->top->size < 512) {
 		BAD(d->top, "a virtual size of %llu bytes", (unsigned long long)d->top->size);
 		ret = -EINVAL;
@@ -2152,15 +2304,31 @@ static int q2_queue_init(struct zublk_queue *q)
 		if (!qq->tags[i].allocs)
 			return -ENOMEM;
 	}
-	return 0;
+	/* Its tags' mappings count for every queue's cluster reuse (oldest_mapping()). */
+	pthread_mutex_lock(&d->lock);
+	if (!d->queues) {
+		d->queues = calloc(info->nr_hw_queues, sizeof(*d->queues));
+		d->nr_queues = d->queues ? info->nr_hw_queues : 0;
+	}
+	if (zublk_queue_id(q) < d->nr_queues)
+		d->queues[zublk_queue_id(q)] = qq;
+	pthread_mutex_unlock(&d->lock);
+	return d->queues ? 0 : -ENOMEM;
 }
 
 static void q2_queue_exit(struct zublk_queue *q)
 {
 	struct q2_queue *qq = zublk_queue_priv(q);
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
 
 	if (!qq)
 		return;
+	if (d) {
+		pthread_mutex_lock(&d->lock);
+		if (zublk_queue_id(q) < d->nr_queues && d->queues[zublk_queue_id(q)] == qq)
+			d->queues[zublk_queue_id(q)] = NULL;
+		pthread_mutex_unlock(&d->lock);
+	}
 	for (unsigned i = 0; qq->tags && i < qq->depth; i++) {
 		free(qq->tags[i].allocs);
 		free(qq->tags[i].frees.v);
@@ -2184,5 +2352,6 @@ const struct zublk_target_ops zublk_qcow2_ops = {
 	.queue_exit = q2_queue_exit,
 	.queue_io = q2_queue_io,
 	.io_done = q2_io_done,
+	.io_note = q2_io_note,
 	.resize = q2_resize,
 };

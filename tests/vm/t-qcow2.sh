@@ -11,8 +11,8 @@
 # over a backing in a v2 image); write zeroes (partial clusters zeroed in
 # place or new, whole ones zero clusters, or kept and zeroed with NOUNMAP;
 # space given back only without it; not offered in a v2 image over a
-# backing); ext4 kept across del
-# and add; kill -9 and recover under verified writes, the image consistent
+# backing); freed clusters handed out again, also beside verified writes
+# on 2 queues, and those free at open; ext4 kept across del and add; kill -9 and recover under verified writes, the image consistent
 # at the kill; images on tmpfs, mapped and copied in the queue thread;
 # resize; what is refused, one line each, and qemu's image locks, both ways.
 . "$(dirname "$0")/lib.sh"
@@ -417,6 +417,53 @@ img_check "$img" "write zeroes"
 	-ge $((48 * M)) ] || fail "write zeroes: 40M..80M not kept allocated"
 rm -f "$img" "$TMP/tail"
 note "write zeroes 40M unmapped, 40M kept: ${du1}k -> ${du2}k, check clean"
+
+# Freed clusters handed out again: 32M written, discarded and flushed four
+# times, the file no longer than after the first; then a new daemon on 2
+# queues (which finds those 32M free) runs fio's verified random writes
+# over 0..32M while 32M..64M is written, discarded and flushed again and
+# again beside them: the file grows by 0..32M alone.
+img=$TMP/r.qcow2
+qemu-img create -q -f qcow2 "$img" 128M || fail "qemu-img create"
+add -t qcow2 -f "$img"
+for i in 1 2 3 4; do
+	fio_ok w --filename="$DEV" --rw=write --bs=64k --iodepth=16 --offset=$((32 * M)) \
+		--size=$((32 * M))
+	size=$(stat -c %s "$img")
+	[ "$i" = 1 ] && size1=$size
+	[ "$size" -le $((size1 + M)) ] ||
+		fail "reuse: the file grew from $size1 to $size bytes in $i rounds of 32M"
+	blkdiscard -o $((32 * M)) -l $((32 * M)) "$DEV" || fail "blkdiscard 32M..64M"
+	sync "$DEV" || fail "sync $DEV"
+done
+no_errors "reuse"
+del "$ID"
+add -t qcow2 -f "$img" -q 2
+fio --name=v --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite \
+	--bsrange=4k-128k --iodepth=16 --size=$((32 * M)) --loops=4 --verify=crc32c \
+	--do_verify=1 --verify_fatal=1 >"$TMP/fio-v" 2>&1 &
+fp=$!
+n=0
+while kill -0 $fp 2>/dev/null; do
+	fio_ok b --filename="$DEV" --rw=randwrite --bs=64k --iodepth=8 --offset=$((32 * M)) \
+		--size=$((32 * M))
+	blkdiscard -o $((32 * M)) -l $((32 * M)) "$DEV" || fail "blkdiscard 32M..64M"
+	sync "$DEV" || fail "sync $DEV"
+	n=$((n + 1))
+done
+wait $fp || fail "reuse: fio's verified writes: $(grep -E 'err=|verify' "$TMP/fio-v" | head -3)"
+grep -q "err= 0" "$TMP/fio-v" || fail "reuse: fio: $(grep err= "$TMP/fio-v")"
+size=$(stat -c %s "$img")
+[ "$n" -ge 2 ] || fail "reuse: 32M..64M written and discarded only $n times beside fio"
+[ "$size" -le $((size1 + 36 * M)) ] ||
+	fail "reuse: the file grew from $size1 to $size bytes in $n rounds beside fio"
+no_errors "reuse, 2 queues"
+dump "$TMP/r.raw"
+del "$ID"
+img_check "$img" "reuse"
+same "$img" "$TMP/r.raw" "reuse"
+rm -f "$img" "$TMP/r.raw" "$TMP/fio-v"
+note "freed clusters reused: ${size1} bytes after 4 rounds; $n rounds beside verified fio: $size"
 
 note "g) ext4: files kept across del and add, fsck and check clean"
 img=$TMP/g.qcow2
