@@ -394,14 +394,21 @@ static int take_cluster(struct q2_img *img, uint64_t *c)
 	uint64_t v;
 	int ret;
 
-	if (img->reuse_head < img->reuse.n &&
-	    img->reuse_seq.v[img->reuse_head] < oldest_mapping(img->dev)) {
+	while (img->reuse_head < img->reuse.n &&
+	       img->reuse_seq.v[img->reuse_head] < oldest_mapping(img->dev)) {
 		*c = img->reuse.v[img->reuse_head++];
 		if (img->reuse_head == img->reuse.n)
 			img->reuse_head = img->reuse.n = img->reuse_seq.n = 0;
 		ret = rc_get(img, *c, &v);
-		if (ret || v == 0)
+		if (ret)
 			return ret;
+		/* Punched again: a write that was in flight at its freeing may have landed since. */
+		if (v == 0 && !fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					 (off_t)(*c << img->cluster_bits), (off_t)img->cs)) {
+			if (img->b.mem)
+				zublk_backing_forget(&img->b, *c << img->cluster_bits, img->cs);
+			return 0;
+		}
 	}
 	while (img->free_head < img->nr_free_runs) {
 		struct q2_run *r = &img->free_runs[img->free_head];
