@@ -230,6 +230,9 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 	 * exits) and, unless async, waits until the daemon has let go of it.
 	 */
 	zublk_ctrl_set_timeout(c, timeout_s * 1000);
+	if (async && zublk_ctrl_unprivileged(c, id))
+		cli_err(verb, "device %u: a user's device has no --async (the driver refuses "
+			"it): waiting", id);
 	ret = zublk_ctrl_del_dev(c, id, !async);
 	if (ret == -ETIMEDOUT) {
 		char who[CLI_HOLDER_MAX];

@@ -243,15 +243,9 @@ int cmd_upgrade(int argc, char **argv)
 		goto err;
 	}
 	/*
-	 * The driver leaves LIVE from a work item that waits for the old ring's
-	 * teardown, which can end after the old daemon's pid is gone: wait for
-	 * it here too, so that recover does not find the device still LIVE.
+	 * The driver may leave LIVE a little after the old daemon's pid is
+	 * gone; recover waits for that (the library's wait_released()).
 	 */
-	for (unsigned i = 0; i < a.timeout_s * 50; i++) {
-		if (zublk_ctrl_get_info(c, a.id, &info) || info.state != UBLK_S_DEV_LIVE)
-			break;
-		usleep(20000);
-	}
 	zublk_ctrl_close(c);
 
 	snprintf(id, sizeof(id), "%u", a.id);

@@ -6,8 +6,9 @@
 # the device is in copy mode and the user's state directory; fio verifies
 # as the user, over loop and over nbd; what the driver keeps from users (zero copy, recovery,
 # zoned, integrity, upgrade) is refused in one line each; root sees and
-# deletes a user's device; the user cannot touch root's; a user's daemon
-# killed leaves a device that the user deletes;
+# deletes a user's device (--async: waits, and says so); the user cannot
+# touch root's; a user's daemon killed leaves a device that the user
+# deletes;
 # without the rule a user gets one line and nothing is left.
 . "$(dirname "$0")/lib.sh"
 UDEVD=/lib/systemd/systemd-udevd
@@ -146,10 +147,12 @@ as_user timeout 60 "$Z" upgrade -n "$uid" >/dev/null 2>"$TMP/err" && fail "upgra
 state_is "$uid" LIVE || fail "after a refused upgrade: $(dev_field "$uid" state)"
 note "$(cat "$TMP/err")"
 ID=$uid
-timeout 60 "$Z" del -n "$ID" || fail "root's del of uid $U's device"
+timeout 60 "$Z" del --async -n "$ID" 2>"$TMP/err" || fail "root's del of uid $U's device"
+grep -q "no --async" "$TMP/err" && [ "$(wc -l <"$TMP/err")" -eq 1 ] ||
+	fail "del --async of a user's device said: $(cat "$TMP/err")"
 wait_until 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "daemon $pid stayed"
 no_devices || fail "a device stayed: $("$Z" list)"
-note "root deleted uid $U's device"
+note "root deleted uid $U's device (--async: $(cat "$TMP/err"))"
 
 # 4. The user's daemon killed: the driver stops the device (no recovery for
 # it), IO fails, the user deletes it.
