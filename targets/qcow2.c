@@ -82,7 +82,8 @@ struct q2_dev;
 struct q2_img {
 	char *path;
 	int fd;
-	int idx;			/* fixed file */
+	int dfd;			/* buffered=0: the same file with O_DIRECT, else -1 */
+	int idx;			/* fixed file (dfd if there is one): the data's */
 	bool raw;			/* a raw backing file */
 	bool ro;
 	bool in_memory;
@@ -154,6 +155,8 @@ struct q2_dev {
 	struct u64s frees;
 	int zero_idx;			/* /dev/zero, for zero-copy without user copy */
 	int zero_fd;
+	bool direct;			/* buffered=0 (open_direct()) */
+	unsigned align;			/* the device's logical block, bytes */
 	/* Mappings of reads and writes, numbered; each queue's tags hold theirs. */
 	uint64_t seq;
 	struct q2_queue **queues;
@@ -1079,6 +1082,7 @@ static int map_read(struct zublk_queue *q, struct zublk_io *io, struct run *r, s
 		    uint64_t off, uint32_t io_off, uint32_t len)
 {
 	struct q2_queue *qq = zublk_queue_priv(q);
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
 	uint64_t e, in;
 	int ret;
 
@@ -1086,8 +1090,15 @@ static int map_read(struct zublk_queue *q, struct zublk_io *io, struct run *r, s
 		return fill_zeros(q, io, r, io_off, len);
 	if (off + len > img->size) {
 		uint32_t in_img = (uint32_t)(img->size - off);
+		/* With O_DIRECT, a last piece shorter than a block is read buffered. */
+		uint32_t tail = img->dfd >= 0 ? in_img & (d->align - 1) : 0;
 
-		ret = map_read(q, io, r, img, off, io_off, in_img);
+		ret = map_read(q, io, r, img, off, io_off, in_img - tail);
+		if (!ret && tail) {
+			ret = read_sync(qq, img, off + in_img - tail, qq->cow, tail);
+			if (!ret)
+				ret = zublk_io_copy(q, io, io_off + in_img - tail, qq->cow, tail);
+		}
 		if (!ret)
 			ret = fill_zeros(q, io, r, io_off + in_img, len - in_img);
 		return ret;
@@ -1823,6 +1834,8 @@ static void img_close(struct q2_img *img)
 		zublk_backing_close(&img->b);
 		if (img->fd >= 0)
 			close(img->fd);
+		if (img->dfd >= 0)
+			close(img->dfd);
 		if (img->rb)
 			for (uint64_t i = 0; i < img->rt_entries; i++)
 				free(img->rb[i]);
@@ -2110,6 +2123,7 @@ static int img_open(const char *path, const char *parent, unsigned depth, const 
 	if (!img)
 		return -ENOMEM;
 	img->ro = ro;
+	img->dfd = -1;
 	img->path = strdup(path);
 	img->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (!img->path || img->fd < 0) {
@@ -2180,6 +2194,66 @@ err:
 	return ret;
 }
 
+/*
+ * buffered=0: each image and backing file not in memory gets a second
+ * descriptor with O_DIRECT, for the data runs (io_uring); the tables,
+ * compressed clusters and the parts of a new cluster stay buffered on the
+ * first (the kernel keeps the two coherent: a direct read or write writes
+ * back and drops the cached pages it covers).  The device's logical block
+ * is then the largest O_DIRECT alignment of the chain, which every qcow2
+ * cluster size of it must reach.
+ */
+static int open_direct(struct q2_dev *d, struct zublk_target_geom *geom)
+{
+	unsigned align = 512, mem_align = 512;
+
+	for (struct q2_img *img = d->top; img; img = img->backing) {
+		struct stat a, b;
+		struct statx stx;
+
+		if (img->in_memory)
+			continue; /* O_DIRECT there only costs (as loop decides) */
+		img->dfd = open(img->path, (img->ro ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
+		if (img->dfd < 0) {
+			int ret = -errno;
+
+			BAD(img, "%s", ret == -EINVAL ? "O_DIRECT is not supported there (use "
+				"buffered=1)" : strerror(-ret));
+			return ret;
+		}
+		if (fstat(img->fd, &a) || fstat(img->dfd, &b) || a.st_dev != b.st_dev ||
+		    a.st_ino != b.st_ino) {
+			BAD(img, "replaced while it was being opened");
+			return -ESTALE;
+		}
+		if (!statx(img->dfd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) &&
+		    (stx.stx_mask & STATX_DIOALIGN)) {
+			if (stx.stx_dio_offset_align > align)
+				align = stx.stx_dio_offset_align;
+			if (stx.stx_dio_mem_align > mem_align)
+				mem_align = stx.stx_dio_mem_align;
+		}
+	}
+	if (align > 4096 || (align & (align - 1))) {
+		BAD(d->top, "an O_DIRECT alignment of %u bytes: use buffered=1", align);
+		return -EINVAL;
+	}
+	for (struct q2_img *img = d->top; img; img = img->backing)
+		if (!img->raw && img->cs < align) {
+			BAD(img, "clusters of %llu bytes, below the O_DIRECT alignment of %u: use "
+				 "buffered=1", (unsigned long long)img->cs, align);
+			return -EINVAL;
+		}
+	geom->logical_bs_shift = (unsigned)__builtin_ctz(align);
+	d->align = align;
+	if (geom->physical_bs_shift < geom->logical_bs_shift)
+		geom->physical_bs_shift = geom->logical_bs_shift;
+	if (mem_align > 512)
+		geom->dma_alignment = mem_align - 1;
+	d->direct = d->top->dfd >= 0;
+	return 0;
+}
+
 static void q2_free(struct q2_dev *d)
 {
 	img_close(d->top);
@@ -2194,7 +2268,7 @@ static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_
 {
 	const char *file = zublk_opts_get(opts, "file");
 	struct q2_dev *d;
-	bool ro = false;
+	bool ro = false, buffered = true;
 	int ret;
 
 	if (!file || !*file) {
@@ -2203,6 +2277,11 @@ static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_
 	}
 	if (zublk_opts_get_bool(opts, "ro", &ro)) {
 		zublk_log(ZUBLK_LOG_ERR, "ro '%s': not 0 or 1", zublk_opts_get(opts, "ro"));
+		return -EINVAL;
+	}
+	if (zublk_opts_get_bool(opts, "buffered", &buffered)) {
+		zublk_log(ZUBLK_LOG_ERR, "buffered '%s': not 0 or 1",
+			  zublk_opts_get(opts, "buffered"));
 		return -EINVAL;
 	}
 	d = calloc(1, sizeof(*d));
@@ -2226,14 +2305,24 @@ static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_
 		ret = -EINVAL;
 		goto err;
 	}
+	geom->logical_bs_shift = 9;
+	geom->physical_bs_shift = d->top->cluster_bits < 12 ? d->top->cluster_bits : 12;
+	if (!buffered) {
+		ret = open_direct(d, geom);
+		if (ret)
+			goto err;
+	}
+	geom->size = d->top->size & ~((1ULL << geom->logical_bs_shift) - 1);
 	d->zero_fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
 	if (d->zero_fd < 0) {
 		ret = -errno;
 		goto err;
 	}
 	for (struct q2_img *img = d->top; img; img = img->backing) {
-		img->idx = img == d->top ? zublk_dev_add_file_growing(dev, img->fd)
-					 : zublk_dev_add_file(dev, img->fd);
+		int fd = img->dfd >= 0 ? img->dfd : img->fd;
+
+		img->idx = img == d->top ? zublk_dev_add_file_growing(dev, fd)
+					 : zublk_dev_add_file(dev, fd);
 		if (img->idx < 0) {
 			ret = img->idx;
 			goto err;
@@ -2244,9 +2333,6 @@ static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_
 		ret = d->zero_idx;
 		goto err;
 	}
-	geom->size = d->top->size & ~511ULL;
-	geom->logical_bs_shift = 9;
-	geom->physical_bs_shift = d->top->cluster_bits < 12 ? d->top->cluster_bits : 12;
 	geom->caps = ZUBLK_CAP_FLUSH;
 	/*
 	 * A v2 image over a backing has no zero clusters: its discard does
@@ -2348,10 +2434,18 @@ static void q2_queue_exit(struct zublk_queue *q)
 	zublk_queue_set_priv(q, NULL);
 }
 
+static void q2_status(struct zublk_dev *dev, FILE *json)
+{
+	struct q2_dev *d = zublk_dev_priv(dev);
+
+	fprintf(json, ",\"buffered\":%s", d && d->direct ? "false" : "true");
+}
+
 const struct zublk_target_ops zublk_qcow2_ops = {
 	.name = "qcow2",
 	.summary = "a qcow2 image (v2, v3) with its backing chain (qcow2 or raw)",
-	.usage = "file=PATH (or -f PATH)  ro=0|1",
+	.usage = "file=PATH (or -f PATH)  ro=0|1  buffered=0|1 (default 1; 0: O_DIRECT for the "
+		 "data)",
 	.modes = ZUBLK_MODES_ALL,
 	.init = q2_init,
 	.exit = q2_exit,
@@ -2361,4 +2455,5 @@ const struct zublk_target_ops zublk_qcow2_ops = {
 	.io_done = q2_io_done,
 	.io_note = q2_io_note,
 	.resize = q2_resize,
+	.status = q2_status,
 };

@@ -1,20 +1,23 @@
 # SPDX-License-Identifier: MIT
 # qcow2: images qemu-img makes, served and checked by qemu-img after.  Every
-# data mode and 2 queues (verified fio writes; list says qcow2; the image
-# clean and holding what the device had); 4k writes racing on new clusters,
-# also from 2 queues into the same clusters; cluster sizes 512, 4k and 2M
-# (the 512 one outgrowing its refcount table), compat=0.10, refcount_bits 1
-# and 64, lazy refcounts; compressed clusters read and written over; raw and
-# compressed qcow2 backings, a 3-level chain of relative paths and a
-# backing shorter than its overlay, the backings never written; discard
-# (zeros over a backing, partial clusters kept, space given back; a no-op
-# over a backing in a v2 image); write zeroes (partial clusters zeroed in
-# place or new, whole ones zero clusters, or kept and zeroed with NOUNMAP;
-# space given back only without it; not offered in a v2 image over a
-# backing); freed clusters handed out again, also beside verified writes
-# on 2 queues, and those free at open; ext4 kept across del and add; kill -9 and recover under verified writes, the image consistent
-# at the kill; images on tmpfs, mapped and copied in the queue thread;
-# resize; what is refused, one line each, and qemu's image locks, both ways.
+# data mode, buffered=0 (O_DIRECT) and 2 queues (verified fio writes; list
+# says qcow2; the image clean and holding what the device had); 4k writes
+# racing on new clusters, also from 2 queues into the same clusters; cluster
+# sizes 512, 4k and 2M (the 512 one outgrowing its refcount table),
+# compat=0.10, refcount_bits 1 and 64, lazy refcounts; compressed clusters
+# read and written over; raw and compressed qcow2 backings, a 3-level chain
+# of relative paths and a backing shorter than its overlay, the backings
+# never written, also with buffered=0 (a backing's last bytes off a sector
+# read buffered); discard (zeros over a backing, partial clusters kept,
+# space given back; a no-op over a backing in a v2 image); write zeroes
+# (partial clusters zeroed in place or new, whole ones zero clusters, or
+# kept and zeroed with NOUNMAP; space given back only without it; not
+# offered in a v2 image over a backing); freed clusters handed out again,
+# also beside verified writes on 2 queues, and those free at open; ext4 kept
+# across del and add; kill -9 and recover under verified writes, the image
+# consistent at the kill; images on tmpfs, mapped and copied in the queue
+# thread; resize; what is refused, one line each, and qemu's image locks,
+# both ways.
 . "$(dirname "$0")/lib.sh"
 for t in qemu-img qemu-io mkfs.ext4 e2fsck blkdiscard fallocate jq base64 od; do
 	command -v $t >/dev/null || skip "no $t"
@@ -57,6 +60,16 @@ dev_is() {
 		fail "$2: $DEV has $size bytes, $(basename "$1") $(stat -c %s "$1")"
 	cmp <(dd if="$DEV" bs=1M iflag=direct status=none) "$1" >"$TMP/cmp" 2>&1 ||
 		fail "$2: $DEV is not $(basename "$1"): $(head -1 "$TMP/cmp")"
+}
+# direct_fd PID FILE: process PID has FILE open with O_DIRECT
+direct_fd() {
+	local fd
+	for fd in /proc/"$1"/fd/*; do
+		[ "$(stat -L -c %d:%i "$fd")" = "$(stat -c %d:%i "$2")" ] || continue
+		(($(awk '/^flags:/ { print "0" $2 }' "/proc/$1/fdinfo/${fd##*/}") & 040000)) &&
+			return 0
+	done
+	return 1
 }
 # dump FILE: what $DEV reads, into FILE (sparse)
 dump() {
@@ -116,15 +129,20 @@ head -c 24M /dev/urandom | base64 -w0 >"$TMP/src.raw" || fail "making the data"
 
 note "a) every data mode, and 2 queues: verified fio, the image clean and the same"
 queues_upto 2
-runs="copy:1 user-copy:1 zero-copy:1 auto-zero-copy:1"
+# MODE:QUEUES[:OPTION]
+runs="copy:1 user-copy:1 zero-copy:1 auto-zero-copy:1 zero-copy:1:buffered=0 copy:1:buffered=0"
 [ "$q" = 2 ] && runs+=" :2"
 img=$TMP/a.qcow2
 for run in $runs; do
+	opt=
+	case $run in *:*:*) opt=${run##*:} run=${run%:*} ;; esac
 	mode=${run%:*} nq=${run#*:}
-	what="${mode:-default mode}, $nq queue(s)"
+	what="${mode:-default mode}, $nq queue(s)${opt:+, $opt}"
 	rm -f "$img"
 	qemu-img create -q -f qcow2 -o cluster_size=64k "$img" 256M || fail "qemu-img create"
-	add -t qcow2 -f "$img" ${mode:+--mode "$mode"} -q "$nq"
+	add -t qcow2 -f "$img" ${mode:+--mode "$mode"} -q "$nq" $opt
+	[ -z "$opt" ] || direct_fd "$(dev_field "$ID" daemon_pid)" "$img" ||
+		fail "$what: the image is not open with O_DIRECT"
 	[ "$(dev_field "$ID" target)" = qcow2 ] || fail "$what: target $(dev_field "$ID" target)"
 	[ -z "$mode" ] || [ "$(dev_field "$ID" mode)" = "$mode" ] ||
 		fail "$what: mode $(dev_field "$ID" mode)"
@@ -236,11 +254,20 @@ note "e) backing files: raw, compressed qcow2, a chain, a short one"
 # overlay_case WHAT IMG EXPECT BACKINGS...: the device of IMG reads as
 # EXPECT; scribble's writes land in it and in a copy of EXPECT; after del
 # IMG is clean and qemu reads it as the copy; the BACKINGS did not change.
+# With QOPTS=buffered=0, the daemon holds IMG and the BACKINGS with O_DIRECT.
 overlay_case() {
-	local what=$1 img=$2 exp=$3 sums
+	local what=$1 img=$2 exp=$3 sums f
 	shift 3
 	sums=$(sha256sum "$@")
-	add -t qcow2 -f "$img"
+	add -t qcow2 -f "$img" ${QOPTS:-}
+	if [ "${QOPTS:-}" = buffered=0 ]; then
+		[ "$(dev_field "$ID" buffered)" = False ] ||
+			fail "$what: buffered $(dev_field "$ID" buffered)"
+		for f in "$img" "$@"; do
+			direct_fd "$(dev_field "$ID" daemon_pid)" "$f" ||
+				fail "$what: the daemon has no O_DIRECT descriptor of $f"
+		done
+	fi
 	dev_is "$exp" "$what"
 	odd_reads "$exp" "$what"
 	cp "$exp" "$TMP/copy.raw" || fail "cp"
@@ -296,6 +323,20 @@ qemu-img convert -O raw "$E/b4k.qcow2" "$TMP/b4k.raw" || fail "qemu-img convert 
 WRITES="$WRITES $((4 * M + 512)):512 $((4 * M + 34 * K)):$((3 * K))" \
 	overlay_case "4k-cluster backing under 64k clusters" "$E/ov4k.qcow2" "$TMP/b4k.raw" \
 	"$E/b4k.qcow2"
+# buffered=0: the data by O_DIRECT, the rest buffered; a backing whose end
+# is not on a sector (its last 100 bytes read buffered).
+head -c $((16 * M + 5 * K + 100)) "$TMP/src.raw" >"$E/odd.raw" || fail "head"
+(cd "$E" && qemu-img create -q -f qcow2 -b odd.raw -F raw odd.qcow2 64M) ||
+	fail "qemu-img create odd"
+cp "$E/odd.raw" "$TMP/odd.raw" && truncate -s 64M "$TMP/odd.raw" || fail "odd.raw"
+(cd "$E" && qemu-img create -q -f qcow2 -b m/mid.qcow2 -F qcow2 top2.qcow2) ||
+	fail "qemu-img create top2"
+qemu-img convert -O raw "$E/m/mid.qcow2" "$TMP/mid.raw" || fail "qemu-img convert mid"
+QOPTS=buffered=0 overlay_case "buffered=0, 3-level chain" "$E/top2.qcow2" "$TMP/mid.raw" \
+	"$E/base.raw" "$E/m/mid.qcow2"
+QOPTS=buffered=0 overlay_case "buffered=0, backing of 16M+5k+100 under 64M" "$E/odd.qcow2" \
+	"$TMP/odd.raw" "$E/odd.raw"
+rm -f "$E/odd.raw" "$TMP/odd.raw" "$TMP/mid.raw"
 rm -f "$TMP/b4k.src" "$TMP/b4k.raw"
 rm -f "$TMP"/[dc].raw "$TMP/d.qcow2" "$TMP/top.raw" "$TMP/long.raw" "$E"/*.qcow2 "$E/short.raw"
 
