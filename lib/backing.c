@@ -139,10 +139,14 @@ static int backing_shape(struct zublk_backing *b, const struct stat *st)
 	/* O_DIRECT needs the file system's alignment as our block size. */
 	if (!b->buffered && !statx(b->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) &&
 	    (stx.stx_mask & STATX_DIOALIGN)) {
+		unsigned mem;
+
 		while (lbs < stx.stx_dio_offset_align && lbs < 4096)
 			lbs <<= 1;
-		if (stx.stx_dio_mem_align > 512)
-			b->dma_alignment = stx.stx_dio_mem_align - 1;
+		/* Each segment a whole block: O_DIRECT checks segment lengths too. */
+		mem = stx.stx_dio_mem_align > lbs ? stx.stx_dio_mem_align : lbs;
+		if (mem > 512)
+			b->dma_alignment = mem - 1;
 	}
 	b->lbs_shift = (unsigned)__builtin_ctz(lbs);
 	b->pbs_shift = st->st_blksize >= 4096 ? 12 : b->lbs_shift;

@@ -159,6 +159,7 @@ struct q2_dev {
 	unsigned align;			/* the device's logical block, bytes */
 	/* Mappings of reads and writes, numbered; each queue's tags hold theirs. */
 	uint64_t seq;
+	uint64_t exited_min;		/* the oldest a queue that ended still held */
 	struct q2_queue **queues;
 	unsigned nr_queues;
 };
@@ -903,7 +904,7 @@ static void frees_drop(struct q2_dev *d, const uint64_t *f, size_t n)
 /* The number of the oldest mapping a request may still be using (under the lock). */
 static uint64_t oldest_mapping(struct q2_dev *d)
 {
-	uint64_t min = UINT64_MAX;
+	uint64_t min = d->exited_min;
 
 	for (unsigned i = 0; i < d->nr_queues; i++) {
 		struct q2_queue *qq = d->queues[i];
@@ -1275,9 +1276,10 @@ static int zero_host(struct q2_queue *qq, struct q2_img *img, uint64_t at, uint6
 	if (!img->in_memory &&
 	    !fallocate(img->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)at, (off_t)len))
 		return 0;
+	/* Data, written as data is: with O_DIRECT, no page of it left dirty. */
 	while (len) {
 		size_t n = len < qq->zeros_len ? len : qq->zeros_len;
-		int ret = pwrite_all(img->fd, qq->zeros, n, at);
+		int ret = pwrite_all(img->dfd >= 0 ? img->dfd : img->fd, qq->zeros, n, at);
 
 		if (ret)
 			return ret;
@@ -2205,6 +2207,7 @@ err:
  */
 static int open_direct(struct q2_dev *d, struct zublk_target_geom *geom)
 {
+	unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
 	unsigned align = 512, mem_align = 512;
 
 	for (struct q2_img *img = d->top; img; img = img->backing) {
@@ -2228,6 +2231,10 @@ static int open_direct(struct q2_dev *d, struct zublk_target_geom *geom)
 		}
 		if (!statx(img->dfd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) &&
 		    (stx.stx_mask & STATX_DIOALIGN)) {
+			if (!stx.stx_dio_offset_align) {
+				BAD(img, "O_DIRECT is not supported there (use buffered=1)");
+				return -EINVAL;
+			}
 			if (stx.stx_dio_offset_align > align)
 				align = stx.stx_dio_offset_align;
 			if (stx.stx_dio_mem_align > mem_align)
@@ -2244,10 +2251,23 @@ static int open_direct(struct q2_dev *d, struct zublk_target_geom *geom)
 				 "buffered=1", (unsigned long long)img->cs, align);
 			return -EINVAL;
 		}
+	/*
+	 * The image's tables are written buffered: a page of the file that
+	 * held a table and data both could be written back with old data
+	 * over a direct write.
+	 */
+	if (d->top->dfd >= 0 && d->top->cs < page) {
+		BAD(d->top, "clusters of %llu bytes, below a page (%lu): use buffered=1",
+		    (unsigned long long)d->top->cs, page);
+		return -EINVAL;
+	}
 	geom->logical_bs_shift = (unsigned)__builtin_ctz(align);
 	d->align = align;
 	if (geom->physical_bs_shift < geom->logical_bs_shift)
 		geom->physical_bs_shift = geom->logical_bs_shift;
+	/* Segments of a whole block each, in memory the files can take. */
+	if (mem_align < align)
+		mem_align = align;
 	if (mem_align > 512)
 		geom->dma_alignment = mem_align - 1;
 	d->direct = d->top->dfd >= 0;
@@ -2288,6 +2308,7 @@ static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_
 	if (!d)
 		return -ENOMEM;
 	d->zero_fd = -1;
+	d->exited_min = UINT64_MAX;
 	pthread_mutex_init(&d->lock, NULL);
 	ret = img_open(file, NULL, 0, "qcow2", ro, &d->top);
 	if (ret)
@@ -2387,7 +2408,10 @@ static int q2_queue_init(struct zublk_queue *q)
 	qq->zbuf = malloc(2 * cs_max);
 	qq->cow = malloc(d->top->cs);
 	qq->zeros_len = 64 << 10;
-	qq->zeros = calloc(1, qq->zeros_len);
+	if (posix_memalign((void **)&qq->zeros, 4096, qq->zeros_len))
+		qq->zeros = NULL;
+	else
+		memset(qq->zeros, 0, qq->zeros_len);
 	zublk_queue_set_priv(q, qq);
 	if (!qq->tags || !qq->batch || !qq->wait || !qq->cbuf || !qq->zbuf || !qq->cow ||
 	    !qq->zeros)
@@ -2418,8 +2442,13 @@ static void q2_queue_exit(struct zublk_queue *q)
 		return;
 	if (d) {
 		pthread_mutex_lock(&d->lock);
-		if (zublk_queue_id(q) < d->nr_queues && d->queues[zublk_queue_id(q)] == qq)
+		if (zublk_queue_id(q) < d->nr_queues && d->queues[zublk_queue_id(q)] == qq) {
+			/* A transfer it leaves behind (a linked one) still counts. */
+			for (unsigned j = 0; qq->tags && j < qq->depth; j++)
+				if (qq->tags[j].seq && qq->tags[j].seq < d->exited_min)
+					d->exited_min = qq->tags[j].seq;
 			d->queues[zublk_queue_id(q)] = NULL;
+		}
 		pthread_mutex_unlock(&d->lock);
 	}
 	for (unsigned i = 0; qq->tags && i < qq->depth; i++) {

@@ -748,5 +748,10 @@ else
 	skip_check "an image qemu-nbd serves" "no qemu-nbd or nbd module"
 fi
 expect_err "file" add -t qcow2
+expect_err "buffered '2': not 0 or 1" add -t qcow2 -f "$I/lock.qcow2" buffered=2
+# O_DIRECT data beside buffered tables in one page: refused.
+qemu-img create -q -f qcow2 -o cluster_size=512 "$I/c512.qcow2" 16M || fail "qemu-img create"
+expect_err "c512\.qcow2.*clusters of 512 bytes, below a page" add -t qcow2 -f "$I/c512.qcow2" \
+	buffered=0
 note "every refusal: one line, no device, no daemon"
 exit 0
