@@ -1399,8 +1399,6 @@ static int q2_write_zeroes(struct zublk_queue *q, struct zublk_io *io, struct q2
 	uint64_t first = (off + cs - 1) >> img->cluster_bits, last = end >> img->cluster_bits;
 	int ret = 0;
 
-	if (img->backing && img->version < 3)
-		return -EOPNOTSUPP; /* not offered: no zero clusters */
 	if (first > last)
 		return zero_part(q, t, last, off & (cs - 1), io->len);
 	if (off & (cs - 1))
