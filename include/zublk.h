@@ -782,6 +782,17 @@ int zublk_backing_open(struct zublk_backing *b, const char *what, const char *pa
 		       int buffered);
 /* Whether @path is on a file system in memory (tmpfs or ramfs). */
 bool zublk_path_in_memory(const char *path);
+/*
+ * For a regular file opened with O_DIRECT: the block its file offsets and
+ * lengths must be a multiple of (@block, 512 to 4096) and the alignment its
+ * memory needs (@mem, at least @block, so each segment is whole blocks), as
+ * the file system reports them (512 and 512 where it reports nothing).
+ * -EINVAL, with one line "<what> '<path>': <cause>" logged, when it takes
+ * no O_DIRECT there or needs a block the device cannot have (above 4096,
+ * or not a power of two).
+ */
+int zublk_dio_align(int fd, const char *what, const char *path, unsigned *block,
+		    unsigned *mem);
 void zublk_backing_close(struct zublk_backing *b);
 /*
  * For a file in memory: map its first @size bytes shared, so requests can

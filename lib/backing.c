@@ -117,37 +117,65 @@ static bool bdev_can_discard(dev_t rdev)
 	return max > 0;
 }
 
-static int backing_shape(struct zublk_backing *b, const struct stat *st)
+int zublk_dio_align(int fd, const char *what, const char *path, unsigned *block,
+		    unsigned *mem)
+{
+	struct statx stx;
+
+	*block = *mem = 512;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) ||
+	    !(stx.stx_mask & STATX_DIOALIGN))
+		return 0;
+	if (!stx.stx_dio_offset_align) {
+		zublk_log(ZUBLK_LOG_ERR, "%s '%s': O_DIRECT is not supported there "
+			  "(use buffered=1)", what, path);
+		return -EINVAL;
+	}
+	if (stx.stx_dio_offset_align > *block)
+		*block = stx.stx_dio_offset_align;
+	if (*block > 4096 || (*block & (*block - 1))) {
+		zublk_log(ZUBLK_LOG_ERR, "%s '%s': an O_DIRECT alignment of %u bytes: "
+			  "use buffered=1", what, path, *block);
+		return -EINVAL;
+	}
+	/* Each segment a whole block: O_DIRECT checks segment lengths too. */
+	*mem = stx.stx_dio_mem_align > *block ? stx.stx_dio_mem_align : *block;
+	return 0;
+}
+
+/* Logs its own error. */
+static int backing_shape(struct zublk_backing *b, const struct stat *st, const char *what,
+			 const char *path)
 {
 	if (S_ISBLK(st->st_mode)) {
 		int lbs = 512, pbs = 512;
 
 		b->bdev = true;
 		if (ioctl(b->fd, BLKGETSIZE64, &b->size) || ioctl(b->fd, BLKSSZGET, &lbs) ||
-		    ioctl(b->fd, BLKPBSZGET, &pbs))
-			return -errno;
+		    ioctl(b->fd, BLKPBSZGET, &pbs)) {
+			int ret = -errno;
+
+			zublk_log(ZUBLK_LOG_ERR, "%s '%s': %s", what, path, strerror(-ret));
+			return ret;
+		}
 		b->lbs_shift = (unsigned)__builtin_ctz((unsigned)lbs);
 		b->pbs_shift = (unsigned)__builtin_ctz((unsigned)pbs);
 		b->can_discard = bdev_can_discard(st->st_rdev);
 		b->can_zero = true;
 		return 0;
 	}
-	unsigned lbs = 512;
-	struct statx stx;
+	unsigned lbs = 512, mem = 512;
 
 	b->size = (uint64_t)st->st_size;
 	/* O_DIRECT needs the file system's alignment as our block size. */
-	if (!b->buffered && !statx(b->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) &&
-	    (stx.stx_mask & STATX_DIOALIGN)) {
-		unsigned mem;
+	if (!b->buffered) {
+		int ret = zublk_dio_align(b->fd, what, path, &lbs, &mem);
 
-		while (lbs < stx.stx_dio_offset_align && lbs < 4096)
-			lbs <<= 1;
-		/* Each segment a whole block: O_DIRECT checks segment lengths too. */
-		mem = stx.stx_dio_mem_align > lbs ? stx.stx_dio_mem_align : lbs;
-		if (mem > 512)
-			b->dma_alignment = mem - 1;
+		if (ret)
+			return ret;
 	}
+	if (mem > 512)
+		b->dma_alignment = mem - 1;
 	b->lbs_shift = (unsigned)__builtin_ctz(lbs);
 	b->pbs_shift = st->st_blksize >= 4096 ? 12 : b->lbs_shift;
 	/* Past the end with KEEP_SIZE: changes nothing, tells if it works. */
@@ -197,11 +225,9 @@ int zublk_backing_open(struct zublk_backing *b, const char *what, const char *pa
 			zublk_log(ZUBLK_LOG_ERR, "%s '%s': %s", what, path, strerror(-ret));
 		goto err;
 	}
-	ret = backing_shape(b, &st);
-	if (ret) {
-		zublk_log(ZUBLK_LOG_ERR, "%s '%s': %s", what, path, strerror(-ret));
-		goto err;
-	}
+	ret = backing_shape(b, &st, what, path);
+	if (ret)
+		goto err; /* said */
 	if (b->size < (1ULL << b->lbs_shift)) {
 		zublk_log(ZUBLK_LOG_ERR, "%s '%s': too small (%llu bytes)", what, path,
 			  (unsigned long long)b->size);

@@ -87,6 +87,7 @@ struct q2_img {
 	bool raw;			/* a raw backing file */
 	bool ro;
 	bool in_memory;
+	bool bdev;			/* on a block device: file_end is its size */
 	uint64_t size;			/* virtual size (raw: the file's) */
 	unsigned version;
 	unsigned cluster_bits;
@@ -377,6 +378,8 @@ static int grow_file(struct q2_img *img, uint64_t end)
 {
 	if (end <= img->file_end)
 		return 0;
+	if (img->bdev)
+		return -ENOSPC;
 	if (ftruncate(img->fd, (off_t)end))
 		return -errno;
 	img->file_end = end;
@@ -406,9 +409,14 @@ static int take_cluster(struct q2_img *img, uint64_t *c)
 		ret = rc_get(img, *c, &v);
 		if (ret)
 			return ret;
-		/* Punched again: a write that was in flight at its freeing may have landed since. */
-		if (v == 0 && !fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					 (off_t)(*c << img->cluster_bits), (off_t)img->cs)) {
+		/*
+		 * Punched again: a write that was in flight at its freeing may
+		 * have landed since (on a block device write_new() writes the
+		 * zeros).
+		 */
+		if (v == 0 && (img->bdev ||
+			       !fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					  (off_t)(*c << img->cluster_bits), (off_t)img->cs))) {
 			if (img->b.mem)
 				zublk_backing_forget(&img->b, *c << img->cluster_bits, img->cs);
 			return 0;
@@ -429,8 +437,12 @@ static int take_cluster(struct q2_img *img, uint64_t *c)
 		ret = rc_get(img, *c, &v);
 		if (ret)
 			return ret;
-		if (v == 0)
-			return grow_file(img, (*c + 1) << img->cluster_bits);
+		if (v == 0) {
+			ret = grow_file(img, (*c + 1) << img->cluster_bits);
+			if (ret)
+				img->next_cluster--; /* a block device's end */
+			return ret;
+		}
 	}
 }
 
@@ -642,7 +654,7 @@ static int rc_set(struct q2_img *img, uint64_t c, uint64_t v)
  */
 static int find_free(struct q2_img *img)
 {
-	uint64_t end = img->file_end >> img->cluster_bits, v;
+	uint64_t end = img->bdev ? img->next_cluster : img->file_end >> img->cluster_bits, v;
 	size_t max = 0;
 
 	for (uint64_t c = 0, c0; c < end; c++) {
@@ -661,7 +673,7 @@ static int find_free(struct q2_img *img)
 		}
 		if (fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      (off_t)(c0 << img->cluster_bits),
-			      (off_t)((c - c0 + 1) << img->cluster_bits)))
+			      (off_t)((c - c0 + 1) << img->cluster_bits)) && !img->bdev)
 			continue;
 		if (img->b.mem)
 			zublk_backing_forget(&img->b, c0 << img->cluster_bits,
@@ -712,8 +724,9 @@ static int alloc_run(struct q2_img *img, uint64_t n, uint64_t *off)
 			break;
 		c0 = c + 1;
 	}
-	img->next_cluster = c0 + n;
 	ret = grow_file(img, (c0 + n) << img->cluster_bits);
+	if (!ret)
+		img->next_cluster = c0 + n;
 	for (uint64_t c = c0; !ret && c < c0 + n; c++)
 		ret = rc_set(img, c, 1);
 	*off = c0 << img->cluster_bits;
@@ -741,7 +754,7 @@ static int rc_drop(struct q2_img *img, uint64_t c)
 		if (img->b.mem)
 			zublk_backing_forget(&img->b, c << img->cluster_bits, img->cs);
 		/* Reused only if it reads zeros, as a new cluster does (see write_new()). */
-		if (punched && img->dev && !u64s_push(&img->reuse, c) &&
+		if ((punched || img->bdev) && img->dev && !u64s_push(&img->reuse, c) &&
 		    u64s_push(&img->reuse_seq, img->dev->seq))
 			img->reuse.n--;
 	}
@@ -1218,10 +1231,16 @@ static int write_new(struct zublk_queue *q, struct q2_tag *t, uint64_t g, uint64
 	t->allocs[t->nr_allocs++] = (struct q2_alloc){ .guest = g, .host = *host, .old = e };
 	if (in == 0 && n == cs)
 		return 0;
-	/* The rest of the cluster as it read before; a new cluster reads zeros already. */
-	if (zero_entry(img, e))
+	/*
+	 * The rest of the cluster as it read before.  A new cluster of a
+	 * file reads zeros already (past the end, or punched); one of a
+	 * block device holds whatever was there.
+	 */
+	if (zero_entry(img, e) && !img->bdev)
 		return 0;
-	if (e & OFLAG_COMPRESSED) {
+	if (zero_entry(img, e)) {
+		memset(qq->cow, 0, cs);
+	} else if (e & OFLAG_COMPRESSED) {
 		ret = read_compressed(qq, img, e);
 		if (ret)
 			return ret;
@@ -2004,6 +2023,44 @@ static int read_header(struct q2_img *img, uint8_t *h, uint32_t *hlen)
 	return 0;
 }
 
+/*
+ * An image on a block device ends where the device does; clusters are
+ * appended after the last one with a reference (as qemu takes the first
+ * free one, the rest of the device holds whatever it held before).
+ */
+static int bdev_end(struct q2_img *img)
+{
+	off_t size = lseek(img->fd, 0, SEEK_END);
+	uint64_t last = 0, v;
+
+	if (size < 0)
+		return -errno;
+	img->file_end = (uint64_t)size & ~(img->cs - 1);
+	for (uint64_t i = img->rt_entries; i-- > 0 && !last;) {
+		uint64_t per = 1ULL << img->rb_bits;
+
+		if (!img->rt[i])
+			continue;
+		for (uint64_t c = (i + 1) * per; c-- > i * per;) {
+			int ret = rc_get(img, c, &v);
+
+			if (ret)
+				return ret;
+			if (v) {
+				last = c + 1;
+				break;
+			}
+		}
+	}
+	if (last << img->cluster_bits > img->file_end) {
+		BAD(img, "clusters in use up to %llu, past the device's end (%llu)",
+		    (unsigned long long)(last << img->cluster_bits), (unsigned long long)size);
+		return -EINVAL;
+	}
+	img->next_cluster = last ? last : 1;
+	return 0;
+}
+
 static int read_tables(struct q2_img *img, const uint8_t *h)
 {
 	uint64_t per_l2 = img->cs / 8, need, l1_bytes;
@@ -2078,6 +2135,8 @@ static int read_tables(struct q2_img *img, const uint8_t *h)
 		img->slots[i].l1_idx = -1;
 	if (fstat(img->fd, &st))
 		return -errno;
+	if (img->bdev)
+		return bdev_end(img);
 	img->file_end = (uint64_t)st.st_size;
 	img->next_cluster = ((uint64_t)st.st_size + img->cs - 1) >> img->cluster_bits;
 	return 0;
@@ -2117,6 +2176,7 @@ static int img_open(const char *path, const char *parent, unsigned depth, const 
 	struct q2_img *img = calloc(1, sizeof(*img));
 	uint8_t h[112] = { 0 };
 	char *bname = NULL, *bfmt = NULL;
+	struct stat st;
 	uint32_t hlen;
 	int ret;
 
@@ -2135,20 +2195,21 @@ static int img_open(const char *path, const char *parent, unsigned depth, const 
 			BAD(img, "%s", strerror(-ret));
 		goto err;
 	}
-	img->in_memory = zublk_path_in_memory(path);
+	if (fstat(img->fd, &st)) {
+		ret = -errno;
+		BAD(img, "%s", strerror(-ret));
+		goto err;
+	}
+	img->bdev = S_ISBLK(st.st_mode);
+	/* /dev is a tmpfs too: only a regular file is in memory. */
+	img->in_memory = S_ISREG(st.st_mode) && zublk_path_in_memory(path);
 	ret = img_lock(img);
 	if (ret)
 		goto err;
 	if ((fmt && !strcmp(fmt, "raw")) ||
 	    (!fmt && depth > 0 && (pread_all(img->fd, h, 4, 0) || be32(h) != QCOW2_MAGIC))) {
-		struct stat st;
-
 		img->raw = true;
-		if (fstat(img->fd, &st)) {
-			ret = -errno;
-			goto err;
-		}
-		if (S_ISBLK(st.st_mode)) {
+		if (img->bdev) {
 			off_t end = lseek(img->fd, 0, SEEK_END);
 
 			img->size = end > 0 ? (uint64_t)end : 0;
@@ -2160,14 +2221,6 @@ static int img_open(const char *path, const char *parent, unsigned depth, const 
 		return 0;
 	}
 	ret = read_header(img, h, &hlen);
-	if (!ret && !ro) {
-		struct stat st;
-
-		if (!fstat(img->fd, &st) && S_ISBLK(st.st_mode)) {
-			BAD(img, "a block device: an image there cannot grow (ro=1 reads it)");
-			ret = -EOPNOTSUPP;
-		}
-	}
 	if (!ret)
 		ret = read_tables(img, h);
 	if (ret)
@@ -2210,13 +2263,14 @@ static int open_direct(struct q2_dev *d, struct zublk_target_geom *geom)
 
 	for (struct q2_img *img = d->top; img; img = img->backing) {
 		struct stat a, b;
-		struct statx stx;
+		unsigned block, mem;
+		int ret;
 
 		if (img->in_memory)
 			continue; /* O_DIRECT there only costs (as loop decides) */
 		img->dfd = open(img->path, (img->ro ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
 		if (img->dfd < 0) {
-			int ret = -errno;
+			ret = -errno;
 
 			BAD(img, "%s", ret == -EINVAL ? "O_DIRECT is not supported there (use "
 				"buffered=1)" : strerror(-ret));
@@ -2227,21 +2281,13 @@ static int open_direct(struct q2_dev *d, struct zublk_target_geom *geom)
 			BAD(img, "replaced while it was being opened");
 			return -ESTALE;
 		}
-		if (!statx(img->dfd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) &&
-		    (stx.stx_mask & STATX_DIOALIGN)) {
-			if (!stx.stx_dio_offset_align) {
-				BAD(img, "O_DIRECT is not supported there (use buffered=1)");
-				return -EINVAL;
-			}
-			if (stx.stx_dio_offset_align > align)
-				align = stx.stx_dio_offset_align;
-			if (stx.stx_dio_mem_align > mem_align)
-				mem_align = stx.stx_dio_mem_align;
-		}
-	}
-	if (align > 4096 || (align & (align - 1))) {
-		BAD(d->top, "an O_DIRECT alignment of %u bytes: use buffered=1", align);
-		return -EINVAL;
+		ret = zublk_dio_align(img->dfd, "qcow2:", img->path, &block, &mem);
+		if (ret)
+			return ret;
+		if (block > align)
+			align = block;
+		if (mem > mem_align)
+			mem_align = mem;
 	}
 	for (struct q2_img *img = d->top; img; img = img->backing)
 		if (!img->raw && img->cs < align) {

@@ -16,7 +16,9 @@
 # also beside verified writes on 2 queues, and those free at open; ext4 kept
 # across del and add; kill -9 and recover under verified writes, the image
 # consistent at the kill; images on tmpfs, mapped and copied in the queue
-# thread; resize; what is refused, one line each, and qemu's image locks,
+# thread; resize; an image on a block device (new clusters written whole,
+# appended after the last one in use when opened again, ENOSPC at the
+# device's end); what is refused, one line each, and qemu's image locks,
 # both ways.
 . "$(dirname "$0")/lib.sh"
 for t in qemu-img qemu-io mkfs.ext4 e2fsck blkdiscard fallocate jq base64 od; do
@@ -29,6 +31,7 @@ qcow2_cleanup() {
 	mountpoint -q "$TMP/mnt" 2>/dev/null && umount "$TMP/mnt"
 	timeout 60 "$Z" del --all >/dev/null 2>&1
 	mountpoint -q "$TMP/shm" 2>/dev/null && umount "$TMP/shm"
+	[ -z "${LD:-}" ] || losetup -d "$LD" 2>/dev/null
 	cleanup
 }
 trap qcow2_cleanup EXIT
@@ -655,6 +658,49 @@ add -t qcow2 -f "$img" ro=1
 del "$ID"
 rm -f "$img"
 note "resize 64M -> 3G: $l1n L1 entries, verified, check clean"
+
+note "l) an image on a block device: written, opened again, filled to its end"
+# The device held other data before: a new cluster there does not read
+# zeros, so the part of it a write does not cover must be written.
+LD=
+command -v losetup >/dev/null || fail "no losetup"
+modprobe loop 2>/dev/null
+head -c 40M /dev/urandom >"$TMP/l.dev" || fail "making l.dev"
+LD=$(losetup -f --show "$TMP/l.dev") || fail "losetup"
+qemu-img create -q -f qcow2 "$LD" 64M || fail "qemu-img create on $LD"
+truncate -s 64M "$TMP/exp.raw" || fail "truncate"
+add -t qcow2 -f "$LD"
+scribble "$TMP/exp.raw"
+dev_is "$TMP/exp.raw" "block device"
+fio_ok l1 --filename="$DEV" --rw=randwrite --bsrange=4k-256k --iodepth=16 --offset=20M \
+	--size=8M --verify=crc32c --do_verify=1 --verify_fatal=1
+no_errors "block device"
+del "$ID"
+img_check "$LD" "block device"
+# Opened again (buffered=0 this time): new clusters go after the ones in
+# use, and the old data stays.
+add -t qcow2 -f "$LD" buffered=0
+direct_fd "$(dev_field "$ID" daemon_pid)" "$LD" || fail "block device: not open with O_DIRECT"
+fio_ok l2 --filename="$DEV" --rw=randwrite --bsrange=4k-256k --iodepth=16 --offset=32M \
+	--size=8M --verify=crc32c --do_verify=1 --verify_fatal=1
+fio_ok l1 --filename="$DEV" --rw=randwrite --bsrange=4k-256k --iodepth=16 --offset=20M \
+	--size=8M --verify=crc32c --verify_only
+cmp -n $((17 * M)) <(dd if="$DEV" bs=1M count=17 iflag=direct status=none) "$TMP/exp.raw" \
+	>/dev/null || fail "block device: scribble's writes changed after a new add"
+no_errors "block device, opened again"
+# 64M of data cannot fit in 40M: the writes past the device's end fail with
+# ENOSPC, the device goes on serving what fits, and no failed write shows.
+dd if=/dev/urandom of="$DEV" bs=1M count=64 oflag=direct status=none 2>"$TMP/err" &&
+	fail "block device: 64M written into 40M"
+grep -q "No space" "$TMP/err" || fail "block device full: $(cat "$TMP/err")"
+[ "$(counter "$ID" errors)" -gt 0 ] || fail "block device full: no error counted"
+dump "$TMP/dev.raw"
+del "$ID"
+img_check "$LD" "block device full" leaks
+same "$LD" "$TMP/dev.raw" "block device full"
+losetup -d "$LD" && LD=
+rm -f "$TMP/l.dev" "$TMP/exp.raw" "$TMP/dev.raw"
+note "block device: verified, opened again and verified, ENOSPC at its end, check clean"
 
 note "i) refused: one line each, nothing left, the image untouched"
 I=$TMP/i
