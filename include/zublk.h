@@ -354,7 +354,10 @@ struct zublk_target_ops {
 
 	/*
 	 * Optional, main thread: the device is to become @size bytes
-	 * (`zublk resize`).  Grow the backing or check it is big enough.
+	 * (`zublk resize`).  Growing, before the kernel's size changes: grow
+	 * the backing or check it is big enough.  Shrinking, after the
+	 * kernel's size went down (no new request past @size; one already in
+	 * flight may still end), and an error puts the kernel's size back.
 	 * Without it, resize is refused.
 	 */
 	int (*resize)(struct zublk_dev *dev, uint64_t size);

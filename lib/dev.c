@@ -1012,19 +1012,37 @@ int zublk_dev_resize(struct zublk_dev *dev, uint64_t size)
 			  (unsigned long long)size, (unsigned long long)bs);
 		return -EINVAL;
 	}
-	ret = dev->ops->resize(dev, size);
-	if (ret)
-		return ret;
-	/* Accept requests up to the new end before the kernel sends any. */
-	if (size > dev->geom.size)
+	if (size < dev->geom.size) {
+		/*
+		 * Shrinking: the kernel first, so that no request reaches past
+		 * the new end by the time the target lets go of it.
+		 */
 		atomic_store(&dev->dev_sectors, size >> 9);
-	ret = zublk_ctrl_update_size(dev->ctrl, id, size >> 9);
-	if (ret) {
-		atomic_store(&dev->dev_sectors, dev->geom.size >> 9);
-		zublk_err("device %u: UPDATE_SIZE: %s", id, strerror(-ret));
-		return ret;
+		ret = zublk_ctrl_update_size(dev->ctrl, id, size >> 9);
+		if (!ret) {
+			ret = dev->ops->resize(dev, size);
+			if (ret) /* as it was: the target still has the old end */
+				zublk_ctrl_update_size(dev->ctrl, id, dev->geom.size >> 9);
+		} else {
+			zublk_err("device %u: UPDATE_SIZE: %s", id, strerror(-ret));
+		}
+		if (ret) {
+			atomic_store(&dev->dev_sectors, dev->geom.size >> 9);
+			return ret;
+		}
+	} else {
+		ret = dev->ops->resize(dev, size);
+		if (ret)
+			return ret;
+		/* Accept requests up to the new end before the kernel sends any. */
+		atomic_store(&dev->dev_sectors, size >> 9);
+		ret = zublk_ctrl_update_size(dev->ctrl, id, size >> 9);
+		if (ret) {
+			atomic_store(&dev->dev_sectors, dev->geom.size >> 9);
+			zublk_err("device %u: UPDATE_SIZE: %s", id, strerror(-ret));
+			return ret;
+		}
 	}
-	atomic_store(&dev->dev_sectors, size >> 9);
 	dev->geom.size = size;
 	dev->params.basic.dev_sectors = size >> 9;
 	/* A grown backing file is still ours: recovery must accept it. */

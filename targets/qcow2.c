@@ -1494,6 +1494,69 @@ static int q2_grow(struct q2_img *img, uint64_t size)
 	return ret;
 }
 
+/*
+ * Shrink to @size (the device is that small already): every guest cluster
+ * past it lets go of its clusters, which are dropped at the next flush as
+ * a discard's are; an L2 table wholly past it goes too.  The L1 table keeps
+ * its size.  Under the lock, no write taking a cluster past @size.
+ */
+static int q2_shrink(struct q2_dev *d, uint64_t size)
+{
+	struct q2_img *img = d->top;
+	uint64_t per = 1ULL << img->l2_bits, end = (uint64_t)img->l1_size << img->l2_bits;
+	uint8_t hdr[8] = { 0 };
+	int ret = 0;
+
+	for (uint64_t g = (size + img->cs - 1) >> img->cluster_bits; !ret && g < end;) {
+		uint64_t l1_idx = g >> img->l2_bits, *tab, e;
+
+		if (!(img->l1[l1_idx] & L1E_OFFSET_MASK)) {
+			g = (l1_idx + 1) * per;
+			continue;
+		}
+		if (g & (per - 1)) {
+			ret = l2_get(img, g, &e);
+			if (!ret && e && !(ret = l2_set(img, g, 0)))
+				ret = frees_add_entry(d, e);
+			g++;
+			continue;
+		}
+		/* A table wholly past the end: unlinked, then its clusters and itself freed. */
+		ret = l2_table(img, l1_idx, &tab);
+		if (!ret)
+			ret = pwrite_all(img->fd, hdr, 8, img->l1_offset + l1_idx * 8);
+		if (ret)
+			break;
+		for (uint64_t i = 0; !ret && i < per; i++)
+			ret = frees_add_entry(d, be64(&tab[i]));
+		if (!ret)
+			ret = frees_add(d, (img->l1[l1_idx] & L1E_OFFSET_MASK) >> img->cluster_bits);
+		img->l1[l1_idx] = 0;
+		if (img->l1_slot[l1_idx] >= 0)
+			img->slots[img->l1_slot[l1_idx]].l1_idx = -1;
+		img->l1_slot[l1_idx] = -1;
+		g += per;
+	}
+	if (ret)
+		return ret;
+	put_be64(hdr, size);
+	ret = pwrite_all(img->fd, hdr, 8, 24);
+	if (!ret)
+		ret = q2_sync(img);
+	if (!ret)
+		img->size = size;
+	return ret;
+}
+
+/* A write that took a new cluster at or past guest cluster @g is not done yet. */
+static bool pending_from(const struct q2_dev *d, uint64_t g)
+{
+	for (size_t i = 0; i < d->pending.n; i++)
+		if (d->pending.v[i] >= g)
+			return true;
+	return false;
+}
+
 static int q2_resize(struct zublk_dev *dev, uint64_t size)
 {
 	struct q2_dev *d = zublk_dev_priv(dev);
@@ -1504,16 +1567,30 @@ static int q2_resize(struct zublk_dev *dev, uint64_t size)
 		BAD(img, "served read-only (ro=1): not resized");
 		return -EROFS;
 	}
-	if (size < img->size) {
-		BAD(img, "shrinking it from %llu to %llu bytes: not supported", (unsigned long long)img->size,
-		    (unsigned long long)size);
-		return -EINVAL;
-	}
 	pthread_mutex_lock(&d->lock);
-	ret = q2_grow(img, size);
+	if (size >= img->size) {
+		ret = q2_grow(img, size);
+		pthread_mutex_unlock(&d->lock);
+		if (ret)
+			BAD(img, "growing it to %llu bytes: %s", (unsigned long long)size,
+			    strerror(-ret));
+		return ret;
+	}
+	/* The kernel sends nothing past @size now; a write in flight there ends first. */
+	for (unsigned i = 0; pending_from(d, size >> img->cluster_bits); i++) {
+		pthread_mutex_unlock(&d->lock);
+		if (i == 10000) {
+			BAD(img, "shrinking it: writes past %llu bytes did not end in 10 s",
+			    (unsigned long long)size);
+			return -EBUSY;
+		}
+		usleep(1000);
+		pthread_mutex_lock(&d->lock);
+	}
+	ret = q2_shrink(d, size);
 	pthread_mutex_unlock(&d->lock);
 	if (ret)
-		BAD(img, "growing it to %llu bytes: %s", (unsigned long long)size, strerror(-ret));
+		BAD(img, "shrinking it to %llu bytes: %s", (unsigned long long)size, strerror(-ret));
 	return ret;
 }
 

@@ -16,7 +16,7 @@
 # also beside verified writes on 2 queues, and those free at open; ext4 kept
 # across del and add; kill -9 and recover under verified writes, the image
 # consistent at the kill; images on tmpfs, mapped and copied in the queue
-# thread; resize; an image on a block device (new clusters written whole,
+# thread; resize, grown and shrunk; an image on a block device (new clusters written whole,
 # appended after the last one in use when opened again, ENOSPC at the
 # device's end); what is refused, one line each, and qemu's image locks,
 # both ways.
@@ -623,7 +623,7 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 done
 umount "$S" || fail "umount $S"
 
-note "k) resize: grown live, its L1 table too; shrinking and ro=1 refused"
+note "k) resize: grown live, its L1 table too; shrunk live beside verified writes; ro=1 refused"
 # 4k clusters: an L1 cluster covers 1G, so 3G needs a new, larger L1 table.
 img=$TMP/k.qcow2
 qemu-img create -q -f qcow2 -o cluster_size=4k "$img" 64M || fail "qemu-img create"
@@ -636,9 +636,6 @@ cmp -n $((4 * M)) <(dd if="$DEV" bs=1M skip=2048 count=4 iflag=direct status=non
 	>/dev/null || fail "resize: the new part does not read zeros"
 fio_ok k2 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --offset=2900M \
 	--size=32M --verify=crc32c --do_verify=1 --verify_fatal=1
-"$Z" resize -n "$ID" 1G >/dev/null 2>"$TMP/err" && fail "shrinking accepted"
-grep -q "shrinking" "$TMP/err" || fail "shrink: $(cat "$TMP/err")"
-note "$(cat "$TMP/err")"
 no_errors "resize"
 del "$ID"
 img_check "$img" "resize"
@@ -652,12 +649,42 @@ fio_ok k1 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --size
 	--verify=crc32c --verify_only
 fio_ok k2 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --offset=2900M \
 	--size=32M --verify=crc32c --verify_only
+# Shrunk to 1G+2k (not on a cluster) while verified writes run below it,
+# over k1's 32M and 16M new: k2's 32M of clusters and its L2 tables go.
+du1=$(du -k "$img" | cut -f1)
+small=$((1024 * M + 2 * K))
+(fio_ok k3 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --size=48M \
+	--verify=crc32c --do_verify=1 --verify_fatal=1) &
+bg=$!
+sleep 1
+"$Z" resize -n "$ID" $small >/dev/null 2>"$TMP/err" || fail "shrink: $(cat "$TMP/err")"
+wait $bg || fail "shrink: the writes beside it failed"
+[ "$(blockdev --getsize64 "$DEV")" = $small ] || fail "shrink: $(blockdev --getsize64 "$DEV")"
+fio_ok k3 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --size=48M \
+	--verify=crc32c --verify_only
+no_errors "shrink"
+dump "$TMP/dev.raw"
 del "$ID"
+img_check "$img" "shrink"
+same "$img" "$TMP/dev.raw" "shrink"
+[ "$(qinfo "$img" '."virtual-size"')" = $small ] ||
+	fail "shrink: qemu sees $(qinfo "$img" '."virtual-size"') bytes"
+du2=$(du -k "$img" | cut -f1)
+[ $((du1 - du2)) -gt $((8 * K)) ] || fail "shrink: ${du1}k on disk before, ${du2}k after"
+# Grown again: what was cut reads as zeros.
+add -t qcow2 -f "$img"
+"$Z" resize -n "$ID" 3G >/dev/null 2>"$TMP/err" || fail "regrow: $(cat "$TMP/err")"
+cmp -n $((32 * M)) <(dd if="$DEV" bs=1M skip=2900 count=32 iflag=direct status=none) /dev/zero \
+	>/dev/null || fail "regrow: the part cut off does not read zeros"
+fio_ok k3 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --size=48M \
+	--verify=crc32c --verify_only
+del "$ID"
+img_check "$img" "regrow"
 add -t qcow2 -f "$img" ro=1
 "$Z" resize -n "$ID" 4G >/dev/null 2>"$TMP/err" && fail "resize of ro=1 accepted"
 del "$ID"
 rm -f "$img"
-note "resize 64M -> 3G: $l1n L1 entries, verified, check clean"
+note "resize 64M -> 3G: $l1n L1 entries; -> 1G+2k beside writes (${du1}k -> ${du2}k); -> 3G: zeros"
 
 note "l) an image on a block device: written, opened again, filled to its end"
 # The device held other data before: a new cluster there does not read
