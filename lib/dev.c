@@ -1021,8 +1021,11 @@ int zublk_dev_resize(struct zublk_dev *dev, uint64_t size)
 		ret = zublk_ctrl_update_size(dev->ctrl, id, size >> 9);
 		if (!ret) {
 			ret = dev->ops->resize(dev, size);
-			if (ret) /* as it was: the target still has the old end */
-				zublk_ctrl_update_size(dev->ctrl, id, dev->geom.size >> 9);
+			/* As it was: the target still has the old end. */
+			if (ret && zublk_ctrl_update_size(dev->ctrl, id, dev->geom.size >> 9))
+				zublk_err("device %u: UPDATE_SIZE back to %llu bytes failed: the "
+					  "kernel says %llu", id, (unsigned long long)dev->geom.size,
+					  (unsigned long long)size);
 		} else {
 			zublk_err("device %u: UPDATE_SIZE: %s", id, strerror(-ret));
 		}

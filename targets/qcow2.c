@@ -125,9 +125,10 @@ struct q2_img {
 	struct q2_img *backing;
 	/*
 	 * The top image's clusters this daemon freed (refcount 0, punched out,
-	 * so they read zeros), oldest first, each with the mapping number
-	 * (q2_dev.seq) at its freeing: a cluster is handed out again only once
-	 * every read or write that mapped before it was freed is done.
+	 * so they read zeros; on a block device write_new() writes the zeros),
+	 * oldest first, each with the mapping number (q2_dev.seq) at its
+	 * freeing: a cluster is handed out again only once every read or write
+	 * that mapped before it was freed is done.
 	 */
 	struct q2_dev *dev;		/* the top image's device; NULL for a backing */
 	struct u64s reuse, reuse_seq;
@@ -163,6 +164,8 @@ struct q2_dev {
 	uint64_t exited_min;		/* the oldest a queue that ended still held */
 	struct q2_queue **queues;
 	unsigned nr_queues;
+	/* A shrink's new end: a write, discard or write zeroes past it fails. */
+	uint64_t limit;
 };
 
 struct q2_alloc {
@@ -518,9 +521,11 @@ static int rt_grow(struct q2_img *img, uint64_t need)
 		}
 		rt[i] = b++ << img->cluster_bits;
 	}
+	ret = grow_file(img, (start + nb + tc) << img->cluster_bits);
+	if (ret)
+		goto out; /* a block device's end: nothing written */
 	/* Whatever happens now, these clusters are not handed out again. */
 	img->next_cluster = start + nb + tc;
-	ret = grow_file(img, img->next_cluster << img->cluster_bits);
 	/*
 	 * Every new cluster counts once.  An old block changed here is
 	 * written at once: a failure after it leaks clusters, nothing more.
@@ -753,7 +758,7 @@ static int rc_drop(struct q2_img *img, uint64_t c)
 
 		if (img->b.mem)
 			zublk_backing_forget(&img->b, c << img->cluster_bits, img->cs);
-		/* Reused only if it reads zeros, as a new cluster does (see write_new()). */
+		/* Reused if it reads zeros, as a file's new cluster does (see write_new()). */
 		if ((punched || img->bdev) && img->dev && !u64s_push(&img->reuse, c) &&
 		    u64s_push(&img->reuse_seq, img->dev->seq))
 			img->reuse.n--;
@@ -1163,6 +1168,12 @@ static void pending_del(struct q2_dev *d, uint64_t g)
 	}
 }
 
+/* Past the end a shrink is taking the image to (the kernel sent it before). */
+static bool past_limit(const struct q2_dev *d, const struct zublk_io *io)
+{
+	return io->offset + io->len > d->limit;
+}
+
 /* Another request is still writing a new cluster in [@off, @off + @len). */
 static bool busy(const struct q2_dev *d, uint64_t off, uint64_t len)
 {
@@ -1394,7 +1405,7 @@ static int q2_discard(struct zublk_queue *q, struct zublk_io *io)
  * WRITE_ZEROES: whole clusters as DISCARD leaves them (NOUNMAP: the image's
  * own data clusters zeroed in place); a cluster only partly in the range is
  * zeroed in place if it is the image's own, else it gets a new cluster as a
- * write would, whose part in the range reads zeros already.
+ * write would, whose part in the range reads zeros (a block device's: written).
  */
 static int zero_part(struct zublk_queue *q, struct q2_tag *t, uint64_t g, uint64_t in,
 		     uint64_t n)
@@ -1408,7 +1419,11 @@ static int zero_part(struct zublk_queue *q, struct q2_tag *t, uint64_t g, uint64
 		return ret;
 	if (own_cluster(e))
 		return zero_host(zublk_queue_priv(q), img, (e & L2E_OFFSET_MASK) + in, n);
-	return write_new(q, t, g, e, in, n, &host);
+	ret = write_new(q, t, g, e, in, n, &host);
+	/* A file's new cluster reads zeros there already; a block device's does not. */
+	if (!ret && img->bdev)
+		ret = zero_host(zublk_queue_priv(q), img, host + in, n);
+	return ret;
 }
 
 static int q2_write_zeroes(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
@@ -1495,20 +1510,38 @@ static int q2_grow(struct q2_img *img, uint64_t size)
 }
 
 /*
- * Shrink to @size (the device is that small already): every guest cluster
- * past it lets go of its clusters, which are dropped at the next flush as
- * a discard's are; an L2 table wholly past it goes too.  The L1 table keeps
- * its size.  Under the lock, no write taking a cluster past @size.
+ * Shrink to @size (the device is that small already): the header's size
+ * first, then every guest cluster past it lets go of its clusters, which
+ * are dropped at the next flush as a discard's are (an L2 table wholly past
+ * it goes too), and the image's own cluster across the end has its part
+ * past it zeroed.  The L1 table keeps its size.  An error after the header
+ * leaves clusters past the end (a warning): the shrink itself stands.
  */
 static int q2_shrink(struct q2_dev *d, uint64_t size)
 {
 	struct q2_img *img = d->top;
 	uint64_t per = 1ULL << img->l2_bits, end = (uint64_t)img->l1_size << img->l2_bits;
+	uint64_t tail = size & (img->cs - 1), e;
 	uint8_t hdr[8] = { 0 };
-	int ret = 0;
+	int ret;
 
+	put_be64(hdr, size);
+	ret = pwrite_all(img->fd, hdr, 8, 24);
+	if (!ret)
+		ret = q2_sync(img);
+	if (ret)
+		return ret;
+	img->size = size;
+	memset(hdr, 0, sizeof(hdr));
+	if (tail && !(ret = l2_get(img, size >> img->cluster_bits, &e)) && own_cluster(e)) {
+		uint8_t *z = calloc(1, img->cs - tail);
+
+		ret = z ? pwrite_all(img->fd, z, img->cs - tail, (e & L2E_OFFSET_MASK) + tail)
+			: -ENOMEM;
+		free(z);
+	}
 	for (uint64_t g = (size + img->cs - 1) >> img->cluster_bits; !ret && g < end;) {
-		uint64_t l1_idx = g >> img->l2_bits, *tab, e;
+		uint64_t l1_idx = g >> img->l2_bits, *tab;
 
 		if (!(img->l1[l1_idx] & L1E_OFFSET_MASK)) {
 			g = (l1_idx + 1) * per;
@@ -1537,15 +1570,12 @@ static int q2_shrink(struct q2_dev *d, uint64_t size)
 		img->l1_slot[l1_idx] = -1;
 		g += per;
 	}
-	if (ret)
-		return ret;
-	put_be64(hdr, size);
-	ret = pwrite_all(img->fd, hdr, 8, 24);
 	if (!ret)
 		ret = q2_sync(img);
-	if (!ret)
-		img->size = size;
-	return ret;
+	if (ret)
+		zublk_log(ZUBLK_LOG_WARN, "qcow2: '%s': shrunk to %llu bytes, but clusters past "
+			  "the end stay (%s)", img->path, (unsigned long long)size, strerror(-ret));
+	return 0;
 }
 
 /* A write that took a new cluster at or past guest cluster @g is not done yet. */
@@ -1570,16 +1600,25 @@ static int q2_resize(struct zublk_dev *dev, uint64_t size)
 	pthread_mutex_lock(&d->lock);
 	if (size >= img->size) {
 		ret = q2_grow(img, size);
+		if (!ret)
+			d->limit = UINT64_MAX;
 		pthread_mutex_unlock(&d->lock);
 		if (ret)
 			BAD(img, "growing it to %llu bytes: %s", (unsigned long long)size,
 			    strerror(-ret));
 		return ret;
 	}
-	/* The kernel sends nothing past @size now; a write in flight there ends first. */
+	/*
+	 * The kernel sends nothing past @size now.  What it sent before fails
+	 * from here on, and a write that took clusters past it ends first.
+	 */
+	d->limit = size;
 	for (unsigned i = 0; pending_from(d, size >> img->cluster_bits); i++) {
 		pthread_mutex_unlock(&d->lock);
 		if (i == 10000) {
+			pthread_mutex_lock(&d->lock);
+			d->limit = UINT64_MAX;
+			pthread_mutex_unlock(&d->lock);
 			BAD(img, "shrinking it: writes past %llu bytes did not end in 10 s",
 			    (unsigned long long)size);
 			return -EBUSY;
@@ -1588,6 +1627,8 @@ static int q2_resize(struct zublk_dev *dev, uint64_t size)
 		pthread_mutex_lock(&d->lock);
 	}
 	ret = q2_shrink(d, size);
+	if (ret)
+		d->limit = UINT64_MAX;
 	pthread_mutex_unlock(&d->lock);
 	if (ret)
 		BAD(img, "shrinking it to %llu bytes: %s", (unsigned long long)size, strerror(-ret));
@@ -1661,6 +1702,10 @@ static int q2_rw(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
 	int ret;
 
 	pthread_mutex_lock(&d->lock);
+	if (write && past_limit(d, io)) {
+		pthread_mutex_unlock(&d->lock);
+		return -EIO;
+	}
 	if (write && busy(d, io->offset, io->len)) {
 		pthread_mutex_unlock(&d->lock);
 		return retry_later(q, io, t);
@@ -1726,6 +1771,10 @@ static int q2_queue_io(struct zublk_queue *q, struct zublk_io *io)
 		return q2_flush(q, io, t);
 	case UBLK_IO_OP_DISCARD:
 		pthread_mutex_lock(&d->lock);
+		if (past_limit(d, io)) {
+			pthread_mutex_unlock(&d->lock);
+			return -EIO;
+		}
 		if (busy(d, io->offset, io->len)) {
 			pthread_mutex_unlock(&d->lock);
 			return retry_later(q, io, t);
@@ -1737,6 +1786,10 @@ static int q2_queue_io(struct zublk_queue *q, struct zublk_io *io)
 		return ret;
 	case UBLK_IO_OP_WRITE_ZEROES:
 		pthread_mutex_lock(&d->lock);
+		if (past_limit(d, io)) {
+			pthread_mutex_unlock(&d->lock);
+			return -EIO;
+		}
 		if (busy(d, io->offset, io->len)) {
 			pthread_mutex_unlock(&d->lock);
 			return retry_later(q, io, t);
@@ -2110,8 +2163,12 @@ static int bdev_end(struct q2_img *img)
 	off_t size = lseek(img->fd, 0, SEEK_END);
 	uint64_t last = 0, v;
 
-	if (size < 0)
-		return -errno;
+	if (size < 0) {
+		int ret = -errno;
+
+		BAD(img, "its size: %s", strerror(-ret));
+		return ret;
+	}
 	img->file_end = (uint64_t)size & ~(img->cs - 1);
 	for (uint64_t i = img->rt_entries; i-- > 0 && !last;) {
 		uint64_t per = 1ULL << img->rb_bits;
@@ -2430,6 +2487,7 @@ static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_
 		return -ENOMEM;
 	d->zero_fd = -1;
 	d->exited_min = UINT64_MAX;
+	d->limit = UINT64_MAX;
 	pthread_mutex_init(&d->lock, NULL);
 	ret = img_open(file, NULL, 0, "qcow2", ro, &d->top);
 	if (ret)

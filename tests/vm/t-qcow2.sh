@@ -651,6 +651,10 @@ fio_ok k2 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --offs
 	--size=32M --verify=crc32c --verify_only
 # Shrunk to 1G+2k (not on a cluster) while verified writes run below it,
 # over k1's 32M and 16M new: k2's 32M of clusters and its L2 tables go.
+# 8k at 1G, across the new end: its first 2k stay, the rest reads zeros
+# once grown again.
+dd if="$TMP/patch" of="$DEV" bs=8k count=1 seek=$((128 * K)) oflag=direct conv=notrunc \
+	status=none || fail "writing at 1G"
 du1=$(du -k "$img" | cut -f1)
 small=$((1024 * M + 2 * K))
 (fio_ok k3 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --size=48M \
@@ -676,6 +680,9 @@ add -t qcow2 -f "$img"
 "$Z" resize -n "$ID" 3G >/dev/null 2>"$TMP/err" || fail "regrow: $(cat "$TMP/err")"
 cmp -n $((32 * M)) <(dd if="$DEV" bs=1M skip=2900 count=32 iflag=direct status=none) /dev/zero \
 	>/dev/null || fail "regrow: the part cut off does not read zeros"
+cmp <(dd if="$DEV" bs=8k count=1 skip=$((128 * K)) iflag=direct status=none) \
+	<(head -c 2k "$TMP/patch"; head -c 6k /dev/zero) >/dev/null ||
+	fail "regrow: the 8k at 1G do not read as its first 2k and zeros"
 fio_ok k3 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --size=48M \
 	--verify=crc32c --verify_only
 del "$ID"
@@ -725,9 +732,22 @@ dump "$TMP/dev.raw"
 del "$ID"
 img_check "$LD" "block device full" leaks
 same "$LD" "$TMP/dev.raw" "block device full"
+# An overlay there: write zeroes over part of a backing's cluster makes a
+# new cluster (over the old image's data) whose zeroed part is written too.
+head -c 4M /dev/urandom >"$TMP/lbase.raw" || fail "making lbase.raw"
+qemu-img create -q -f qcow2 -b "$TMP/lbase.raw" -F raw "$LD" 4M || fail "qemu-img create -b"
+cp "$TMP/lbase.raw" "$TMP/exp.raw" || fail "cp"
+add -t qcow2 -f "$LD"
+blkdiscard -z -o $((8 * K)) -l $((4 * K)) "$DEV" || fail "block device: blkdiscard -z"
+dd if=/dev/zero of="$TMP/exp.raw" bs=4k seek=2 count=1 conv=notrunc status=none || fail "dd"
+dev_is "$TMP/exp.raw" "overlay on a block device, zeroed in part"
+no_errors "overlay on a block device"
+del "$ID"
+img_check "$LD" "overlay on a block device"
+same "$LD" "$TMP/exp.raw" "overlay on a block device"
 losetup -d "$LD" && LD=
-rm -f "$TMP/l.dev" "$TMP/exp.raw" "$TMP/dev.raw"
-note "block device: verified, opened again and verified, ENOSPC at its end, check clean"
+rm -f "$TMP/l.dev" "$TMP/exp.raw" "$TMP/dev.raw" "$TMP/lbase.raw"
+note "block device: verified, opened again and verified, ENOSPC at its end, an overlay zeroed in part"
 
 note "i) refused: one line each, nothing left, the image untouched"
 I=$TMP/i
