@@ -920,9 +920,10 @@ static void frees_drop(struct q2_dev *d, const uint64_t *f, size_t n)
 }
 
 /* The number of the oldest mapping a request may still be using (under the lock). */
-static uint64_t oldest_mapping(struct q2_dev *d)
+/* The oldest mapping a tag of a running queue still holds (UINT64_MAX: none). */
+static uint64_t oldest_tag_mapping(const struct q2_dev *d)
 {
-	uint64_t min = d->exited_min;
+	uint64_t min = UINT64_MAX;
 
 	for (unsigned i = 0; i < d->nr_queues; i++) {
 		struct q2_queue *qq = d->queues[i];
@@ -935,6 +936,13 @@ static uint64_t oldest_mapping(struct q2_dev *d)
 		}
 	}
 	return min;
+}
+
+static uint64_t oldest_mapping(struct q2_dev *d)
+{
+	uint64_t min = oldest_tag_mapping(d);
+
+	return d->exited_min < min ? d->exited_min : min;
 }
 
 static void seq_clear(struct q2_tag *t)
@@ -1591,6 +1599,7 @@ static int q2_resize(struct zublk_dev *dev, uint64_t size)
 {
 	struct q2_dev *d = zublk_dev_priv(dev);
 	struct q2_img *img = d->top;
+	uint64_t seq;
 	int ret;
 
 	if (img->ro) {
@@ -1610,17 +1619,20 @@ static int q2_resize(struct zublk_dev *dev, uint64_t size)
 	}
 	/*
 	 * The kernel sends nothing past @size now.  What it sent before fails
-	 * from here on, and a write that took clusters past it ends first.
+	 * from here on, and every request that mapped before (a write taking
+	 * clusters past it, or one landing in the cluster across it) ends first.
 	 */
 	d->limit = size;
-	for (unsigned i = 0; pending_from(d, size >> img->cluster_bits); i++) {
+	seq = d->seq;
+	for (unsigned i = 0; pending_from(d, size >> img->cluster_bits) ||
+			     oldest_tag_mapping(d) <= seq; i++) {
 		pthread_mutex_unlock(&d->lock);
 		if (i == 10000) {
 			pthread_mutex_lock(&d->lock);
 			d->limit = UINT64_MAX;
 			pthread_mutex_unlock(&d->lock);
-			BAD(img, "shrinking it: writes past %llu bytes did not end in 10 s",
-			    (unsigned long long)size);
+			BAD(img, "shrinking it to %llu bytes: requests in flight did not end "
+			    "in 10 s", (unsigned long long)size);
 			return -EBUSY;
 		}
 		usleep(1000);

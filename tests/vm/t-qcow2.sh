@@ -685,8 +685,12 @@ cmp <(dd if="$DEV" bs=8k count=1 skip=$((128 * K)) iflag=direct status=none) \
 	fail "regrow: the 8k at 1G do not read as its first 2k and zeros"
 fio_ok k3 --filename="$DEV" --rw=randwrite --bsrange=4k-128k --iodepth=16 --size=48M \
 	--verify=crc32c --verify_only
+# Shrunk again with nothing in flight: nothing to wait for.
+"$Z" resize -n "$ID" 2G >/dev/null 2>"$TMP/err" || fail "idle shrink: $(cat "$TMP/err")"
 del "$ID"
 img_check "$img" "regrow"
+[ "$(qinfo "$img" '."virtual-size"')" = $((2 << 30)) ] ||
+	fail "idle shrink: qemu sees $(qinfo "$img" '."virtual-size"') bytes"
 add -t qcow2 -f "$img" ro=1
 "$Z" resize -n "$ID" 4G >/dev/null 2>"$TMP/err" && fail "resize of ro=1 accepted"
 del "$ID"
