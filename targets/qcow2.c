@@ -919,7 +919,6 @@ static void frees_drop(struct q2_dev *d, const uint64_t *f, size_t n)
 		rc_drop(d->top, f[i]);
 }
 
-/* The number of the oldest mapping a request may still be using (under the lock). */
 /* The oldest mapping a tag of a running queue still holds (UINT64_MAX: none). */
 static uint64_t oldest_tag_mapping(const struct q2_dev *d)
 {
@@ -938,6 +937,7 @@ static uint64_t oldest_tag_mapping(const struct q2_dev *d)
 	return min;
 }
 
+/* The number of the oldest mapping a request may still be using (under the lock). */
 static uint64_t oldest_mapping(struct q2_dev *d)
 {
 	uint64_t min = oldest_tag_mapping(d);
@@ -2279,10 +2279,10 @@ static int read_tables(struct q2_img *img, const uint8_t *h)
 		return -ENOMEM;
 	for (unsigned i = 0; i < img->nr_slots; i++)
 		img->slots[i].l1_idx = -1;
-	if (fstat(img->fd, &st))
-		return -errno;
 	if (img->bdev)
 		return bdev_end(img);
+	if (fstat(img->fd, &st))
+		return -errno;
 	img->file_end = (uint64_t)st.st_size;
 	img->next_cluster = ((uint64_t)st.st_size + img->cs - 1) >> img->cluster_bits;
 	return 0;
