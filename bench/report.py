@@ -36,6 +36,8 @@ CONFIG_TITLES = {
                  "driver (1 queue, 1 job; tmpfs files)",
     "qcow2": "qcow2 vs qemu-nbd through the kernel's nbd client (1 queue, 1 job; images on tmpfs, "
              "every cluster allocated)",
+    "disk": "files on ext4 on an emulated virtio disk (1 queue, 1 job): loop and qcow2, direct IO "
+            "and buffered, vs the kernel loop driver and qemu-nbd",
 }
 MODES = ["copy", "user-copy", "zero-copy", "auto-zero-copy"]
 
@@ -246,6 +248,16 @@ def main():
                   "1 job; IOPS ratio)",
                   [("qcow2 %s" % m, "zqcow2-" + m, "zqraw") for m in modes_of("zqcow2-", "qcow2")],
                   cfg="qcow2")
+    d_rows = [("loop buffered=0 %s vs loop direct-io on" % m, "zdloop-" + m, "kdloop-dio")
+              for m in modes_of("zdloop-", "disk")]
+    d_rows.append(("loop buffered=1 (default) vs loop direct-io off", "zdloop-buf", "kdloop"))
+    d_rows += [("qcow2 buffered=0 %s vs qemu-nbd --cache=none" % m, "zdqcow2-" + m, "kdqnbd")
+               for m in modes_of("zdqcow2-", "disk")]
+    d_rows.append(("qcow2 buffered=1 (default) vs qemu-nbd writeback (default)", "zdqcow2-buf",
+                   "kdqnbd-wb"))
+    variant_table("Files on ext4 on an emulated virtio disk: zublk loop and qcow2 vs the kernel "
+                  "loop driver and qemu-nbd through the kernel's nbd client, direct IO and "
+                  "buffered, 1 queue, 1 job (IOPS ratio; reported, no target)", d_rows, cfg="disk")
     variant_table("Polling vs sleeping at once (--poll-us off): the default (adaptive) and "
                   "--poll-us 100 (1 queue, 1 job, default modes; IOPS ratio)",
                   [("null, adaptive (default)", "znull-" + dnull, "znull-nopoll"),
@@ -275,7 +287,7 @@ def main():
                   "1 job, default mode; IOPS ratio, map vs map=0)",
                   [("loop", "zloop-" + dloop, "zloop-nomap")])
 
-    for cfg in ("1q1j", "2q2j", "1q2j", "raid", "nbd", "zoned", "integrity", "qcow2"):
+    for cfg in ("1q1j", "2q2j", "1q2j", "raid", "nbd", "zoned", "integrity", "qcow2", "disk"):
         jobs = [j for j in JOB_TITLES if (cfg, j) in order]
         if not jobs:
             continue
@@ -324,6 +336,11 @@ def ref_ratios(get, cfg, job, dev):
         kn = ratio(v, get(cfg, job, "knbd"))
     if dev.startswith("zqcow2") or dev == "zqraw":
         kn = ratio(v, get(cfg, job, "kqnbd"))
+    if dev.startswith("zdloop"):
+        kl = ratio(v, get(cfg, job, "kdloop"))
+        kd = ratio(v, get(cfg, job, "kdloop-dio"))
+    if dev.startswith("zdqcow2"):
+        kn = ratio(v, get(cfg, job, "kdqnbd-wb" if dev == "zdqcow2-buf" else "kdqnbd"))
     return nb, kl, kd, md, kn
 
 

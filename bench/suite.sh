@@ -54,6 +54,15 @@
 #             image on tmpfs through the kernel's nbd client, vs zublk qcow2
 #             in data mode M over one of its own, and zublk loop over a raw
 #             file (default mode); half the size, every cluster allocated)
+#   kdloop-dio/kdloop/zdloop-M/zdloop-buf, kdqnbd/kdqnbd-wb/zdqcow2-M/
+#             zdqcow2-buf   (config "disk": files on ext4 on a disk, half
+#             the size each: the kernel loop driver, direct-io on and off,
+#             and zublk loop with buffered=0 in data mode M and with its
+#             default (buffered=1) over one raw file; qemu-nbd through the
+#             kernel's nbd client with --cache=none --aio=native and with
+#             its default (writeback), and zublk qcow2 with buffered=0 in
+#             data mode M and with its default, each over a qcow2 image of
+#             its own, every cluster allocated)
 #   ksd-pi/ksd   (config "integrity", where the kernel has scsi_debug):
 #             the kernel's own device with T10 PI, scsi_debug dif=1 dix=1
 #             (T10-DIF-TYPE1-CRC, in memory, no delay), with the block
@@ -64,18 +73,20 @@
 # znull-t2/zloop-t2: the default mode with --threads 2, a thread per queue
 # where the default serves both queues from one, and znull-pin/zloop-pin:
 # those threads pinned with --pin-queues), 1q2j (1 queue, 2 jobs: the default modes
-# only, the baseline 2q2j must beat), raid, nbd, zoned, integrity, qcow2.
+# only, the baseline 2q2j must beat), raid, nbd, zoned, integrity, qcow2, disk.
 # Every device uses the "none" IO scheduler.
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_RUNTIME (3 s per run, after
 # BENCH_RAMP 1 s; fio's units, as in 500ms, or seconds), BENCH_SIZE_MB
-# (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid nbd zoned integrity qcow2"),
-# BENCH_JOBS (all; nbd's, zoned's, integrity's and qcow2's too),
+# (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid nbd zoned integrity qcow2 disk"),
+# BENCH_JOBS (all; nbd's, zoned's, integrity's, qcow2's and disk's too),
 # BENCH_JOBS_2J (the 2-job configs' jobs: BENCH_JOBS), BENCH_MODES (every
 # mode the kernel has), BENCH_SET (all; or "targets": only the devices the
 # targets compare, none of the variants), BENCH_ONLY (an extended regular
 # expression: run only the devices whose names, as in devices_for, match;
-# for focused boots).
+# for focused boots), BENCH_DISK (config disk's disk, made ext4: all on it
+# is lost; default: the VM's virtio disk with serial zublk-disk, which
+# bench/run attaches).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Z=${ZUBLK:-$PWD/build/zublk}
@@ -83,7 +94,7 @@ rounds=${BENCH_ROUNDS:-3}
 runtime=${BENCH_RUNTIME:-3}
 ramp=${BENCH_RAMP:-1}
 size_mb=${BENCH_SIZE_MB:-512}
-configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid nbd zoned integrity qcow2}
+configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid nbd zoned integrity qcow2 disk}
 all_jobs="rr4k-qd1 rr4k-qd32 rw4k-qd32 sr128k-qd16 sw512k-qd8"
 jobs=${BENCH_JOBS:-$all_jobs}
 jobs_2j=${BENCH_JOBS_2J:-$jobs}
@@ -111,6 +122,8 @@ T=$(mktemp -d /tmp/zublk-bench.XXXXXX)
 LOOPS=()
 MDS=()
 SPIN=()
+QNBDS=()
+DISK_MNT=
 NBDKIT=
 stop_spin() { # the spinners of nullb-busy
 	((${#SPIN[@]})) || return 0
@@ -130,6 +143,8 @@ finish() {
 		[ -d "$n" ] && { echo 0 >"$n/power" 2>/dev/null; rmdir "$n" 2>/dev/null; }
 	done
 	[ -n "${SCSI_DEBUG:-}" ] && rmmod scsi_debug 2>/dev/null
+	for q in "${QNBDS[@]}"; do qemu-nbd -d "$q" >/dev/null 2>&1; done
+	[ -n "$DISK_MNT" ] && umount "$DISK_MNT" 2>/dev/null
 	umount "$T/tmpfs" 2>/dev/null || true
 	umount "$T/shm" 2>/dev/null || true
 	rm -rf "$T"
@@ -398,7 +413,7 @@ devices_for() { # the device names of a config
 
 for r in $(seq "$rounds"); do
 	for cfg in $configs; do
-		case $cfg in raid | nbd | zoned | integrity | qcow2) continue ;; esac
+		case $cfg in raid | nbd | zoned | integrity | qcow2 | disk) continue ;; esac
 		nj=${cfg:2:1}
 		mapfile -t devs < <(devices_for "$cfg")
 		cjobs=$jobs
@@ -653,5 +668,96 @@ if need qcow2; then
 	rounds_of qcow2 "${qdevs[@]}"
 	"$Z" del --all >/dev/null
 	qemu-nbd -d /dev/nbd0 >/dev/null 2>&1
+fi
+# --- disk: files on ext4 on a disk, direct IO vs the kernel's ---------------------
+# qnbd NAME N FILE ARGS...: qemu-nbd serving the qcow2 FILE on /dev/nbdN
+qnbd() {
+	local name=$1 dev=/dev/nbd$2 file=$3 i
+	shift 3
+	for i in $(seq 100); do [ -e "/sys/block/${dev#/dev/}/pid" ] || break; sleep 0.1; done
+	[ ! -e "/sys/block/${dev#/dev/}/pid" ] || die "$dev is still connected"
+	qemu-nbd -c "$dev" -f qcow2 "$@" "$file" >"$T/qnbd.err" 2>&1 ||
+		die "qemu-nbd -c $dev $*: $(cat "$T/qnbd.err")"
+	QNBDS+=("$dev")
+	for i in $(seq 100); do
+		[ "$(blockdev --getsize64 "$dev" 2>/dev/null)" = $((dsize << 20)) ] && break
+		sleep 0.1
+	done
+	DEV[$name]=$dev
+	set_none "$dev"
+}
+if need disk; then
+	for t in qemu-img qemu-nbd mkfs.ext4; do
+		command -v $t >/dev/null || die "$t not found (scripts/setup.sh)"
+	done
+	"$Z" del --all >/dev/null
+	for l in "${LOOPS[@]}"; do losetup -d "$l"; done
+	LOOPS=()
+	rm -rf "${T:?}"/tmpfs/*
+	# The disk: BENCH_DISK, or the VM's virtio disk (bench/run attaches it).
+	disk=${BENCH_DISK:-}
+	if [ -z "$disk" ]; then
+		modprobe virtio_blk 2>/dev/null || true
+		for i in $(seq 50); do
+			for s in /sys/block/vd*/serial; do
+				[ "$(cat "$s" 2>/dev/null)" = zublk-disk ] && disk=/dev/$(basename "${s%/serial}")
+			done
+			[ -n "$disk" ] && break
+			sleep 0.1
+		done
+	fi
+	[ -b "$disk" ] || die "config disk: no disk (BENCH_DISK, or a virtio disk with serial zublk-disk: bench/run attaches one)"
+	dsize=$((size_mb / 2))
+	need_mb=$((dsize * 7 + 256))
+	[ $(($(blockdev --getsize64 "$disk") >> 20)) -ge $need_mb ] ||
+		die "config disk: $disk is smaller than ${need_mb}M"
+	# Every device an empty nbd of its own: none left from the configs before.
+	rmmod nbd 2>/dev/null || true
+	modprobe nbd nbds_max=2 2>/dev/null || die "modprobe nbd failed"
+	modprobe ext4 2>/dev/null || true
+	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$disk" >"$T/mkfs.err" 2>&1 ||
+		die "mkfs.ext4 $disk: $(cat "$T/mkfs.err")"
+	mkdir "$T/disk"
+	mount "$disk" "$T/disk" || die "cannot mount $disk"
+	DISK_MNT=$T/disk
+	D=$T/disk
+	mkdir -p "$(readlink -f /var/lock)"
+	log "disk: ext4 on $disk ($(cat "/sys/block/${disk#/dev/}/queue/scheduler" | tr -d '\n')), ${dsize}M files"
+	# loop: one raw file of random data, as the 1q1j config's on tmpfs.
+	dd if=/dev/urandom of="$D/raw" bs=1M count="$dsize" conv=fsync status=none ||
+		die "writing $D/raw failed"
+	kloop kdloop-dio on "$D/raw"
+	kloop kdloop off "$D/raw"
+	ddevs=(kdloop-dio kdloop)
+	for m in $modes; do
+		zadd "zdloop-$m" -t loop --mode "$m" -q 1 file="$D/raw" buffered=0
+		ddevs+=("zdloop-$m")
+	done
+	zadd zdloop-buf -t loop -q 1 file="$D/raw"
+	ddevs+=(zdloop-buf)
+	# qcow2: qemu-nbd with O_DIRECT (cache=none) and with its default
+	# (writeback), vs zublk qcow2 with buffered=0 and with its default.
+	for f in k kwb $modes buf; do
+		qemu-img create -q -f qcow2 "$D/q-$f.qcow2" "${dsize}M" || die "qemu-img create failed"
+	done
+	qnbd kdqnbd 0 "$D/q-k.qcow2" --cache=none --aio=native
+	qnbd kdqnbd-wb 1 "$D/q-kwb.qcow2"
+	qdevs=(kdqnbd kdqnbd-wb)
+	for m in $modes; do
+		zadd "zdqcow2-$m" -t qcow2 --mode "$m" -q 1 file="$D/q-$m.qcow2" buffered=0
+		qdevs+=("zdqcow2-$m")
+	done
+	zadd zdqcow2-buf -t qcow2 -q 1 file="$D/q-buf.qcow2"
+	qdevs+=(zdqcow2-buf)
+	# Every cluster written once; then the dirty pages out, so that each
+	# row starts from the same disk.
+	fill "$dsize" "${qdevs[@]}"
+	sync
+	rounds_of disk "${ddevs[@]}" "${qdevs[@]}"
+	"$Z" del --all >/dev/null
+	for q in "${QNBDS[@]}"; do qemu-nbd -d "$q" >/dev/null 2>&1; done
+	QNBDS=()
+	for l in "${LOOPS[@]}"; do losetup -d "$l"; done
+	LOOPS=()
 fi
 log "done"
