@@ -248,9 +248,9 @@ def main():
                   "1 job; IOPS ratio)",
                   [("qcow2 %s" % m, "zqcow2-" + m, "zqraw") for m in modes_of("zqcow2-", "qcow2")],
                   cfg="qcow2")
-    d_rows = [("loop buffered=0 %s vs loop direct-io on" % m, "zdloop-" + m, "kdloop-dio")
+    d_rows = [("loop buffered=0 (default) %s vs loop direct-io on" % m, "zdloop-" + m, "kdloop-dio")
               for m in modes_of("zdloop-", "disk")]
-    d_rows.append(("loop buffered=1 (default) vs loop direct-io off", "zdloop-buf", "kdloop"))
+    d_rows.append(("loop buffered=1 vs loop direct-io off", "zdloop-buf", "kdloop"))
     d_rows += [("qcow2 buffered=0 %s vs qemu-nbd --cache=none" % m, "zdqcow2-" + m, "kdqnbd")
                for m in modes_of("zdqcow2-", "disk")]
     d_rows.append(("qcow2 buffered=1 (default) vs qemu-nbd writeback (default)", "zdqcow2-buf",

@@ -57,8 +57,8 @@
 #   kdloop-dio/kdloop/zdloop-M/zdloop-buf, kdqnbd/kdqnbd-wb/zdqcow2-M/
 #             zdqcow2-buf   (config "disk": files on ext4 on a disk, half
 #             the size each: the kernel loop driver, direct-io on and off,
-#             and zublk loop with buffered=0 in data mode M and with its
-#             default (buffered=1) over one raw file; qemu-nbd through the
+#             and zublk loop with buffered=0 (its default) in data mode M
+#             and with buffered=1 over one raw file; qemu-nbd through the
 #             kernel's nbd client with --cache=none --aio=native and with
 #             its default (writeback), and zublk qcow2 with buffered=0 in
 #             data mode M and with its default, each over a qcow2 image of
@@ -733,7 +733,7 @@ if need disk; then
 		zadd "zdloop-$m" -t loop --mode "$m" -q 1 file="$D/raw" buffered=0
 		ddevs+=("zdloop-$m")
 	done
-	zadd zdloop-buf -t loop -q 1 file="$D/raw"
+	zadd zdloop-buf -t loop -q 1 file="$D/raw" buffered=1
 	ddevs+=(zdloop-buf)
 	# qcow2: qemu-nbd with O_DIRECT (cache=none) and with its default
 	# (writeback), vs zublk qcow2 with buffered=0 and with its default.
