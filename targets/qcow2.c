@@ -1326,6 +1326,70 @@ static int zero_host(struct q2_queue *qq, struct q2_img *img, uint64_t at, uint6
 	return 0;
 }
 
+/* How table_clear() treats an entry that is not its new value already. */
+enum clear_how {
+	CLEAR_ZEROS,	/* entries that read zeros stay, and any cluster under them */
+	CLEAR_KEEP,	/* as CLEAR_ZEROS; the image's own data clusters are zeroed in place */
+	CLEAR_ALL,	/* every entry becomes the new value (a shrink) */
+};
+
+/*
+ * Entries [@from, @to) of the cached L2 table of @l1_idx become @ne, their
+ * clusters to be dropped at the next flush: changed in the cache, then the
+ * changed span written in one go.  On error the cache is dropped (it may no
+ * longer say what the file does) and the frees forgotten.  @qq: the queue
+ * whose zeros CLEAR_KEEP writes (else unused).
+ */
+static int table_clear(struct q2_dev *d, struct q2_queue *qq, uint64_t l1_idx, uint64_t from,
+		       uint64_t to, uint64_t ne, enum clear_how how)
+{
+	struct q2_img *img = d->top;
+	uint64_t lo = to, hi = 0, e, *tab;
+	uint64_t run_at = 0, run_len = 0; /* host bytes to zero in place */
+	size_t nr_frees = d->frees.n;
+	int ret = l2_table(img, l1_idx, &tab);
+
+	if (!ret && !tab)
+		ret = -EIO;
+	for (uint64_t i = from; !ret && i < to; i++) {
+		e = be64(&tab[i]);
+		if (how == CLEAR_KEEP && own_cluster(e)) {
+			uint64_t h = e & L2E_OFFSET_MASK;
+
+			if (run_len && run_at + run_len != h) {
+				ret = zero_host(qq, img, run_at, run_len);
+				run_len = 0;
+			}
+			if (!run_len)
+				run_at = h;
+			run_len += img->cs;
+			continue;
+		}
+		if (e == ne)
+			continue;
+		/* Zeros already, and either nothing to free or a kept cluster. */
+		if (how != CLEAR_ALL && zero_entry(img, e) &&
+		    (how == CLEAR_KEEP || !(e & L2E_OFFSET_MASK)))
+			continue;
+		put_be64(&tab[i], ne);
+		ret = frees_add_entry(d, e);
+		lo = i < lo ? i : lo;
+		hi = i;
+	}
+	if (!ret && run_len)
+		ret = zero_host(qq, img, run_at, run_len);
+	if (!ret && lo <= hi)
+		ret = pwrite_all(img->fd, &tab[lo], (hi - lo + 1) * 8,
+				 (img->l1[l1_idx] & L1E_OFFSET_MASK) + lo * 8);
+	if (ret) {
+		if (img->l1_slot[l1_idx] >= 0)
+			img->slots[img->l1_slot[l1_idx]].l1_idx = -1;
+		img->l1_slot[l1_idx] = -1;
+		d->frees.n = nr_frees;
+	}
+	return ret;
+}
+
 /*
  * Whole guest clusters [@first, @end) read zeros afterwards: a zero cluster
  * in a v3 image over a backing, else unallocated, their clusters dropped at
@@ -1334,18 +1398,13 @@ static int zero_host(struct q2_queue *qq, struct q2_img *img, uint64_t at, uint6
  */
 static int zero_clusters(struct zublk_queue *q, uint64_t first, uint64_t end, bool keep)
 {
-	struct q2_queue *qq = zublk_queue_priv(q);
 	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
 	struct q2_img *img = d->top;
-	uint64_t per = 1ULL << img->l2_bits, e, ne, *tab;
+	uint64_t per = 1ULL << img->l2_bits;
 	int ret = 0;
 
-	ne = img->backing ? OFLAG_ZERO : 0;
-	/* Table by table: its entries changed in the cache, then written in one go. */
 	for (uint64_t g = first, next; g < end && !ret; g = next) {
-		uint64_t l1_idx = g >> img->l2_bits, lo = per, hi = 0;
-		uint64_t run_at = 0, run_len = 0; /* host bytes to zero in place */
-		size_t nr_frees = d->frees.n;
+		uint64_t l1_idx = g >> img->l2_bits;
 
 		next = (l1_idx + 1) << img->l2_bits;
 		if (next > end)
@@ -1354,46 +1413,9 @@ static int zero_clusters(struct zublk_queue *q, uint64_t first, uint64_t end, bo
 			continue; /* no table: unallocated already */
 		ret = l2_ensure(img, g);
 		if (!ret)
-			ret = l2_table(img, l1_idx, &tab);
-		if (ret)
-			break;
-		for (uint64_t i = g & (per - 1); i < (next - 1) - (l1_idx << img->l2_bits) + 1; i++) {
-			e = be64(&tab[i]);
-			if (keep && own_cluster(e)) {
-				uint64_t h = e & L2E_OFFSET_MASK;
-
-				if (run_len && run_at + run_len != h) {
-					ret = zero_host(qq, img, run_at, run_len);
-					run_len = 0;
-					if (ret)
-						break;
-				}
-				if (!run_len)
-					run_at = h;
-				run_len += img->cs;
-				continue;
-			}
-			/* Zeros already, and either nothing to free or a kept cluster. */
-			if (e == ne || (zero_entry(img, e) && (keep || !(e & L2E_OFFSET_MASK))))
-				continue;
-			put_be64(&tab[i], ne);
-			ret = frees_add_entry(d, e);
-			if (ret)
-				break;
-			lo = i < lo ? i : lo;
-			hi = i;
-		}
-		if (!ret && run_len)
-			ret = zero_host(qq, img, run_at, run_len);
-		if (!ret && lo <= hi)
-			ret = pwrite_all(img->fd, &tab[lo], (hi - lo + 1) * 8,
-					 (img->l1[l1_idx] & L1E_OFFSET_MASK) + lo * 8);
-		if (ret) {
-			/* The cache no longer says what the file does: read it again. */
-			img->slots[img->l1_slot[l1_idx]].l1_idx = -1;
-			img->l1_slot[l1_idx] = -1;
-			d->frees.n = nr_frees;
-		}
+			ret = table_clear(d, zublk_queue_priv(q), l1_idx, g & (per - 1),
+					  ((next - 1) & (per - 1)) + 1, img->backing ? OFLAG_ZERO : 0,
+					  keep ? CLEAR_KEEP : CLEAR_ZEROS);
 	}
 	return ret;
 }
@@ -1556,10 +1578,8 @@ static int q2_shrink(struct q2_dev *d, uint64_t size)
 			continue;
 		}
 		if (g & (per - 1)) {
-			ret = l2_get(img, g, &e);
-			if (!ret && e && !(ret = l2_set(img, g, 0)))
-				ret = frees_add_entry(d, e);
-			g++;
+			ret = table_clear(d, NULL, l1_idx, g & (per - 1), per, 0, CLEAR_ALL);
+			g = (l1_idx + 1) * per;
 			continue;
 		}
 		/* A table wholly past the end: unlinked, then its clusters and itself freed. */

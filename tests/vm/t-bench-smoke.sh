@@ -3,7 +3,8 @@
 # kind of device, 1 and 2 queues, pinned, polling and never polling queues, batched
 # commands, shared memory, loop with and without its tmpfs file mapped, stripe/mirror vs
 # md, nbd vs the kernel's nbd client, zoned vs null_blk's zoned mode, loop with
-# integrity metadata vs without, qcow2 vs qemu-nbd) and
+# integrity metadata vs without, qcow2 vs qemu-nbd, loop and qcow2 on a disk)
+# and
 # bench/report.py on what it printed.  Its numbers mean nothing; that
 # every row is there and the report is written does.
 . "$(dirname "$0")/lib.sh"
@@ -25,7 +26,15 @@ if grep -qw INTEGRITY <<<"$features"; then
 else
 	skip_check "integrity config" "the driver has no UBLK_F_INTEGRITY"
 fi
-export BENCH_CONFIGS="1q1j 2q2j raid nbd zoned$( ((integ)) && echo " integrity") qcow2" BENCH_JOBS="rr4k-qd32 sw512k-qd8" BENCH_JOBS_2J=rr4k-qd32
+# The disk config's disk: tests/vm/suite attaches one (vm-run --disk).
+disk=0
+modprobe virtio_blk 2>/dev/null || true
+for i in $(seq 30); do
+	grep -qx zublk-disk /sys/block/vd*/serial 2>/dev/null && disk=12 && break
+	sleep 0.1
+done
+((disk)) || skip_check "disk config" "no disk with serial zublk-disk (tests/vm/suite attaches one)"
+export BENCH_CONFIGS="1q1j 2q2j raid nbd zoned$( ((integ)) && echo " integrity") qcow2$( ((disk)) && echo " disk")" BENCH_JOBS="rr4k-qd32 sw512k-qd8" BENCH_JOBS_2J=rr4k-qd32
 export BENCH_RAID_JOBS=rr4k-qd32 BENCH_MODES="copy zero-copy auto-zero-copy"
 bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 	fail "bench/suite.sh failed: $(tail -3 "$TMP/err")"
@@ -67,7 +76,12 @@ if ((integ)); then
 		skip_check "integrity's scsi_debug rows" "no scsi_debug module"
 	fi
 fi
-want=$(((15 + batch + shm) * 2 + 13 + 4 + 1 + 8 + 6 + integ + 10))
+# disk: the kernel loop (direct-io on, off), zublk loop buffered=0 in 3
+# modes and buffered=1, qemu-nbd (cache=none, writeback), zublk qcow2
+# buffered=0 in 3 modes and buffered=1, both jobs.
+((disk)) && devs+=" kdloop-dio kdloop zdloop-copy zdloop-zero-copy zdloop-auto-zero-copy zdloop-buf
+	kdqnbd kdqnbd-wb zdqcow2-copy zdqcow2-zero-copy zdqcow2-auto-zero-copy zdqcow2-buf"
+want=$(((15 + batch + shm) * 2 + 13 + 4 + 1 + 8 + 6 + integ + 10 + disk * 2))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
 for d in $devs; do
 	grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
@@ -118,6 +132,12 @@ if ((integ)); then
 fi
 grep -A4 '^## Copying requests straight' "$TMP/res/results.md" | grep -q '^| loop | - | [0-9]' ||
 	fail "results.md has no map vs map=0 ratio"
+if ((disk)); then
+	grep -A14 '^## Files on ext4 on an emulated virtio disk' "$TMP/res/results.md" |
+		grep -q '^| qcow2 buffered=0 zero-copy vs qemu-nbd --cache=none | - | [0-9]' ||
+		fail "results.md has no disk qcow2 vs qemu-nbd ratio"
+	! grep -qs zublk-bench /proc/mounts || fail "the disk config left its file system mounted"
+fi
 [ "$(wc -l <"$TMP/res/results.csv")" = $((want + 1)) ] || fail "results.csv: $(wc -l <"$TMP/res/results.csv") lines"
 note "$rows rows, report written"
 
