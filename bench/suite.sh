@@ -137,14 +137,18 @@ finish() {
 	timeout 60 "$Z" del --all >/dev/null 2>&1 || true
 	for m in "${MDS[@]}"; do mdadm --stop "$m" >/dev/null 2>&1 || true; done
 	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
-	[ -b /dev/nbd0 ] && nbd-client -d /dev/nbd0 >/dev/null 2>&1
-	[ -n "$NBDKIT" ] && kill "$NBDKIT" 2>/dev/null
+	# (errexit holds in this trap too: nothing here may fail it)
+	[ -b /dev/nbd0 ] && nbd-client -d /dev/nbd0 >/dev/null 2>&1 || true
+	[ -n "$NBDKIT" ] && kill "$NBDKIT" 2>/dev/null || true
 	for n in /sys/kernel/config/nullb/zb*; do
-		[ -d "$n" ] && { echo 0 >"$n/power" 2>/dev/null; rmdir "$n" 2>/dev/null; }
+		[ -d "$n" ] && { echo 0 >"$n/power" 2>/dev/null; rmdir "$n" 2>/dev/null; } || true
 	done
-	[ -n "${SCSI_DEBUG:-}" ] && rmmod scsi_debug 2>/dev/null
-	for q in "${QNBDS[@]}"; do qemu-nbd -d "$q" >/dev/null 2>&1; done
-	[ -n "$DISK_MNT" ] && umount "$DISK_MNT" 2>/dev/null
+	[ -n "${SCSI_DEBUG:-}" ] && rmmod scsi_debug 2>/dev/null || true
+	for q in "${QNBDS[@]}"; do qemu-nbd -d "$q" >/dev/null 2>&1 || true; done
+	if [ -n "$DISK_MNT" ]; then
+		qnbd_gone || true
+		umount "$DISK_MNT" 2>/dev/null || umount -l "$DISK_MNT" 2>/dev/null || true
+	fi
 	umount "$T/tmpfs" 2>/dev/null || true
 	umount "$T/shm" 2>/dev/null || true
 	rm -rf "$T"
@@ -670,6 +674,16 @@ if need qcow2; then
 	qemu-nbd -d /dev/nbd0 >/dev/null 2>&1
 fi
 # --- disk: files on ext4 on a disk, direct IO vs the kernel's ---------------------
+# qnbd_gone: wait (10 s at most) for every qemu-nbd to have exited: `qemu-nbd -d`
+# returns before the server has closed its image and /dev/nbdN.
+qnbd_gone() {
+	local i
+	for i in $(seq 100); do
+		pgrep -x qemu-nbd >/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
 # qnbd NAME N FILE ARGS...: qemu-nbd serving the qcow2 FILE on /dev/nbdN
 qnbd() {
 	local name=$1 dev=/dev/nbd$2 file=$3 i
@@ -708,12 +722,18 @@ if need disk; then
 	fi
 	[ -b "$disk" ] || die "config disk: no disk (BENCH_DISK, or a virtio disk with serial zublk-disk: bench/run attaches one)"
 	dsize=$((size_mb / 2))
-	need_mb=$((dsize * 7 + 256))
+	# A file per mode and 4 more (raw, zdqcow2-buf's, kdqnbd's, kdqnbd-wb's), ext4's share.
+	need_mb=$((dsize * ($(wc -w <<<"$modes") + 4) + dsize / 16 + 256))
 	[ $(($(blockdev --getsize64 "$disk") >> 20)) -ge $need_mb ] ||
 		die "config disk: $disk is smaller than ${need_mb}M"
-	# Every device an empty nbd of its own: none left from the configs before.
-	rmmod nbd 2>/dev/null || true
+	# Two nbd devices: the module again, once the configs before have let go of it.
+	qnbd_gone || die "a qemu-nbd of an earlier config did not exit"
+	for i in $(seq 50); do
+		[ -d /sys/module/nbd ] || break
+		rmmod nbd 2>/dev/null || sleep 0.1
+	done
 	modprobe nbd nbds_max=2 2>/dev/null || die "modprobe nbd failed"
+	[ -b /dev/nbd1 ] || die "config disk: no /dev/nbd1 (the nbd module stayed loaded with one device)"
 	modprobe ext4 2>/dev/null || true
 	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$disk" >"$T/mkfs.err" 2>&1 ||
 		die "mkfs.ext4 $disk: $(cat "$T/mkfs.err")"
@@ -759,5 +779,8 @@ if need disk; then
 	QNBDS=()
 	for l in "${LOOPS[@]}"; do losetup -d "$l"; done
 	LOOPS=()
+	qnbd_gone || die "qemu-nbd did not exit after qemu-nbd -d"
+	umount "$DISK_MNT" || die "cannot unmount $DISK_MNT"
+	DISK_MNT=
 fi
 log "done"

@@ -88,6 +88,7 @@ struct q2_img {
 	bool ro;
 	bool in_memory;
 	bool bdev;			/* on a block device: file_end is its size */
+	uint64_t bdev_size;		/* that device's size in bytes */
 	uint64_t size;			/* virtual size (raw: the file's) */
 	unsigned version;
 	unsigned cluster_bits;
@@ -1328,8 +1329,9 @@ static int zero_host(struct q2_queue *qq, struct q2_img *img, uint64_t at, uint6
 
 /* How table_clear() treats an entry that is not its new value already. */
 enum clear_how {
-	CLEAR_ZEROS,	/* entries that read zeros stay, and any cluster under them */
-	CLEAR_KEEP,	/* as CLEAR_ZEROS; the image's own data clusters are zeroed in place */
+	CLEAR_ZEROS,	/* entries that read zeros and hold no cluster stay */
+	CLEAR_KEEP,	/* every entry that reads zeros stays, with its cluster, and the
+			 * image's own data clusters stay and are zeroed in place */
 	CLEAR_ALL,	/* every entry becomes the new value (a shrink) */
 };
 
@@ -2192,16 +2194,9 @@ static int read_header(struct q2_img *img, uint8_t *h, uint32_t *hlen)
  */
 static int bdev_end(struct q2_img *img)
 {
-	off_t size = lseek(img->fd, 0, SEEK_END);
 	uint64_t last = 0, v;
 
-	if (size < 0) {
-		int ret = -errno;
-
-		BAD(img, "its size: %s", strerror(-ret));
-		return ret;
-	}
-	img->file_end = (uint64_t)size & ~(img->cs - 1);
+	img->file_end = img->bdev_size & ~(img->cs - 1);
 	for (uint64_t i = img->rt_entries; i-- > 0 && !last;) {
 		uint64_t per = 1ULL << img->rb_bits;
 
@@ -2220,7 +2215,8 @@ static int bdev_end(struct q2_img *img)
 	}
 	if (last << img->cluster_bits > img->file_end) {
 		BAD(img, "clusters in use up to %llu, past the device's end (%llu)",
-		    (unsigned long long)(last << img->cluster_bits), (unsigned long long)size);
+		    (unsigned long long)(last << img->cluster_bits),
+		    (unsigned long long)img->bdev_size);
 		return -EINVAL;
 	}
 	img->next_cluster = last ? last : 1;
@@ -2367,6 +2363,16 @@ static int img_open(const char *path, const char *parent, unsigned depth, const 
 		goto err;
 	}
 	img->bdev = S_ISBLK(st.st_mode);
+	if (img->bdev) {
+		off_t end = lseek(img->fd, 0, SEEK_END);
+
+		if (end < 0) {
+			ret = -errno;
+			BAD(img, "its size: %s", strerror(-ret));
+			goto err;
+		}
+		img->bdev_size = (uint64_t)end;
+	}
 	/* /dev is a tmpfs too: only a regular file is in memory. */
 	img->in_memory = S_ISREG(st.st_mode) && zublk_path_in_memory(path);
 	ret = img_lock(img);
@@ -2375,13 +2381,7 @@ static int img_open(const char *path, const char *parent, unsigned depth, const 
 	if ((fmt && !strcmp(fmt, "raw")) ||
 	    (!fmt && depth > 0 && (pread_all(img->fd, h, 4, 0) || be32(h) != QCOW2_MAGIC))) {
 		img->raw = true;
-		if (img->bdev) {
-			off_t end = lseek(img->fd, 0, SEEK_END);
-
-			img->size = end > 0 ? (uint64_t)end : 0;
-		} else {
-			img->size = (uint64_t)st.st_size;
-		}
+		img->size = img->bdev ? img->bdev_size : (uint64_t)st.st_size;
 		img_map(img);
 		*out = img;
 		return 0;

@@ -29,11 +29,15 @@ fi
 # The disk config's disk: tests/vm/suite attaches one (vm-run --disk).
 disk=0
 modprobe virtio_blk 2>/dev/null || true
-for i in $(seq 30); do
-	grep -qx zublk-disk /sys/block/vd*/serial 2>/dev/null && disk=12 && break
-	sleep 0.1
-done
-((disk)) || skip_check "disk config" "no disk with serial zublk-disk (tests/vm/suite attaches one)"
+if command -v mkfs.ext4 >/dev/null; then
+	for i in $(seq 30); do
+		grep -qx zublk-disk /sys/block/vd*/serial 2>/dev/null && disk=12 && break
+		sleep 0.1
+	done
+	((disk)) || skip_check "disk config" "no disk with serial zublk-disk (tests/vm/suite attaches one)"
+else
+	skip_check "disk config" "mkfs.ext4 not installed"
+fi
 export BENCH_CONFIGS="1q1j 2q2j raid nbd zoned$( ((integ)) && echo " integrity") qcow2$( ((disk)) && echo " disk")" BENCH_JOBS="rr4k-qd32 sw512k-qd8" BENCH_JOBS_2J=rr4k-qd32
 export BENCH_RAID_JOBS=rr4k-qd32 BENCH_MODES="copy zero-copy auto-zero-copy"
 bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
