@@ -383,7 +383,14 @@ for mode in zero-copy copy; do
 	add -t nbd socket="$TMP/rc.sock" reconnect=30 --mode "$mode" -q $nq
 	pid=$(dev_field "$ID" daemon_pid)
 	[ "$(dev_field "$ID" reconnect)" = 30 ] || fail "reconnect: $(dev_field "$ID" reconnect)"
-	fio_bg --bsrange=4k-256k --iodepth=16 --size=32M --verify_backlog=64
+	# A job per queue, each on a CPU of that queue: a connection with no
+	# request in flight when the server dies finds it lost only at its next
+	# request (zublk-nbd(8)), and one fio job on one CPU feeds one queue.
+	jobs=()
+	((nq == 1)) || jobs=(--numjobs=$nq --group_reporting --cpus_allowed=0-$((nq - 1))
+		--cpus_allowed_policy=split --offset_increment=$((32 / nq))M)
+	fio_bg --bsrange=4k-256k --iodepth=16 --size=$((32 / nq))M --verify_backlog=64 \
+		${jobs[@]+"${jobs[@]}"}
 	sleep 3
 	kill -0 $fio_pid 2>/dev/null || fail "reconnect $mode: fio died: $(tail -3 "$FIO_LOG")"
 	rc_down
