@@ -630,6 +630,36 @@ if need integrity; then
 	"$Z" del --all >/dev/null
 	[ -n "${SCSI_DEBUG:-}" ] && rmmod scsi_debug && SCSI_DEBUG=
 fi
+# qnbd_gone: wait (10 s at most) for every qemu-nbd to have exited: `qemu-nbd -d`
+# returns before the server has closed its image and /dev/nbdN.
+qnbd_gone() {
+	local i
+	for i in $(seq 100); do
+		pgrep -x qemu-nbd >/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+# qnbd NAME N FILE MB ARGS...: qemu-nbd serving the qcow2 FILE (of MB MiB) on
+# /dev/nbdN, through the kernel's nbd client: the device free first (an
+# earlier config's client gone), and qemu-nbd's lock's place (the VM's /run
+# starts empty).
+qnbd() {
+	local name=$1 dev=/dev/nbd$2 file=$3 mb=$4 i
+	shift 4
+	for i in $(seq 100); do [ -e "/sys/block/${dev#/dev/}/pid" ] || break; sleep 0.1; done
+	[ ! -e "/sys/block/${dev#/dev/}/pid" ] || die "$dev is still connected"
+	mkdir -p "$(readlink -f /var/lock)"
+	qemu-nbd -c "$dev" -f qcow2 "$@" "$file" >"$T/qnbd.err" 2>&1 ||
+		die "qemu-nbd -c $dev $*: $(cat "$T/qnbd.err")"
+	QNBDS+=("$dev")
+	for i in $(seq 100); do
+		[ "$(blockdev --getsize64 "$dev" 2>/dev/null)" = $((mb << 20)) ] && break
+		sleep 0.1
+	done
+	DEV[$name]=$dev
+	set_none "$dev"
+}
 # --- qcow2: zublk qcow2 vs qemu-nbd and the kernel's nbd client --------------
 if need qcow2; then
 	for t in qemu-img qemu-nbd; do
@@ -644,19 +674,7 @@ if need qcow2; then
 	# The way qcow2 images are usually served as block devices: qemu-nbd,
 	# connected to the kernel's nbd client (its default cache: writeback).
 	qemu-img create -q -f qcow2 "$T/tmpfs/q-k.qcow2" "${qsize}M" || die "qemu-img create failed"
-	# /dev/nbd0 free (the nbd config's client gone), and qemu-nbd's socket's
-	# place (the VM's /run starts empty).
-	for i in $(seq 100); do [ -e /sys/block/nbd0/pid ] || break; sleep 0.1; done
-	[ ! -e /sys/block/nbd0/pid ] || die "/dev/nbd0 is still connected"
-	mkdir -p "$(readlink -f /var/lock)"
-	qemu-nbd -c /dev/nbd0 -f qcow2 "$T/tmpfs/q-k.qcow2" >"$T/qnbd.err" 2>&1 ||
-		die "qemu-nbd -c /dev/nbd0: $(cat "$T/qnbd.err")"
-	for i in $(seq 100); do
-		[ "$(blockdev --getsize64 /dev/nbd0 2>/dev/null)" = $((qsize << 20)) ] && break
-		sleep 0.1
-	done
-	DEV[kqnbd]=/dev/nbd0
-	set_none /dev/nbd0
+	qnbd kqnbd 0 "$T/tmpfs/q-k.qcow2" "$qsize"
 	qdevs=(kqnbd)
 	for m in $modes; do
 		qemu-img create -q -f qcow2 "$T/tmpfs/q-$m.qcow2" "${qsize}M" || die "qemu-img create failed"
@@ -672,34 +690,9 @@ if need qcow2; then
 	rounds_of qcow2 "${qdevs[@]}"
 	"$Z" del --all >/dev/null
 	qemu-nbd -d /dev/nbd0 >/dev/null 2>&1
+	QNBDS=()
 fi
 # --- disk: files on ext4 on a disk, direct IO vs the kernel's ---------------------
-# qnbd_gone: wait (10 s at most) for every qemu-nbd to have exited: `qemu-nbd -d`
-# returns before the server has closed its image and /dev/nbdN.
-qnbd_gone() {
-	local i
-	for i in $(seq 100); do
-		pgrep -x qemu-nbd >/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
-}
-# qnbd NAME N FILE ARGS...: qemu-nbd serving the qcow2 FILE on /dev/nbdN
-qnbd() {
-	local name=$1 dev=/dev/nbd$2 file=$3 i
-	shift 3
-	for i in $(seq 100); do [ -e "/sys/block/${dev#/dev/}/pid" ] || break; sleep 0.1; done
-	[ ! -e "/sys/block/${dev#/dev/}/pid" ] || die "$dev is still connected"
-	qemu-nbd -c "$dev" -f qcow2 "$@" "$file" >"$T/qnbd.err" 2>&1 ||
-		die "qemu-nbd -c $dev $*: $(cat "$T/qnbd.err")"
-	QNBDS+=("$dev")
-	for i in $(seq 100); do
-		[ "$(blockdev --getsize64 "$dev" 2>/dev/null)" = $((dsize << 20)) ] && break
-		sleep 0.1
-	done
-	DEV[$name]=$dev
-	set_none "$dev"
-}
 if need disk; then
 	for t in qemu-img qemu-nbd mkfs.ext4; do
 		command -v $t >/dev/null || die "$t not found (scripts/setup.sh)"
@@ -741,7 +734,6 @@ if need disk; then
 	mount "$disk" "$T/disk" || die "cannot mount $disk"
 	DISK_MNT=$T/disk
 	D=$T/disk
-	mkdir -p "$(readlink -f /var/lock)"
 	log "disk: ext4 on $disk ($(cat "/sys/block/${disk#/dev/}/queue/scheduler" | tr -d '\n')), ${dsize}M files"
 	# loop: one raw file of random data, as the 1q1j config's on tmpfs.
 	dd if=/dev/urandom of="$D/raw" bs=1M count="$dsize" conv=fsync status=none ||
@@ -760,8 +752,8 @@ if need disk; then
 	for f in k kwb $modes buf; do
 		qemu-img create -q -f qcow2 "$D/q-$f.qcow2" "${dsize}M" || die "qemu-img create failed"
 	done
-	qnbd kdqnbd 0 "$D/q-k.qcow2" --cache=none --aio=native
-	qnbd kdqnbd-wb 1 "$D/q-kwb.qcow2"
+	qnbd kdqnbd 0 "$D/q-k.qcow2" "$dsize" --cache=none --aio=native
+	qnbd kdqnbd-wb 1 "$D/q-kwb.qcow2" "$dsize"
 	qdevs=(kdqnbd kdqnbd-wb)
 	for m in $modes; do
 		zadd "zdqcow2-$m" -t qcow2 --mode "$m" -q 1 file="$D/q-$m.qcow2" buffered=0
