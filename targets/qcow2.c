@@ -16,8 +16,15 @@
  * rest of the cluster (from the backing, zeros, or the old data) are written
  * at once, the request's data by io_uring; then one fdatasync (shared by
  * every request of the queue whose data is down by then), and only then
- * the L2 entry.  A power loss can so leak a cluster but never leave an L2
- * entry pointing at a cluster with refcount 0 or at data not yet written.
+ * the L2 entry.  A write into a cluster that reads zeros (nothing under it,
+ * in a file) skips that fdatasync: it takes a cluster from a reserve
+ * appended ahead, a run whose refcounts and the file's new size were synced
+ * once for all of it, and a cluster there reads zeros until the data is
+ * down (on a file system that shows no stale blocks after a crash: ext4's
+ * default data=ordered, XFS, btrfs).  A power loss can so leak clusters
+ * (those being written, and the unused part of the reserve) but never
+ * leave an L2 entry pointing at a cluster with refcount 0, or at anything
+ * but the data written or what the guest cluster read before.
  * Clusters no longer referenced (discard, write zeroes, a rewritten
  * compressed cluster) have their refcounts dropped at the next FLUSH (after
  * its fdatasync made the L2 change durable) and at exit, and are punched
@@ -139,6 +146,14 @@ struct q2_img {
 		uint64_t c, n;
 	} *free_runs;
 	size_t nr_free_runs, free_head;
+	/*
+	 * Clusters [res_next, res_end), appended with refcount 1 and synced
+	 * with the file's new size: for writes into clusters that read zeros
+	 * when no freed cluster is ready (see write_new()), whose L2 entries
+	 * so need no fdatasync of their own.  What is left goes back at exit.
+	 */
+	uint64_t res_next, res_end;
+	int sync_err;			/* a failed sync's error, for the next FLUSH (atomic) */
 };
 
 /* One line naming the image and what is wrong with it. */
@@ -173,6 +188,7 @@ struct q2_alloc {
 	uint64_t guest;			/* guest cluster */
 	uint64_t host;			/* new host cluster offset */
 	uint64_t old;			/* the L2 entry it replaces */
+	bool reserved;			/* from the reserve: no fdatasync before its L2 entry */
 };
 
 struct q2_tag {
@@ -268,9 +284,17 @@ static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 
 static int q2_sync(struct q2_img *img)
 {
-	if (img->in_memory)
+	int err;
+
+	if (img->in_memory || !fdatasync(img->fd))
 		return 0;
-	return fdatasync(img->fd) ? -errno : 0;
+	/*
+	 * The file tells of a failed writeback once: whatever sync hears of
+	 * it (a new table's, the reserve's), the next FLUSH fails too.
+	 */
+	err = -errno;
+	__atomic_store_n(&img->sync_err, err, __ATOMIC_RELAXED);
+	return err;
 }
 
 /* L1 entries for @size bytes (no overflow near 2^64). */
@@ -396,6 +420,19 @@ static int grow_file(struct q2_img *img, uint64_t end)
 static uint64_t oldest_mapping(struct q2_dev *d);
 static int u64s_push(struct u64s *a, uint64_t v);
 
+/* The oldest cluster this daemon freed can be handed out again. */
+static bool reuse_ready(struct q2_img *img)
+{
+	return img->reuse_head < img->reuse.n &&
+	       img->reuse_seq.v[img->reuse_head] < oldest_mapping(img->dev);
+}
+
+/* take_cluster() has one inside the file (freed, or free at open). */
+static bool cluster_to_reuse(struct q2_img *img)
+{
+	return reuse_ready(img) || img->free_head < img->nr_free_runs;
+}
+
 /*
  * A free cluster, its refcount not yet set: one freed earlier whose last
  * possible user is gone, else the next at the end of the image.
@@ -405,8 +442,7 @@ static int take_cluster(struct q2_img *img, uint64_t *c)
 	uint64_t v;
 	int ret;
 
-	while (img->reuse_head < img->reuse.n &&
-	       img->reuse_seq.v[img->reuse_head] < oldest_mapping(img->dev)) {
+	while (reuse_ready(img)) {
 		*c = img->reuse.v[img->reuse_head++];
 		if (img->reuse_head == img->reuse.n)
 			img->reuse_head = img->reuse.n = img->reuse_seq.n = 0;
@@ -736,6 +772,57 @@ static int alloc_run(struct q2_img *img, uint64_t n, uint64_t *off)
 	for (uint64_t c = c0; !ret && c < c0 + n; c++)
 		ret = rc_set(img, c, 1);
 	*off = c0 << img->cluster_bits;
+	return ret;
+}
+
+/* The reserve's size: 2M of clusters, 2 to 64 of them. */
+#define RESERVE_BYTES (2ULL << 20)
+#define RESERVE_MIN 2
+#define RESERVE_MAX 64
+
+/*
+ * A new cluster for a write into a guest cluster that read zeros: from the
+ * reserve, made anew (one fdatasync) when it is used up.  Its refcount is
+ * 1 and durable, and it reads zeros (the file's end grew over it), so the
+ * write's L2 entry can follow its data without a sync of its own.
+ */
+static int take_reserved(struct q2_img *img, uint64_t *off)
+{
+	if (img->res_next == img->res_end) {
+		uint64_t n = RESERVE_BYTES >> img->cluster_bits, at;
+		int ret;
+
+		n = n < RESERVE_MIN ? RESERVE_MIN : n > RESERVE_MAX ? RESERVE_MAX : n;
+		ret = alloc_run(img, n, &at);
+
+		/* A failed run leaks what it set: refcounts, never an L2 entry. */
+		if (!ret)
+			ret = q2_sync(img);
+		if (ret)
+			return ret;
+		img->res_next = at >> img->cluster_bits;
+		img->res_end = img->res_next + n;
+	}
+	*off = img->res_next++ << img->cluster_bits;
+	return 0;
+}
+
+/* The reserve's unused clusters are free again; the file ends before them if they end it. */
+static int reserve_give_back(struct q2_img *img)
+{
+	uint64_t c;
+	int ret = 0;
+
+	for (c = img->res_next; !ret && c < img->res_end; c++)
+		ret = rc_set(img, c, 0);
+	/* Their refcounts durable first: no counted cluster past the end. */
+	if (!ret && img->res_next < img->res_end && img->next_cluster == img->res_end &&
+	    img->res_end << img->cluster_bits == img->file_end && !q2_sync(img) &&
+	    !ftruncate(img->fd, (off_t)(img->res_next << img->cluster_bits))) {
+		img->file_end = img->res_next << img->cluster_bits;
+		img->next_cluster = img->res_next;
+	}
+	img->res_next = img->res_end = 0;
 	return ret;
 }
 
@@ -1240,15 +1327,22 @@ static int write_new(struct zublk_queue *q, struct q2_tag *t, uint64_t g, uint64
 	uint64_t off = g << img->cluster_bits, cs = img->cs;
 	int ret;
 
+	/* Zeros under it, and none to reuse (the file would grow): a reserved cluster. */
+	bool reserved = zero_entry(img, e) && !img->bdev && !img->in_memory &&
+			!cluster_to_reuse(img);
+
 	ret = l2_ensure(img, g);
-	if (!ret)
+	if (!ret && reserved && take_reserved(img, host))
+		reserved = false; /* no reserve: a cluster the usual way */
+	if (!ret && !reserved)
 		ret = alloc_cluster(img, host);
 	if (ret)
 		return ret;
 	ret = u64s_push(&d->pending, g);
 	if (ret)
 		return ret;
-	t->allocs[t->nr_allocs++] = (struct q2_alloc){ .guest = g, .host = *host, .old = e };
+	t->allocs[t->nr_allocs++] =
+		(struct q2_alloc){ .guest = g, .host = *host, .old = e, .reserved = reserved };
 	if (in == 0 && n == cs)
 		return 0;
 	/*
@@ -1873,6 +1967,10 @@ static void sync_start(struct zublk_queue *q)
 static void sync_done(struct zublk_queue *q, int res)
 {
 	struct q2_queue *qq = zublk_queue_priv(q);
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+
+	if (res < 0)
+		__atomic_store_n(&d->top->sync_err, res, __ATOMIC_RELAXED);
 
 	for (unsigned i = 0; i < qq->nr_batch; i++) {
 		struct q2_tag *t = &qq->tags[qq->batch[i]];
@@ -1887,13 +1985,25 @@ static void sync_done(struct zublk_queue *q, int res)
 		sync_start(q);
 }
 
-/* New clusters: their data and refcounts are down before any L2 entry names them. */
+/* Every new cluster of @t came from the reserve: nothing to sync for it. */
+static bool all_reserved(const struct q2_tag *t)
+{
+	for (unsigned i = 0; i < t->nr_allocs; i++)
+		if (!t->allocs[i].reserved)
+			return false;
+	return true;
+}
+
+/*
+ * New clusters: their data and refcounts are down before any L2 entry names
+ * them (a reserved one's refcount is, and it reads zeros until its data is).
+ */
 static void commit_synced(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
 {
 	struct q2_queue *qq = zublk_queue_priv(q);
 	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
 
-	if (!t->err && !d->top->in_memory) {
+	if (!t->err && !d->top->in_memory && !all_reserved(t)) {
 		qq->wait[qq->nr_wait++] = io->tag;
 		if (!qq->syncing)
 			sync_start(q);
@@ -1927,6 +2037,9 @@ static void q2_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub,
 			zublk_io_complete(q, io, ret);
 		return;
 	case SUB_FLUSH:
+		ret = __atomic_exchange_n(&d->top->sync_err, 0, __ATOMIC_RELAXED);
+		if (res >= 0 && ret)
+			res = ret;
 		if (res >= 0) {
 			pthread_mutex_lock(&d->lock);
 			frees_drop(d, t->frees.v, t->frees.n);
@@ -2588,6 +2701,8 @@ static void q2_exit(struct zublk_dev *dev)
 
 	if (!d)
 		return;
+	if (!d->top->ro)
+		reserve_give_back(d->top);
 	/* What is unreferenced is dropped once the L2 entries that let go of it are durable. */
 	if (d->frees.n && !d->top->ro && !q2_sync(d->top))
 		frees_drop(d, d->frees.v, d->frees.n);
