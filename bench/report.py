@@ -24,7 +24,11 @@ JOB_TITLES = {
     "sr128k-qd16": "128k seq read QD16",
     "sw128k-qd16": "128k seq write QD16",
     "sw512k-qd8": "512k seq write QD8",
+    "aw4k-qd1": "4k randwrite QD1, new clusters",
+    "aw4k-qd32": "4k randwrite QD32, new clusters",
+    "aw64k-qd8": "64k seq write QD8, new clusters",
 }
+ALLOC_JOBS = ["aw4k-qd1", "aw4k-qd32", "aw64k-qd8"]
 CONFIG_TITLES = {
     "1q1j": "1 queue, 1 fio job",
     "2q2j": "2 queues, 2 fio jobs (cpus_allowed_policy=split)",
@@ -38,6 +42,8 @@ CONFIG_TITLES = {
              "every cluster allocated)",
     "disk": "files on ext4 on an emulated virtio disk (1 queue, 1 job): loop and qcow2, direct IO "
             "and buffered, vs the kernel loop driver and qemu-nbd",
+    "alloc": "writes into fresh qcow2 images on ext4 on an emulated virtio disk (1 queue, 1 job; "
+             "each run its own image, each block written once at most): zublk qcow2 vs qemu-nbd",
 }
 MODES = ["copy", "user-copy", "zero-copy", "auto-zero-copy"]
 
@@ -209,8 +215,8 @@ def main():
 
     # One row per device: variant / baseline, every job but the raid one;
     # no table when the run had none of the variants.
-    def variant_table(title, rows, cfg="1q1j"):
-        jobs = [j for j in JOB_TITLES if j != "sw128k-qd16"]
+    def variant_table(title, rows, cfg="1q1j", jobs=None):
+        jobs = jobs or [j for j in JOB_TITLES if j != "sw128k-qd16" and j not in ALLOC_JOBS]
         cells = [[ratio(get(cfg, j, variant), get(cfg, j, base)) for j in jobs]
                  for _, variant, base in rows]
         if all(c is None for row in cells for c in row):
@@ -258,6 +264,14 @@ def main():
     variant_table("Files on ext4 on an emulated virtio disk: zublk loop and qcow2 vs the kernel "
                   "loop driver and qemu-nbd through the kernel's nbd client, direct IO and "
                   "buffered, 1 queue, 1 job (IOPS ratio; reported, no target)", d_rows, cfg="disk")
+    a_rows = [("qcow2 buffered=0 %s vs qemu-nbd --cache=none" % m, "zaqcow2-" + m, "kaqnbd")
+              for m in modes_of("zaqcow2-", "alloc")]
+    a_rows.append(("qcow2 buffered=1 (default) vs qemu-nbd writeback (default)", "zaqcow2-buf",
+                   "kaqnbd-wb"))
+    variant_table("Writes into fresh qcow2 images (every cluster new at first) on ext4 on an "
+                  "emulated virtio disk: zublk qcow2 vs qemu-nbd through the kernel's nbd client, "
+                  "1 queue, 1 job (IOPS ratio; reported, no target)", a_rows, cfg="alloc",
+                  jobs=ALLOC_JOBS)
     variant_table("Polling vs sleeping at once (--poll-us off): the default (adaptive) and "
                   "--poll-us 100 (1 queue, 1 job, default modes; IOPS ratio)",
                   [("null, adaptive (default)", "znull-" + dnull, "znull-nopoll"),
@@ -287,7 +301,8 @@ def main():
                   "1 job, default mode; IOPS ratio, map vs map=0)",
                   [("loop", "zloop-" + dloop, "zloop-nomap")])
 
-    for cfg in ("1q1j", "2q2j", "1q2j", "raid", "nbd", "zoned", "integrity", "qcow2", "disk"):
+    for cfg in ("1q1j", "2q2j", "1q2j", "raid", "nbd", "zoned", "integrity", "qcow2", "disk",
+                "alloc"):
         jobs = [j for j in JOB_TITLES if (cfg, j) in order]
         if not jobs:
             continue
@@ -341,6 +356,8 @@ def ref_ratios(get, cfg, job, dev):
         kd = ratio(v, get(cfg, job, "kdloop-dio"))
     if dev.startswith("zdqcow2"):
         kn = ratio(v, get(cfg, job, "kdqnbd-wb" if dev == "zdqcow2-buf" else "kdqnbd"))
+    if dev.startswith("zaqcow2"):
+        kn = ratio(v, get(cfg, job, "kaqnbd-wb" if dev == "zaqcow2-buf" else "kaqnbd"))
     return nb, kl, kd, md, kn
 
 

@@ -63,6 +63,13 @@
 #             its default (writeback), and zublk qcow2 with buffered=0 in
 #             data mode M and with its default, each over a qcow2 image of
 #             its own, every cluster allocated)
+#   kaqnbd/kaqnbd-wb/zaqcow2-M/zaqcow2-buf   (config "alloc": writes into
+#             a fresh qcow2 image on that disk's ext4, every run its own
+#             image of half the size, each block written once at most:
+#             qemu-nbd as in "disk", both ways, vs zublk qcow2 with
+#             buffered=0 in the default mode and with its default; jobs
+#             BENCH_ALLOC_JOBS, "aw4k-qd1 aw4k-qd32 aw64k-qd8": 4k random
+#             writes at QD1 and QD32, 64k sequential writes at QD8)
 #   ksd-pi/ksd   (config "integrity", where the kernel has scsi_debug):
 #             the kernel's own device with T10 PI, scsi_debug dif=1 dix=1
 #             (T10-DIF-TYPE1-CRC, in memory, no delay), with the block
@@ -73,18 +80,20 @@
 # znull-t2/zloop-t2: the default mode with --threads 2, a thread per queue
 # where the default serves both queues from one, and znull-pin/zloop-pin:
 # those threads pinned with --pin-queues), 1q2j (1 queue, 2 jobs: the default modes
-# only, the baseline 2q2j must beat), raid, nbd, zoned, integrity, qcow2, disk.
+# only, the baseline 2q2j must beat), raid, nbd, zoned, integrity, qcow2, disk,
+# alloc.
 # Every device uses the "none" IO scheduler.
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_RUNTIME (3 s per run, after
 # BENCH_RAMP 1 s; fio's units, as in 500ms, or seconds), BENCH_SIZE_MB
-# (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid nbd zoned integrity qcow2 disk"),
+# (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid nbd zoned integrity qcow2 disk
+# alloc"),
 # BENCH_JOBS (all; nbd's, zoned's, integrity's, qcow2's and disk's too),
 # BENCH_JOBS_2J (the 2-job configs' jobs: BENCH_JOBS), BENCH_MODES (every
 # mode the kernel has), BENCH_SET (all; or "targets": only the devices the
 # targets compare, none of the variants), BENCH_ONLY (an extended regular
 # expression: run only the devices whose names, as in devices_for, match;
-# for focused boots), BENCH_DISK (config disk's disk, made ext4: all on it
+# for focused boots), BENCH_DISK (configs disk's and alloc's disk, made ext4: all on it
 # is lost; default: the VM's virtio disk with serial zublk-disk, which
 # bench/run attaches).
 set -euo pipefail
@@ -94,10 +103,11 @@ rounds=${BENCH_ROUNDS:-3}
 runtime=${BENCH_RUNTIME:-3}
 ramp=${BENCH_RAMP:-1}
 size_mb=${BENCH_SIZE_MB:-512}
-configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid nbd zoned integrity qcow2 disk}
+configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid nbd zoned integrity qcow2 disk alloc}
 all_jobs="rr4k-qd1 rr4k-qd32 rw4k-qd32 sr128k-qd16 sw512k-qd8"
 jobs=${BENCH_JOBS:-$all_jobs}
 jobs_2j=${BENCH_JOBS_2J:-$jobs}
+alloc_jobs=${BENCH_ALLOC_JOBS:-aw4k-qd1 aw4k-qd32 aw64k-qd8}
 set_=${BENCH_SET:-all}
 case $set_ in all | targets) ;; *) echo "suite.sh: BENCH_SET=$set_: not all or targets" >&2; exit 1 ;; esac
 raid_jobs=${BENCH_RAID_JOBS:-rr4k-qd32 sr128k-qd16 sw128k-qd16}
@@ -313,6 +323,9 @@ job_args() {
 	sr128k-qd16) echo "--rw=read --bs=128k --iodepth=16" ;;
 	sw128k-qd16) echo "--rw=write --bs=128k --iodepth=16" ;;
 	sw512k-qd8) echo "--rw=write --bs=512k --iodepth=8" ;;
+	aw4k-qd1) echo "--rw=randwrite --bs=4k --iodepth=1" ;;
+	aw4k-qd32) echo "--rw=randwrite --bs=4k --iodepth=32" ;;
+	aw64k-qd8) echo "--rw=write --bs=64k --iodepth=8" ;;
 	*) die "unknown job $1" ;;
 	esac
 }
@@ -342,6 +355,8 @@ run() {
 	fi
 	case $name in *-shm-* | *-shmbuf-*) extra+=(--iomem=mmapshared:"$SHM") ;; esac
 	[ "$cfg" = zoned ] && extra+=(--zonemode=zbd --max_open_zones=4)
+	# A fresh image: each block written once at most, up to the runtime.
+	[ "$cfg" = alloc ] && extra+=(--time_based=0)
 	local f=$T/rows/${#ROWS[@]}
 	snap "$name" "$f.before"
 	# shellcheck disable=SC2046
@@ -417,7 +432,7 @@ devices_for() { # the device names of a config
 
 for r in $(seq "$rounds"); do
 	for cfg in $configs; do
-		case $cfg in raid | nbd | zoned | integrity | qcow2 | disk) continue ;; esac
+		case $cfg in raid | nbd | zoned | integrity | qcow2 | disk | alloc) continue ;; esac
 		nj=${cfg:2:1}
 		mapfile -t devs < <(devices_for "$cfg")
 		cjobs=$jobs
@@ -693,7 +708,33 @@ if need qcow2; then
 	QNBDS=()
 fi
 # --- disk: files on ext4 on a disk, direct IO vs the kernel's ---------------------
-if need disk; then
+# alloc: writes into fresh qcow2 images there, every run its own image.
+# alloc_run ROUND JOB NAME
+alloc_run() {
+	local r=$1 job=$2 name=$3 f=$D/alloc.qcow2
+	rm -f "$f"
+	qemu-img create -q -f qcow2 "$f" "${dsize}M" || die "qemu-img create failed"
+	sync
+	case $name in
+	kaqnbd) qnbd kaqnbd 0 "$f" "$dsize" --cache=none --aio=native ;;
+	kaqnbd-wb) qnbd kaqnbd-wb 0 "$f" "$dsize" ;;
+	zaqcow2-buf) zadd zaqcow2-buf -t qcow2 -q 1 file="$f" ;;
+	*) zadd "$name" -t qcow2 --mode "${name#zaqcow2-}" -q 1 file="$f" buffered=0 ;;
+	esac
+	run "$r" alloc "$job" "$name" 1
+	case $name in
+	kaqnbd*)
+		qemu-nbd -d "${DEV[$name]}" >/dev/null 2>&1
+		QNBDS=()
+		qnbd_gone || die "qemu-nbd did not exit after qemu-nbd -d"
+		;;
+	*)
+		"$Z" del -n "${ZID[$name]}" >/dev/null || die "zublk del $name failed"
+		unset "ZID[$name]"
+		;;
+	esac
+}
+if need disk || need alloc; then
 	for t in qemu-img qemu-nbd mkfs.ext4; do
 		command -v $t >/dev/null || die "$t not found (scripts/setup.sh)"
 	done
@@ -735,43 +776,56 @@ if need disk; then
 	DISK_MNT=$T/disk
 	D=$T/disk
 	log "disk: ext4 on $disk ($(cat "/sys/block/${disk#/dev/}/queue/scheduler" | tr -d '\n')), ${dsize}M files"
-	# loop: one raw file of random data, as the 1q1j config's on tmpfs.
-	dd if=/dev/urandom of="$D/raw" bs=1M count="$dsize" conv=fsync status=none ||
-		die "writing $D/raw failed"
-	kloop kdloop-dio on "$D/raw"
-	kloop kdloop off "$D/raw"
-	ddevs=(kdloop-dio kdloop)
-	for m in $modes; do
-		zadd "zdloop-$m" -t loop --mode "$m" -q 1 file="$D/raw" buffered=0
-		ddevs+=("zdloop-$m")
-	done
-	zadd zdloop-buf -t loop -q 1 file="$D/raw" buffered=1
-	ddevs+=(zdloop-buf)
-	# qcow2: qemu-nbd with O_DIRECT (cache=none) and with its default
-	# (writeback), vs zublk qcow2 with buffered=0 and with its default.
-	for f in k kwb $modes buf; do
-		qemu-img create -q -f qcow2 "$D/q-$f.qcow2" "${dsize}M" || die "qemu-img create failed"
-	done
-	qnbd kdqnbd 0 "$D/q-k.qcow2" "$dsize" --cache=none --aio=native
-	qnbd kdqnbd-wb 1 "$D/q-kwb.qcow2" "$dsize"
-	qdevs=(kdqnbd kdqnbd-wb)
-	for m in $modes; do
-		zadd "zdqcow2-$m" -t qcow2 --mode "$m" -q 1 file="$D/q-$m.qcow2" buffered=0
-		qdevs+=("zdqcow2-$m")
-	done
-	zadd zdqcow2-buf -t qcow2 -q 1 file="$D/q-buf.qcow2"
-	qdevs+=(zdqcow2-buf)
-	# Every cluster written once; then the dirty pages out, so that each
-	# row starts from the same disk.
-	fill "$dsize" "${qdevs[@]}"
-	sync
-	rounds_of disk "${ddevs[@]}" "${qdevs[@]}"
-	"$Z" del --all >/dev/null
-	for q in "${QNBDS[@]}"; do qemu-nbd -d "$q" >/dev/null 2>&1; done
-	QNBDS=()
-	for l in "${LOOPS[@]}"; do losetup -d "$l"; done
-	LOOPS=()
-	qnbd_gone || die "qemu-nbd did not exit after qemu-nbd -d"
+	if need disk; then
+		# loop: one raw file of random data, as the 1q1j config's on tmpfs.
+		dd if=/dev/urandom of="$D/raw" bs=1M count="$dsize" conv=fsync status=none ||
+			die "writing $D/raw failed"
+		kloop kdloop-dio on "$D/raw"
+		kloop kdloop off "$D/raw"
+		ddevs=(kdloop-dio kdloop)
+		for m in $modes; do
+			zadd "zdloop-$m" -t loop --mode "$m" -q 1 file="$D/raw" buffered=0
+			ddevs+=("zdloop-$m")
+		done
+		zadd zdloop-buf -t loop -q 1 file="$D/raw" buffered=1
+		ddevs+=(zdloop-buf)
+		# qcow2: qemu-nbd with O_DIRECT (cache=none) and with its default
+		# (writeback), vs zublk qcow2 with buffered=0 and with its default.
+		for f in k kwb $modes buf; do
+			qemu-img create -q -f qcow2 "$D/q-$f.qcow2" "${dsize}M" || die "qemu-img create failed"
+		done
+		qnbd kdqnbd 0 "$D/q-k.qcow2" "$dsize" --cache=none --aio=native
+		qnbd kdqnbd-wb 1 "$D/q-kwb.qcow2" "$dsize"
+		qdevs=(kdqnbd kdqnbd-wb)
+		for m in $modes; do
+			zadd "zdqcow2-$m" -t qcow2 --mode "$m" -q 1 file="$D/q-$m.qcow2" buffered=0
+			qdevs+=("zdqcow2-$m")
+		done
+		zadd zdqcow2-buf -t qcow2 -q 1 file="$D/q-buf.qcow2"
+		qdevs+=(zdqcow2-buf)
+		# Every cluster written once; then the dirty pages out, so that each
+		# row starts from the same disk.
+		fill "$dsize" "${qdevs[@]}"
+		sync
+		rounds_of disk "${ddevs[@]}" "${qdevs[@]}"
+		"$Z" del --all >/dev/null
+		for q in "${QNBDS[@]}"; do qemu-nbd -d "$q" >/dev/null 2>&1; done
+		QNBDS=()
+		for l in "${LOOPS[@]}"; do losetup -d "$l"; done
+		LOOPS=()
+		qnbd_gone || die "qemu-nbd did not exit after qemu-nbd -d"
+	fi
+	if need alloc; then
+		adevs=(kaqnbd kaqnbd-wb "zaqcow2-$loop_default" zaqcow2-buf)
+		for r in $(seq "$rounds"); do
+			for job in $alloc_jobs; do
+				log "round $r/$rounds alloc $job"
+				for d in $(rotate "$r" "${adevs[@]}"); do alloc_run "$r" "$job" "$d"; done
+				rows
+			done
+		done
+		rm -f "$D/alloc.qcow2"
+	fi
 	umount "$DISK_MNT" || die "cannot unmount $DISK_MNT"
 	DISK_MNT=
 fi

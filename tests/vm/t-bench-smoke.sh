@@ -3,7 +3,8 @@
 # kind of device, 1 and 2 queues, pinned, polling and never polling queues, batched
 # commands, shared memory, loop with and without its tmpfs file mapped, stripe/mirror vs
 # md, nbd vs the kernel's nbd client, zoned vs null_blk's zoned mode, loop with
-# integrity metadata vs without, qcow2 vs qemu-nbd, loop and qcow2 on a disk)
+# integrity metadata vs without, qcow2 vs qemu-nbd, loop and qcow2 on a disk,
+# writes into fresh qcow2 images there)
 # and
 # bench/report.py on what it printed.  Its numbers mean nothing; that
 # every row is there and the report is written does.
@@ -38,7 +39,7 @@ if command -v mkfs.ext4 >/dev/null; then
 else
 	skip_check "disk config" "mkfs.ext4 not installed"
 fi
-export BENCH_CONFIGS="1q1j 2q2j raid nbd zoned$( ((integ)) && echo " integrity") qcow2$( ((disk)) && echo " disk")" BENCH_JOBS="rr4k-qd32 sw512k-qd8" BENCH_JOBS_2J=rr4k-qd32
+export BENCH_CONFIGS="1q1j 2q2j raid nbd zoned$( ((integ)) && echo " integrity") qcow2$( ((disk)) && echo " disk alloc")" BENCH_JOBS="rr4k-qd32 sw512k-qd8" BENCH_JOBS_2J=rr4k-qd32 BENCH_ALLOC_JOBS=aw4k-qd1
 export BENCH_RAID_JOBS=rr4k-qd32 BENCH_MODES="copy zero-copy auto-zero-copy"
 bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 	fail "bench/suite.sh failed: $(tail -3 "$TMP/err")"
@@ -83,9 +84,15 @@ fi
 # disk: the kernel loop (direct-io on, off), zublk loop buffered=0 in 3
 # modes and buffered=1, qemu-nbd (cache=none, writeback), zublk qcow2
 # buffered=0 in 3 modes and buffered=1, both jobs.
-((disk)) && devs+=" kdloop-dio kdloop zdloop-copy zdloop-zero-copy zdloop-auto-zero-copy zdloop-buf
-	kdqnbd kdqnbd-wb zdqcow2-copy zdqcow2-zero-copy zdqcow2-auto-zero-copy zdqcow2-buf"
-want=$(((15 + batch + shm) * 2 + 13 + 4 + 1 + 8 + 6 + integ + 10 + disk * 2))
+# alloc: qemu-nbd both ways, zublk qcow2 buffered=0 (in loop's default
+# mode, as the INFO line says) and buffered=1, each on a fresh image, 4k
+# random writes at QD1 alone.
+alloc=0
+ldef=$(sed -n 's/^INFO,.*default modes: null=[a-z-]* loop=\([a-z-]*\).*/\1/p' "$TMP/out" | head -1)
+((disk)) && alloc=4 devs+=" kdloop-dio kdloop zdloop-copy zdloop-zero-copy zdloop-auto-zero-copy
+	zdloop-buf kdqnbd kdqnbd-wb zdqcow2-copy zdqcow2-zero-copy zdqcow2-auto-zero-copy zdqcow2-buf
+	kaqnbd kaqnbd-wb zaqcow2-${ldef:-none} zaqcow2-buf"
+want=$(((15 + batch + shm) * 2 + 13 + 4 + 1 + 8 + 6 + integ + 10 + disk * 2 + alloc))
 [ "$rows" = "$want" ] || fail "$rows result rows, expected $want: $(cat "$TMP/out")"
 for d in $devs; do
 	grep -q "^RAW,1,[^,]*,[^,]*,$d," "$TMP/out" || fail "no row for $d"
@@ -140,6 +147,9 @@ if ((disk)); then
 	grep -A14 '^## Files on ext4 on an emulated virtio disk' "$TMP/res/results.md" |
 		grep -q '^| qcow2 buffered=0 zero-copy vs qemu-nbd --cache=none | - | [0-9]' ||
 		fail "results.md has no disk qcow2 vs qemu-nbd ratio"
+	grep -A5 '^## Writes into fresh qcow2 images' "$TMP/res/results.md" |
+		grep -q '^| qcow2 buffered=1 (default) vs qemu-nbd writeback (default) | [0-9]' ||
+		fail "results.md has no fresh-image qcow2 vs qemu-nbd ratio"
 	! grep -qs zublk-bench /proc/mounts || fail "the disk config left its file system mounted"
 fi
 [ "$(wc -l <"$TMP/res/results.csv")" = $((want + 1)) ] || fail "results.csv: $(wc -l <"$TMP/res/results.csv") lines"
