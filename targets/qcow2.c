@@ -1327,9 +1327,10 @@ static int write_new(struct zublk_queue *q, struct q2_tag *t, uint64_t g, uint64
 	uint64_t off = g << img->cluster_bits, cs = img->cs;
 	int ret;
 
-	/* Zeros under it, and none to reuse (the file would grow): a reserved cluster. */
-	bool reserved = zero_entry(img, e) && !img->bdev && !img->in_memory &&
-			!cluster_to_reuse(img);
+	/* It read zeros, and a new cluster of a file does too: nothing to copy in. */
+	bool zeros = zero_entry(img, e) && !img->bdev;
+	/* ... and none to reuse (the file would grow): a reserved cluster. */
+	bool reserved = zeros && !img->in_memory && !cluster_to_reuse(img);
 
 	ret = l2_ensure(img, g);
 	if (!ret && reserved && take_reserved(img, host))
@@ -1350,7 +1351,7 @@ static int write_new(struct zublk_queue *q, struct q2_tag *t, uint64_t g, uint64
 	 * file reads zeros already (past the end, or punched); one of a
 	 * block device holds whatever was there.
 	 */
-	if (zero_entry(img, e) && !img->bdev)
+	if (zeros)
 		return 0;
 	if (zero_entry(img, e)) {
 		memset(qq->cow, 0, cs);
