@@ -95,10 +95,13 @@
 # expression: run only the devices whose names, as in devices_for, match;
 # for focused boots), BENCH_DISK (configs disk's and alloc's disk, made ext4: all on it
 # is lost; default: the VM's virtio disk with serial zublk-disk, which
-# bench/run attaches).
+# bench/run attaches), BENCH_FLUSH_MS (0; else that disk's cache flushes
+# take this long: dm-delay over it), BENCH_ZUBLK (build/zublk: the binary
+# to measure, a path in the tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-Z=${ZUBLK:-$PWD/build/zublk}
+# BENCH_ZUBLK: another binary (a path in the tree, as build/zublk-old), for a before/after pair.
+Z=${ZUBLK:-$PWD/${BENCH_ZUBLK:-build/zublk}}
 rounds=${BENCH_ROUNDS:-3}
 runtime=${BENCH_RUNTIME:-3}
 ramp=${BENCH_RAMP:-1}
@@ -134,6 +137,7 @@ MDS=()
 SPIN=()
 QNBDS=()
 DISK_MNT=
+SLOW_DM=
 NBDKIT=
 stop_spin() { # the spinners of nullb-busy
 	((${#SPIN[@]})) || return 0
@@ -159,6 +163,7 @@ finish() {
 		qnbd_gone || true
 		umount "$DISK_MNT" 2>/dev/null || umount -l "$DISK_MNT" 2>/dev/null || true
 	fi
+	[ -n "$SLOW_DM" ] && dmsetup remove "$SLOW_DM" >/dev/null 2>&1 || true
 	umount "$T/tmpfs" 2>/dev/null || true
 	umount "$T/shm" 2>/dev/null || true
 	rm -rf "$T"
@@ -655,6 +660,13 @@ qnbd_gone() {
 	done
 	return 1
 }
+# qnbd_down: every qemu-nbd of ours disconnected, and gone.
+qnbd_down() {
+	local q
+	for q in "${QNBDS[@]}"; do qemu-nbd -d "$q" >/dev/null 2>&1; done
+	QNBDS=()
+	qnbd_gone || die "qemu-nbd did not exit after qemu-nbd -d"
+}
 # qnbd NAME N FILE MB ARGS...: qemu-nbd serving the qcow2 FILE (of MB MiB) on
 # /dev/nbdN, through the kernel's nbd client: the device free first (an
 # earlier config's client gone), and qemu-nbd's lock's place (the VM's /run
@@ -704,8 +716,7 @@ if need qcow2; then
 	fill "$qsize" "${qdevs[@]}"
 	rounds_of qcow2 "${qdevs[@]}"
 	"$Z" del --all >/dev/null
-	qemu-nbd -d /dev/nbd0 >/dev/null 2>&1
-	QNBDS=()
+	qnbd_down
 fi
 # --- disk: files on ext4 on a disk, direct IO vs the kernel's ---------------------
 # alloc: writes into fresh qcow2 images there, every run its own image.
@@ -723,11 +734,7 @@ alloc_run() {
 	esac
 	run "$r" alloc "$job" "$name" 1
 	case $name in
-	kaqnbd*)
-		qemu-nbd -d "${DEV[$name]}" >/dev/null 2>&1
-		QNBDS=()
-		qnbd_gone || die "qemu-nbd did not exit after qemu-nbd -d"
-		;;
+	kaqnbd*) qnbd_down ;;
 	*)
 		"$Z" del -n "${ZID[$name]}" >/dev/null || die "zublk del $name failed"
 		unset "ZID[$name]"
@@ -768,6 +775,18 @@ if need disk || need alloc; then
 	done
 	modprobe nbd nbds_max=2 2>/dev/null || die "modprobe nbd failed"
 	[ -b /dev/nbd1 ] || die "config disk: no /dev/nbd1 (the nbd module stayed loaded with one device)"
+	# BENCH_FLUSH_MS: the disk's cache flushes take that long (dm-delay over
+	# it), as a slow disk's do; reads and writes as they were.
+	if [ "${BENCH_FLUSH_MS:-0}" != 0 ]; then
+		command -v dmsetup >/dev/null || die "BENCH_FLUSH_MS: dmsetup not found"
+		modprobe dm-delay 2>/dev/null || true
+		echo "0 $(blockdev --getsz "$disk") delay $disk 0 0 $disk 0 0 $disk 0 $BENCH_FLUSH_MS" |
+			dmsetup create zublk-slow >"$T/dm.err" 2>&1 ||
+			die "BENCH_FLUSH_MS: dm-delay over $disk: $(cat "$T/dm.err")"
+		SLOW_DM=zublk-slow
+		dmsetup mknodes "$SLOW_DM"
+		disk=$(readlink -f "/dev/mapper/$SLOW_DM")
+	fi
 	modprobe ext4 2>/dev/null || true
 	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$disk" >"$T/mkfs.err" 2>&1 ||
 		die "mkfs.ext4 $disk: $(cat "$T/mkfs.err")"
@@ -809,11 +828,9 @@ if need disk || need alloc; then
 		sync
 		rounds_of disk "${ddevs[@]}" "${qdevs[@]}"
 		"$Z" del --all >/dev/null
-		for q in "${QNBDS[@]}"; do qemu-nbd -d "$q" >/dev/null 2>&1; done
-		QNBDS=()
+		qnbd_down
 		for l in "${LOOPS[@]}"; do losetup -d "$l"; done
 		LOOPS=()
-		qnbd_gone || die "qemu-nbd did not exit after qemu-nbd -d"
 	fi
 	if need alloc; then
 		adevs=(kaqnbd kaqnbd-wb "zaqcow2-$loop_default" zaqcow2-buf)
@@ -828,5 +845,9 @@ if need disk || need alloc; then
 	fi
 	umount "$DISK_MNT" || die "cannot unmount $DISK_MNT"
 	DISK_MNT=
+	if [ -n "$SLOW_DM" ]; then
+		dmsetup remove "$SLOW_DM" || die "dmsetup remove $SLOW_DM failed"
+		SLOW_DM=
+	fi
 fi
 log "done"

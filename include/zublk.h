@@ -351,6 +351,15 @@ struct zublk_target_ops {
 	 * the target's.
 	 */
 	void (*io_note)(struct zublk_queue *q, unsigned tag, unsigned note);
+	/*
+	 * Required when the target marks SQEs with zublk_queue_sqe_mark(),
+	 * queue thread: the CQE of such an op, which belongs to the queue and
+	 * to no request.  The queue's thread waits for these too before it
+	 * ends, unless it is told to quit (zublk_dev_release(), the device's
+	 * end): ->queue_exit() and ->exit() must cope with an op whose CQE
+	 * never came.
+	 */
+	void (*queue_done)(struct zublk_queue *q, unsigned sub, int res);
 
 	/*
 	 * Optional, main thread: the device is to become @size bytes
@@ -638,6 +647,13 @@ void zublk_io_sqe_mark(struct zublk_queue *q, struct zublk_io *io,
 		       struct io_uring_sqe *sqe, unsigned sub);
 
 /*
+ * Tie @sqe to the queue, not to a request (work of the target's own, such
+ * as a sync ahead of need): its CQE comes to ->queue_done(q, sub, res).
+ * Queue thread only; @sub 0..ZUBLK_UD_SUB_MAX.
+ */
+void zublk_queue_sqe_mark(struct zublk_queue *q, struct io_uring_sqe *sqe, unsigned sub);
+
+/*
  * Prepare a read (@write false) or write of @len bytes at @io_off in the
  * request's data to fixed file @file_idx at @file_off, in whatever data mode
  * the device runs: it uses the request's own pages as a fixed buffer in the
@@ -847,6 +863,7 @@ enum {
 	ZUBLK_UD_UNREG = 3,	/* UNREGISTER_IO_BUF */
 	ZUBLK_UD_TGT = 4,	/* a target op */
 	ZUBLK_UD_NOTE = 5,	/* a linked transfer's notice (->io_note) */
+	ZUBLK_UD_QUEUE = 6,	/* a target op of the queue's own (->queue_done) */
 };
 #define ZUBLK_UD_SUB_MAX 0xffffU
 

@@ -104,6 +104,12 @@ void zublk_io_sqe_mark(struct zublk_queue *q, struct zublk_io *io,
 	q->nr_target_inflight++;
 }
 
+void zublk_queue_sqe_mark(struct zublk_queue *q, struct io_uring_sqe *sqe, unsigned sub)
+{
+	io_uring_sqe_set_data64(sqe, zublk_queue_ud(q, 0, ZUBLK_UD_QUEUE, sub));
+	q->nr_target_inflight++;
+}
+
 /* A uring_cmd on /dev/ublkcN (fixed file 0) for (q, tag). */
 static struct io_uring_sqe *prep_io_cmd(struct zublk_queue *q, unsigned tag, unsigned op,
 					unsigned kind)

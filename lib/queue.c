@@ -242,6 +242,12 @@ static void handle_cqe(struct zublk_worker *w, const struct io_uring_cqe *cqe)
 		zublk_batch_cqe(q, cqe, kind, zublk_ud_sub(ud));
 		return;
 	}
+	if (kind == ZUBLK_UD_QUEUE) {
+		q->nr_target_inflight--;
+		if (q->dev->ops->queue_done)
+			q->dev->ops->queue_done(q, zublk_ud_sub(ud), cqe->res);
+		return;
+	}
 	if (tag >= q->depth) {
 		zublk_err("queue %u: completion for tag %u beyond depth %u", q->q_id, tag,
 			  q->depth);

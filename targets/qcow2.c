@@ -19,7 +19,8 @@
  * the L2 entry.  A write into a cluster that reads zeros (nothing under it,
  * in a file) skips that fdatasync: it takes a cluster from a reserve
  * appended ahead, a run whose refcounts and the file's new size were synced
- * once for all of it, and a cluster there reads zeros until the data is
+ * once for all of it (the next run's sync runs on a queue's ring while
+ * this one is used), and a cluster there reads zeros until the data is
  * down (on a file system that shows no stale blocks after a crash: ext4's
  * default data=ordered, XFS, btrfs).  A power loss can so leak clusters
  * (those being written, and the unused part of the reserve) but never
@@ -76,6 +77,11 @@
 
 /* A request's sub values (zublk_io_sqe_mark()). */
 enum { SUB_DATA, SUB_FSYNC, SUB_RETRY, SUB_FLUSH };
+/*
+ * The queue's own op (zublk_queue_sqe_mark()): the sync of the reserve's
+ * next run, its sub value the run's number (q2_img.ahead_gen) in 15 bits.
+ */
+#define QSUB_GEN_MASK 0x7fffU
 #define RETRY_NS 50000
 
 /* A growing array of cluster numbers. */
@@ -150,9 +156,17 @@ struct q2_img {
 	 * Clusters [res_next, res_end), appended with refcount 1 and synced
 	 * with the file's new size: for writes into clusters that read zeros
 	 * when no freed cluster is ready (see write_new()), whose L2 entries
-	 * so need no fdatasync of their own.  What is left goes back at exit.
+	 * so need no fdatasync of their own.  The next run, [ahead,
+	 * ahead_end), is appended as this one is first used, and its
+	 * fdatasync runs on a queue's ring meanwhile (ahead_ready when it is
+	 * back; ahead_gen numbers the runs, so that a sync's completion
+	 * finds its own).  What is left of both goes back at exit.
 	 */
 	uint64_t res_next, res_end;
+	uint64_t ahead, ahead_end;
+	unsigned ahead_gen;
+	bool ahead_ready;
+	unsigned res_scale;		/* runs are this many times the first one's size */
 	int sync_err;			/* a failed sync's error, for the next FLUSH (atomic) */
 };
 
@@ -775,54 +789,154 @@ static int alloc_run(struct q2_img *img, uint64_t n, uint64_t *off)
 	return ret;
 }
 
-/* The reserve's size: 2M of clusters, 2 to 64 of them. */
+/*
+ * A run of the reserve: 2M of clusters, 2 to 64 of them; up to 8 times
+ * that once writes outran the syncs (take_reserved()).
+ */
 #define RESERVE_BYTES (2ULL << 20)
 #define RESERVE_MIN 2
 #define RESERVE_MAX 64
+#define RESERVE_SCALE_MAX 8
+
+static uint64_t reserve_clusters(const struct q2_img *img)
+{
+	uint64_t n = RESERVE_BYTES >> img->cluster_bits;
+
+	n = n < RESERVE_MIN ? RESERVE_MIN : n > RESERVE_MAX ? RESERVE_MAX : n;
+	return n * (img->res_scale ? img->res_scale : 1);
+}
+
+/* A run of the reserve whose sync failed is free again: no L2 entry names it. */
+static void run_give_back(struct q2_img *img, uint64_t c, uint64_t n)
+{
+	for (uint64_t i = c; i < c + n; i++)
+		if (rc_set(img, i, 0))
+			return; /* the rest leaks: refcount 1, unused */
+}
+
+/*
+ * The reserve is in use: append the next run now and have @q's ring sync
+ * it, so that no write waits for that sync (a whole run's writes give it
+ * time).  Without an SQE it is synced here.  A run that fails to be made
+ * leaks what it set (refcounts, never an L2 entry); one whose sync fails
+ * is given back.
+ */
+static void reserve_ahead(struct zublk_queue *q, struct q2_img *img)
+{
+	uint64_t n = reserve_clusters(img), at;
+	struct io_uring_sqe *sqe;
+
+	if (img->ahead_end || alloc_run(img, n, &at))
+		return;
+	img->ahead_gen++;
+	sqe = zublk_queue_get_sqe(q);
+	if (!sqe) {
+		if (q2_sync(img)) {
+			run_give_back(img, at >> img->cluster_bits, n);
+			return;
+		}
+		img->ahead_ready = true;
+	} else {
+		io_uring_prep_fsync(sqe, img->idx, IORING_FSYNC_DATASYNC);
+		sqe->flags |= IOSQE_FIXED_FILE;
+		zublk_queue_sqe_mark(q, sqe, img->ahead_gen & QSUB_GEN_MASK);
+		img->ahead_ready = false;
+	}
+	img->ahead = at >> img->cluster_bits;
+	img->ahead_end = img->ahead + n;
+}
 
 /*
  * A new cluster for a write into a guest cluster that read zeros: from the
- * reserve, made anew (one fdatasync) when it is used up.  Its refcount is
- * 1 and durable, and it reads zeros (the file's end grew over it), so the
- * write's L2 entry can follow its data without a sync of its own.
+ * reserve.  Its refcount is 1 and durable, and it reads zeros (the file's
+ * end grew over it), so the write's L2 entry can follow its data without a
+ * sync of its own.  The first run is made (and synced) here; the next ones
+ * ahead of need.  A next run whose sync is not back yet when it is needed
+ * is synced here (as if it had not been made ahead), and the runs after it
+ * are made twice as big, so that their syncs have the time.
  */
-static int take_reserved(struct q2_img *img, uint64_t *off)
+static int take_reserved(struct zublk_queue *q, struct q2_img *img, uint64_t *off)
 {
-	if (img->res_next == img->res_end) {
-		uint64_t n = RESERVE_BYTES >> img->cluster_bits, at;
-		int ret;
+	if (img->res_next == img->res_end && img->ahead_end) {
+		if (!img->ahead_ready) {
+			int ret = q2_sync(img);
 
-		n = n < RESERVE_MIN ? RESERVE_MIN : n > RESERVE_MAX ? RESERVE_MAX : n;
-		ret = alloc_run(img, n, &at);
+			if (ret)
+				return ret; /* its own sync may still make it */
+			img->ahead_ready = true;
+			if (img->res_scale < RESERVE_SCALE_MAX)
+				img->res_scale = img->res_scale ? 2 * img->res_scale : 2;
+		}
+		img->res_next = img->ahead;
+		img->res_end = img->ahead_end;
+		img->ahead = img->ahead_end = 0;
+	}
+	if (img->res_next == img->res_end) {
+		uint64_t n = reserve_clusters(img), at;
+		int ret = alloc_run(img, n, &at);
 
 		/* A failed run leaks what it set: refcounts, never an L2 entry. */
-		if (!ret)
-			ret = q2_sync(img);
 		if (ret)
 			return ret;
+		ret = q2_sync(img);
+		if (ret) {
+			run_give_back(img, at >> img->cluster_bits, n);
+			return ret;
+		}
 		img->res_next = at >> img->cluster_bits;
 		img->res_end = img->res_next + n;
 	}
 	*off = img->res_next++ << img->cluster_bits;
+	reserve_ahead(q, img);
 	return 0;
 }
 
-/* The reserve's unused clusters are free again; the file ends before them if they end it. */
+/* Run @gen's fdatasync is back (the image's lock held). */
+static void ahead_synced(struct q2_img *img, unsigned gen, int res)
+{
+	if (res < 0) {
+		__atomic_store_n(&img->sync_err, res, __ATOMIC_RELAXED);
+		zublk_log(ZUBLK_LOG_WARN, "qcow2: '%s': syncing new clusters: %s", img->path,
+			  strerror(-res));
+	}
+	/* Not the next run's (that one was synced when needed, and is in use): nothing more. */
+	if (!img->ahead_end || img->ahead_ready || gen != (img->ahead_gen & QSUB_GEN_MASK))
+		return;
+	if (res >= 0) {
+		img->ahead_ready = true;
+		return;
+	}
+	run_give_back(img, img->ahead, img->ahead_end - img->ahead);
+	img->ahead = img->ahead_end = 0;
+}
+
+/*
+ * The reserve's unused clusters (and the next run's) are free again; the
+ * file ends before them if they end it.
+ */
 static int reserve_give_back(struct q2_img *img)
 {
-	uint64_t c;
+	uint64_t end = img->file_end >> img->cluster_bits, cut = end, c;
 	int ret = 0;
 
 	for (c = img->res_next; !ret && c < img->res_end; c++)
 		ret = rc_set(img, c, 0);
+	for (c = img->ahead; !ret && c < img->ahead_end; c++)
+		ret = rc_set(img, c, 0);
+	/* The runs at the end of the file, nothing after them (the next run is the later one). */
+	if (img->ahead < img->ahead_end && img->ahead_end == cut)
+		cut = img->ahead;
+	if (img->res_next < img->res_end && img->res_end == cut)
+		cut = img->res_next;
 	/* Their refcounts durable first: no counted cluster past the end. */
-	if (!ret && img->res_next < img->res_end && img->next_cluster == img->res_end &&
-	    img->res_end << img->cluster_bits == img->file_end && !q2_sync(img) &&
-	    !ftruncate(img->fd, (off_t)(img->res_next << img->cluster_bits))) {
-		img->file_end = img->res_next << img->cluster_bits;
-		img->next_cluster = img->res_next;
+	if (!ret && cut < end && end << img->cluster_bits == img->file_end &&
+	    img->next_cluster == end && !q2_sync(img) &&
+	    !ftruncate(img->fd, (off_t)(cut << img->cluster_bits))) {
+		img->file_end = cut << img->cluster_bits;
+		img->next_cluster = cut;
 	}
 	img->res_next = img->res_end = 0;
+	img->ahead = img->ahead_end = 0;
 	return ret;
 }
 
@@ -1333,7 +1447,7 @@ static int write_new(struct zublk_queue *q, struct q2_tag *t, uint64_t g, uint64
 	bool reserved = zeros && !img->in_memory && !cluster_to_reuse(img);
 
 	ret = l2_ensure(img, g);
-	if (!ret && reserved && take_reserved(img, host))
+	if (!ret && reserved && take_reserved(q, img, host))
 		reserved = false; /* no reserve: a cluster the usual way */
 	if (!ret && !reserved)
 		ret = alloc_cluster(img, host);
@@ -2011,6 +2125,16 @@ static void commit_synced(struct zublk_queue *q, struct zublk_io *io, struct q2_
 		return;
 	}
 	q2_commit(q, io, t);
+}
+
+/* The queue's own op is back: the next run of the reserve is synced. */
+static void q2_queue_done(struct zublk_queue *q, unsigned sub, int res)
+{
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+
+	pthread_mutex_lock(&d->lock);
+	ahead_synced(d->top, sub & QSUB_GEN_MASK, res);
+	pthread_mutex_unlock(&d->lock);
 }
 
 /* A transfer linked to its commit is done: the request's mapping is no longer used. */
@@ -2810,6 +2934,7 @@ const struct zublk_target_ops zublk_qcow2_ops = {
 	.queue_io = q2_queue_io,
 	.io_done = q2_io_done,
 	.io_note = q2_io_note,
+	.queue_done = q2_queue_done,
 	.resize = q2_resize,
 	.status = q2_status,
 };

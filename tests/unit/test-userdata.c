@@ -9,7 +9,7 @@
 
 static const unsigned tags[] = { 0, 1, 2, 127, 4095, 4096, 0x8000, 65534, 65535 };
 static const unsigned kinds[] = { 0, ZUBLK_UD_CMD, ZUBLK_UD_REG, ZUBLK_UD_UNREG,
-				  ZUBLK_UD_TGT, 0x7f, 0x80, 0xff };
+				  ZUBLK_UD_TGT, ZUBLK_UD_NOTE, ZUBLK_UD_QUEUE, 0x7f, 0x80, 0xff };
 static const unsigned subs[] = { 0, 1, 2, 0x00ff, 0x0100, 0x1234, 0x8000, 0xfffe,
 				 ZUBLK_UD_SUB_MAX };
 

@@ -4,7 +4,7 @@
 # commands, shared memory, loop with and without its tmpfs file mapped, stripe/mirror vs
 # md, nbd vs the kernel's nbd client, zoned vs null_blk's zoned mode, loop with
 # integrity metadata vs without, qcow2 vs qemu-nbd, loop and qcow2 on a disk,
-# writes into fresh qcow2 images there)
+# writes into fresh qcow2 images there, that disk's flushes slowed by dm-delay)
 # and
 # bench/report.py on what it printed.  Its numbers mean nothing; that
 # every row is there and the report is written does.
@@ -39,10 +39,25 @@ if command -v mkfs.ext4 >/dev/null; then
 else
 	skip_check "disk config" "mkfs.ext4 not installed"
 fi
+# Its flushes slowed (1 ms, dm-delay), as BENCH_FLUSH_MS does for a slow disk.
+flush=0
+if ((disk)); then
+	if command -v dmsetup >/dev/null && modprobe dm-delay 2>/dev/null; then
+		flush=1
+		export BENCH_FLUSH_MS=1
+	else
+		skip_check "BENCH_FLUSH_MS" "no dmsetup or no dm-delay module"
+	fi
+fi
 export BENCH_CONFIGS="1q1j 2q2j raid nbd zoned$( ((integ)) && echo " integrity") qcow2$( ((disk)) && echo " disk alloc")" BENCH_JOBS="rr4k-qd32 sw512k-qd8" BENCH_JOBS_2J=rr4k-qd32 BENCH_ALLOC_JOBS=aw4k-qd1
 export BENCH_RAID_JOBS=rr4k-qd32 BENCH_MODES="copy zero-copy auto-zero-copy"
 bash "$ROOT/bench/suite.sh" >"$TMP/out" 2>"$TMP/err" ||
 	fail "bench/suite.sh failed: $(tail -3 "$TMP/err")"
+if ((flush)); then
+	grep -q '^\[bench .*\] disk: ext4 on /dev/dm-' "$TMP/err" ||
+		fail "BENCH_FLUSH_MS: the disk config's ext4 is not on the dm-delay device: $(grep 'disk: ext4' "$TMP/err")"
+	! dmsetup info zublk-slow >/dev/null 2>&1 || fail "BENCH_FLUSH_MS: zublk-slow left behind"
+fi
 
 ! pgrep -f 'while :; do :; done' >/dev/null || fail "nullb-busy's spinners outlived the suite"
 rows=$(grep -c '^RAW,' "$TMP/out")

@@ -18,7 +18,7 @@
 # consistent at the kill; images on tmpfs, mapped and copied in the queue
 # thread; resize, grown and shrunk; an image on a block device (new clusters written whole,
 # appended after the last one in use when opened again, ENOSPC at the
-# device's end); new clusters over zeros from a synced reserve (given back
+# device's end); new clusters over zeros from a synced reserve (the next run synced ahead, given back
 # at del, leaked at a kill); what is refused, one line each, and qemu's
 # image locks, both ways.
 . "$(dirname "$0")/lib.sh"
@@ -754,48 +754,57 @@ losetup -d "$LD" && LD=
 rm -f "$TMP/l.dev" "$TMP/exp.raw" "$TMP/dev.raw" "$TMP/lbase.raw"
 note "block device: verified, opened again and verified, ENOSPC at its end, an overlay zeroed in part"
 
-note "m) new clusters over zeros: from a synced reserve, given back at del, leaked at a kill"
+note "m) new clusters over zeros: from a synced reserve, the next run ahead, given back at del, leaked at a kill"
 # A write into a cluster that reads zeros takes a cluster from a reserve of
 # 2M (32 of 64k) appended and synced at once; its L2 entry needs no sync.
+# As it is first used, the next run is appended and synced meanwhile.
 R=$TMP/m.qcow2
 qemu-img create -q -f qcow2 "$R" 64M || fail "qemu-img create"
 # Clusters are appended from the end of the file's last cluster.
 size0=$((($(stat -c %s "$R") + 64 * K - 1) / (64 * K) * 64 * K))
-head -c $((8 * 64 * K)) /dev/urandom >"$TMP/m.data" || fail "making m.data"
+head -c $((45 * 64 * K)) /dev/urandom >"$TMP/m.data" || fail "making m.data"
 add -t qcow2 -f "$R"
 dd if="$TMP/m.data" of="$DEV" bs=64k count=5 oflag=direct status=none || fail "m: dd 5 clusters"
-# An L2 table, then the reserve of 32 clusters, 5 of them used.
-[ "$(stat -c %s "$R")" = $((size0 + 33 * 64 * K)) ] ||
-	fail "m: the file has $(stat -c %s "$R") bytes, not $size0 + an L2 table + 32 clusters"
+# An L2 table, then the reserve of 32 clusters, 5 of them used, and the next 32.
+[ "$(stat -c %s "$R")" = $((size0 + 65 * 64 * K)) ] ||
+	fail "m: the file has $(stat -c %s "$R") bytes, not $size0 + an L2 table + 2 runs of 32 clusters"
 kill -9 "$(dev_field "$ID" daemon_pid)"
 wait_until 20 state_is "$ID" QUIESCED || fail "m: not QUIESCED ($(dev_field "$ID" state))"
 qemu-img check --output=json "$R" >"$TMP/check" 2>/dev/null
-[ "$(jq '.corruptions // 0' "$TMP/check")" = 0 ] && [ "$(jq '.leaks // 0' "$TMP/check")" = 27 ] ||
-	fail "m: killed: not 27 leaked clusters and no corruption: $(tr -d '\n' <"$TMP/check")"
+[ "$(jq '.corruptions // 0' "$TMP/check")" = 0 ] && [ "$(jq '.leaks // 0' "$TMP/check")" = 59 ] ||
+	fail "m: killed: not 59 leaked clusters and no corruption: $(tr -d '\n' <"$TMP/check")"
 timeout 30 "$Z" recover -n "$ID" >/dev/null || fail "m: recover failed"
 wait_until 20 state_is "$ID" LIVE || fail "m: not LIVE ($(dev_field "$ID" state))"
-dd if="$TMP/m.data" of="$DEV" bs=64k skip=5 seek=5 count=3 oflag=direct status=none ||
-	fail "m: dd 3 more clusters"
-cmp -n $((8 * 64 * K)) <(dd if="$DEV" bs=64k count=8 iflag=direct status=none) "$TMP/m.data" ||
-	fail "m: the 8 clusters do not read back"
+# 40 more: the new daemon's first run, then 8 of the run it made ahead
+# (whose sync has a second to come back).
+dd if="$TMP/m.data" of="$DEV" bs=64k skip=5 seek=5 count=16 oflag=direct status=none ||
+	fail "m: dd 16 more clusters"
+sleep 1
+dd if="$TMP/m.data" of="$DEV" bs=64k skip=21 seek=21 count=24 oflag=direct status=none ||
+	fail "m: dd 24 more clusters"
+cmp -n $((45 * 64 * K)) <(dd if="$DEV" bs=64k count=45 iflag=direct status=none) "$TMP/m.data" ||
+	fail "m: the 45 clusters do not read back"
 no_errors "m"
 del "$ID"
-# The new daemon's reserve went back: the file ends at the image's end.
+# The new daemon's runs went back: the file ends at the image's end.
 img_check "$R" "m: after del" leaks
-[ "$(qemu-img check --output=json "$R" 2>/dev/null | jq '.leaks // 0')" = 27 ] ||
+[ "$(qemu-img check --output=json "$R" 2>/dev/null | jq '.leaks // 0')" = 59 ] ||
 	fail "m: after del: $(check_said)"
 end=$(qemu-img check --output=json "$R" 2>/dev/null | jq '.["image-end-offset"]')
 [ "$(stat -c %s "$R")" = "$end" ] ||
 	fail "m: after del the file has $(stat -c %s "$R") bytes, the image ends at $end"
+# The old daemon's 64, then 40 of the new daemon's: its first run, and the next cut after 8.
+[ "$end" = $((size0 + 105 * 64 * K)) ] ||
+	fail "m: the image ends at $end, not $size0 + an L2 table + 104 clusters"
 qemu-img check -q -r leaks "$R" >/dev/null 2>&1
 img_check "$R" "m: leaks repaired"
 add -t qcow2 -f "$R"
-cmp -n $((8 * 64 * K)) <(dd if="$DEV" bs=64k count=8 iflag=direct status=none) "$TMP/m.data" ||
-	fail "m: the 8 clusters do not read back after the repair"
+cmp -n $((45 * 64 * K)) <(dd if="$DEV" bs=64k count=45 iflag=direct status=none) "$TMP/m.data" ||
+	fail "m: the 45 clusters do not read back after the repair"
 del "$ID"
 img_check "$R" "m: read back"
 rm -f "$R" "$TMP/m.data"
-note "reserve: 32 clusters appended at once, 27 leaked at a kill, given back at del"
+note "reserve: 32 clusters appended at once and the next 32 ahead, 59 leaked at a kill, given back at del"
 
 note "i) refused: one line each, nothing left, the image untouched"
 I=$TMP/i
