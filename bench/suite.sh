@@ -784,8 +784,12 @@ if need disk || need alloc; then
 			dmsetup create zublk-slow >"$T/dm.err" 2>&1 ||
 			die "BENCH_FLUSH_MS: dm-delay over $disk: $(cat "$T/dm.err")"
 		SLOW_DM=zublk-slow
-		dmsetup mknodes "$SLOW_DM"
-		disk=$(readlink -f "/dev/mapper/$SLOW_DM")
+		# Its node: devtmpfs makes /dev/dm-N; without it, dmsetup does.
+		disk=/dev/dm-$(dmsetup info -c --noheadings -o minor "$SLOW_DM" | tr -d ' ')
+		if [ ! -b "$disk" ]; then
+			dmsetup mknodes "$SLOW_DM"
+			disk=/dev/mapper/$SLOW_DM
+		fi
 	fi
 	modprobe ext4 2>/dev/null || true
 	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$disk" >"$T/mkfs.err" 2>&1 ||
