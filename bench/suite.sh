@@ -393,7 +393,7 @@ rotate() { # rotate N WORDS...: the words, starting at the Nth
 erms=without; grep -qw erms /proc/cpuinfo && erms=with
 run_s=$runtime
 [[ $run_s =~ ^[0-9]+$ ]] && run_s=${run_s}s
-echo "INFO,kernel $(uname -r); $(nproc) CPUs ($erms ERMS); $(fio --version); $("$Z" --version); modes:$modes; default modes: null=$null_default loop=$loop_default; $run_s runs after ${ramp}s ramp, $rounds rounds, ${size_mb}M"
+echo "INFO,kernel $(uname -r); $(nproc) CPUs ($erms ERMS); $(fio --version); $("$Z" --version); modes:$modes; default modes: null=$null_default loop=$loop_default; $run_s runs after ${ramp}s ramp, $rounds rounds, ${size_mb}M$( [ "${BENCH_FLUSH_MS:-0}" = 0 ] || echo "; the disk's flushes ${BENCH_FLUSH_MS} ms late (dm-delay)")"
 log "modes:$modes; configs: $configs; jobs: $jobs"
 
 devices_for() { # the device names of a config
