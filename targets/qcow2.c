@@ -79,9 +79,9 @@
 enum { SUB_DATA, SUB_FSYNC, SUB_RETRY, SUB_FLUSH };
 /*
  * The queue's own op (zublk_queue_sqe_mark()): the sync of the reserve's
- * next run, its sub value the run's number (q2_img.ahead_gen) in 15 bits.
+ * next run, its sub value the run's number (q2_img.ahead_gen) in 16 bits.
  */
-#define QSUB_GEN_MASK 0x7fffU
+#define QSUB_GEN_MASK ZUBLK_UD_SUB_MAX
 #define RETRY_NS 50000
 
 /* A growing array of cluster numbers. */
@@ -167,7 +167,14 @@ struct q2_img {
 	unsigned ahead_gen;
 	bool ahead_ready;
 	unsigned res_scale;		/* runs are this many times the first one's size */
+	unsigned ahead_errs;		/* sync_errors when the next run was made */
 	int sync_err;			/* a failed sync's error, for the next FLUSH (atomic) */
+	/*
+	 * Failed syncs so far, any (atomic).  The file tells of a failed
+	 * writeback once, to whichever sync comes first: a run of the
+	 * reserve is trusted only if none failed since it was made.
+	 */
+	unsigned sync_errors;
 };
 
 /* One line naming the image and what is wrong with it. */
@@ -296,6 +303,20 @@ static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return n < 0 ? -errno : -ENOSPC;
 }
 
+/* A sync failed with @err; @keep: the next FLUSH fails too. */
+static void sync_failed(struct q2_img *img, int err, bool keep)
+{
+	if (keep)
+		__atomic_store_n(&img->sync_err, err, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&img->sync_errors, 1, __ATOMIC_RELAXED);
+}
+
+/* No sync failed since @errs was read off sync_errors. */
+static bool no_sync_failed(struct q2_img *img, unsigned errs)
+{
+	return __atomic_load_n(&img->sync_errors, __ATOMIC_RELAXED) == errs;
+}
+
 static int q2_sync(struct q2_img *img)
 {
 	int err;
@@ -307,7 +328,7 @@ static int q2_sync(struct q2_img *img)
 	 * it (a new table's, the reserve's), the next FLUSH fails too.
 	 */
 	err = -errno;
-	__atomic_store_n(&img->sync_err, err, __ATOMIC_RELAXED);
+	sync_failed(img, err, true);
 	return err;
 }
 
@@ -824,14 +845,16 @@ static void run_give_back(struct q2_img *img, uint64_t c, uint64_t n)
 static void reserve_ahead(struct zublk_queue *q, struct q2_img *img)
 {
 	uint64_t n = reserve_clusters(img), at;
+	unsigned errs = __atomic_load_n(&img->sync_errors, __ATOMIC_RELAXED);
 	struct io_uring_sqe *sqe;
 
 	if (img->ahead_end || alloc_run(img, n, &at))
 		return;
 	img->ahead_gen++;
+	img->ahead_errs = errs;
 	sqe = zublk_queue_get_sqe(q);
 	if (!sqe) {
-		if (q2_sync(img)) {
+		if (q2_sync(img) || !no_sync_failed(img, errs)) {
 			run_give_back(img, at >> img->cluster_bits, n);
 			return;
 		}
@@ -859,10 +882,12 @@ static int take_reserved(struct zublk_queue *q, struct q2_img *img, uint64_t *of
 {
 	if (img->res_next == img->res_end && img->ahead_end) {
 		if (!img->ahead_ready) {
-			int ret = q2_sync(img);
-
-			if (ret)
-				return ret; /* its own sync may still make it */
+			if (q2_sync(img) || !no_sync_failed(img, img->ahead_errs)) {
+				/* Some sync heard of a failure: not this run's to trust. */
+				run_give_back(img, img->ahead, img->ahead_end - img->ahead);
+				img->ahead = img->ahead_end = 0;
+				return -EIO;
+			}
 			img->ahead_ready = true;
 			if (img->res_scale < RESERVE_SCALE_MAX)
 				img->res_scale = img->res_scale ? 2 * img->res_scale : 2;
@@ -873,12 +898,15 @@ static int take_reserved(struct zublk_queue *q, struct q2_img *img, uint64_t *of
 	}
 	if (img->res_next == img->res_end) {
 		uint64_t n = reserve_clusters(img), at;
+		unsigned errs = __atomic_load_n(&img->sync_errors, __ATOMIC_RELAXED);
 		int ret = alloc_run(img, n, &at);
 
 		/* A failed run leaks what it set: refcounts, never an L2 entry. */
 		if (ret)
 			return ret;
 		ret = q2_sync(img);
+		if (!ret && !no_sync_failed(img, errs))
+			ret = -EIO;
 		if (ret) {
 			run_give_back(img, at >> img->cluster_bits, n);
 			return ret;
@@ -895,14 +923,15 @@ static int take_reserved(struct zublk_queue *q, struct q2_img *img, uint64_t *of
 static void ahead_synced(struct q2_img *img, unsigned gen, int res)
 {
 	if (res < 0) {
-		__atomic_store_n(&img->sync_err, res, __ATOMIC_RELAXED);
+		sync_failed(img, res, true);
 		zublk_log(ZUBLK_LOG_WARN, "qcow2: '%s': syncing new clusters: %s", img->path,
 			  strerror(-res));
 	}
 	/* Not the next run's (that one was synced when needed, and is in use): nothing more. */
 	if (!img->ahead_end || img->ahead_ready || gen != (img->ahead_gen & QSUB_GEN_MASK))
 		return;
-	if (res >= 0) {
+	/* Its sync, and none failed meanwhile (another may have heard of its failure). */
+	if (res >= 0 && no_sync_failed(img, img->ahead_errs)) {
 		img->ahead_ready = true;
 		return;
 	}
@@ -2085,7 +2114,7 @@ static void sync_done(struct zublk_queue *q, int res)
 	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
 
 	if (res < 0)
-		__atomic_store_n(&d->top->sync_err, res, __ATOMIC_RELAXED);
+		sync_failed(d->top, res, true);
 
 	for (unsigned i = 0; i < qq->nr_batch; i++) {
 		struct q2_tag *t = &qq->tags[qq->batch[i]];
@@ -2162,6 +2191,8 @@ static void q2_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub,
 			zublk_io_complete(q, io, ret);
 		return;
 	case SUB_FLUSH:
+		if (res < 0)
+			sync_failed(d->top, res, false); /* the guest hears of it now */
 		ret = __atomic_exchange_n(&d->top->sync_err, 0, __ATOMIC_RELAXED);
 		if (res >= 0 && ret)
 			res = ret;
