@@ -750,17 +750,7 @@ if need disk || need alloc; then
 	LOOPS=()
 	rm -rf "${T:?}"/tmpfs/*
 	# The disk: BENCH_DISK, or the VM's virtio disk (bench/run attaches it).
-	disk=${BENCH_DISK:-}
-	if [ -z "$disk" ]; then
-		modprobe virtio_blk 2>/dev/null || true
-		for i in $(seq 50); do
-			for s in /sys/block/vd*/serial; do
-				[ "$(cat "$s" 2>/dev/null)" = zublk-disk ] && disk=/dev/$(basename "${s%/serial}")
-			done
-			[ -n "$disk" ] && break
-			sleep 0.1
-		done
-	fi
+	disk=${BENCH_DISK:-$(bash tests/vm/vm-disk || true)}
 	[ -b "$disk" ] || die "config disk: no disk (BENCH_DISK, or a virtio disk with serial zublk-disk: bench/run attaches one)"
 	dsize=$((size_mb / 2))
 	# A file per mode and 4 more (raw, zdqcow2-buf's, kdqnbd's, kdqnbd-wb's), ext4's share.

@@ -827,12 +827,31 @@ static uint64_t reserve_clusters(const struct q2_img *img)
 	return n * (img->res_scale ? img->res_scale : 1);
 }
 
-/* A run of the reserve whose sync failed is free again: no L2 entry names it. */
-static void run_give_back(struct q2_img *img, uint64_t c, uint64_t n)
+/* Clusters [@c, @c + @n) of the reserve, never handed out, are free again: no L2 entry names them. */
+static int run_give_back(struct q2_img *img, uint64_t c, uint64_t n)
 {
-	for (uint64_t i = c; i < c + n; i++)
-		if (rc_set(img, i, 0))
-			return; /* the rest leaks: refcount 1, unused */
+	int ret = 0;
+
+	for (uint64_t i = c; !ret && i < c + n; i++)
+		ret = rc_set(img, i, 0); /* on failure the rest leaks: refcount 1, unused */
+	return ret;
+}
+
+/*
+ * Sync the run [@c, @c + @n), made when sync_errors read @errs: 0 once it
+ * is durable and no sync failed since it was made (the file tells only one
+ * sync of a failed writeback, and that one may not have been this).
+ * Otherwise the run is given back and the error returned.
+ */
+static int run_sync(struct q2_img *img, uint64_t c, uint64_t n, unsigned errs)
+{
+	int ret = q2_sync(img);
+
+	if (!ret && !no_sync_failed(img, errs))
+		ret = -EIO;
+	if (ret)
+		run_give_back(img, c, n);
+	return ret;
 }
 
 /*
@@ -845,19 +864,20 @@ static void run_give_back(struct q2_img *img, uint64_t c, uint64_t n)
 static void reserve_ahead(struct zublk_queue *q, struct q2_img *img)
 {
 	uint64_t n = reserve_clusters(img), at;
-	unsigned errs = __atomic_load_n(&img->sync_errors, __ATOMIC_RELAXED);
 	struct io_uring_sqe *sqe;
+	unsigned errs;
 
-	if (img->ahead_end || alloc_run(img, n, &at))
+	if (img->ahead_end)
+		return;
+	errs = __atomic_load_n(&img->sync_errors, __ATOMIC_RELAXED);
+	if (alloc_run(img, n, &at))
 		return;
 	img->ahead_gen++;
 	img->ahead_errs = errs;
 	sqe = zublk_queue_get_sqe(q);
 	if (!sqe) {
-		if (q2_sync(img) || !no_sync_failed(img, errs)) {
-			run_give_back(img, at >> img->cluster_bits, n);
+		if (run_sync(img, at >> img->cluster_bits, n, errs))
 			return;
-		}
 		img->ahead_ready = true;
 	} else {
 		io_uring_prep_fsync(sqe, img->idx, IORING_FSYNC_DATASYNC);
@@ -882,11 +902,12 @@ static int take_reserved(struct zublk_queue *q, struct q2_img *img, uint64_t *of
 {
 	if (img->res_next == img->res_end && img->ahead_end) {
 		if (!img->ahead_ready) {
-			if (q2_sync(img) || !no_sync_failed(img, img->ahead_errs)) {
-				/* Some sync heard of a failure: not this run's to trust. */
-				run_give_back(img, img->ahead, img->ahead_end - img->ahead);
+			int ret = run_sync(img, img->ahead, img->ahead_end - img->ahead,
+					   img->ahead_errs);
+
+			if (ret) {
 				img->ahead = img->ahead_end = 0;
-				return -EIO;
+				return ret;
 			}
 			img->ahead_ready = true;
 			if (img->res_scale < RESERVE_SCALE_MAX)
@@ -901,16 +922,11 @@ static int take_reserved(struct zublk_queue *q, struct q2_img *img, uint64_t *of
 		unsigned errs = __atomic_load_n(&img->sync_errors, __ATOMIC_RELAXED);
 		int ret = alloc_run(img, n, &at);
 
-		/* A failed run leaks what it set: refcounts, never an L2 entry. */
+		/* One not made leaks what it set (refcounts, never an L2 entry); one not synced goes back. */
+		if (!ret)
+			ret = run_sync(img, at >> img->cluster_bits, n, errs);
 		if (ret)
 			return ret;
-		ret = q2_sync(img);
-		if (!ret && !no_sync_failed(img, errs))
-			ret = -EIO;
-		if (ret) {
-			run_give_back(img, at >> img->cluster_bits, n);
-			return ret;
-		}
 		img->res_next = at >> img->cluster_bits;
 		img->res_end = img->res_next + n;
 	}
@@ -945,13 +961,11 @@ static void ahead_synced(struct q2_img *img, unsigned gen, int res)
  */
 static int reserve_give_back(struct q2_img *img)
 {
-	uint64_t end = img->file_end >> img->cluster_bits, cut = end, c;
-	int ret = 0;
+	uint64_t end = img->file_end >> img->cluster_bits, cut = end;
+	int ret = run_give_back(img, img->res_next, img->res_end - img->res_next);
 
-	for (c = img->res_next; !ret && c < img->res_end; c++)
-		ret = rc_set(img, c, 0);
-	for (c = img->ahead; !ret && c < img->ahead_end; c++)
-		ret = rc_set(img, c, 0);
+	if (!ret)
+		ret = run_give_back(img, img->ahead, img->ahead_end - img->ahead);
 	/* The runs at the end of the file, nothing after them (the next run is the later one). */
 	if (img->ahead < img->ahead_end && img->ahead_end == cut)
 		cut = img->ahead;

@@ -29,12 +29,8 @@ else
 fi
 # The disk config's disk: tests/vm/suite attaches one (vm-run --disk).
 disk=0
-modprobe virtio_blk 2>/dev/null || true
 if command -v mkfs.ext4 >/dev/null; then
-	for i in $(seq 30); do
-		grep -qx zublk-disk /sys/block/vd*/serial 2>/dev/null && disk=12 && break
-		sleep 0.1
-	done
+	bash "$ROOT/tests/vm/vm-disk" >/dev/null && disk=12
 	((disk)) || skip_check "disk config" "no disk with serial zublk-disk (tests/vm/suite attaches one)"
 else
 	skip_check "disk config" "mkfs.ext4 not installed"
