@@ -10,7 +10,8 @@
  * a leg that fails a read or a write is failed (never the last in-sync one:
  * its errors reach the application), and a failed read is retried on the
  * next leg.  A failure is recorded in the options (failed=LIST, size=) and
- * the state file, so a recovery keeps it.
+ * the state file, so a recovery keeps it, before any write that missed the
+ * leg is done.
  *
  * `replace LEG FILE` (zublk mirror replace) puts a new leg in place and a
  * manager thread copies the data over in 1 MiB windows while IO goes on.
@@ -57,6 +58,7 @@ struct mirror_leg {
 	char *_Atomic path;		/* what status shows; old ones kept till exit */
 	_Atomic int fd;			/* what the queues should have at m.idx */
 	_Atomic unsigned gen;		/* bumped when fd changes */
+	_Atomic unsigned taking;	/* queues' FILES_UPDATEs in flight (they read an fd) */
 	_Atomic bool bdev;
 	_Atomic uint64_t errors;
 };
@@ -110,6 +112,7 @@ struct mirror_dev {
 	_Atomic bool stop;
 	_Atomic bool persist_req;
 	pthread_mutex_t persist_lock;
+	_Atomic uint32_t saved_ok;		/* legs in sync as the state file last said */
 
 	uint64_t rb_rate;			/* bytes/s at most; 0: no limit */
 	int64_t rb_start_ns;
@@ -119,7 +122,8 @@ struct mirror_dev {
 	void *rb_buf;
 
 	char *old_paths[64];			/* replaced path strings, freed at exit */
-	unsigned nr_old_paths;
+	int old_fds[64];			/* replaced fds a queue may still take up: closed at exit */
+	unsigned nr_old_paths, nr_old_fds;
 };
 
 static void mirror_wake(struct mirror_dev *md)
@@ -172,6 +176,8 @@ static void mirror_persist(struct mirror_dev *md)
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)md->size);
 	zublk_dev_set_opt(md->dev, "size", 0, size);
 	zublk_dev_save_state(md->dev);
+	/* Even if that failed (it said so): a write must not try again and again. */
+	atomic_store(&md->saved_ok, MIRROR_OK(w));
 	pthread_mutex_unlock(&md->persist_lock);
 }
 
@@ -295,6 +301,14 @@ static void mirror_rebuild_step(struct mirror_dev *md, unsigned leg)
 		return;
 	}
 	if (pos >= md->size) {
+		/* Durable before it counts as in sync (a flush may have been answered meanwhile). */
+		int fd = atomic_load(&md->leg[leg].fd);
+
+		if (fdatasync(fd)) {
+			mirror_fail(md, leg, -errno, "rebuild sync");
+			mirror_rebuild_end(md, leg, false);
+			return;
+		}
 		mirror_rebuild_end(md, leg, true);
 		return;
 	}
@@ -399,6 +413,8 @@ static void mirror_free(struct mirror_dev *md)
 		raid_member_close(&md->leg[i].m);
 	for (unsigned i = 0; i < md->nr_old_paths; i++)
 		free(md->old_paths[i]);
+	for (unsigned i = 0; i < md->nr_old_fds; i++)
+		close(md->old_fds[i]);
 	if (md->slots) {
 		for (unsigned q = 0; q < UBLK_MAX_NR_QUEUES; q++)
 			free(atomic_load(&md->slots[q]));
@@ -616,6 +632,8 @@ static int mirror_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	md->caps = geom->caps;
 	md->dma_alignment = geom->dma_alignment;
 	atomic_init(&md->state, (MIRROR_LEG(md->nr) - 1) & ~failed);
+	/* The options say failed=LIST, and the state file at start has them. */
+	atomic_init(&md->saved_ok, MIRROR_OK(atomic_load(&md->state)));
 
 	md->slots = calloc(UBLK_MAX_NR_QUEUES, sizeof(*md->slots));
 	md->efd = eventfd(0, EFD_CLOEXEC);
@@ -713,6 +731,8 @@ static int mirror_sync_leg(struct zublk_queue *q, struct zublk_io *io, unsigned 
 	sqe = zublk_queue_get_sqe(q);
 	if (!sqe)
 		return -EBUSY;
+	/* Counted before the fd is read: a replace closes the old fd only at 0. */
+	atomic_fetch_add(&l->taking, 1);
 	mq->fds[leg] = atomic_load(&l->fd);
 	mq->bdev[leg] = atomic_load(&l->bdev);
 	io_uring_prep_files_update(sqe, &mq->fds[leg], 1, l->m.idx);
@@ -729,6 +749,14 @@ static int mirror_issue_data(struct zublk_queue *q, struct zublk_io *io, unsigne
 	struct mirror_tag *t = &mq->tags[io->tag];
 	int ret = mirror_sync_leg(q, io, leg);
 
+	/*
+	 * A read: the leg was in sync when it was picked, but a replace may
+	 * have come since (the new fd, seen above, is not copied yet).  The
+	 * replace takes the leg out of sync before it changes the fd.
+	 */
+	if (!ret && !write &&
+	    !(MIRROR_OK(atomic_load_explicit(&md->state, memory_order_acquire)) & MIRROR_LEG(leg)))
+		ret = -ESTALE;
 	if (!ret)
 		ret = zublk_io_prep_rw(q, io, write, md->leg[leg].m.idx, io->offset + done, done,
 				       (uint32_t)io->len - done, MIRROR_SUB(MIRROR_SUB_DATA, leg));
@@ -781,18 +809,25 @@ static int mirror_read(struct zublk_queue *q, struct zublk_io *io, struct mirror
 {
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
 	struct mirror_queue *mq = zublk_queue_priv(q);
-	uint32_t w = atomic_load_explicit(&md->state, memory_order_acquire);
-	int leg = mirror_pick_leg(MIRROR_OK(w), t->tried, mq->inflight, md->nr, mq->hint++);
 
-	if (leg < 0)
-		return t->err ? t->err : -EIO;
-	t->tried |= MIRROR_LEG(leg);
-	if (!zublk_backing_copy(q, io, &md->leg[leg].m.b, io->offset + t->rdone, t->rdone,
-				(uint32_t)io->len - t->rdone)) {
-		zublk_io_complete(q, io, (int)io->len);
-		return 0;
+	for (;;) {
+		uint32_t w = atomic_load_explicit(&md->state, memory_order_acquire);
+		int leg = mirror_pick_leg(MIRROR_OK(w), t->tried, mq->inflight, md->nr, mq->hint++);
+		int ret;
+
+		if (leg < 0)
+			return t->err ? t->err : -EIO;
+		t->tried |= MIRROR_LEG(leg);
+		if (!zublk_backing_copy(q, io, &md->leg[leg].m.b, io->offset + t->rdone, t->rdone,
+					(uint32_t)io->len - t->rdone)) {
+			zublk_io_complete(q, io, (int)io->len);
+			return 0;
+		}
+		ret = mirror_issue_data(q, io, (unsigned)leg, false, t->rdone);
+		if (ret != -ESTALE)
+			return ret;
+		/* Replaced since picked: another leg. */
 	}
-	return mirror_issue_data(q, io, (unsigned)leg, false, t->rdone);
 }
 
 /*
@@ -831,10 +866,18 @@ static void mirror_write_finish(struct zublk_queue *q, struct zublk_io *io, stru
 
 	mirror_untrack(zublk_queue_priv(q), io, t);
 	ok = MIRROR_OK(atomic_load(&md->state));
-	if (t->good & ok)
-		zublk_io_complete(q, io, io->op == UBLK_IO_OP_WRITE ? (int)io->len : 0);
-	else
+	if (!(t->good & ok)) {
 		zublk_io_complete(q, io, t->err ? t->err : -EIO);
+		return;
+	}
+	/*
+	 * A leg out of sync that the state file still calls in sync (this
+	 * write may have missed it): say so before the write is done, or a
+	 * recovery after a crash would read that leg's old data.
+	 */
+	if (atomic_load(&md->saved_ok) & ~ok)
+		mirror_persist(md);
+	zublk_io_complete(q, io, io->op == UBLK_IO_OP_WRITE ? (int)io->len : 0);
 }
 
 static int mirror_write(struct zublk_queue *q, struct zublk_io *io, struct mirror_tag *t)
@@ -916,8 +959,10 @@ static void mirror_read_done(struct zublk_queue *q, struct zublk_io *io, struct 
 			zublk_io_complete(q, io, (int)io->len);
 			return;
 		}
-		/* Short: the rest from the same leg. */
+		/* Short: the rest from the same leg (or another, if it was replaced). */
 		ret = mirror_issue_data(q, io, leg, false, t->rdone);
+		if (ret == -ESTALE)
+			ret = mirror_read(q, io, t);
 	} else {
 		res = res ? res : -EIO;
 		mirror_fail(md, leg, res, "read");
@@ -968,6 +1013,7 @@ static void mirror_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned 
 	unsigned kind = sub >> 8, leg = sub & 0xff;
 
 	if (kind == MIRROR_SUB_FILES) {
+		atomic_fetch_sub(&md->leg[leg].taking, 1);
 		if (res < 0) {
 			/* Our ring still has the old file: no more IO there. */
 			zublk_log(ZUBLK_LOG_WARN, "mirror: queue %u: taking up leg %u: %s",
@@ -1054,6 +1100,22 @@ static int mirror_check_new_leg(struct mirror_dev *md, unsigned leg, struct raid
 	return 0;
 }
 
+/*
+ * A replaced leg's old fd: a queue that read it for its FILES_UPDATE must
+ * have had that done first (the kernel then holds the file), or the
+ * number could name another file by then.  Such updates end in
+ * microseconds; one that does not keeps the fd open till exit.
+ */
+static void mirror_close_old_fd(struct mirror_dev *md, struct mirror_leg *l, int fd)
+{
+	for (int i = 0; i < 1000 && atomic_load(&l->taking); i++)
+		mirror_nap(1000000);
+	if (!atomic_load(&l->taking))
+		close(fd);
+	else
+		md->old_fds[md->nr_old_fds++] = fd;
+}
+
 static int mirror_ctl_replace(struct mirror_dev *md, unsigned leg, const char *path,
 			      char *reply, size_t len)
 {
@@ -1112,13 +1174,13 @@ static int mirror_ctl_replace(struct mirror_dev *md, unsigned leg, const char *p
 	atomic_store(&l->errors, 0);
 	zublk_dev_set_file(md->dev, l->m.idx, m.b.fd);
 	zublk_dev_set_opt(md->dev, "file", leg, path);
-	close(old_fd);
+	mirror_close_old_fd(md, l, old_fd);
 
 	atomic_store(&md->rb_pos, 0);
 	md->rb_start_ns = (int64_t)zublk_now_ns();
-	atomic_store(&md->rb_leg, (int)leg);
-	/* Writes take it in from here; the rebuild starts after. */
+	/* Writes take it in from here; the rebuild starts after (it looks at rb_leg). */
 	atomic_fetch_or(&md->state, MIRROR_LEG(leg) << 16);
+	atomic_store(&md->rb_leg, (int)leg);
 	mirror_persist(md);
 	mirror_wake(md);
 	snprintf(reply, len, "mirror: leg %u is now '%s', rebuilding", leg, path);

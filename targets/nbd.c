@@ -181,6 +181,7 @@ struct nbd_conn {
 	int hs_fd;		/* the socket the thread negotiates on; -1: none */
 	/* requests on the wait list: written by the queue thread, read by the stop watch */
 	_Atomic unsigned nr_waiting;
+	_Atomic unsigned nr_waited;	/* requests that stopped waiting, ever: progress */
 	char why[200];		/* why its last try failed */
 	uint64_t lost_ns;	/* when requests began to wait for a connection; 0: none */
 	_Atomic unsigned reconnects;
@@ -429,7 +430,10 @@ static int opt_go(const struct nbd_dev *nd, int fd, struct nbd_export *ex)
 					data[k] = ' ';
 			nbd_err("nbd export '%s': %s%s%.*s", nd->export_name,
 				  rep_err_name(type), len ? ": " : "", (int)len, (char *)data);
-			return type == NBD_REP_ERR(6) ? -ENOENT : -EPERM;
+			/* Unknown export: final; shutting down (a restart): worth another try. */
+			return type == NBD_REP_ERR(6)	? -ENOENT
+			       : type == NBD_REP_ERR(7) ? -EAGAIN
+							: -EPERM;
 		}
 		if (type != NBD_REP_INFO || len < 2)
 			continue;
@@ -607,7 +611,8 @@ static int conn_open(const struct nbd_dev *nd, struct nbd_conn *c, int stop_fd,
 	ret = set_timeouts(fd, NBD_HANDSHAKE_TIMEOUT);
 	if (!ret)
 		ret = negotiate(nd, fd, ex);
-	if (ret < 0 && ret != -EPROTO && ret != -ENOENT && ret != -EPERM && ret != -EINVAL)
+	if (ret < 0 && ret != -EPROTO && ret != -ENOENT && ret != -EPERM && ret != -EINVAL &&
+	    ret != -EAGAIN)
 		nbd_err("nbd server %s: handshake: %s", nd->server,
 			ret == -ECONNRESET ? "the server hung up" : strerror(-ret));
 	if (!ret)
@@ -722,6 +727,11 @@ static int parse_uri(struct nbd_dev *nd, const char *uri)
 			zublk_log(ZUBLK_LOG_ERR, "uri '%s': no ']' after the IPv6 address", uri);
 			return -EINVAL;
 		}
+		if (rb + 1 != path && rb[1] != ':') {
+			zublk_log(ZUBLK_LOG_ERR, "uri '%s': '%.*s' after the IPv6 address", uri,
+				  (int)(path - rb - 1), rb + 1);
+			return -EINVAL;
+		}
 		colon = rb[1] == ':' ? rb + 1 : NULL;
 		p++;
 		hend = rb;
@@ -740,12 +750,16 @@ static int parse_uri(struct nbd_dev *nd, const char *uri)
 	if (colon && colon + 1 < path) {
 		size_t n = (size_t)(path - colon - 1);
 
-		if (n >= sizeof(nd->port) || strspn(colon + 1, "0123456789") < n) {
-			zublk_log(ZUBLK_LOG_ERR, "uri '%s': a bad port", uri);
+		unsigned v;
+
+		if (n < sizeof(nd->port)) {
+			memcpy(nd->port, colon + 1, n);
+			nd->port[n] = '\0';
+		}
+		if (n >= sizeof(nd->port) || zublk_parse_uint(nd->port, 1, 65535, &v)) {
+			zublk_log(ZUBLK_LOG_ERR, "uri '%s': the port is not a number 1..65535", uri);
 			return -EINVAL;
 		}
-		memcpy(nd->port, colon + 1, n);
-		nd->port[n] = '\0';
 	}
 	return 0;
 }
@@ -781,6 +795,15 @@ static int parse_opts(struct nbd_dev *nd, struct zublk_opts *opts)
 	}
 	if (!port || !*port)
 		port = NBD_DEF_PORT;
+	/* A number, 1..65535 (the resolver would take 70000 as 4464), or a service name. */
+	if (!uri && strspn(port, "0123456789") == strlen(port)) {
+		unsigned v;
+
+		if (zublk_parse_uint(port, 1, 65535, &v)) {
+			zublk_log(ZUBLK_LOG_ERR, "port '%s': not a port number 1..65535", port);
+			return -EINVAL;
+		}
+	}
 	if (!uri && (path ? copy_opt(nd->path, sizeof(nd->path), "socket", path)
 			  : copy_opt(nd->host, sizeof(nd->host), "host", host) ||
 				    copy_opt(nd->port, sizeof(nd->port), "port", port)))
@@ -1011,6 +1034,9 @@ static void wait_del(struct nbd_conn *c, int t)
 	struct nbd_tag *tg = &c->tags[t];
 
 	atomic_store_explicit(&c->nr_waiting, wait_count(c) - 1, memory_order_relaxed);
+	atomic_store_explicit(&c->nr_waited,
+			      atomic_load_explicit(&c->nr_waited, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 	if (tg->prev >= 0)
 		c->tags[tg->prev].next = tg->next;
 	else
@@ -1154,42 +1180,51 @@ static void reconnect_stop(struct nbd_conn *c)
 }
 
 /*
- * ->stopping's watch: requests that still wait for replies on a connection
- * NBD_STOP_GRACE_MS later (a server that stopped answering; timeout= may be
- * long or none) would hold the deletion: the connection is shut down, so
- * they fail (the queue thread finds it lost).
+ * ->stopping's watch, until ->exit: a connection on which requests wait for
+ * replies and none has come for NBD_STOP_GRACE_MS (a server that stopped
+ * answering; timeout= may be long or none) would hold the deletion: it is
+ * shut down, so they fail (the queue thread finds it lost).  One whose
+ * replies come (a deletion's sync of much written data) is left alone.
  */
 static void *stop_watch_main(void *arg)
 {
 	struct nbd_dev *nd = arg;
 	struct pollfd p = { .fd = nd->watch_efd, .events = POLLIN };
+	unsigned *seen = calloc(nd->nr_conns, sizeof(*seen));
+	unsigned *still_ms = calloc(nd->nr_conns, sizeof(*still_ms));
 
-	for (unsigned ms = 0;; ms += 100) {
-		bool waiting = false;
+	while (seen && still_ms) {
+		int r = poll(&p, 1, 100);
 
-		for (unsigned i = 0; i < nd->nr_conns; i++)
-			if (wait_count(&nd->conns[i]))
-				waiting = true;
-		if (!waiting)
-			return NULL;
-		if (ms >= NBD_STOP_GRACE_MS)
-			break;
-		if (poll(&p, 1, 100) != 0)
-			return NULL;	/* ->exit */
-	}
-	for (unsigned i = 0; i < nd->nr_conns; i++) {
-		struct nbd_conn *c = &nd->conns[i];
-		unsigned n = wait_count(c);
+		if (r > 0 || (r < 0 && errno != EINTR))
+			break;	/* ->exit */
+		for (unsigned i = 0; i < nd->nr_conns; i++) {
+			struct nbd_conn *c = &nd->conns[i];
+			unsigned n = wait_count(c);
+			unsigned done = atomic_load_explicit(&c->nr_waited, memory_order_relaxed);
 
-		pthread_mutex_lock(&c->hs_lock);
-		if (n && c->st == C_UP && c->fd >= 0) {
-			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u: %u requests still "
-				  "wait %u s after the device began to stop; shutting it down",
-				  nd->server, i, n, NBD_STOP_GRACE_MS / 1000);
-			shutdown(c->fd, SHUT_RDWR);
+			if (!n || done != seen[i]) {
+				seen[i] = done;
+				still_ms[i] = 0;
+				continue;
+			}
+			still_ms[i] += 100;
+			if (still_ms[i] < NBD_STOP_GRACE_MS)
+				continue;
+			still_ms[i] = 0;
+			pthread_mutex_lock(&c->hs_lock);
+			if (c->st == C_UP && c->fd >= 0) {
+				zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u: %u requests "
+					  "wait, and no reply came for %u s since the device began "
+					  "to stop; shutting it down",
+					  nd->server, i, n, NBD_STOP_GRACE_MS / 1000);
+				shutdown(c->fd, SHUT_RDWR);
+			}
+			pthread_mutex_unlock(&c->hs_lock);
 		}
-		pthread_mutex_unlock(&c->hs_lock);
 	}
+	free(seen);
+	free(still_ms);
 	return NULL;
 }
 
@@ -1534,16 +1569,41 @@ static int nbd_errno(uint32_t e)
 	}
 }
 
+/* A big READ's data, straight into its request; timed as a header's receive is. */
 static void recv_data(struct zublk_queue *q, struct nbd_conn *c, int t)
 {
+	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
 	struct nbd_tag *tg = &c->tags[t];
-	int ret = zublk_io_prep_rw(q, tg->io, false, c->idx, 0, tg->data_got,
-				   tg->len - tg->data_got, NBD_RECV_DATA);
+	struct io_uring_sqe *to;
+	int ret;
 
+	if (!nd->timeout) {
+		ret = zublk_io_prep_rw(q, tg->io, false, c->idx, 0, tg->data_got,
+				       tg->len - tg->data_got, NBD_RECV_DATA);
+	} else {
+		/* The receive and its timeout in one chain: nothing between them. */
+		zublk_queue_sq_reserve(q, 3);
+		ret = zublk_io_buf_prepare(q, tg->io);
+		if (!ret)
+			ret = zublk_io_prep_rw_flags(q, tg->io, false, c->idx, 0, tg->data_got,
+						     tg->len - tg->data_got, NBD_RECV_DATA,
+						     IOSQE_IO_LINK);
+	}
 	if (ret) {
 		conn_fail(q, c, "no SQE for a receive", ret);
 		return;
 	}
+	tg->inflight++;
+	if (!nd->timeout)
+		return;
+	to = zublk_queue_get_sqe(q);
+	if (!to) {
+		conn_fail(q, c, "no SQE for a timeout", -EBUSY);
+		return;
+	}
+	c->timeout.tv_sec = nd->timeout;
+	io_uring_prep_link_timeout(to, &c->timeout, 0);
+	zublk_io_sqe_mark(q, tg->io, to, NBD_RECV_TIMEOUT);
 	tg->inflight++;
 }
 
@@ -1661,6 +1721,9 @@ static void recv_done(struct zublk_queue *q, struct nbd_conn *c, int t, unsigned
 
 		if (res == -ECANCELED && sub == NBD_RECV_HDR)
 			snprintf(why, sizeof(why), "no reply for %u s", nd->timeout);
+		else if (res == -ECANCELED)
+			snprintf(why, sizeof(why), "no more of a read's data for %u s",
+				 nd->timeout);
 		else
 			snprintf(why, sizeof(why), "%s", res == 0 ? "the server closed it"
 								 : "receiving");

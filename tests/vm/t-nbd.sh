@@ -74,12 +74,13 @@ is_nbd() {
 	[ "$(blockdev --getsize64 "/dev/ublkb$id")" = "$size" ] ||
 		fail "device $id: $(blockdev --getsize64 "/dev/ublkb$id") bytes, not $size"
 }
-# read_eio WHAT MIN MAX: a 4k direct read of $DEV fails with EIO after MIN
-# to MAX seconds (TOOK: how many).
+# read_eio WHAT MIN MAX [BS SKIP]: a direct read of $DEV (a BS block,
+# default 4k, SKIP of them in, default 100) fails with EIO after MIN to MAX
+# seconds (TOOK: how many).
 read_eio() {
-	local what=$1 min=$2 max=$3 rc start
+	local what=$1 min=$2 max=$3 bs=${4:-4k} skip=${5:-100} rc start
 	start=$(date +%s)
-	timeout 60 dd if="$DEV" of=/dev/null bs=4k count=1 skip=100 iflag=direct status=none \
+	timeout 60 dd if="$DEV" of=/dev/null bs="$bs" count=1 skip="$skip" iflag=direct status=none \
 		2>"$TMP/err"
 	rc=$?
 	TOOK=$(($(date +%s) - start))
@@ -245,7 +246,11 @@ expect_err "host=.*socket=|socket=.*host=" add -t nbd
 expect_err "uri 'nbds://h/': TLS" add -t nbd uri=nbds://h/
 expect_err "uri 'http://h/': not an NBD URI" add -t nbd uri=http://h/
 expect_err "uri 'nbd\+unix:///e': needs \?socket=PATH" add -t nbd uri=nbd+unix:///e
-expect_err "uri 'nbd://h:1x/': a bad port" add -t nbd uri=nbd://h:1x/
+expect_err "uri 'nbd://h:1x/': the port is not a number 1..65535" add -t nbd uri=nbd://h:1x/
+expect_err "uri 'nbd://h:70000/': the port is not a number 1..65535" add -t nbd uri=nbd://h:70000/
+expect_err "port '70000': not a port number 1..65535" add -t nbd host=127.0.0.1 port=70000
+expect_err "port '0': not a port number 1..65535" add -t nbd host=127.0.0.1 port=0
+expect_err "uri 'nbd://\[::1\]x/': 'x' after the IPv6 address" add -t nbd "uri=nbd://[::1]x/"
 expect_err "uri= says where" add -t nbd uri=nbd://h/ export=e
 
 # 7. The server killed under load: fio ends with errors, later IO fails at
@@ -312,9 +317,52 @@ nbdkit_up hung --filter=delay memory 64M rdelay=100
 add -t nbd socket="$TMP/hung.sock" timeout=0 --no-part-scan
 del_waiting "timeout=0"
 [ $TOOK -ge 4 ] || fail "timeout=0: del took ${TOOK}s: the waiting read had no 5 s"
-grep -q "still wait 5 s after the device began to stop" "/run/zublk/$ID.log" ||
-	fail "timeout=0: no 'still wait' line: $(dlog "$ID")"
+grep -q "no reply came for 5 s since the device began to stop" "/run/zublk/$ID.log" ||
+	fail "timeout=0: no 'no reply came' line: $(dlog "$ID")"
 note "timeout=0, a server that does not answer: del took ${TOOK}s"
+# ... and a server that stops in the middle of a long read's data (which
+# goes straight into the request, not through a header's receive):
+# timeout=3 ends that wait too.  A proxy in front of nbdkit passes 4 KiB
+# of data after its header once told to, then nothing.
+cat >"$TMP/stall.py" <<'PY'
+import os, socket, sys, threading
+listen, target, trigger = sys.argv[1:4]
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(listen)
+srv.listen(4)
+def pump(a, b, stall):
+    budget = None
+    while True:
+        d = a.recv(1 << 16)
+        if not d:
+            return  # b stays open: a server that stalls, not one that hangs up
+        if stall and budget is None and os.path.exists(trigger):
+            budget = 16 + 4096
+        if budget is not None:
+            d, budget = d[:budget], budget - min(budget, len(d))
+        if d:
+            b.sendall(d)
+while True:
+    c, _ = srv.accept()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(target)
+    threading.Thread(target=pump, args=(c, s, False), daemon=True).start()
+    threading.Thread(target=pump, args=(s, c, True), daemon=True).start()
+PY
+nbdkit_up mid memory 64M
+python3 "$TMP/stall.py" "$TMP/stall.sock" "$TMP/mid.sock" "$TMP/stall.now" 2>"$TMP/stall.log" &
+SERVERS+=($!)
+wait_until 10 test -S "$TMP/stall.sock" || fail "the proxy did not listen: $(cat "$TMP/stall.log")"
+add -t nbd socket="$TMP/stall.sock" timeout=3 --no-part-scan
+dd if=/dev/urandom of="$DEV" bs=1M count=1 seek=1 oflag=direct status=none 2>"$TMP/err" ||
+	fail "mid-read stall: a write through the proxy failed: $(cat "$TMP/err")"
+touch "$TMP/stall.now"
+read_eio "mid-read stall" 2 14 1M 1
+wait_until 5 connected_is "$ID" False || fail "mid-read stall: connected $(dev_field "$ID" connected)"
+grep -q "no more of a read's data for 3 s" "/run/zublk/$ID.log" ||
+	fail "mid-read stall: no 'no more of a read's data' line: $(dlog "$ID")"
+timeout 30 "$Z" del -n "$ID" || fail "mid-read stall: del failed or took over 30s"
+note "a server stalled in a 1M read's data: the read failed after ${TOOK}s"
 
 # 9. The daemon killed under verified writes: the requests it had out wait
 # for the next daemon (recovery, reissue), which connects anew; no error.
