@@ -904,7 +904,12 @@ int zublk_dev_stop(struct zublk_dev *dev)
 	/* A device that is already gone has stopped. */
 	if (ret == -ENODEV || ret == -ENOENT)
 		ret = 0;
-	if (!dev->started)
+	/*
+	 * Not started, or the stop failed (it gave up waiting, say, for the
+	 * requests a dead queue thread held, which only the device's release
+	 * ends): the queue threads end here, so that the release comes.
+	 */
+	if (!dev->started || ret)
 		kick_queues(dev);
 	return ret;
 }

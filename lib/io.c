@@ -589,6 +589,17 @@ void zublk_io_cqe(struct zublk_queue *q, struct zublk_io *io, unsigned kind, uns
 			break; /* behind a linked transfer that failed */
 		zublk_err("queue %u tag %u: unregistering the request buffer failed: %s",
 			  q->q_id, io->tag, strerror(-res));
+		if (io->state == IO_LINKED) {
+			/*
+			 * Its transfer was whole, and the commit linked after it
+			 * was cancelled without a CQE (it failed with
+			 * CQE_SKIP_SUCCESS): commit now, once.
+			 */
+			io->buf_registered = 0;
+			atomic_fetch_sub_explicit(&q->stats->ios, 1, memory_order_relaxed);
+			io->state = IO_DONE;
+			commit(q, io);
+		}
 		break;
 	}
 }

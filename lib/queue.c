@@ -584,10 +584,14 @@ static void *worker_thread(void *arg)
 	w->pa.hits = 256; /* start out polling */
 	ret = worker_setup(w);
 	worker_ready(w, ret);
-	if (!ret)
+	if (!ret) {
 		worker_loop(w);
-	else
+		/* What the last turn queued (another thread's wake-up) goes out. */
+		if (!w->stopping)
+			worker_submit(w);
+	} else {
 		w->error = ret;
+	}
 	for (unsigned i = 0; i < w->nr_qs; i++) {
 		struct zublk_queue *q = &w->qs[i];
 

@@ -718,7 +718,7 @@ static void mirror_queue_exit(struct zublk_queue *q)
  * ring's fixed file at the new fd.  It runs when submitted, ahead of the
  * ops queued after it.
  */
-static int mirror_sync_leg(struct zublk_queue *q, struct zublk_io *io, unsigned leg)
+static int mirror_sync_leg(struct zublk_queue *q, unsigned leg)
 {
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
 	struct mirror_queue *mq = zublk_queue_priv(q);
@@ -736,7 +736,8 @@ static int mirror_sync_leg(struct zublk_queue *q, struct zublk_io *io, unsigned 
 	mq->fds[leg] = atomic_load(&l->fd);
 	mq->bdev[leg] = atomic_load(&l->bdev);
 	io_uring_prep_files_update(sqe, &mq->fds[leg], 1, l->m.idx);
-	zublk_io_sqe_mark(q, io, sqe, MIRROR_SUB(MIRROR_SUB_FILES, leg));
+	/* The queue's op, not @io's: its CQE comes even if @io ends first. */
+	zublk_queue_sqe_mark(q, sqe, MIRROR_SUB(MIRROR_SUB_FILES, leg));
 	mq->gen[leg] = gen;
 	return 0;
 }
@@ -747,7 +748,7 @@ static int mirror_issue_data(struct zublk_queue *q, struct zublk_io *io, unsigne
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
 	struct mirror_queue *mq = zublk_queue_priv(q);
 	struct mirror_tag *t = &mq->tags[io->tag];
-	int ret = mirror_sync_leg(q, io, leg);
+	int ret = mirror_sync_leg(q, leg);
 
 	/*
 	 * A read: the leg was in sync when it was picked, but a replace may
@@ -773,7 +774,7 @@ static int mirror_issue_other(struct zublk_queue *q, struct zublk_io *io, unsign
 	struct mirror_queue *mq = zublk_queue_priv(q);
 	int idx = md->leg[leg].m.idx, mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 	struct io_uring_sqe *sqe;
-	int ret = mirror_sync_leg(q, io, leg);
+	int ret = mirror_sync_leg(q, leg);
 
 	if (ret)
 		return ret;
@@ -1005,24 +1006,32 @@ static void mirror_write_done(struct zublk_queue *q, struct zublk_io *io, struct
 	mirror_write_finish(q, io, t);
 }
 
-static void mirror_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub, int res)
+/* A FILES_UPDATE of mirror_sync_leg() is back. */
+static void mirror_queue_done(struct zublk_queue *q, unsigned sub, int res)
 {
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
+	struct mirror_queue *mq = zublk_queue_priv(q);
+	unsigned leg = sub & 0xff;
+
+	if ((sub >> 8) != MIRROR_SUB_FILES || leg >= md->nr)
+		return;
+	atomic_fetch_sub(&md->leg[leg].taking, 1);
+	if (res < 0) {
+		/* Not taken up: no more IO there. */
+		zublk_log(ZUBLK_LOG_WARN, "mirror: queue %u: taking up leg %u: %s",
+			  zublk_queue_id(q), leg, strerror(-res));
+		if (mq)
+			mq->gen[leg]--;
+		mirror_fail(md, leg, res, "files update");
+	}
+}
+
+static void mirror_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned sub, int res)
+{
 	struct mirror_queue *mq = zublk_queue_priv(q);
 	struct mirror_tag *t = &mq->tags[io->tag];
 	unsigned kind = sub >> 8, leg = sub & 0xff;
 
-	if (kind == MIRROR_SUB_FILES) {
-		atomic_fetch_sub(&md->leg[leg].taking, 1);
-		if (res < 0) {
-			/* Our ring still has the old file: no more IO there. */
-			zublk_log(ZUBLK_LOG_WARN, "mirror: queue %u: taking up leg %u: %s",
-				  zublk_queue_id(q), leg, strerror(-res));
-			mq->gen[leg]--;
-			mirror_fail(md, leg, res, "files update");
-		}
-		return;
-	}
 	mq->inflight[leg]--;
 	t->pending--;
 	if (io->op == UBLK_IO_OP_READ)
@@ -1266,6 +1275,7 @@ const struct zublk_target_ops zublk_mirror_ops = {
 	.queue_exit = mirror_queue_exit,
 	.queue_io = mirror_queue_io,
 	.io_done = mirror_io_done,
+	.queue_done = mirror_queue_done,
 	.control = mirror_control,
 	.status = mirror_status,
 };

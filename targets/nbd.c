@@ -181,7 +181,7 @@ struct nbd_conn {
 	int hs_fd;		/* the socket the thread negotiates on; -1: none */
 	/* requests on the wait list: written by the queue thread, read by the stop watch */
 	_Atomic unsigned nr_waiting;
-	_Atomic unsigned nr_waited;	/* requests that stopped waiting, ever: progress */
+	_Atomic unsigned progress;	/* replies and long reads' data that came, ever */
 	char why[200];		/* why its last try failed */
 	uint64_t lost_ns;	/* when requests began to wait for a connection; 0: none */
 	_Atomic unsigned reconnects;
@@ -1029,14 +1029,20 @@ static void wait_add(struct nbd_conn *c, int t)
 	c->wait_tail = t;
 }
 
+/* Something came from the server (the stop watch looks). */
+static void conn_progress(struct nbd_conn *c)
+{
+	atomic_store_explicit(&c->progress,
+			      atomic_load_explicit(&c->progress, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 static void wait_del(struct nbd_conn *c, int t)
 {
 	struct nbd_tag *tg = &c->tags[t];
 
 	atomic_store_explicit(&c->nr_waiting, wait_count(c) - 1, memory_order_relaxed);
-	atomic_store_explicit(&c->nr_waited,
-			      atomic_load_explicit(&c->nr_waited, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	conn_progress(c);
 	if (tg->prev >= 0)
 		c->tags[tg->prev].next = tg->next;
 	else
@@ -1201,7 +1207,7 @@ static void *stop_watch_main(void *arg)
 		for (unsigned i = 0; i < nd->nr_conns; i++) {
 			struct nbd_conn *c = &nd->conns[i];
 			unsigned n = wait_count(c);
-			unsigned done = atomic_load_explicit(&c->nr_waited, memory_order_relaxed);
+			unsigned done = atomic_load_explicit(&c->progress, memory_order_relaxed);
 
 			if (!n || done != seen[i]) {
 				seen[i] = done;
@@ -1736,6 +1742,7 @@ static void recv_done(struct zublk_queue *q, struct nbd_conn *c, int t, unsigned
 	}
 	/* NBD_RECV_DATA */
 	tg->data_got += (uint32_t)res;
+	conn_progress(c);
 	if (tg->data_got < tg->len) {
 		recv_data(q, c, t);
 		return;

@@ -322,21 +322,30 @@ grep -q "no reply came for 5 s since the device began to stop" "/run/zublk/$ID.l
 note "timeout=0, a server that does not answer: del took ${TOOK}s"
 # ... and a server that stops in the middle of a long read's data (which
 # goes straight into the request, not through a header's receive):
-# timeout=3 ends that wait too.  A proxy in front of nbdkit passes 4 KiB
-# of data after its header once told to, then nothing.
+# timeout=3 ends that wait too.  A proxy in front of nbdkit, once told
+# to, waits for a READ of more than 64 KiB to go by, then passes on 4 KiB
+# of its reply's data after the header, and nothing more.
 cat >"$TMP/stall.py" <<'PY'
-import os, socket, sys, threading
+import os, socket, struct, sys, threading
 listen, target, trigger = sys.argv[1:4]
+big = threading.Event()
 srv = socket.socket(socket.AF_UNIX)
 srv.bind(listen)
 srv.listen(4)
-def pump(a, b, stall):
+def pump(a, b, to_client):
     budget = None
     while True:
         d = a.recv(1 << 16)
         if not d:
             return  # b stays open: a server that stalls, not one that hangs up
-        if stall and budget is None and os.path.exists(trigger):
+        if not to_client and os.path.exists(trigger):
+            i = d.find(bytes.fromhex("25609513"))  # a request's magic
+            if i >= 0 and len(d) >= i + 28:
+                # magic, flags, type, cookie, offset, length
+                _, _, typ, _, _, length = struct.unpack(">IHHQQI", d[i:i + 28])
+                if typ == 0 and length > 65536:
+                    big.set()
+        if to_client and budget is None and big.is_set():
             budget = 16 + 4096
         if budget is not None:
             d, budget = d[:budget], budget - min(budget, len(d))
