@@ -1,0 +1,55 @@
+# SPDX-License-Identifier: MIT
+# A queue thread that dies (debug-exit-queue) while its target holds
+# requests, on a device without recovery (the other dead-thread scenarios
+# run with the default recovery, which leaves the device to a new daemon):
+# the daemon brings the device down and ends in bounded time, the reads
+# fail, nothing is left.  Its stop waits for the dead thread's requests,
+# which only the device's release ends: it gives up after the control
+# command's 30 s, and the other queue's thread must end then too.
+. "$(dirname "$0")/lib.sh"
+for t in nbdkit python3 taskset; do
+	command -v $t >/dev/null || skip "no $t"
+done
+nbdkit --filter=delay memory --help >/dev/null 2>&1 || skip "no nbdkit delay filter"
+fits_cpus 2 || skip "needs 2 CPUs"
+srv=
+qd_cleanup() {
+	cleanup
+	[ -z "$srv" ] || kill -9 "$srv" 2>/dev/null
+}
+trap qd_cleanup EXIT
+# Reads wait 100 s in the server.
+nbdkit -f -U "$TMP/s.sock" -P "$TMP/s.pid" --filter=delay memory 64M rdelay=100 \
+	2>"$TMP/nbdkit.log" &
+disown
+wait_until 20 test -s "$TMP/s.pid" || fail "nbdkit not up: $(cat "$TMP/nbdkit.log")"
+srv=$(cat "$TMP/s.pid")
+add -t nbd socket="$TMP/s.sock" timeout=0 -q 2 --recovery off --no-part-scan
+pid=$(dev_field "$ID" daemon_pid)
+# A read waiting on each queue (one from each CPU).
+readers=()
+for c in 0 1; do
+	taskset -c $c dd if="$DEV" of=/dev/null bs=4k count=1 skip=$c iflag=direct status=none \
+		2>/dev/null &
+	readers+=($!)
+done
+sleep 2
+kill -0 "${readers[@]}" 2>/dev/null || fail "the reads did not wait"
+python3 - "$ID" <<'PY' || fail "could not reach the daemon"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect("/run/zublk/%s.sock" % sys.argv[1])
+s.send(b"debug-exit-queue\x000")
+r = s.recv(1024).split(b"\0")
+assert r[0] == b"0", r
+PY
+start=$SECONDS
+wait_until 90 sh -c "! kill -0 $pid 2>/dev/null" ||
+	fail "the daemon still runs 90 s after its queue 0 thread died: $(tail -3 "/run/zublk/$ID.log" 2>/dev/null)"
+took=$((SECONDS - start))
+gone() { for r in "${readers[@]}"; do kill -0 "$r" 2>/dev/null && return 1; done; return 0; }
+wait_until 10 gone || fail "the reads still wait"
+[ ! -e "$DEV" ] || fail "$DEV still there"
+no_devices || fail "a device stayed: $("$Z" list)"
+note "queue 0's thread died holding a request, no recovery: the daemon ended after ${took}s"
+exit 0
