@@ -357,7 +357,9 @@ struct zublk_target_ops {
 	 * to no request.  The queue's thread waits for these too before it
 	 * ends, unless it is told to quit (zublk_dev_release(), the device's
 	 * end): ->queue_exit() and ->exit() must cope with an op whose CQE
-	 * never came.
+	 * never came.  The thread then cancels the ops still in flight (its
+	 * own and its requests'), waiting up to a second for any that cannot
+	 * be stopped, before ->queue_exit(): their memory may go there.
 	 */
 	void (*queue_done)(struct zublk_queue *q, unsigned sub, int res);
 

@@ -502,6 +502,30 @@ reap:
 	}
 }
 
+/*
+ * Told to quit (a release, a kick) with target ops still in flight: end
+ * them before the target frees what they use (->queue_exit) and the queue
+ * its buffers, or a receive that completes later writes into freed memory.
+ * The cancel finds every op but the driver's commands (the ring's end
+ * takes those); one that cannot be stopped (a read in an io-wq thread) is
+ * waited for, up to a second.
+ */
+static void worker_cancel_ops(struct zublk_worker *w)
+{
+	struct io_uring_sync_cancel_reg reg = {
+		.flags = IORING_ASYNC_CANCEL_ANY,
+		.fd = -1,
+		.timeout = { .tv_sec = 1, .tv_nsec = 0 },
+	};
+	bool any = false;
+
+	for (unsigned i = 0; i < w->nr_qs; i++)
+		if (w->qs[i].nr_target_inflight)
+			any = true;
+	if (any && w->ring_ok)
+		io_uring_register_sync_cancel(&w->ring, &reg);
+}
+
 /* Hand every tag of @q to the driver. */
 static int queue_fetch_all(struct zublk_queue *q)
 {
@@ -589,6 +613,8 @@ static void *worker_thread(void *arg)
 		/* What the last turn queued (another thread's wake-up) goes out. */
 		if (!w->stopping)
 			worker_submit(w);
+		else
+			worker_cancel_ops(w);
 	} else {
 		w->error = ret;
 	}
