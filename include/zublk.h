@@ -358,8 +358,10 @@ struct zublk_target_ops {
 	 * ends, unless it is told to quit (zublk_dev_release(), the device's
 	 * end): ->queue_exit() and ->exit() must cope with an op whose CQE
 	 * never came.  The thread then cancels the ops still in flight (its
-	 * own and its requests'), waiting up to a second for any that cannot
-	 * be stopped, before ->queue_exit(): their memory may go there.
+	 * own and its requests') and waits up to a second for their
+	 * completions before ->queue_exit(), so that their memory may go
+	 * there; one that cannot be stopped (a read in an io-wq thread) may
+	 * still run on past that, and a warning says so.
 	 */
 	void (*queue_done)(struct zublk_queue *q, unsigned sub, int res);
 

@@ -502,28 +502,73 @@ reap:
 	}
 }
 
+/* Target ops (a request's or the queue's own) in flight on @w's queues. */
+static unsigned worker_ops_inflight(const struct zublk_worker *w)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < w->nr_qs; i++)
+		n += w->qs[i].nr_target_inflight;
+	return n;
+}
+
+/* A CQE while leaving: one target op fewer in flight; nothing is handled. */
+static void worker_forget_cqe(struct zublk_worker *w, const struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	unsigned tag = zublk_ud_tag(ud), kind = zublk_ud_kind(ud), slot = zublk_ud_slot(ud);
+	struct zublk_queue *q;
+
+	if (slot >= w->nr_qs)
+		return;
+	q = &w->qs[slot];
+	if (kind == ZUBLK_UD_QUEUE && q->nr_target_inflight) {
+		q->nr_target_inflight--;
+	} else if (kind == ZUBLK_UD_TGT && tag < q->depth && q->ios[tag].state != IO_LINKED &&
+		   q->ios[tag].nr_inflight && q->nr_target_inflight) {
+		q->ios[tag].nr_inflight--;
+		q->nr_target_inflight--;
+	}
+}
+
 /*
  * Told to quit (a release, a kick) with target ops still in flight: end
  * them before the target frees what they use (->queue_exit) and the queue
  * its buffers, or a receive that completes later writes into freed memory.
- * The cancel finds every op but the driver's commands (the ring's end
- * takes those); one that cannot be stopped (a read in an io-wq thread) is
- * waited for, up to a second.
+ * The cancel stops what it can (not the driver's commands: the ring's end
+ * takes those); then their completions are awaited, up to a second, for
+ * ops that run on (a read in an io-wq thread, one the block layer has).
  */
 static void worker_cancel_ops(struct zublk_worker *w)
 {
 	struct io_uring_sync_cancel_reg reg = {
 		.flags = IORING_ASYNC_CANCEL_ANY,
 		.fd = -1,
-		.timeout = { .tv_sec = 1, .tv_nsec = 0 },
+		.timeout = { .tv_sec = -1, .tv_nsec = -1 },
 	};
-	bool any = false;
+	uint64_t end = zublk_now_ns() + 1000000000ULL;
 
-	for (unsigned i = 0; i < w->nr_qs; i++)
-		if (w->qs[i].nr_target_inflight)
-			any = true;
-	if (any && w->ring_ok)
-		io_uring_register_sync_cancel(&w->ring, &reg);
+	if (!w->ring_ok || !worker_ops_inflight(w))
+		return;
+	io_uring_register_sync_cancel(&w->ring, &reg);
+	while (worker_ops_inflight(w) && zublk_now_ns() < end) {
+		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100000000 };
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+
+		int ret = io_uring_wait_cqe_timeout(&w->ring, &cqe, &ts);
+
+		if (ret < 0 && ret != -ETIME && ret != -EINTR)
+			break;
+		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			worker_forget_cqe(w, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&w->ring, n);
+	}
+	if (worker_ops_inflight(w))
+		zublk_warn("thread %u: %u target ops still in flight as it ends", w->id,
+			   worker_ops_inflight(w));
 }
 
 /* Hand every tag of @q to the driver. */

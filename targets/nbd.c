@@ -1511,6 +1511,23 @@ static uint32_t reply_lacks(const struct nbd_conn *c)
 	return need > c->rlen ? need - c->rlen : 0;
 }
 
+/* The timeout linked after a receive of @tg's (IOSQE_IO_LINK set on it): timeout= s. */
+static void recv_timeout(struct zublk_queue *q, struct nbd_conn *c, struct nbd_tag *tg)
+{
+	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
+	struct io_uring_sqe *to = zublk_queue_get_sqe(q);
+
+	if (!to) {
+		/* The receive is linked to nothing that comes: the ring is broken anyway. */
+		conn_fail(q, c, "no SQE for a timeout", -EBUSY);
+		return;
+	}
+	c->timeout.tv_sec = nd->timeout;
+	io_uring_prep_link_timeout(to, &c->timeout, 0);
+	zublk_io_sqe_mark(q, tg->io, to, NBD_RECV_TIMEOUT);
+	tg->inflight++;
+}
+
 /*
  * Read replies, on a request still waiting for its reply.  While no big READ
  * waits (one whose data go straight into its request), every reply is a
@@ -1544,19 +1561,8 @@ static void recv_arm(struct zublk_queue *q, struct nbd_conn *c)
 	tg->inflight++;
 	c->carrier = c->wait_head;
 	if (nd->timeout) {
-		struct io_uring_sqe *to;
-
 		sqe->flags |= IOSQE_IO_LINK;
-		to = zublk_queue_get_sqe(q);
-		if (!to) {
-			/* The read is linked to nothing that comes: the ring is broken anyway. */
-			conn_fail(q, c, "no SQE for a timeout", -EBUSY);
-			return;
-		}
-		c->timeout.tv_sec = nd->timeout;
-		io_uring_prep_link_timeout(to, &c->timeout, 0);
-		zublk_io_sqe_mark(q, tg->io, to, NBD_RECV_TIMEOUT);
-		tg->inflight++;
+		recv_timeout(q, c, tg);
 	}
 }
 
@@ -1580,7 +1586,6 @@ static void recv_data(struct zublk_queue *q, struct nbd_conn *c, int t)
 {
 	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
 	struct nbd_tag *tg = &c->tags[t];
-	struct io_uring_sqe *to;
 	int ret;
 
 	if (!nd->timeout) {
@@ -1600,17 +1605,8 @@ static void recv_data(struct zublk_queue *q, struct nbd_conn *c, int t)
 		return;
 	}
 	tg->inflight++;
-	if (!nd->timeout)
-		return;
-	to = zublk_queue_get_sqe(q);
-	if (!to) {
-		conn_fail(q, c, "no SQE for a timeout", -EBUSY);
-		return;
-	}
-	c->timeout.tv_sec = nd->timeout;
-	io_uring_prep_link_timeout(to, &c->timeout, 0);
-	zublk_io_sqe_mark(q, tg->io, to, NBD_RECV_TIMEOUT);
-	tg->inflight++;
+	if (nd->timeout)
+		recv_timeout(q, c, tg);
 }
 
 /* Copy a small READ's @len bytes of data from the buffer into its request. */

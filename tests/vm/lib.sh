@@ -144,6 +144,19 @@ del_under_load() {
 	no_devices || fail "$what: list not empty"
 }
 
+# exit_queue ID Q: fault injection: device ID's daemon lets queue Q's thread
+# quit as if it died (debug-exit-queue on its control socket).
+exit_queue() {
+	python3 - "$1" "$2" <<'PY' || fail "could not reach device $1's daemon"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect("/run/zublk/%s.sock" % sys.argv[1])
+s.send(b"debug-exit-queue\x00" + sys.argv[2].encode())
+r = s.recv(1024).split(b"\0")
+assert r[0] == b"0", r
+PY
+}
+
 # kill_recover WHAT: kill -9 device $ID's daemon, wait for the device to
 # be QUIESCED, `zublk recover` it, wait for LIVE.
 kill_recover() {

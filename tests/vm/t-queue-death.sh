@@ -35,14 +35,7 @@ for c in 0 1; do
 done
 sleep 2
 kill -0 "${readers[@]}" 2>/dev/null || fail "the reads did not wait"
-python3 - "$ID" <<'PY' || fail "could not reach the daemon"
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-s.connect("/run/zublk/%s.sock" % sys.argv[1])
-s.send(b"debug-exit-queue\x000")
-r = s.recv(1024).split(b"\0")
-assert r[0] == b"0", r
-PY
+exit_queue "$ID" 0
 start=$SECONDS
 wait_until 90 sh -c "! kill -0 $pid 2>/dev/null" ||
 	fail "the daemon still runs 90 s after its queue 0 thread died: $(tail -3 "/run/zublk/$ID.log" 2>/dev/null)"

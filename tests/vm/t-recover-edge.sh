@@ -69,14 +69,7 @@ del 5
 # deleted.
 queues_upto 2
 add -t loop -f "$TMP/img" -n 3 -q $q
-python3 - $((q - 1)) <<'PY' || fail "could not reach the daemon"
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-s.connect("/run/zublk/3.sock")
-s.send(b"debug-exit-queue\x00" + sys.argv[1].encode())
-r = s.recv(1024).split(b"\0")
-assert r[0] == b"0", r
-PY
+exit_queue 3 $((q - 1))
 wait_until 20 bash -c "! $Z list -n 3 --json | grep -q '\"LIVE\"'" || fail "still LIVE after a queue died"
 note "after a queue died: $(dev_field 3 state)"
 timeout 60 "$Z" del -n 3 || fail "del after a queue died"

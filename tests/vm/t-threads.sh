@@ -76,14 +76,7 @@ fio --name=load --ioengine=io_uring --direct=1 --filename="$DEV" --rw=randread -
 	--time_based --runtime=30 >"$TMP/load.log" 2>&1 &
 fpid=$!
 sleep 2
-python3 - "$ID" <<'PY' || fail "could not reach the daemon"
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-s.connect("/run/zublk/%s.sock" % sys.argv[1])
-s.send(b"debug-exit-queue\x001")
-r = s.recv(1024).split(b"\0")
-assert r[0] == b"0", r
-PY
+exit_queue "$ID" 1
 wait_until 20 bash -c "! $Z list -n $ID --json | grep -q '\"LIVE\"'" || fail "still LIVE after the thread quit"
 note "after the thread of queues 0-1 quit: $(dev_field "$ID" state)"
 timeout 60 "$Z" del -n "$ID" >/dev/null || fail "del after the thread quit"
