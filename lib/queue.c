@@ -555,7 +555,6 @@ static void worker_cancel_ops(struct zublk_worker *w)
 		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100000000 };
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
-
 		int ret = io_uring_wait_cqe_timeout(&w->ring, &cqe, &ts);
 
 		if (ret < 0 && ret != -ETIME && ret != -EINTR)
