@@ -17,9 +17,11 @@
  * manager thread copies the data over in 1 MiB windows while IO goes on.
  * Writes reach the new leg from the moment it is in place; a window is
  * copied only while no write overlapping it is in flight, and copied again
- * if one started meanwhile.  Queue threads publish each write's range in a
- * per-tag slot (atomics; the manager scans them), so the data path takes
- * no lock.  A queue takes up a replaced leg's new fd in its own ring with
+ * if one started meanwhile.  After MIRROR_HOLD_AFTER copies or 100 ms,
+ * new writes into it wait (a timeout, looked at again every millisecond)
+ * until it is copied, so a window written without pause cannot keep the
+ * leg out of sync.  Queue threads publish each write's range in a per-tag slot
+ * (atomics; the manager scans them), so the data path takes no lock.  A queue takes up a replaced leg's new fd in its own ring with
  * IORING_OP_FILES_UPDATE ahead of the first op it sends there.
  *
  * Legs that are files in memory (tmpfs) are mapped (map=1, the default for
@@ -48,9 +50,13 @@
 #define MIRROR_WINDOW (1ULL << 20)
 #define MIRROR_NO_WINDOW UINT64_MAX
 #define MIRROR_SAVE_EVERY_NS 1000000000LL	/* rebuild progress to the state file */
+/* A window copied this many times, or not copied this long, is held. */
+#define MIRROR_HOLD_AFTER 3
+#define MIRROR_HOLD_AFTER_NS 100000000LL
+#define MIRROR_HOLD_NS 1000000			/* how often a waiting write looks again */
 
 /* sub: kind << 8 | leg */
-enum { MIRROR_SUB_DATA = 0, MIRROR_SUB_OTHER = 1, MIRROR_SUB_FILES = 2 };
+enum { MIRROR_SUB_DATA = 0, MIRROR_SUB_OTHER = 1, MIRROR_SUB_FILES = 2, MIRROR_SUB_HOLD = 3 };
 #define MIRROR_SUB(kind, leg) ((unsigned)(kind) << 8 | (leg))
 
 struct mirror_leg {
@@ -77,6 +83,7 @@ struct mirror_tag {
 	uint32_t rdone;			/* read: bytes done */
 	uint32_t done[MIRROR_MAX_LEGS];	/* write: bytes done per leg */
 	bool tracked;			/* slot active */
+	struct __kernel_timespec hold;	/* a held write's wait: read when submitted */
 };
 
 struct mirror_queue {
@@ -105,6 +112,7 @@ struct mirror_dev {
 	struct mirror_slot *_Atomic *slots;	/* [UBLK_MAX_NR_QUEUES] */
 	_Atomic uint64_t window;		/* rebuild window index, or NO_WINDOW */
 	_Atomic uint64_t win_hits;		/* writes that saw it overlap */
+	_Atomic bool win_hold;			/* writes into the window wait */
 
 	pthread_t manager;
 	bool manager_started;
@@ -295,6 +303,7 @@ static void mirror_rebuild_end(struct mirror_dev *md, unsigned leg, bool ok)
 static void mirror_rebuild_step(struct mirror_dev *md, unsigned leg)
 {
 	uint64_t pos = atomic_load(&md->rb_pos), len;
+	int64_t hold_at;
 
 	if (!(MIRROR_RB(atomic_load(&md->state)) & MIRROR_LEG(leg))) {
 		mirror_rebuild_end(md, leg, false);
@@ -314,24 +323,36 @@ static void mirror_rebuild_step(struct mirror_dev *md, unsigned leg)
 	}
 	len = md->size - pos < MIRROR_WINDOW ? md->size - pos : MIRROR_WINDOW;
 	atomic_store(&md->window, pos / MIRROR_WINDOW);
-	for (;;) {
-		uint64_t hits = atomic_load(&md->win_hits);
+	hold_at = (int64_t)zublk_now_ns() + MIRROR_HOLD_AFTER_NS;
+	for (unsigned copies = 0;; copies++) {
+		uint64_t hits;
 
+		/*
+		 * Written again and again: new writes into it wait.  Stored
+		 * before the slots are read, as a write publishes its slot
+		 * before it reads this: one of the two sees the other.
+		 */
+		if (copies == MIRROR_HOLD_AFTER || (int64_t)zublk_now_ns() > hold_at)
+			atomic_store(&md->win_hold, true);
+		hits = atomic_load(&md->win_hits);
 		while (mirror_write_in_flight(md, pos, len)) {
 			if (atomic_load(&md->stop))
-				return;
+				goto out;
+			if ((int64_t)zublk_now_ns() > hold_at)
+				atomic_store(&md->win_hold, true);
 			mirror_nap(20000);
 		}
 		if (mirror_copy(md, leg, pos, len)) {
 			mirror_rebuild_end(md, leg, false);
-			return;
+			goto out;
 		}
 		/* No write into it began or ran meanwhile: the copy stands. */
 		if (atomic_load(&md->win_hits) == hits && !mirror_write_in_flight(md, pos, len))
 			break;
 		if (atomic_load(&md->stop))
-			return;
+			goto out;
 	}
+	atomic_store(&md->win_hold, false);
 	atomic_store(&md->rb_pos, pos + len);
 	if (md->rb_rate) {
 		/* Where the rate limit wants us: wait for it. */
@@ -344,6 +365,9 @@ static void mirror_rebuild_step(struct mirror_dev *md, unsigned leg)
 			now = (int64_t)zublk_now_ns();
 		}
 	}
+	return;
+out:
+	atomic_store(&md->win_hold, false);
 }
 
 /* Persists what queue threads report, runs rebuilds. */
@@ -834,8 +858,9 @@ static int mirror_read(struct zublk_queue *q, struct zublk_io *io, struct mirror
 /*
  * A write-like request: publish its range (a store the rebuild sees, then
  * a look at the rebuild window), only then read which legs to write.
+ * False: the window it overlaps is held, and it must wait (untracked).
  */
-static void mirror_track(struct mirror_dev *md, struct mirror_queue *mq, struct zublk_io *io,
+static bool mirror_track(struct mirror_dev *md, struct mirror_queue *mq, struct zublk_io *io,
 			 struct mirror_tag *t)
 {
 	struct mirror_slot *s = &mq->slots[io->tag];
@@ -846,9 +871,16 @@ static void mirror_track(struct mirror_dev *md, struct mirror_queue *mq, struct 
 	atomic_store(&s->active, true);
 	t->tracked = true;
 	win = atomic_load(&md->window);
-	if (win != MIRROR_NO_WINDOW &&
-	    raid_overlap(io->offset, io->len, win * MIRROR_WINDOW, MIRROR_WINDOW))
-		atomic_fetch_add(&md->win_hits, 1);
+	if (win == MIRROR_NO_WINDOW ||
+	    !raid_overlap(io->offset, io->len, win * MIRROR_WINDOW, MIRROR_WINDOW))
+		return true;
+	if (atomic_load(&md->win_hold)) {
+		atomic_store(&s->active, false);
+		t->tracked = false;
+		return false;
+	}
+	atomic_fetch_add(&md->win_hits, 1);
+	return true;
 }
 
 static void mirror_untrack(struct mirror_queue *mq, struct zublk_io *io, struct mirror_tag *t)
@@ -917,12 +949,39 @@ static int mirror_write(struct zublk_queue *q, struct zublk_io *io, struct mirro
 	return 0;
 }
 
-static int mirror_queue_io(struct zublk_queue *q, struct zublk_io *io)
+/* A write into a held window: look again in a millisecond. */
+static int mirror_hold(struct zublk_queue *q, struct zublk_io *io, struct mirror_tag *t)
+{
+	struct io_uring_sqe *sqe = zublk_queue_get_sqe(q);
+
+	if (!sqe)
+		return -EBUSY;
+	t->hold.tv_sec = 0;
+	t->hold.tv_nsec = MIRROR_HOLD_NS;
+	io_uring_prep_timeout(sqe, &t->hold, 0, 0);
+	zublk_io_sqe_mark(q, io, sqe, MIRROR_SUB(MIRROR_SUB_HOLD, 0));
+	t->pending++;
+	return 0;
+}
+
+static int mirror_start_write(struct zublk_queue *q, struct zublk_io *io, struct mirror_tag *t)
 {
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
 	struct mirror_queue *mq = zublk_queue_priv(q);
-	struct mirror_tag *t = &mq->tags[io->tag];
 	int ret;
+
+	if (io->op != UBLK_IO_OP_FLUSH && !mirror_track(md, mq, io, t))
+		return mirror_hold(q, io, t);
+	ret = mirror_write(q, io, t);
+	if (ret)
+		mirror_untrack(mq, io, t);
+	return ret;
+}
+
+static int mirror_queue_io(struct zublk_queue *q, struct zublk_io *io)
+{
+	struct mirror_queue *mq = zublk_queue_priv(q);
+	struct mirror_tag *t = &mq->tags[io->tag];
 
 	t->pending = 0;
 	t->err = 0;
@@ -936,13 +995,8 @@ static int mirror_queue_io(struct zublk_queue *q, struct zublk_io *io)
 	case UBLK_IO_OP_WRITE:
 	case UBLK_IO_OP_DISCARD:
 	case UBLK_IO_OP_WRITE_ZEROES:
-		mirror_track(md, mq, io, t);
-		/* fall through */
 	case UBLK_IO_OP_FLUSH:
-		ret = mirror_write(q, io, t);
-		if (ret)
-			mirror_untrack(mq, io, t);
-		return ret;
+		return mirror_start_write(q, io, t);
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -1031,9 +1085,17 @@ static void mirror_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned 
 	struct mirror_queue *mq = zublk_queue_priv(q);
 	struct mirror_tag *t = &mq->tags[io->tag];
 	unsigned kind = sub >> 8, leg = sub & 0xff;
+	int ret;
 
-	mq->inflight[leg]--;
 	t->pending--;
+	if (kind == MIRROR_SUB_HOLD) {
+		/* The wait is over (or cancelled): look at the window again. */
+		ret = mirror_start_write(q, io, t);
+		if (ret)
+			zublk_io_complete(q, io, ret);
+		return;
+	}
+	mq->inflight[leg]--;
 	if (io->op == UBLK_IO_OP_READ)
 		mirror_read_done(q, io, t, leg, res);
 	else
