@@ -31,6 +31,7 @@ enum {
 	IO_DONE,		/* target finished; waiting for its SQEs */
 	IO_EXITED,		/* aborted by the driver; no command in flight */
 	IO_LINKED,		/* its last SQE, with the commit linked after it, in flight */
+	IO_UNSENT,		/* done, but its commit found no SQE: sent on the next turn */
 };
 
 /* Counters one queue thread bumps; readers see them through the stats file. */
@@ -129,6 +130,7 @@ struct zublk_queue {
 	bool fixed_bufs;			/* bufs registered as fixed buffers */
 	unsigned nr_live;			/* tags not yet EXITED */
 	unsigned nr_target_inflight;
+	unsigned nr_unsent;			/* tags IO_UNSENT */
 	int error;				/* first fatal error */
 	void *priv;
 	struct zublk_queue_stats *stats;
@@ -245,6 +247,7 @@ int zublk_worker_spawn(struct zublk_worker *w);
 
 /* io.c */
 int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit);
+unsigned zublk_queue_resend(struct zublk_queue *q);
 void zublk_io_start(struct zublk_queue *q, struct zublk_io *io);
 void zublk_io_cqe(struct zublk_queue *q, struct zublk_io *io, unsigned kind, unsigned sub,
 		  int res);

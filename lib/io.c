@@ -341,6 +341,22 @@ int zublk_io_prep_rw_commit_note(struct zublk_queue *q, struct zublk_io *io, boo
 			      note & ZUBLK_UD_SUB_MAX);
 }
 
+/*
+ * A done request's SQEs: its pages' unregistration, then COMMIT_AND_FETCH
+ * (--batch: its place in the turn's COMMIT_IO_CMDS).
+ */
+static int send_commit(struct zublk_queue *q, struct zublk_io *io)
+{
+	if (io->buf_registered && io->need_reg && !prep_buf_reg(q, io, false))
+		return -EBUSY;
+	io->buf_registered = 0;
+	if (q->dev->batch) {
+		zublk_batch_commit(q, io);
+		return 0;
+	}
+	return zublk_queue_fetch(q, io, true);
+}
+
 static void commit(struct zublk_queue *q, struct zublk_io *io)
 {
 	struct zublk_dev *dev = q->dev;
@@ -356,12 +372,6 @@ static void commit(struct zublk_queue *q, struct zublk_io *io)
 			res = -EIO;
 		}
 	}
-	if (io->buf_registered && io->need_reg) {
-		if (!prep_buf_reg(q, io, false))
-			zublk_err("queue %u tag %u: no SQE to unregister the buffer", q->q_id,
-				  io->tag);
-	}
-	io->buf_registered = 0;
 	if (res >= 0 && io->op == UBLK_IO_OP_REPORT_ZONES) {
 		/*
 		 * The driver's report buffer can be longer than the zones it
@@ -379,14 +389,26 @@ static void commit(struct zublk_queue *q, struct zublk_io *io)
 	atomic_fetch_add_explicit(&q->stats->ios, 1, memory_order_relaxed);
 	if (res < 0)
 		atomic_fetch_add_explicit(&q->stats->errors, 1, memory_order_relaxed);
-	if (dev->batch) {
-		zublk_batch_commit(q, io);
-		return;
+	if (send_commit(q, io)) {
+		/* The SQ is full and submitting failed: the loop's next turn sends it. */
+		zublk_warn("queue %u tag %u: no SQE for the commit; sending it next turn",
+			   q->q_id, io->tag);
+		io->state = IO_UNSENT;
+		q->nr_unsent++;
 	}
-	if (zublk_queue_fetch(q, io, true)) {
-		zublk_err("queue %u tag %u: no SQE for the commit", q->q_id, io->tag);
-		q->error = -EBUSY;
+}
+
+/* Commits that found no SQE, sent again; returns how many still wait. */
+unsigned zublk_queue_resend(struct zublk_queue *q)
+{
+	for (unsigned t = 0; q->nr_unsent && t < q->depth; t++) {
+		struct zublk_io *io = &q->ios[t];
+
+		if (io->state != IO_UNSENT || send_commit(q, io))
+			continue;
+		q->nr_unsent--;
 	}
+	return q->nr_unsent;
 }
 
 /*

@@ -400,7 +400,8 @@ static bool worker_settled(const struct zublk_worker *w)
 		if (q->nr_target_inflight)
 			return false;
 		for (unsigned t = 0; t < q->depth; t++)
-			if (q->ios[t].state == IO_ACTIVE || q->ios[t].state == IO_DONE)
+			if (q->ios[t].state == IO_ACTIVE || q->ios[t].state == IO_DONE ||
+			    q->ios[t].state == IO_UNSENT)
 				return false;
 	}
 	return true;
@@ -449,13 +450,24 @@ static unsigned worker_batch_flush(struct zublk_worker *w)
 	return w->dev->batch ? zublk_batch_flush(&w->qs[0]) : 0;
 }
 
+/* Commits that found no SQE last turn, sent again; true if some still wait. */
+static bool worker_resend(struct zublk_worker *w)
+{
+	unsigned left = 0;
+
+	for (unsigned i = 0; i < w->nr_qs; i++)
+		if (w->qs[i].nr_unsent)
+			left += zublk_queue_resend(&w->qs[i]);
+	return left > 0;
+}
+
 static void worker_loop(struct zublk_worker *w)
 {
 	while (worker_busy(w) && !w->stopping) {
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
 		uint64_t window;
-		bool bounded;
+		bool bounded, unsent = worker_resend(w);
 		int ret = 0;
 
 		if (worker_cancel_done(w, &bounded)) {
@@ -482,6 +494,10 @@ static void worker_loop(struct zublk_worker *w)
 			/* Cancelling: look at the clock again (worker_cancel_done()). */
 			ret = worker_wait_timeout(w, 1,
 						  (struct __kernel_timespec){ .tv_nsec = 100000000 });
+		} else if (unsent) {
+			/* No room for a commit: this submits, and the next turn tries again. */
+			ret = worker_wait_timeout(w, 1,
+						  (struct __kernel_timespec){ .tv_nsec = 1000000 });
 		} else {
 			ret = io_uring_submit_and_wait(&w->ring, 1);
 		}

@@ -92,3 +92,102 @@ TEST(an_unregistration_failing_outside_a_chain_commits_nothing_more)
 	CHECK_EQ(f.io.state, IO_IDLE);
 	io_uring_queue_exit(&f.ring);
 }
+
+/*
+ * A commit that finds no SQE: the SQ is full and submitting fails (here a
+ * ring not yet enabled, IORING_SETUP_R_DISABLED).  The request waits as
+ * IO_UNSENT and the loop's next turn sends it, once.
+ */
+struct full_fixture {
+	struct io_uring ring;
+	struct zublk_dev dev;
+	struct zublk_queue q;
+	struct zublk_io ios[4];
+	struct zublk_queue_stats stats;
+};
+
+static int setup_full(struct full_fixture *f, bool registered)
+{
+	memset(f, 0, sizeof(*f));
+	if (io_uring_queue_init(4, &f->ring, IORING_SETUP_R_DISABLED))
+		return -1;
+	while (io_uring_get_sqe(&f->ring))
+		;
+	f->dev.mode = registered ? ZUBLK_MODE_ZERO_COPY : ZUBLK_MODE_USER_COPY;
+	f->q.dev = &f->dev;
+	f->q.ring = &f->ring;
+	f->q.stats = &f->stats;
+	f->q.ios = f->ios;
+	f->q.depth = 4;
+	for (unsigned t = 0; t < 4; t++)
+		f->ios[t].tag = (uint16_t)t;
+	f->ios[2].op = UBLK_IO_OP_WRITE;
+	f->ios[2].len = 4096;
+	f->ios[2].need_reg = registered;
+	f->ios[2].buf_registered = registered;
+	f->ios[2].state = IO_ACTIVE;
+	return 0;
+}
+
+/* The ring enabled and its NOPs gone: room again. */
+static int make_room(struct full_fixture *f)
+{
+	if (io_uring_enable_rings(&f->ring) < 0 || io_uring_submit(&f->ring) != 4)
+		return -1;
+	return 0;
+}
+
+/* The @i-th SQE queued since make_room(). */
+static const struct io_uring_sqe *sqe_at(struct full_fixture *f, unsigned i)
+{
+	return &f->ring.sq.sqes[(f->ring.sq.sqe_tail - io_uring_sq_ready(&f->ring) + i) &
+				f->ring.sq.ring_mask];
+}
+
+TEST(a_commit_without_an_sqe_is_sent_on_the_next_turn_once)
+{
+	struct full_fixture f;
+	const struct ublksrv_io_cmd *cmd;
+
+	REQUIRE(setup_full(&f, false) == 0);
+	zublk_io_complete(&f.q, &f.ios[2], 4096);
+	CHECK_EQ(f.ios[2].state, IO_UNSENT);
+	CHECK_EQ(f.q.nr_unsent, 1);
+	CHECK_EQ(atomic_load(&f.stats.ios), 1);
+	/* Still no room: it keeps waiting. */
+	CHECK_EQ(zublk_queue_resend(&f.q), 1);
+	CHECK_EQ(f.ios[2].state, IO_UNSENT);
+	REQUIRE(make_room(&f) == 0);
+	CHECK_EQ(zublk_queue_resend(&f.q), 0);
+	CHECK_EQ(io_uring_sq_ready(&f.ring), 1);
+	CHECK_EQ(sqe_at(&f, 0)->cmd_op, UBLK_U_IO_COMMIT_AND_FETCH_REQ);
+	cmd = (const struct ublksrv_io_cmd *)sqe_at(&f, 0)->cmd;
+	CHECK_EQ(cmd->tag, 2);
+	CHECK_EQ(cmd->result, 4096);
+	CHECK_EQ(f.ios[2].state, IO_IDLE);
+	CHECK_EQ(f.q.nr_unsent, 0);
+	/* Sent: never again. */
+	CHECK_EQ(zublk_queue_resend(&f.q), 0);
+	CHECK_EQ(io_uring_sq_ready(&f.ring), 1);
+	CHECK_EQ(atomic_load(&f.stats.ios), 1);
+	io_uring_queue_exit(&f.ring);
+}
+
+TEST(an_unsent_commit_unregisters_the_pages_first)
+{
+	struct full_fixture f;
+
+	REQUIRE(setup_full(&f, true) == 0);
+	zublk_io_complete(&f.q, &f.ios[2], 4096);
+	CHECK_EQ(f.ios[2].state, IO_UNSENT);
+	/* The pages are still registered: the unregistration goes too. */
+	CHECK_EQ(f.ios[2].buf_registered, 1);
+	REQUIRE(make_room(&f) == 0);
+	CHECK_EQ(zublk_queue_resend(&f.q), 0);
+	CHECK_EQ(io_uring_sq_ready(&f.ring), 2);
+	CHECK_EQ(sqe_at(&f, 0)->cmd_op, UBLK_U_IO_UNREGISTER_IO_BUF);
+	CHECK_EQ(sqe_at(&f, 1)->cmd_op, UBLK_U_IO_COMMIT_AND_FETCH_REQ);
+	CHECK_EQ(f.ios[2].buf_registered, 0);
+	CHECK_EQ(f.ios[2].state, IO_IDLE);
+	io_uring_queue_exit(&f.ring);
+}
