@@ -467,7 +467,12 @@ static int opt_go(const struct nbd_dev *nd, int fd, struct nbd_export *ex)
 	return 0;
 }
 
-/* The old way in: NBD_OPT_EXPORT_NAME (no error reply: the server just hangs up). */
+/*
+ * The old way in: NBD_OPT_EXPORT_NAME (no error reply: the server just
+ * hangs up).  -ECONNABORTED, said: at the add that is an unknown export;
+ * in a reconnect, whose export was there, more likely a server going away
+ * (tried again).
+ */
 static int opt_export_name(const struct nbd_dev *nd, int fd, bool no_zeroes,
 			   struct nbd_export *ex)
 {
@@ -488,9 +493,9 @@ static int opt_export_name(const struct nbd_dev *nd, int fd, bool no_zeroes,
 		return ret;
 	ret = rd(fd, &r, sizeof(r));
 	if (ret == -ECONNRESET) {
-		nbd_err("nbd export '%s': unknown to the server (it hung up)",
+		nbd_err("nbd export '%s': unknown to the server (it hung up when asked for it)",
 			  nd->export_name);
-		return -ENOENT;
+		return -ECONNABORTED;
 	}
 	if (!ret && !no_zeroes)
 		ret = rd(fd, zeroes, sizeof(zeroes));
@@ -612,7 +617,7 @@ static int conn_open(const struct nbd_dev *nd, struct nbd_conn *c, int stop_fd,
 	if (!ret)
 		ret = negotiate(nd, fd, ex);
 	if (ret < 0 && ret != -EPROTO && ret != -ENOENT && ret != -EPERM && ret != -EINVAL &&
-	    ret != -EAGAIN)
+	    ret != -EAGAIN && ret != -ECONNABORTED)
 		nbd_err("nbd server %s: handshake: %s", nd->server,
 			ret == -ECONNRESET ? "the server hung up" : strerror(-ret));
 	if (!ret)

@@ -508,5 +508,87 @@ rc_down
 del_waiting "stop, reconnect=120" stop
 note "stop while a read waited for a connection: ${TOOK}s"
 rc_up
+# A server without NBD_OPT_GO (a proxy that refuses it and reaches nbdkit
+# only at NBD_OPT_EXPORT_NAME) hangs up there while nbdkit is away: at a
+# reconnect that is a server going away, tried again, not an unknown export.
+cat >"$TMP/nogo.py" <<'PY'
+import socket, struct, sys, threading
+listen, target = sys.argv[1:3]
+OPTS, REPLY = 0x49484156454F5054, 0x3E889045565A9
+def rd(s, n):
+    b = b""
+    while len(b) < n:
+        d = s.recv(n - len(b))
+        if not d:
+            raise EOFError
+        b += d
+    return b
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(1 << 16)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    for x in (a, b):
+        try:
+            x.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+def serve(c):
+    try:
+        c.sendall(b"NBDMAGIC" + struct.pack(">QH", OPTS, 3))  # fixed newstyle, no zeroes
+        rd(c, 4)
+        while True:
+            _, opt, n = struct.unpack(">QII", rd(c, 16))
+            name = rd(c, n)
+            if opt == 1:  # NBD_OPT_EXPORT_NAME
+                break
+            c.sendall(struct.pack(">QIII", REPLY, opt, (1 << 31) + 1, 0))  # ERR_UNSUP
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(target)
+        except OSError:
+            c.close()  # nbdkit away: hang up, as a server without the export does
+            print("hung up at EXPORT_NAME", file=sys.stderr, flush=True)
+            return
+        rd(s, 18)
+        s.sendall(struct.pack(">I", 3) + struct.pack(">QII", OPTS, 1, len(name)) + name)
+        c.sendall(rd(s, 10))  # size, transmission flags
+    except (EOFError, OSError):
+        c.close()
+        return
+    threading.Thread(target=pipe, args=(c, s), daemon=True).start()
+    pipe(s, c)
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(listen)
+srv.listen(4)
+while True:
+    threading.Thread(target=serve, args=(srv.accept()[0],), daemon=True).start()
+PY
+python3 "$TMP/nogo.py" "$TMP/nogo.sock" "$TMP/rc.sock" 2>"$TMP/nogo.log" &
+SERVERS+=($!)
+wait_until 10 test -S "$TMP/nogo.sock" || fail "no-GO proxy did not listen: $(cat "$TMP/nogo.log")"
+add -t nbd socket="$TMP/nogo.sock" reconnect=30 --no-part-scan
+pid=$(dev_field "$ID" daemon_pid)
+head -c 1M /dev/urandom >"$TMP/nogo.data"
+dd if="$TMP/nogo.data" of="$DEV" bs=1M seek=1 oflag=direct status=none ||
+	fail "no-GO server: the write failed"
+rc_down
+timeout 60 dd if="$DEV" of="$TMP/nogo.back" bs=1M skip=1 count=1 iflag=direct status=none &
+rpid=$!
+wait_until 10 grep -q "hung up at EXPORT_NAME" "$TMP/nogo.log" ||
+	fail "no-GO server: no try was hung up on: $(dlog "$ID")"
+sleep 2
+kill -0 $rpid 2>/dev/null || fail "no-GO server: the read ended while the server was away"
+rc_up
+wait $rpid || fail "no-GO server: the read failed: $(dlog "$ID")"
+cmp "$TMP/nogo.data" "$TMP/nogo.back" || fail "no-GO server: the read returned other data"
+grep -q "zublk\[$pid\]: .* back after" "/run/zublk/$ID.log" ||
+	fail "no-GO server: no 'back after' line: $(dlog "$ID")"
+note "no NBD_OPT_GO, hung up on while away: $(grep -o 'back after.*' "/run/zublk/$ID.log" | tail -1)"
+del "$ID"
 expect_err "reconnect 'x': not a number of seconds" add -t nbd socket="$TMP/rc.sock" reconnect=x
 exit 0
