@@ -37,8 +37,17 @@ static void report(const char *tag, const char *msg)
 
 	if (report_fd < 0)
 		return;
-	n = snprintf(line, sizeof(line), "%s %s\n", tag, msg);
-	if (n > 0 && write(report_fd, line, (size_t)n) < 0)
+	n = snprintf(line, sizeof(line) - 1, "%s %s", tag, msg);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	/* One line, whatever @msg quotes: `zublk add` reads a line's first letter. */
+	for (int i = 0; i < n; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
+	line[n++] = '\n';
+	if (write(report_fd, line, (size_t)n) < 0)
 		report_fd = -1;
 }
 
@@ -413,6 +422,8 @@ int cmd_add(int argc, char **argv)
 			cfg.queue_depth = v;
 			break;
 		case 'f':
+			if (cli_check_text("add", "-f", optarg))
+				return 1;
 			if (asprintf(&file_word, "file=%s", optarg) < 0)
 				return 1;
 			break;
@@ -488,8 +499,7 @@ int cmd_add(int argc, char **argv)
 			 */
 			char *path = optarg[0] == '/' ? NULL : realpath(optarg, NULL);
 
-			if (strchr(optarg, '\n')) { /* the state file keeps one per line */
-				cli_err("add", "--shmem: a file name with a newline in it");
+			if (cli_check_text("add", "--shmem", optarg)) {
 				free(path);
 				return 1;
 			}
@@ -524,6 +534,8 @@ int cmd_add(int argc, char **argv)
 		return 1;
 	}
 	for (int i = optind; i < argc; i++) {
+		if (cli_check_text("add", "option", argv[i]))
+			return 1;
 		if (!strchr(argv[i], '=') || argv[i][0] == '=') {
 			cli_err("add", "argument '%s': not an option (options are key=value)",
 				argv[i]);

@@ -40,6 +40,11 @@ bool cli_find_holder(unsigned id, char *buf, size_t len);
 /* "zublk: VERB: message" on stderr. */
 void cli_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*
+ * 0, or -1 after one line naming @what and @s: @s has a control character
+ * (a newline would split the state file's lines and the daemon's reports).
+ */
+int cli_check_text(const char *verb, const char *what, const char *s);
+/*
  * Send the daemon of device @id a request (zublk_ctl_request()); its answer
  * in @reply.  On failure, says why in one line: the daemon's answer, or
  * "no such device" when there is no daemon and no device.

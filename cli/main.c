@@ -20,6 +20,20 @@ void cli_err(const char *verb, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int cli_check_text(const char *verb, const char *what, const char *s)
+{
+	for (const char *p = s; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if (ch >= 0x20 && ch != 0x7f)
+			continue;
+		cli_err(verb, "%s '%.*s...': a control character (0x%02x) in it", what,
+			(int)(p - s), s, ch);
+		return -1;
+	}
+	return 0;
+}
+
 int cli_ctrl_open(const char *verb, struct zublk_ctrl **c)
 {
 	int ret = zublk_ctrl_open(c);

@@ -67,6 +67,9 @@ int cmd_mirror(int argc, char **argv)
 			want == 2 ? " FILE" : "");
 		return 1;
 	}
+	for (int i = optind; i < argc; i++)
+		if (cli_check_text("mirror", i == optind ? "leg" : "file", argv[i]))
+			return 1;
 	req[0] = "target";
 	req[1] = (char *)sub;
 	req[2] = argv[optind];

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -19,6 +20,11 @@
 #define CTL_MAX_MSG 8192
 #define CTL_MAX_ARGS 32
 #define CTL_TIMEOUT_MS 60000
+/*
+ * A daemon that does not accept (stopped, or stuck in its teardown) fills
+ * its listen backlog; the next connect() would wait for ever.
+ */
+#define CTL_CONNECT_S 5
 
 static int sock_path(const char *dir, unsigned id, struct sockaddr_un *sa)
 {
@@ -178,10 +184,19 @@ static int ctl_send(const char *state_dir, unsigned id, int argc, char *const *a
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* Bounds connect() (a full backlog) and send() (a full queue) on AF_UNIX. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO,
+		   &(struct timeval){ .tv_sec = CTL_CONNECT_S }, sizeof(struct timeval));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		ret = -errno;
-		snprintf(reply, reply_len, "no daemon answers on %s: %s", sa.sun_path,
-			 strerror(-ret));
+		if (ret == -EAGAIN) {
+			ret = -ETIMEDOUT;
+			snprintf(reply, reply_len, "the daemon on %s takes no requests "
+				 "(none accepted for %d s)", sa.sun_path, CTL_CONNECT_S);
+		} else {
+			snprintf(reply, reply_len, "no daemon answers on %s: %s", sa.sun_path,
+				 strerror(-ret));
+		}
 		close(fd);
 		return ret;
 	}

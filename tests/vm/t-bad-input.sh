@@ -13,6 +13,33 @@ expect_err "queues '0': must be 1" add -t null -q 0
 expect_err "queues '999': must be 1" add -t null -q 999
 expect_err "size 'lots': not a size" add -t null size=lots
 expect_err "fill 'ones': not zero or none" add -t null fill=ones
+expect_err "option 'x...': a control character \\(0x0a\\) in it" add -t null $'x\nI 0=1'
+expect_err "-f '/x...': a control character \\(0x0a\\) in it" add -t loop -f $'/x\nR /dev/ublkb7'
+# ... also with a device there: the daemon's report of such an option once
+# read as that device's id, and add's clean-up deleted it.
+add -t null -n 0
+timeout 60 "$Z" add -t null $'x\nI 0=1' >"$TMP/out" 2>"$TMP/err" &&
+	fail "an option with a newline was taken"
+grep -q "a control character (0x0a)" "$TMP/err" || fail "option with a newline: $(cat "$TMP/err")"
+state_is 0 LIVE || fail "device 0 is '$(dev_field 0 state)' after a bad add next to it"
+# A daemon that accepts no requests (stopped here): five requests fill its
+# listen backlog and wait for an answer; the sixth cannot even connect,
+# and says so in 5 s instead of waiting for ever.
+pid=$(dev_field 0 daemon_pid)
+kill -STOP "$pid"
+for i in 1 2 3 4 5; do "$Z" mirror fail -n 0 1 >/dev/null 2>&1 & done
+sleep 2
+t0=$(date +%s)
+timeout 30 "$Z" mirror fail -n 0 1 >"$TMP/out" 2>"$TMP/err"
+rc=$?
+took=$(($(date +%s) - t0))
+kill -CONT "$pid"
+[ $rc -ne 124 ] || fail "a request to a daemon with a full backlog hung"
+grep -q "takes no requests (none accepted for 5 s)" "$TMP/err" ||
+	fail "full backlog: $(cat "$TMP/err")"
+note "$(cat "$TMP/err") (${took}s)"
+wait
+del 0
 expect_err "copy_max '64M': not a size up to 32M" add -t null copy_max=64M
 expect_err "argument 'oops': not an option" add -t null oops
 expect_err "mode 'fast': not one of" add -t null --mode fast
