@@ -50,12 +50,14 @@
  */
 #define ZONED_DEF_COPY_MAX (64U << 10)
 
-enum { ZN_RW, ZN_FLUSH };
+/* A READ's or WRITE's sub; a FLUSH's fsyncs carry their zone's number. */
+enum { ZN_RW };
 
 struct zone {
 	uint64_t wp;		/* sequential: bytes written (and reserved) */
 	uint8_t cond;		/* BLK_ZONE_COND_* */
 	bool dirty;		/* written since the last FLUSH */
+	uint32_t syncing;	/* FLUSHes' fsyncs of it in flight */
 	bool resync;		/* a write failed: take wp from the file once none is out */
 	uint32_t writing;	/* writes reserved and not yet done */
 };
@@ -68,6 +70,7 @@ struct zoned_dev {
 	unsigned max_open, max_active;
 	unsigned nr_open, nr_active;	/* implicitly + explicitly open; + closed */
 	unsigned nr_dirty;		/* zones written since the last FLUSH */
+	unsigned nr_syncing;		/* zones with fsyncs in flight */
 	bool buffered;
 	uint32_t copy_max;		/* in memory: requests copied in the queue thread */
 	int first_idx;			/* fixed-file index of zone 0 */
@@ -141,27 +144,34 @@ static uint8_t cond_of_wp(const struct zoned_dev *zd, uint64_t wp)
 
 /*
  * Make room for one more open zone (and active, when @need_active): close
- * an implicitly open zone if the open limit is reached.  Lock held.
- * -ETOOMANYREFS / -EOVERFLOW are the block layer's "open / active zones
- * exceeded".
+ * an implicitly open zone if the open limit is reached, one with no write
+ * in flight if there is one (as a device does, for an implicit or an
+ * explicit open).  Lock held.  -ETOOMANYREFS / -EOVERFLOW are the block
+ * layer's "open / active zones exceeded".
  */
-static int open_room(struct zoned_dev *zd, bool need_active, bool implicit)
+static int open_room(struct zoned_dev *zd, bool need_active)
 {
+	struct zone *busy = NULL;
+
 	if (need_active && zd->max_active && zd->nr_active >= zd->max_active)
 		return -EOVERFLOW;
 	if (!zd->max_open || zd->nr_open < zd->max_open)
 		return 0;
-	if (!implicit)
-		return -ETOOMANYREFS;
 	for (unsigned i = zd->nr_conv; i < zd->nr_zones; i++) {
 		struct zone *z = &zd->zones[i];
 
-		if (z->cond == BLK_ZONE_COND_IMP_OPEN && !z->writing) {
+		if (z->cond != BLK_ZONE_COND_IMP_OPEN)
+			continue;
+		if (!z->writing) {
 			set_cond(zd, z, BLK_ZONE_COND_CLOSED);
 			return 0;
 		}
+		busy = busy ? busy : z;
 	}
-	return -ETOOMANYREFS;
+	if (!busy)
+		return -ETOOMANYREFS;
+	set_cond(zd, busy, BLK_ZONE_COND_CLOSED);
+	return 0;
 }
 
 /*
@@ -661,7 +671,7 @@ static int64_t seq_write_admit(struct zoned_dev *zd, struct zone *z, uint64_t zo
 	if (zoff != z->wp || len > zd->zone_cap - zoff)
 		return -EIO;
 	if (z->cond == BLK_ZONE_COND_EMPTY || z->cond == BLK_ZONE_COND_CLOSED) {
-		ret = open_room(zd, z->cond == BLK_ZONE_COND_EMPTY, true);
+		ret = open_room(zd, z->cond == BLK_ZONE_COND_EMPTY);
 		if (ret)
 			return ret;
 		set_cond(zd, z, BLK_ZONE_COND_IMP_OPEN);
@@ -748,8 +758,11 @@ static int zone_set_wp(struct zoned_dev *zd, unsigned zno, bool finish)
 	uint64_t wp = finish ? zd->zone_cap : 0;
 	int ret;
 
-	if (z->wp == wp && !z->resync)
+	if (z->wp == wp && !z->resync) {
+		/* An empty zone opened explicitly is closed by its reset. */
+		set_cond(zd, z, finish ? BLK_ZONE_COND_FULL : BLK_ZONE_COND_EMPTY);
 		return 0;
+	}
 	if (z->writing)
 		return -EBUSY;
 	ret = zone_truncate(zd, zno, wp);
@@ -775,7 +788,7 @@ static int zone_mgmt(struct zoned_dev *zd, struct zublk_io *io, unsigned zno)
 		if (z->cond == BLK_ZONE_COND_EXP_OPEN || z->cond == BLK_ZONE_COND_FULL)
 			return 0;
 		if (z->cond != BLK_ZONE_COND_IMP_OPEN) {
-			ret = open_room(zd, z->cond == BLK_ZONE_COND_EMPTY, false);
+			ret = open_room(zd, z->cond == BLK_ZONE_COND_EMPTY);
 			if (ret)
 				return ret;
 		}
@@ -801,8 +814,7 @@ static int zoned_report(struct zublk_queue *q, struct zublk_io *io, struct zoned
 	unsigned n = 0;
 	int ret;
 
-	if (io->offset % zd->zone_size)
-		return -EINVAL;
+	/* From the zone that holds @io->offset (blkzone report -o takes any sector). */
 	if (zq->report_len < io->len) {
 		struct blk_zone *r = realloc(zq->report, io->len);
 
@@ -839,8 +851,10 @@ static int zoned_report(struct zublk_queue *q, struct zublk_io *io, struct zoned
 }
 
 /*
- * Sync every zone written since the last FLUSH: one look at the count when
- * there are none, one lock round over the zones when there are.
+ * Sync every zone written since the last FLUSH, and every zone whose sync
+ * another FLUSH has in flight (this one must not be done before that is):
+ * one look at the counts when there are none, one lock round over the
+ * zones when there are.
  */
 static int zoned_flush(struct zublk_queue *q, struct zublk_io *io, struct zoned_dev *zd)
 {
@@ -849,21 +863,24 @@ static int zoned_flush(struct zublk_queue *q, struct zublk_io *io, struct zoned_
 	t->pending = 0;
 	t->error = 0;
 	pthread_mutex_lock(&zd->lock);
-	for (unsigned i = 0; i < zd->nr_zones && zd->nr_dirty; i++) {
+	for (unsigned i = 0, left = zd->nr_dirty + zd->nr_syncing; i < zd->nr_zones && left; i++) {
+		struct zone *z = &zd->zones[i];
 		struct io_uring_sqe *sqe;
 
-		if (!zd->zones[i].dirty)
+		if (!z->dirty && !z->syncing)
 			continue;
+		left -= z->dirty + !!z->syncing;
 		sqe = zublk_queue_get_sqe(q);
 		if (!sqe) {
 			t->error = -EBUSY;
 			break;
 		}
-		zd->zones[i].dirty = false;
-		zd->nr_dirty--;
+		zd->nr_dirty -= z->dirty;
+		z->dirty = false;
+		zd->nr_syncing += !z->syncing++;
 		io_uring_prep_fsync(sqe, zd->first_idx + (int)i, IORING_FSYNC_DATASYNC);
 		sqe->flags |= IOSQE_FIXED_FILE;
-		zublk_io_sqe_mark(q, io, sqe, ZN_FLUSH);
+		zublk_io_sqe_mark(q, io, sqe, i);
 		t->pending++;
 	}
 	pthread_mutex_unlock(&zd->lock);
@@ -961,10 +978,17 @@ static void zoned_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned s
 	struct zoned_dev *zd = zublk_dev_priv(zublk_queue_dev(q));
 	struct zoned_tag *t = tag_of(q, io);
 
-	if (sub == ZN_RW) {
+	if (io->op != UBLK_IO_OP_FLUSH) {
 		rw_done(q, io, zd, t, res);
 		return;
 	}
+	/* The fsync of zone @sub. */
+	pthread_mutex_lock(&zd->lock);
+	zd->nr_syncing -= !--zd->zones[sub].syncing;
+	/* Not known to be on disk: the next FLUSH syncs it again. */
+	if (res < 0)
+		mark_dirty(zd, sub);
+	pthread_mutex_unlock(&zd->lock);
 	if (res < 0 && !t->error)
 		t->error = res;
 	if (--t->pending == 0)

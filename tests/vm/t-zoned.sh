@@ -185,6 +185,18 @@ cond_is "$ID" 6 em || fail "zone 6: $(zone_line "$ID" 6)"
 zop finish 4
 wdd 6 0 1 || fail "zone 6 after zone 4 was finished: $(cat "$TMP/dd.err")"
 note "max_open=2 max_active=3: the 3rd explicit open and the 4th active zone refused"
+# An explicit open closes an implicitly open zone for room, as a device
+# does: 2 (oe) and 6 (oi) are open, 5 is closed.
+zop open 5 || fail "an explicit open did not close the implicitly open zone 6"
+cond_is "$ID" 5 oe && cond_is "$ID" 6 cl && cond_is "$ID" 2 oe ||
+	fail "after opening zone 5: $(blkzone report -o $((2 * 65536)) -c 5 "$DEV")"
+# A reset closes an explicitly opened empty zone (2, never written).
+zop reset 2 || fail "reset of zone 2"
+cond_is "$ID" 2 em || fail "zone 2 after its reset: $(zone_line "$ID" 2)"
+# A report may start at any sector: from the zone that holds it.
+[ "$(blkzone report -o $((5 * 65536 + 100)) -c 1 "$DEV")" = "$(zone_line "$ID" 5)" ] ||
+	fail "a report from inside zone 5: $(blkzone report -o $((5 * 65536 + 100)) -c 1 "$DEV" 2>&1)"
+note "an explicit open closed an implicitly open zone; a reset closed an open empty one"
 
 # 5. Zones survive del and add; a directory laid out beforehand.
 blkzone report "$DEV" | sed 's/zcond.*//' >"$TMP/before"
