@@ -106,8 +106,10 @@ static bool bdev_can_discard(dev_t rdev)
 	unsigned long long max = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/discard_max_bytes",
-		 major(rdev), minor(rdev));
+	/* A partition has no queue/ of its own: its disk's is one up. */
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/partition", major(rdev), minor(rdev));
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%squeue/discard_max_bytes",
+		 major(rdev), minor(rdev), access(path, F_OK) ? "" : "../");
 	f = fopen(path, "re");
 	if (!f)
 		return false;

@@ -37,5 +37,15 @@ sleep 1
 [ -e "$part" ] && fail "$part appeared with --no-part-scan"
 blockdev --rereadpt "$DEV" || fail "BLKRRPART on $DEV"
 wait_until 10 test -b "$part" || fail "no $part after BLKRRPART"
+# A partition as a backing: it discards as its disk does (a partition has
+# no queue/ of its own in sysfs; its disk's is where that is said).
+outer=$ID
+[ "$(cat /sys/block/ublkb$outer/queue/discard_max_bytes)" -gt 0 ] || fail "ublkb$outer cannot discard"
+add -t loop -f "$part"
+max=$(cat "/sys/block/ublkb$ID/queue/discard_max_bytes")
+[ "$max" -gt 0 ] || fail "a loop over the partition $part cannot discard"
+blkdiscard "$DEV" || fail "blkdiscard over the partition $part"
+note "a loop over the partition $part discards (up to $max bytes)"
 del "$ID"
+del "$outer"
 exit 0
