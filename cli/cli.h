@@ -29,6 +29,13 @@ int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 /* Wait (bounded) for a daemon process to go; false if it is still there. */
 bool cli_wait_daemon_gone(pid_t pid, unsigned timeout_s);
 /*
+ * @pid, the driver's daemon pid of device @id, if that process holds
+ * /dev/ublkc@id (or cannot be looked into); else 0.  A daemon that died
+ * (kill -9, the device quiesced) leaves its pid in the driver, and another
+ * process, even another zublk, may have it now.
+ */
+pid_t cli_daemon_pid(unsigned id, pid_t pid);
+/*
  * What holds /dev/ublkb@id open, in @buf, to follow the device's name: "is
  * mounted at DIR", "is used by md0" (a device stacked on it) or "is still
  * open by pid N (comm)"; false if nothing is found.

@@ -74,6 +74,35 @@ static bool pid_is_daemon(pid_t pid)
 	return !strncmp(comm, "zublk", 5);
 }
 
+pid_t cli_daemon_pid(unsigned id, pid_t pid)
+{
+	char path[64], want[32], link[64];
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : pid;
+	snprintf(want, sizeof(want), "/dev/ublkc%u", id);
+	while (!found && (e = readdir(d))) {
+		char fd_path[64 + 256];
+		ssize_t n;
+
+		snprintf(fd_path, sizeof(fd_path), "%s/%s", path, e->d_name);
+		n = readlink(fd_path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		found = !strcmp(link, want);
+	}
+	closedir(d);
+	return found ? pid : 0;
+}
+
 /* @dev is /dev/ublkb@id or one of its partitions, /dev/ublkb@idpN. */
 static bool is_ublkb(const char *dev, const char *want, size_t n)
 {
@@ -223,7 +252,7 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 			ret == -ENODEV || ret == -ENOENT ? "no such device" : strerror(-ret));
 		return ret;
 	}
-	pid = info.ublksrv_pid;
+	pid = cli_daemon_pid(id, info.ublksrv_pid);
 	cli_tell_stopping(id, pid);
 	/*
 	 * DEL_DEV stops the disk (the daemon's queues are aborted and it

@@ -230,8 +230,16 @@ int cmd_upgrade(int argc, char **argv)
 	 * Quiesce: the driver holds new requests, aborts the old daemon's
 	 * commands (it exits and leaves the device), and waits for a new one.
 	 */
-	zublk_ctrl_set_timeout(c, a.timeout_s * 1000);
+	/* The driver's wait ends first: its answer, not our timeout, says what happened. */
+	zublk_ctrl_set_timeout(c, a.timeout_s * 1000 + 5000);
 	ret = zublk_ctrl_quiesce_dev(c, a.id, a.timeout_s * 1000);
+	if (ret == -EBUSY || ret == -ETIMEDOUT) {
+		/* The driver may go on holding new requests, the old daemon runs on. */
+		cli_err("upgrade", "device %u: QUIESCE_DEV: %s within %u s; if IO waits now, "
+			"kill daemon %d and run 'zublk recover -n %u' (its requests go again)",
+			a.id, strerror(-ret), a.timeout_s, info.ublksrv_pid, a.id);
+		goto err;
+	}
 	if (ret) {
 		cli_err("upgrade", "device %u: QUIESCE_DEV: %s", a.id, strerror(-ret));
 		goto err;
@@ -344,7 +352,7 @@ int cmd_stop(int argc, char **argv)
 		goto out;
 	}
 	/* The daemon sees its queues aborted and deletes the device. */
-	if (!cli_wait_daemon_gone(info.ublksrv_pid, a.timeout_s))
+	if (!cli_wait_daemon_gone(cli_daemon_pid(a.id, info.ublksrv_pid), a.timeout_s))
 		cli_err("stop", "device %u: daemon %d still running", a.id, info.ublksrv_pid);
 	ret = zublk_ctrl_get_info(c, a.id, &info);
 	if (ret == -ENODEV || ret == -ENOENT)
