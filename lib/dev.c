@@ -1042,6 +1042,12 @@ int zublk_dev_resize(struct zublk_dev *dev, uint64_t size)
 		ret = dev->ops->resize(dev, size);
 		if (ret)
 			return ret;
+		/*
+		 * The backing may have grown (a file): that is what a recovery
+		 * finds from now on, whether or not the kernel's size follows.
+		 */
+		zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
+		zublk_dev_save_state(dev);
 		/* Accept requests up to the new end before the kernel sends any. */
 		atomic_store(&dev->dev_sectors, size >> 9);
 		ret = zublk_ctrl_update_size(dev->ctrl, id, size >> 9);

@@ -191,6 +191,18 @@ static int64_t whole_blocks(struct zoned_dev *zd, unsigned zno, uint64_t size)
 	return (int64_t)(size & ~4095ULL);
 }
 
+static int zone_truncate(struct zoned_dev *zd, unsigned zno, uint64_t len)
+{
+	if (ftruncate(zd->fds[zno], (off_t)len)) {
+		int ret = -errno;
+
+		zublk_log(ZUBLK_LOG_WARN, "zone %u: truncating its file: %s", zno, strerror(-ret));
+		return ret;
+	}
+	mark_dirty(zd, zno);
+	return 0;
+}
+
 /* Take a write pointer from the zone's file (its size).  Lock held. */
 static void zone_resync(struct zoned_dev *zd, unsigned zno)
 {
@@ -209,6 +221,18 @@ static void zone_resync(struct zoned_dev *zd, unsigned zno)
 	/* An open zone that is not empty or full stays open. */
 	if (cond == BLK_ZONE_COND_CLOSED && is_open(z->cond))
 		cond = z->cond;
+	/*
+	 * Full when its write was admitted, and the active slot it gave up is
+	 * taken now: finished again (zeros up to its capacity), not active
+	 * past the limit.
+	 */
+	if (is_active(cond) && z->cond == BLK_ZONE_COND_FULL && zd->max_active &&
+	    zd->nr_active >= zd->max_active && !zone_truncate(zd, zno, zd->zone_cap)) {
+		zublk_log(ZUBLK_LOG_WARN, "zone %u: a write to its end failed and no zone can "
+			  "become active: finished", zno);
+		z->wp = zd->zone_cap;
+		cond = BLK_ZONE_COND_FULL;
+	}
 	set_cond(zd, z, cond);
 }
 
@@ -737,18 +761,6 @@ static int zoned_write(struct zublk_queue *q, struct zublk_io *io, struct zoned_
 		pthread_mutex_unlock(&zd->lock);
 	}
 	return ret;
-}
-
-static int zone_truncate(struct zoned_dev *zd, unsigned zno, uint64_t len)
-{
-	if (ftruncate(zd->fds[zno], (off_t)len)) {
-		int ret = -errno;
-
-		zublk_log(ZUBLK_LOG_WARN, "zone %u: truncating its file: %s", zno, strerror(-ret));
-		return ret;
-	}
-	mark_dirty(zd, zno);
-	return 0;
 }
 
 /* Reset (@finish false) or finish a sequential zone.  Lock held. */
