@@ -100,23 +100,24 @@ out:
 
 /* ------------------------------------------------------------ opening */
 
-static bool bdev_can_discard(dev_t rdev)
+/* A number from a block device's queue/ in sysfs; 0 if it cannot be read. */
+static unsigned long long bdev_queue_attr(dev_t rdev, const char *name)
 {
-	char path[96];
-	unsigned long long max = 0;
+	char path[128];
+	unsigned long long v = 0;
 	FILE *f;
 
 	/* A partition has no queue/ of its own: its disk's is one up. */
 	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/partition", major(rdev), minor(rdev));
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%squeue/discard_max_bytes",
-		 major(rdev), minor(rdev), access(path, F_OK) ? "" : "../");
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%squeue/%s", major(rdev),
+		 minor(rdev), access(path, F_OK) ? "" : "../", name);
 	f = fopen(path, "re");
 	if (!f)
-		return false;
-	if (fscanf(f, "%llu", &max) != 1)
-		max = 0;
+		return 0;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = 0;
 	fclose(f);
-	return max > 0;
+	return v;
 }
 
 int zublk_dio_align(int fd, const char *what, const char *path, unsigned *block,
@@ -151,6 +152,7 @@ static int backing_shape(struct zublk_backing *b, const struct stat *st, const c
 {
 	if (S_ISBLK(st->st_mode)) {
 		int lbs = 512, pbs = 512;
+		unsigned long long dma;
 
 		b->bdev = true;
 		if (ioctl(b->fd, BLKGETSIZE64, &b->size) || ioctl(b->fd, BLKSSZGET, &lbs) ||
@@ -162,8 +164,12 @@ static int backing_shape(struct zublk_backing *b, const struct stat *st, const c
 		}
 		b->lbs_shift = (unsigned)__builtin_ctz((unsigned)lbs);
 		b->pbs_shift = (unsigned)__builtin_ctz((unsigned)pbs);
-		b->can_discard = bdev_can_discard(st->st_rdev);
+		b->can_discard = bdev_queue_attr(st->st_rdev, "discard_max_bytes") > 0;
 		b->can_zero = true;
+		/* O_DIRECT to it needs memory aligned so: ask the same of our requests. */
+		dma = bdev_queue_attr(st->st_rdev, "dma_alignment");
+		if (dma > 511 && dma < 65536)
+			b->dma_alignment = (uint32_t)dma;
 		return 0;
 	}
 	unsigned lbs = 512, mem = 512;

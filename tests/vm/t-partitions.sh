@@ -3,6 +3,8 @@
 # partition when it starts; an ext4 on the partition keeps its data across a
 # delete and a new add; deleting while the partition is mounted names the
 # mount; --no-part-scan leaves the table alone until someone asks (BLKRRPART).
+# Then block devices as backings: a partition discards as its disk does, and
+# a device that needs 4k-aligned memory passes that on.
 . "$(dirname "$0")/lib.sh"
 truncate -s 128M "$TMP/img"
 # An MBR with one Linux partition (type 0x83): sectors 2048..133119, 64 MiB.
@@ -48,4 +50,32 @@ blkdiscard "$DEV" || fail "blkdiscard over the partition $part"
 note "a loop over the partition $part discards (up to $max bytes)"
 del "$ID"
 del "$outer"
+# A block device that needs its memory more aligned than 512 bytes: a
+# zublk loop over a file on an ext4 on a 4k-sector kernel loop device
+# (O_DIRECT there needs 4k-aligned memory, and it asks that of its own
+# requests).  A loop over that device asks the same, so O_DIRECT from a
+# buffer aligned less is refused up front instead of failing in the backing.
+modprobe loop 2>/dev/null
+truncate -s 128M "$TMP/k4"
+mkdir "$TMP/m4"
+if ! kl=$(losetup -f --show -b 4096 "$TMP/k4" 2>/dev/null); then
+	skip_check "a 4k-sector kernel loop device" "losetup -b 4096 failed here"
+else
+	mkfs.ext4 -q -F "$kl" && mount "$kl" "$TMP/m4" && truncate -s 64M "$TMP/m4/f" ||
+		fail "ext4 on $kl"
+	add -t loop -f "$TMP/m4/f"
+	inner=$ID
+	need=$(cat "/sys/block/ublkb$inner/queue/dma_alignment")
+	[ "$need" -gt 511 ] || fail "a loop over a file on a 4k-sector ext4: dma_alignment $need"
+	add -t loop -f "/dev/ublkb$inner"
+	got=$(cat "/sys/block/ublkb$ID/queue/dma_alignment")
+	[ "$got" -ge "$need" ] || fail "dma_alignment $got over ublkb$inner, which needs $need"
+	fio_ok k4 --filename="$DEV" --rw=randwrite --bs=4k --iodepth=4 --size=8M \
+		--verify=crc32c --do_verify=1
+	note "a loop over ublkb$inner (dma_alignment $need): dma_alignment $got, fio verified"
+	del "$ID"
+	del "$inner"
+	umount "$TMP/m4"
+	losetup -d "$kl"
+fi
 exit 0
