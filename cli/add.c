@@ -157,9 +157,20 @@ static void drop_ublk_mounts(void)
 	}
 }
 
-static void run_daemon(const struct zublk_dev_config *cfg, const struct zublk_target_ops *ops,
+/* The id as soon as the kernel gives it: a time-out after it deletes the device. */
+static void report_id(unsigned dev_id, void *arg)
+{
+	char msg[16];
+
+	(void)arg;
+	snprintf(msg, sizeof(msg), "%u", dev_id);
+	report("I", msg);
+}
+
+static void run_daemon(const struct zublk_dev_config *config, const struct zublk_target_ops *ops,
 		       struct zublk_opts *opts, int pipe_fd)
 {
+	struct zublk_dev_config c = *config, *cfg = &c;
 	struct zublk_dev *dev;
 	char msg[64];
 	sigset_t set;
@@ -191,11 +202,12 @@ static void run_daemon(const struct zublk_dev_config *cfg, const struct zublk_ta
 	if (unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
 		drop_ublk_mounts();
 
+	c.added = report_id;
 	ret = zublk_dev_create(cfg, ops, opts, &dev);
 	if (ret)
 		_exit(1);
-	snprintf(msg, sizeof(msg), "%u", zublk_dev_id(dev));
-	report("I", msg);
+	/* Again for a recovery, which adds nothing. */
+	report_id(zublk_dev_id(dev), NULL);
 	ret = zublk_dev_start(dev);
 	if (ret) {
 		zublk_dev_destroy(dev);

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,28 +77,31 @@ static bool pid_is_daemon(pid_t pid)
 
 pid_t cli_daemon_pid(unsigned id, pid_t pid)
 {
-	char path[64], want[32], link[64];
+	char path[64];
+	struct stat want;
 	struct dirent *e;
 	bool found = false;
 	DIR *d;
 
 	if (pid <= 0)
 		return 0;
+	/*
+	 * By device number, not name: the daemon lives in a mount namespace
+	 * of its own, where its fds' names need not read as ours.
+	 */
+	snprintf(path, sizeof(path), "/dev/ublkc%u", id);
+	if (stat(path, &want) || !S_ISCHR(want.st_mode))
+		return pid;
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	d = opendir(path);
 	if (!d)
 		return errno == ENOENT ? 0 : pid;
-	snprintf(want, sizeof(want), "/dev/ublkc%u", id);
 	while (!found && (e = readdir(d))) {
 		char fd_path[64 + 256];
-		ssize_t n;
+		struct stat st;
 
 		snprintf(fd_path, sizeof(fd_path), "%s/%s", path, e->d_name);
-		n = readlink(fd_path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = '\0';
-		found = !strcmp(link, want);
+		found = !stat(fd_path, &st) && S_ISCHR(st.st_mode) && st.st_rdev == want.st_rdev;
 	}
 	closedir(d);
 	return found ? pid : 0;

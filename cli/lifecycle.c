@@ -308,6 +308,7 @@ int cmd_stop(int argc, char **argv)
 	struct ublksrv_ctrl_dev_info info;
 	struct zublk_ctrl *c;
 	struct life_args a;
+	pid_t pid;
 	int ret;
 
 	ret = parse_life("stop", argc, argv, &a);
@@ -332,8 +333,10 @@ int cmd_stop(int argc, char **argv)
 		goto out;
 	}
 	zublk_ctrl_set_timeout(c, a.timeout_s * 1000);
+	/* Before the stop, while a live daemon surely holds /dev/ublkcN. */
+	pid = cli_daemon_pid(a.id, info.ublksrv_pid);
 	if (!a.safe)
-		cli_tell_stopping(a.id, info.ublksrv_pid);
+		cli_tell_stopping(a.id, pid);
 	/* TRY_STOP_DEV refuses while anyone holds the device open. */
 	ret = a.safe ? zublk_ctrl_try_stop_dev(c, a.id) : zublk_ctrl_stop_dev(c, a.id);
 	if (ret == -EBUSY) {
@@ -352,8 +355,8 @@ int cmd_stop(int argc, char **argv)
 		goto out;
 	}
 	/* The daemon sees its queues aborted and deletes the device. */
-	if (!cli_wait_daemon_gone(cli_daemon_pid(a.id, info.ublksrv_pid), a.timeout_s))
-		cli_err("stop", "device %u: daemon %d still running", a.id, info.ublksrv_pid);
+	if (!cli_wait_daemon_gone(pid, a.timeout_s))
+		cli_err("stop", "device %u: daemon %d still running", a.id, (int)pid);
 	ret = zublk_ctrl_get_info(c, a.id, &info);
 	if (ret == -ENODEV || ret == -ENOENT)
 		ret = 0;

@@ -473,6 +473,14 @@ struct zublk_dev_config {
 	 */
 	bool recover;
 	const char *expect_files;
+	/*
+	 * Optional: called on the creating thread as soon as ADD_DEV has given
+	 * the device its id, before the rest of the set-up (not on a
+	 * recovery), so that whoever may kill this process half-way (a
+	 * time-out) knows what device to delete.
+	 */
+	void (*added)(unsigned dev_id, void *arg);
+	void *added_arg;
 };
 
 /* Validates @cfg (ranges) without touching the kernel. */

@@ -152,7 +152,7 @@ static int backing_shape(struct zublk_backing *b, const struct stat *st, const c
 {
 	if (S_ISBLK(st->st_mode)) {
 		int lbs = 512, pbs = 512;
-		unsigned long long dma;
+		unsigned long long dma, page = (unsigned long long)sysconf(_SC_PAGESIZE);
 
 		b->bdev = true;
 		if (ioctl(b->fd, BLKGETSIZE64, &b->size) || ioctl(b->fd, BLKSSZGET, &lbs) ||
@@ -166,10 +166,13 @@ static int backing_shape(struct zublk_backing *b, const struct stat *st, const c
 		b->pbs_shift = (unsigned)__builtin_ctz((unsigned)pbs);
 		b->can_discard = bdev_queue_attr(st->st_rdev, "discard_max_bytes") > 0;
 		b->can_zero = true;
-		/* O_DIRECT to it needs memory aligned so: ask the same of our requests. */
+		/*
+		 * O_DIRECT to it needs memory aligned so: ask the same of our
+		 * requests, as far as the driver takes (2^n - 1, below a page).
+		 */
 		dma = bdev_queue_attr(st->st_rdev, "dma_alignment");
-		if (dma > 511 && dma < 65536)
-			b->dma_alignment = (uint32_t)dma;
+		if (dma > 511 && !(dma & (dma + 1)))
+			b->dma_alignment = (uint32_t)(dma < page ? dma : page - 1);
 		return 0;
 	}
 	unsigned lbs = 512, mem = 512;

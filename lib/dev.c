@@ -700,6 +700,8 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		goto err_target;
 	}
 	dev->added = true;
+	if (cfg->added)
+		cfg->added(dev->info.dev_id, cfg->added_arg);
 
 	ret = open_cdev(dev);
 	if (ret)

@@ -20,8 +20,9 @@
  * if one started meanwhile.  After MIRROR_HOLD_AFTER copies or 100 ms,
  * new writes into it wait (a timeout, looked at again every millisecond)
  * until it is copied, so a window written without pause cannot keep the
- * leg out of sync.  Queue threads publish each write's range in a per-tag slot
- * (atomics; the manager scans them), so the data path takes no lock.  A queue takes up a replaced leg's new fd in its own ring with
+ * leg out of sync.  Queue threads publish each write's range in a per-tag
+ * slot (atomics; the manager scans them), so the data path takes no lock.
+ * A queue takes up a replaced leg's new fd in its own ring with
  * IORING_OP_FILES_UPDATE ahead of the first op it sends there.
  *
  * Legs that are files in memory (tmpfs) are mapped (map=1, the default for
@@ -858,10 +859,11 @@ static int mirror_read(struct zublk_queue *q, struct zublk_io *io, struct mirror
 /*
  * A write-like request: publish its range (a store the rebuild sees, then
  * a look at the rebuild window), only then read which legs to write.
- * False: the window it overlaps is held, and it must wait (untracked).
+ * False: the window it overlaps is held, and it must wait (untracked);
+ * never with @may_wait false.
  */
 static bool mirror_track(struct mirror_dev *md, struct mirror_queue *mq, struct zublk_io *io,
-			 struct mirror_tag *t)
+			 struct mirror_tag *t, bool may_wait)
 {
 	struct mirror_slot *s = &mq->slots[io->tag];
 	uint64_t win;
@@ -874,7 +876,7 @@ static bool mirror_track(struct mirror_dev *md, struct mirror_queue *mq, struct 
 	if (win == MIRROR_NO_WINDOW ||
 	    !raid_overlap(io->offset, io->len, win * MIRROR_WINDOW, MIRROR_WINDOW))
 		return true;
-	if (atomic_load(&md->win_hold)) {
+	if (may_wait && atomic_load(&md->win_hold)) {
 		atomic_store(&s->active, false);
 		t->tracked = false;
 		return false;
@@ -970,8 +972,15 @@ static int mirror_start_write(struct zublk_queue *q, struct zublk_io *io, struct
 	struct mirror_queue *mq = zublk_queue_priv(q);
 	int ret;
 
-	if (io->op != UBLK_IO_OP_FLUSH && !mirror_track(md, mq, io, t))
-		return mirror_hold(q, io, t);
+	if (io->op != UBLK_IO_OP_FLUSH && !mirror_track(md, mq, io, t, true)) {
+		if (!mirror_hold(q, io, t))
+			return 0;
+		/*
+		 * No SQE for its wait: it goes now, tracked, as a write the
+		 * rebuild did not hold (the window is copied again).
+		 */
+		mirror_track(md, mq, io, t, false);
+	}
 	ret = mirror_write(q, io, t);
 	if (ret)
 		mirror_untrack(mq, io, t);

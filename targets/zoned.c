@@ -59,6 +59,7 @@ struct zone {
 	bool dirty;		/* written since the last FLUSH */
 	uint32_t syncing;	/* FLUSHes' fsyncs of it in flight */
 	bool resync;		/* a write failed: take wp from the file once none is out */
+	bool finished;		/* FINISHed while full with writes out: stays full */
 	uint32_t writing;	/* writes reserved and not yet done */
 };
 
@@ -222,17 +223,19 @@ static void zone_resync(struct zoned_dev *zd, unsigned zno)
 	if (cond == BLK_ZONE_COND_CLOSED && is_open(z->cond))
 		cond = z->cond;
 	/*
-	 * Full when its write was admitted, and the active slot it gave up is
-	 * taken now: finished again (zeros up to its capacity), not active
-	 * past the limit.
+	 * Full when its write was admitted, and the host finished it since, or
+	 * the active slot it gave up is taken now: finished again (zeros up to
+	 * its capacity), not active past the limit.
 	 */
-	if (is_active(cond) && z->cond == BLK_ZONE_COND_FULL && zd->max_active &&
-	    zd->nr_active >= zd->max_active && !zone_truncate(zd, zno, zd->zone_cap)) {
-		zublk_log(ZUBLK_LOG_WARN, "zone %u: a write to its end failed and no zone can "
-			  "become active: finished", zno);
+	if (is_active(cond) && z->cond == BLK_ZONE_COND_FULL &&
+	    (z->finished || (zd->max_active && zd->nr_active >= zd->max_active)) &&
+	    !zone_truncate(zd, zno, zd->zone_cap)) {
+		zublk_log(ZUBLK_LOG_WARN, "zone %u: a write to its end failed after it was "
+			  "finished, or with no zone free to become active: finished again", zno);
 		z->wp = zd->zone_cap;
 		cond = BLK_ZONE_COND_FULL;
 	}
+	z->finished = false;
 	set_cond(zd, z, cond);
 }
 
@@ -720,6 +723,8 @@ static void write_end(struct zoned_dev *zd, unsigned zno, bool ok)
 			z->resync = true;
 		if (z->resync && !z->writing)
 			zone_resync(zd, zno);
+		if (!z->writing)
+			z->finished = false;
 	}
 	pthread_mutex_unlock(&zd->lock);
 }
@@ -771,6 +776,8 @@ static int zone_set_wp(struct zoned_dev *zd, unsigned zno, bool finish)
 	int ret;
 
 	if (z->wp == wp && !z->resync) {
+		/* Full by a write still out, which may yet fail. */
+		z->finished = finish && z->writing;
 		/* An empty zone opened explicitly is closed by its reset. */
 		set_cond(zd, z, finish ? BLK_ZONE_COND_FULL : BLK_ZONE_COND_EMPTY);
 		return 0;

@@ -169,6 +169,19 @@ kill_recover() {
 no_devices() { [ "$("$Z" list --json | tr -d ' \n')" = "[]" ]; }
 no_daemons() { ! pgrep -f "$Z add" >/dev/null && ! pgrep -x zublk >/dev/null; }
 
+# slow_nbd SECS: an nbdkit (memory, 64M) that answers each read after SECS
+# seconds, on $TMP/s.sock, killed when the scenario ends (SKIP without it)
+slow_nbd() {
+	command -v nbdkit >/dev/null || skip "no nbdkit"
+	nbdkit --filter=delay memory --help >/dev/null 2>&1 || skip "no nbdkit delay filter"
+	nbdkit -f -U "$TMP/s.sock" -P "$TMP/s.pid" --filter=delay memory 64M rdelay="$1" \
+		2>"$TMP/nbdkit.log" &
+	disown
+	wait_until 20 test -s "$TMP/s.pid" || fail "nbdkit not up: $(cat "$TMP/nbdkit.log")"
+	SLOW_NBD=$(cat "$TMP/s.pid")
+	trap 'cleanup; kill -9 "$SLOW_NBD" 2>/dev/null' EXIT
+}
+
 # expect_err PATTERN ARGS...: zublk ARGS fails (not by timeout) with one stderr
 # line matching PATTERN, prints nothing, and leaves no device and no daemon
 expect_err() {

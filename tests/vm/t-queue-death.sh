@@ -7,23 +7,12 @@
 # which only the device's release ends: it gives up after the control
 # command's 30 s, and the other queue's thread must end then too.
 . "$(dirname "$0")/lib.sh"
-for t in nbdkit python3 taskset; do
+for t in python3 taskset; do
 	command -v $t >/dev/null || skip "no $t"
 done
-nbdkit --filter=delay memory --help >/dev/null 2>&1 || skip "no nbdkit delay filter"
 fits_cpus 2 || skip "needs 2 CPUs"
-srv=
-qd_cleanup() {
-	cleanup
-	[ -z "$srv" ] || kill -9 "$srv" 2>/dev/null
-}
-trap qd_cleanup EXIT
 # Reads wait 100 s in the server.
-nbdkit -f -U "$TMP/s.sock" -P "$TMP/s.pid" --filter=delay memory 64M rdelay=100 \
-	2>"$TMP/nbdkit.log" &
-disown
-wait_until 20 test -s "$TMP/s.pid" || fail "nbdkit not up: $(cat "$TMP/nbdkit.log")"
-srv=$(cat "$TMP/s.pid")
+slow_nbd 100
 add -t nbd socket="$TMP/s.sock" timeout=0 -q 2 --recovery off --no-part-scan
 pid=$(dev_field "$ID" daemon_pid)
 # A read waiting on each queue (one from each CPU).

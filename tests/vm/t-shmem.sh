@@ -198,7 +198,7 @@ expect_err "shmem .*/nonexistent: No such file" add -t null --shmem "$TMP/nonexi
 truncate -s 5000 "$TMP/shm/odd"
 expect_err "shmem .*odd: size 5000: must be a multiple of 4096" add -t null --shmem "$TMP/shm/odd"
 expect_err "shmem /dev/zero: not a regular file" add -t null --shmem /dev/zero
-expect_err "shmem: a file name with a newline" add -t null --shmem "$TMP/a
+expect_err "--shmem .*: a control character \\(0x0a\\) in it" add -t null --shmem "$TMP/a
 b"
 expect_err "shmem .*: UBLK_U_CMD_REG_BUF: .*its pages are registered already" add -t null --shmem "$SHM" --shmem "$SHM"
 exit 0

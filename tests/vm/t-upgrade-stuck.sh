@@ -6,19 +6,7 @@
 # serve them all: the write ends, the read goes again to the new daemon
 # and ends.
 . "$(dirname "$0")/lib.sh"
-command -v nbdkit >/dev/null || skip "no nbdkit"
-nbdkit --filter=delay memory --help >/dev/null 2>&1 || skip "no nbdkit delay filter"
-srv=
-us_cleanup() {
-	cleanup
-	[ -z "$srv" ] || kill -9 "$srv" 2>/dev/null
-}
-trap us_cleanup EXIT
-nbdkit -f -U "$TMP/s.sock" -P "$TMP/s.pid" --filter=delay memory 64M rdelay=15 \
-	2>"$TMP/nbdkit.log" &
-disown
-wait_until 20 test -s "$TMP/s.pid" || fail "nbdkit not up: $(cat "$TMP/nbdkit.log")"
-srv=$(cat "$TMP/s.pid")
+slow_nbd 15
 add -t nbd socket="$TMP/s.sock" --no-part-scan
 pid=$(dev_field "$ID" daemon_pid)
 timeout 120 dd if="$DEV" of=/dev/null bs=4k count=1 iflag=direct status=none &
