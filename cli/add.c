@@ -387,6 +387,20 @@ static const struct option add_opts[] = {
 	{ 0 },
 };
 
+/* The options as a recovery reads them back: one per line, 256 at most. */
+static bool state_fits(char **words, int n)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < n; i++)
+		len += strlen(words[i]) + 1;
+	if (n <= 256 && len <= sizeof(((struct zublk_state *)0)->options))
+		return true;
+	cli_err("add", "options: %d, %zu bytes in all: more than a recovery can read back "
+		"(256, %zu bytes)", n, len, sizeof(((struct zublk_state *)0)->options));
+	return false;
+}
+
 int cmd_add(int argc, char **argv)
 {
 	struct zublk_dev_config cfg = { .dev_id = -1, .nr_queues = 1,
@@ -557,6 +571,8 @@ int cmd_add(int argc, char **argv)
 	}
 	if (file_word)
 		words[nwords++] = file_word;
+	if (!state_fits(words, nwords))
+		return 1;
 	if (zublk_opts_parse(&opts, nwords, words)) {
 		cli_err("add", "cannot parse the target options");
 		return 1;

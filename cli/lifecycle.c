@@ -84,7 +84,8 @@ static int load_state(const char *verb, unsigned id, struct zublk_state *st)
 	if (ret) {
 		cli_err(verb, "device %u: no state in %s/%u.json: %s", id, zublk_state_dir(), id,
 			ret == -ENOENT ? "not served by zublk, or its state was lost"
-				       : strerror(-ret));
+			: ret == -E2BIG ? "its options are longer than a state can hold"
+					: strerror(-ret));
 		return ret;
 	}
 	return 0;
@@ -96,9 +97,11 @@ static int state_opts(struct zublk_state *st, struct zublk_opts *opts)
 	char *words[256], *save = NULL;
 	int n = 0;
 
-	for (char *w = strtok_r(st->options, "\n", &save); w && n < 256;
-	     w = strtok_r(NULL, "\n", &save))
+	for (char *w = strtok_r(st->options, "\n", &save); w; w = strtok_r(NULL, "\n", &save)) {
+		if (n == 256)
+			return -E2BIG;
 		words[n++] = w;
+	}
 	return zublk_opts_parse(opts, n, words);
 }
 

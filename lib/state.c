@@ -462,8 +462,10 @@ int zublk_state_parse(const char *text, struct zublk_state *st)
 					/* One per line: values may hold spaces. */
 					int n = snprintf(list + used, size - used, "%s%s",
 							 used ? "\n" : "", val);
-					if (n > 0 && (size_t)n < size - used)
-						used += (size_t)n;
+					/* Not cut: a recovery without an option is another device. */
+					if (n < 0 || (size_t)n >= size - used)
+						return -E2BIG;
+					used += (size_t)n;
 				}
 				p = skip_ws(p);
 				if (*p == ',')

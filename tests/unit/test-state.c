@@ -211,7 +211,7 @@ TEST(every_truncation_of_a_state_file_is_rejected)
 	}
 }
 
-TEST(overlong_strings_are_cut_to_the_field_not_overflowing_it)
+TEST(overlong_strings_are_cut_to_the_field_and_options_that_do_not_fit_refused)
 {
 	size_t big = 3 * sizeof(((struct zublk_state *)0)->options);
 	char *json = malloc(big * 2 + 256), *p = json;
@@ -232,9 +232,13 @@ TEST(overlong_strings_are_cut_to_the_field_not_overflowing_it)
 		*p++ = '"';
 	}
 	p += sprintf(p, "],\"id\":9}");
+	/* Options are not cut: a recovery without one would serve another device. */
+	CHECK_EQ(parse(json, &st), -E2BIG);
+	/* Three of them fit: the strings around are cut to their fields. */
+	strcpy(strstr(json, ",\"o3="), "],\"id\":9}");
 	CHECK_EQ(parse(json, &st), 0);
 	CHECK_EQ(strlen(st.target), sizeof(st.target) - 1);
-	CHECK(strlen(st.options) < sizeof(st.options));
+	CHECK_EQ(strlen(st.options), 3 * 1003 + 2);
 	CHECK(!strncmp(st.options, "o0=vvv", 6));
 	CHECK_EQ(st.id, 9);
 	free(json);

@@ -15,6 +15,10 @@ expect_err "size 'lots': not a size" add -t null size=lots
 expect_err "fill 'ones': not zero or none" add -t null fill=ones
 expect_err "option 'x...': a control character \\(0x0a\\) in it" add -t null $'x\nI 0=1'
 expect_err "-f '/x...': a control character \\(0x0a\\) in it" add -t loop -f $'/x\nR /dev/ublkb7'
+# Options a state file could not give back to a recovery whole.
+v=$(printf 'v%.0s' $(seq 1000))
+expect_err "options: 5, 5020 bytes in all: more than a recovery can read back \\(256, 4096 bytes\\)" \
+	add -t null a1=$v a2=$v a3=$v a4=$v a5=$v
 # ... also with a device there: the daemon's report of such an option once
 # read as that device's id, and add's clean-up deleted it.
 add -t null -n 0
