@@ -659,6 +659,15 @@ void zublk_io_sqe_mark(struct zublk_queue *q, struct zublk_io *io,
 		       struct io_uring_sqe *sqe, unsigned sub);
 
 /*
+ * Look at @io again in @ns nanoseconds: a timeout marked with @sub, whose
+ * CQE (res -ETIME) comes to ->io_done().  @ts holds the time and must stay
+ * valid until that CQE (the request's own state).  For a request that must
+ * wait for another (a copy, a cluster being written).  0 or -EBUSY (no SQE).
+ */
+int zublk_io_prep_wait(struct zublk_queue *q, struct zublk_io *io,
+		       struct __kernel_timespec *ts, long ns, unsigned sub);
+
+/*
  * Tie @sqe to the queue, not to a request (work of the target's own, such
  * as a sync ahead of need): its CQE comes to ->queue_done(q, sub, res).
  * Queue thread only; @sub 0..ZUBLK_UD_SUB_MAX.

@@ -104,6 +104,20 @@ void zublk_io_sqe_mark(struct zublk_queue *q, struct zublk_io *io,
 	q->nr_target_inflight++;
 }
 
+int zublk_io_prep_wait(struct zublk_queue *q, struct zublk_io *io,
+		       struct __kernel_timespec *ts, long ns, unsigned sub)
+{
+	struct io_uring_sqe *sqe = zublk_queue_get_sqe(q);
+
+	if (!sqe)
+		return -EBUSY;
+	ts->tv_sec = ns / 1000000000L;
+	ts->tv_nsec = ns % 1000000000L;
+	io_uring_prep_timeout(sqe, ts, 0, 0);
+	zublk_io_sqe_mark(q, io, sqe, sub);
+	return 0;
+}
+
 void zublk_queue_sqe_mark(struct zublk_queue *q, struct io_uring_sqe *sqe, unsigned sub)
 {
 	io_uring_sqe_set_data64(sqe, zublk_queue_ud(q, 0, ZUBLK_UD_QUEUE, sub));

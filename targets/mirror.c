@@ -954,16 +954,12 @@ static int mirror_write(struct zublk_queue *q, struct zublk_io *io, struct mirro
 /* A write into a held window: look again in a millisecond. */
 static int mirror_hold(struct zublk_queue *q, struct zublk_io *io, struct mirror_tag *t)
 {
-	struct io_uring_sqe *sqe = zublk_queue_get_sqe(q);
+	int ret = zublk_io_prep_wait(q, io, &t->hold, MIRROR_HOLD_NS,
+				     MIRROR_SUB(MIRROR_SUB_HOLD, 0));
 
-	if (!sqe)
-		return -EBUSY;
-	t->hold.tv_sec = 0;
-	t->hold.tv_nsec = MIRROR_HOLD_NS;
-	io_uring_prep_timeout(sqe, &t->hold, 0, 0);
-	zublk_io_sqe_mark(q, io, sqe, MIRROR_SUB(MIRROR_SUB_HOLD, 0));
-	t->pending++;
-	return 0;
+	if (!ret)
+		t->pending++;
+	return ret;
 }
 
 static int mirror_start_write(struct zublk_queue *q, struct zublk_io *io, struct mirror_tag *t)

@@ -1442,16 +1442,11 @@ static bool busy(const struct q2_dev *d, uint64_t off, uint64_t len)
 
 static int retry_later(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
 {
-	struct io_uring_sqe *sqe = zublk_queue_get_sqe(q);
+	int ret = zublk_io_prep_wait(q, io, &t->ts, RETRY_NS, SUB_RETRY);
 
-	if (!sqe)
-		return -EBUSY;
-	t->ts.tv_sec = 0;
-	t->ts.tv_nsec = RETRY_NS;
-	io_uring_prep_timeout(sqe, &t->ts, 0, 0);
-	zublk_io_sqe_mark(q, io, sqe, SUB_RETRY);
-	t->inflight++;
-	return 0;
+	if (!ret)
+		t->inflight++;
+	return ret;
 }
 
 /* Entry @e names a data cluster of the top image's own, written in place. */

@@ -191,3 +191,38 @@ TEST(an_unsent_commit_unregisters_the_pages_first)
 	CHECK_EQ(f.ios[2].state, IO_IDLE);
 	io_uring_queue_exit(&f.ring);
 }
+
+/*
+ * A request that waits for another (zublk_io_prep_wait()): one timeout for
+ * the request, its time as asked, whose CQE comes back to the request as
+ * the target's, with its sub.  Submitted for real: the host runs timeouts.
+ */
+TEST(a_wait_comes_back_to_the_request_after_its_time)
+{
+	struct fixture f;
+	struct __kernel_timespec ts = { .tv_sec = 7, .tv_nsec = 7 };
+	struct io_uring_cqe *cqe;
+	const struct io_uring_sqe *sqe;
+
+	REQUIRE(setup(&f) == 0);
+	f.io.nr_inflight = 0;
+	CHECK_EQ(zublk_io_prep_wait(&f.q, &f.io, &ts, 1500000000L, 42), 0);
+	REQUIRE(queued(&f) == 1);
+	sqe = &f.ring.sq.sqes[0];
+	CHECK_EQ(sqe->opcode, IORING_OP_TIMEOUT);
+	CHECK_EQ(sqe->addr, (uint64_t)(uintptr_t)&ts);
+	CHECK_EQ(ts.tv_sec, 1);
+	CHECK_EQ(ts.tv_nsec, 500000000);
+	CHECK_EQ(f.io.nr_inflight, 1);
+	CHECK_EQ(f.q.nr_target_inflight, 1);
+	/* A short one, submitted: it ends with -ETIME, tagged for the request. */
+	CHECK_EQ(zublk_io_prep_wait(&f.q, &f.io, &ts, 1000000L, 42), 0);
+	REQUIRE(io_uring_submit(&f.ring) == 2);
+	REQUIRE(io_uring_wait_cqe(&f.ring, &cqe) == 0);
+	CHECK_EQ(cqe->res, -ETIME);
+	CHECK_EQ(zublk_ud_tag(cqe->user_data), 3);
+	CHECK_EQ(zublk_ud_kind(cqe->user_data), ZUBLK_UD_TGT);
+	CHECK_EQ(zublk_ud_sub(cqe->user_data), 42);
+	io_uring_cqe_seen(&f.ring, cqe);
+	io_uring_queue_exit(&f.ring);
+}
