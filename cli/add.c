@@ -4,8 +4,8 @@
  * once /dev/ublkbN is live.  The daemon reports over a pipe:
  *   "P <pid>"   its pid          "I <id>"    the device id, once added
  *   "E <msg>"   an error line    "R <path>"  the device is live
- * If it fails or goes quiet past the timeout, add kills it, deletes any
- * device it made, prints its error and exits non-zero.
+ * If it fails or goes quiet past the timeout, or add is interrupted, add
+ * kills it, deletes any device it made, prints its error and exits non-zero.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -232,15 +232,34 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Kill what the daemon left: the process, then the device. */
-static void cleanup_failed(pid_t pid, long id)
+/* Wait up to @ms for @pid to be gone; whether it is. */
+static bool pid_gone(pid_t pid, int ms)
+{
+	for (int i = 0; i < ms / 10 && kill(pid, 0) == 0; i++)
+		usleep(10000);
+	return kill(pid, 0) != 0;
+}
+
+/*
+ * Kill what the daemon left: the process, then the device.  A daemon in
+ * the middle of START_DEV must not die: the driver's partition scan waits
+ * there for reads the daemon serves, its exit waits for START_DEV, and
+ * both hang in the kernel for good.  So a new device's daemon is asked to
+ * stop (SIGTERM: once START_DEV is back it stops and deletes the device
+ * itself), and killed only if it has not in 30 s.  A recovering daemon
+ * starts nothing; it is killed at once and the device left for another
+ * try (a stop would delete it).
+ */
+static void cleanup_failed(pid_t pid, long id, bool recovering)
 {
 	struct zublk_ctrl *c;
 
 	if (pid > 0) {
-		kill(pid, SIGKILL);
-		for (int i = 0; i < 500 && kill(pid, 0) == 0; i++)
-			usleep(10000);
+		if (!recovering)
+			kill(pid, SIGTERM);
+		if (recovering || !pid_gone(pid, 30000))
+			kill(pid, SIGKILL);
+		pid_gone(pid, 5000);
 	}
 	if (id >= 0 && zublk_ctrl_open(&c) == 0) {
 		zublk_ctrl_set_timeout(c, 20000);
@@ -250,34 +269,74 @@ static void cleanup_failed(pid_t pid, long id)
 	}
 }
 
-static int wait_daemon(const char *verb, int fd, unsigned timeout_s, bool recovering)
+/* The user gave up (@sig): the daemon and the device it made go. */
+static int interrupted(const char *verb, int sig, pid_t pid, long id, bool recovering)
+{
+	const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP";
+
+	cleanup_failed(pid, recovering ? -1 : id, recovering);
+	if (recovering)
+		cli_err(verb, "interrupted (%s): the daemon is stopped; the device waits for "
+			"the next recover", name);
+	else
+		cli_err(verb, "interrupted (%s): the daemon is stopped and the device deleted",
+			name);
+	return 128 + sig;
+}
+
+/*
+ * Read the daemon's reports on @fd until it says ready, fails, goes quiet
+ * past @timeout_s, or a signal comes on @sfd (the user gave up: the daemon
+ * reports its pid first thing, so that is waited for, 5 s at most).
+ */
+static int wait_daemon(const char *verb, int fd, int sfd, unsigned timeout_s, bool recovering)
 {
 	double deadline = now_s() + timeout_s;
 	char buf[4096], errs[4096] = "";
 	size_t have = 0, nerr = 0;
 	pid_t pid = -1;
 	long id = -1;
+	int sig = 0;
 
 	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN },
+					 { .fd = sfd, .events = POLLIN } };
 		double left = deadline - now_s();
 		ssize_t n;
 		char *nl;
 
+		if (sig && pid > 0)
+			return interrupted(verb, sig, pid, id, recovering);
 		if (left <= 0) {
-			cleanup_failed(pid, recovering ? -1 : id);
+			if (sig)
+				return interrupted(verb, sig, pid, id, recovering);
+			cleanup_failed(pid, recovering ? -1 : id, recovering);
 			if (nerr)
 				fputs(errs, stderr);
 			cli_err(verb, "the device did not come up within %u s", timeout_s);
 			return 1;
 		}
-		if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
+		if (poll(pfd, sfd >= 0 && !sig ? 2 : 1, (int)(left * 1000) + 1) <= 0)
+			continue;
+		if (!sig && sfd >= 0 && (pfd[1].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				sig = (int)si.ssi_signo;
+				if (deadline > now_s() + 5)
+					deadline = now_s() + 5;
+			}
+			continue;
+		}
+		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		n = read(fd, buf + have, sizeof(buf) - 1 - have);
 		if (n <= 0) {
 			/* The daemon is gone without saying ready. */
 			/* A device we came to recover is left for the next try. */
-			cleanup_failed(pid, recovering ? -1 : id);
+			if (sig)
+				return interrupted(verb, sig, pid, id, recovering);
+			cleanup_failed(pid, recovering ? -1 : id, recovering);
 			if (nerr)
 				fputs(errs, stderr);
 			else
@@ -295,7 +354,9 @@ static int wait_daemon(const char *verb, int fd, unsigned timeout_s, bool recove
 			else if (buf[0] == 'E')
 				nerr += (size_t)snprintf(errs + nerr, sizeof(errs) - nerr,
 							 "zublk: %s: %s\n", verb, buf + 2);
-			else if (buf[0] == 'R') {
+			else if (buf[0] == 'R' && sig) {
+				return interrupted(verb, sig, pid, id, recovering);
+			} else if (buf[0] == 'R') {
 				printf("%s\n", buf + 2);
 				return 0;
 			}
@@ -311,13 +372,25 @@ int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 		     const struct zublk_target_ops *ops, struct zublk_opts *opts,
 		     unsigned timeout_s)
 {
+	sigset_t sigs, old;
 	pid_t child;
-	int p[2], ret;
+	int p[2], sfd, ret;
 
 	if (pipe2(p, O_CLOEXEC)) {
 		cli_err(verb, "pipe: %s", strerror(errno));
 		return 1;
 	}
+	/*
+	 * Ctrl-C, a hang-up or a kill while the device comes up: the user gave
+	 * up, so the daemon and its device go too (it has no terminal to hear
+	 * them), rather than a device coming up with nobody told.
+	 */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &sigs, &old);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	fflush(NULL);
 	child = fork();
 	if (child < 0) {
@@ -326,6 +399,9 @@ int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 	}
 	if (child == 0) {
 		/* Detach twice so the daemon is nobody's child and has no terminal. */
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (sfd >= 0)
+			close(sfd);
 		close(p[0]);
 		setsid();
 		if (fork() != 0)
@@ -334,8 +410,10 @@ int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 	}
 	close(p[1]);
 	waitpid(child, NULL, 0);
-	ret = wait_daemon(verb, p[0], timeout_s, cfg->recover);
+	ret = wait_daemon(verb, p[0], sfd, timeout_s, cfg->recover);
 	close(p[0]);
+	if (sfd >= 0)
+		close(sfd);
 	return ret;
 }
 
@@ -398,6 +476,23 @@ static bool state_fits(char **words, int n)
 		return true;
 	cli_err("add", "options: %d, %zu bytes in all: more than a recovery can read back "
 		"(256, %zu bytes)", n, len, sizeof(((struct zublk_state *)0)->options));
+	return false;
+}
+
+/*
+ * The --shmem files as a recovery reads them back, each "65535r@DEV.INO.LEN:"
+ * (72 bytes at most) before its path.
+ */
+static bool shmem_fits(const struct zublk_dev_config *cfg)
+{
+	size_t len = 0, room = sizeof(((struct zublk_state *)0)->shmem);
+
+	for (unsigned i = 0; i < cfg->nr_shmem; i++)
+		len += 72 + strlen(cfg->shmem[i]) + 1;
+	if (len <= room)
+		return true;
+	cli_err("add", "--shmem: %u files, their names too long for a recovery to read back "
+		"(%zu bytes, %zu at most)", cfg->nr_shmem, len, room);
 	return false;
 }
 
@@ -571,7 +666,7 @@ int cmd_add(int argc, char **argv)
 	}
 	if (file_word)
 		words[nwords++] = file_word;
-	if (!state_fits(words, nwords))
+	if (!state_fits(words, nwords) || !shmem_fits(&cfg))
 		return 1;
 	if (zublk_opts_parse(&opts, nwords, words)) {
 		cli_err("add", "cannot parse the target options");

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -106,21 +107,34 @@ static int state_opts(struct zublk_state *st, struct zublk_opts *opts)
 }
 
 int cli_state_shmem(char *lines, int index[ZUBLK_MAX_SHMEM], const char *path[ZUBLK_MAX_SHMEM],
-		    bool read_only[ZUBLK_MAX_SHMEM])
+		    bool read_only[ZUBLK_MAX_SHMEM], struct zublk_shmem_id id[ZUBLK_MAX_SHMEM])
 {
 	char *save = NULL;
 	int n = 0;
 
 	for (char *l = strtok_r(lines, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char *colon = strchr(l, ':');
+		char *colon = strchr(l, ':'), *at, *end;
 		unsigned idx;
 
 		if (!colon || n == ZUBLK_MAX_SHMEM)
 			return -EINVAL;
 		*colon = '\0';
-		read_only[n] = colon > l && colon[-1] == 'r';
+		/* "@DEV.INO.LEN": which file it was (not in older state files). */
+		at = strchr(l, '@');
+		if (id)
+			id[n] = (struct zublk_shmem_id){ 0 };
+		if (at) {
+			*at = '\0';
+			if (id && sscanf(at + 1, "%" SCNu64 ".%" SCNu64 ".%" SCNu64, &id[n].dev,
+					 &id[n].ino, &id[n].len) != 3)
+				return -EINVAL;
+			end = at;
+		} else {
+			end = colon;
+		}
+		read_only[n] = end > l && end[-1] == 'r';
 		if (read_only[n])
-			colon[-1] = '\0';
+			end[-1] = '\0';
 		if (zublk_parse_uint(l, 0, 0xffff, &idx))
 			return -EINVAL;
 		index[n] = (int)idx;
@@ -165,7 +179,7 @@ int cmd_recover(int argc, char **argv)
 	cfg.poll_us = st.poll_us;
 	cfg.nr_threads = st.threads <= st.queues ? st.threads : 0;
 	/* The new daemon finds out again which files it may only read. */
-	ret = cli_state_shmem(st.shmem, cfg.shmem_index, cfg.shmem, shmem_ro);
+	ret = cli_state_shmem(st.shmem, cfg.shmem_index, cfg.shmem, shmem_ro, cfg.shmem_id);
 	if (ret < 0) {
 		cli_err("recover", "device %u: cannot parse its shared-memory files", a.id);
 		return 1;
@@ -224,10 +238,42 @@ int cmd_upgrade(int argc, char **argv)
 			"or an older kernel): cannot upgrade live", a.id);
 		goto err;
 	}
+	/*
+	 * Between the old daemon's exit and the new one's start the driver
+	 * fails IO on a fail-io device (t-upgrade): no live upgrade where it
+	 * cannot keep its promise of no IO error.
+	 */
+	if (info.flags & UBLK_F_USER_RECOVERY_FAIL_IO) {
+		cli_err("upgrade", "device %u: --recovery fail-io: the driver fails IO while no "
+			"daemon serves it, so an upgrade would fail requests (reissue upgrades)",
+			a.id);
+		goto err;
+	}
+	if ((info.flags & UBLK_F_BATCH_IO) && !(info.flags & UBLK_F_USER_RECOVERY_REISSUE)) {
+		cli_err("upgrade", "device %u: --batch without --recovery reissue: cannot "
+			"upgrade live", a.id);
+		goto err;
+	}
 	if (info.state != UBLK_S_DEV_LIVE) {
 		cli_err("upgrade", "device %u: state %s, not LIVE", a.id,
 			zublk_state_name(info.state));
 		goto err;
+	}
+	if (info.flags & UBLK_F_BATCH_IO) {
+		/*
+		 * A --batch device's quiesce failed requests under load in this
+		 * kernel (the driver ends the one fetch at once): the old daemon
+		 * is killed instead, and the driver hands what it held to the
+		 * new one (reissue), as after any kill -9.
+		 */
+		pid_t pid = cli_daemon_pid(a.id, info.ublksrv_pid);
+
+		if (pid <= 0 || kill(pid, SIGKILL)) {
+			cli_err("upgrade", "device %u: its daemon %d is not running", a.id,
+				info.ublksrv_pid);
+			goto err;
+		}
+		goto gone;
 	}
 	/*
 	 * Quiesce: the driver holds new requests, aborts the old daemon's
@@ -247,6 +293,7 @@ int cmd_upgrade(int argc, char **argv)
 		cli_err("upgrade", "device %u: QUIESCE_DEV: %s", a.id, strerror(-ret));
 		goto err;
 	}
+gone:
 	if (!cli_wait_daemon_gone(info.ublksrv_pid, a.timeout_s)) {
 		cli_err("upgrade", "device %u: the old daemon %d did not exit; the device is "
 			"quiesced: run 'zublk recover -n %u' once it is gone", a.id,

@@ -464,6 +464,13 @@ struct zublk_dev_config {
 	 */
 	const char *shmem[ZUBLK_MAX_SHMEM];
 	int shmem_index[ZUBLK_MAX_SHMEM];
+	/*
+	 * On a recovery, each file as it was registered: a file at that path
+	 * now that is another (removed and made again) is refused, for the
+	 * driver still serves the old one's pages.  All 0: not known (a state
+	 * file from before), not checked.
+	 */
+	struct zublk_shmem_id { uint64_t dev, ino, len; } shmem_id[ZUBLK_MAX_SHMEM];
 	unsigned nr_shmem;
 	/*
 	 * Take over the existing device @dev_id after its daemon died or was
@@ -614,7 +621,7 @@ struct zublk_state {
 	char options[4096];	/* "key=value", one per line */
 	char files[1024];	/* identity of each backing: "dev:ino:size ..." */
 	char extra[2048];	/* the target's status members, raw JSON: "k": v, ... */
-	char shmem[2048];	/* the shared-memory files, "index:path" one per line */
+	char shmem[2048];	/* the shared-memory files, "index[r][@dev.ino.len]:path" one per line */
 };
 
 /* Counters summed over a device's queues. */

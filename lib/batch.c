@@ -269,20 +269,55 @@ static void batch_commit_done(struct zublk_queue *q, unsigned slot, int res)
 		return;
 	/*
 	 * The driver stops at the first element it refuses (a bug on one side
-	 * or the other): that one is lost, the ones after it go again.
+	 * or the other).  -EBUSY: the tag is not ours to commit, so dropping it
+	 * loses nothing; the ones after it go again.  Anything else (the
+	 * command as a whole refused, or a tag it held that can never be
+	 * committed now) would leave a request that never ends, and
+	 * with it the device's deletion: the queue ends instead, and the
+	 * driver fails what it still holds as the daemon's ring goes.
 	 */
 	{
 		struct ublk_elem_header h;
 		char *to = batch_slot(q, q->batch.cur);
 
 		memcpy(&h, buf + (size_t)took * eb, sizeof(h));
-		zublk_err("queue %u: COMMIT_IO_CMDS refused tag %u: %s", q->q_id, h.tag,
-			  res < 0 ? strerror(-res) : "not taken");
+		zublk_err("queue %u: COMMIT_IO_CMDS refused tag %u: %s%s", q->q_id, h.tag,
+			  res < 0 ? strerror(-res) : "not taken",
+			  res == -EBUSY ? "" : "; the queue ends");
+		if (res != -EBUSY) {
+			q->error = res < 0 ? res : -EPROTO;
+			q->nr_live = 0;
+		}
 		for (unsigned i = took + 1; i < sent; i++) {
 			memcpy(to + (size_t)q->batch.nr_pending * eb, buf + (size_t)i * eb, eb);
 			q->batch.nr_pending++;
 		}
 	}
+}
+
+/*
+ * Finished requests wait for a commit that found no SQE (not for a commit
+ * slot, whose CQE will come): the loop must come back for them.
+ */
+bool zublk_batch_stuck(const struct zublk_queue *q)
+{
+	unsigned next = (q->batch.cur + 1) % ZUBLK_BATCH_COMMIT_BUFS;
+
+	return q->batch.nr_pending && !(q->batch.busy & (1U << next));
+}
+
+/*
+ * The driver handed us a request we have not committed yet, or a commit is
+ * in flight: after the fetch ends (a quiesce, a stop) these are still owed.
+ */
+bool zublk_batch_owes(const struct zublk_queue *q)
+{
+	if (q->batch.nr_pending || q->batch.busy)
+		return true;
+	for (unsigned t = 0; t < q->depth; t++)
+		if (q->ios[t].state != IO_IDLE)
+			return true;
+	return false;
 }
 
 /* A fetch CQE: the tags of new requests, in buffer @bid. */

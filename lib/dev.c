@@ -933,7 +933,7 @@ int zublk_dev_wait(struct zublk_dev *dev)
 		if (w->error && !err)
 			err = w->error;
 		for (unsigned j = 0; j < w->nr_qs; j++) {
-			zublk_batch_ring_gone(&w->qs[j]);
+			zublk_queue_ring_gone(&w->qs[j]);
 			if (w->qs[j].error && !err)
 				err = w->qs[j].error;
 		}

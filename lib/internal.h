@@ -199,6 +199,7 @@ struct zublk_dev {
 		int index;			/* the driver's */
 		char *base;
 		uint64_t len;
+		uint64_t dev, ino;		/* the file's */
 		bool read_only;			/* mapped and registered so */
 	} shm[ZUBLK_MAX_SHMEM];
 	unsigned nr_shm;
@@ -244,6 +245,7 @@ static inline void zublk_queue_count_enter(struct zublk_queue *q, int ret)
 
 /* queue.c */
 int zublk_worker_spawn(struct zublk_worker *w);
+void zublk_queue_ring_gone(struct zublk_queue *q);
 
 /* io.c */
 int zublk_queue_fetch(struct zublk_queue *q, struct zublk_io *io, bool commit);
@@ -257,6 +259,8 @@ int zublk_batch_setup(struct zublk_queue *q);
 int zublk_batch_start(struct zublk_queue *q);
 void zublk_batch_teardown(struct zublk_queue *q);
 void zublk_batch_ring_gone(struct zublk_queue *q);
+bool zublk_batch_stuck(const struct zublk_queue *q);
+bool zublk_batch_owes(const struct zublk_queue *q);
 void zublk_batch_commit(struct zublk_queue *q, struct zublk_io *io);
 unsigned zublk_batch_flush(struct zublk_queue *q);
 void zublk_batch_cqe(struct zublk_queue *q, const struct io_uring_cqe *cqe, unsigned kind,

@@ -165,19 +165,32 @@ static int worker_bufs_setup(struct zublk_worker *w)
 }
 
 /*
- * Everything but the ring: the ring is closed after the thread is joined, so
- * a stop message sent to it late finds a ring, not a recycled fd.
+ * Everything but the ring and the memory the driver writes into through
+ * it: the ring is closed after the thread is joined, so a stop message sent
+ * to it late finds a ring, not a recycled fd.
  */
 static void queue_teardown(struct zublk_queue *q)
 {
-	if (q->bufs)
-		munmap(q->bufs, q->buf_stride * q->depth);
-	q->bufs = NULL;
 	if (q->iods)
 		munmap((void *)q->iods, q->iods_len);
 	q->iods = NULL;
 	free(q->ios);
 	q->ios = NULL;
+}
+
+/*
+ * After the worker's ring is closed.  Until then a request that came
+ * after the thread's last turn can still be dispatched from the ring's
+ * task work as the thread exits: the driver copies a write's data into
+ * the daemon buffers and, with --batch, tag numbers into the fetch
+ * buffers.
+ */
+void zublk_queue_ring_gone(struct zublk_queue *q)
+{
+	if (q->bufs)
+		munmap(q->bufs, q->buf_stride * q->depth);
+	q->bufs = NULL;
+	zublk_batch_ring_gone(q);
 	zublk_batch_teardown(q);
 }
 
@@ -374,13 +387,18 @@ static bool worker_poll(struct zublk_worker *w, uint64_t window)
 	return found;
 }
 
-/* A queue still has a command or a target op in flight. */
+/*
+ * A queue still has a command or a target op in flight.  With --batch the
+ * driver ends the one fetch at once when it quiesces or stops the device,
+ * with requests still ours: those are still owed their commit (an upgrade
+ * promises no IO error), and the commits queued for them.
+ */
 static bool worker_busy(const struct zublk_worker *w)
 {
 	for (unsigned i = 0; i < w->nr_qs; i++)
 		if (w->qs[i].nr_live > 0 || w->qs[i].nr_target_inflight > 0)
 			return true;
-	return false;
+	return w->dev->batch && zublk_batch_owes(&w->qs[0]);
 }
 
 /*
@@ -494,7 +512,7 @@ static void worker_loop(struct zublk_worker *w)
 			/* Cancelling: look at the clock again (worker_cancel_done()). */
 			ret = worker_wait_timeout(w, 1,
 						  (struct __kernel_timespec){ .tv_nsec = 100000000 });
-		} else if (unsent) {
+		} else if (unsent || (w->dev->batch && zublk_batch_stuck(&w->qs[0]))) {
 			/* No room for a commit: this submits, and the next turn tries again. */
 			ret = worker_wait_timeout(w, 1,
 						  (struct __kernel_timespec){ .tv_nsec = 1000000 });
@@ -671,8 +689,10 @@ static void *worker_thread(void *arg)
 	if (!ret) {
 		worker_loop(w);
 		/* What the last turn queued (another thread's wake-up) goes out. */
-		if (!w->stopping)
+		if (!w->stopping) {
+			worker_batch_flush(w);
 			worker_submit(w);
+		}
 		else
 			worker_cancel_ops(w);
 	} else {

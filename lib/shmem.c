@@ -82,6 +82,8 @@ int zublk_shmem_map(const char *path, struct zublk_shmem *s)
 	}
 	s->base = p;
 	s->len = (uint64_t)st.st_size;
+	s->dev = (uint64_t)st.st_dev;
+	s->ino = (uint64_t)st.st_ino;
 	s->index = -1;
 	s->read_only = ro;
 	return 0;
@@ -100,8 +102,16 @@ int zublk_shmem_setup(struct zublk_dev *dev)
 			return ret;
 		dev->nr_shm = i + 1;
 		if (cfg->recover) {
+			const struct zublk_shmem_id *id = &cfg->shmem_id[i];
+
 			/* Still registered: the driver keeps it for the device's life. */
 			s->index = cfg->shmem_index[i];
+			if (id->ino && (id->dev != s->dev || id->ino != s->ino || id->len != s->len)) {
+				zublk_err("--shmem %s: not the file the device registered (made again "
+					  "since?): the driver serves the old one's pages; delete the "
+					  "device and add it again", cfg->shmem[i]);
+				return -ESTALE;
+			}
 			continue;
 		}
 		ret = zublk_ctrl_reg_buf(dev->ctrl, dev->info.dev_id, s->base, s->len,

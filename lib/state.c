@@ -111,9 +111,15 @@ int zublk_state_write(struct zublk_dev *dev)
 		for (unsigned i = 0; i < dev->nr_shm; i++) {
 			char v[4200];
 
-			/* "INDEX:PATH", "INDEXr:PATH" for one mapped read-only. */
-			snprintf(v, sizeof(v), "%d%s:%s", dev->shm[i].index,
-				 dev->shm[i].read_only ? "r" : "", dev->cfg.shmem[i]);
+			/*
+			 * "INDEX[r]@DEV.INO.LEN:PATH": r for one mapped read-only;
+			 * which file it is, for a recovery to find the same.
+			 */
+			snprintf(v, sizeof(v), "%d%s@%llu.%llu.%llu:%s", dev->shm[i].index,
+				 dev->shm[i].read_only ? "r" : "",
+				 (unsigned long long)dev->shm[i].dev,
+				 (unsigned long long)dev->shm[i].ino,
+				 (unsigned long long)dev->shm[i].len, dev->cfg.shmem[i]);
 			if (i)
 				fputc(',', f);
 			zublk_json_str(f, v);

@@ -414,13 +414,53 @@ TEST(shared_memory_files_and_their_indexes_survive_the_state_file)
 	fk.dev.shm[0].index = 0;
 	fk.dev.shm[1].index = 65535;
 	fk.dev.shm[1].read_only = true;
+	fk.dev.shm[1].dev = 64768;
+	fk.dev.shm[1].ino = 12;
+	fk.dev.shm[1].len = 1ULL << 32;
 	fk.dev.nr_shm = 2;
 	CHECK_EQ(zublk_state_write(&fk.dev), 0);
 	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), 0);
-	CHECK_STREQ(st.shmem, "0:/dev/shm/a\n65535r:/dev/hugepages/b: c");
+	CHECK_STREQ(st.shmem, "0@0.0.0:/dev/shm/a\n65535r@64768.12.4294967296:/dev/hugepages/b: c");
 	CHECK_STREQ(st.options, "file=/srv/disk.img");
 	fk.dev.nr_shm = 0;
 	fake_done(&fk);
+}
+
+/*
+ * A recovery maps the file again by its path: one made again there since
+ * (another inode) is refused, for the driver serves the old pages.
+ */
+TEST(a_recovery_refuses_a_shared_memory_file_made_again)
+{
+	char path[] = "/tmp/zublk-unit-shm-XXXXXX";
+	struct zublk_dev dev;
+	struct stat st;
+	int fd = mkstemp(path);
+
+	REQUIRE(fd >= 0);
+	REQUIRE(ftruncate(fd, 8192) == 0);
+	REQUIRE(fstat(fd, &st) == 0);
+	close(fd);
+	memset(&dev, 0, sizeof(dev));
+	dev.cfg.recover = true;
+	dev.cfg.nr_shmem = 1;
+	dev.cfg.shmem[0] = path;
+	dev.cfg.shmem_index[0] = 5;
+	dev.cfg.shmem_id[0] = (struct zublk_shmem_id){ st.st_dev, st.st_ino, 8192 };
+	CHECK_EQ(zublk_shmem_setup(&dev), 0);
+	CHECK_EQ(dev.shm[0].index, 5);
+	zublk_shmem_release(&dev);
+	/* Not known (an older state file): not checked. */
+	dev.cfg.shmem_id[0] = (struct zublk_shmem_id){ 0 };
+	CHECK_EQ(zublk_shmem_setup(&dev), 0);
+	zublk_shmem_release(&dev);
+	dev.cfg.shmem_id[0] = (struct zublk_shmem_id){ st.st_dev, st.st_ino + 1, 8192 };
+	CHECK_EQ(zublk_shmem_setup(&dev), -ESTALE);
+	zublk_shmem_release(&dev);
+	dev.cfg.shmem_id[0] = (struct zublk_shmem_id){ st.st_dev, st.st_ino, 4096 };
+	CHECK_EQ(zublk_shmem_setup(&dev), -ESTALE);
+	zublk_shmem_release(&dev);
+	unlink(path);
 }
 
 TEST(a_shared_memory_address_resolves_only_inside_its_buffer)

@@ -192,6 +192,24 @@ n=$(counter 7 shmem_ios)
 del 7
 note "kill -9 and recover under fio: verified, $n requests in shared memory since"
 
+# A file removed and made again (same path, same size) is another file:
+# the driver still holds the old one's pages.  recover refuses it in one
+# line and leaves the device for a next try; del still works.
+truncate -s 1M "$TMP/shm/again"
+add -t null --shmem "$TMP/shm/again" -n 7
+kill -9 "$(dev_field 7 daemon_pid)"
+wait_until 20 state_is 7 QUIESCED || fail "again: not QUIESCED 20 s after kill -9 ($(dev_field 7 state))"
+rm "$TMP/shm/again"
+truncate -s 1M "$TMP/shm/again"
+timeout 60 "$Z" recover -n 7 >"$TMP/out" 2>"$TMP/err" && fail "recover took a file made again"
+[ "$(wc -l <"$TMP/err")" = 1 ] || fail "recover said: $(cat "$TMP/err")"
+grep -q "shmem .*/again: not the file the device registered" "$TMP/err" ||
+	fail "recover: $(cat "$TMP/err")"
+state_is 7 QUIESCED || fail "after the refused recover: $(dev_field 7 state)"
+wait_until 5 no_daemons || fail "a daemon is left: $(pgrep -a zublk)"
+note "$(cat "$TMP/err")"
+del 7
+
 ZUBLK_FEATURE_MASK=0xfffffffffff7ffff expect_err "shmem: the running kernel lacks UBLK_F_SHMEM_ZC" \
 	add -t null --shmem "$SHM"
 expect_err "shmem .*/nonexistent: No such file" add -t null --shmem "$TMP/nonexistent"

@@ -4,7 +4,8 @@
 # the old daemon commits just after the driver cancelled its idle commands
 # re-arms a fetch nobody aborts, and an old daemon that waited for that
 # abort never left (seen once in 30-60 upgrades under load).  Then the same
-# with two queues on two threads in zero-copy mode.
+# with two queues on two threads in zero-copy mode, and with --batch (the
+# old daemon killed, its requests reissued).  A fail-io device is refused.
 . "$(dirname "$0")/lib.sh"
 truncate -s 256M "$TMP/img"
 cp "$Z" "$TMP/zublk-new"
@@ -64,4 +65,29 @@ if fits_cpus 2; then
 	[ "$(dev_field 0 threads)" = 2 ] || fail "threads after upgrades: $(dev_field 0 threads)"
 	del 0
 fi
+
+# --batch: the driver's quiesce fails requests of a batch device under
+# load (seen with every binary), so upgrade kills the old daemon and the
+# driver hands what it held to the new one (reissue): no error either.
+if "$Z" features | grep -q BATCH_IO; then
+	add -t loop -f "$TMP/img" -n 0 --batch
+	verify_under_upgrades 10
+	del 0
+else
+	skip_check batch "the running kernel has no UBLK_F_BATCH_IO"
+fi
+
+# fail-io: the driver fails IO while no daemon serves the device, so upgrade
+# refuses it, in one line, and the daemon serves on.
+add -t null -n 0 --recovery fail-io
+pid=$(dev_field 0 daemon_pid)
+timeout 60 "$Z" upgrade -n 0 >"$TMP/out" 2>"$TMP/err" && fail "upgrade of a fail-io device went"
+[ "$(wc -l <"$TMP/err")" = 1 ] || fail "upgrade said: $(cat "$TMP/err")"
+grep -q "device 0: --recovery fail-io: the driver fails IO while no daemon serves it" "$TMP/err" ||
+	fail "upgrade: $(cat "$TMP/err")"
+state_is 0 LIVE && [ "$(dev_field 0 daemon_pid)" = "$pid" ] ||
+	fail "after the refusal: $(dev_field 0 state), daemon $(dev_field 0 daemon_pid) (was $pid)"
+dd if=/dev/zero of="$DEV" bs=4k count=16 oflag=direct status=none || fail "IO after the refusal"
+note "$(cat "$TMP/err")"
+del 0
 exit 0

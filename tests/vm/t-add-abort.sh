@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: MIT
+# zublk add given up while the device comes up: an nbd server that answers
+# a read only after 4 s keeps START_DEV in the driver's partition scan.
+# Past --timeout, and on SIGINT or SIGTERM, add stops the daemon and deletes
+# the device it made (it knows the id from right after ADD_DEV): one line,
+# a non-zero exit, no device, no daemon.  (A daemon killed in START_DEV
+# hangs in the kernel for good: add must let it stop.)  Then the same
+# server serves an add that waits (the device is usable).
+. "$(dirname "$0")/lib.sh"
+slow_nbd 4
+
+t0=$SECONDS
+expect_err "the device did not come up within 3 s" \
+	add -t nbd socket="$TMP/s.sock" --timeout 3
+note "time-out: $((SECONDS - t0)) s"
+
+for sig in INT TERM; do
+	"$Z" add -t nbd socket="$TMP/s.sock" >"$TMP/out" 2>"$TMP/err" &
+	adder=$!
+	# Past ADD_DEV: the device exists, START_DEV waits for the scan.
+	wait_until 20 test -e /dev/ublkc0 || fail "SIG$sig: no device after 20 s: $(cat "$TMP/err")"
+	sleep 1
+	kill -"$sig" $adder
+	t0=$SECONDS
+	(sleep 60; kill -9 $adder 2>/dev/null) &
+	dog=$!
+	wait $adder
+	rc=$?
+	kill $dog 2>/dev/null
+	[ $rc -ne 137 ] || fail "SIG$sig: add still ran after 60 s"
+	[ $rc -eq $((128 + $(kill -l "$sig"))) ] || fail "SIG$sig: add exited $rc: $(cat "$TMP/err")"
+	[ "$(wc -l <"$TMP/err")" = 1 ] || fail "SIG$sig: add said: $(cat "$TMP/err")"
+	grep -q "zublk: add: interrupted (SIG$sig): the daemon is stopped and the device deleted" \
+		"$TMP/err" || fail "SIG$sig: $(cat "$TMP/err")"
+	[ ! -s "$TMP/out" ] || fail "SIG$sig: add printed '$(cat "$TMP/out")'"
+	no_devices || fail "SIG$sig: a device is left: $("$Z" list)"
+	wait_until 5 no_daemons || fail "SIG$sig: a daemon is left: $(pgrep -a zublk)"
+	[ ! -e /dev/ublkc0 ] || fail "SIG$sig: /dev/ublkc0 is left"
+	note "$(cat "$TMP/err") ($((SECONDS - t0)) s)"
+done
+
+# The server itself is fine: an add that waits gets a device that reads.
+add -t nbd socket="$TMP/s.sock" --no-part-scan
+timeout 60 dd if="$DEV" of=/dev/null bs=4k count=1 iflag=direct status=none ||
+	fail "read from $DEV failed"
+del "$ID"
