@@ -252,6 +252,7 @@ static bool pid_gone(pid_t pid, int ms)
  */
 static void cleanup_failed(pid_t pid, long id, bool recovering)
 {
+	struct ublksrv_ctrl_dev_info info;
 	struct zublk_ctrl *c;
 
 	if (pid > 0) {
@@ -261,12 +262,19 @@ static void cleanup_failed(pid_t pid, long id, bool recovering)
 			kill(pid, SIGKILL);
 		pid_gone(pid, 5000);
 	}
-	if (id >= 0 && zublk_ctrl_open(&c) == 0) {
-		zublk_ctrl_set_timeout(c, 20000);
+	/*
+	 * Only a device our daemon added and left: one that stopped deleted
+	 * its own, and the driver gives its id to the next add at once.
+	 */
+	if (id < 0 || zublk_ctrl_open(&c))
+		return;
+	zublk_ctrl_set_timeout(c, 20000);
+	if (!zublk_ctrl_get_info(c, (unsigned)id, &info) &&
+	    (pid <= 0 || info.ublksrv_pid == pid)) {
 		zublk_ctrl_del_dev(c, (unsigned)id, false);
 		zublk_state_unlink(zublk_state_dir(), (unsigned)id);
-		zublk_ctrl_close(c);
 	}
+	zublk_ctrl_close(c);
 }
 
 /* The user gave up (@sig): the daemon and the device it made go. */
@@ -278,9 +286,11 @@ static int interrupted(const char *verb, int sig, pid_t pid, long id, bool recov
 	if (recovering)
 		cli_err(verb, "interrupted (%s): the daemon is stopped; the device waits for "
 			"the next recover", name);
-	else
+	else if (id >= 0)
 		cli_err(verb, "interrupted (%s): the daemon is stopped and the device deleted",
 			name);
+	else
+		cli_err(verb, "interrupted (%s): the daemon is stopped", name);
 	return 128 + sig;
 }
 
@@ -305,7 +315,8 @@ static int wait_daemon(const char *verb, int fd, int sfd, unsigned timeout_s, bo
 		ssize_t n;
 		char *nl;
 
-		if (sig && pid > 0)
+		/* A new device's id comes right after ADD_DEV: wait for it too. */
+		if (sig && pid > 0 && (id >= 0 || recovering))
 			return interrupted(verb, sig, pid, id, recovering);
 		if (left <= 0) {
 			if (sig)
@@ -368,10 +379,31 @@ static int wait_daemon(const char *verb, int fd, int sfd, unsigned timeout_s, bo
 	}
 }
 
+/*
+ * The pipe's ends and the signalfd closed, the caller's mask back.  A
+ * signal still pending came once the outcome was settled: it is dropped
+ * (the signalfd is non-blocking).
+ */
+static void spawn_end(int p0, int p1, int sfd, const sigset_t *old)
+{
+	struct signalfd_siginfo si;
+
+	close(p0);
+	if (p1 >= 0)
+		close(p1);
+	if (sfd < 0)
+		return;
+	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		;
+	close(sfd);
+	sigprocmask(SIG_SETMASK, old, NULL);
+}
+
 int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 		     const struct zublk_target_ops *ops, struct zublk_opts *opts,
 		     unsigned timeout_s)
 {
+	static const int give_up[] = { SIGINT, SIGTERM, SIGHUP };
 	sigset_t sigs, old;
 	pid_t child;
 	int p[2], sfd, ret;
@@ -383,18 +415,26 @@ int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 	/*
 	 * Ctrl-C, a hang-up or a kill while the device comes up: the user gave
 	 * up, so the daemon and its device go too (it has no terminal to hear
-	 * them), rather than a device coming up with nobody told.
+	 * them), rather than a device coming up with nobody told.  Not a
+	 * signal our caller ignores (nohup, a shell's background job): blocked,
+	 * it would reach the signalfd all the same.
 	 */
 	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
+	for (unsigned i = 0; i < sizeof(give_up) / sizeof(give_up[0]); i++) {
+		struct sigaction sa;
+
+		if (sigaction(give_up[i], NULL, &sa) || sa.sa_handler != SIG_IGN)
+			sigaddset(&sigs, give_up[i]);
+	}
 	sigprocmask(SIG_BLOCK, &sigs, &old);
-	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		sigprocmask(SIG_SETMASK, &old, NULL);
 	fflush(NULL);
 	child = fork();
 	if (child < 0) {
 		cli_err(verb, "fork: %s", strerror(errno));
+		spawn_end(p[0], p[1], sfd, &old);
 		return 1;
 	}
 	if (child == 0) {
@@ -411,9 +451,7 @@ int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 	close(p[1]);
 	waitpid(child, NULL, 0);
 	ret = wait_daemon(verb, p[0], sfd, timeout_s, cfg->recover);
-	close(p[0]);
-	if (sfd >= 0)
-		close(sfd);
+	spawn_end(p[0], -1, sfd, &old);
 	return ret;
 }
 
@@ -479,16 +517,13 @@ static bool state_fits(char **words, int n)
 	return false;
 }
 
-/*
- * The --shmem files as a recovery reads them back, each "65535r@DEV.INO.LEN:"
- * (72 bytes at most) before its path.
- */
+/* The --shmem files as a recovery reads them back, each "65535r:" before its path. */
 static bool shmem_fits(const struct zublk_dev_config *cfg)
 {
 	size_t len = 0, room = sizeof(((struct zublk_state *)0)->shmem);
 
 	for (unsigned i = 0; i < cfg->nr_shmem; i++)
-		len += 72 + strlen(cfg->shmem[i]) + 1;
+		len += 7 + strlen(cfg->shmem[i]) + 1;
 	if (len <= room)
 		return true;
 	cli_err("add", "--shmem: %u files, their names too long for a recovery to read back "

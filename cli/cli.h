@@ -74,12 +74,13 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 		bool async);
 /*
  * A state file's shared-memory files (zublk_state.shmem, "index:path" lines,
- * "indexr:path" for one mapped read-only, "index[r]@dev.ino.len:path" naming
- * the file too; cut up in place) into @index, @path, @read_only and, unless
- * NULL, @id (0s where not named); how many, or -EINVAL.
+ * "indexr:path" for one mapped read-only; zublk_state.shmem_id, "dev.ino.len"
+ * lines; both cut up in place) into @index, @path, @read_only and, unless
+ * NULL, @id (0s where not recorded); how many, or -EINVAL.
  */
-int cli_state_shmem(char *lines, int index[ZUBLK_MAX_SHMEM], const char *path[ZUBLK_MAX_SHMEM],
-		    bool read_only[ZUBLK_MAX_SHMEM], struct zublk_shmem_id id[ZUBLK_MAX_SHMEM]);
+int cli_state_shmem(char *lines, char *id_lines, int index[ZUBLK_MAX_SHMEM],
+		    const char *path[ZUBLK_MAX_SHMEM], bool read_only[ZUBLK_MAX_SHMEM],
+		    struct zublk_shmem_id id[ZUBLK_MAX_SHMEM]);
 /* Ids of the ublk devices that exist now, sorted; returns how many. */
 int cli_list_ids(unsigned *ids, int max);
 

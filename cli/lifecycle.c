@@ -106,39 +106,38 @@ static int state_opts(struct zublk_state *st, struct zublk_opts *opts)
 	return zublk_opts_parse(opts, n, words);
 }
 
-int cli_state_shmem(char *lines, int index[ZUBLK_MAX_SHMEM], const char *path[ZUBLK_MAX_SHMEM],
-		    bool read_only[ZUBLK_MAX_SHMEM], struct zublk_shmem_id id[ZUBLK_MAX_SHMEM])
+int cli_state_shmem(char *lines, char *id_lines, int index[ZUBLK_MAX_SHMEM],
+		    const char *path[ZUBLK_MAX_SHMEM], bool read_only[ZUBLK_MAX_SHMEM],
+		    struct zublk_shmem_id id[ZUBLK_MAX_SHMEM])
 {
 	char *save = NULL;
-	int n = 0;
+	int n = 0, m = 0;
 
 	for (char *l = strtok_r(lines, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char *colon = strchr(l, ':'), *at, *end;
+		char *colon = strchr(l, ':');
 		unsigned idx;
 
 		if (!colon || n == ZUBLK_MAX_SHMEM)
 			return -EINVAL;
 		*colon = '\0';
-		/* "@DEV.INO.LEN": which file it was (not in older state files). */
-		at = strchr(l, '@');
-		if (id)
-			id[n] = (struct zublk_shmem_id){ 0 };
-		if (at) {
-			*at = '\0';
-			if (id && sscanf(at + 1, "%" SCNu64 ".%" SCNu64 ".%" SCNu64, &id[n].dev,
-					 &id[n].ino, &id[n].len) != 3)
-				return -EINVAL;
-			end = at;
-		} else {
-			end = colon;
-		}
-		read_only[n] = end > l && end[-1] == 'r';
+		read_only[n] = colon > l && colon[-1] == 'r';
 		if (read_only[n])
-			end[-1] = '\0';
+			colon[-1] = '\0';
 		if (zublk_parse_uint(l, 0, 0xffff, &idx))
 			return -EINVAL;
 		index[n] = (int)idx;
+		if (id)
+			id[n] = (struct zublk_shmem_id){ 0 };
 		path[n++] = colon + 1;
+	}
+	/* Which file each was: not in a state file from before. */
+	save = NULL;
+	for (char *l = id && id_lines ? strtok_r(id_lines, "\n", &save) : NULL; l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		if (m == n || sscanf(l, "%" SCNu64 ".%" SCNu64 ".%" SCNu64, &id[m].dev,
+				     &id[m].ino, &id[m].len) != 3)
+			return -EINVAL;
+		m++;
 	}
 	return n;
 }
@@ -179,7 +178,8 @@ int cmd_recover(int argc, char **argv)
 	cfg.poll_us = st.poll_us;
 	cfg.nr_threads = st.threads <= st.queues ? st.threads : 0;
 	/* The new daemon finds out again which files it may only read. */
-	ret = cli_state_shmem(st.shmem, cfg.shmem_index, cfg.shmem, shmem_ro, cfg.shmem_id);
+	ret = cli_state_shmem(st.shmem, st.shmem_id, cfg.shmem_index, cfg.shmem, shmem_ro,
+			      cfg.shmem_id);
 	if (ret < 0) {
 		cli_err("recover", "device %u: cannot parse its shared-memory files", a.id);
 		return 1;

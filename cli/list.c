@@ -153,7 +153,7 @@ static void print_json(const struct dev_view *v, bool first)
 		bool ro[ZUBLK_MAX_SHMEM];
 
 		snprintf(buf, sizeof(buf), "%s", v->st.shmem);
-		n = cli_state_shmem(buf, index, path, ro, NULL);
+		n = cli_state_shmem(buf, NULL, index, path, ro, NULL);
 		printf(", \"shmem\": [");
 		for (int i = 0; i < n; i++) {
 			printf("%s{\"index\": %d, \"file\": ", i ? ", " : "", index[i]);

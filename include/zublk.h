@@ -621,7 +621,8 @@ struct zublk_state {
 	char options[4096];	/* "key=value", one per line */
 	char files[1024];	/* identity of each backing: "dev:ino:size ..." */
 	char extra[2048];	/* the target's status members, raw JSON: "k": v, ... */
-	char shmem[2048];	/* the shared-memory files, "index[r][@dev.ino.len]:path" one per line */
+	char shmem[2048];	/* the shared-memory files, "index:path" one per line */
+	char shmem_id[512];	/* and which file each is, "dev.ino.len" one per line */
 };
 
 /* Counters summed over a device's queues. */

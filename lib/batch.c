@@ -264,31 +264,39 @@ static void batch_commit_done(struct zublk_queue *q, unsigned slot, int res)
 	if (took >= sent)
 		return;
 	buf = batch_slot(q, slot);
+	if (res >= 0 && !took)
+		res = -EPROTO; /* nothing taken, no reason given */
 	/* With the device going away nothing can be taken. */
 	if (!q->nr_live || res == -ENODEV)
 		return;
 	/*
 	 * The driver stops at the first element it refuses (a bug on one side
-	 * or the other).  -EBUSY: the tag is not ours to commit, so dropping it
-	 * loses nothing; the ones after it go again.  Anything else (the
-	 * command as a whole refused, or a tag it held that can never be
-	 * committed now) would leave a request that never ends, and
-	 * with it the device's deletion: the queue ends instead, and the
-	 * driver fails what it still holds as the daemon's ring goes.
+	 * or the other), and says why only when that is the first: a part
+	 * taken, the rest goes again, the refused one first.  The first
+	 * refused: -EBUSY, the tag is not ours to commit, so dropping it loses
+	 * nothing.  Anything else (the command as a whole refused, or a tag it
+	 * holds that can never be committed now) would leave a request that
+	 * never ends, and with it the device's deletion: the queue ends
+	 * instead, and the driver fails what it still holds as the daemon's
+	 * ring goes.
 	 */
 	{
-		struct ublk_elem_header h;
 		char *to = batch_slot(q, q->batch.cur);
+		unsigned from = took;
 
-		memcpy(&h, buf + (size_t)took * eb, sizeof(h));
-		zublk_err("queue %u: COMMIT_IO_CMDS refused tag %u: %s%s", q->q_id, h.tag,
-			  res < 0 ? strerror(-res) : "not taken",
-			  res == -EBUSY ? "" : "; the queue ends");
-		if (res != -EBUSY) {
-			q->error = res < 0 ? res : -EPROTO;
-			q->nr_live = 0;
+		if (res < 0) {
+			struct ublk_elem_header h;
+
+			memcpy(&h, buf, sizeof(h));
+			zublk_err("queue %u: COMMIT_IO_CMDS refused tag %u: %s%s", q->q_id, h.tag,
+				  strerror(-res), res == -EBUSY ? "" : "; the queue ends");
+			if (res != -EBUSY) {
+				q->error = res;
+				q->nr_live = 0;
+			}
+			from = 1;
 		}
-		for (unsigned i = took + 1; i < sent; i++) {
+		for (unsigned i = from; i < sent; i++) {
 			memcpy(to + (size_t)q->batch.nr_pending * eb, buf + (size_t)i * eb, eb);
 			q->batch.nr_pending++;
 		}

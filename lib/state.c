@@ -111,19 +111,23 @@ int zublk_state_write(struct zublk_dev *dev)
 		for (unsigned i = 0; i < dev->nr_shm; i++) {
 			char v[4200];
 
-			/*
-			 * "INDEX[r]@DEV.INO.LEN:PATH": r for one mapped read-only;
-			 * which file it is, for a recovery to find the same.
-			 */
-			snprintf(v, sizeof(v), "%d%s@%llu.%llu.%llu:%s", dev->shm[i].index,
-				 dev->shm[i].read_only ? "r" : "",
-				 (unsigned long long)dev->shm[i].dev,
-				 (unsigned long long)dev->shm[i].ino,
-				 (unsigned long long)dev->shm[i].len, dev->cfg.shmem[i]);
+			/* "INDEX:PATH", "INDEXr:PATH" for one mapped read-only. */
+			snprintf(v, sizeof(v), "%d%s:%s", dev->shm[i].index,
+				 dev->shm[i].read_only ? "r" : "", dev->cfg.shmem[i]);
 			if (i)
 				fputc(',', f);
 			zublk_json_str(f, v);
 		}
+		/*
+		 * Which file each is, "DEV.INO.LEN", for a recovery to find the
+		 * same; a key of its own, which an older zublk passes over.
+		 */
+		fprintf(f, "],\"shmem_id\":[");
+		for (unsigned i = 0; i < dev->nr_shm; i++)
+			fprintf(f, "%s\"%llu.%llu.%llu\"", i ? "," : "",
+				(unsigned long long)dev->shm[i].dev,
+				(unsigned long long)dev->shm[i].ino,
+				(unsigned long long)dev->shm[i].len);
 		fprintf(f, "]");
 	}
 	if (dev->ops->status)
@@ -348,7 +352,7 @@ static bool is_known_key(const char *key)
 	static const char *const known[] = {
 		"id", "target", "mode", "queues", "depth", "max_io", "size", "logical_block",
 		"daemon_pid", "flags", "recovery", "files", "options", "pin_queues", "poll_us",
-		"threads", "shmem",
+		"threads", "shmem", "shmem_id",
 	};
 
 	for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -452,11 +456,13 @@ int zublk_state_parse(const char *text, struct zublk_state *st)
 			else if (!strcmp(key, "files"))
 				copy_str(st->files, sizeof(st->files), val);
 		} else if (*p == '[') {
-			char *list = !strcmp(key, "options") ? st->options
-				     : !strcmp(key, "shmem") ? st->shmem
-							     : NULL;
+			char *list = !strcmp(key, "options")	? st->options
+				     : !strcmp(key, "shmem")	? st->shmem
+				     : !strcmp(key, "shmem_id") ? st->shmem_id
+								: NULL;
 			size_t size = !strcmp(key, "options") ? sizeof(st->options)
-								: sizeof(st->shmem);
+				      : !strcmp(key, "shmem") ? sizeof(st->shmem)
+							      : sizeof(st->shmem_id);
 			size_t used = 0;
 
 			p = skip_ws(p + 1);

@@ -420,7 +420,8 @@ TEST(shared_memory_files_and_their_indexes_survive_the_state_file)
 	fk.dev.nr_shm = 2;
 	CHECK_EQ(zublk_state_write(&fk.dev), 0);
 	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), 0);
-	CHECK_STREQ(st.shmem, "0@0.0.0:/dev/shm/a\n65535r@64768.12.4294967296:/dev/hugepages/b: c");
+	CHECK_STREQ(st.shmem, "0:/dev/shm/a\n65535r:/dev/hugepages/b: c");
+	CHECK_STREQ(st.shmem_id, "0.0.0\n64768.12.4294967296");
 	CHECK_STREQ(st.options, "file=/srv/disk.img");
 	fk.dev.nr_shm = 0;
 	fake_done(&fk);

@@ -20,8 +20,9 @@ v=$(printf 'v%.0s' $(seq 1000))
 expect_err "options: 5, 5020 bytes in all: more than a recovery can read back \\(256, 4096 bytes\\)" \
 	add -t null a1=$v a2=$v a3=$v a4=$v a5=$v
 s=/dev/shm/$(printf 's%.0s' $(seq 300))
-expect_err "shmem: 6 files, their names too long for a recovery to read back \\(2304 bytes, 2048 at most\\)" \
-	add -t null --shmem $s.1 --shmem $s.2 --shmem $s.3 --shmem $s.4 --shmem $s.5 --shmem $s.6
+expect_err "shmem: 7 files, their names too long for a recovery to read back \\(2233 bytes, 2048 at most\\)" \
+	add -t null --shmem $s.1 --shmem $s.2 --shmem $s.3 --shmem $s.4 --shmem $s.5 --shmem $s.6 \
+	--shmem $s.7
 # ... also with a device there: the daemon's report of such an option once
 # read as that device's id, and add's clean-up deleted it.
 add -t null -n 0
