@@ -5,7 +5,7 @@
  *   "P <pid>"   its pid          "I <id>"    the device id, once added
  *   "E <msg>"   an error line    "R <path>"  the device is live
  * If it fails or goes quiet past the timeout, or add is interrupted, add
- * kills it, deletes any device it made, prints its error and exits non-zero.
+ * stops it, deletes any device it made, prints its error and exits non-zero.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -296,8 +296,9 @@ static int interrupted(const char *verb, int sig, pid_t pid, long id, bool recov
 
 /*
  * Read the daemon's reports on @fd until it says ready, fails, goes quiet
- * past @timeout_s, or a signal comes on @sfd (the user gave up: the daemon
- * reports its pid first thing, so that is waited for, 5 s at most).
+ * past @timeout_s, or a signal comes on @sfd (the user gave up: its pid,
+ * reported first thing, and a new device's id, right after ADD_DEV, are
+ * waited for, 5 s at most).
  */
 static int wait_daemon(const char *verb, int fd, int sfd, unsigned timeout_s, bool recovering)
 {
