@@ -104,6 +104,7 @@ struct q2_img {
 	uint64_t bdev_size;		/* that device's size in bytes */
 	uint64_t size;			/* virtual size (raw: the file's) */
 	unsigned version;
+	uint64_t autoclear;		/* the header's autoclear features, cleared once served */
 	unsigned cluster_bits;
 	uint64_t cs;			/* cluster size */
 	unsigned l2_bits;		/* log2 of entries per L2 table */
@@ -2380,7 +2381,7 @@ static int open_backing(struct q2_img *img, const char *name, const char *fmt, u
 		return -EINVAL;
 	}
 	if (depth + 1 >= QCOW2_MAX_CHAIN) {
-		BAD(img, "a chain of more than %d backing files", QCOW2_MAX_CHAIN);
+		BAD(img, "a chain of more than %d backing files", QCOW2_MAX_CHAIN - 1);
 		free(full);
 		return -ELOOP;
 	}
@@ -2584,14 +2585,15 @@ static int read_tables(struct q2_img *img, const uint8_t *h)
 
 /*
  * Clear the autoclear bits: what they promise (bitmaps in step) a writer
- * that knows nothing of them breaks.
+ * that knows nothing of them breaks.  The last step of the set-up: a
+ * refused image is not changed.
  */
-static int clear_autoclear(struct q2_img *img, const uint8_t *h)
+static int clear_autoclear(struct q2_img *img)
 {
 	uint8_t z[8] = { 0 };
 	int ret;
 
-	if (img->ro || img->version < 3 || !be64(h + HDR_AUTOCLEAR))
+	if (img->ro || img->version < 3 || !img->autoclear)
 		return 0;
 	ret = pwrite_all(img->fd, z, 8, HDR_AUTOCLEAR);
 	if (!ret)
@@ -2678,8 +2680,7 @@ static int img_open(const char *path, const char *parent, unsigned depth, const 
 	ret = read_backing(img, h, hlen, &bname, &bfmt);
 	if (!ret && bname)
 		ret = open_backing(img, bname, bfmt, depth);
-	if (!ret)
-		ret = clear_autoclear(img, h);
+	img->autoclear = be64(h + HDR_AUTOCLEAR);
 	free(bname), free(bfmt);
 	if (ret)
 		goto err;
@@ -2853,6 +2854,9 @@ static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_
 		geom->caps |= ZUBLK_CAP_WRITE_ZEROES;
 	geom->discard_granularity = (uint32_t)d->top->cs;
 	geom->want_copy = true;
+	ret = clear_autoclear(d->top);
+	if (ret)
+		goto err;
 	zublk_dev_set_priv(dev, d);
 	return 0;
 err:

@@ -235,6 +235,24 @@ for o in cluster_size=512 cluster_size=4k cluster_size=2M compat=0.10 refcount_b
 	note "$o: verified, check clean, qemu reads what the device read"
 done
 
+# A refused image is not changed: its autoclear bits (a qemu bitmap) stay;
+# served, they are cleared (a writer that knows nothing of bitmaps).
+img=$TMP/bm.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=512 "$img" 64M || fail "qemu-img create (bitmap)"
+if qemu-img bitmap --add "$img" b0 2>/dev/null && [ "$(header "$img" 88 8)" != 0 ]; then
+	ac=$(header "$img" 88 8)
+	expect_err "qcow2: .*(below a page|O_DIRECT)" add -t qcow2 -f "$img" buffered=0
+	[ "$(header "$img" 88 8)" = "$ac" ] ||
+		fail "a refused add changed the autoclear bits: $ac -> $(header "$img" 88 8)"
+	add -t qcow2 -f "$img"
+	del "$ID"
+	[ "$(header "$img" 88 8)" = 0 ] || fail "served, the autoclear bits are $(header "$img" 88 8)"
+	note "autoclear $ac: kept by a refused add, cleared by a served one"
+else
+	skip_check "autoclear" "qemu-img bitmap --add did not set an autoclear bit"
+fi
+rm -f "$img"
+
 note "d) compressed clusters: read, then written over"
 head -c 24M "$TMP/src.raw" >"$TMP/d.raw" || fail "head"
 qemu-img convert -c -f raw -O qcow2 "$TMP/d.raw" "$TMP/d.qcow2" || fail "qemu-img convert -c"
