@@ -692,9 +692,9 @@ static void *worker_thread(void *arg)
 		if (!w->stopping) {
 			worker_batch_flush(w);
 			worker_submit(w);
-		}
-		else
+		} else {
 			worker_cancel_ops(w);
+		}
 	} else {
 		w->error = ret;
 	}

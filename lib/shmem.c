@@ -106,10 +106,17 @@ int zublk_shmem_setup(struct zublk_dev *dev)
 
 			/* Still registered: the driver keeps it for the device's life. */
 			s->index = cfg->shmem_index[i];
-			if (id->ino && (id->dev != s->dev || id->ino != s->ino || id->len != s->len)) {
+			if (id->ino && (id->dev != s->dev || id->ino != s->ino)) {
 				zublk_err("--shmem %s: not the file the device registered (made again "
 					  "since?): the driver serves the old one's pages; delete the "
 					  "device and add it again", cfg->shmem[i]);
+				return -ESTALE;
+			}
+			if (id->ino && id->len != s->len) {
+				zublk_err("--shmem %s: %llu bytes now, %llu when the device registered "
+					  "it: the driver serves those pages; give it that size back, "
+					  "or delete the device and add it again", cfg->shmem[i],
+					  (unsigned long long)s->len, (unsigned long long)id->len);
 				return -ESTALE;
 			}
 			continue;

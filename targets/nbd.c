@@ -344,7 +344,11 @@ static int nbd_connect(const struct nbd_dev *nd, int stop_fd)
 		freeaddrinfo(res);
 	}
 	nbd_err("nbd server %s: connect: %s", nd->server, strerror(-ret));
-	return ret;
+	/*
+	 * No socket file: a server that restarts makes it again, so a
+	 * reconnect tries on; -ENOENT would read as an unknown export (final).
+	 */
+	return ret == -ENOENT ? -ECONNREFUSED : ret;
 }
 
 static const char *rep_err_name(uint32_t type)

@@ -453,6 +453,9 @@ for mode in zero-copy copy; do
 	rc_down
 	wait_until 10 connected_is "$ID" False ||
 		fail "reconnect $mode: connected $(dev_field "$ID" connected) with the server dead"
+	# No socket file while the server is away (a restart makes it again):
+	# the tries go on, as for a socket nobody listens on.
+	rm -f "$TMP/rc.sock"
 	sleep 2
 	kill -0 $fio_pid 2>/dev/null || fail "reconnect $mode: fio ended with the server away"
 	rc_up

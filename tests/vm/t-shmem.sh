@@ -210,6 +210,22 @@ wait_until 5 no_daemons || fail "a daemon is left: $(pgrep -a zublk)"
 note "$(cat "$TMP/err")"
 del 7
 
+# The same file at another size: the driver serves the pages it registered.
+# recover refuses it; given its size back, recover serves it.
+truncate -s 1M "$TMP/shm/sized"
+add -t null --shmem "$TMP/shm/sized" -n 7
+kill -9 "$(dev_field 7 daemon_pid)"
+wait_until 20 state_is 7 QUIESCED || fail "sized: not QUIESCED 20 s after kill -9"
+truncate -s 2M "$TMP/shm/sized"
+timeout 60 "$Z" recover -n 7 >"$TMP/out" 2>"$TMP/err" && fail "recover took a file of another size"
+grep -q "shmem .*/sized: 2097152 bytes now, 1048576 when the device registered it" "$TMP/err" ||
+	fail "recover: $(cat "$TMP/err")"
+note "$(cat "$TMP/err")"
+truncate -s 1M "$TMP/shm/sized"
+timeout 60 "$Z" recover -n 7 >/dev/null 2>"$TMP/err" || fail "recover at the old size: $(cat "$TMP/err")"
+wait_until 20 state_is 7 LIVE || fail "sized: not LIVE 20 s after recover"
+del 7
+
 ZUBLK_FEATURE_MASK=0xfffffffffff7ffff expect_err "shmem: the running kernel lacks UBLK_F_SHMEM_ZC" \
 	add -t null --shmem "$SHM"
 expect_err "shmem .*/nonexistent: No such file" add -t null --shmem "$TMP/nonexistent"
