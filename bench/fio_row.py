@@ -51,8 +51,9 @@ def row(fio_json, before, after, prefix):
             io["bw"] += s["bw_bytes"]
             io["lat"] += s["lat_ns"]["mean"] * s["total_ios"]
             io["n"] += s["total_ios"]
-            p = s["lat_ns"].get("percentile", {}).get("99.000000", 0)
-            io["p99"] = max(io["p99"], p)
+            # No percentiles (fio run without them): no p99, not a p99 of 0.
+            p = s["lat_ns"].get("percentile", {}).get("99.000000")
+            io["p99"] = None if p is None or io["p99"] is None else max(io["p99"], p)
     if io["n"] == 0:
         sys.exit("fio_row.py: fio did no IO (%s)" % prefix)
     lat_us = io["lat"] / io["n"] / 1000
@@ -68,9 +69,9 @@ def row(fio_json, before, after, prefix):
                 busy = "%.2f" % (max(cpu_us - (a[0]["idle_ns"] - b[0]["idle_ns"]) / 1000, 0) / ios)
             enters = "%.3f" % ((a[0]["enters"] - b[0]["enters"]) / ios)
             sleeps = "%.3f" % ((a[2] - b[2]) / ios)
-    print("RAW,%s,%.0f,%.1f,%.1f,%.1f,%s,%s,%s,%s" % (prefix, io["iops"], io["bw"] / 1048576,
-                                                     lat_us, io["p99"] / 1000, cpu, enters, sleeps,
-                                                     busy))
+    p99 = "" if io["p99"] is None else "%.1f" % (io["p99"] / 1000)
+    print("RAW,%s,%.0f,%.1f,%.1f,%s,%s,%s,%s,%s" % (prefix, io["iops"], io["bw"] / 1048576,
+                                                   lat_us, p99, cpu, enters, sleeps, busy))
 
 
 def main():

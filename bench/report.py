@@ -110,7 +110,7 @@ def main():
     with open(os.path.join(d, "results.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["config", "job", "device", "rounds"] + METRICS +
-                   ["x_null_blk", "x_kloop", "x_kloop_dio", "x_md"])
+                   ["x_null_blk", "x_kloop", "x_kloop_dio", "x_md", "x_nbd"])
         for (cfg, job), devs in sorted(order.items()):
             for dev in devs:
                 v = med[(cfg, job, dev)]

@@ -222,6 +222,9 @@ kloop() { # kloop NAME on|off FILE
 	local l
 	l=$(losetup -f --show --direct-io="$2" "$3") || die "losetup --direct-io=$2 $3 failed"
 	LOOPS+=("$l")
+	# losetup falls back to buffered with a warning only: a "dio on" row must be.
+	[ "$2" = off ] || [ "$(cat "/sys/block/${l#/dev/}/loop/dio")" = 1 ] ||
+		die "$l: direct IO did not take over $3"
 	DEV[$1]=$l
 	set_none "$l"
 }
@@ -476,6 +479,7 @@ if need raid; then
 		for f in c d; do
 			l=$(losetup -f --show --direct-io=on "$T/tmpfs/$f") || die "losetup $f"
 			LOOPS+=("$l")
+			[ "$(cat "/sys/block/${l#/dev/}/loop/dio")" = 1 ] || die "$l: direct IO did not take"
 			ls+=("$l")
 		done
 		mdadm --create "$node" --run --quiet --metadata=1.2 --level="$level" \

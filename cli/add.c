@@ -224,22 +224,6 @@ static void run_daemon(const struct zublk_dev_config *config, const struct zublk
 	_exit(ret ? 1 : 0);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Wait up to @ms for @pid to be gone; whether it is. */
-static bool pid_gone(pid_t pid, int ms)
-{
-	for (int i = 0; i < ms / 10 && kill(pid, 0) == 0; i++)
-		usleep(10000);
-	return kill(pid, 0) != 0;
-}
-
 /*
  * Kill what the daemon left: the process, then the device.  A daemon in
  * the middle of START_DEV must not die: the driver's partition scan waits
@@ -258,9 +242,9 @@ static void cleanup_failed(pid_t pid, long id, bool recovering)
 	if (pid > 0) {
 		if (!recovering)
 			kill(pid, SIGTERM);
-		if (recovering || !pid_gone(pid, 30000))
+		if (recovering || !cli_wait_daemon_gone(pid, 30))
 			kill(pid, SIGKILL);
-		pid_gone(pid, 5000);
+		cli_wait_daemon_gone(pid, 5);
 	}
 	/*
 	 * Only a device our daemon added and left: one that stopped deleted
@@ -302,7 +286,7 @@ static int interrupted(const char *verb, int sig, pid_t pid, long id, bool recov
  */
 static int wait_daemon(const char *verb, int fd, int sfd, unsigned timeout_s, bool recovering)
 {
-	double deadline = now_s() + timeout_s;
+	double deadline = cli_now_s() + timeout_s;
 	char buf[4096], errs[4096] = "";
 	size_t have = 0, nerr = 0;
 	pid_t pid = -1;
@@ -312,7 +296,7 @@ static int wait_daemon(const char *verb, int fd, int sfd, unsigned timeout_s, bo
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN },
 					 { .fd = sfd, .events = POLLIN } };
-		double left = deadline - now_s();
+		double left = deadline - cli_now_s();
 		ssize_t n;
 		char *nl;
 
@@ -335,8 +319,8 @@ static int wait_daemon(const char *verb, int fd, int sfd, unsigned timeout_s, bo
 
 			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 				sig = (int)si.ssi_signo;
-				if (deadline > now_s() + 5)
-					deadline = now_s() + 5;
+				if (deadline > cli_now_s() + 5)
+					deadline = cli_now_s() + 5;
 			}
 			continue;
 		}

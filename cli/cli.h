@@ -26,8 +26,13 @@ void cmd_help(FILE *f);
 int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 		     const struct zublk_target_ops *ops, struct zublk_opts *opts,
 		     unsigned timeout_s);
-/* Wait (bounded) for a daemon process to go; false if it is still there. */
+/*
+ * Wait (bounded) for a daemon process to go; false if it is still there.
+ * A pid now used by a process that is not zublk counts as gone.
+ */
 bool cli_wait_daemon_gone(pid_t pid, unsigned timeout_s);
+/* Seconds on the monotonic clock. */
+double cli_now_s(void);
 /*
  * @pid, the driver's daemon pid of device @id, if that process holds
  * /dev/ublkc@id (or cannot be looked into); else 0.  A daemon that died

@@ -67,12 +67,17 @@ static bool pid_comm(long pid, char *comm, size_t len)
 
 static bool pid_is_daemon(pid_t pid)
 {
-	char comm[32];
+	char comm[32], own[32];
 
-	if (pid <= 0 || kill(pid, 0) || !pid_comm(pid, comm, sizeof(comm)))
+	if (pid <= 0 || kill(pid, 0))
 		return false;
-	/* Our daemon's main thread keeps the command's name. */
-	return !strncmp(comm, "zublk", 5);
+	/* Unreadable (/proc hidden, or it went just now): there while kill says so. */
+	if (!pid_comm(pid, comm, sizeof(comm)))
+		return kill(pid, 0) == 0;
+	/* Our daemon's main thread keeps the command's name: ours, or zublk's. */
+	if (!strncmp(comm, "zublk", 5))
+		return true;
+	return pid_comm(getpid(), own, sizeof(own)) && !strcmp(comm, own);
 }
 
 pid_t cli_daemon_pid(unsigned id, pid_t pid)
@@ -213,7 +218,7 @@ bool cli_find_holder(unsigned id, char *buf, size_t len)
 	return found;
 }
 
-static double now_s(void)
+double cli_now_s(void)
 {
 	struct timespec ts;
 
@@ -223,9 +228,9 @@ static double now_s(void)
 
 bool cli_wait_daemon_gone(pid_t pid, unsigned timeout_s)
 {
-	double deadline = now_s() + timeout_s;
+	double deadline = cli_now_s() + timeout_s;
 
-	while (pid_is_daemon(pid) && now_s() < deadline)
+	while (pid_is_daemon(pid) && cli_now_s() < deadline)
 		usleep(20000);
 	return !pid_is_daemon(pid);
 }
@@ -245,7 +250,7 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 		bool async)
 {
 	struct ublksrv_ctrl_dev_info info;
-	double start = now_s();
+	double start = cli_now_s();
 	unsigned left;
 	pid_t pid;
 	int ret;
@@ -287,7 +292,7 @@ int cli_del_dev(const char *verb, struct zublk_ctrl *c, unsigned id, unsigned ti
 	zublk_state_unlink(zublk_state_dir(), id);
 	if (async)
 		return 0;
-	left = timeout_s > now_s() - start ? timeout_s - (unsigned)(now_s() - start) : 1;
+	left = timeout_s > cli_now_s() - start ? timeout_s - (unsigned)(cli_now_s() - start) : 1;
 	if (!cli_wait_daemon_gone(pid, left)) {
 		cli_err(verb, "device %u: daemon %d did not exit in %u s; killed it", id, (int)pid,
 			timeout_s);

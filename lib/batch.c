@@ -228,6 +228,12 @@ void zublk_batch_commit(struct zublk_queue *q, struct zublk_io *io)
  * finished.  The element array stays put until its CQE (sub = its slot).
  * Returns the commands queued (0 or 1).
  */
+/* Whether the commit slot after the current one is free to take the next. */
+static inline bool batch_next_slot_free(const struct zublk_queue *q)
+{
+	return !(q->batch.busy & (1U << ((q->batch.cur + 1) % ZUBLK_BATCH_COMMIT_BUFS)));
+}
+
 unsigned zublk_batch_flush(struct zublk_queue *q)
 {
 	unsigned next = (q->batch.cur + 1) % ZUBLK_BATCH_COMMIT_BUFS;
@@ -236,7 +242,7 @@ unsigned zublk_batch_flush(struct zublk_queue *q)
 	if (!q->batch.nr_pending)
 		return 0;
 	/* Every slot still in flight: commit on the next turn. */
-	if (q->batch.busy & (1U << next))
+	if (!batch_next_slot_free(q))
 		return 0;
 	sqe = batch_cmd(q, UBLK_U_IO_COMMIT_IO_CMDS, q->batch.nr_pending, batch_elem_bytes(q),
 			batch_flags(q), zublk_queue_ud(q, 0, ZUBLK_UD_BCOMMIT, q->batch.cur));
@@ -309,9 +315,7 @@ static void batch_commit_done(struct zublk_queue *q, unsigned slot, int res)
  */
 bool zublk_batch_stuck(const struct zublk_queue *q)
 {
-	unsigned next = (q->batch.cur + 1) % ZUBLK_BATCH_COMMIT_BUFS;
-
-	return q->batch.nr_pending && !(q->batch.busy & (1U << next));
+	return q->batch.nr_pending && batch_next_slot_free(q);
 }
 
 /*

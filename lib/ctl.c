@@ -39,6 +39,7 @@ static int sock_path(const char *dir, unsigned id, struct sockaddr_un *sa)
 int zublk_ctl_listen(struct zublk_dev *dev)
 {
 	struct sockaddr_un sa;
+	struct stat st;
 	int fd, ret;
 
 	dev->ctl_fd = -1;
@@ -53,14 +54,18 @@ int zublk_ctl_listen(struct zublk_dev *dev)
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
+	/* Made 0600 whatever the umask (the file takes the socket's mode). */
+	fchmod(fd, 0600);
 	unlink(sa.sun_path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 4)) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 4) ||
+	    stat(sa.sun_path, &st)) {
 		ret = -errno;
 		close(fd);
 		zublk_warn("control socket %s: %s", sa.sun_path, strerror(-ret));
 		return ret;
 	}
 	chmod(sa.sun_path, 0600);
+	dev->ctl_ino = st.st_ino;
 	dev->ctl_fd = fd;
 	return 0;
 }
@@ -68,12 +73,15 @@ int zublk_ctl_listen(struct zublk_dev *dev)
 void zublk_ctl_close(struct zublk_dev *dev)
 {
 	struct sockaddr_un sa;
+	struct stat st;
 
 	if (dev->ctl_fd < 0)
 		return;
 	close(dev->ctl_fd);
 	dev->ctl_fd = -1;
-	if (!sock_path(dev->state_dir, dev->info.dev_id, &sa))
+	/* Ours only: a new daemon of the device (a recovery) may have bound its own. */
+	if (!sock_path(dev->state_dir, dev->info.dev_id, &sa) && !lstat(sa.sun_path, &st) &&
+	    st.st_ino == dev->ctl_ino)
 		unlink(sa.sun_path);
 }
 
@@ -113,8 +121,10 @@ static int handle(struct zublk_dev *dev, int argc, char **argv, char *reply, siz
 	if (argc == 2 && !strcmp(argv[0], "debug-exit-queue")) {
 		unsigned q;
 
-		if (zublk_parse_uint(argv[1], 0, 4095, &q))
+		if (zublk_parse_uint(argv[1], 0, 4095, &q)) {
+			snprintf(reply, len, "queue '%s': not a queue number", argv[1]);
 			return -EINVAL;
+		}
 		ret = zublk_dev_kick_queue(dev, q);
 		snprintf(reply, len, "queue %u: %s", q, ret ? strerror(-ret) : "told to exit");
 		return ret;
@@ -135,6 +145,7 @@ void zublk_dev_ctl_serve(struct zublk_dev *dev)
 {
 	char msg[CTL_MAX_MSG], reply[1024], out[CTL_MAX_MSG];
 	char *argv[CTL_MAX_ARGS];
+	struct ucred cred;
 	struct pollfd pfd;
 	int fd, argc = 0, ret, n;
 	ssize_t len;
@@ -142,6 +153,10 @@ void zublk_dev_ctl_serve(struct zublk_dev *dev)
 	fd = accept4(dev->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
+	/* Root or our own user only (the socket's mode says so too). */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &(socklen_t){ sizeof(cred) }) ||
+	    (cred.uid != 0 && cred.uid != geteuid()))
+		goto out;
 	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
 	if (poll(&pfd, 1, 5000) <= 0)
 		goto out;
@@ -149,10 +164,19 @@ void zublk_dev_ctl_serve(struct zublk_dev *dev)
 	if (len <= 0)
 		goto out;
 	msg[len] = '\0';
-	for (char *p = msg; p < msg + len && argc < CTL_MAX_ARGS; p += strlen(p) + 1)
-		argv[argc++] = p;
+	for (char *p = msg; p < msg + len && argc <= CTL_MAX_ARGS; p += strlen(p) + 1)
+		if (argc < CTL_MAX_ARGS)
+			argv[argc++] = p;
+		else
+			argc++;
 	zublk_last_error_clear();
-	ret = handle(dev, argc, argv, reply, sizeof(reply));
+	reply[0] = '\0';
+	if (argc > CTL_MAX_ARGS) {
+		snprintf(reply, sizeof(reply), "request: more than %d words", CTL_MAX_ARGS);
+		ret = -E2BIG;
+	} else {
+		ret = handle(dev, argc, argv, reply, sizeof(reply));
+	}
 	n = snprintf(out, sizeof(out), "%d", ret);
 	n++;
 	n += snprintf(out + n, sizeof(out) - (size_t)n, "%s", reply);
@@ -170,7 +194,15 @@ static int ctl_send(const char *state_dir, unsigned id, int argc, char *const *a
 	size_t n = 0;
 	int fd, ret;
 
-	ret = sock_path(state_dir ? state_dir : zublk_state_dir(), id, &sa);
+	if (!state_dir)
+		state_dir = zublk_state_dir();
+	ret = zublk_state_dir_trusted(state_dir);
+	if (ret) {
+		snprintf(reply, reply_len, "state directory %s: %s", state_dir,
+			 ret == -EPERM ? "not a directory of yours or root's" : strerror(-ret));
+		return ret;
+	}
+	ret = sock_path(state_dir, id, &sa);
 	if (ret)
 		return ret;
 	for (int i = 0; i < argc; i++) {

@@ -19,6 +19,12 @@ struct zublk_ctrl {
 	struct io_uring ring;
 	unsigned timeout_ms;
 	uint64_t seq;		/* user_data of the last command sent */
+	/* Payloads of commands that timed out, freed when their CQE comes. */
+	struct {
+		uint64_t seq;
+		void *buf;
+	} late[8];
+	unsigned nr_late;
 	/*
 	 * A device a user added (UBLK_F_UNPRIVILEGED_DEV) takes its char
 	 * device's path in front of every command's payload, from anyone; a
@@ -74,32 +80,16 @@ void zublk_ctrl_set_timeout(struct zublk_ctrl *c, unsigned ms)
 	c->timeout_ms = ms;
 }
 
-/*
- * The driver runs control commands from io_uring's worker threads (it
- * refuses the non-blocking first try), so the submitter only waits for the
- * CQE, and that wait is bounded: START_DEV, DEL_DEV and QUIESCE can block
- * in the kernel for as long as a daemon misbehaves.  A command still running
- * at the timeout is cancelled when the ring is closed.
- */
-static int ctrl_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *cmd)
+/* The CQE tagged @seq, skipping late answers to commands that timed out. */
+static int ctrl_wait(struct zublk_ctrl *c, uint64_t seq, int *res)
 {
 	struct __kernel_timespec ts = {
 		.tv_sec = c->timeout_ms / 1000,
 		.tv_nsec = (long long)(c->timeout_ms % 1000) * 1000000LL,
 	};
-	struct io_uring_sqe *sqe;
 	struct io_uring_cqe *cqe;
 	int ret;
 
-	sqe = io_uring_get_sqe(&c->ring);
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_uring_cmd(sqe, op, c->fd);
-	memcpy(sqe->cmd, cmd, sizeof(*cmd));
-	io_uring_sqe_set_data64(sqe, ++c->seq);
-	ret = io_uring_submit(&c->ring);
-	if (ret < 0)
-		return ret;
 	for (;;) {
 		do {
 			ret = c->timeout_ms ? io_uring_wait_cqe_timeout(&c->ring, &cqe, &ts)
@@ -109,14 +99,73 @@ static int ctrl_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *
 			return -ETIMEDOUT;
 		if (ret < 0)
 			return ret;
-		if (cqe->user_data == c->seq)
+		if (cqe->user_data == seq)
 			break;
-		/* The late answer to a command that timed out: not ours. */
+		/* The late answer to a command that timed out: its payload is free. */
+		for (unsigned i = 0; i < c->nr_late; i++) {
+			if (c->late[i].seq == cqe->user_data) {
+				free(c->late[i].buf);
+				c->late[i] = c->late[--c->nr_late];
+				break;
+			}
+		}
 		io_uring_cqe_seen(&c->ring, cqe);
 	}
-	ret = cqe->res;
+	*res = cqe->res;
 	io_uring_cqe_seen(&c->ring, cqe);
-	return ret;
+	return 0;
+}
+
+/*
+ * The driver runs control commands from io_uring's worker threads (it
+ * refuses the non-blocking first try), so the submitter only waits for the
+ * CQE, and that wait is bounded: START_DEV, DEL_DEV and QUIESCE can block
+ * in the kernel for as long as a daemon misbehaves.  A command still there
+ * at the timeout cannot be called back (it may wait on a lock no signal
+ * ends) and reads or writes its payload whenever it runs: so the payload
+ * goes through a buffer of the command's own, left to it on a timeout and
+ * freed when its late CQE is seen (never, if the ring closes first: a few
+ * bytes, rather than a write into a caller's stack long gone).
+ */
+static int ctrl_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *cmd)
+{
+	struct ublksrv_ctrl_cmd with = *cmd;
+	struct io_uring_sqe *sqe;
+	void *buf = NULL;
+	int ret, res;
+
+	if (cmd->len) {
+		buf = malloc(cmd->len);
+		if (!buf)
+			return -ENOMEM;
+		memcpy(buf, (void *)(uintptr_t)cmd->addr, cmd->len);
+		with.addr = (uintptr_t)buf;
+	}
+	sqe = io_uring_get_sqe(&c->ring);
+	if (!sqe) {
+		free(buf);
+		return -EBUSY;
+	}
+	io_uring_prep_uring_cmd(sqe, op, c->fd);
+	memcpy(sqe->cmd, &with, sizeof(with));
+	io_uring_sqe_set_data64(sqe, ++c->seq);
+	ret = io_uring_submit(&c->ring);
+	if (ret < 0) {
+		free(buf);
+		return ret;
+	}
+	ret = ctrl_wait(c, c->seq, &res);
+	if (ret) {
+		/* @buf is the command's still: freed if its CQE comes, else left. */
+		if (buf && c->nr_late < sizeof(c->late) / sizeof(c->late[0]))
+			c->late[c->nr_late++] = (typeof(c->late[0])){ c->seq, buf };
+		return ret;
+	}
+	if (buf) {
+		memcpy((void *)(uintptr_t)cmd->addr, buf, cmd->len);
+		free(buf);
+	}
+	return res;
 }
 
 static struct ublksrv_ctrl_cmd cmd_for(unsigned dev_id)
@@ -330,19 +379,15 @@ int zublk_ctrl_quiesce_dev(struct zublk_ctrl *c, unsigned dev_id, unsigned timeo
 int zublk_ctrl_msg_ring(struct zublk_ctrl *c, int ring_fd, uint64_t user_data)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
-	struct io_uring_cqe *cqe;
-	int ret;
+	int ret, res;
 
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_msg_ring(sqe, ring_fd, 0, user_data, 0);
-	ret = io_uring_submit_and_wait(&c->ring, 1);
+	io_uring_sqe_set_data64(sqe, ++c->seq);
+	ret = io_uring_submit(&c->ring);
 	if (ret < 0)
 		return ret;
-	ret = io_uring_wait_cqe(&c->ring, &cqe);
-	if (ret < 0)
-		return ret;
-	ret = cqe->res;
-	io_uring_cqe_seen(&c->ring, cqe);
-	return ret;
+	ret = ctrl_wait(c, c->seq, &res);
+	return ret ? ret : res;
 }

@@ -949,9 +949,10 @@ void zublk_dev_destroy(struct zublk_dev *dev)
 	zublk_dev_wait(dev);
 	if (dev->ops->exit)
 		dev->ops->exit(dev);
+	/* The socket first: a new daemon may bind its own once the cdev is free. */
+	zublk_ctl_close(dev);
 	if (dev->cdev_fd >= 0)
 		close(dev->cdev_fd);
-	zublk_ctl_close(dev);
 	/*
 	 * Delete what we stopped or never started; a device left to a new
 	 * daemon (upgrade, recovery) keeps its state file for it.

@@ -193,6 +193,7 @@ struct zublk_dev {
 	_Atomic bool told_stopping;		/* ops->stopping was called */
 	atomic_bool cancelling;			/* the driver aborted a command of ours */
 	int ctl_fd;				/* listening control socket, or -1 */
+	ino_t ctl_ino;				/* its file's inode: ours to unlink */
 	pthread_mutex_t state_lock;		/* state file writers */
 	char files_id[1024];			/* backing identity, "dev:ino:size ..." */
 	struct zublk_shmem {			/* cfg.shmem, mapped and registered */
@@ -274,6 +275,7 @@ int zublk_state_write(struct zublk_dev *dev);
 void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len);
 /* Make the state directory (0700 for a user); -EPERM when it is not ours. */
 int zublk_state_dir_make(const char *dir);
+int zublk_state_dir_trusted(const char *dir);
 
 /* dev.c */
 int zublk_dev_kick_queue(struct zublk_dev *dev, unsigned q_id);

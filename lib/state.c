@@ -17,6 +17,9 @@
 
 #include "internal.h"
 
+/* A state file is read whole, up to this. */
+#define STATE_MAX_BYTES (1 << 20)
+
 static void path_of(const char *dir, unsigned id, const char *ext, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%u.%s", dir, id, ext);
@@ -43,6 +46,24 @@ void zublk_json_str(FILE *f, const char *s)
  * user's by that user alone.  One that is not ours (a directory in /tmp
  * someone else made first) is not used: -EPERM, said once.
  */
+/*
+ * Whether what @dir holds may be believed: for a user, a directory the
+ * user or root owns (another user may have made /tmp/zublk-UID first).
+ * Root reads users' own directories, which its callers check.
+ */
+int zublk_state_dir_trusted(const char *dir)
+{
+	struct stat st;
+
+	if (geteuid() == 0)
+		return 0;
+	if (lstat(dir, &st))
+		return -errno;
+	if (!S_ISDIR(st.st_mode) || (st.st_uid != geteuid() && st.st_uid != 0))
+		return -EPERM;
+	return 0;
+}
+
 int zublk_state_dir_make(const char *dir)
 {
 	struct stat st;
@@ -133,9 +154,13 @@ int zublk_state_write(struct zublk_dev *dev)
 	if (dev->ops->status)
 		dev->ops->status(dev, f);
 	fprintf(f, "}\n");
-	if (fflush(f) || fsync(fileno(f)))
+	/* A write that failed (a full /run) leaves no cut file in the state's place. */
+	if (ferror(f))
+		ret = -EIO;
+	else if (fflush(f) || fsync(fileno(f)))
 		ret = -errno;
-	fclose(f);
+	if (fclose(f) && !ret)
+		ret = -errno;
 	if (!ret && rename(tmp, path))
 		ret = -errno;
 	if (ret) {
@@ -145,31 +170,53 @@ int zublk_state_write(struct zublk_dev *dev)
 	return ret;
 }
 
+/* A new stats file's head, written before anyone can see it. */
+static void stats_head(struct zublk_stats_file *sf, unsigned nr_queues)
+{
+	sf->nr_queues = nr_queues;
+	sf->magic = ZUBLK_STATS_MAGIC;
+}
+
 int zublk_stats_map(struct zublk_dev *dev)
 {
-	char path[300];
+	char path[300], tmp[310];
 	size_t len = sizeof(struct zublk_stats_file) +
 		     dev->nr_queues * sizeof(struct zublk_queue_stats);
 	void *p = MAP_FAILED;
 	int fd = -1;
 
 	if (dev->state_dir[0] && !zublk_state_dir_make(dev->state_dir)) {
+		/*
+		 * Made anew and renamed in place: a reader may have the old one
+		 * mapped, which truncating it would fault.
+		 */
 		path_of(dev->state_dir, dev->info.dev_id, "stats", path, sizeof(path));
-		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd >= 0 && ftruncate(fd, (off_t)len) == 0)
 			p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		if (fd >= 0)
+		if (p != MAP_FAILED) {
+			stats_head(p, dev->nr_queues);
+			if (rename(tmp, path)) {
+				munmap(p, len);
+				p = MAP_FAILED;
+			}
+		}
+		if (fd >= 0) {
 			close(fd);
+			if (p == MAP_FAILED)
+				unlink(tmp);
+		}
 	}
 	/* Without a state dir the counters still exist, just unseen. */
-	if (p == MAP_FAILED)
+	if (p == MAP_FAILED) {
 		p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return -ENOMEM;
+		if (p == MAP_FAILED)
+			return -ENOMEM;
+		stats_head(p, dev->nr_queues);
+	}
 	dev->stats = p;
 	dev->stats_len = len;
-	dev->stats->nr_queues = dev->nr_queues;
-	dev->stats->magic = ZUBLK_STATS_MAGIC;
 	return 0;
 }
 
@@ -254,6 +301,9 @@ int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum)
 	int fd, ret = 0;
 
 	memset(sum, 0, sizeof(*sum));
+	ret = zublk_state_dir_trusted(dir);
+	if (ret)
+		return ret;
 	path_of(dir, id, "stats", path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -525,18 +575,38 @@ int zublk_state_parse(const char *text, struct zublk_state *st)
 
 int zublk_state_load(const char *dir, unsigned id, struct zublk_state *st)
 {
-	char path[300], text[16384];
+	char path[300], *text;
+	struct stat sb;
 	ssize_t n;
-	int fd;
+	int fd, ret;
 
-	path_of(dir ? dir : zublk_state_dir(), id, "json", path, sizeof(path));
+	if (!dir)
+		dir = zublk_state_dir();
+	ret = zublk_state_dir_trusted(dir);
+	if (ret)
+		return ret;
+	path_of(dir, id, "json", path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	n = read(fd, text, sizeof(text) - 1);
+	/* All of it (long paths and options add up), within reason. */
+	ret = fstat(fd, &sb) ? -errno : sb.st_size > STATE_MAX_BYTES ? -EFBIG : 0;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	text = malloc((size_t)sb.st_size + 1);
+	if (!text) {
+		close(fd);
+		return -ENOMEM;
+	}
+	n = pread(fd, text, (size_t)sb.st_size, 0);
+	ret = n < 0 ? -errno : 0;
 	close(fd);
-	if (n < 0)
-		return -errno;
-	text[n] = '\0';
-	return zublk_state_parse(text, st);
+	if (!ret) {
+		text[n] = '\0';
+		ret = zublk_state_parse(text, st);
+	}
+	free(text);
+	return ret;
 }

@@ -401,17 +401,6 @@ static void *mirror_manager(void *arg)
 
 /* ------------------------------------------------------------------ init */
 
-static bool mirror_same_file(int a, int b)
-{
-	struct stat sa, sb;
-
-	if (fstat(a, &sa) || fstat(b, &sb))
-		return false;
-	if (S_ISBLK(sa.st_mode) && S_ISBLK(sb.st_mode))
-		return sa.st_rdev == sb.st_rdev;
-	return !S_ISBLK(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 /* A leg known to be failed may be gone: stand in /dev/null for it. */
 static int mirror_open_failed_leg(const char *path, int buffered, struct raid_member *m)
 {
@@ -575,7 +564,7 @@ static int mirror_check_legs(struct mirror_dev *md, uint32_t failed, uint64_t wa
 			return -EINVAL;
 		}
 		for (unsigned j = 0; j < i; j++) {
-			if (md->leg[j].m.b.size && mirror_same_file(m->b.fd, md->leg[j].m.b.fd)) {
+			if (md->leg[j].m.b.size && raid_same_storage(m->b.fd, md->leg[j].m.b.fd)) {
 				zublk_log(ZUBLK_LOG_ERR, "mirror: leg '%s': the same as '%s'",
 					  m->path, md->leg[j].m.path);
 				return -EINVAL;
@@ -1168,7 +1157,7 @@ static int mirror_check_new_leg(struct mirror_dev *md, unsigned leg, struct raid
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < md->nr; i++) {
-		if (i != leg && mirror_same_file(m->b.fd, atomic_load(&md->leg[i].fd))) {
+		if (i != leg && raid_same_storage(m->b.fd, atomic_load(&md->leg[i].fd))) {
 			snprintf(reply, len, "mirror: '%s' is leg %u already", m->path, i);
 			return -EINVAL;
 		}

@@ -105,6 +105,7 @@ struct q2_img {
 	uint64_t size;			/* virtual size (raw: the file's) */
 	unsigned version;
 	uint64_t autoclear;		/* the header's autoclear features, cleared once served */
+	const struct q2_img *child;	/* the image whose backing this is, or NULL */
 	unsigned cluster_bits;
 	uint64_t cs;			/* cluster size */
 	unsigned l2_bits;		/* log2 of entries per L2 table */
@@ -2312,8 +2313,8 @@ static void img_close(struct q2_img *img)
 	}
 }
 
-static int img_open(const char *path, const char *parent, unsigned depth, const char *fmt,
-		    bool ro, struct q2_img **out);
+static int img_open(const char *path, const struct q2_img *child, unsigned depth,
+		    const char *fmt, bool ro, struct q2_img **out);
 
 /* The backing file's name and format from the header and its extensions. */
 static int read_backing(struct q2_img *img, const uint8_t *h, uint32_t hlen, char **name,
@@ -2385,7 +2386,7 @@ static int open_backing(struct q2_img *img, const char *name, const char *fmt, u
 		free(full);
 		return -ELOOP;
 	}
-	ret = img_open(full, img->path, depth + 1, fmt, true, &img->backing);
+	ret = img_open(full, img, depth + 1, fmt, true, &img->backing);
 	free(full);
 	return ret;
 }
@@ -2612,8 +2613,8 @@ static void img_map(struct q2_img *img)
 		zublk_backing_map(&img->b, img->raw ? img->size : img->file_end);
 }
 
-static int img_open(const char *path, const char *parent, unsigned depth, const char *fmt,
-		    bool ro, struct q2_img **out)
+static int img_open(const char *path, const struct q2_img *child, unsigned depth,
+		    const char *fmt, bool ro, struct q2_img **out)
 {
 	struct q2_img *img = calloc(1, sizeof(*img));
 	uint8_t h[112] = { 0 };
@@ -2626,13 +2627,14 @@ static int img_open(const char *path, const char *parent, unsigned depth, const 
 		return -ENOMEM;
 	img->ro = ro;
 	img->dfd = -1;
+	img->child = child;
 	img->path = strdup(path);
 	img->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (!img->path || img->fd < 0) {
 		ret = img->path ? -errno : -ENOMEM;
-		if (parent)
-			zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': backing file '%s': %s", parent, path,
-				  strerror(-ret));
+		if (child)
+			zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': backing file '%s': %s", child->path,
+				  path, strerror(-ret));
 		else if (img->path)
 			BAD(img, "%s", strerror(-ret));
 		goto err;
@@ -2652,6 +2654,18 @@ static int img_open(const char *path, const char *parent, unsigned depth, const 
 			goto err;
 		}
 		img->bdev_size = (uint64_t)end;
+	}
+	/* A chain that comes back to one of its images (its locks would be ours). */
+	for (const struct q2_img *c = child; c; c = c->child) {
+		struct stat cs;
+
+		if (!fstat(c->fd, &cs) && cs.st_dev == st.st_dev && cs.st_ino == st.st_ino) {
+			zublk_log(ZUBLK_LOG_ERR,
+				  "qcow2: '%s': backing file '%s': the same file as '%s' "
+				  "(a loop in the backing chain)", child->path, path, c->path);
+			ret = -ELOOP;
+			goto err;
+		}
 	}
 	/* /dev is a tmpfs too: only a regular file is in memory. */
 	img->in_memory = S_ISREG(st.st_mode) && zublk_path_in_memory(path);

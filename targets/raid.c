@@ -4,8 +4,15 @@
  * device), and the pure stripe and mirror math (unit-tested).
  */
 #include <errno.h>
+#include <limits.h>
+#include <linux/loop.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "raid.h"
 
@@ -44,6 +51,104 @@ void raid_member_close(struct raid_member *m)
 	zublk_backing_close(&m->b);
 	free(m->path);
 	m->path = NULL;
+}
+
+/*
+ * Where a member's data lives: bytes [off, off + len) (len 0: to the end)
+ * of a file (dev, ino) or of a whole block device (dev).
+ */
+struct raid_extent {
+	bool file;
+	dev_t dev;
+	ino_t ino;
+	uint64_t off, len;
+};
+
+/* The first line of sysfs file @dir/@name into @buf; false if none. */
+static bool sysfs_line(const char *dir, const char *name, char *buf, size_t len)
+{
+	char path[PATH_MAX + 64];
+	FILE *f;
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	ok = fgets(buf, (int)len, f) != NULL;
+	fclose(f);
+	if (ok)
+		buf[strcspn(buf, "\n")] = '\0';
+	return ok;
+}
+
+static uint64_t sysfs_u64(const char *dir, const char *name)
+{
+	char buf[32];
+
+	return sysfs_line(dir, name, buf, sizeof(buf)) ? strtoull(buf, NULL, 10) : 0;
+}
+
+/*
+ * @fd's extent: a partition is a range of its disk, and a loop device (or
+ * a partition of one) a range of the file it serves.  The loop driver says
+ * which file by device and inode (its sysfs backing_file is a path, which
+ * reads otherwise in another mount namespace, as our daemon's).  What
+ * sysfs does not say stays the device itself (device-mapper is not looked
+ * through).
+ */
+static void raid_extent_of(int fd, const struct stat *st, struct raid_extent *e)
+{
+	char link[64], dir[PATH_MAX], up[PATH_MAX + 8], buf[64];
+	struct loop_info64 li;
+	unsigned ma, mi;
+
+	*e = (struct raid_extent){ .file = !S_ISBLK(st->st_mode), .dev = st->st_dev,
+				   .ino = st->st_ino };
+	if (e->file)
+		return;
+	e->dev = st->st_rdev;
+	e->ino = 0;
+	snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(st->st_rdev),
+		 minor(st->st_rdev));
+	if (!realpath(link, dir))
+		return;
+	if (sysfs_line(dir, "partition", buf, sizeof(buf))) {
+		snprintf(up, sizeof(up), "%s/..", dir);
+		if (!sysfs_line(up, "dev", buf, sizeof(buf)) || sscanf(buf, "%u:%u", &ma, &mi) != 2 ||
+		    !realpath(up, dir))
+			return;
+		e->dev = makedev(ma, mi);
+		e->off = sysfs_u64(link, "start") * 512;
+		e->len = sysfs_u64(link, "size") * 512;
+	}
+	/* A loop device's partition answers for its loop device. */
+	snprintf(up, sizeof(up), "%s/loop", dir);
+	if (access(up, F_OK) || ioctl(fd, LOOP_GET_STATUS64, &li))
+		return;
+	e->file = true;
+	e->dev = (dev_t)li.lo_device;
+	e->ino = (ino_t)li.lo_inode;
+	e->off += li.lo_offset;
+	if (!e->len)
+		e->len = li.lo_sizelimit;
+}
+
+bool raid_same_storage(int a, int b)
+{
+	struct raid_extent ea, eb;
+	struct stat sa, sb;
+	uint64_t enda, endb;
+
+	if (fstat(a, &sa) || fstat(b, &sb))
+		return false;
+	raid_extent_of(a, &sa, &ea);
+	raid_extent_of(b, &sb, &eb);
+	if (ea.file != eb.file || ea.dev != eb.dev || ea.ino != eb.ino)
+		return false;
+	enda = ea.len ? ea.off + ea.len : UINT64_MAX;
+	endb = eb.len ? eb.off + eb.len : UINT64_MAX;
+	return ea.off < endb && eb.off < enda;
 }
 
 /* --------------------------------------------------------------- stripe */

@@ -29,6 +29,12 @@ int raid_member_open(const char *what, const char *path, int buffered,
 		     struct raid_member *m);
 void raid_member_close(struct raid_member *m);
 /*
+ * Whether open files @a and @b share data (two members there would write
+ * over each other): one file, one block device, a disk and its partition,
+ * a loop device and the file it serves, two loop devices over one range.
+ */
+bool raid_same_storage(int a, int b);
+/*
  * Fold member @m into the device's shape: the largest physical block and
  * DMA alignment win; discard and write zeroes stay only if every member can.
  */

@@ -112,8 +112,6 @@ static int stripe_check_members(struct stripe_dev *sd, uint64_t chunk)
 	struct raid_member *m = sd->m;
 
 	for (unsigned i = 0; i < sd->nr; i++) {
-		struct stat a, b;
-
 		if (m[i].b.lbs_shift != m[0].b.lbs_shift) {
 			zublk_log(ZUBLK_LOG_ERR,
 				  "stripe: member '%s' has %u-byte blocks but '%s' has %u-byte blocks",
@@ -129,9 +127,7 @@ static int stripe_check_members(struct stripe_dev *sd, uint64_t chunk)
 			return -EINVAL;
 		}
 		for (unsigned j = 0; j < i; j++) {
-			if (!fstat(m[i].b.fd, &a) && !fstat(m[j].b.fd, &b) &&
-			    ((a.st_dev == b.st_dev && a.st_ino == b.st_ino && !S_ISBLK(a.st_mode)) ||
-			     (S_ISBLK(a.st_mode) && S_ISBLK(b.st_mode) && a.st_rdev == b.st_rdev))) {
+			if (raid_same_storage(m[i].b.fd, m[j].b.fd)) {
 				zublk_log(ZUBLK_LOG_ERR, "stripe: member '%s': the same as '%s'",
 					  m[i].path, m[j].path);
 				return -EINVAL;

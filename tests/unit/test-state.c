@@ -380,6 +380,31 @@ TEST(the_daemons_state_file_reads_back_through_state_load)
 	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), -ENOENT);
 }
 
+TEST(options_that_fit_read_back_whole_however_long_their_escapes_make_the_file)
+{
+	/* 4000 bytes of control characters: 6 bytes each in the file (\u0001). */
+	static char val[4000 + 3];
+	const char *words[] = { val };
+	struct zublk_state st;
+	struct stat sb;
+	char path[128];
+	struct fake fk;
+
+	val[0] = 'k';
+	val[1] = '=';
+	memset(val + 2, 1, 4000);
+	REQUIRE(fake_init(&fk, 1, words));
+	CHECK_EQ(zublk_state_write(&fk.dev), 0);
+	snprintf(path, sizeof(path), "%s/17.json", fk.dir);
+	REQUIRE(stat(path, &sb) == 0);
+	CHECK(sb.st_size > 16384);
+	CHECK_EQ(zublk_state_load(fk.dir, 17, &st), 0);
+	CHECK_EQ(strlen(st.options), strlen(val));
+	CHECK(!strcmp(st.options, val));
+	CHECK_EQ(st.id, 17);
+	fake_done(&fk);
+}
+
 TEST(polling_turned_off_survives_the_state_file)
 {
 	const char *words[] = { "file=/srv/disk.img" };

@@ -5,6 +5,10 @@
  * checked against a sector-by-sector reference.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "../../targets/raid.h"
 #include "test.h"
@@ -260,4 +264,35 @@ TEST(an_8g_discard_of_a_whole_2_member_device_is_4g_on_each)
 	CHECK_EQ(e - s, 4ULL << 30);
 	stripe_member_range(&l, 65536 + 100 * 512, 8ULL << 30, 0, &s, &e);
 	CHECK_EQ(e - s, 4ULL << 30);
+}
+
+TEST(members_are_the_same_storage_by_file_not_by_name)
+{
+	char dir[] = "/tmp/zublk-same.XXXXXX", a[64], b[64], link_[64];
+	int fa, fa2, fb, fl;
+
+	REQUIRE(mkdtemp(dir));
+	snprintf(a, sizeof(a), "%s/a", dir);
+	snprintf(b, sizeof(b), "%s/b", dir);
+	snprintf(link_, sizeof(link_), "%s/l", dir);
+	fa = open(a, O_RDWR | O_CREAT, 0600);
+	fb = open(b, O_RDWR | O_CREAT, 0600);
+	REQUIRE(fa >= 0 && fb >= 0);
+	REQUIRE(link(a, link_) == 0);
+	fa2 = open(a, O_RDONLY);
+	fl = open(link_, O_RDONLY);
+	REQUIRE(fa2 >= 0 && fl >= 0);
+	CHECK(raid_same_storage(fa, fa2));
+	CHECK(raid_same_storage(fa, fl));
+	CHECK(!raid_same_storage(fa, fb));
+	/* Neither is a block device, so no loop device's file is asked for. */
+	CHECK(!raid_same_storage(fb, fl));
+	close(fa);
+	close(fa2);
+	close(fb);
+	close(fl);
+	unlink(a);
+	unlink(b);
+	unlink(link_);
+	rmdir(dir);
 }

@@ -28,6 +28,9 @@ l4k=$(losetup -f --show -b 4096 "$TMP/b") || fail "losetup -b 4096"
 LOOPS+=("$l4k")
 expect_err "mirror: leg '$l4k' has 4096-byte blocks but '$l512' has 512-byte blocks" \
 	add -t mirror file="$l512" file="$l4k"
+# A loop device and its file: one leg twice.
+expect_err "mirror: leg '$TMP/a': the same as '$l512'" \
+	add -t mirror buffered=1 file="$l512" file="$TMP/a"
 
 # Replace requests that cannot be: each refused with its reason, nothing changes.
 add -t mirror file="$TMP/a" file="$TMP/c" -n 0
@@ -43,6 +46,8 @@ refuse "leg '7': no such leg" replace -n 0 7 "$TMP/b"
 refuse "'$TMP/small' has 33554432 bytes, the mirror needs 67108864" replace -n 0 1 "$TMP/small"
 refuse "'$l4k' has 4096-byte blocks but the mirror has 512-byte blocks" replace -n 0 1 "$l4k"
 refuse "'$TMP/a' is leg 0 already" replace -n 0 1 "$TMP/a"
+# A loop device over leg 0's file holds leg 0's data.
+refuse "'$l512' is leg 0 already" replace -n 0 1 "$l512"
 refuse "'$TMP/nosuch': No such file or directory" replace -n 0 1 "$TMP/nosuch"
 [ "$(leg_state 0 0)" = ok ] && [ "$(leg_state 0 1)" = ok ] || fail "a refused replace changed the legs"
 [ "$(dev_json 0 ".legs[1].file")" = "$TMP/c" ] || fail "leg 1 is not c any more"

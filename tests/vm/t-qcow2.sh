@@ -893,6 +893,11 @@ cp "$TMP/patch" "$I/gone.raw" || fail "cp"
 rm "$I/gone.raw"
 refused "backing.*gone\.raw|gone\.raw.*backing" "$I/orphan.qcow2"
 expect_err "nosuch\.qcow2.*No such file" add -t qcow2 -f "$I/nosuch.qcow2"
+# A chain that loops (A backed by B, B by A; rebase -u does not look).
+(cd "$I" && mk loopa.qcow2 && mk -b loopa.qcow2 -F qcow2 loopb.qcow2 &&
+	qemu-img rebase -q -u -b loopb.qcow2 -F qcow2 loopa.qcow2) || fail "making a looping chain"
+refused "backing file '$I/loopa.qcow2': the same file as '$I/loopa.qcow2' \(a loop in the backing chain\)" \
+	"$I/loopa.qcow2"
 # qemu's image locks, both ways: a served image is not qemu's to open for
 # writing, nor is one qemu-nbd serves zublk's; a second device is refused.
 mk "$I/lock.qcow2"

@@ -37,4 +37,40 @@ l4k=$(losetup -f --show -b 4096 "$TMP/b") || fail "losetup -b 4096"
 LOOPS+=("$l4k")
 expect_err "stripe: member '$l4k' has 4096-byte blocks but '$l512' has 512-byte blocks" \
 	add -t stripe file="$l512" file="$l4k"
+
+# The same data under two names: each pair would write over itself.
+# A loop device and its file (buffered: 512-byte blocks, as the device's).
+expect_err "stripe: member '$TMP/a': the same as '$l512'" \
+	add -t stripe buffered=1 file="$l512" file="$TMP/a"
+# Two loop devices over one file.
+l2=$(losetup -f --show -b 512 "$TMP/a") || fail "losetup of $TMP/a again"
+LOOPS+=("$l2")
+expect_err "stripe: member '$l2': the same as '$l512'" add -t stripe file="$l512" file="$l2"
+# A disk and its partition.  An MBR with two 64 MiB partitions, sectors
+# 2048..133119 and 133120..264191.
+truncate -s 160M "$TMP/p"
+printf '\0\0\0\0\203\0\0\0\0\10\0\0\0\0\2\0\0\0\0\0\203\0\0\0\0\10\2\0\0\0\2\0' |
+	dd of="$TMP/p" bs=1 seek=446 conv=notrunc status=none
+printf '\125\252' | dd of="$TMP/p" bs=1 seek=510 conv=notrunc status=none
+lp=$(losetup -f --show -P -b 512 "$TMP/p") || fail "losetup -P $TMP/p"
+LOOPS+=("$lp")
+wait_until 10 test -b "${lp}p2" || fail "no ${lp}p1, ${lp}p2"
+expect_err "stripe: member '${lp}p1': the same as '$lp'" add -t stripe file="$lp" file="${lp}p1"
+# A partition and the file under its loop device.
+expect_err "stripe: member '$TMP/p': the same as '${lp}p2'" \
+	add -t stripe buffered=1 file="${lp}p2" file="$TMP/p"
+# Two partitions of one disk share nothing: served.
+add -t stripe file="${lp}p1" file="${lp}p2"
+[ "$(blockdev --getsize64 "$DEV")" = $((128 << 20)) ] || fail "stripe over ${lp}p1, ${lp}p2: size"
+del "$ID"
+# Two loop devices over disjoint ranges of one file share nothing either.
+lo1=$(losetup -f --show -b 512 --sizelimit 64M "$TMP/p") || fail "losetup --sizelimit"
+LOOPS+=("$lo1")
+lo2=$(losetup -f --show -b 512 -o 64M --sizelimit 64M "$TMP/p") || fail "losetup -o"
+LOOPS+=("$lo2")
+add -t stripe file="$lo1" file="$lo2"
+del "$ID"
+lo3=$(losetup -f --show -b 512 -o 32M --sizelimit 64M "$TMP/p") || fail "losetup -o 32M"
+LOOPS+=("$lo3")
+expect_err "stripe: member '$lo3': the same as '$lo1'" add -t stripe file="$lo1" file="$lo3"
 exit 0

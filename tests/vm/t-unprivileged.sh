@@ -8,7 +8,7 @@
 # zoned, integrity, upgrade) is refused in one line each; root sees and
 # deletes a user's device (--async: waits, and says so); the user cannot
 # touch root's; a user's daemon killed leaves a device that the user
-# deletes;
+# deletes; a state directory another user made first is not believed;
 # without the rule a user gets one line and nothing is left.
 . "$(dirname "$0")/lib.sh"
 UDEVD=/lib/systemd/systemd-udevd
@@ -164,7 +164,29 @@ as_user timeout 60 "$Z" del -n "$ID" || fail "del as uid $U after kill -9"
 no_devices || fail "a device stayed: $("$Z" list)"
 note "daemon killed: the device went DEAD, the user deleted it"
 
-# 5. Without the rule: the control device is root's again, one line.
+# 5. Another user made the user's state directory (/tmp/zublk-UID, as no
+# XDG_RUNTIME_DIR is set) first: nothing there is believed.  The daemon
+# keeps no state, the user's list does not read the other's file, and a
+# request names the directory.
+U2=4322
+rm -rf /tmp/zublk-$U
+mkdir -m 755 /tmp/zublk-$U && chown $U2:$U2 /tmp/zublk-$U || fail "uid $U2's directory"
+uadd -t null
+printf '{"id":%s,"target":"planted"}\n' "$ID" >/tmp/zublk-$U/$ID.json
+chown $U2:$U2 /tmp/zublk-$U/$ID.json
+js=$(as_user "$Z" list -n "$ID" --json)
+[ "$(jq -r '.[0].target' <<<"$js")" != planted ] ||
+	fail "uid $U's list read uid $U2's state file: $js"
+as_user timeout 60 "$Z" resize -n "$ID" 1G >/dev/null 2>"$TMP/err" &&
+	fail "resize with a state directory of uid $U2's"
+grep -q "state directory /tmp/zublk-$U: not a directory of yours or root's" "$TMP/err" &&
+	[ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "resize said: $(cat "$TMP/err")"
+note "$(cat "$TMP/err")"
+as_user timeout 60 "$Z" del -n "$ID" || fail "del with a state directory of uid $U2's"
+no_devices || fail "a device stayed: $("$Z" list)"
+rm -rf /tmp/zublk-$U
+
+# 6. Without the rule: the control device is root's again, one line.
 rm -f $RULES
 udevadm control --reload
 chmod 0600 /dev/ublk-control
