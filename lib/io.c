@@ -394,6 +394,9 @@ static void commit(struct zublk_queue *q, struct zublk_io *io)
 		 * more than any: the driver cuts it to the request.
 		 */
 		res = INT32_MAX;
+	} else if (res == 0 && io->op == UBLK_IO_OP_WRITE && io->len) {
+		/* The driver requeues a write that wrote nothing: for ever. */
+		res = -EIO;
 	} else if (res > 0 && io->op != UBLK_IO_OP_READ && io->op != UBLK_IO_OP_WRITE) {
 		res = 0; /* a byte count of a big discard would read as an error */
 	} else if (res > 0 && (uint64_t)res > io->len) {

@@ -688,13 +688,19 @@ static void *worker_thread(void *arg)
 	worker_ready(w, ret);
 	if (!ret) {
 		worker_loop(w);
-		/* What the last turn queued (another thread's wake-up) goes out. */
-		if (!w->stopping) {
-			worker_batch_flush(w);
-			worker_submit(w);
-		} else {
+		/*
+		 * What the last turn queued goes out: another thread's wake-up,
+		 * and the commits of requests the target finished (the driver
+		 * takes a finished commit in any state).  Then, if the loop ended
+		 * early (told to stop, or its ring failed), the target's ops
+		 * still in flight are ended before ->queue_exit frees what
+		 * they use.
+		 */
+		worker_resend(w);
+		worker_batch_flush(w);
+		worker_submit(w);
+		if (w->stopping || w->error)
 			worker_cancel_ops(w);
-		}
 	} else {
 		w->error = ret;
 	}

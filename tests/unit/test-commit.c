@@ -173,6 +173,23 @@ TEST(a_commit_without_an_sqe_is_sent_on_the_next_turn_once)
 	io_uring_queue_exit(&f.ring);
 }
 
+TEST(a_write_that_wrote_nothing_commits_an_error_not_zero)
+{
+	struct full_fixture f;
+	const struct ublksrv_io_cmd *cmd;
+
+	REQUIRE(setup_full(&f, false) == 0);
+	REQUIRE(make_room(&f) == 0);
+	/* The driver would requeue a 0-byte write for ever. */
+	zublk_io_complete(&f.q, &f.ios[2], 0);
+	CHECK_EQ(f.ios[2].state, IO_IDLE);
+	REQUIRE(io_uring_sq_ready(&f.ring) == 1);
+	cmd = (const struct ublksrv_io_cmd *)sqe_at(&f, 0)->cmd;
+	CHECK_EQ(cmd->result, -EIO);
+	CHECK_EQ(atomic_load(&f.stats.errors), 1);
+	io_uring_queue_exit(&f.ring);
+}
+
 TEST(an_unsent_commit_unregisters_the_pages_first)
 {
 	struct full_fixture f;

@@ -25,11 +25,22 @@ queues_upto() { q=$1; fits_cpus "$q" || q=1; }
 
 cleanup() {
 	pkill -9 -x fio 2>/dev/null
+	# What the scenario left in the background (holders, memfd owners).
+	local j
+	j=$(jobs -p)
+	# Not waited for: one in the kernel (a read of a stuck device) ends
+	# only with the deletion below.
+	[ -z "$j" ] || { disown -a; kill -9 $j; } 2>/dev/null
+	# A mount left by a failed check would hold its device, and every
+	# scenario after this one would find that device left.
+	findmnt -rn -o TARGET | grep "^$TMP/" | sort -r | while read -r m; do umount -l "$m"; done
 	timeout 60 "$Z" del --all >/dev/null 2>&1
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-for t in fio jq; do command -v $t >/dev/null || fail "$t not installed (scripts/setup.sh)"; done
+for t in fio jq pgrep findmnt; do
+	command -v $t >/dev/null || fail "$t not installed (scripts/setup.sh)"
+done
 
 # add ARGS... -> sets DEV (/dev/ublkbN) and ID
 add() {
@@ -53,10 +64,10 @@ fio_ok() {
 
 # wait_until SECS CMD...: poll CMD until it succeeds; false on timeout
 wait_until() {
-	local end=$((SECONDS + $1))
+	local end=$((${EPOCHREALTIME//[.,]/} + $1 * 1000000))
 	shift
 	until "$@"; do
-		[ $SECONDS -lt $end ] || return 1
+		[ "${EPOCHREALTIME//[.,]/}" -lt $end ] || return 1
 		sleep 0.1
 	done
 }
@@ -87,8 +98,9 @@ sqes_to() {
 hold_open() {
 	sleep 120 <"$1" &
 	HOLDER=$!
-	wait_until 10 test "$(readlink "/proc/$HOLDER/fd/0")" = "$1" || fail "sleep did not open $1"
+	wait_until 10 fd0_is "$HOLDER" "$1" || fail "sleep did not open $1"
 }
+fd0_is() { [ "$(readlink "/proc/$1/fd/0")" = "$2" ]; }
 
 # del_held ID WHAT HOLDER LET_GO...: deleting device ID while WHAT holds it
 # times out naming it ("/dev/ublkbID HOLDER; ..."); once the command LET_GO

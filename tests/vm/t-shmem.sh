@@ -33,7 +33,8 @@ shmem_delta() {
 	local id=$1 n0
 	shift
 	n0=$(counter "$id" shmem_ios)
-	"$@"
+	# Not a count when CMD failed: the caller's number test fails with it.
+	"$@" || { echo "FAIL: $1 failed"; return 1; }
 	echo $(($(counter "$id" shmem_ios) - n0))
 }
 
