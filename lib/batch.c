@@ -223,17 +223,17 @@ void zublk_batch_commit(struct zublk_queue *q, struct zublk_io *io)
 	q->batch.nr_pending++;
 }
 
-/*
- * Before the loop enters the kernel: one COMMIT_IO_CMDS for what this turn
- * finished.  The element array stays put until its CQE (sub = its slot).
- * Returns the commands queued (0 or 1).
- */
 /* Whether the commit slot after the current one is free to take the next. */
 static inline bool batch_next_slot_free(const struct zublk_queue *q)
 {
 	return !(q->batch.busy & (1U << ((q->batch.cur + 1) % ZUBLK_BATCH_COMMIT_BUFS)));
 }
 
+/*
+ * Before the loop enters the kernel: one COMMIT_IO_CMDS for what this turn
+ * finished.  The element array stays put until its CQE (sub = its slot).
+ * Returns the commands queued (0 or 1).
+ */
 unsigned zublk_batch_flush(struct zublk_queue *q)
 {
 	unsigned next = (q->batch.cur + 1) % ZUBLK_BATCH_COMMIT_BUFS;

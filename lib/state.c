@@ -42,11 +42,6 @@ void zublk_json_str(FILE *f, const char *s)
 }
 
 /*
- * Make the state directory if it is not there: root's readable by all, a
- * user's by that user alone.  One that is not ours (a directory in /tmp
- * someone else made first) is not used: -EPERM, said once.
- */
-/*
  * Whether what @dir holds may be believed: for a user, a directory the
  * user or root owns (another user may have made /tmp/zublk-UID first).
  * Root reads users' own directories, which its callers check.
@@ -64,6 +59,11 @@ int zublk_state_dir_trusted(const char *dir)
 	return 0;
 }
 
+/*
+ * Make the state directory if it is not there: root's readable by all, a
+ * user's by that user alone.  One that is not ours (a directory in /tmp
+ * someone else made first) is not used: -EPERM, said once.
+ */
 int zublk_state_dir_make(const char *dir)
 {
 	struct stat st;
