@@ -89,7 +89,8 @@
 # (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid nbd zoned integrity qcow2 disk
 # alloc"),
 # BENCH_JOBS (all; nbd's, zoned's, integrity's, qcow2's and disk's too),
-# BENCH_JOBS_2J (the 2-job configs' jobs: BENCH_JOBS), BENCH_MODES (every
+# BENCH_JOBS_2J (the 2-job configs' jobs: BENCH_JOBS), BENCH_JOBS_1Q1J
+# (config 1q1j's jobs: BENCH_JOBS), BENCH_MODES (every
 # mode the kernel has), BENCH_SET (all; or "targets": only the devices the
 # targets compare, none of the variants), BENCH_ONLY (an extended regular
 # expression: run only the devices whose names, as in devices_for, match;
@@ -110,6 +111,7 @@ configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid nbd zoned integrity qcow2 disk allo
 all_jobs="rr4k-qd1 rr4k-qd32 rw4k-qd32 sr128k-qd16 sw512k-qd8"
 jobs=${BENCH_JOBS:-$all_jobs}
 jobs_2j=${BENCH_JOBS_2J:-$jobs}
+jobs_1q1j=${BENCH_JOBS_1Q1J:-$jobs}
 alloc_jobs=${BENCH_ALLOC_JOBS:-aw4k-qd1 aw4k-qd32 aw64k-qd8}
 set_=${BENCH_SET:-all}
 case $set_ in all | targets) ;; *) echo "suite.sh: BENCH_SET=$set_: not all or targets" >&2; exit 1 ;; esac
@@ -397,7 +399,7 @@ erms=without; grep -qw erms /proc/cpuinfo && erms=with
 run_s=$runtime
 [[ $run_s =~ ^[0-9]+$ ]] && run_s=${run_s}s
 echo "INFO,kernel $(uname -r); $(nproc) CPUs ($erms ERMS); $(fio --version); $("$Z" --version); modes:$modes; default modes: null=$null_default loop=$loop_default; $run_s runs after ${ramp}s ramp, $rounds rounds, ${size_mb}M$( [ "${BENCH_FLUSH_MS:-0}" = 0 ] || echo "; the disk's flushes ${BENCH_FLUSH_MS} ms late (dm-delay)")"
-log "modes:$modes; configs: $configs; jobs: $jobs"
+log "modes:$modes; configs: $configs; jobs: $jobs$([ "$jobs_1q1j" = "$jobs" ] || echo " (1q1j: $jobs_1q1j)")"
 
 devices_for() { # the device names of a config
 	local m
@@ -443,7 +445,7 @@ for r in $(seq "$rounds"); do
 		case $cfg in raid | nbd | zoned | integrity | qcow2 | disk | alloc) continue ;; esac
 		nj=${cfg:2:1}
 		mapfile -t devs < <(devices_for "$cfg")
-		cjobs=$jobs
+		cjobs=$jobs_1q1j
 		[ "$nj" -gt 1 ] && cjobs=$jobs_2j
 		for job in $cjobs; do
 			log "round $r/$rounds $cfg $job"
@@ -792,7 +794,10 @@ if need disk || need alloc; then
 	mount "$disk" "$T/disk" || die "cannot mount $disk"
 	DISK_MNT=$T/disk
 	D=$T/disk
-	log "disk: ext4 on $disk ($(cat "/sys/block/${disk#/dev/}/queue/scheduler" | tr -d '\n')), ${dsize}M files"
+	# Its scheduler, by device number (a /dev/mapper node is no link to its name).
+	sched=$(cat "/sys/dev/block/$((0x$(stat -Lc %t "$disk"))):$((0x$(stat -Lc %T "$disk")))/queue/scheduler" \
+		2>/dev/null) || sched="no scheduler file"
+	log "disk: ext4 on $disk ($sched), ${dsize}M files"
 	if need disk; then
 		# loop: one raw file of random data, as the 1q1j config's on tmpfs.
 		dd if=/dev/urandom of="$D/raw" bs=1M count="$dsize" conv=fsync status=none ||

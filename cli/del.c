@@ -67,7 +67,8 @@ static bool pid_comm(long pid, char *comm, size_t len)
 
 static bool pid_is_daemon(pid_t pid)
 {
-	char comm[32], own[32];
+	static char own[32];	/* ours does not change: read once */
+	char comm[32];
 
 	if (pid <= 0 || kill(pid, 0))
 		return false;
@@ -77,7 +78,9 @@ static bool pid_is_daemon(pid_t pid)
 	/* Our daemon's main thread keeps the command's name: ours, or zublk's. */
 	if (!strncmp(comm, "zublk", 5))
 		return true;
-	return pid_comm(getpid(), own, sizeof(own)) && !strcmp(comm, own);
+	if (!own[0] && !pid_comm(getpid(), own, sizeof(own)))
+		return false;
+	return !strcmp(comm, own);
 }
 
 pid_t cli_daemon_pid(unsigned id, pid_t pid)

@@ -803,6 +803,7 @@ struct zublk_backing {
 	uint32_t dma_alignment;	/* bytes - 1; 0: 511 */
 	bool can_discard;	/* punch hole (file), block discard (device) */
 	bool can_zero;		/* punch hole / zero range, zero out */
+	bool no_zero_range;	/* its file system refused a zeroed range (__atomic) */
 	struct zublk_mem *mem;	/* zublk_backing_map()'s mapping, or NULL */
 	/*
 	 * zublk_backing_copy() takes requests up to this many bytes
@@ -865,6 +866,21 @@ int zublk_backing_map(struct zublk_backing *b, uint64_t size);
  */
 int zublk_backing_copy(struct zublk_queue *q, struct zublk_io *io, struct zublk_backing *b,
 		       uint64_t off, uint32_t io_off, uint32_t len);
+/*
+ * The fallocate() mode of a WRITE_ZEROES on @b, a regular file: a zeroed
+ * range, which keeps the blocks, when the request says NOUNMAP (@nounmap)
+ * and the file system has not refused one (zublk_backing_zero_refused());
+ * else a punched hole, which reads back as zeros too (NOUNMAP is a wish,
+ * not a promise).  Block devices always take a zeroed range (a punched
+ * hole there fails where the device cannot unmap).
+ */
+int zublk_backing_zero_mode(const struct zublk_backing *b, bool nounmap);
+/*
+ * A zeroed range on @b, a regular file, ended with @res: true when its
+ * file system refused it (-EOPNOTSUPP, as tmpfs does).  Later ones punch,
+ * and the target should do this one again so.
+ */
+bool zublk_backing_zero_refused(struct zublk_backing *b, int res);
 /* After a discard or punched hole of [@off, @off + @len) on a mapped backing. */
 void zublk_backing_forget(struct zublk_backing *b, uint64_t off, uint64_t len);
 /*

@@ -481,6 +481,21 @@ bool zublk_backing_is_mapped(const struct zublk_backing *b)
 	return b->mem && atomic_load(&b->mem->len) > 0;
 }
 
+int zublk_backing_zero_mode(const struct zublk_backing *b, bool nounmap)
+{
+	if (nounmap && !__atomic_load_n(&b->no_zero_range, __ATOMIC_RELAXED))
+		return FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+	return FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+}
+
+bool zublk_backing_zero_refused(struct zublk_backing *b, int res)
+{
+	if (res != -EOPNOTSUPP)
+		return false;
+	__atomic_store_n(&b->no_zero_range, true, __ATOMIC_RELAXED);
+	return true;
+}
+
 void zublk_backing_forget(struct zublk_backing *b, uint64_t off, uint64_t len)
 {
 	struct zublk_mem *m = b->mem;

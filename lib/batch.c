@@ -223,10 +223,16 @@ void zublk_batch_commit(struct zublk_queue *q, struct zublk_io *io)
 	q->batch.nr_pending++;
 }
 
-/* Whether the commit slot after the current one is free to take the next. */
+/* The commit slot after the current one, which takes the next commit. */
+static inline unsigned batch_next_slot(const struct zublk_queue *q)
+{
+	return (q->batch.cur + 1) % ZUBLK_BATCH_COMMIT_BUFS;
+}
+
+/* Whether that slot is free to take it. */
 static inline bool batch_next_slot_free(const struct zublk_queue *q)
 {
-	return !(q->batch.busy & (1U << ((q->batch.cur + 1) % ZUBLK_BATCH_COMMIT_BUFS)));
+	return !(q->batch.busy & (1U << batch_next_slot(q)));
 }
 
 /*
@@ -236,7 +242,6 @@ static inline bool batch_next_slot_free(const struct zublk_queue *q)
  */
 unsigned zublk_batch_flush(struct zublk_queue *q)
 {
-	unsigned next = (q->batch.cur + 1) % ZUBLK_BATCH_COMMIT_BUFS;
 	struct io_uring_sqe *sqe;
 
 	if (!q->batch.nr_pending)
@@ -251,7 +256,7 @@ unsigned zublk_batch_flush(struct zublk_queue *q)
 	sqe->addr = (uintptr_t)batch_slot(q, q->batch.cur);
 	q->batch.sent[q->batch.cur] = q->batch.nr_pending;
 	q->batch.busy |= 1U << q->batch.cur;
-	q->batch.cur = next;
+	q->batch.cur = batch_next_slot(q);
 	q->batch.nr_pending = 0;
 	return 1;
 }

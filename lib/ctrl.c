@@ -126,20 +126,31 @@ static int ctrl_wait(struct zublk_ctrl *c, uint64_t seq, int *res)
  * goes through a buffer of the command's own, left to it on a timeout and
  * freed when its late CQE is seen (never, if the ring closes first: a few
  * bytes, rather than a write into a caller's stack long gone).
+ * With @path (a user's device), that buffer starts with the char device's
+ * path, as the driver asks there.
  */
-static int ctrl_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *cmd)
+static int ctrl_cmd_as(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *cmd,
+		       bool path)
 {
 	struct ublksrv_ctrl_cmd with = *cmd;
+	unsigned pre = path ? CTRL_PATH_SLOT : 0;
 	struct io_uring_sqe *sqe;
-	void *buf = NULL;
+	char *buf = NULL;
 	int ret, res;
 
-	if (cmd->len) {
-		buf = malloc(cmd->len);
+	if (cmd->len > UINT16_MAX - pre)
+		return -E2BIG;
+	if (pre + cmd->len) {
+		buf = calloc(1, pre + cmd->len);
 		if (!buf)
 			return -ENOMEM;
-		memcpy(buf, (void *)(uintptr_t)cmd->addr, cmd->len);
+		if (pre)
+			snprintf(buf, pre, "/dev/ublkc%u", cmd->dev_id);
+		if (cmd->len)
+			memcpy(buf + pre, (void *)(uintptr_t)cmd->addr, cmd->len);
 		with.addr = (uintptr_t)buf;
+		with.len = (__u16)(pre + cmd->len);
+		with.dev_path_len = (__u16)pre;
 	}
 	sqe = io_uring_get_sqe(&c->ring);
 	if (!sqe) {
@@ -161,11 +172,15 @@ static int ctrl_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *
 			c->late[c->nr_late++] = (typeof(c->late[0])){ c->seq, buf };
 		return ret;
 	}
-	if (buf) {
-		memcpy((void *)(uintptr_t)cmd->addr, buf, cmd->len);
-		free(buf);
-	}
+	if (cmd->len)
+		memcpy((void *)(uintptr_t)cmd->addr, buf + pre, cmd->len);
+	free(buf);
 	return res;
+}
+
+static int ctrl_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *cmd)
+{
+	return ctrl_cmd_as(c, op, cmd, false);
 }
 
 static struct ublksrv_ctrl_cmd cmd_for(unsigned dev_id)
@@ -184,41 +199,10 @@ bool zublk_ctrl_unprivileged(const struct zublk_ctrl *c, unsigned dev_id)
 	return c->known_id == (int)dev_id ? c->known_unpriv : geteuid() != 0;
 }
 
-/*
- * @cmd with the char device's path in front of its payload (copied in, and
- * back out for the commands that fill it).
- */
-static int ctrl_path_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *cmd)
-{
-	char *buf;
-	int ret;
-
-	if (cmd->len > UINT16_MAX - CTRL_PATH_SLOT)
-		return -E2BIG;
-	buf = calloc(1, CTRL_PATH_SLOT + cmd->len);
-	if (!buf)
-		return -ENOMEM;
-	snprintf(buf, CTRL_PATH_SLOT, "/dev/ublkc%u", cmd->dev_id);
-	if (cmd->len)
-		memcpy(buf + CTRL_PATH_SLOT, (void *)(uintptr_t)cmd->addr, cmd->len);
-	struct ublksrv_ctrl_cmd with = *cmd;
-
-	with.dev_path_len = CTRL_PATH_SLOT;
-	with.addr = (uintptr_t)buf;
-	with.len = (__u16)(CTRL_PATH_SLOT + cmd->len);
-	ret = ctrl_cmd(c, op, &with);
-	if (cmd->len)
-		memcpy((void *)(uintptr_t)cmd->addr, buf + CTRL_PATH_SLOT, cmd->len);
-	free(buf);
-	return ret;
-}
-
 /* A command on an existing device: with the path when the device is a user's. */
 static int ctrl_dev_cmd(struct zublk_ctrl *c, unsigned op, struct ublksrv_ctrl_cmd *cmd)
 {
-	if (zublk_ctrl_unprivileged(c, cmd->dev_id))
-		return ctrl_path_cmd(c, op, cmd);
-	return ctrl_cmd(c, op, cmd);
+	return ctrl_cmd_as(c, op, cmd, zublk_ctrl_unprivileged(c, cmd->dev_id));
 }
 
 int zublk_ctrl_get_features(struct zublk_ctrl *c, uint64_t *features)
@@ -291,7 +275,7 @@ int zublk_ctrl_get_info(struct zublk_ctrl *c, unsigned dev_id,
 	/* GET_DEV_INFO2 always takes the char device path, whoever's the device is. */
 	cmd.addr = (uintptr_t)info;
 	cmd.len = sizeof(*info);
-	ret = ctrl_path_cmd(c, UBLK_U_CMD_GET_DEV_INFO2, &cmd);
+	ret = ctrl_cmd_as(c, UBLK_U_CMD_GET_DEV_INFO2, &cmd, true);
 	if (ret == 0)
 		note_flags(c, dev_id, info->flags);
 	return ret;

@@ -920,12 +920,15 @@ int zublk_dev_wait(struct zublk_dev *dev)
 {
 	int err = 0;
 
+	/* Every thread first: one still running may message another's ring. */
+	for (unsigned i = 0; dev->workers && i < dev->nr_workers; i++)
+		if (dev->workers[i].thread_started)
+			pthread_join(dev->workers[i].thread, NULL);
 	for (unsigned i = 0; dev->workers && i < dev->nr_workers; i++) {
 		struct zublk_worker *w = &dev->workers[i];
 
 		if (!w->thread_started)
 			continue;
-		pthread_join(w->thread, NULL);
 		w->thread_started = false;
 		if (w->ring_ok)
 			io_uring_queue_exit(&w->ring);

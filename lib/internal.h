@@ -106,7 +106,8 @@ struct zublk_worker {
 	pthread_t thread;
 	bool thread_started;
 	struct io_uring ring;
-	bool ring_ok;
+	/* Read by the other threads (worker_note_cancel()): closed only after all are joined. */
+	_Atomic bool ring_ok;
 	bool stopping;
 	uint64_t settled_since_ns;		/* cancelling: all ours committed since */
 	int error;				/* first fatal error */

@@ -41,6 +41,18 @@ void zublk_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* @dir is a directory (not a link to one) of ours, or with @or_root root's: 0 or -errno. */
+static int state_dir_owned(const char *dir, bool or_root)
+{
+	struct stat st;
+
+	if (lstat(dir, &st))
+		return -errno;
+	if (!S_ISDIR(st.st_mode) || (st.st_uid != geteuid() && !(or_root && st.st_uid == 0)))
+		return -EPERM;
+	return 0;
+}
+
 /*
  * Whether what @dir holds may be believed: for a user, a directory the
  * user or root owns (another user may have made /tmp/zublk-UID first).
@@ -48,15 +60,7 @@ void zublk_json_str(FILE *f, const char *s)
  */
 int zublk_state_dir_trusted(const char *dir)
 {
-	struct stat st;
-
-	if (geteuid() == 0)
-		return 0;
-	if (lstat(dir, &st))
-		return -errno;
-	if (!S_ISDIR(st.st_mode) || (st.st_uid != geteuid() && st.st_uid != 0))
-		return -EPERM;
-	return 0;
+	return geteuid() == 0 ? 0 : state_dir_owned(dir, true);
 }
 
 /*
@@ -66,21 +70,19 @@ int zublk_state_dir_trusted(const char *dir)
  */
 int zublk_state_dir_make(const char *dir)
 {
-	struct stat st;
+	int ret;
 
 	if (mkdir(dir, geteuid() ? 0700 : 0755) && errno != EEXIST)
 		return -errno;
-	if (lstat(dir, &st))
-		return -errno;
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+	ret = state_dir_owned(dir, false);
+	if (ret == -EPERM) {
 		static bool said;
 
 		if (!said)
 			zublk_warn("state directory %s: not a directory of ours; no state kept", dir);
 		said = true;
-		return -EPERM;
 	}
-	return 0;
+	return ret;
 }
 
 int zublk_state_write(struct zublk_dev *dev)

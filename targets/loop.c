@@ -47,7 +47,6 @@ enum {
 struct loop_dev {
 	struct zublk_backing b;
 	int idx;		/* fixed file index */
-	_Atomic bool no_zero_range;	/* the file system said EOPNOTSUPP once */
 	int meta_fd;		/* integrity metadata, -1: none */
 	char *meta;		/* its path */
 	bool meta_created;	/* by this add: removed if the add is refused */
@@ -485,12 +484,12 @@ static int loop_zero(struct zublk_queue *q, struct zublk_io *io)
 {
 	struct loop_dev *ld = zublk_dev_priv(zublk_queue_dev(q));
 
-	/* NOUNMAP is a wish, not a promise: a hole reads back as zeros too. */
-	if (!ld->b.bdev && (ld->no_zero_range || !(io->flags & UBLK_IO_F_NOUNMAP)))
-		return loop_fallocate(q, io, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				      LOOP_ZERO_PUNCH);
-	return loop_fallocate(q, io, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
-			      LOOP_ZERO_RANGE);
+	int mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+
+	if (!ld->b.bdev)
+		mode = zublk_backing_zero_mode(&ld->b, io->flags & UBLK_IO_F_NOUNMAP);
+	return loop_fallocate(q, io, mode,
+			      (mode & FALLOC_FL_ZERO_RANGE) ? LOOP_ZERO_RANGE : LOOP_ZERO_PUNCH);
 }
 
 static int loop_queue_io(struct zublk_queue *q, struct zublk_io *io)
@@ -606,8 +605,7 @@ static void loop_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned su
 			zublk_io_complete(q, io, lq->error[io->tag]);
 		return;
 	case LOOP_ZERO_RANGE:
-		if (res == -EOPNOTSUPP && !ld->b.bdev) {
-			ld->no_zero_range = true;
+		if (!ld->b.bdev && zublk_backing_zero_refused(&ld->b, res)) {
 			ret = loop_zero(q, io);
 			if (ret)
 				zublk_io_complete(q, io, ret);

@@ -56,8 +56,14 @@
 #define MIRROR_HOLD_AFTER_NS 100000000LL
 #define MIRROR_HOLD_NS 1000000			/* how often a waiting write looks again */
 
-/* sub: kind << 8 | leg */
-enum { MIRROR_SUB_DATA = 0, MIRROR_SUB_OTHER = 1, MIRROR_SUB_FILES = 2, MIRROR_SUB_HOLD = 3 };
+/* sub: kind << 8 | leg (ZRANGE: a WRITE_ZEROES as a zeroed range on a file leg, else OTHER) */
+enum {
+	MIRROR_SUB_DATA = 0,
+	MIRROR_SUB_OTHER = 1,
+	MIRROR_SUB_FILES = 2,
+	MIRROR_SUB_HOLD = 3,
+	MIRROR_SUB_ZRANGE = 4,
+};
 #define MIRROR_SUB(kind, leg) ((unsigned)(kind) << 8 | (leg))
 
 struct mirror_leg {
@@ -787,6 +793,7 @@ static int mirror_issue_other(struct zublk_queue *q, struct zublk_io *io, unsign
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
 	struct mirror_queue *mq = zublk_queue_priv(q);
 	int idx = md->leg[leg].m.idx, mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	unsigned kind = MIRROR_SUB_OTHER;
 	struct io_uring_sqe *sqe;
 	int ret = mirror_sync_leg(q, leg);
 
@@ -807,13 +814,19 @@ static int mirror_issue_other(struct zublk_queue *q, struct zublk_io *io, unsign
 		io_uring_prep_fallocate(sqe, idx, mode, (off_t)io->offset, (off_t)io->len);
 		break;
 	default: /* WRITE_ZEROES */
-		if (mq->bdev[leg])
+		if (mq->bdev[leg]) {
 			mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+		} else {
+			mode = zublk_backing_zero_mode(&md->leg[leg].m.b,
+						       io->flags & UBLK_IO_F_NOUNMAP);
+			if (mode & FALLOC_FL_ZERO_RANGE)
+				kind = MIRROR_SUB_ZRANGE;
+		}
 		io_uring_prep_fallocate(sqe, idx, mode, (off_t)io->offset, (off_t)io->len);
 		break;
 	}
 	sqe->flags |= IOSQE_FIXED_FILE;
-	zublk_io_sqe_mark(q, io, sqe, MIRROR_SUB(MIRROR_SUB_OTHER, leg));
+	zublk_io_sqe_mark(q, io, sqe, MIRROR_SUB(kind, leg));
 	mq->tags[io->tag].pending++;
 	mq->inflight[leg]++;
 	return 0;
@@ -1028,6 +1041,12 @@ static void mirror_write_done(struct zublk_queue *q, struct zublk_io *io, struct
 {
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
 
+	/* Its file system has no zeroed range: a punched hole instead. */
+	if (kind == MIRROR_SUB_ZRANGE && zublk_backing_zero_refused(&md->leg[leg].m.b, res)) {
+		res = mirror_issue_other(q, io, leg);
+		if (!res)
+			return;
+	}
 	if (kind == MIRROR_SUB_DATA && res > 0) {
 		t->done[leg] += (uint32_t)res;
 		/* Short: the rest to the same leg. */
@@ -1047,7 +1066,7 @@ static void mirror_write_done(struct zublk_queue *q, struct zublk_io *io, struct
 		t->good |= MIRROR_LEG(leg);
 	}
 	/* Discarded or zeroed (or maybe, on an error): no longer known to hold pages. */
-	if (kind == MIRROR_SUB_OTHER && io->op != UBLK_IO_OP_FLUSH)
+	if (kind != MIRROR_SUB_DATA && io->op != UBLK_IO_OP_FLUSH)
 		zublk_backing_forget(&md->leg[leg].m.b, io->offset, io->len);
 	if (t->pending)
 		return;
@@ -1232,6 +1251,7 @@ static int mirror_ctl_replace(struct mirror_dev *md, unsigned leg, const char *p
 	l->m.b.fd = m.b.fd;
 	l->m.b.size = m.b.size;
 	l->m.b.bdev = m.b.bdev;
+	__atomic_store_n(&l->m.b.no_zero_range, false, __ATOMIC_RELAXED);
 	atomic_store(&l->path, m.path);
 	atomic_store(&l->fd, m.b.fd);
 	atomic_store(&l->bdev, m.b.bdev);

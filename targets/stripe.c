@@ -19,8 +19,13 @@
 
 #define STRIPE_DEF_CHUNK (64ULL << 10)
 #define STRIPE_MAX_MEMBERS 32
-/* sub: a piece index, or STRIPE_SUB_MEMBER | member for flush/discard/zero. */
+/*
+ * sub: a piece index, or STRIPE_SUB_MEMBER | member for flush/discard/zero
+ * (with STRIPE_SUB_ZRANGE: a zeroed range on a file member).
+ */
 #define STRIPE_SUB_MEMBER 0x8000U
+#define STRIPE_SUB_ZRANGE 0x4000U
+#define STRIPE_SUB_K(sub) ((sub) & ~(STRIPE_SUB_MEMBER | STRIPE_SUB_ZRANGE))
 
 struct stripe_dev {
 	struct stripe_layout l;
@@ -299,6 +304,7 @@ static int stripe_member_op(struct zublk_queue *q, struct zublk_io *io, unsigned
 	struct raid_member *m = &sd->m[k];
 	struct io_uring_sqe *sqe = zublk_queue_get_sqe(q);
 	int mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	unsigned sub = STRIPE_SUB_MEMBER | k;
 
 	if (!sqe)
 		return -EBUSY;
@@ -314,13 +320,18 @@ static int stripe_member_op(struct zublk_queue *q, struct zublk_io *io, unsigned
 		io_uring_prep_fallocate(sqe, m->idx, mode, (off_t)start, (off_t)len);
 		break;
 	default: /* WRITE_ZEROES */
-		if (m->b.bdev)
+		if (m->b.bdev) {
 			mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+		} else {
+			mode = zublk_backing_zero_mode(&m->b, io->flags & UBLK_IO_F_NOUNMAP);
+			if (mode & FALLOC_FL_ZERO_RANGE)
+				sub |= STRIPE_SUB_ZRANGE;
+		}
 		io_uring_prep_fallocate(sqe, m->idx, mode, (off_t)start, (off_t)len);
 		break;
 	}
 	sqe->flags |= IOSQE_FIXED_FILE;
-	zublk_io_sqe_mark(q, io, sqe, STRIPE_SUB_MEMBER | k);
+	zublk_io_sqe_mark(q, io, sqe, sub);
 	return 0;
 }
 
@@ -406,10 +417,16 @@ static void stripe_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned 
 
 	if ((sub & STRIPE_SUB_MEMBER) && io->op != UBLK_IO_OP_FLUSH) {
 		uint64_t start, end;
-		unsigned k = sub & ~STRIPE_SUB_MEMBER;
+		unsigned k = STRIPE_SUB_K(sub);
 
 		stripe_member_range(&sd->l, io->offset, io->len, k, &start, &end);
 		zublk_backing_forget(&sd->m[k].b, start, end - start);
+		/* Its file system has no zeroed range: a punched hole, still pending. */
+		if ((sub & STRIPE_SUB_ZRANGE) && zublk_backing_zero_refused(&sd->m[k].b, res)) {
+			res = stripe_member_op(q, io, k, start, end - start);
+			if (!res)
+				return;
+		}
 	}
 	if (res < 0) {
 		if (!t->err)

@@ -4,9 +4,12 @@
  * user-copy): a straight copy between the target's memory and that buffer,
  * made by the kernel, so memory that is gone fails the copy instead of
  * killing the daemon; and zublk_backing_copy() in those modes, which reads
- * and writes a mapped file into and out of that buffer.
+ * and writes a mapped file into and out of that buffer.  Last, how a
+ * backing file takes a WRITE_ZEROES (zublk_backing_zero_mode()).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -209,6 +212,43 @@ TEST(copy_mode_reads_and_writes_the_mapped_file_through_the_buffer)
 	zublk_backing_unmap(&b);
 	setup(&f, UBLK_IO_OP_WRITE);
 	CHECK_EQ(zublk_backing_copy(&f.q, &f.io, &b, 0, 0, PAGE), -ERANGE);
+	zublk_backing_close(&b);
+	unlink(path);
+}
+
+/*
+ * zublk_backing_zero_mode(): a WRITE_ZEROES that says NOUNMAP keeps its
+ * blocks (a zeroed range) until the file system refuses one, as tmpfs
+ * does; then it, and every later one, punches a hole.
+ */
+TEST(write_zeroes_keep_blocks_with_nounmap_until_the_file_system_refuses)
+{
+	char path[] = "/dev/shm/zublk-unit-XXXXXX";
+	const int punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	const int range = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+	struct zublk_backing b;
+	int res;
+
+	if (!shm_backing(path, &b)) {
+		printf("#   SKIP: no /dev/shm to make a tmpfs file in\n");
+		return;
+	}
+	CHECK_EQ(zublk_backing_zero_mode(&b, false), punch);
+	CHECK_EQ(zublk_backing_zero_mode(&b, true), range);
+	/* Another error is the request's, not a refusal. */
+	CHECK(!zublk_backing_zero_refused(&b, -EIO));
+	CHECK_EQ(zublk_backing_zero_mode(&b, true), range);
+	res = fallocate(b.fd, range, 0, PAGE) ? -errno : 0;
+	if (res == 0) {
+		printf("#   SKIP: this kernel's tmpfs has zeroed ranges\n");
+		zublk_backing_close(&b);
+		unlink(path);
+		return;
+	}
+	CHECK_EQ(res, -EOPNOTSUPP);
+	CHECK(zublk_backing_zero_refused(&b, res));
+	CHECK_EQ(zublk_backing_zero_mode(&b, true), punch);
+	CHECK_EQ(fallocate(b.fd, zublk_backing_zero_mode(&b, true), 0, PAGE), 0);
 	zublk_backing_close(&b);
 	unlink(path);
 }
