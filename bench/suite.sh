@@ -89,8 +89,7 @@
 # (512), BENCH_CONFIGS ("1q1j 2q2j 1q2j raid nbd zoned integrity qcow2 disk
 # alloc"),
 # BENCH_JOBS (all; nbd's, zoned's, integrity's, qcow2's and disk's too),
-# BENCH_JOBS_2J (the 2-job configs' jobs: BENCH_JOBS), BENCH_JOBS_1Q1J
-# (config 1q1j's jobs: BENCH_JOBS), BENCH_MODES (every
+# BENCH_JOBS_2J (the 2-job configs' jobs: BENCH_JOBS), BENCH_MODES (every
 # mode the kernel has), BENCH_SET (all; or "targets": only the devices the
 # targets compare, none of the variants), BENCH_ONLY (an extended regular
 # expression: run only the devices whose names, as in devices_for, match;
@@ -111,7 +110,6 @@ configs=${BENCH_CONFIGS:-1q1j 2q2j 1q2j raid nbd zoned integrity qcow2 disk allo
 all_jobs="rr4k-qd1 rr4k-qd32 rw4k-qd32 sr128k-qd16 sw512k-qd8"
 jobs=${BENCH_JOBS:-$all_jobs}
 jobs_2j=${BENCH_JOBS_2J:-$jobs}
-jobs_1q1j=${BENCH_JOBS_1Q1J:-$jobs}
 alloc_jobs=${BENCH_ALLOC_JOBS:-aw4k-qd1 aw4k-qd32 aw64k-qd8}
 set_=${BENCH_SET:-all}
 case $set_ in all | targets) ;; *) echo "suite.sh: BENCH_SET=$set_: not all or targets" >&2; exit 1 ;; esac
@@ -399,7 +397,7 @@ erms=without; grep -qw erms /proc/cpuinfo && erms=with
 run_s=$runtime
 [[ $run_s =~ ^[0-9]+$ ]] && run_s=${run_s}s
 echo "INFO,kernel $(uname -r); $(nproc) CPUs ($erms ERMS); $(fio --version); $("$Z" --version); modes:$modes; default modes: null=$null_default loop=$loop_default; $run_s runs after ${ramp}s ramp, $rounds rounds, ${size_mb}M$( [ "${BENCH_FLUSH_MS:-0}" = 0 ] || echo "; the disk's flushes ${BENCH_FLUSH_MS} ms late (dm-delay)")"
-log "modes:$modes; configs: $configs; jobs: $jobs$([ "$jobs_1q1j" = "$jobs" ] || echo " (1q1j: $jobs_1q1j)")"
+log "modes:$modes; configs: $configs; jobs: $jobs"
 
 devices_for() { # the device names of a config
 	local m
@@ -445,7 +443,7 @@ for r in $(seq "$rounds"); do
 		case $cfg in raid | nbd | zoned | integrity | qcow2 | disk | alloc) continue ;; esac
 		nj=${cfg:2:1}
 		mapfile -t devs < <(devices_for "$cfg")
-		cjobs=$jobs_1q1j
+		cjobs=$jobs
 		[ "$nj" -gt 1 ] && cjobs=$jobs_2j
 		for job in $cjobs; do
 			log "round $r/$rounds $cfg $job"

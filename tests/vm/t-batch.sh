@@ -8,15 +8,15 @@
 "$Z" features | grep -q BATCH_IO || skip "the running kernel has no UBLK_F_BATCH_IO"
 has_flag() { [ "$(dev_json "$1" "any(.flags[]; . == \"$2\")")" = True ]; }
 
-truncate -s 256M "$TMP/img"
+truncate -s 128M "$TMP/img"
 for mode in copy user-copy zero-copy auto-zero-copy; do
 	for q in 1 2; do
 		fits_cpus "$q" || continue
 		add -t loop -f "$TMP/img" --mode "$mode" -q "$q" --batch
 		has_flag "$ID" BATCH_IO || fail "$mode: no BATCH_IO in the device's flags"
 		fio_ok v --filename="$DEV" --rw=randwrite --bsrange=512-128k --iodepth=32 \
-			--size=64M --verify=crc32c --do_verify=1 --verify_fatal=1 --numjobs="$q" \
-			--offset_increment=100M
+			--size=32M --verify=crc32c --do_verify=1 --verify_fatal=1 --numjobs="$q" \
+			--offset_increment=64M
 		cmp <(dd if="$DEV" bs=1M iflag=direct status=none) "$TMP/img" ||
 			fail "$mode q=$q: device and file differ"
 		del "$ID"

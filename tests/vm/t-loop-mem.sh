@@ -28,9 +28,9 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 		[ "$(dev_field "$ID" mapped)" = True ] || fail "$mode: loop on tmpfs is not mapped"
 		# Sizes up to 64k (around the limit), holes and written blocks mixed.
 		fio_ok v --filename="$DEV" --rw=randwrite --bsrange=512-64k --iodepth=16 \
-			--size=32M --verify=crc32c --do_verify=1 --verify_fatal=1 --numjobs="$q" \
+			--size=16M --verify=crc32c --do_verify=1 --verify_fatal=1 --numjobs="$q" \
 			--offset_increment=48M
-		fio_ok v4 --filename="$DEV" --rw=randwrite --bs=4k --iodepth=32 --size=16M \
+		fio_ok v4 --filename="$DEV" --rw=randwrite --bs=4k --iodepth=32 --size=8M \
 			--offset=96M --verify=crc32c --do_verify=1 --verify_fatal=1
 		# The 4k reads of written blocks were copied in the queue thread, in
 		# every mode: the copies counter counts one for each, and the
@@ -39,7 +39,7 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 		# and leaves room for the odd extra SQE (CI once saw auto-zero-copy
 		# make 284 for 256 64k reads, 1.11).
 		sqes_from "$ID"
-		fio_ok r4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M \
+		fio_ok r4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=8M \
 			--offset=96M --number_ios=2000
 		sqes_to "$ID"
 		[ "$IOS" -ge 2000 ] || fail "$mode: $IOS requests counted for 2000 reads"
@@ -50,7 +50,7 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 		# 64k reads: copied straight too without a limit, the io_uring
 		# way (at least 2 SQEs each, no copy) above map_max=16k.
 		sqes_from "$ID"
-		fio_ok r64 --filename="$DEV" --rw=randread --bs=64k --iodepth=8 --size=16M \
+		fio_ok r64 --filename="$DEV" --rw=randread --bs=64k --iodepth=8 --size=8M \
 			--offset=96M
 		sqes_to "$ID"
 		if [ -z "$lim" ]; then

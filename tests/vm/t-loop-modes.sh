@@ -8,11 +8,11 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 		fits_cpus "$q" || continue
 		add -t loop -f "$TMP/img" --mode "$mode" -q "$q"
 		fio_ok v --filename="$DEV" --rw=randwrite --bsrange=4k-1M --iodepth=16 \
-			--size=96M --verify=crc32c --do_verify=1 --verify_fatal=1
+			--size=48M --verify=crc32c --do_verify=1 --verify_fatal=1
 		if [ "$q" -gt 1 ]; then
 			# Two jobs on two queues, each verifying its own half.
 			fio_ok v2 --filename="$DEV" --rw=randwrite --bs=4k --iodepth=16 \
-				--numjobs=2 --size=32M --offset_increment=128M \
+				--numjobs=2 --size=16M --offset_increment=128M \
 				--verify=crc32c --do_verify=1 --verify_fatal=1
 		fi
 		note "loop $mode q=$q: verified"

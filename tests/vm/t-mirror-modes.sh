@@ -19,10 +19,10 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 		[ "$(blockdev --getsize64 "$DEV")" = $((128 << 20)) ] ||
 			fail "size $(blockdev --getsize64 "$DEV"), not 128M"
 		fio_ok v --filename="$DEV" --rw=randwrite --bsrange=512-1M --iodepth=16 \
-			--size=96M --verify=crc32c --do_verify=1 --verify_fatal=1
+			--size=48M --verify=crc32c --do_verify=1 --verify_fatal=1
 		# The same job again, reading only: reads spread over both legs.
 		fio_ok r --filename="$DEV" --rw=randwrite --bsrange=512-1M --iodepth=16 \
-			--size=96M --verify=crc32c --verify_only=1 --verify_fatal=1
+			--size=48M --verify=crc32c --verify_only=1 --verify_fatal=1
 		[ "$(errors_of)" = 0 ] || fail "$(errors_of) requests ended in error"
 		del "$ID"
 		legs_same "$TMP/a" "$TMP/b"

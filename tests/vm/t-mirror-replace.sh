@@ -7,13 +7,13 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/raid-lib.sh"
 "$Z" help 2>&1 | grep -q "mirror replace" || skip "zublk has no 'mirror' command yet"
-truncate -s 192M "$TMP/a" "$TMP/b" "$TMP/c" "$TMP/d"
+truncate -s 128M "$TMP/a" "$TMP/b" "$TMP/c" "$TMP/d"
 dm_leg b "$TMP/b"
-# 192M at 8M/s: the rebuild takes 24 s, long enough to watch it.
+# 128M at 8M/s: the rebuild takes 16 s, long enough to watch it.
 add -t mirror file="$TMP/a" file="$DM_DEV" rebuild_rate=8M -n 0
-job=(--filename="$DEV" --rw=randwrite --bsrange=4k-256k --iodepth=16 --size=160M
+job=(--filename="$DEV" --rw=randwrite --bsrange=4k-256k --iodepth=16 --size=112M
 	--verify=crc32c --verify_backlog=512 --verify_fatal=1 --time_based)
-bg_fio w "${job[@]}" --runtime=60
+bg_fio w "${job[@]}" --runtime=45
 sleep 2
 fio_running || fail "fio ended early: $(tail -3 "$TMP/w.log")"
 dm_fail b
@@ -40,7 +40,7 @@ grep -q "failed=" /run/zublk/0.json && fail "failed= still in the state file"
 grep -q "\"file=$TMP/c\"" /run/zublk/0.json || fail "the state file does not name the new leg"
 [ "$(dev_errors 0)" = 0 ] || fail "$(dev_errors 0) requests ended in error"
 # Reads now also come from the rebuilt leg: all of it must verify.
-fio_ok r --filename="$DEV" --rw=write --bs=1M --size=192M --verify=crc32c --do_verify=1
+fio_ok r --filename="$DEV" --rw=write --bs=1M --size=128M --verify=crc32c --do_verify=1
 del 0
 cmp "$TMP/a" "$TMP/c" || fail "legs differ after the rebuild"
 note "legs identical"
@@ -60,10 +60,10 @@ note "hot replace of a healthy leg: legs identical"
 
 # The new leg fails during its rebuild: the rebuild stops, the leg is
 # failed, IO goes on; a second replace then completes.
-truncate -s 192M "$TMP/e"
+truncate -s 128M "$TMP/e"
 dm_leg e "$TMP/e"
 add -t mirror file="$TMP/c" file="$TMP/d" rebuild_rate=8M -n 0
-bg_fio w3 "${job[@]}" --runtime=40
+bg_fio w3 "${job[@]}" --runtime=32
 sleep 1
 "$Z" mirror replace -n 0 1 "$DM_DEV" >"$TMP/out" 2>&1 || fail "replace: $(cat "$TMP/out")"
 sleep 2

@@ -12,16 +12,16 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 		add -t null size=1G --mode "$mode" -q "$q"
 		"$Z" list --json | grep -q "\"mode\": \"$mode\"" || fail "$mode not in effect"
 		fio_ok w --filename="$DEV" --rw=randwrite --bsrange=4k-1M --iodepth=32 \
-			--numjobs="$q" --size=256M --group_reporting
+			--numjobs="$q" --size=128M --group_reporting
 		# Dirty the pages fio reads into, so stale data would show.
 		fio_ok r --filename="$DEV" --rw=randread --bsrange=4k-1M --iodepth=32 \
-			--size=256M --verify=pattern --verify_pattern=0 --verify_only
+			--size=128M --verify=pattern --verify_pattern=0 --verify_only
 		case $mode in *zero-copy)
 			# Busy CPUs: a /dev/zero read into 1M of request pages
 			# stops short now and then; the rest must follow, not EIO.
 			for _ in 1 2; do timeout 20 sh -c 'while :; do :; done' & done
 			fio_ok busy --filename="$DEV" --rw=read --bs=1M --iodepth=8 --numjobs=2 \
-				--size=256M --offset_increment=256M --verify=pattern \
+				--size=128M --offset_increment=256M --verify=pattern \
 				--verify_pattern=0 --verify_only --loops=2
 			pkill -f 'while :; do :; done' 2>/dev/null
 			wait

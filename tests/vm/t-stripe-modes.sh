@@ -12,15 +12,15 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 		[ "$(blockdev --getsize64 "$DEV")" = $((128 << 20)) ] ||
 			fail "size $(blockdev --getsize64 "$DEV"), not 128M"
 		fio_ok v --filename="$DEV" --rw=randwrite --bsrange=512-1M --iodepth=16 \
-			--size=96M --verify=crc32c --do_verify=1 --verify_fatal=1
+			--size=48M --verify=crc32c --do_verify=1 --verify_fatal=1
 		note "stripe 2x64k $mode q=$q: verified"
 		del "$ID"
 	done
 	add -t stripe chunk=4k file="$TMP/a" file="$TMP/b" file="$TMP/c" --mode "$mode"
 	fio_ok v3 --filename="$DEV" --rw=randwrite --bsrange=512-1M --iodepth=32 \
-		--size=64M --verify=crc32c --do_verify=1 --verify_fatal=1
+		--size=32M --verify=crc32c --do_verify=1 --verify_fatal=1
 	# Reads on their own too: a verify pass over what is there.
-	fio_ok r3 --filename="$DEV" --rw=randwrite --bsrange=512-1M --iodepth=32 --size=64M \
+	fio_ok r3 --filename="$DEV" --rw=randwrite --bsrange=512-1M --iodepth=32 --size=32M \
 		--verify=crc32c --verify_only=1 --verify_fatal=1
 	note "stripe 3x4k $mode: verified"
 	errs=$(counter "$ID" errors)
