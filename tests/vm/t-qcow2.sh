@@ -143,7 +143,7 @@ for run in $runs; do
 	mode=${run%:*} nq=${run#*:}
 	what="${mode:-default mode}, $nq queue(s)${opt:+, $opt}"
 	rm -f "$img"
-	qemu-img create -q -f qcow2 -o cluster_size=64k "$img" 256M || fail "qemu-img create"
+	qemu-img create -q -f qcow2 -o cluster_size=64k "$img" 128M || fail "qemu-img create"
 	add -t qcow2 -f "$img" ${mode:+--mode "$mode"} -q "$nq" $opt
 	[ -z "$opt" ] || direct_fd "$(dev_field "$ID" daemon_pid)" "$img" ||
 		fail "$what: the image is not open with O_DIRECT"
@@ -151,7 +151,7 @@ for run in $runs; do
 	[ -z "$mode" ] || [ "$(dev_field "$ID" mode)" = "$mode" ] ||
 		fail "$what: mode $(dev_field "$ID" mode)"
 	[ "$(dev_field "$ID" queues)" = "$nq" ] || fail "$what: queues $(dev_field "$ID" queues)"
-	[ "$(blockdev --getsize64 "$DEV")" = $((256 * M)) ] ||
+	[ "$(blockdev --getsize64 "$DEV")" = $((128 * M)) ] ||
 		fail "$what: $(blockdev --getsize64 "$DEV") bytes, not the virtual size"
 	[ "$(cat "/sys/block/ublkb$ID/queue/write_zeroes_max_bytes")" -gt 0 ] ||
 		fail "$what: no write zeroes advertised"
@@ -161,7 +161,7 @@ for run in $runs; do
 	else
 		# Two jobs on two CPUs (queues), each verifying its own 24M.
 		fio_ok v2 --filename="$DEV" --rw=randwrite --bsrange=4k-1M --iodepth=16 \
-			--numjobs=2 --size=24M --offset_increment=128M --cpus_allowed=0-1 \
+			--numjobs=2 --size=24M --offset_increment=64M --cpus_allowed=0-1 \
 			--cpus_allowed_policy=split --verify=crc32c --do_verify=1 --verify_fatal=1
 	fi
 	no_errors "$what"

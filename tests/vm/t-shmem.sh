@@ -53,7 +53,7 @@ for mode in copy user-copy zero-copy auto-zero-copy $batch; do
 	dev_json "$ID" '.flags' | grep -q SHMEM_ZC || fail "$mode: device added without SHMEM_ZC"
 	sqes_from "$ID"
 	n=$(shmem_delta "$ID" fio_ok w --filename="$DEV" $IOMEM --rw=randwrite \
-		--bsrange=4k-256k --iodepth=16 --size=64M --verify=crc32c --verify_fatal=1 \
+		--bsrange=4k-256k --iodepth=16 --size=32M --verify=crc32c --verify_fatal=1 \
 		--do_verify=1)
 	sqes_to "$ID"
 	# Every read and write; fio's flushes and nothing else come the usual way.
@@ -61,7 +61,7 @@ for mode in copy user-copy zero-copy auto-zero-copy $batch; do
 		fail "$mode: $n of $IOS requests through shared memory"
 	[ "$(counter "$ID" errors)" = 0 ] || fail "$mode: $(counter "$ID" errors) requests failed"
 	n2=$(shmem_delta "$ID" fio_ok plain --filename="$DEV" --rw=randwrite --bs=64k \
-		--iodepth=8 --offset=64M --size=32M --verify=crc32c --do_verify=1)
+		--iodepth=8 --offset=64M --size=16M --verify=crc32c --do_verify=1)
 	[ "$n2" = 0 ] || fail "$mode: $n2 requests from ordinary memory counted as shared"
 	del "$ID"
 	note "loop $mode: $n of $IOS requests in shared memory, verified; ordinary memory: 0"
@@ -70,7 +70,7 @@ done
 # What the device wrote is in the file: read it back through the kernel's loop.
 modprobe loop 2>/dev/null
 kdev=$(losetup -f --show "$TMP/img") || fail "losetup failed"
-fio_ok kloop --filename="$kdev" --rw=randread --bsrange=4k-256k --iodepth=16 --size=64M \
+fio_ok kloop --filename="$kdev" --rw=randread --bsrange=4k-256k --iodepth=16 --size=32M \
 	--verify=crc32c --verify_only
 losetup -d "$kdev"
 note "the backing file verifies through the kernel's loop driver"
@@ -80,7 +80,7 @@ for mode in copy zero-copy auto-zero-copy; do
 	# Dirty the shared buffer: a read that left it would fail the pattern.
 	python3 -c "import sys; open(sys.argv[1], 'r+b').write(b'\xab' * (16 << 20))" "$SHM"
 	n=$(shmem_delta "$ID" fio_ok r --filename="$DEV" $IOMEM --rw=randread \
-		--bsrange=4k-1M --iodepth=8 --size=256M --verify=pattern --verify_pattern=0 \
+		--bsrange=4k-1M --iodepth=8 --size=128M --verify=pattern --verify_pattern=0 \
 		--verify_only)
 	[ "$n" -gt 0 ] || fail "null $mode: no read through shared memory"
 	del "$ID"
@@ -93,7 +93,7 @@ truncate -s 64M "$TMP/a" "$TMP/b"
 for t in "stripe chunk=16k" mirror; do
 	add -t $t file="$TMP/a" file="$TMP/b" --shmem "$SHM"
 	n=$(shmem_delta "$ID" fio_ok s --filename="$DEV" $IOMEM --rw=randwrite --bsrange=4k-256k \
-		--iodepth=16 --size=48M --verify=crc32c --verify_fatal=1 --do_verify=1)
+		--iodepth=16 --size=24M --verify=crc32c --verify_fatal=1 --do_verify=1)
 	[ "$n" -gt 0 ] || fail "${t%% *}: no request through shared memory"
 	[ "$(counter "$ID" errors)" = 0 ] || fail "${t%% *}: $(counter "$ID" errors) requests failed"
 	del "$ID"
