@@ -867,18 +867,19 @@ int zublk_backing_map(struct zublk_backing *b, uint64_t size);
 int zublk_backing_copy(struct zublk_queue *q, struct zublk_io *io, struct zublk_backing *b,
 		       uint64_t off, uint32_t io_off, uint32_t len);
 /*
- * The fallocate() mode of a WRITE_ZEROES on @b, a regular file: a zeroed
- * range, which keeps the blocks, when the request says NOUNMAP (@nounmap)
- * and the file system has not refused one (zublk_backing_zero_refused());
- * else a punched hole, which reads back as zeros too (NOUNMAP is a wish,
- * not a promise).  Block devices always take a zeroed range (a punched
- * hole there fails where the device cannot unmap).
+ * The fallocate() mode of a WRITE_ZEROES on @b.  A block device always
+ * takes a zeroed range (a punched hole there fails where the device cannot
+ * unmap).  A regular file takes a zeroed range, which keeps the blocks,
+ * when the request says NOUNMAP (@nounmap) and its file system has not
+ * refused one (zublk_backing_zero_refused()); else a punched hole, which
+ * reads back as zeros too (NOUNMAP is a wish, not a promise).
  */
 int zublk_backing_zero_mode(const struct zublk_backing *b, bool nounmap);
 /*
- * A zeroed range on @b, a regular file, ended with @res: true when its
- * file system refused it (-EOPNOTSUPP, as tmpfs does).  Later ones punch,
- * and the target should do this one again so.
+ * A zeroed range on @b ended with @res: true when @b is a regular file
+ * whose file system refused it (-EOPNOTSUPP, as tmpfs does).  Later ones
+ * punch, and the target should do this one again so.  False for a block
+ * device: its refusal is the request's answer.
  */
 bool zublk_backing_zero_refused(struct zublk_backing *b, int res);
 /* After a discard or punched hole of [@off, @off + @len) on a mapped backing. */

@@ -483,14 +483,14 @@ bool zublk_backing_is_mapped(const struct zublk_backing *b)
 
 int zublk_backing_zero_mode(const struct zublk_backing *b, bool nounmap)
 {
-	if (nounmap && !__atomic_load_n(&b->no_zero_range, __ATOMIC_RELAXED))
+	if (b->bdev || (nounmap && !__atomic_load_n(&b->no_zero_range, __ATOMIC_RELAXED)))
 		return FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
 	return FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 }
 
 bool zublk_backing_zero_refused(struct zublk_backing *b, int res)
 {
-	if (res != -EOPNOTSUPP)
+	if (res != -EOPNOTSUPP || b->bdev)
 		return false;
 	__atomic_store_n(&b->no_zero_range, true, __ATOMIC_RELAXED);
 	return true;

@@ -484,10 +484,8 @@ static int loop_zero(struct zublk_queue *q, struct zublk_io *io)
 {
 	struct loop_dev *ld = zublk_dev_priv(zublk_queue_dev(q));
 
-	int mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+	int mode = zublk_backing_zero_mode(&ld->b, io->flags & UBLK_IO_F_NOUNMAP);
 
-	if (!ld->b.bdev)
-		mode = zublk_backing_zero_mode(&ld->b, io->flags & UBLK_IO_F_NOUNMAP);
 	return loop_fallocate(q, io, mode,
 			      (mode & FALLOC_FL_ZERO_RANGE) ? LOOP_ZERO_RANGE : LOOP_ZERO_PUNCH);
 }
@@ -605,7 +603,7 @@ static void loop_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned su
 			zublk_io_complete(q, io, lq->error[io->tag]);
 		return;
 	case LOOP_ZERO_RANGE:
-		if (!ld->b.bdev && zublk_backing_zero_refused(&ld->b, res)) {
+		if (zublk_backing_zero_refused(&ld->b, res)) {
 			ret = loop_zero(q, io);
 			if (ret)
 				zublk_io_complete(q, io, ret);

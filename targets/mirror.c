@@ -65,6 +65,14 @@ enum {
 	MIRROR_SUB_ZRANGE = 4,
 };
 #define MIRROR_SUB(kind, leg) ((unsigned)(kind) << 8 | (leg))
+#define MIRROR_SUB_KIND(sub) (((sub) >> 8) & 7)
+/*
+ * A zeroed range also carries the low bits of the fd generation of the leg
+ * it went to: a refusal from a replaced leg's file says nothing of the new.
+ */
+#define MIRROR_ZGEN(gen) ((unsigned)(gen) & 0x1f)
+#define MIRROR_SUB_Z(gen, leg) MIRROR_SUB(MIRROR_SUB_ZRANGE | MIRROR_ZGEN(gen) << 3, leg)
+#define MIRROR_SUB_ZGEN(sub) ((sub) >> 11)
 
 struct mirror_leg {
 	struct raid_member m;		/* m.idx never changes; m.b.fd is the main thread's */
@@ -102,6 +110,7 @@ struct mirror_queue {
 	unsigned gen[MIRROR_MAX_LEGS];	/* leg fd generation our ring has */
 	int fds[MIRROR_MAX_LEGS];	/* FILES_UPDATE reads these */
 	bool bdev[MIRROR_MAX_LEGS];	/* of the file our ring has */
+	bool no_zero_range[MIRROR_MAX_LEGS];	/* that file refused a zeroed range */
 };
 
 struct mirror_dev {
@@ -755,6 +764,7 @@ static int mirror_sync_leg(struct zublk_queue *q, unsigned leg)
 	atomic_fetch_add(&l->taking, 1);
 	mq->fds[leg] = atomic_load(&l->fd);
 	mq->bdev[leg] = atomic_load(&l->bdev);
+	mq->no_zero_range[leg] = false;
 	io_uring_prep_files_update(sqe, &mq->fds[leg], 1, l->m.idx);
 	/* The queue's op, not @io's: its CQE comes even if @io ends first. */
 	zublk_queue_sqe_mark(q, sqe, MIRROR_SUB(MIRROR_SUB_FILES, leg));
@@ -813,20 +823,23 @@ static int mirror_issue_other(struct zublk_queue *q, struct zublk_io *io, unsign
 		}
 		io_uring_prep_fallocate(sqe, idx, mode, (off_t)io->offset, (off_t)io->len);
 		break;
-	default: /* WRITE_ZEROES */
-		if (mq->bdev[leg]) {
+	default: /*
+		  * WRITE_ZEROES: zublk_backing_zero_mode()'s rule, with the
+		  * refusal kept per queue for the file its ring has.
+		  */
+		if (mq->bdev[leg] ||
+		    ((io->flags & UBLK_IO_F_NOUNMAP) && !mq->no_zero_range[leg])) {
 			mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
-		} else {
-			mode = zublk_backing_zero_mode(&md->leg[leg].m.b,
-						       io->flags & UBLK_IO_F_NOUNMAP);
-			if (mode & FALLOC_FL_ZERO_RANGE)
+			if (!mq->bdev[leg])
 				kind = MIRROR_SUB_ZRANGE;
 		}
 		io_uring_prep_fallocate(sqe, idx, mode, (off_t)io->offset, (off_t)io->len);
 		break;
 	}
 	sqe->flags |= IOSQE_FIXED_FILE;
-	zublk_io_sqe_mark(q, io, sqe, MIRROR_SUB(kind, leg));
+	zublk_io_sqe_mark(q, io, sqe,
+			  kind == MIRROR_SUB_ZRANGE ? MIRROR_SUB_Z(mq->gen[leg], leg)
+						    : MIRROR_SUB(kind, leg));
 	mq->tags[io->tag].pending++;
 	mq->inflight[leg]++;
 	return 0;
@@ -1037,12 +1050,20 @@ static void mirror_read_done(struct zublk_queue *q, struct zublk_io *io, struct 
 }
 
 static void mirror_write_done(struct zublk_queue *q, struct zublk_io *io, struct mirror_tag *t,
-			      unsigned kind, unsigned leg, int res)
+			      unsigned sub, unsigned leg, int res)
 {
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
+	struct mirror_queue *mq = zublk_queue_priv(q);
+	unsigned kind = MIRROR_SUB_KIND(sub);
 
-	/* Its file system has no zeroed range: a punched hole instead. */
-	if (kind == MIRROR_SUB_ZRANGE && zublk_backing_zero_refused(&md->leg[leg].m.b, res)) {
+	/*
+	 * Its file system has no zeroed range (tmpfs): a punched hole instead,
+	 * from now on.  Unless the leg's file was replaced since: then the
+	 * op is done again as a zeroed range on the new file.
+	 */
+	if (kind == MIRROR_SUB_ZRANGE && res == -EOPNOTSUPP) {
+		if (MIRROR_SUB_ZGEN(sub) == MIRROR_ZGEN(mq->gen[leg]))
+			mq->no_zero_range[leg] = true;
 		res = mirror_issue_other(q, io, leg);
 		if (!res)
 			return;
@@ -1080,7 +1101,7 @@ static void mirror_queue_done(struct zublk_queue *q, unsigned sub, int res)
 	struct mirror_queue *mq = zublk_queue_priv(q);
 	unsigned leg = sub & 0xff;
 
-	if ((sub >> 8) != MIRROR_SUB_FILES || leg >= md->nr)
+	if (MIRROR_SUB_KIND(sub) != MIRROR_SUB_FILES || leg >= md->nr)
 		return;
 	atomic_fetch_sub(&md->leg[leg].taking, 1);
 	if (res < 0) {
@@ -1097,7 +1118,7 @@ static void mirror_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned 
 {
 	struct mirror_queue *mq = zublk_queue_priv(q);
 	struct mirror_tag *t = &mq->tags[io->tag];
-	unsigned kind = sub >> 8, leg = sub & 0xff;
+	unsigned kind = MIRROR_SUB_KIND(sub), leg = sub & 0xff;
 	int ret;
 
 	t->pending--;
@@ -1112,7 +1133,7 @@ static void mirror_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned 
 	if (io->op == UBLK_IO_OP_READ)
 		mirror_read_done(q, io, t, leg, res);
 	else
-		mirror_write_done(q, io, t, kind, leg, res);
+		mirror_write_done(q, io, t, sub, leg, res);
 }
 
 /* --------------------------------------------------------------- control */
@@ -1251,7 +1272,6 @@ static int mirror_ctl_replace(struct mirror_dev *md, unsigned leg, const char *p
 	l->m.b.fd = m.b.fd;
 	l->m.b.size = m.b.size;
 	l->m.b.bdev = m.b.bdev;
-	__atomic_store_n(&l->m.b.no_zero_range, false, __ATOMIC_RELAXED);
 	atomic_store(&l->path, m.path);
 	atomic_store(&l->fd, m.b.fd);
 	atomic_store(&l->bdev, m.b.bdev);

@@ -320,13 +320,9 @@ static int stripe_member_op(struct zublk_queue *q, struct zublk_io *io, unsigned
 		io_uring_prep_fallocate(sqe, m->idx, mode, (off_t)start, (off_t)len);
 		break;
 	default: /* WRITE_ZEROES */
-		if (m->b.bdev) {
-			mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
-		} else {
-			mode = zublk_backing_zero_mode(&m->b, io->flags & UBLK_IO_F_NOUNMAP);
-			if (mode & FALLOC_FL_ZERO_RANGE)
-				sub |= STRIPE_SUB_ZRANGE;
-		}
+		mode = zublk_backing_zero_mode(&m->b, io->flags & UBLK_IO_F_NOUNMAP);
+		if (mode & FALLOC_FL_ZERO_RANGE)
+			sub |= STRIPE_SUB_ZRANGE;
 		io_uring_prep_fallocate(sqe, m->idx, mode, (off_t)start, (off_t)len);
 		break;
 	}

@@ -252,3 +252,20 @@ TEST(write_zeroes_keep_blocks_with_nounmap_until_the_file_system_refuses)
 	zublk_backing_close(&b);
 	unlink(path);
 }
+
+/*
+ * A block device takes a zeroed range, NOUNMAP or not (a punched hole fails
+ * where it cannot unmap), and its -EOPNOTSUPP is the request's answer, not
+ * a refusal that turns later ones into holes.
+ */
+TEST(write_zeroes_on_a_block_device_are_a_zeroed_range)
+{
+	const int range = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+	struct zublk_backing b = { .fd = -1, .bdev = true };
+
+	CHECK_EQ(zublk_backing_zero_mode(&b, false), range);
+	CHECK_EQ(zublk_backing_zero_mode(&b, true), range);
+	CHECK(!zublk_backing_zero_refused(&b, -EOPNOTSUPP));
+	CHECK(!b.no_zero_range);
+	CHECK_EQ(zublk_backing_zero_mode(&b, true), range);
+}

@@ -13,70 +13,72 @@ slow_nbd 4
 # add waits for the scan's first read through its last step (the switch to
 # the none scheduler waits for IO in flight).  Now and then the switch
 # comes before the read, and the device is up at once: then again.
-timed_out=0
-for try in 1 2 3; do
-	t0=$SECONDS
+# again TRY DEV: that case, said; DEV deleted.
+again() {
+	note "try $1: $2 came up before the partition scan's read; again"
+	del "${2#/dev/ublkb}"
+	return 2
+}
+# tries WHAT LEG [ARGS]: LEG ARGS TRY, for TRY 1 to 3, while it returns 2.
+tries() {
+	local what=$1 try
+	shift
+	for try in 1 2 3; do
+		"$@" $try
+		[ $? -eq 2 ] || return 0
+	done
+	skip_check "$what" "3 devices came up before their partition scan's read"
+}
+
+timed_out() {
+	local t0=$SECONDS out rc
 	out=$(timeout 60 "$Z" add -t nbd socket="$TMP/s.sock" --timeout 3 2>"$TMP/err")
 	rc=$?
-	if [ $rc -eq 0 ]; then
-		note "try $try: $out came up before the partition scan's read; again"
-		del "${out#/dev/ublkb}"
-		continue
-	fi
+	[ $rc -ne 0 ] || { again "$1" "$out"; return; }
 	[ $rc -ne 124 ] || fail "add --timeout 3 hung"
 	[ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "the device did not come up within 3 s" "$TMP/err" ||
 		fail "add --timeout 3 said: $(cat "$TMP/err")"
 	[ -z "$out" ] || fail "add --timeout 3 printed '$out'"
 	no_devices || fail "add --timeout 3 left a device: $("$Z" list)"
 	wait_until 5 no_daemons || fail "add --timeout 3 left a daemon: $(pgrep -a zublk)"
-	note "$(cat "$TMP/err")"
-	timed_out=1
-	break
-done
-((timed_out)) || skip_check "add's time-out" "3 devices came up before their partition scan's read"
-note "time-out: $((SECONDS - t0)) s"
+	note "$(cat "$TMP/err") ($((SECONDS - t0)) s)"
+}
+tries "add's time-out" timed_out
 
-for sig in INT TERM; do
-	signalled=0
-	for try in 1 2 3; do
-		# A background job of a script starts with SIGINT ignored: not here.
-		env --default-signal=INT "$Z" add -t nbd socket="$TMP/s.sock" >"$TMP/out" 2>"$TMP/err" &
-		adder=$!
-		# Past ADD_DEV: the device exists, START_DEV waits for the scan.
-		wait_until 20 test -e /dev/ublkc0 || fail "SIG$sig: no device after 20 s: $(cat "$TMP/err")"
-		sleep 1
-		# Up already (it printed the device): then not the case to see.
-		up=0
-		[ -s "$TMP/out" ] && up=1
-		kill -"$sig" $adder 2>/dev/null
-		t0=$SECONDS
-		(sleep 60; kill -9 $adder 2>/dev/null) &
-		dog=$!
-		wait $adder
-		rc=$?
-		kill $dog 2>/dev/null
-		[ $rc -ne 0 ] || ((up)) || fail "SIG$sig: add went on after the signal: $(cat "$TMP/out")"
-		# Up before the scan's read (as above), and so before the signal.
-		if [ $rc -eq 0 ]; then
-			note "SIG$sig try $try: $(cat "$TMP/out") came up before the signal; again"
-			del "$(sed 's|/dev/ublkb||' "$TMP/out")"
-			continue
-		fi
-		[ $rc -ne 137 ] || fail "SIG$sig: add still ran after 60 s"
-		[ $rc -eq $((128 + $(kill -l "$sig"))) ] || fail "SIG$sig: add exited $rc: $(cat "$TMP/err")"
-		[ "$(wc -l <"$TMP/err")" = 1 ] || fail "SIG$sig: add said: $(cat "$TMP/err")"
-		grep -q "zublk: add: interrupted (SIG$sig): the daemon is stopped and the device deleted" \
-			"$TMP/err" || fail "SIG$sig: $(cat "$TMP/err")"
-		[ ! -s "$TMP/out" ] || fail "SIG$sig: add printed '$(cat "$TMP/out")'"
-		no_devices || fail "SIG$sig: a device is left: $("$Z" list)"
-		wait_until 5 no_daemons || fail "SIG$sig: a daemon is left: $(pgrep -a zublk)"
-		[ ! -e /dev/ublkc0 ] || fail "SIG$sig: /dev/ublkc0 is left"
-		note "$(cat "$TMP/err") ($((SECONDS - t0)) s)"
-		signalled=1
-		break
-	done
-	((signalled)) || skip_check "SIG$sig" "3 devices came up before their partition scan's read"
-done
+signalled() {
+	local sig=$1 adder up t0 dog rc
+	# A background job of a script starts with SIGINT ignored: not here.
+	env --default-signal=INT "$Z" add -t nbd socket="$TMP/s.sock" >"$TMP/out" 2>"$TMP/err" &
+	adder=$!
+	# Past ADD_DEV: the device exists, START_DEV waits for the scan.
+	wait_until 20 test -e /dev/ublkc0 || fail "SIG$sig: no device after 20 s: $(cat "$TMP/err")"
+	sleep 1
+	# Up already (it printed the device): then not the case to see.
+	up=0
+	[ -s "$TMP/out" ] && up=1
+	kill -"$sig" $adder 2>/dev/null
+	t0=$SECONDS
+	(sleep 60; kill -9 $adder 2>/dev/null) &
+	dog=$!
+	wait $adder
+	rc=$?
+	kill $dog 2>/dev/null
+	[ $rc -ne 0 ] || ((up)) || fail "SIG$sig: add went on after the signal: $(cat "$TMP/out")"
+	# Up before the scan's read (as above), and so before the signal.
+	[ $rc -ne 0 ] || { again "$2" "$(cat "$TMP/out")"; return; }
+	[ $rc -ne 137 ] || fail "SIG$sig: add still ran after 60 s"
+	[ $rc -eq $((128 + $(kill -l "$sig"))) ] || fail "SIG$sig: add exited $rc: $(cat "$TMP/err")"
+	[ "$(wc -l <"$TMP/err")" = 1 ] || fail "SIG$sig: add said: $(cat "$TMP/err")"
+	grep -q "zublk: add: interrupted (SIG$sig): the daemon is stopped and the device deleted" \
+		"$TMP/err" || fail "SIG$sig: $(cat "$TMP/err")"
+	[ ! -s "$TMP/out" ] || fail "SIG$sig: add printed '$(cat "$TMP/out")'"
+	no_devices || fail "SIG$sig: a device is left: $("$Z" list)"
+	wait_until 5 no_daemons || fail "SIG$sig: a daemon is left: $(pgrep -a zublk)"
+	[ ! -e /dev/ublkc0 ] || fail "SIG$sig: /dev/ublkc0 is left"
+	note "$(cat "$TMP/err") ($((SECONDS - t0)) s)"
+}
+tries SIGINT signalled INT
+tries SIGTERM signalled TERM
 
 # A signal the caller ignores (nohup, a shell's background job) stays
 # ignored: the add goes on and its device serves.

@@ -19,9 +19,10 @@ modprobe null_blk nr_devices=0 2>/dev/null || skip "no null_blk module"
 # Half-second runs: fio takes about a second more to start in the VM.
 export BENCH_ROUNDS=1 BENCH_RUNTIME=500ms BENCH_RAMP=0 BENCH_SIZE_MB=64
 # One job: 4k random reads at QD32 (the one every report table checked
-# below has a column for), and alloc's 4k writes into fresh images.  The
-# other jobs differ only in fio's arguments; every config's own set-up,
-# devices, rows and report tables are what can rot.
+# below has a column for); with ZUBLK_BENCH_SMOKE_ALL=1 also alloc's 4k
+# writes into fresh images.  The other jobs differ only in fio's
+# arguments; every config's own set-up, devices, rows and report tables
+# are what can rot.
 features=$("$Z" features) || fail "zublk features failed"
 integ=0
 if grep -qw INTEGRITY <<<"$features"; then

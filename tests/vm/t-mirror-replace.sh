@@ -13,7 +13,7 @@ dm_leg b "$TMP/b"
 add -t mirror file="$TMP/a" file="$DM_DEV" rebuild_rate=8M -n 0
 job=(--filename="$DEV" --rw=randwrite --bsrange=4k-256k --iodepth=16 --size=112M
 	--verify=crc32c --verify_backlog=512 --verify_fatal=1 --time_based)
-bg_fio w "${job[@]}" --runtime=45
+bg_fio w "${job[@]}" --runtime=36
 sleep 2
 fio_running || fail "fio ended early: $(tail -3 "$TMP/w.log")"
 dm_fail b
@@ -47,7 +47,7 @@ note "legs identical"
 
 # Hot replace of a healthy leg under fio: leg 0 (a) by d, rebuilt from c.
 add -t mirror file="$TMP/a" file="$TMP/c" -n 0 --mode copy
-bg_fio w2 "${job[@]}" --runtime=30
+bg_fio w2 "${job[@]}" --runtime=20
 sleep 2
 "$Z" mirror replace -n 0 "$TMP/a" "$TMP/d" >"$TMP/out" 2>&1 || fail "replace: $(cat "$TMP/out")"
 wait_until 180 rebuild_done 0 0 || fail "rebuild did not finish"

@@ -333,14 +333,16 @@ overlay_case "compressed qcow2 backing" "$E/ov2.qcow2" "$TMP/c.raw" "$E/cbase.qc
 overlay_case "3-level chain" "$E/top.qcow2" "$TMP/top.raw" "$E/base.raw" "$E/m/mid.qcow2"
 overlay_case "backing of 16M+5k under 64M" "$E/long.qcow2" "$TMP/long.raw" "$E/short.raw"
 # A backing of 4k clusters (compressed ones, zeros, data) under 64k ones:
-# a new 64k cluster is filled from 16 of the backing's.
-head -c 24M "$TMP/src.raw" >"$TMP/b4k.src" || fail "head"
+# a new 64k cluster is filled from 16 of the backing's.  8M of backing
+# under a 24M overlay (what scribble writes reaches past 16M).
+head -c 8M "$TMP/src.raw" >"$TMP/b4k.src" || fail "head"
 qemu-img convert -c -f raw -O qcow2 -o cluster_size=4k "$TMP/b4k.src" "$E/b4k.qcow2" ||
 	fail "qemu-img convert b4k"
 qemu-io -f qcow2 -c "write -z 4100k 8k" -c "write -P 0x44 4128k 4k" "$E/b4k.qcow2" \
 	>"$TMP/qio" || fail "qemu-io b4k: $(cat "$TMP/qio")"
-qemu-img convert -O raw "$E/b4k.qcow2" "$TMP/b4k.raw" || fail "qemu-img convert b4k.raw"
-(cd "$E" && qemu-img create -q -f qcow2 -b b4k.qcow2 -F qcow2 ov4k.qcow2) ||
+qemu-img convert -O raw "$E/b4k.qcow2" "$TMP/b4k.raw" && truncate -s 24M "$TMP/b4k.raw" ||
+	fail "qemu-img convert b4k.raw"
+(cd "$E" && qemu-img create -q -f qcow2 -b b4k.qcow2 -F qcow2 ov4k.qcow2 24M) ||
 	fail "qemu-img create ov4k"
 WRITES="$WRITES $((4 * M + 512)):512 $((4 * M + 34 * K)):$((3 * K))" \
 	overlay_case "4k-cluster backing under 64k clusters" "$E/ov4k.qcow2" "$TMP/b4k.raw" \

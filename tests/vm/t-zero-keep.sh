@@ -4,7 +4,8 @@
 # that do not (fallocate -p on the device) punch them out: loop, stripe and
 # mirror.  On tmpfs, which has no zeroed range, the same requests become
 # punched holes (the file system's refusal is no error).  Every range reads
-# back as zeros, what is around it is kept, and no request fails.
+# back as zeros, what is around it is kept, and no request fails.  Last, a
+# mirror leg on tmpfs replaced by one on ext4 keeps its blocks again.
 . "$(dirname "$0")/lib.sh"
 for t in mkfs.ext4 blkdiscard fallocate du; do
 	command -v $t >/dev/null || skip "$t not installed (scripts/setup.sh)"
@@ -84,4 +85,32 @@ for dir in "$TMP/ext4" "$TMP/tmpfs"; do
 	check "$dir" "mirror on $fs" -t mirror file="$dir/m0" file="$dir/m1"
 	rm -f "$dir"/m*
 done
+
+# A mirror leg's refusal is its file's: replaced by a file on ext4, the
+# leg keeps its blocks again.  Legs on ext4 and tmpfs; zeroed with NOUNMAP,
+# the tmpfs leg punches.  Then that leg is replaced by an ext4 file and
+# rebuilt, and zeroing with NOUNMAP keeps the new file's blocks.
+. "$ROOT/tests/vm/raid-lib.sh"
+truncate -s 32M "$TMP/ext4/m0" "$TMP/tmpfs/m1" "$TMP/ext4/m2"
+add -t mirror file="$TMP/ext4/m0" file="$TMP/tmpfs/m1"
+dd if="$TMP/data" of="$DEV" bs=1M oflag=direct conv=fsync status=none || fail "replace: write"
+k1=$(kib "$TMP/tmpfs/m1")
+blkdiscard -z -o $((4 * M)) -l $((8 * M)) "$DEV" || fail "replace: blkdiscard -z"
+zeros 4 8 "replace: write zeroes NOUNMAP on ext4 + tmpfs"
+k2=$(kib "$TMP/tmpfs/m1")
+[ $((k1 - k2)) -ge $((7 * 1024)) ] || fail "the tmpfs leg went from ${k1}k to ${k2}k, not punched"
+"$Z" mirror replace -n "$ID" 1 "$TMP/ext4/m2" >"$TMP/out" 2>&1 || fail "replace: $(cat "$TMP/out")"
+wait_until 120 rebuild_done "$ID" 1 || fail "the rebuild did not end: $(dev_json "$ID" .rebuild)"
+sync "$DEV"
+k1=$(kib "$TMP/ext4/m2")
+blkdiscard -z -o $((16 * M)) -l $((8 * M)) "$DEV" || fail "replaced: blkdiscard -z"
+zeros 16 8 "replaced: write zeroes NOUNMAP"
+kept 12 "replaced"
+kept 24 "replaced"
+sync "$DEV"
+k2=$(kib "$TMP/ext4/m2")
+[ $((k1 - k2)) -lt 1024 ] || fail "the new ext4 leg went from ${k1}k to ${k2}k: write zeroes NOUNMAP punched it"
+[ "$(counter "$ID" errors)" = 0 ] || fail "replace: $(counter "$ID" errors) requests ended in error"
+note "mirror, tmpfs leg replaced by ext4: the new leg ${k1}k, after write zeroes NOUNMAP ${k2}k"
+del "$ID"
 exit 0

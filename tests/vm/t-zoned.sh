@@ -82,10 +82,10 @@ for mode in user-copy zero-copy; do
 			fail "copy_max $(dev_field "$ID" copy_max) in $zdir"
 		blkzone reset "$DEV" || fail "reset all"
 		fio_ok zw --filename="$DEV" --zonemode=zbd --rw=write --bsrange=4k-256k \
-			--iodepth=8 --offset=64M --size=96M --numjobs="$nq" --offset_increment=192M \
+			--iodepth=8 --offset=64M --size=64M --numjobs="$nq" --offset_increment=192M \
 			--verify=crc32c --do_verify=1 --verify_fatal=1
 		fio_ok zr --filename="$DEV" --zonemode=zbd --rw=randwrite --bs=4k --iodepth=16 \
-			--offset=320M --size=128M --max_open_zones=3 --runtime=3 --time_based
+			--offset=320M --size=128M --max_open_zones=3 --runtime=2 --time_based
 		# Zone 2: 64k written, then 128k read: the second half is zeros.
 		zop reset 2
 		wdd 2 0 16 || fail "$mode: 64k write: $(cat "$TMP/dd.err")"
@@ -290,7 +290,7 @@ if command -v mkfs.btrfs >/dev/null && modprobe btrfs 2>/dev/null; then
 	add -t zoned dir="$TMP/ram/bt" size=4G zone_size=64M conv_zones=4 -q "$q"
 	mkfs.btrfs -q -f "$DEV" >"$TMP/mkfs.log" 2>&1 || fail "mkfs.btrfs: $(cat "$TMP/mkfs.log")"
 	mount "$DEV" "$TMP/mnt" || fail "mount btrfs"
-	for f in a b c; do head -c $((20 * M)) /dev/urandom >"$TMP/mnt/$f"; done
+	for f in a b c; do head -c $((10 * M)) /dev/urandom >"$TMP/mnt/$f"; done
 	sync
 	(cd "$TMP/mnt" && md5sum a b c) >"$TMP/sums"
 	umount "$TMP/mnt"
@@ -301,7 +301,7 @@ if command -v mkfs.btrfs >/dev/null && modprobe btrfs 2>/dev/null; then
 		"$( ((${#batch[@]})) && echo True || echo False)" ] || fail "BATCH_IO flag"
 	mount "$DEV" "$TMP/mnt" || fail "mount btrfs after del and add"
 	(cd "$TMP/mnt" && md5sum -c --quiet "$TMP/sums") || fail "btrfs files changed"
-	head -c $((20 * M)) /dev/urandom >"$TMP/mnt/d"
+	head -c $((10 * M)) /dev/urandom >"$TMP/mnt/d"
 	sync
 	(cd "$TMP/mnt" && md5sum d) >>"$TMP/sums"
 	umount "$TMP/mnt"
@@ -312,7 +312,7 @@ if command -v mkfs.btrfs >/dev/null && modprobe btrfs 2>/dev/null; then
 	umount "$TMP/mnt"
 	[ "$(counter "$ID" errors)" = 0 ] || fail "btrfs: $(counter "$ID" errors) errors"
 	del "$ID"
-	note "btrfs on $q queue(s): 80M of files kept across del and add (then ${batch[*]:-no}" \
+	note "btrfs on $q queue(s): 40M of files kept across del and add (then ${batch[*]:-no}" \
 		"batch), scrub clean"
 else
 	skip_check "btrfs on a zoned device" "no mkfs.btrfs or btrfs module"
