@@ -56,7 +56,10 @@
 #define MIRROR_HOLD_AFTER_NS 100000000LL
 #define MIRROR_HOLD_NS 1000000			/* how often a waiting write looks again */
 
-/* sub: kind << 8 | leg (ZRANGE: a WRITE_ZEROES as a zeroed range on a file leg, else OTHER) */
+/*
+ * sub: kind << 8 | leg (ZRANGE: a WRITE_ZEROES as a zeroed range on a file
+ * leg, else OTHER; its kind also holds the leg's fd generation, bits 3-7)
+ */
 enum {
 	MIRROR_SUB_DATA = 0,
 	MIRROR_SUB_OTHER = 1,
@@ -798,7 +801,9 @@ static int mirror_issue_data(struct zublk_queue *q, struct zublk_io *io, unsigne
 	return 0;
 }
 
-static int mirror_issue_other(struct zublk_queue *q, struct zublk_io *io, unsigned leg)
+/* Flush, discard or write zeroes on leg @leg; @punch: write zeroes as a punched hole. */
+static int mirror_issue_other(struct zublk_queue *q, struct zublk_io *io, unsigned leg,
+			      bool punch)
 {
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
 	struct mirror_queue *mq = zublk_queue_priv(q);
@@ -828,7 +833,7 @@ static int mirror_issue_other(struct zublk_queue *q, struct zublk_io *io, unsign
 		  * refusal kept per queue for the file its ring has.
 		  */
 		if (mq->bdev[leg] ||
-		    ((io->flags & UBLK_IO_F_NOUNMAP) && !mq->no_zero_range[leg])) {
+		    (!punch && (io->flags & UBLK_IO_F_NOUNMAP) && !mq->no_zero_range[leg])) {
 			mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
 			if (!mq->bdev[leg])
 				kind = MIRROR_SUB_ZRANGE;
@@ -949,7 +954,7 @@ static int mirror_write(struct zublk_queue *q, struct zublk_io *io, struct mirro
 		if (io->op == UBLK_IO_OP_WRITE)
 			ret = mirror_issue_data(q, io, leg, true, 0);
 		else
-			ret = mirror_issue_other(q, io, leg);
+			ret = mirror_issue_other(q, io, leg, false);
 		if (ret) {
 			/* A leg in sync that misses a write is out of sync. */
 			mirror_fail(md, leg, ret, "queueing");
@@ -1058,13 +1063,13 @@ static void mirror_write_done(struct zublk_queue *q, struct zublk_io *io, struct
 
 	/*
 	 * Its file system has no zeroed range (tmpfs): a punched hole instead,
-	 * from now on.  Unless the leg's file was replaced since: then the
-	 * op is done again as a zeroed range on the new file.
+	 * this time and from now on.  Unless the leg's file was replaced
+	 * since: the new file is still asked for zeroed ranges after this one.
 	 */
 	if (kind == MIRROR_SUB_ZRANGE && res == -EOPNOTSUPP) {
 		if (MIRROR_SUB_ZGEN(sub) == MIRROR_ZGEN(mq->gen[leg]))
 			mq->no_zero_range[leg] = true;
-		res = mirror_issue_other(q, io, leg);
+		res = mirror_issue_other(q, io, leg, true);
 		if (!res)
 			return;
 	}

@@ -21,7 +21,8 @@
 #define STRIPE_MAX_MEMBERS 32
 /*
  * sub: a piece index, or STRIPE_SUB_MEMBER | member for flush/discard/zero
- * (with STRIPE_SUB_ZRANGE: a zeroed range on a file member).
+ * (with STRIPE_SUB_ZRANGE: a zeroed range, whose refusal by a file
+ * member's file system is done again as a punched hole).
  */
 #define STRIPE_SUB_MEMBER 0x8000U
 #define STRIPE_SUB_ZRANGE 0x4000U

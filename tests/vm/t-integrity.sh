@@ -56,7 +56,7 @@ for mode in user-copy zero-copy auto-zero-copy; do
 	for nq in 1 $q; do
 		add -t loop -f "$TMP/img" meta="$M" --mode $mode -q $nq
 		fio_ok v --filename="$DEV" --rw=randwrite --bsrange=4k-256k --iodepth=16 \
-			--size=32M --numjobs=$nq --offset_increment=32M --verify=crc32c \
+			--size=16M --numjobs=$nq --offset_increment=32M --verify=crc32c \
 			--verify_fatal=1 --fsync=64 --cpus_allowed_policy=split
 		del "$ID"
 	done

@@ -75,7 +75,7 @@ rm -f "$MNT/img"
 truncate -s 512M "$MNT/sparse"
 add -t loop -f "$MNT/sparse"
 before=$(used_mb)
-fio_ok holes --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=512M --number_ios=20000
+fio_ok holes --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=512M --number_ios=8000
 fio_ok holes-seq --filename="$DEV" --rw=read --bs=4k --iodepth=32 --size=64M
 [ $(($(used_mb) - before)) -le 4 ] || fail "reading holes took $(($(used_mb) - before)) MiB of tmpfs"
 fio_ok fill --filename="$DEV" --rw=write --bs=4k --iodepth=32 --size=64M
@@ -117,7 +117,7 @@ note "copy mode, truncated under the device: EIO, daemon alive, deleted"
 # stripe over two tmpfs files maps them the same way.
 truncate -s 128M "$MNT/a" "$MNT/b"
 add -t stripe file="$MNT/a" file="$MNT/b" chunk=16k --mode zero-copy
-fio_ok s --filename="$DEV" --rw=randwrite --bsrange=512-64k --iodepth=16 --size=96M \
+fio_ok s --filename="$DEV" --rw=randwrite --bsrange=512-64k --iodepth=16 --size=48M \
 	--verify=crc32c --do_verify=1 --verify_fatal=1
 sqes_from "$ID"
 fio_ok s4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M --number_ios=2000
@@ -134,7 +134,7 @@ leg() { dev_json "$ID" ".legs[$1].$2"; }
 truncate -s 128M "$MNT/ma" "$MNT/mb"
 add -t mirror file="$MNT/ma" file="$MNT/mb" --mode zero-copy
 [ "$(leg 0 mapped)/$(leg 1 mapped)" = True/True ] || fail "mirror legs on tmpfs not mapped"
-fio_ok m --filename="$DEV" --rw=randwrite --bsrange=512-128k --iodepth=16 --size=96M \
+fio_ok m --filename="$DEV" --rw=randwrite --bsrange=512-128k --iodepth=16 --size=48M \
 	--verify=crc32c --do_verify=1 --verify_fatal=1
 sqes_from "$ID"
 fio_ok m4 --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --size=16M --number_ios=2000

@@ -47,7 +47,7 @@ note "legs identical"
 
 # Hot replace of a healthy leg under fio: leg 0 (a) by d, rebuilt from c.
 add -t mirror file="$TMP/a" file="$TMP/c" -n 0 --mode copy
-bg_fio w2 "${job[@]}" --runtime=20
+bg_fio w2 "${job[@]}" --runtime=25
 sleep 2
 "$Z" mirror replace -n 0 "$TMP/a" "$TMP/d" >"$TMP/out" 2>&1 || fail "replace: $(cat "$TMP/out")"
 wait_until 180 rebuild_done 0 0 || fail "rebuild did not finish"

@@ -118,7 +118,7 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 	is_nbd "$ID" "unix:$sock" "" $((256 << 20))
 	[ "$(dev_field "$ID" mode)" = "$mode" ] || fail "$mode: mode $(dev_field "$ID" mode)"
 	wait_until 5 conns_are mem 1 || fail "$mode: $(conns mem) connections to nbdkit, not 1"
-	fio_ok v --filename="$DEV" --rw=randwrite --bsrange=4k-512k --iodepth=16 --size=32M \
+	fio_ok v --filename="$DEV" --rw=randwrite --bsrange=4k-512k --iodepth=16 --size=16M \
 		--verify=crc32c --do_verify=1 --verify_fatal=1
 	del "$ID"
 	wait_until 10 conns_are mem 0 || fail "$mode: $(conns mem) connections open after del"
@@ -130,7 +130,7 @@ if fits_cpus 2; then
 	wait_until 5 conns_are mem 2 || fail "-q 2: $(conns mem) connections to nbdkit, not 2"
 	# Two jobs on two queues, each verifying its own half.
 	fio_ok v2 --filename="$DEV" --rw=randwrite --bsrange=4k-512k --iodepth=16 --numjobs=2 \
-		--size=32M --offset_increment=128M --verify=crc32c --do_verify=1 --verify_fatal=1
+		--size=16M --offset_increment=128M --verify=crc32c --do_verify=1 --verify_fatal=1
 	del "$ID"
 	wait_until 10 conns_are mem 0 || fail "-q 2: $(conns mem) connections open after del"
 	note "nbdkit memory, 2 queues on 2 connections: verified"
