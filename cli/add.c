@@ -488,6 +488,21 @@ static const struct option add_opts[] = {
 	{ 0 },
 };
 
+/* The library's lines before the daemon runs: "zublk: add: ...". */
+static void add_log(enum zublk_log_level level, const char *msg)
+{
+	if (level <= ZUBLK_LOG_WARN)
+		cli_err("add", "%s", msg);
+}
+
+static bool add_opts_take_value(int c)
+{
+	for (const struct option *o = add_opts; o->name; o++)
+		if (o->val == c)
+			return o->has_arg == required_argument;
+	return false;
+}
+
 /* The options as a recovery reads them back: one per line, 256 at most. */
 static bool state_fits(char **words, int n)
 {
@@ -527,7 +542,7 @@ int cmd_add(int argc, char **argv)
 	unsigned timeout_s = ADD_DEF_TIMEOUT_S, nr_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	struct zublk_opts opts;
 	int nwords = 0, c, ret;
-	bool recovery_set = false;
+	bool recovery_set = false, seen[256] = { false };
 	uint64_t max_io;
 
 	if (!words)
@@ -536,6 +551,10 @@ int cmd_add(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "t:n:q:d:f:m:h", add_opts, NULL)) != -1) {
 		unsigned v;
+
+		/* One value each; --shmem repeats, flags may. */
+		if (c != '?' && c != 'S' && add_opts_take_value(c) && cli_twice("add", argv, c, seen))
+			return 1;
 
 		switch (c) {
 		case 't':
@@ -657,8 +676,7 @@ int cmd_add(int argc, char **argv)
 			cmd_help(stdout);
 			return 0;
 		default:
-			cli_err("add", "option '%s': unknown or missing its value",
-				argv[optind - 1]);
+			cli_bad_opt("add", argv, add_opts, c);
 			return 1;
 		}
 	}
@@ -684,8 +702,14 @@ int cmd_add(int argc, char **argv)
 		}
 		words[nwords++] = argv[i];
 	}
-	if (file_word)
+	if (file_word) {
+		for (int i = 0; i < nwords; i++)
+			if (!strncmp(words[i], "file=", 5)) {
+				cli_err("add", "-f and file= both given: say the file once");
+				return 1;
+			}
 		words[nwords++] = file_word;
+	}
 	if (!state_fits(words, nwords) || !shmem_fits(&cfg))
 		return 1;
 	if (zublk_opts_parse(&opts, nwords, words)) {
@@ -693,7 +717,10 @@ int cmd_add(int argc, char **argv)
 		return 1;
 	}
 	absolute_file_opts(&opts);
-	if (zublk_dev_config_check(&cfg, nr_cpus))
+	zublk_set_log(add_log);
+	ret = zublk_dev_config_check(&cfg, nr_cpus);
+	zublk_set_log(NULL);
+	if (ret)
 		return 1;
 
 	ret = cli_spawn_daemon("add", &cfg, ops, &opts, timeout_s);

@@ -51,6 +51,17 @@ bool cli_find_holder(unsigned id, char *buf, size_t len);
 
 /* "zublk: VERB: message" on stderr. */
 void cli_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+struct option;
+/*
+ * After getopt_long() returned '?' (or an option @verb does not take,
+ * @c): one line naming the option as given ("-x", "--bogus").
+ */
+void cli_bad_opt(const char *verb, char **argv, const struct option *lopts, int c);
+/*
+ * Option @c (getopt's value) seen before, as *@seen records: one line naming
+ * it and true; else records it.  @seen: 256 bools, zeroed before the loop.
+ */
+bool cli_twice(const char *verb, char **argv, int c, bool *seen);
 /*
  * 0, or -1 after one line naming @what and @s: @s has a control character
  * (a newline would split the state file's lines and the daemon's reports).

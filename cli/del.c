@@ -315,13 +315,15 @@ int cmd_del(int argc, char **argv)
 		{ 0 },
 	};
 	unsigned ids[1024], timeout_s = DEL_DEF_TIMEOUT_S, id = 0;
-	bool all = false, have_id = false, async = false;
+	bool all = false, have_id = false, async = false, seen[256] = { false };
 	struct zublk_ctrl *c;
 	int c_, n, failed = 0;
 
 	optind = 1;
 	opterr = 0;
 	while ((c_ = getopt_long(argc, argv, "n:a", lopts, NULL)) != -1) {
+		if ((c_ == 'n' || c_ == 'T') && cli_twice("del", argv, c_, seen))
+			return 1;
 		switch (c_) {
 		case 'n':
 			if (cli_parse_id("del", optarg, &id))
@@ -341,7 +343,7 @@ int cmd_del(int argc, char **argv)
 			}
 			break;
 		default:
-			cli_err("del", "option '%s': unknown or missing its value", argv[optind - 1]);
+			cli_bad_opt("del", argv, lopts, c_);
 			return 1;
 		}
 	}

@@ -36,6 +36,7 @@ static int parse_life(const char *verb, int argc, char **argv, struct life_args 
 		{ "binary", required_argument, NULL, 'B' },
 		{ 0 },
 	};
+	bool seen[256] = { false };
 	int c;
 
 	memset(a, 0, sizeof(*a));
@@ -43,6 +44,8 @@ static int parse_life(const char *verb, int argc, char **argv, struct life_args 
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "n:", lopts, NULL)) != -1) {
+		if ((c == 'n' || c == 'T' || c == 'B') && cli_twice(verb, argv, c, seen))
+			return -1;
 		switch (c) {
 		case 'n':
 			if (cli_parse_id(verb, optarg, &a->id))
@@ -67,7 +70,7 @@ static int parse_life(const char *verb, int argc, char **argv, struct life_args 
 			break;
 		default:
 bad:
-			cli_err(verb, "option '%s': unknown or missing its value", argv[optind - 1]);
+			cli_bad_opt(verb, argv, lopts, c);
 			return -1;
 		}
 	}

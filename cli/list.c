@@ -210,13 +210,15 @@ int cmd_list(int argc, char **argv)
 		{ 0 },
 	};
 	unsigned ids[1024], id = 0;
-	bool json = false, have_id = false, first = true;
+	bool json = false, have_id = false, first = true, seen[256] = { false };
 	struct zublk_ctrl *c;
 	int opt, n;
 
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "n:j", lopts, NULL)) != -1) {
+		if (opt == 'n' && cli_twice("list", argv, opt, seen))
+			return 1;
 		switch (opt) {
 		case 'n':
 			if (cli_parse_id("list", optarg, &id))
@@ -227,7 +229,7 @@ int cmd_list(int argc, char **argv)
 			json = true;
 			break;
 		default:
-			cli_err("list", "option '%s': unknown or missing its value", argv[optind - 1]);
+			cli_bad_opt("list", argv, lopts, opt);
 			return 1;
 		}
 	}

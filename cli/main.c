@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* zublk: the command a person types. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,70 @@ void cli_err(const char *verb, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+/* "--name" of the long option whose value is @c, or "-c". */
+static const char *opt_name(const struct option *lopts, int c, char *buf, size_t len)
+{
+	for (; lopts && lopts->name; lopts++)
+		if (lopts->val == c && !lopts->flag) {
+			snprintf(buf, len, "--%s", lopts->name);
+			return buf;
+		}
+	snprintf(buf, len, "-%c", c);
+	return buf;
+}
+
+void cli_bad_opt(const char *verb, char **argv, const struct option *lopts, int c)
+{
+	const char *w = argv[optind - 1];
+	char buf[64];
+
+	if (c != '?') {
+		cli_err(verb, "option '%s': not an option of %s",
+			opt_name(lopts, c, buf, sizeof(buf)), verb);
+		return;
+	}
+	/*
+	 * An unknown long option, or a long one missing its value: the word
+	 * itself (up to '=').  Else a short one (optopt), which may sit in a
+	 * cluster ("-xj") that the previous word does not name.
+	 */
+	if (!strncmp(w, "--", 2)) {
+		size_t n = strcspn(w + 2, "=");
+		bool same = !optopt;
+
+		for (const struct option *o = lopts; o && o->name && !same; o++)
+			same = o->val == optopt && n <= strlen(o->name) && !strncmp(o->name, w + 2, n);
+		if (same) {
+			cli_err(verb, "option '%.*s': unknown or missing its value", (int)n + 2, w);
+			return;
+		}
+	}
+	if (optopt && optopt > ' ' && optopt < 127)
+		cli_err(verb, "option '-%c': unknown or missing its value", optopt);
+	else
+		cli_err(verb, "option '%s': unknown or missing its value", w);
+}
+
+bool cli_twice(const char *verb, char **argv, int c, bool *seen)
+{
+	/* The word of the option as given: before its value when that is a word of its own. */
+	const char *w = argv[optind - 1];
+
+	if (c < 0 || c > 255)
+		return false;
+	if (!seen[c]) {
+		seen[c] = true;
+		return false;
+	}
+	if (optarg == w && optind >= 2)
+		w = argv[optind - 2];
+	if (!strncmp(w, "--", 2))
+		cli_err(verb, "option '%.*s': given more than once", (int)strcspn(w, "="), w);
+	else
+		cli_err(verb, "option '-%c': given more than once", c);
+	return true;
 }
 
 int cli_check_text(const char *verb, const char *what, const char *s)
@@ -138,11 +203,18 @@ int main(int argc, char **argv)
 		return cmd_mirror(argc - 1, argv + 1);
 	if (!strcmp(verb, "udev-owner"))
 		return cmd_udev_owner(argc - 1, argv + 1);
-	if (!strcmp(verb, "help") || !strcmp(verb, "--help") || !strcmp(verb, "-h")) {
+	bool help = !strcmp(verb, "help") || !strcmp(verb, "--help") || !strcmp(verb, "-h");
+	bool version = !strcmp(verb, "--version") || !strcmp(verb, "version");
+
+	if ((help || version) && argc > 2) {
+		fprintf(stderr, "zublk: %s: argument '%s': unexpected\n", verb, argv[2]);
+		return 2;
+	}
+	if (help) {
 		cmd_help(stdout);
 		return 0;
 	}
-	if (!strcmp(verb, "--version") || !strcmp(verb, "version")) {
+	if (version) {
 		printf("zublk %s\n", ZUBLK_VERSION);
 		return 0;
 	}

@@ -54,7 +54,11 @@ int cmd_mirror(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+n:", lopts, NULL)) != -1) {
 		if (c != 'n') {
-			cli_err("mirror", "option '%s': unknown", argv[optind - 1]);
+			cli_bad_opt("mirror", argv, lopts, c);
+			return 1;
+		}
+		if (have_id) {
+			cli_err("mirror", "option '-n': given more than once");
 			return 1;
 		}
 		if (cli_parse_id("mirror", optarg, &id))

@@ -109,11 +109,16 @@ struct zublk_opt {
 struct zublk_opts {
 	unsigned nr;
 	struct zublk_opt *v;
+	char twice[64];		/* a key read for one value but given more than once */
 };
 
 int zublk_opts_parse(struct zublk_opts *o, int nr_words, char *const *words);
 void zublk_opts_free(struct zublk_opts *o);
-/* Last value of @key, or NULL.  Marks every @key used. */
+/*
+ * Last value of @key, or NULL.  Marks every @key used; a key given more
+ * than once is named in ->twice (an error once the target has read its
+ * options: only zublk_opts_get_nth() reads repeated keys).
+ */
 const char *zublk_opts_get(struct zublk_opts *o, const char *key);
 /* The @idx'th value of a repeated @key (0-based), or NULL. */
 const char *zublk_opts_get_nth(struct zublk_opts *o, const char *key, unsigned idx);
@@ -551,6 +556,12 @@ int zublk_dev_save_state(struct zublk_dev *dev);
  * starts the target with the options as they are then.
  */
 int zublk_dev_set_file(struct zublk_dev *dev, int idx, int fd);
+/*
+ * Whether fixed file @idx (from zublk_dev_add_file()) counts in the backing
+ * identity a recovery checks: a mirror's failed leg, which may be gone or
+ * stood in for by then, does not.  Thread-safe.
+ */
+int zublk_dev_file_counts(struct zublk_dev *dev, int idx, bool counts);
 int zublk_dev_set_opt(struct zublk_dev *dev, const char *key, unsigned nth, const char *val);
 
 /*

@@ -35,6 +35,17 @@ int zublk_dev_set_file(struct zublk_dev *dev, int idx, int fd)
 	return 0;
 }
 
+int zublk_dev_file_counts(struct zublk_dev *dev, int idx, bool counts)
+{
+	if (idx < 1 || (unsigned)idx >= dev->nr_files)
+		return -EINVAL;
+	pthread_mutex_lock(&dev->state_lock);
+	dev->file_kind[idx] = counts ? FILE_WHOLE : FILE_ANON;
+	zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
+	pthread_mutex_unlock(&dev->state_lock);
+	return 0;
+}
+
 static void opt_remove(struct zublk_opts *o, unsigned i)
 {
 	free(o->v[i].key);
@@ -173,6 +184,13 @@ static int backing_shape(struct zublk_backing *b, const struct stat *st, const c
 		dma = bdev_queue_attr(st->st_rdev, "dma_alignment");
 		if (dma > 511 && !(dma & (dma + 1)))
 			b->dma_alignment = (uint32_t)(dma < page ? dma : page - 1);
+		/*
+		 * Each segment a whole block, as for a file: older kernels' O_DIRECT
+		 * checks segment lengths against the logical block too.
+		 */
+		if (lbs > 512 && (unsigned long long)lbs <= page &&
+		    b->dma_alignment < (uint32_t)lbs - 1)
+			b->dma_alignment = (uint32_t)lbs - 1;
 		return 0;
 	}
 	unsigned lbs = 512, mem = 512;

@@ -307,10 +307,22 @@ static void batch_commit_done(struct zublk_queue *q, unsigned slot, int res)
 			}
 			from = 1;
 		}
-		for (unsigned i = from; i < sent; i++) {
-			memcpy(to + (size_t)q->batch.nr_pending * eb, buf + (size_t)i * eb, eb);
-			q->batch.nr_pending++;
+		unsigned n = sent - from;
+
+		if (!n)
+			return;
+		/* Each tag once: more than the depth would be one twice (the driver's bug). */
+		if (q->batch.nr_pending + n > q->depth) {
+			zublk_err("queue %u: %u commits owed with a depth of %u; the queue ends",
+				  q->q_id, q->batch.nr_pending + n, q->depth);
+			q->error = -EPROTO;
+			q->nr_live = 0;
+			return;
 		}
+		/* First in the next command: the driver stops at a refusal. */
+		memmove(to + (size_t)n * eb, to, (size_t)q->batch.nr_pending * eb);
+		memcpy(to, buf + (size_t)from * eb, (size_t)n * eb);
+		q->batch.nr_pending += n;
 	}
 }
 
@@ -348,6 +360,9 @@ static void batch_fetch_done(struct zublk_queue *q, const struct io_uring_cqe *c
 		uint16_t *tags = (uint16_t *)(q->batch.bufs + (size_t)bid * q->batch.buf_len);
 		unsigned n = res > 0 ? (unsigned)res / sizeof(uint16_t) : 0;
 
+		if (n)
+			q->batch.fetch_fails = 0;
+
 		for (unsigned i = 0; i < n && bid < q->batch.nr_bufs; i++) {
 			unsigned tag = tags[i];
 
@@ -373,9 +388,22 @@ static void batch_fetch_done(struct zublk_queue *q, const struct io_uring_cqe *c
 		q->nr_live = 0;
 		return;
 	}
-	if (res < 0 && res != -ENOBUFS)
+	/*
+	 * Out of tag buffers: they come back as this turn's tags are done.
+	 * Another error that keeps coming would spin here for ever.
+	 */
+	if (res >= 0 || res == -ENOBUFS) {
+		q->batch.fetch_fails = 0;
+	} else if (++q->batch.fetch_fails >= ZUBLK_BATCH_FETCH_TRIES) {
+		zublk_err("queue %u: FETCH_IO_CMDS failed %u times in a row: %s; the queue ends",
+			  q->q_id, q->batch.fetch_fails, strerror(-res));
+		q->error = res;
+		q->nr_live = 0;
+		return;
+	} else {
 		zublk_warn("queue %u: FETCH_IO_CMDS ended: %s; fetching again", q->q_id,
 			   strerror(-res));
+	}
 	if (batch_arm_fetch(q)) {
 		zublk_err("queue %u: no SQE to fetch again", q->q_id);
 		q->error = -EBUSY;

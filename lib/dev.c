@@ -643,6 +643,15 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 	ret = ops->init(dev, opts, &dev->geom);
 	if (ret)
 		goto err_ctrl;
+	/* Saved by an older zublk, which took the last: so does a recovery. */
+	if (opts->twice[0] && cfg->recover) {
+		zublk_log(ZUBLK_LOG_WARN, "option '%s': given more than once; the last taken",
+			  opts->twice);
+	} else if (opts->twice[0]) {
+		zublk_err("option '%s': given more than once", opts->twice);
+		ret = -EINVAL;
+		goto err_target;
+	}
 	ret = zublk_opts_check_unused(opts, &bad);
 	if (ret) {
 		zublk_err("option '%s': not an option of target %s", bad, ops->name);
@@ -1052,7 +1061,9 @@ int zublk_dev_resize(struct zublk_dev *dev, uint64_t size)
 		 * The backing may have grown (a file): that is what a recovery
 		 * finds from now on, whether or not the kernel's size follows.
 		 */
+		pthread_mutex_lock(&dev->state_lock);
 		zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
+		pthread_mutex_unlock(&dev->state_lock);
 		zublk_dev_save_state(dev);
 		/* Accept requests up to the new end before the kernel sends any. */
 		atomic_store(&dev->dev_sectors, size >> 9);
@@ -1066,7 +1077,9 @@ int zublk_dev_resize(struct zublk_dev *dev, uint64_t size)
 	dev->geom.size = size;
 	dev->params.basic.dev_sectors = size >> 9;
 	/* A grown backing file is still ours: recovery must accept it. */
+	pthread_mutex_lock(&dev->state_lock);
 	zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
+	pthread_mutex_unlock(&dev->state_lock);
 	zublk_dev_save_state(dev);
 	return 0;
 }

@@ -23,6 +23,8 @@ _Static_assert(ZUBLK_MAX_QUEUE_DEPTH == UBLK_MAX_QUEUE_DEPTH,
 #define ZUBLK_UD_BCOMMIT 0x11
 /* Commit element arrays per queue: one per loop turn until its CQE. */
 #define ZUBLK_BATCH_COMMIT_BUFS 8
+/* A fetch that fails this many times in a row, bringing no tag, ends the queue. */
+#define ZUBLK_BATCH_FETCH_TRIES 100
 
 /* Per-request state, in zublk_io.state. */
 enum {
@@ -145,6 +147,7 @@ struct zublk_queue {
 		unsigned nr_pending;		/* elements in it */
 		unsigned busy;			/* slots whose commit is in flight */
 		unsigned sent[ZUBLK_BATCH_COMMIT_BUFS];
+		unsigned fetch_fails;		/* fetches ended in error in a row */
 	} batch;
 };
 

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,7 @@ int zublk_opts_parse(struct zublk_opts *o, int nr_words, char *const *words)
 {
 	o->nr = 0;
 	o->v = NULL;
+	o->twice[0] = 0;
 	if (nr_words <= 0)
 		return 0;
 	o->v = calloc((size_t)nr_words, sizeof(*o->v));
@@ -114,6 +116,8 @@ const char *zublk_opts_get(struct zublk_opts *o, const char *key)
 		if (strcmp(o->v[i].key, key))
 			continue;
 		o->v[i].used = true;
+		if (val && !o->twice[0])
+			snprintf(o->twice, sizeof(o->twice), "%s", key);
 		val = o->v[i].val;
 	}
 	return val;

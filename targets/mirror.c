@@ -199,6 +199,9 @@ static void mirror_persist(struct mirror_dev *md)
 		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%u", n ? "," : "", i);
 	}
 	zublk_dev_set_opt(md->dev, "failed", 0, n ? list : NULL);
+	/* A recovery checks the legs in sync only: a failed one may be gone by then. */
+	for (unsigned i = 0; i < md->nr; i++)
+		zublk_dev_file_counts(md->dev, md->leg[i].m.idx, MIRROR_OK(w) & MIRROR_LEG(i));
 	/* A recovery must come back at this size whatever legs it finds. */
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)md->size);
 	zublk_dev_set_opt(md->dev, "size", 0, size);
@@ -655,6 +658,9 @@ static int mirror_init(struct zublk_dev *dev, struct zublk_opts *opts,
 			zublk_log(ZUBLK_LOG_ERR, "mirror: leg '%s': %s", m->path, strerror(-ret));
 			goto err;
 		}
+		/* As mirror_persist() has it: a failed leg is no part of the identity. */
+		if (failed & MIRROR_LEG(i))
+			zublk_dev_file_counts(dev, m->idx, false);
 		if (!m->b.size)
 			continue;
 		raid_member_fold(m, geom, &discard, &zero);
@@ -1145,11 +1151,11 @@ static void mirror_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned 
 
 static int mirror_leg_arg(struct mirror_dev *md, const char *s)
 {
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
+	unsigned v;
 
-	if (*s && !*end)
-		return v < md->nr ? (int)v : -1;
+	/* A number (digits only), else a leg's path. */
+	if (*s && strspn(s, "0123456789") == strlen(s))
+		return zublk_parse_uint(s, 0, md->nr - 1, &v) ? -1 : (int)v;
 	for (unsigned i = 0; i < md->nr; i++)
 		if (!strcmp(atomic_load(&md->leg[i].path), s))
 			return (int)i;

@@ -294,6 +294,79 @@ done:
 	return fcntl(fd, F_SETFL, fl) ? -errno : 0;
 }
 
+/*
+ * getaddrinfo() that gives up like connect_timed(): after
+ * NBD_HANDSHAKE_TIMEOUT seconds (a name server that does not answer holds
+ * glibc's own call for its time-outs times its tries) or when @stop_fd
+ * turns readable, so that a device stopping does not wait on the resolver.
+ * 0 with *@res to free, -ETIMEDOUT, -ECANCELED, or -EHOSTUNREACH logged.
+ */
+static int resolve_timed(const struct nbd_dev *nd, int stop_fd, struct addrinfo **res)
+{
+	/* Given up, a lookup that glibc cannot cancel writes here later: not freed then. */
+	struct {
+		struct gaicb cb;
+		struct addrinfo hints;
+		char host[sizeof(nd->host)], port[sizeof(nd->port)];
+	} *r = calloc(1, sizeof(*r));
+	struct gaicb *list[1];
+	uint64_t end = zublk_now_ns() + NBD_HANDSHAKE_TIMEOUT * 1000000000ULL;
+	int g;
+
+	if (!r)
+		return -ENOMEM;
+	r->hints.ai_family = AF_UNSPEC;
+	r->hints.ai_socktype = SOCK_STREAM;
+	/* Its own copies: @nd may be freed before a lookup given up ends. */
+	memcpy(r->host, nd->host, sizeof(r->host));
+	memcpy(r->port, nd->port, sizeof(r->port));
+	r->cb.ar_name = r->host;
+	r->cb.ar_service = r->port;
+	r->cb.ar_request = &r->hints;
+	list[0] = &r->cb;
+	g = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+	if (g) {
+		nbd_err("nbd server %s: %s", nd->server, gai_strerror(g));
+		free(r);
+		return -EHOSTUNREACH;
+	}
+	for (;;) {
+		struct timespec slice = { .tv_nsec = 50 * 1000000 };
+		struct pollfd p = { .fd = stop_fd, .events = POLLIN };
+		uint64_t now;
+
+		g = gai_error(&r->cb);
+		if (g != EAI_INPROGRESS)
+			break;
+		now = zublk_now_ns();
+		if (now >= end || (stop_fd >= 0 && poll(&p, 1, 0) > 0)) {
+			bool stop = now < end;
+			int c = gai_cancel(&r->cb);
+
+			if (c == EAI_ALLDONE) {
+				g = gai_error(&r->cb);
+				break;
+			}
+			if (c == EAI_CANCELED)
+				free(r);	/* else glibc's thread still has it */
+			if (stop)
+				return -ECANCELED;
+			nbd_err("nbd server %s: no address for '%s' within %d s", nd->server,
+				nd->host, NBD_HANDSHAKE_TIMEOUT);
+			return -ETIMEDOUT;
+		}
+		gai_suspend((const struct gaicb *const *)list, 1, &slice);
+	}
+	if (g) {
+		nbd_err("nbd server %s: %s", nd->server, gai_strerror(g));
+		free(r);
+		return -EHOSTUNREACH;
+	}
+	*res = r->cb.ar_result;
+	free(r);
+	return 0;
+}
+
 /* A connected socket to the server, or -errno with one line logged. */
 static int nbd_connect(const struct nbd_dev *nd, int stop_fd)
 {
@@ -316,14 +389,11 @@ static int nbd_connect(const struct nbd_dev *nd, int stop_fd)
 			return fd;
 		close(fd);
 	} else {
-		struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 		struct addrinfo *res, *ai;
-		int g = getaddrinfo(nd->host, nd->port, &hints, &res);
 
-		if (g) {
-			nbd_err("nbd server %s: %s", nd->server, gai_strerror(g));
-			return -EHOSTUNREACH;
-		}
+		ret = resolve_timed(nd, stop_fd, &res);
+		if (ret)
+			return ret;
 		for (ai = res; ai; ai = ai->ai_next) {
 			int one = 1;
 
@@ -804,8 +874,11 @@ static int parse_opts(struct nbd_dev *nd, struct zublk_opts *opts)
 	}
 	if (!port || !*port)
 		port = NBD_DEF_PORT;
-	/* A number, 1..65535 (the resolver would take 70000 as 4464), or a service name. */
-	if (!uri && strspn(port, "0123456789") == strlen(port)) {
+	/*
+	 * A number, 1..65535 (the resolver would take 70000 as 4464), or a
+	 * service name, which starts with a letter ("12abc", "-1": numbers gone wrong).
+	 */
+	if (!uri && strchr("0123456789+-", port[0])) {
 		unsigned v;
 
 		if (zublk_parse_uint(port, 1, 65535, &v)) {
@@ -1661,6 +1734,15 @@ static int reply_in(struct zublk_queue *q, struct nbd_conn *c, const unsigned ch
 	t = (int)cookie;
 	tg = &c->tags[t];
 	c->lost_ns = 0;		/* the server answers: a later loss has its own time */
+	/*
+	 * NBD_ESHUTDOWN: the server is going away and did not do it; the
+	 * client must disconnect.  The request waits as the others do: sent
+	 * again on a new connection (reconnect=), else failed with them.
+	 */
+	if (err == 108) {
+		conn_fail(q, c, "the server is shutting down", 0);
+		return -1;
+	}
 	if (err)
 		zublk_log(ZUBLK_LOG_WARN, "nbd server %s: %s of %u bytes at %llu: %s", nd->server,
 			  be16toh(tg->req.type) == NBD_CMD_READ ? "read" : "request",

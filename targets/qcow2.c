@@ -1877,6 +1877,16 @@ static int q2_resize(struct zublk_dev *dev, uint64_t size)
 		BAD(img, "served read-only (ro=1): not resized");
 		return -EROFS;
 	}
+	/*
+	 * Past the old end the image has no entries: reads there go to the
+	 * backing file, whose data would show through where zeros belong.
+	 */
+	if (size > img->size && img->backing && img->backing->size > img->size) {
+		BAD(img, "not grown past %llu bytes: its backing file holds data up to %llu, "
+		    "which would show through", (unsigned long long)img->size,
+		    (unsigned long long)img->backing->size);
+		return -EINVAL;
+	}
 	pthread_mutex_lock(&d->lock);
 	if (size >= img->size) {
 		ret = q2_grow(img, size);
@@ -2515,11 +2525,11 @@ static int read_tables(struct q2_img *img, const uint8_t *h)
 	img->rt_offset = be64(h + 48);
 	img->rt_clusters = be32(h + 56);
 	img->l2_bits = img->cluster_bits - 3;
-	img->rc_bits = 1U << (img->version == 3 ? be32(h + 96) : 4);
 	if (img->version == 3 && be32(h + 96) > 6) {
 		BAD(img, "refcount order %u: not 0..6", be32(h + 96));
 		return -EINVAL;
 	}
+	img->rc_bits = 1U << (img->version == 3 ? be32(h + 96) : 4);
 	img->rc_max = img->rc_bits == 64 ? UINT64_MAX : (1ULL << img->rc_bits) - 1;
 	img->rb_bits = img->cluster_bits + 3 - __builtin_ctz(img->rc_bits);
 	img->csize_shift = 62 - (img->cluster_bits - 8);

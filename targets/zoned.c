@@ -223,12 +223,14 @@ static void zone_resync(struct zoned_dev *zd, unsigned zno)
 	if (cond == BLK_ZONE_COND_CLOSED && is_open(z->cond))
 		cond = z->cond;
 	/*
-	 * Full when its write was admitted, and the host finished it since, or
-	 * the active slot it gave up is taken now: finished again (zeros up to
-	 * its capacity), not active past the limit.
+	 * Full when its write was admitted, and the host finished it since (a
+	 * finished zone does not go back to empty or active without a reset),
+	 * or the active slot it gave up is taken now: finished again (zeros up
+	 * to its capacity), not active past the limit.
 	 */
-	if (is_active(cond) && z->cond == BLK_ZONE_COND_FULL &&
-	    (z->finished || (zd->max_active && zd->nr_active >= zd->max_active)) &&
+	if (cond != BLK_ZONE_COND_FULL && z->cond == BLK_ZONE_COND_FULL &&
+	    (z->finished ||
+	     (is_active(cond) && zd->max_active && zd->nr_active >= zd->max_active)) &&
 	    !zone_truncate(zd, zno, zd->zone_cap)) {
 		zublk_log(ZUBLK_LOG_WARN, "zone %u: a write to its end failed after it was "
 			  "finished, or with no zone free to become active: finished again", zno);
@@ -341,6 +343,34 @@ static int open_zone(struct zoned_dev *zd, unsigned zno)
 	return 0;
 }
 
+/*
+ * More zones active than max_active: a write that filled a zone gave its
+ * active slot away when it was admitted, and the daemon ended before it
+ * landed (or the limit is lower than the last time).  The fullest zones
+ * are finished (zeros up to their capacity), as zone_resync() does while
+ * the device runs.
+ */
+static int finish_over_limit(struct zoned_dev *zd)
+{
+	while (zd->max_active && zd->nr_active > zd->max_active) {
+		unsigned best = zd->nr_zones;
+
+		for (unsigned i = 0; i < zd->nr_zones; i++)
+			if (is_active(zd->zones[i].cond) &&
+			    (best == zd->nr_zones || zd->zones[i].wp > zd->zones[best].wp))
+				best = i;
+		int ret = zone_truncate(zd, best, zd->zone_cap);
+
+		if (ret)
+			return ret;
+		zublk_log(ZUBLK_LOG_WARN, "zone %u: %u zones active, more than max_active=%u: "
+			  "finished", best, zd->nr_active, zd->max_active);
+		zd->zones[best].wp = zd->zone_cap;
+		set_cond(zd, &zd->zones[best], BLK_ZONE_COND_FULL);
+	}
+	return 0;
+}
+
 /* Enough descriptors for a file per zone. */
 static int fd_room(unsigned need)
 {
@@ -431,10 +461,17 @@ static int zoned_opts(struct zoned_dev *zd, struct zublk_opts *opts, uint64_t *s
 			  zublk_opts_get(opts, "zone_size"));
 		return -EINVAL;
 	}
-	if (*size % zd->zone_size || *size / zd->zone_size > ZONED_MAX_ZONES) {
-		zublk_log(ZUBLK_LOG_ERR, "size %llu: not a multiple of zone_size %llu, or more "
-			  "than %u zones", (unsigned long long)*size,
-			  (unsigned long long)zd->zone_size, ZONED_MAX_ZONES);
+	const char *dflt_zs = zublk_opts_get(opts, "zone_size") ? "" : " (the default)";
+
+	if (*size % zd->zone_size) {
+		zublk_log(ZUBLK_LOG_ERR, "size %llu: not a multiple of zone_size %llu%s",
+			  (unsigned long long)*size, (unsigned long long)zd->zone_size, dflt_zs);
+		return -EINVAL;
+	}
+	if (*size / zd->zone_size > ZONED_MAX_ZONES) {
+		zublk_log(ZUBLK_LOG_ERR, "size %llu: more than %u zones of zone_size %llu%s",
+			  (unsigned long long)*size, ZONED_MAX_ZONES,
+			  (unsigned long long)zd->zone_size, dflt_zs);
 		return -EINVAL;
 	}
 	zd->nr_zones = (unsigned)(*size / zd->zone_size);
@@ -451,8 +488,9 @@ static int zoned_opts(struct zoned_dev *zd, struct zublk_opts *opts, uint64_t *s
 	    get_count(opts, "max_active", ZONED_MAX_ZONES, &zd->max_active))
 		return -EINVAL;
 	if (zd->nr_conv >= zd->nr_zones) {
-		zublk_log(ZUBLK_LOG_ERR, "conv_zones %u: leaves none of the %u zones sequential",
-			  zd->nr_conv, zd->nr_zones);
+		zublk_log(ZUBLK_LOG_ERR, "conv_zones %u%s: leaves none of the %u zones sequential",
+			  zd->nr_conv, zublk_opts_get(opts, "conv_zones") ? "" : " (the default)",
+			  zd->nr_zones);
 		return -EINVAL;
 	}
 	if (zd->max_open > zd->nr_zones - zd->nr_conv ||
@@ -513,6 +551,16 @@ static int zoned_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		zd->fds[i] = -1;
 	for (unsigned i = 0; i < zd->nr_zones; i++) {
 		ret = open_zone(zd, i);
+		if (ret)
+			goto err;
+	}
+	/*
+	 * A new daemon whose requests the driver reissues: the write that
+	 * filled a zone comes again and lands (finished, the zone would refuse it).
+	 */
+	if (!zublk_dev_recovering(dev) ||
+	    !(zublk_dev_info(dev)->flags & UBLK_F_USER_RECOVERY_REISSUE)) {
+		ret = finish_over_limit(zd);
 		if (ret)
 			goto err;
 	}
@@ -775,8 +823,12 @@ static int zone_set_wp(struct zoned_dev *zd, unsigned zno, bool finish)
 	uint64_t wp = finish ? zd->zone_cap : 0;
 	int ret;
 
-	if (z->wp == wp && !z->resync) {
-		/* Full by a write still out, which may yet fail. */
+	/*
+	 * There already, or full by writes still out (one may have failed:
+	 * resync): a write still out may yet fail, and the zone is finished
+	 * again once the last one ends.
+	 */
+	if ((z->wp == wp && !z->resync) || (finish && z->cond == BLK_ZONE_COND_FULL && z->writing)) {
 		z->finished = finish && z->writing;
 		/* An empty zone opened explicitly is closed by its reset. */
 		set_cond(zd, z, finish ? BLK_ZONE_COND_FULL : BLK_ZONE_COND_EMPTY);

@@ -244,11 +244,23 @@ TEST(a_word_without_a_key_or_an_equals_sign_is_rejected)
 
 /* --------------------------------------------------- getters and check_unused */
 
-TEST(a_repeated_key_reads_as_its_last_value)
+TEST(a_key_read_for_one_value_but_given_twice_is_named)
 {
 	const char *w[] = { "file=a", "size=1", "file=b", "file=c" };
 	struct zublk_opts o;
 	const char *bad = NULL;
+
+	REQUIRE(parse(&o, 4, w) == 0);
+	CHECK_STREQ(o.twice, "");
+	/* Repeated keys are read with get_nth: not an error. */
+	CHECK_STREQ(zublk_opts_get_nth(&o, "file", 2), "c");
+	CHECK_STREQ(zublk_opts_get(&o, "size"), "1");
+	CHECK_STREQ(o.twice, "");
+	/* get takes the last and names the key. */
+	CHECK_STREQ(zublk_opts_get(&o, "file"), "c");
+	CHECK_STREQ(o.twice, "file");
+	CHECK_EQ(zublk_opts_check_unused(&o, &bad), 0);
+	zublk_opts_free(&o);
 
 	REQUIRE(parse(&o, 4, w) == 0);
 	CHECK_STREQ(zublk_opts_get(&o, "file"), "c");

@@ -63,6 +63,22 @@ expect_err "say which" del
 expect_err "device id 'x': not a number from 0 to 1048575" del -n x
 expect_err "device id '1048576': not a number from 0 to 1048575" add -t null -n 1048576
 expect_err "unknown command 'frobnicate'" frobnicate
+# Given twice: a target's key read for one value, an option; -f with file=.
+expect_err "option 'size': given more than once" add -t null size=1G size=2G
+expect_err "option 'file': given more than once" add -t loop file="$TMP/img" file="$TMP/img"
+expect_err "option '-n': given more than once" add -t null -n 5 -n 7
+expect_err "option '--mode': given more than once" add -t null --mode copy --mode=copy
+expect_err "-f and file= both given" add -t loop -f "$TMP/img" file="$TMP/img"
+# The option named as given, not its value or the command.
+expect_err "option '--binary': not an option of stop" stop -n 1 --binary x
+expect_err "option '-x': unknown or missing its value" list -xj
+expect_err "option '--bogus': unknown or missing its value" add -t null --bogus=3
+expect_err "argument 'extra': unexpected" help extra
+expect_err "port '12abc': not a port number" add -t nbd host=127.0.0.1 port=12abc
+expect_err "map_max: only for a backing file mapped in memory" add -t loop -f "$TMP/img" map=0 map_max=4k
+mkdir "$TMP/zz"
+expect_err "conv_zones 8 \(the default\): leaves none" add -t zoned dir="$TMP/zz" size=64M zone_size=8M
+[ ! -e "$TMP/zz" ] || [ -z "$(ls -A "$TMP/zz")" ] || fail "zoned: files left in $TMP/zz"
 ZUBLK_FEATURE_MASK=0x$(printf '%x' $((0xfffff & ~0x1))) \
 	expect_err "mode zero-copy: the running kernel lacks UBLK_F_ZERO_COPY" \
 	add -t null --mode zero-copy

@@ -3,7 +3,8 @@
 # done: the manager thread, which saves failures, is busy with a slow
 # rebuild, so the write saves it itself.  Then kill -9, the failed leg
 # healed behind the daemon's back, and recover: that leg stays failed and
-# its old data is never read.
+# its old data is never read.  A failed leg whose file is gone by a
+# recovery: recovered degraded (the backing checked is the legs in sync).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/raid-lib.sh"
 truncate -s 16M "$TMP/a" "$TMP/b" "$TMP/c" "$TMP/d"
@@ -39,4 +40,19 @@ for i in $(seq 8); do
 done
 note "recovered with leg 1 failed; the write reads back 8 times"
 del 0
+# A failed leg gone by the time of a recovery (its file removed): the
+# backing a recovery checks is the legs in sync, and it goes on degraded.
+truncate -s 16M "$TMP/e" "$TMP/f"
+add -t mirror file="$TMP/e" file="$TMP/f"
+"$Z" mirror fail -n "$ID" 1 >"$TMP/out" 2>&1 || fail "mirror fail: $(cat "$TMP/out")"
+grep -q '"failed=1"' "/run/zublk/$ID.json" || fail "failed=1 not saved: $(cat "/run/zublk/$ID.json")"
+rm "$TMP/f"
+kill_recover "a failed leg gone"
+[ "$(leg_state "$ID" 1)" = failed ] || fail "after recover leg 1 is '$(leg_state "$ID" 1)'"
+dd if="$TMP/new" of="$DEV" bs=4k seek=7 oflag=direct conv=notrunc status=none ||
+	fail "a write after the recovery failed"
+dd if="$DEV" of="$TMP/got" bs=4k skip=7 count=1 iflag=direct status=none &&
+	cmp -s "$TMP/new" "$TMP/got" || fail "a read after the recovery: not the data written"
+del "$ID"
+note "a failed leg's file removed, kill -9: recovered degraded"
 exit 0

@@ -593,5 +593,123 @@ grep -q "zublk\[$pid\]: .* back after" "/run/zublk/$ID.log" ||
 	fail "no-GO server: no 'back after' line: $(dlog "$ID")"
 note "no NBD_OPT_GO, hung up on while away: $(grep -o 'back after.*' "/run/zublk/$ID.log" | tail -1)"
 del "$ID"
+# A server that shuts down answers a request with NBD_ESHUTDOWN, having
+# not done it: the client disconnects, and with reconnect= the request
+# goes again on a new connection (no error).  A proxy in front of nbdkit,
+# once told to, answers the next request so and forwards nothing more on
+# that connection.
+cat >"$TMP/shut.py" <<'PY'
+import os, socket, struct, sys, threading
+listen, target, trigger, log = sys.argv[1:5]
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(listen)
+srv.listen(4)
+def pump(a, b, to_client, done):
+    try:
+        while not done.is_set():
+            d = a.recv(1 << 16)
+            if not d or done.is_set():
+                break
+            if not to_client and os.path.exists(trigger):
+                i = d.find(bytes.fromhex("25609513"))  # a request's magic
+                if i >= 0 and len(d) >= i + 28:
+                    os.unlink(trigger)
+                    done.set()
+                    cookie = d[i + 8:i + 16]
+                    if i:
+                        b.sendall(d[:i])
+                    a.sendall(struct.pack(">II", 0x67446698, 108) + cookie)
+                    with open(log, "a") as f:
+                        print("ESHUTDOWN sent", file=f, flush=True)
+                    break
+            b.sendall(d)
+    except OSError:
+        pass
+while True:
+    c, _ = srv.accept()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(target)
+    done = threading.Event()
+    threading.Thread(target=pump, args=(c, s, False, done), daemon=True).start()
+    threading.Thread(target=pump, args=(s, c, True, done), daemon=True).start()
+PY
+python3 "$TMP/shut.py" "$TMP/shut.sock" "$TMP/rc.sock" "$TMP/shut.now" "$TMP/shut.log" \
+	2>"$TMP/shut.err" &
+SERVERS+=($!)
+wait_until 10 test -S "$TMP/shut.sock" || fail "the ESHUTDOWN proxy did not listen: $(cat "$TMP/shut.err")"
+add -t nbd socket="$TMP/shut.sock" reconnect=30 --no-part-scan
+head -c 1M /dev/urandom >"$TMP/shut.data"
+dd if="$TMP/shut.data" of="$DEV" bs=1M seek=2 oflag=direct status=none ||
+	fail "ESHUTDOWN: the write failed"
+touch "$TMP/shut.now"
+timeout 60 dd if="$DEV" of="$TMP/shut.back" bs=1M skip=2 count=1 iflag=direct status=none ||
+	fail "ESHUTDOWN: the read failed: $(dlog "$ID")"
+grep -q "ESHUTDOWN sent" "$TMP/shut.log" 2>/dev/null ||
+	fail "ESHUTDOWN: the proxy sent none: $(cat "$TMP/shut.err")"
+cmp -s "$TMP/shut.data" "$TMP/shut.back" || fail "ESHUTDOWN: the read returned other data"
+grep -q "lost: the server is shutting down" "/run/zublk/$ID.log" ||
+	fail "ESHUTDOWN: no 'shutting down' line: $(dlog "$ID")"
+[ "$(counter "$ID" errors)" = 0 ] || fail "ESHUTDOWN: $(counter "$ID" errors) requests failed"
+note "ESHUTDOWN: $(grep -o 'back after.*' "/run/zublk/$ID.log" | tail -1)"
+del "$ID"
 expect_err "reconnect 'x': not a number of seconds" add -t nbd socket="$TMP/rc.sock" reconnect=x
+
+# 12. A server named by a host name whose name server does not answer:
+# add gives up after its 10 s with one line, and del does not wait for the
+# resolver (its own time-outs: 30 s here) while a reconnect looks the name
+# up.  The daemon runs in a mount namespace of its own whose /etc/hosts
+# and /etc/resolv.conf are files here: a name server on 127.0.0.77 that
+# takes every query and never answers.
+if [ -f /etc/hosts ] && [ -f /etc/resolv.conf ] && command -v unshare >/dev/null; then
+	printf '127.0.0.1 localhost\n127.0.0.1 zublk-nbd-name\n' >"$TMP/hosts"
+	printf 'nameserver 127.0.0.77\noptions timeout:30 attempts:1\n' >"$TMP/resolv"
+	cat >"$TMP/zns" <<SH
+#!/bin/sh
+exec unshare -m sh -c 'mount --bind "\$1" /etc/hosts && mount --bind "\$2" /etc/resolv.conf &&
+	z=\$3 && shift 3 && exec "\$z" "\$@"' sh "$TMP/hosts" "$TMP/resolv" "$Z" "\$@"
+SH
+	chmod +x "$TMP/zns"
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.77", 53))
+with open(sys.argv[1], "a") as log:
+    print("up", file=log, flush=True)
+    while True:
+        s.recvfrom(512)
+        print("query", file=log, flush=True)' "$TMP/dns.log" 2>"$TMP/dns.err" &
+	SERVERS+=($!)
+	wait_until 10 test -s "$TMP/dns.log" || fail "the silent name server: $(cat "$TMP/dns.err")"
+	ZREAL=$Z
+	Z=$TMP/zns
+	start=$SECONDS
+	expect_err "no address for 'zublk-nowhere' within 10 s" add -t nbd host=zublk-nowhere port=10903
+	took=$((SECONDS - start))
+	grep -q query "$TMP/dns.log" || fail "host name: the name server was not asked"
+	[ $took -lt 25 ] || fail "host name: add took ${took}s to give up"
+	note "add with a name server that does not answer: ${took}s"
+	truncate -s 16M "$TMP/name.img"
+	qnbd_up 10903 name -f raw "$TMP/name.img"
+	add -t nbd host=zublk-nbd-name port=10903 export=name reconnect=120 --no-part-scan
+	Z=$ZREAL
+	is_nbd "$ID" zublk-nbd-name:10903 name $((16 << 20))
+	: >"$TMP/dns.log"
+	printf '127.0.0.1 localhost\n' >"$TMP/hosts"
+	qnbd_down "$SRV"
+	dd if="$DEV" of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null &
+	dd_pid=$!
+	wait_until 20 grep -q query "$TMP/dns.log" ||
+		fail "host name: the reconnect did not ask the name server: $(dlog "$ID")"
+	kill -0 $dd_pid 2>/dev/null || fail "host name: the read did not wait"
+	start=$SECONDS
+	timeout 60 "$Z" del -n "$ID" || fail "host name: del failed or took over 60s"
+	took=$((SECONDS - start))
+	wait_until 10 bash -c "! kill -0 $dd_pid 2>/dev/null" || fail "host name: the read hangs"
+	wait $dd_pid && fail "host name: the waiting read succeeded"
+	no_devices || fail "host name: a device stayed: $("$Z" list)"
+	[ $took -lt 8 ] || fail "host name: del took ${took}s while a reconnect looked the name up"
+	note "del while a reconnect's name lookup waited: ${took}s"
+else
+	skip_check "host name" "no /etc/hosts, /etc/resolv.conf or unshare"
+fi
 exit 0

@@ -716,7 +716,20 @@ add -t qcow2 -f "$img" ro=1
 "$Z" resize -n "$ID" 4G >/dev/null 2>"$TMP/err" && fail "resize of ro=1 accepted"
 del "$ID"
 rm -f "$img"
-note "resize 64M -> 3G: $l1n L1 entries; -> 1G+2k beside writes (${du1}k -> ${du2}k); -> 3G: zeros"
+# An overlay shorter than its backing: grown, it would show the backing's
+# data where zeros belong.  Refused, the device as it was.
+truncate -s 32M "$TMP/kb.raw"
+qemu-img create -q -f qcow2 -b "$TMP/kb.raw" -F raw "$TMP/ks.qcow2" 16M ||
+	fail "qemu-img create ks.qcow2"
+add -t qcow2 -f "$TMP/ks.qcow2"
+"$Z" resize -n "$ID" 32M >/dev/null 2>"$TMP/err" && fail "a grow over a longer backing accepted"
+grep -q "backing file holds data up to 33554432" "$TMP/err" ||
+	fail "a grow over a longer backing: '$(cat "$TMP/err")'"
+[ "$(blockdev --getsize64 "$DEV")" = $((16 * M)) ] ||
+	fail "a refused grow: $(blockdev --getsize64 "$DEV") bytes"
+del "$ID"
+rm -f "$TMP/ks.qcow2" "$TMP/kb.raw"
+note "resize 64M -> 3G: $l1n L1 entries; -> 1G+2k beside writes (${du1}k -> ${du2}k); -> 3G: zeros; a grow over a longer backing refused"
 
 note "l) an image on a block device: written, opened again, filled to its end"
 # The device held other data before: a new cluster there does not read

@@ -226,6 +226,19 @@ dd if="$DEV" bs=1M skip=32 count=3 iflag=direct status=none | cmp -s - "$TMP/pre
 [ "$(ls "$TMP/pre" | wc -l)" = 8 ] || fail "missing zone files not created: $(ls "$TMP/pre")"
 del "$ID"
 note "zones and data kept across del and add; a zloop-style directory taken as it is"
+# More zones active than max_active (a write that filled a zone gave its
+# slot away before it landed, and the daemon died): the fullest finished.
+add -t zoned dir="$TMP/pre" size=256M zone_size=32M conv_zones=1 max_open=1 max_active=1
+cond_is "$ID" 1 fu && cond_is "$ID" 2 cl ||
+	fail "2 closed zones, max_active=1: $(blkzone report -o 65536 -c 2 "$DEV")"
+# Said before the device started: on add's stderr.
+grep -q "zone 1: 2 zones active, more than max_active=1: finished" "$TMP/add.err" ||
+	fail "max_active=1: no 'finished' line: $(cat "$TMP/add.err")"
+dd if="$DEV" bs=1M skip=32 count=3 iflag=direct status=none |
+	cmp -s - <(head -c $((3 * M)) "$TMP/pre/seq-000001") ||
+	fail "zone 1's data changed when it was finished"
+del "$ID"
+note "2 zones active at add, max_active=1: the fuller one finished, its data kept"
 
 # 6. Bad input: one line each, nothing left behind.
 ZA=(add -t zoned size=512M zone_size=32M)
