@@ -70,7 +70,7 @@ static bool pid_is_daemon(pid_t pid)
 	static char own[32];	/* ours does not change: read once */
 	char comm[32];
 
-	if (pid <= 0 || kill(pid, 0))
+	if (pid <= 0 || kill(pid, 0) || zublk_pid_exited(pid))
 		return false;
 	/* Unreadable (/proc hidden, or it went just now): there while kill says so. */
 	if (!pid_comm(pid, comm, sizeof(comm)))

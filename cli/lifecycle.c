@@ -408,11 +408,17 @@ int cmd_stop(int argc, char **argv)
 		goto out;
 	}
 	/* The daemon sees its queues aborted and deletes the device. */
-	if (!cli_wait_daemon_gone(pid, a.timeout_s))
+	bool gone = cli_wait_daemon_gone(pid, a.timeout_s);
+	int was = info.ublksrv_pid;
+
+	if (!gone)
 		cli_err("stop", "device %u: daemon %d still running", a.id, (int)pid);
 	ret = zublk_ctrl_get_info(c, a.id, &info);
 	if (ret == -ENODEV || ret == -ENOENT)
-		ret = 0;
+		ret = gone ? 0 : -ESRCH;
+	else if (!ret && info.ublksrv_pid > 0 && info.ublksrv_pid != was)
+		/* Its daemon deleted it, and another add took the id since. */
+		ret = gone ? 0 : -ESRCH;
 	else
 		ret = cli_del_dev("stop", c, a.id, a.timeout_s, false);
 out:

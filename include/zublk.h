@@ -63,6 +63,11 @@ void zublk_log(enum zublk_log_level level, const char *fmt, ...)
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t zublk_now_ns(void);
+/*
+ * Process @pid has exited: no such process, or one not reaped yet (a
+ * zombie: an init that does not reap, as in some containers).
+ */
+bool zublk_pid_exited(pid_t pid);
 
 /* ------------------------------------------------------------- data modes */
 

@@ -460,7 +460,8 @@ static int wait_released(struct zublk_dev *dev, unsigned id)
 	for (int i = 0; i < 1000 && dev->info.state == UBLK_S_DEV_LIVE; i++) {
 		pid_t pid = dev->info.ublksrv_pid;
 
-		if (pid <= 0 || !kill(pid, 0) || errno != ESRCH)
+		/* A daemon still there is not one we wait for: its device is its own. */
+		if (pid <= 0 || !zublk_pid_exited(pid))
 			return 0;
 		usleep(10000);
 		int ret = zublk_ctrl_get_info(dev->ctrl, id, &dev->info);
@@ -521,6 +522,15 @@ static int recover_prepare(struct zublk_dev *dev)
 	return 0;
 }
 
+/* The backing identity as an older zublk saved it: a mirror's failed legs counted too. */
+static bool same_as_older(struct zublk_dev *dev)
+{
+	char all[sizeof(dev->files_id)];
+
+	zublk_files_identity_all(dev, all, sizeof(all));
+	return !strcmp(dev->cfg.expect_files, all);
+}
+
 static int recover_start(struct zublk_dev *dev)
 {
 	unsigned id = dev->info.dev_id;
@@ -554,7 +564,8 @@ static int recover_start(struct zublk_dev *dev)
 			  "not recovering", id);
 		return -EINVAL;
 	}
-	if (dev->cfg.expect_files && strcmp(dev->cfg.expect_files, dev->files_id)) {
+	if (dev->cfg.expect_files && strcmp(dev->cfg.expect_files, dev->files_id) &&
+	    !same_as_older(dev)) {
 		zublk_err("device %u: the backing is not the one it was served from "
 			  "(was %s, now %s); not recovering", id, dev->cfg.expect_files,
 			  dev->files_id);

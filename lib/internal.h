@@ -154,9 +154,10 @@ struct zublk_queue {
 /*
  * A registered file's part in the backing identity a recovery checks:
  * device, inode and size; device and inode only (a file that grows as the
- * device is written); nothing (a socket, a file per zone).
+ * device is written); nothing (a socket, a file per zone; a mirror's failed
+ * leg, FILE_LEFT, which older zublks counted whole).
  */
-enum file_kind { FILE_WHOLE, FILE_GROWS, FILE_ANON };
+enum file_kind { FILE_WHOLE, FILE_GROWS, FILE_ANON, FILE_LEFT };
 
 struct zublk_dev {
 	struct zublk_ctrl *ctrl;
@@ -277,6 +278,8 @@ int zublk_ctrl_msg_ring(struct zublk_ctrl *c, int ring_fd, uint64_t user_data);
 /* state.c */
 int zublk_state_write(struct zublk_dev *dev);
 void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len);
+/* The same with FILE_LEFT files counted whole (a state file of an older zublk). */
+void zublk_files_identity_all(struct zublk_dev *dev, char *buf, size_t len);
 /* Make the state directory (0700 for a user); -EPERM when it is not ours. */
 int zublk_state_dir_make(const char *dir);
 int zublk_state_dir_trusted(const char *dir);

@@ -235,28 +235,31 @@ void zublk_state_remove(struct zublk_dev *dev, bool unlink_files)
  * Who the backing is: device, inode and size of every registered file, so
  * a recovery can tell the same file from one put in its place.
  */
-void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len)
+static void files_identity(struct zublk_dev *dev, char *buf, size_t len, bool left_too)
 {
 	size_t n = 0;
 
 	buf[0] = '\0';
 	for (unsigned i = 1; i < dev->nr_files && n < len; i++) {
+		enum file_kind kind = dev->file_kind[i];
 		struct stat st;
 		unsigned long long size = 0;
 		int w;
 
+		if (kind == FILE_LEFT && left_too)
+			kind = FILE_WHOLE;
 		/*
 		 * A socket (a network server) is a new one every time, and a
 		 * file whose size is its contents (a zone's) changes: neither
 		 * is a backing's identity.  A file that grows as the device
 		 * is written (an image) is its device and inode.
 		 */
-		if (dev->file_kind[i] == FILE_ANON || fstat(dev->files[i], &st) ||
+		if (kind == FILE_ANON || kind == FILE_LEFT || fstat(dev->files[i], &st) ||
 		    S_ISSOCK(st.st_mode))
 			continue;
 		if (S_ISBLK(st.st_mode))
 			ioctl(dev->files[i], BLKGETSIZE64, &size);
-		else if (S_ISREG(st.st_mode) && dev->file_kind[i] == FILE_WHOLE)
+		else if (S_ISREG(st.st_mode) && kind == FILE_WHOLE)
 			size = (unsigned long long)st.st_size;
 		w = snprintf(buf + n, len - n, "%s%llx:%llx:%llu", n ? " " : "",
 			     (unsigned long long)(S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode)
@@ -266,6 +269,16 @@ void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len)
 			break;
 		n += (size_t)w;
 	}
+}
+
+void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len)
+{
+	files_identity(dev, buf, len, false);
+}
+
+void zublk_files_identity_all(struct zublk_dev *dev, char *buf, size_t len)
+{
+	files_identity(dev, buf, len, true);
 }
 
 const char *zublk_state_dir(void)

@@ -74,6 +74,7 @@ expect_err "option '--binary': not an option of stop" stop -n 1 --binary x
 expect_err "option '-x': unknown or missing its value" list -xj
 expect_err "option '--bogus': unknown or missing its value" add -t null --bogus=3
 expect_err "argument 'extra': unexpected" help extra
+expect_err "needs one node name" udev-owner ublkc0p1
 expect_err "port '12abc': not a port number" add -t nbd host=127.0.0.1 port=12abc
 expect_err "map_max: only for a backing file mapped in memory" add -t loop -f "$TMP/img" map=0 map_max=4k
 mkdir "$TMP/zz"

@@ -55,4 +55,21 @@ dd if="$DEV" of="$TMP/got" bs=4k skip=7 count=1 iflag=direct status=none &&
 	cmp -s "$TMP/new" "$TMP/got" || fail "a read after the recovery: not the data written"
 del "$ID"
 note "a failed leg's file removed, kill -9: recovered degraded"
+# A state file of an older zublk, which counted a failed leg in the
+# backing too: its recovery is taken (the leg there, as it was).
+ident() { printf '%x:%x:%s' "$(stat -c %d "$1")" "$(stat -c %i "$1")" "$(stat -c %s "$1")"; }
+truncate -s 16M "$TMP/g" "$TMP/h"
+add -t mirror file="$TMP/g" file="$TMP/h"
+"$Z" mirror fail -n "$ID" 1 >"$TMP/out" 2>&1 || fail "mirror fail: $(cat "$TMP/out")"
+grep -q "\"files\":\"$(ident "$TMP/g")\"" "/run/zublk/$ID.json" ||
+	fail "the failed leg still in the backing: $(grep -o '"files":"[^"]*"' "/run/zublk/$ID.json")"
+kill -9 "$(dev_field "$ID" daemon_pid)"
+wait_until 20 state_is "$ID" QUIESCED || fail "older state: not QUIESCED after kill -9"
+sed -i "s|\"files\":\"[^\"]*\"|\"files\":\"$(ident "$TMP/g") $(ident "$TMP/h")\"|" \
+	"/run/zublk/$ID.json"
+timeout 30 "$Z" recover -n "$ID" >/dev/null 2>"$TMP/err" || fail "older state: recover: $(cat "$TMP/err")"
+wait_until 20 state_is "$ID" LIVE || fail "older state: not LIVE after recover"
+[ "$(leg_state "$ID" 1)" = failed ] || fail "older state: leg 1 is '$(leg_state "$ID" 1)'"
+del "$ID"
+note "a state file that counts the failed leg (an older zublk's): recovered"
 exit 0

@@ -77,6 +77,9 @@ wait_until 10 owner_is "$DEV" || fail "$DEV is $(stat -c %u:%g "$DEV")"
 owner_is "/dev/ublkc$ID" || fail "/dev/ublkc$ID is $(stat -c %u:%g "/dev/ublkc$ID")"
 owner_is "$DEV" || fail "$DEV is $(stat -c %u:%g "$DEV")"
 [ "$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")" = $U ] || fail "daemon $pid is not uid $U"
+# A partition's node (one the user makes with partx) is the device's.
+"$Z" udev-owner "ublkb${ID}p1" | grep -qx "ZUBLK_OWNER=$U" ||
+	fail "udev-owner ublkb${ID}p1: $("$Z" udev-owner "ublkb${ID}p1" 2>&1)"
 js=$(as_user "$Z" list -n "$ID" --json)
 [ "$(jq -r '.[0].mode' <<<"$js")" = copy ] || fail "mode: $(jq -r '.[0].mode' <<<"$js")"
 [ "$(jq -r '.[0].owner_uid' <<<"$js")" = $U ] || fail "owner_uid: $(jq '.[0].owner_uid' <<<"$js")"
