@@ -421,6 +421,9 @@ int cmd_stop(int argc, char **argv)
 		ret = gone ? 0 : -ESRCH;
 	else
 		ret = cli_del_dev("stop", c, a.id, a.timeout_s, false);
+	/* Deleted, but a daemon that outlived the wait is still an error. */
+	if (!ret && !gone && !cli_wait_daemon_gone(pid, 1))
+		ret = -ESRCH;
 out:
 	zublk_ctrl_close(c);
 	return ret ? 1 : 0;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,26 +20,45 @@ uint64_t zublk_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-bool zublk_pid_exited(pid_t pid)
+/* The first @len - 1 bytes of /proc/@pid/@what in @buf; false if unreadable. */
+static bool proc_read(pid_t pid, const char *what, char *buf, size_t len)
 {
-	char path[64], buf[512], *p;
+	char path[64];
 	ssize_t n;
 	int fd;
 
-	if (kill(pid, 0) && errno == ESRCH)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, what);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT;
-	n = read(fd, buf, sizeof(buf) - 1);
+		return false;
+	n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';
+	return true;
+}
+
+bool zublk_pid_exited(pid_t pid)
+{
+	char buf[1024], *p;
+
+	if (kill(pid, 0) && errno == ESRCH)
+		return true;
+	/* Unreadable (/proc hidden): there, as kill says. */
+	if (!proc_read(pid, "stat", buf, sizeof(buf)))
+		return kill(pid, 0) && errno == ESRCH;
 	/* The state follows the name, which may hold ')' itself: the last one. */
 	p = strrchr(buf, ')');
-	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+	if (!p || p[1] != ' ' || (p[2] != 'Z' && p[2] != 'X'))
+		return false;
+	/*
+	 * A leader that is a zombie while other threads of it still exit (one
+	 * in the middle of IO to its backing, which it still holds) has not.
+	 */
+	if (!proc_read(pid, "status", buf, sizeof(buf)) || !(p = strstr(buf, "\nThreads:")))
+		return true;
+	return strtol(p + 9, NULL, 10) <= 1;
 }
 
 static void default_log(enum zublk_log_level level, const char *msg)

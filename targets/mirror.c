@@ -409,7 +409,10 @@ static void *mirror_manager(void *arg)
 		if (leg >= 0) {
 			mirror_rebuild_step(md, (unsigned)leg);
 			if ((int64_t)zublk_now_ns() - last_save > MIRROR_SAVE_EVERY_NS) {
+				/* Not between a persist's failed= and its legs' identity. */
+				pthread_mutex_lock(&md->persist_lock);
 				zublk_dev_save_state(md->dev);
+				pthread_mutex_unlock(&md->persist_lock);
 				last_save = (int64_t)zublk_now_ns();
 			}
 			continue;
