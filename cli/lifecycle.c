@@ -53,6 +53,9 @@ static int parse_life(const char *verb, int argc, char **argv, struct life_args 
 			a->have_id = true;
 			break;
 		case 'T':
+			/* resize's answer comes over the daemon's socket, in its own time. */
+			if (!strcmp(verb, "resize"))
+				goto bad;
 			if (zublk_parse_uint(optarg, 1, 3600, &a->timeout_s)) {
 				cli_err(verb, "timeout '%s': must be 1..3600 seconds", optarg);
 				return -1;
@@ -411,19 +414,18 @@ int cmd_stop(int argc, char **argv)
 	bool gone = cli_wait_daemon_gone(pid, a.timeout_s);
 	int was = info.ublksrv_pid;
 
-	if (!gone)
-		cli_err("stop", "device %u: daemon %d still running", a.id, (int)pid);
 	ret = zublk_ctrl_get_info(c, a.id, &info);
-	if (ret == -ENODEV || ret == -ENOENT)
-		ret = gone ? 0 : -ESRCH;
-	else if (!ret && info.ublksrv_pid > 0 && info.ublksrv_pid != was)
-		/* Its daemon deleted it, and another add took the id since. */
-		ret = gone ? 0 : -ESRCH;
+	/* Gone: its daemon deleted it (and another add may have taken the id since). */
+	if (ret == -ENODEV || ret == -ENOENT || (!ret && info.ublksrv_pid > 0 &&
+						 info.ublksrv_pid != was))
+		ret = 0;
 	else
 		ret = cli_del_dev("stop", c, a.id, a.timeout_s, false);
 	/* Deleted, but a daemon that outlived the wait is still an error. */
-	if (!ret && !gone && !cli_wait_daemon_gone(pid, 1))
+	if (!gone && !cli_wait_daemon_gone(pid, 1)) {
+		cli_err("stop", "device %u: daemon %d still running", a.id, (int)pid);
 		ret = -ESRCH;
+	}
 out:
 	zublk_ctrl_close(c);
 	return ret ? 1 : 0;

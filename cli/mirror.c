@@ -40,7 +40,7 @@ int cmd_mirror(int argc, char **argv)
 	const char *sub = argc > 1 ? argv[1] : NULL;
 	char reply[1024], *req[4], *file = NULL;
 	unsigned id = 0, want;
-	bool have_id = false;
+	bool seen[256] = { false };
 	int c, ret, nreq;
 
 	if (!sub || (strcmp(sub, "replace") && strcmp(sub, "fail"))) {
@@ -57,16 +57,11 @@ int cmd_mirror(int argc, char **argv)
 			cli_bad_opt("mirror", argv, lopts, c);
 			return 1;
 		}
-		if (have_id) {
-			cli_err("mirror", "option '-n': given more than once");
+		if (cli_twice("mirror", argv, c, seen) || cli_parse_id("mirror", optarg, &id))
 			return 1;
-		}
-		if (cli_parse_id("mirror", optarg, &id))
-			return 1;
-		have_id = true;
 	}
 	want = !strcmp(sub, "replace") ? 2 : 1;
-	if (!have_id || (unsigned)(argc - optind) != want) {
+	if (!seen['n'] || (unsigned)(argc - optind) != want) {
 		cli_err("mirror", "usage: zublk mirror %s -n ID LEG%s", sub,
 			want == 2 ? " FILE" : "");
 		return 1;

@@ -40,8 +40,10 @@ int zublk_dev_file_counts(struct zublk_dev *dev, int idx, bool counts)
 	if (idx < 1 || (unsigned)idx >= dev->nr_files)
 		return -EINVAL;
 	pthread_mutex_lock(&dev->state_lock);
-	dev->file_kind[idx] = counts ? FILE_WHOLE : FILE_LEFT;
-	zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
+	if (dev->file_kind[idx] != (counts ? FILE_WHOLE : FILE_LEFT)) {
+		dev->file_kind[idx] = counts ? FILE_WHOLE : FILE_LEFT;
+		zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
+	}
 	pthread_mutex_unlock(&dev->state_lock);
 	return 0;
 }

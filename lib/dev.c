@@ -586,6 +586,23 @@ static int recover_start(struct zublk_dev *dev)
 	return open_cdev(dev);
 }
 
+/*
+ * Whether our id is still our device, not one another add took since: a
+ * DEL_DEV of someone else's ends when our cdev closes, and frees the id.
+ */
+static bool id_still_ours(struct zublk_dev *dev)
+{
+	struct ublksrv_ctrl_dev_info info;
+
+	if (!zublk_ctrl_get_info(dev->ctrl, dev->info.dev_id, &info) &&
+	    info.ublksrv_pid > 0 && info.ublksrv_pid != getpid()) {
+		zublk_dbg("device %u: served by pid %d now: not ours to delete", dev->info.dev_id,
+			  info.ublksrv_pid);
+		return false;
+	}
+	return true;
+}
+
 int zublk_dev_create(const struct zublk_dev_config *cfg,
 		     const struct zublk_target_ops *ops, struct zublk_opts *opts,
 		     struct zublk_dev **out)
@@ -751,7 +768,7 @@ err_del:
 	if (dev->cdev_fd >= 0)
 		close(dev->cdev_fd);
 	/* A device we only came to recover stays for the next try. */
-	if (!cfg->recover)
+	if (!cfg->recover && id_still_ours(dev))
 		zublk_ctrl_del_dev(dev->ctrl, dev->info.dev_id, true);
 err_target:
 	if (ops->exit)
@@ -981,11 +998,14 @@ void zublk_dev_destroy(struct zublk_dev *dev)
 	 * daemon (upgrade, recovery) keeps its state file for it.
 	 */
 	if (dev->added && (dev->stop_requested || (!dev->started && !dev->cfg.recover))) {
-		int ret = zublk_ctrl_del_dev(dev->ctrl, dev->info.dev_id, true);
+		bool ours = id_still_ours(dev);
+		int ret;
 
+		/* Before DEL_DEV frees the id: the names become the next add's. */
+		zublk_state_remove(dev, ours);
+		ret = ours ? zublk_ctrl_del_dev(dev->ctrl, dev->info.dev_id, true) : 0;
 		if (ret && ret != -ENODEV && ret != -ENOENT)
 			zublk_dbg("device %u: DEL_DEV: %s", dev->info.dev_id, strerror(-ret));
-		zublk_state_remove(dev, true);
 	} else {
 		zublk_state_remove(dev, false);
 	}
@@ -1072,9 +1092,7 @@ int zublk_dev_resize(struct zublk_dev *dev, uint64_t size)
 		 * The backing may have grown (a file): that is what a recovery
 		 * finds from now on, whether or not the kernel's size follows.
 		 */
-		pthread_mutex_lock(&dev->state_lock);
-		zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
-		pthread_mutex_unlock(&dev->state_lock);
+		zublk_files_reidentify(dev);
 		zublk_dev_save_state(dev);
 		/* Accept requests up to the new end before the kernel sends any. */
 		atomic_store(&dev->dev_sectors, size >> 9);
@@ -1088,9 +1106,7 @@ int zublk_dev_resize(struct zublk_dev *dev, uint64_t size)
 	dev->geom.size = size;
 	dev->params.basic.dev_sectors = size >> 9;
 	/* A grown backing file is still ours: recovery must accept it. */
-	pthread_mutex_lock(&dev->state_lock);
-	zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
-	pthread_mutex_unlock(&dev->state_lock);
+	zublk_files_reidentify(dev);
 	zublk_dev_save_state(dev);
 	return 0;
 }

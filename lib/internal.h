@@ -280,6 +280,8 @@ int zublk_state_write(struct zublk_dev *dev);
 void zublk_files_identity(struct zublk_dev *dev, char *buf, size_t len);
 /* The same with FILE_LEFT files counted whole (a state file of an older zublk). */
 void zublk_files_identity_all(struct zublk_dev *dev, char *buf, size_t len);
+/* dev->files_id rebuilt from the files as they are now, under the state lock. */
+void zublk_files_reidentify(struct zublk_dev *dev);
 /* Make the state directory (0700 for a user); -EPERM when it is not ours. */
 int zublk_state_dir_make(const char *dir);
 int zublk_state_dir_trusted(const char *dir);

@@ -281,6 +281,13 @@ void zublk_files_identity_all(struct zublk_dev *dev, char *buf, size_t len)
 	files_identity(dev, buf, len, true);
 }
 
+void zublk_files_reidentify(struct zublk_dev *dev)
+{
+	pthread_mutex_lock(&dev->state_lock);
+	zublk_files_identity(dev, dev->files_id, sizeof(dev->files_id));
+	pthread_mutex_unlock(&dev->state_lock);
+}
+
 const char *zublk_state_dir(void)
 {
 	static char dir[256];

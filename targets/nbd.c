@@ -205,6 +205,12 @@ struct nbd_dev {
 	pthread_t watch;
 	bool watch_on;
 	int watch_efd;		/* ->exit's "stop" for it */
+	/*
+	 * What every ring has at a connection's fixed-file index but its own
+	 * queue's, which gets the connection (queue_init, reconnect): other
+	 * rings held the first socket after a reconnect replaced it.
+	 */
+	int stand_in;
 };
 
 /* ------------------------------------------------------------ the handshake */
@@ -325,28 +331,17 @@ static int resolve_timed(const struct nbd_dev *nd, int stop_fd, struct addrinfo 
 	r->cb.ar_request = &r->hints;
 	list[0] = &r->cb;
 	g = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
-	if (g) {
-		nbd_err("nbd server %s: %s", nd->server, gai_strerror(g));
-		free(r);
-		return -EHOSTUNREACH;
-	}
-	for (;;) {
+	while (!g && gai_error(&r->cb) == EAI_INPROGRESS) {
 		struct timespec slice = { .tv_nsec = 50 * 1000000 };
 		struct pollfd p = { .fd = stop_fd, .events = POLLIN };
-		uint64_t now;
+		uint64_t now = zublk_now_ns();
 
-		g = gai_error(&r->cb);
-		if (g != EAI_INPROGRESS)
-			break;
-		now = zublk_now_ns();
 		if (now >= end || (stop_fd >= 0 && poll(&p, 1, 0) > 0)) {
 			bool stop = now < end;
 			int c = gai_cancel(&r->cb);
 
-			if (c == EAI_ALLDONE) {
-				g = gai_error(&r->cb);
+			if (c == EAI_ALLDONE)
 				break;
-			}
 			if (c == EAI_CANCELED)
 				free(r);	/* else glibc's thread still has it */
 			if (stop)
@@ -357,6 +352,8 @@ static int resolve_timed(const struct nbd_dev *nd, int stop_fd, struct addrinfo 
 		}
 		gai_suspend((const struct gaicb *const *)list, 1, &slice);
 	}
+	if (!g)
+		g = gai_error(&r->cb);
 	if (g) {
 		nbd_err("nbd server %s: %s", nd->server, gai_strerror(g));
 		free(r);
@@ -633,6 +630,8 @@ static void nbd_free(struct nbd_dev *nd)
 	}
 	if (nd->watch_efd >= 0)
 		close(nd->watch_efd);
+	if (nd->stand_in >= 0)
+		close(nd->stand_in);
 	free(nd->conns);
 	free(nd);
 }
@@ -939,7 +938,7 @@ static int nbd_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	nd = calloc(1, sizeof(*nd));
 	if (!nd)
 		return -ENOMEM;
-	nd->watch_efd = -1;
+	nd->watch_efd = nd->stand_in = -1;
 	ret = parse_opts(nd, opts);
 	if (ret) {
 		free(nd);
@@ -964,6 +963,12 @@ static int nbd_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		c->nd = nd;
 		pthread_mutex_init(&c->hs_lock, NULL);
 	}
+	/* A socket: no part of the backing identity, as the connections are not. */
+	nd->stand_in = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (nd->stand_in < 0) {
+		ret = -errno;
+		goto err;
+	}
 	for (unsigned i = 0; i < nd->nr_conns; i++) {
 		struct nbd_conn *c = &nd->conns[i];
 
@@ -984,7 +989,7 @@ static int nbd_init(struct zublk_dev *dev, struct zublk_opts *opts,
 				goto err;
 			}
 		}
-		c->idx = zublk_dev_add_file(dev, c->fd);
+		c->idx = zublk_dev_add_file(dev, nd->stand_in);
 		if (c->idx < 0) {
 			ret = c->idx;
 			goto err;
@@ -1070,6 +1075,8 @@ static int nbd_queue_init(struct zublk_queue *q)
 	struct nbd_conn *c = &nd->conns[zublk_queue_id(q)];
 	unsigned depth = zublk_dev_info(zublk_queue_dev(q))->queue_depth;
 
+	int ret;
+
 	c->depth = depth;
 	c->carrier = c->reading = c->wait_head = c->wait_tail = -1;
 	c->tags = calloc(depth, sizeof(*c->tags));
@@ -1078,6 +1085,14 @@ static int nbd_queue_init(struct zublk_queue *q)
 	if (!c->tags || !c->fifo || !c->rbuf) {
 		nbd_queue_free(c);
 		return -ENOMEM;
+	}
+	/* The connection in this queue's ring only. */
+	ret = zublk_queue_set_file(q, c->idx, c->fd);
+	if (ret) {
+		zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u: registering its socket: %s",
+			  nd->server, c->id, strerror(-ret));
+		nbd_queue_free(c);
+		return ret;
 	}
 	zublk_queue_set_priv(q, c);
 	return 0;
@@ -1369,7 +1384,6 @@ static void reconnect_resume(struct zublk_queue *q, struct nbd_conn *c, int fd)
 		conn_dead(q, c);
 		return;
 	}
-	zublk_dev_set_file(zublk_queue_dev(q), c->idx, fd);
 	pthread_mutex_lock(&c->hs_lock);
 	close(c->fd);
 	c->fd = fd;

@@ -77,6 +77,7 @@ struct zoned_dev {
 	int first_idx;			/* fixed-file index of zone 0 */
 	int *fds;
 	bool *made;			/* zone files this add created */
+	bool over_limit;		/* finish zones past max_active at the first queue_init */
 	struct zone *zones;
 	void *zeros;			/* ZUBLK_MAX_MAX_IO_BYTES of the zero page */
 	pthread_mutex_t lock;
@@ -204,6 +205,18 @@ static int zone_truncate(struct zoned_dev *zd, unsigned zno, uint64_t len)
 	return 0;
 }
 
+/* Zone @zno full: zeros up to its capacity.  Lock held. */
+static int zone_fill(struct zoned_dev *zd, unsigned zno)
+{
+	int ret = zone_truncate(zd, zno, zd->zone_cap);
+
+	if (ret)
+		return ret;
+	zd->zones[zno].wp = zd->zone_cap;
+	set_cond(zd, &zd->zones[zno], BLK_ZONE_COND_FULL);
+	return 0;
+}
+
 /* Take a write pointer from the zone's file (its size).  Lock held. */
 static void zone_resync(struct zoned_dev *zd, unsigned zno)
 {
@@ -231,11 +244,11 @@ static void zone_resync(struct zoned_dev *zd, unsigned zno)
 	if (cond != BLK_ZONE_COND_FULL && z->cond == BLK_ZONE_COND_FULL &&
 	    (z->finished ||
 	     (is_active(cond) && zd->max_active && zd->nr_active >= zd->max_active)) &&
-	    !zone_truncate(zd, zno, zd->zone_cap)) {
+	    !zone_fill(zd, zno)) {
 		zublk_log(ZUBLK_LOG_WARN, "zone %u: a write to its end failed after it was "
 			  "finished, or with no zone free to become active: finished again", zno);
-		z->wp = zd->zone_cap;
-		cond = BLK_ZONE_COND_FULL;
+		z->finished = false;
+		return;
 	}
 	z->finished = false;
 	set_cond(zd, z, cond);
@@ -359,14 +372,13 @@ static int finish_over_limit(struct zoned_dev *zd)
 			if (is_active(zd->zones[i].cond) &&
 			    (best == zd->nr_zones || zd->zones[i].wp > zd->zones[best].wp))
 				best = i;
-		int ret = zone_truncate(zd, best, zd->zone_cap);
+		unsigned was = zd->nr_active;
+		int ret = zone_fill(zd, best);
 
 		if (ret)
 			return ret;
 		zublk_log(ZUBLK_LOG_WARN, "zone %u: %u zones active, more than max_active=%u: "
-			  "finished", best, zd->nr_active, zd->max_active);
-		zd->zones[best].wp = zd->zone_cap;
-		set_cond(zd, &zd->zones[best], BLK_ZONE_COND_FULL);
+			  "finished", best, was, zd->max_active);
 	}
 	return 0;
 }
@@ -426,7 +438,8 @@ static int get_count(struct zublk_opts *opts, const char *key, unsigned max, uns
 	return 0;
 }
 
-static int zoned_opts(struct zoned_dev *zd, struct zublk_opts *opts, uint64_t *size)
+static int zoned_opts(struct zoned_dev *zd, struct zublk_opts *opts, bool recovering,
+		      uint64_t *size)
 {
 	const char *dir = zublk_opts_get(opts, "dir");
 	uint64_t copy_max;
@@ -515,6 +528,16 @@ static int zoned_opts(struct zoned_dev *zd, struct zublk_opts *opts, uint64_t *s
 			  zublk_opts_get(opts, "copy_max"));
 		return -EINVAL;
 	}
+	/* An older zublk took it and did nothing with it: so does its recovery. */
+	if (!zd->buffered && copy_max) {
+		zublk_log(recovering ? ZUBLK_LOG_WARN : ZUBLK_LOG_ERR,
+			  "copy_max '%s': only with buffered zone files (buffered=0%s)%s",
+			  zublk_opts_get(opts, "copy_max"),
+			  buffered < 0 ? ", the default outside memory" : "",
+			  recovering ? "; not used" : "");
+		if (!recovering)
+			return -EINVAL;
+	}
 	zd->copy_max = zd->buffered ? (uint32_t)copy_max : 0;
 	return 0;
 }
@@ -531,7 +554,7 @@ static int zoned_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	pthread_mutex_init(&zd->lock, NULL);
 	zd->zone_size = ZONED_DEF_ZONE_SIZE;
 	zd->nr_conv = ZONED_DEF_CONV;
-	ret = zoned_opts(zd, opts, &size);
+	ret = zoned_opts(zd, opts, zublk_dev_recovering(dev), &size);
 	if (ret)
 		goto err;
 	ret = fd_room(zd->nr_zones);
@@ -555,15 +578,13 @@ static int zoned_init(struct zublk_dev *dev, struct zublk_opts *opts,
 			goto err;
 	}
 	/*
-	 * A new daemon whose requests the driver reissues: the write that
-	 * filled a zone comes again and lands (finished, the zone would refuse it).
+	 * Finished at the first queue_init, once the options are all taken (a
+	 * refused add changes no zone).  Not for a new daemon whose requests the
+	 * driver reissues: the write that filled a zone comes again and lands
+	 * (finished, the zone would refuse it).
 	 */
-	if (!zublk_dev_recovering(dev) ||
-	    !(zublk_dev_info(dev)->flags & UBLK_F_USER_RECOVERY_REISSUE)) {
-		ret = finish_over_limit(zd);
-		if (ret)
-			goto err;
-	}
+	zd->over_limit = !zublk_dev_recovering(dev) ||
+			 !(zublk_dev_info(dev)->flags & UBLK_F_USER_RECOVERY_REISSUE);
 	/* Every page of it is the shared zero page: no memory taken. */
 	zd->zeros = mmap(NULL, ZUBLK_MAX_MAX_IO_BYTES, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
 			 -1, 0);
@@ -613,9 +634,18 @@ static int zoned_queue_init(struct zublk_queue *q)
 	struct zoned_dev *zd = zublk_dev_priv(dev);
 	struct zoned_queue *zq = calloc(1, sizeof(*zq));
 	uint32_t max_io = zublk_dev_info(dev)->max_io_buf_bytes;
+	int ret;
 
 	if (!zq)
 		return -ENOMEM;
+	pthread_mutex_lock(&zd->lock);
+	ret = zd->over_limit ? finish_over_limit(zd) : 0;
+	zd->over_limit = false;
+	pthread_mutex_unlock(&zd->lock);
+	if (ret) {
+		free(zq);
+		return ret;
+	}
 	zq->tags = calloc(ZUBLK_MAX_QUEUE_DEPTH, sizeof(*zq->tags));
 	/* The user-copy mode copies straight into the daemon's buffer. */
 	if (zq->tags && zd->copy_max && zublk_dev_mode(dev) != ZUBLK_MODE_USER_COPY) {
@@ -836,13 +866,15 @@ static int zone_set_wp(struct zoned_dev *zd, unsigned zno, bool finish)
 	}
 	if (z->writing)
 		return -EBUSY;
-	ret = zone_truncate(zd, zno, wp);
+	ret = finish ? zone_fill(zd, zno) : zone_truncate(zd, zno, 0);
 	if (ret) {
 		zone_resync(zd, zno);
 		return ret;
 	}
-	z->wp = wp;
-	set_cond(zd, z, finish ? BLK_ZONE_COND_FULL : BLK_ZONE_COND_EMPTY);
+	if (!finish) {
+		z->wp = 0;
+		set_cond(zd, z, BLK_ZONE_COND_EMPTY);
+	}
 	return 0;
 }
 

@@ -80,6 +80,12 @@ expect_err "map_max: only for a backing file mapped in memory" add -t loop -f "$
 mkdir "$TMP/zz"
 expect_err "conv_zones 8 \(the default\): leaves none" add -t zoned dir="$TMP/zz" size=64M zone_size=8M
 [ ! -e "$TMP/zz" ] || [ -z "$(ls -A "$TMP/zz")" ] || fail "zoned: files left in $TMP/zz"
+expect_err "copy_max '4k': only with buffered zone files \(buffered=0\)" \
+	add -t zoned dir="$TMP/zz" size=64M zone_size=8M conv_zones=1 buffered=0 copy_max=4k
+[ -z "$(ls -A "$TMP/zz")" ] || fail "zoned: files left in $TMP/zz"
+expect_err "copy_max '4k': reads are not filled with fill=none" add -t null fill=none copy_max=4k
+expect_err "option '-n': given more than once" mirror fail -n 0 -n 1 1
+expect_err "option '--timeout': not an option of resize" resize -n 0 --timeout 5 1G
 ZUBLK_FEATURE_MASK=0x$(printf '%x' $((0xfffff & ~0x1))) \
 	expect_err "mode zero-copy: the running kernel lacks UBLK_F_ZERO_COPY" \
 	add -t null --mode zero-copy

@@ -432,12 +432,15 @@ rc_up() {
 }
 rc_up
 # zero-copy on one queue, sizes up to 256k (big reads straight into their
-# requests, sends cut short); copy on 2 queues (2 connections) where 2 fit.
+# requests, sends cut short); copy on 2 queues (2 connections) where 2 fit,
+# a thread each (each ring has its own queue's connection, a stand-in for
+# the other's).
 queues_upto 2
 for mode in zero-copy copy; do
 	nq=1
 	[ $mode = zero-copy ] || nq=$q
-	add -t nbd socket="$TMP/rc.sock" reconnect=30 --mode "$mode" -q $nq
+	add -t nbd socket="$TMP/rc.sock" reconnect=30 --mode "$mode" -q $nq --threads $nq
+	[ "$(dev_field "$ID" threads)" = $nq ] || fail "reconnect: threads $(dev_field "$ID" threads)"
 	pid=$(dev_field "$ID" daemon_pid)
 	[ "$(dev_field "$ID" reconnect)" = 30 ] || fail "reconnect: $(dev_field "$ID" reconnect)"
 	# A job per queue, each on a CPU of that queue: a connection with no

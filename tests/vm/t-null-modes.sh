@@ -60,4 +60,16 @@ for mode in zero-copy auto-zero-copy copy; do
 	done
 	note "null $mode: fill=none leaves the pages, the default zeroes them (copied or read)"
 done
+# copy_max with fill=none is refused now; an older zublk took it and did
+# nothing with it, and the recovery of a device it added still comes up.
+add -t null size=1G fill=none
+kill -9 "$(dev_field "$ID" daemon_pid)"
+wait_until 20 state_is "$ID" QUIESCED || fail "fill=none: not QUIESCED after kill -9"
+sed -i 's|"options":\[|"options":["copy_max=4k",|' "/run/zublk/$ID.json"
+grep -q '"copy_max=4k"' "/run/zublk/$ID.json" || fail "copy_max not put in the state file"
+timeout 30 "$Z" recover -n "$ID" >/dev/null 2>"$TMP/err" || fail "recover with copy_max: $(cat "$TMP/err")"
+wait_until 20 state_is "$ID" LIVE || fail "fill=none, copy_max: not LIVE after recover"
+n=$(readab "$DEV") || fail "fill=none after recover: O_DIRECT read failed"
+del "$ID"
+note "fill=none with an older zublk's copy_max=4k: recovered"
 exit 0

@@ -61,6 +61,17 @@ mkdir "$TMP/m4"
 if ! kl=$(losetup -f --show -b 4096 "$TMP/k4" 2>/dev/null); then
 	skip_check "a 4k-sector kernel loop device" "losetup -b 4096 failed here"
 else
+	# Straight over the 4k-sector device: its block size, and memory
+	# aligned to it (older kernels check each segment of an O_DIRECT).
+	add -t loop -f "$kl"
+	[ "$(cat "/sys/block/ublkb$ID/queue/logical_block_size")" = 4096 ] ||
+		fail "a loop over $kl: logical_block_size $(cat "/sys/block/ublkb$ID/queue/logical_block_size")"
+	got=$(cat "/sys/block/ublkb$ID/queue/dma_alignment")
+	[ "$got" -ge 4095 ] || fail "a loop over $kl (4k sectors): dma_alignment $got"
+	fio_ok k4d --filename="$DEV" --rw=randwrite --bs=4k --iodepth=4 --size=4M \
+		--verify=crc32c --do_verify=1
+	note "a loop over $kl: 4k sectors, dma_alignment $got, fio verified"
+	del "$ID"
 	mkfs.ext4 -q -F "$kl" && mount "$kl" "$TMP/m4" && truncate -s 64M "$TMP/m4/f" ||
 		fail "ext4 on $kl"
 	add -t loop -f "$TMP/m4/f"

@@ -227,7 +227,12 @@ dd if="$DEV" bs=1M skip=32 count=3 iflag=direct status=none | cmp -s - "$TMP/pre
 del "$ID"
 note "zones and data kept across del and add; a zloop-style directory taken as it is"
 # More zones active than max_active (a write that filled a zone gave its
-# slot away before it landed, and the daemon died): the fullest finished.
+# slot away before it landed, and the daemon died): the fullest finished,
+# not by an add refused for a bad option beside.
+"$Z" add -t zoned dir="$TMP/pre" size=256M zone_size=32M conv_zones=1 max_open=1 max_active=1 \
+	colour=red >"$TMP/out" 2>"$TMP/err" && fail "an add with colour=red was taken"
+[ "$(fsize "$TMP/pre/seq-000001")" = $((3 * M)) ] ||
+	fail "a refused add finished zone 1: $(fsize "$TMP/pre/seq-000001") bytes"
 add -t zoned dir="$TMP/pre" size=256M zone_size=32M conv_zones=1 max_open=1 max_active=1
 cond_is "$ID" 1 fu && cond_is "$ID" 2 cl ||
 	fail "2 closed zones, max_active=1: $(blkzone report -o 65536 -c 2 "$DEV")"
