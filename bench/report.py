@@ -141,8 +141,11 @@ def main():
     L.append("| target | measured | per round: median [min-max], rounds met | goal | met |")
     L.append("|---|---|---|---|---|")
 
+    tally = {"yes": 0, "no": 0, "not run": 0}
+
     def target(name, val, goal, detail="", pairs=None):
-        met = "-" if val is None else ("yes" if val >= goal else "**no**")
+        met = "not run" if val is None else ("yes" if val >= goal else "**no**")
+        tally[met.strip("*")] += 1
         pr = "-"
         if pairs:
             pr = "%.2f [%.2f-%.2f], %d of %d" % (statistics.median(pairs), min(pairs), max(pairs),
@@ -200,6 +203,9 @@ def main():
             versus("%s vs md %s, %s" % (z[1:], "raid0" if md == "md0" else "raid1", JOB_TITLES[job]),
                    ("raid", job, z), ("raid", job, md), 1.0)
     L.append("")
+    L.append("Met %d of the %d targets; %d missed; %d not run in this boot (their configurations "
+             "were left out of it).\n" % (tally["yes"], sum(tally.values()), tally["no"],
+                                          tally["not run"]))
 
     L.append("## Zero copy vs copy (1 queue, 1 job; IOPS ratio)\n")
     L.append("| device | job | " + " | ".join("%s / copy" % m for m in modes if m != "copy") + " |")
@@ -364,6 +370,10 @@ def ref_ratios(get, cfg, job, dev):
 def chart(d, get, modes):
     """ratios.png: zublk null vs null_blk and zublk loop vs kernel loop (1q1j), zublk
     nbd vs the kernel's nbd client (nbd)."""
+    # Not an older boot's chart beside this boot's numbers.
+    png = os.path.join(d, "ratios.png")
+    if os.path.exists(png):
+        os.remove(png)
     if not shutil.which("gnuplot"):
         print("report.py: no gnuplot; ratios.png not drawn", file=sys.stderr)
         return

@@ -389,11 +389,15 @@ rows() {
 	ROWS=()
 }
 
-rotate() { # rotate N WORDS...: the words, starting at the Nth
+rotate() { # rotate N WORDS...: the words, starting at the Nth; backwards when N is even
 	local n=$1
 	shift
 	local a=("$@") i
-	for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[$(((i + n) % ${#a[@]}))]}"; done
+	if ((n % 2)); then
+		for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[$(((i + n) % ${#a[@]}))]}"; done
+	else
+		for ((i = ${#a[@]} - 1; i >= 0; i--)); do echo "${a[$(((i + n) % ${#a[@]}))]}"; done
+	fi
 }
 
 erms=without; grep -qw erms /proc/cpuinfo && erms=with
@@ -442,7 +446,10 @@ devices_for() { # the device names of a config
 }
 
 for r in $(seq "$rounds"); do
-	for cfg in $configs; do
+	# The configs backwards every other round: 2 queues before 1 in one, after it in the next.
+	cfgs=$configs
+	((r % 2)) || cfgs=$(printf '%s\n' $configs | tac)
+	for cfg in $cfgs; do
 		case $cfg in raid | nbd | zoned | integrity | qcow2 | disk | alloc) continue ;; esac
 		nj=${cfg:2:1}
 		mapfile -t devs < <(devices_for "$cfg")

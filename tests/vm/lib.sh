@@ -63,6 +63,13 @@ fio_ok() {
 }
 
 # wait_until SECS CMD...: poll CMD until it succeeds; false on timeout
+# reads_zeros DEV BS SKIP COUNT: COUNT blocks of BS bytes (a number) from
+# block SKIP read with O_DIRECT, all of them, and all zeros (a failed or
+# short read is not zeros).
+reads_zeros() {
+	cmp -s -n $(($2 * $4)) <(dd if="$1" bs="$2" skip="$3" count="$4" iflag=direct status=none) \
+		/dev/zero
+}
 wait_until() {
 	local end=$((${EPOCHREALTIME//[.,]/} + $1 * 1000000))
 	shift

@@ -119,7 +119,9 @@ grep -q "device 5: deleting timed out: /dev/ublkb5 is still open by pid $HOLDER 
 [ "$(wc -l <"$TMP/err")" = 1 ] || fail "del of an open device: $(cat "$TMP/err")"
 wait_until 20 no_devices || fail "device 5 stayed after its holder closed it: $("$Z" list)"
 wait_until 5 no_daemons || fail "a daemon stayed: $(pgrep -a zublk)"
-ls /run/zublk/5.json /run/zublk/5.stats 2>/dev/null && fail "device 5's state files stayed"
+for f in /run/zublk/5.json /run/zublk/5.stats; do
+	[ ! -e "$f" ] || fail "device 5's state file $f stayed"
+done
 note "$(cat "$TMP/err")"
 # The same with a file system mounted from the device.
 add -t loop -f "$TMP/img" -n 7

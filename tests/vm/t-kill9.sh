@@ -13,7 +13,7 @@ kill -0 $fio_pid 2>/dev/null || fail "fio did not run"
 kill -9 "$pid"
 wait_until 20 bash -c "! kill -0 $fio_pid 2>/dev/null" || fail "IO did not fail within 20s of kill -9"
 wait $fio_pid && fail "fio succeeded on a device whose daemon is dead"
-grep -qE 'error|err=' "$FIO_LOG" || fail "fio saw no error"
+grep -qE 'err= *[1-9]|io_u error' "$FIO_LOG" || fail "fio saw no error: $(tail -3 "$FIO_LOG")"
 start=$SECONDS
 timeout 20 "$Z" del -n 7 || fail "del after kill -9 failed or took over 20s"
 note "IO failed, del took $((SECONDS - start))s"

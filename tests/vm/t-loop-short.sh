@@ -6,7 +6,9 @@
 # cut reads back right.  Every data mode.
 . "$(dirname "$0")/lib.sh"
 # In /tmp (not tmpfs itself): served through io_uring, not mapped.
-for mode in $("$Z" features | sed -n 's/^data modes://p'); do
+modes=$("$Z" features | sed -n 's/^data modes://p')
+[ -n "$modes" ] || fail "zublk features names no data mode"
+for mode in $modes; do
 	rm -f "$TMP/img"
 	truncate -s 64M "$TMP/img"
 	add -t loop -f "$TMP/img" --mode "$mode"

@@ -239,7 +239,7 @@ del "$ID"
 add -t nbd uri=nbd://127.0.0.1:10902/known
 is_nbd "$ID" 127.0.0.1:10902 known $((16 << 20))
 del "$ID"
-expect_err "uri 'nbd://127.0.0.1:10902/nosuch'.*|nosuch.*unknown" \
+expect_err "[\"']nosuch[\"'].*unknown|unknown.*[\"']nosuch[\"']" \
 	add -t nbd uri=nbd://127.0.0.1:10902/nosuch
 qnbd_down "$SRV"
 expect_err "host=.*socket=|socket=.*host=" add -t nbd

@@ -935,7 +935,7 @@ if command -v qemu-nbd >/dev/null && modprobe nbd 2>/dev/null && [ -b /dev/nbd0 
 else
 	skip_check "an image qemu-nbd serves" "no qemu-nbd or nbd module"
 fi
-expect_err "file" add -t qcow2
+expect_err "target qcow2: needs file=PATH" add -t qcow2
 expect_err "buffered '2': not 0 or 1" add -t qcow2 -f "$I/lock.qcow2" buffered=2
 # O_DIRECT data beside buffered tables in one page: refused.
 qemu-img create -q -f qcow2 -o cluster_size=512 "$I/c512.qcow2" 16M || fail "qemu-img create"
