@@ -392,12 +392,11 @@ rows() {
 rotate() { # rotate N WORDS...: the words, starting at the Nth; backwards when N is even
 	local n=$1
 	shift
-	local a=("$@") i
-	if ((n % 2)); then
-		for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[$(((i + n) % ${#a[@]}))]}"; done
-	else
-		for ((i = ${#a[@]} - 1; i >= 0; i--)); do echo "${a[$(((i + n) % ${#a[@]}))]}"; done
-	fi
+	local a=("$@") k i
+	for ((k = 0; k < $#; k++)); do
+		i=$((n % 2 ? k : $# - 1 - k))
+		echo "${a[$(((i + n) % $#))]}"
+	done
 }
 
 erms=without; grep -qw erms /proc/cpuinfo && erms=with

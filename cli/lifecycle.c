@@ -265,6 +265,19 @@ int cmd_upgrade(int argc, char **argv)
 			zublk_state_name(info.state));
 		goto err;
 	}
+	/*
+	 * The state file must be the serving daemon's: a stale one (the id
+	 * since taken by a device another server serves) would have us stop
+	 * that server's daemon for a recovery that cannot take its place.
+	 */
+	if ((st.daemon_pid > 0 && st.daemon_pid != info.ublksrv_pid) ||
+	    st.queues != info.nr_hw_queues || st.depth != info.queue_depth) {
+		cli_err("upgrade", "device %u: served by daemon %d (%u queue(s) of depth %u), but "
+			"%s/%u.json is of daemon %d (%u of %u): a stale state, not upgraded", a.id,
+			info.ublksrv_pid, info.nr_hw_queues, info.queue_depth, zublk_state_dir(),
+			a.id, st.daemon_pid, st.queues, st.depth);
+		goto err;
+	}
 	if (info.flags & UBLK_F_BATCH_IO) {
 		/*
 		 * A --batch device's quiesce failed requests under load in this

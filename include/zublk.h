@@ -594,6 +594,14 @@ unsigned zublk_dev_nr_queues(const struct zublk_dev *dev);
 enum zublk_mode zublk_dev_mode(const struct zublk_dev *dev);
 /* A new daemon taking over a device (recover, upgrade): what the target would create is lost. */
 bool zublk_dev_recovering(const struct zublk_dev *dev);
+/*
+ * Option @key was given where it does nothing (@fmt and what follows: why).
+ * Refused, -EINVAL with "KEY 'VALUE': WHY" logged; on a recovery (an older
+ * zublk took it and did nothing with it) a warning that ends "; not used",
+ * and 0.
+ */
+int zublk_dev_opt_unused(const struct zublk_dev *dev, struct zublk_opts *o, const char *key,
+			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* The device went live (START_DEV); false in ->exit after a refused add. */
 bool zublk_dev_started(const struct zublk_dev *dev);
 uint64_t zublk_dev_size(const struct zublk_dev *dev);

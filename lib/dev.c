@@ -5,6 +5,8 @@
 #include <sched.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -460,8 +462,11 @@ static int wait_released(struct zublk_dev *dev, unsigned id)
 	for (int i = 0; i < 1000 && dev->info.state == UBLK_S_DEV_LIVE; i++) {
 		pid_t pid = dev->info.ublksrv_pid;
 
-		/* A daemon still there is not one we wait for: its device is its own. */
-		if (pid <= 0 || !zublk_pid_exited(pid))
+		/*
+		 * A daemon still there is not one we wait for: its device is its
+		 * own.  No pid (the driver's cleared it): nobody's, on its way.
+		 */
+		if (pid > 0 && !zublk_pid_exited(pid))
 			return 0;
 		usleep(10000);
 		int ret = zublk_ctrl_get_info(dev->ctrl, id, &dev->info);
@@ -500,8 +505,17 @@ static int recover_prepare(struct zublk_dev *dev)
 	if (ret)
 		return ret;
 	if (dev->info.state != UBLK_S_DEV_QUIESCED && dev->info.state != UBLK_S_DEV_FAIL_IO) {
-		zublk_err("device %u: not waiting for recovery (state %s)", id,
-			  zublk_state_name(dev->info.state));
+		pid_t pid = dev->info.ublksrv_pid;
+
+		if (dev->info.state == UBLK_S_DEV_LIVE && pid > 0 && !zublk_pid_exited(pid))
+			zublk_err("device %u: not waiting for recovery (state LIVE, served by "
+				  "daemon %d)", id, pid);
+		else if (dev->info.state == UBLK_S_DEV_LIVE)
+			zublk_err("device %u: not waiting for recovery (state LIVE 10 s after its "
+				  "daemon ended)", id);
+		else
+			zublk_err("device %u: not waiting for recovery (state %s)", id,
+				  zublk_state_name(dev->info.state));
 		return -EBUSY;
 	}
 	m = zublk_mode_from_flags(dev->info.flags);
@@ -1139,6 +1153,21 @@ enum zublk_mode zublk_dev_mode(const struct zublk_dev *dev)
 bool zublk_dev_recovering(const struct zublk_dev *dev)
 {
 	return dev->cfg.recover;
+}
+
+int zublk_dev_opt_unused(const struct zublk_dev *dev, struct zublk_opts *o, const char *key,
+			 const char *fmt, ...)
+{
+	bool recovering = zublk_dev_recovering(dev);
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	zublk_log(recovering ? ZUBLK_LOG_WARN : ZUBLK_LOG_ERR, "%s '%s': %s%s", key,
+		  zublk_opts_get(o, key), why, recovering ? "; not used" : "");
+	return recovering ? 0 : -EINVAL;
 }
 
 bool zublk_dev_started(const struct zublk_dev *dev)

@@ -332,9 +332,9 @@ static int loop_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		ret = -EINVAL;
 		goto err_close;
 	}
-	if ((want_map == 0 || !ld->b.in_memory) && zublk_opts_get(opts, "map_max")) {
-		zublk_log(ZUBLK_LOG_ERR, "map_max: only for a backing file mapped in memory "
-			  "(tmpfs, ramfs; not with map=0)");
+	if ((want_map == 0 || !ld->b.in_memory) && zublk_opts_get(opts, "map_max") &&
+	    zublk_dev_opt_unused(dev, opts, "map_max",
+				 "only for a backing file mapped in memory (tmpfs, ramfs; not with map=0)")) {
 		ret = -EINVAL;
 		goto err_close;
 	}

@@ -439,6 +439,17 @@ struct nbd_export {
 	uint32_t min_bs, pref_bs, max_bs;	/* 0: the server did not say */
 };
 
+/* NBD_OPT_ABORT, sent on a best-effort basis: the connection closes next. */
+static void opt_abort(int fd)
+{
+	struct {
+		uint64_t magic;
+		uint32_t opt, len;
+	} __attribute__((packed)) a = { htobe64(NBD_OPTS_MAGIC), htobe32(NBD_OPT_ABORT), 0 };
+
+	wr(fd, &a, sizeof(a));
+}
+
 /* NBD_OPT_GO.  1: the server does not know the option (try EXPORT_NAME). */
 static int opt_go(const struct nbd_dev *nd, int fd, struct nbd_export *ex)
 {
@@ -501,6 +512,8 @@ static int opt_go(const struct nbd_dev *nd, int fd, struct nbd_export *ex)
 					data[k] = ' ';
 			nbd_err("nbd export '%s': %s%s%.*s", nd->export_name,
 				  rep_err_name(type), len ? ": " : "", (int)len, (char *)data);
+			/* The handshake ends in words, not a hang-up (no reply awaited). */
+			opt_abort(fd);
 			/* Unknown export: final; shutting down (a restart): worth another try. */
 			return type == NBD_REP_ERR(6)	? -ENOENT
 			       : type == NBD_REP_ERR(7) ? -EAGAIN
@@ -634,6 +647,20 @@ static void nbd_free(struct nbd_dev *nd)
 		close(nd->stand_in);
 	free(nd->conns);
 	free(nd);
+}
+
+/* NBD_CMD_DISC on the connections still whole (no request of theirs in flight). */
+static void nbd_goodbye(struct nbd_dev *nd)
+{
+	struct nbd_request disc = { .magic = htobe32(NBD_REQUEST_MAGIC),
+				    .type = htobe16(NBD_CMD_DISC) };
+
+	for (unsigned i = 0; i < nd->nr_conns; i++) {
+		struct nbd_conn *c = &nd->conns[i];
+
+		if (c->fd >= 0 && c->st == C_UP && !set_timeouts(c->fd, 1))
+			wr(c->fd, &disc, sizeof(disc));
+	}
 }
 
 /*
@@ -1029,6 +1056,7 @@ static int nbd_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	return 0;
 
 err:
+	nbd_goodbye(nd);
 	nbd_free(nd);
 	return ret;
 }
@@ -1047,15 +1075,7 @@ static void nbd_exit(struct zublk_dev *dev)
 	}
 	for (unsigned i = 0; i < nd->nr_conns; i++)
 		reconnect_stop(&nd->conns[i]);
-	/* Say goodbye on the connections still whole; the queues are gone. */
-	for (unsigned i = 0; i < nd->nr_conns; i++) {
-		struct nbd_conn *c = &nd->conns[i];
-		struct nbd_request disc = { .magic = htobe32(NBD_REQUEST_MAGIC),
-					    .type = htobe16(NBD_CMD_DISC) };
-
-		if (c->fd >= 0 && c->st == C_UP && !set_timeouts(c->fd, 1))
-			wr(c->fd, &disc, sizeof(disc));
-	}
+	nbd_goodbye(nd);
 	nbd_free(nd);
 }
 
@@ -1074,7 +1094,6 @@ static int nbd_queue_init(struct zublk_queue *q)
 	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
 	struct nbd_conn *c = &nd->conns[zublk_queue_id(q)];
 	unsigned depth = zublk_dev_info(zublk_queue_dev(q))->queue_depth;
-
 	int ret;
 
 	c->depth = depth;

@@ -62,16 +62,9 @@ static int null_init(struct zublk_dev *dev, struct zublk_opts *opts,
 			  zublk_opts_get(opts, "copy_max"));
 		return -EINVAL;
 	}
-	/* An older zublk took it and did nothing with it: so does its recovery. */
-	if (fill && !strcmp(fill, "none") && zublk_opts_get(opts, "copy_max") && copy_max) {
-		bool recovering = zublk_dev_recovering(dev);
-
-		zublk_log(recovering ? ZUBLK_LOG_WARN : ZUBLK_LOG_ERR,
-			  "copy_max '%s': reads are not filled with fill=none%s",
-			  zublk_opts_get(opts, "copy_max"), recovering ? "; not used" : "");
-		if (!recovering)
-			return -EINVAL;
-	}
+	if (fill && !strcmp(fill, "none") && zublk_opts_get(opts, "copy_max") && copy_max &&
+	    zublk_dev_opt_unused(dev, opts, "copy_max", "reads are not filled with fill=none"))
+		return -EINVAL;
 	nd = calloc(1, sizeof(*nd));
 	if (!nd)
 		return -ENOMEM;

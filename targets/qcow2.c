@@ -1647,9 +1647,9 @@ static int table_clear(struct q2_dev *d, struct q2_queue *qq, uint64_t l1_idx, u
  * the next flush.  With @keep (a WRITE_ZEROES that says NOUNMAP), a data
  * cluster of the image's own stays and is zeroed in place.
  */
-static int zero_clusters(struct zublk_queue *q, uint64_t first, uint64_t end, bool keep)
+static int zero_clusters(struct q2_dev *d, struct q2_queue *qq, uint64_t first, uint64_t end,
+			 bool keep)
 {
-	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
 	struct q2_img *img = d->top;
 	uint64_t per = 1ULL << img->l2_bits;
 	int ret = 0;
@@ -1664,7 +1664,7 @@ static int zero_clusters(struct zublk_queue *q, uint64_t first, uint64_t end, bo
 			continue; /* no table: unallocated already */
 		ret = l2_ensure(img, g);
 		if (!ret)
-			ret = table_clear(d, zublk_queue_priv(q), l1_idx, g & (per - 1),
+			ret = table_clear(d, qq, l1_idx, g & (per - 1),
 					  ((next - 1) & (per - 1)) + 1, img->backing ? OFLAG_ZERO : 0,
 					  keep ? CLEAR_KEEP : CLEAR_ZEROS);
 	}
@@ -1674,11 +1674,12 @@ static int zero_clusters(struct zublk_queue *q, uint64_t first, uint64_t end, bo
 /* DISCARD: whole clusters read zeros afterwards (a v2 image over a backing: none). */
 static int q2_discard(struct zublk_queue *q, struct zublk_io *io)
 {
-	struct q2_img *img = ((struct q2_dev *)zublk_dev_priv(zublk_queue_dev(q)))->top;
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+	struct q2_img *img = d->top;
 
 	if (img->backing && img->version < 3)
 		return 0;
-	return zero_clusters(q, (io->offset + img->cs - 1) >> img->cluster_bits,
+	return zero_clusters(d, NULL, (io->offset + img->cs - 1) >> img->cluster_bits,
 			     (io->offset + io->len) >> img->cluster_bits, false);
 }
 
@@ -1709,7 +1710,8 @@ static int zero_part(struct zublk_queue *q, struct q2_tag *t, uint64_t g, uint64
 
 static int q2_write_zeroes(struct zublk_queue *q, struct zublk_io *io, struct q2_tag *t)
 {
-	struct q2_img *img = ((struct q2_dev *)zublk_dev_priv(zublk_queue_dev(q)))->top;
+	struct q2_dev *d = zublk_dev_priv(zublk_queue_dev(q));
+	struct q2_img *img = d->top;
 	uint64_t cs = img->cs, off = io->offset, end = off + io->len;
 	uint64_t first = (off + cs - 1) >> img->cluster_bits, last = end >> img->cluster_bits;
 	int ret = 0;
@@ -1721,73 +1723,109 @@ static int q2_write_zeroes(struct zublk_queue *q, struct zublk_io *io, struct q2
 	if (!ret && (end & (cs - 1)))
 		ret = zero_part(q, t, last, 0, end & (cs - 1));
 	if (!ret)
-		ret = zero_clusters(q, first, last, io->flags & UBLK_IO_F_NOUNMAP);
+		ret = zero_clusters(d, zublk_queue_priv(q), first, last,
+				    io->flags & UBLK_IO_F_NOUNMAP);
 	return ret;
 }
 
 /*
- * Grow the image to @size bytes: a larger L1 table where it needs one
- * (written and synced at the end of the file), then the header's size and
- * L1 fields in one write, synced; then the old table's clusters go.
+ * Make the L1 table cover @size bytes: a larger one where it needs one,
+ * written and synced at the end of the file, then the header's L1 fields
+ * in one write, synced; then the old table's clusters go.  The header's
+ * size stays: a table larger than the image needs is valid.
  */
-static int q2_grow(struct q2_img *img, uint64_t size)
+static int l1_cover(struct q2_img *img, uint64_t size)
 {
-	uint64_t need = l1_entries_for(img, size), l1_off = img->l1_offset, n;
+	uint64_t need = l1_entries_for(img, size), l1_off, n;
 	uint64_t old_off = img->l1_offset, old_n = (img->l1_size * 8ULL + img->cs - 1) / img->cs;
-	uint8_t hdr[24] = { 0 };
+	uint8_t hdr[12];
 	uint64_t *l1;
 	int32_t *slot;
 	uint8_t *buf;
-	int ret = 0;
+	int ret;
 
 	if (need > (32U << 20) / 8)
 		return -EFBIG;
-	if (need > img->l1_size) {
-		n = (need * 8 + img->cs - 1) / img->cs;
-		l1 = realloc(img->l1, need * sizeof(*l1));
-		if (l1)
-			img->l1 = l1;
-		slot = realloc(img->l1_slot, need * sizeof(*slot));
-		if (slot)
-			img->l1_slot = slot;
-		buf = calloc(n, img->cs);
-		if (!l1 || !slot || !buf) {
-			free(buf);
-			return -ENOMEM;
-		}
-		for (uint64_t i = 0; i < img->l1_size; i++)
-			put_be64(buf + i * 8, img->l1[i]);
-		ret = alloc_run(img, n, &l1_off);
-		if (!ret)
-			ret = pwrite_all(img->fd, buf, n * img->cs, l1_off);
+	if (need <= img->l1_size)
+		return 0;
+	n = (need * 8 + img->cs - 1) / img->cs;
+	l1 = realloc(img->l1, need * sizeof(*l1));
+	if (l1)
+		img->l1 = l1;
+	slot = realloc(img->l1_slot, need * sizeof(*slot));
+	if (slot)
+		img->l1_slot = slot;
+	buf = calloc(n, img->cs);
+	if (!l1 || !slot || !buf) {
 		free(buf);
+		return -ENOMEM;
+	}
+	for (uint64_t i = 0; i < img->l1_size; i++)
+		put_be64(buf + i * 8, img->l1[i]);
+	ret = alloc_run(img, n, &l1_off);
+	if (!ret)
+		ret = pwrite_all(img->fd, buf, n * img->cs, l1_off);
+	free(buf);
+	if (!ret)
+		ret = q2_sync(img);
+	if (ret)
+		return ret;
+	/* l1_size, l1_table_offset: bytes 36..47. */
+	put_be32(hdr, (uint32_t)need);
+	put_be64(hdr + 4, l1_off);
+	ret = pwrite_all(img->fd, hdr, sizeof(hdr), 36);
+	if (!ret)
+		ret = q2_sync(img);
+	if (ret)
+		return ret;
+	for (uint64_t i = img->l1_size; i < need; i++) {
+		img->l1[i] = 0;
+		img->l1_slot[i] = -1;
+	}
+	img->l1_size = (uint32_t)need;
+	img->l1_offset = l1_off;
+	for (uint64_t c = old_off >> img->cluster_bits;
+	     !ret && old_n && c < (old_off >> img->cluster_bits) + old_n; c++)
+		ret = rc_drop(img, c);
+	return ret;
+}
+
+static int q2_shrink(struct q2_dev *d, uint64_t size);
+
+/*
+ * Grow the image to @size bytes (its L1 table covers it): guest clusters
+ * from the old end up to @zero_to become zero clusters first, synced, so
+ * that a longer backing file's data never shows there (as qemu-img resize
+ * does); then the header's size, synced.  On error the size stays, and
+ * what was zeroed past it is let go again.
+ */
+static int q2_grow(struct q2_dev *d, uint64_t size, uint64_t zero_to)
+{
+	struct q2_img *img = d->top;
+	uint64_t old = img->size;
+	uint8_t hdr[8];
+	int ret = l1_cover(img, size);
+
+	if (ret)
+		return ret;
+	if (zero_to > old) {
+		ret = zero_clusters(d, NULL, old >> img->cluster_bits,
+				    (zero_to + img->cs - 1) >> img->cluster_bits, false);
 		if (!ret)
 			ret = q2_sync(img);
-		if (ret)
+		if (ret) {
+			q2_shrink(d, old);
 			return ret;
+		}
 	}
-	/* size, crypt_method (0), l1_size, l1_table_offset: bytes 24..47. */
 	put_be64(hdr, size);
-	put_be32(hdr + 12, (uint32_t)(need > img->l1_size ? need : img->l1_size));
-	put_be64(hdr + 16, l1_off);
 	ret = pwrite_all(img->fd, hdr, sizeof(hdr), 24);
 	if (!ret)
 		ret = q2_sync(img);
 	if (ret)
 		return ret;
 	img->size = size;
-	if (need > img->l1_size) {
-		for (uint64_t i = img->l1_size; i < need; i++) {
-			img->l1[i] = 0;
-			img->l1_slot[i] = -1;
-		}
-		img->l1_size = (uint32_t)need;
-		img->l1_offset = l1_off;
-		for (uint64_t c = old_off >> img->cluster_bits;
-		     !ret && old_n && c < (old_off >> img->cluster_bits) + old_n; c++)
-			ret = rc_drop(img, c);
-	}
-	return ret;
+	return 0;
 }
 
 /*
@@ -1870,7 +1908,7 @@ static int q2_resize(struct zublk_dev *dev, uint64_t size)
 {
 	struct q2_dev *d = zublk_dev_priv(dev);
 	struct q2_img *img = d->top;
-	uint64_t seq;
+	uint64_t seq, zero_to;
 	int ret;
 
 	if (img->ro) {
@@ -1878,18 +1916,25 @@ static int q2_resize(struct zublk_dev *dev, uint64_t size)
 		return -EROFS;
 	}
 	/*
-	 * Past the old end the image has no entries: reads there go to the
-	 * backing file, whose data would show through where zeros belong.
+	 * Past the old end the image has no entries: reads there would go to
+	 * a longer backing file, whose data would show through where zeros
+	 * belong.  Those clusters become zero clusters (as qemu-img resize
+	 * does), which a version 2 image has not, nor a cluster across the
+	 * old end (part of it the backing's, part zeros).
 	 */
-	if (size > img->size && img->backing && img->backing->size > img->size) {
+	zero_to = size > img->size && img->backing ? img->backing->size : 0;
+	zero_to = zero_to < size ? zero_to : size;
+	if (zero_to > img->size && (img->version < 3 || (img->size & (img->cs - 1)))) {
 		BAD(img, "not grown past %llu bytes: its backing file holds data up to %llu, "
-		    "which would show through", (unsigned long long)img->size,
-		    (unsigned long long)img->backing->size);
+		    "which would show through (%s)", (unsigned long long)img->size,
+		    (unsigned long long)img->backing->size,
+		    img->version < 3 ? "a version 2 image has no zero clusters"
+				     : "the old end is not on a cluster");
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&d->lock);
 	if (size >= img->size) {
-		ret = q2_grow(img, size);
+		ret = q2_grow(d, size, zero_to);
 		if (!ret)
 			d->limit = UINT64_MAX;
 		pthread_mutex_unlock(&d->lock);

@@ -217,6 +217,18 @@ static int zone_fill(struct zoned_dev *zd, unsigned zno)
 	return 0;
 }
 
+/* Zone @zno reset: its file empty.  Lock held. */
+static int zone_empty(struct zoned_dev *zd, unsigned zno)
+{
+	int ret = zone_truncate(zd, zno, 0);
+
+	if (ret)
+		return ret;
+	zd->zones[zno].wp = 0;
+	set_cond(zd, &zd->zones[zno], BLK_ZONE_COND_EMPTY);
+	return 0;
+}
+
 /* Take a write pointer from the zone's file (its size).  Lock held. */
 static void zone_resync(struct zoned_dev *zd, unsigned zno)
 {
@@ -224,6 +236,7 @@ static void zone_resync(struct zoned_dev *zd, unsigned zno)
 	struct stat st;
 	int64_t size;
 	uint8_t cond;
+	bool refill;
 
 	z->resync = false;
 	if (fstat(zd->fds[zno], &st) || (size = whole_blocks(zd, zno, (uint64_t)st.st_size)) < 0) {
@@ -241,16 +254,15 @@ static void zone_resync(struct zoned_dev *zd, unsigned zno)
 	 * or the active slot it gave up is taken now: finished again (zeros up
 	 * to its capacity), not active past the limit.
 	 */
-	if (cond != BLK_ZONE_COND_FULL && z->cond == BLK_ZONE_COND_FULL &&
-	    (z->finished ||
-	     (is_active(cond) && zd->max_active && zd->nr_active >= zd->max_active)) &&
-	    !zone_fill(zd, zno)) {
+	refill = cond != BLK_ZONE_COND_FULL && z->cond == BLK_ZONE_COND_FULL &&
+		 (z->finished ||
+		  (is_active(cond) && zd->max_active && zd->nr_active >= zd->max_active));
+	z->finished = false;
+	if (refill && !zone_fill(zd, zno)) {
 		zublk_log(ZUBLK_LOG_WARN, "zone %u: a write to its end failed after it was "
 			  "finished, or with no zone free to become active: finished again", zno);
-		z->finished = false;
 		return;
 	}
-	z->finished = false;
 	set_cond(zd, z, cond);
 }
 
@@ -438,7 +450,7 @@ static int get_count(struct zublk_opts *opts, const char *key, unsigned max, uns
 	return 0;
 }
 
-static int zoned_opts(struct zoned_dev *zd, struct zublk_opts *opts, bool recovering,
+static int zoned_opts(struct zoned_dev *zd, struct zublk_opts *opts, const struct zublk_dev *dev,
 		      uint64_t *size)
 {
 	const char *dir = zublk_opts_get(opts, "dir");
@@ -528,16 +540,11 @@ static int zoned_opts(struct zoned_dev *zd, struct zublk_opts *opts, bool recove
 			  zublk_opts_get(opts, "copy_max"));
 		return -EINVAL;
 	}
-	/* An older zublk took it and did nothing with it: so does its recovery. */
-	if (!zd->buffered && copy_max) {
-		zublk_log(recovering ? ZUBLK_LOG_WARN : ZUBLK_LOG_ERR,
-			  "copy_max '%s': only with buffered zone files (buffered=0%s)%s",
-			  zublk_opts_get(opts, "copy_max"),
-			  buffered < 0 ? ", the default outside memory" : "",
-			  recovering ? "; not used" : "");
-		if (!recovering)
-			return -EINVAL;
-	}
+	if (!zd->buffered && copy_max &&
+	    zublk_dev_opt_unused(dev, opts, "copy_max",
+				 "only with buffered zone files (buffered=0%s)",
+				 buffered < 0 ? ", the default outside memory" : ""))
+		return -EINVAL;
 	zd->copy_max = zd->buffered ? (uint32_t)copy_max : 0;
 	return 0;
 }
@@ -554,7 +561,7 @@ static int zoned_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	pthread_mutex_init(&zd->lock, NULL);
 	zd->zone_size = ZONED_DEF_ZONE_SIZE;
 	zd->nr_conv = ZONED_DEF_CONV;
-	ret = zoned_opts(zd, opts, zublk_dev_recovering(dev), &size);
+	ret = zoned_opts(zd, opts, dev, &size);
 	if (ret)
 		goto err;
 	ret = fd_room(zd->nr_zones);
@@ -866,16 +873,10 @@ static int zone_set_wp(struct zoned_dev *zd, unsigned zno, bool finish)
 	}
 	if (z->writing)
 		return -EBUSY;
-	ret = finish ? zone_fill(zd, zno) : zone_truncate(zd, zno, 0);
-	if (ret) {
+	ret = finish ? zone_fill(zd, zno) : zone_empty(zd, zno);
+	if (ret)
 		zone_resync(zd, zno);
-		return ret;
-	}
-	if (!finish) {
-		z->wp = 0;
-		set_cond(zd, z, BLK_ZONE_COND_EMPTY);
-	}
-	return 0;
+	return ret;
 }
 
 /* OPEN, CLOSE, FINISH, RESET of the zone at @io's offset.  Lock held. */

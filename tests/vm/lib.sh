@@ -9,7 +9,7 @@ FIO_LOG=$TMP/fio.log
 
 fail() { echo "FAIL: $*"; exit 1; }
 skip() { echo "SKIP: $*"; exit 77; }
-note() { echo "  $*"; }
+note() { echo "  [${SECONDS}s] $*"; }
 # skip_check WHAT WHY: one check this scenario cannot make here, said and
 # counted: run-all prints every such line, also under a scenario that passes.
 skip_check() { echo "SKIP-CHECK: $1: $2"; }
@@ -35,8 +35,12 @@ cleanup() {
 	# scenario after this one would find that device left.
 	findmnt -rn -o TARGET | grep "^$TMP/" | sort -r | while read -r m; do umount -l "$m"; done
 	timeout 60 "$Z" del --all >/dev/null 2>&1
+	# Servers go after the devices (deleted while their servers still answer).
+	[ ${#SERVERS[@]} -eq 0 ] || kill -9 "${SERVERS[@]}" 2>/dev/null
 	rm -rf "$TMP"
 }
+# The servers (nbdkit, qemu-nbd) this scenario started: killed at its end.
+SERVERS=()
 trap cleanup EXIT
 for t in fio jq pgrep findmnt; do
 	command -v $t >/dev/null || fail "$t not installed (scripts/setup.sh)"
@@ -188,17 +192,25 @@ kill_recover() {
 no_devices() { [ "$("$Z" list --json | tr -d ' \n')" = "[]" ]; }
 no_daemons() { ! pgrep -f "$Z add" >/dev/null && ! pgrep -x zublk >/dev/null; }
 
+# nbdkit_up NAME ARGS...: nbdkit ARGS serving on $TMP/NAME.sock, its log in
+# $TMP/NAME.log; SRV its pid once it listens (it writes its pidfile then).
+nbdkit_up() {
+	local name=$1
+	shift
+	nbdkit -f -U "$TMP/$name.sock" -P "$TMP/$name.pid" "$@" 2>"$TMP/$name.log" &
+	disown
+	wait_until 20 test -s "$TMP/$name.pid" ||
+		fail "nbdkit $*: not up after 20s: $(cat "$TMP/$name.log")"
+	SRV=$(cat "$TMP/$name.pid")
+	SERVERS+=("$SRV")
+	[ -S "$TMP/$name.sock" ] || fail "nbdkit $*: no socket $TMP/$name.sock"
+}
 # slow_nbd SECS: an nbdkit (memory, 64M) that answers each read after SECS
-# seconds, on $TMP/s.sock, killed when the scenario ends (SKIP without it)
+# seconds, on $TMP/s.sock (SKIP without it)
 slow_nbd() {
 	command -v nbdkit >/dev/null || skip "no nbdkit"
 	nbdkit --filter=delay memory --help >/dev/null 2>&1 || skip "no nbdkit delay filter"
-	nbdkit -f -U "$TMP/s.sock" -P "$TMP/s.pid" --filter=delay memory 64M rdelay="$1" \
-		2>"$TMP/nbdkit.log" &
-	disown
-	wait_until 20 test -s "$TMP/s.pid" || fail "nbdkit not up: $(cat "$TMP/nbdkit.log")"
-	SLOW_NBD=$(cat "$TMP/s.pid")
-	trap 'cleanup; kill -9 "$SLOW_NBD" 2>/dev/null' EXIT
+	nbdkit_up s --filter=delay memory 64M rdelay="$1"
 }
 
 # expect_err PATTERN ARGS...: zublk ARGS fails (not by timeout) with one stderr

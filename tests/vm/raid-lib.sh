@@ -61,3 +61,13 @@ bg_fio_ok() {
 	grep -q "err= 0" "$TMP/$1.log" || fail "fio $1: $(grep err= "$TMP/$1.log")"
 }
 fio_running() { kill -0 "$FIO_PID" 2>/dev/null; }
+# bg_fio_stop NAME: it must still run; stop it now (SIGINT: its jobs end
+# and report), and every job ended with err= 0
+bg_fio_stop() {
+	fio_running || fail "fio $1 ended before it was stopped: $(grep -E 'err=|error|verify' "$TMP/$1.log" | head -5)"
+	kill -INT "$FIO_PID"
+	wait "$FIO_PID"
+	grep -q "err= 0" "$TMP/$1.log" || fail "fio $1: $(grep -E 'err=|error|verify' "$TMP/$1.log" | head -5)"
+	[ "$(grep -c 'err= 0' "$TMP/$1.log")" = "$(grep -c 'err=' "$TMP/$1.log")" ] ||
+		fail "fio $1: $(grep 'err=' "$TMP/$1.log")"
+}

@@ -76,7 +76,7 @@ expect_err "option '--bogus': unknown or missing its value" add -t null --bogus=
 expect_err "argument 'extra': unexpected" help extra
 expect_err "needs one node name" udev-owner ublkc0p1
 expect_err "port '12abc': not a port number" add -t nbd host=127.0.0.1 port=12abc
-expect_err "map_max: only for a backing file mapped in memory" add -t loop -f "$TMP/img" map=0 map_max=4k
+expect_err "map_max '4k': only for a backing file mapped in memory" add -t loop -f "$TMP/img" map=0 map_max=4k
 mkdir "$TMP/zz"
 expect_err "conv_zones 8 \(the default\): leaves none" add -t zoned dir="$TMP/zz" size=64M zone_size=8M
 [ ! -e "$TMP/zz" ] || [ -z "$(ls -A "$TMP/zz")" ] || fail "zoned: files left in $TMP/zz"

@@ -16,9 +16,9 @@ A=$DM_DEV
 dm_table a "delay ${DM_LOOP[a]} 0 0 ${DM_LOOP[a]} 0 50"
 add -t mirror file="$A" file="$TMP/b" -n 0
 bg_fio w --filename="$DEV" --rw=randwrite --bs=4k --iodepth=16 --size=512k --time_based \
-	--runtime=30 \
+	--runtime=300 \
 	--name=v --ioengine=io_uring --direct=1 --filename="$DEV" --rw=randwrite --bs=4k \
-	--iodepth=4 --offset=512k --size=512k --time_based --runtime=30 \
+	--iodepth=4 --offset=512k --size=512k --time_based --runtime=300 \
 	--verify=crc32c --verify_backlog=64 --verify_fatal=1
 sleep 2
 fio_running || fail "fio ended early: $(tail -3 "$TMP/w.log")"
@@ -26,9 +26,8 @@ fio_running || fail "fio ended early: $(tail -3 "$TMP/w.log")"
 t0=$(date +%s)
 wait_until 20 rebuild_done 0 1 ||
 	fail "a window written without pause kept the rebuild from ending: $(dev_json 0 .rebuild)"
-fio_running || fail "fio ended before the rebuild did"
 note "rebuilt in $(($(date +%s) - t0)) s while fio wrote into its first window"
-bg_fio_ok w
+bg_fio_stop w
 [ "$(grep -c "err= 0" "$TMP/w.log")" = 2 ] || fail "fio: $(grep err= "$TMP/w.log")"
 note "$(grep -E "write:" "$TMP/w.log" | head -3 | tr -s " ")"
 [ "$(dev_errors 0)" = 0 ] || fail "$(dev_errors 0) requests ended in error"

@@ -3,7 +3,7 @@
 # replaced by a new file, rebuilt in the background while IO goes on, with
 # progress in `list --json`; fio sees no error and after del the legs are
 # identical.  Then a hot replace of a healthy leg, and a replace refused
-# while a rebuild runs.
+# while a rebuild runs.  fio runs until each rebuild is done, then stops.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/raid-lib.sh"
 truncate -s 128M "$TMP/a" "$TMP/b" "$TMP/c" "$TMP/d"
@@ -12,7 +12,7 @@ dm_leg b "$TMP/b"
 add -t mirror file="$TMP/a" file="$DM_DEV" rebuild_rate=8M -n 0
 job=(--filename="$DEV" --rw=randwrite --bsrange=4k-256k --iodepth=16 --size=112M
 	--verify=crc32c --verify_backlog=512 --verify_fatal=1 --time_based)
-bg_fio w "${job[@]}" --runtime=36
+bg_fio w "${job[@]}" --runtime=300
 sleep 2
 fio_running || fail "fio ended early: $(tail -3 "$TMP/w.log")"
 dm_fail b
@@ -32,9 +32,8 @@ pct=$(dev_json 0 .rebuild.percent)
 	fail "rebuild progress in list --json: '$pct': $("$Z" list --json)"
 note "rebuild at $pct% after 3 s"
 wait_until 180 rebuild_done 0 1 || fail "rebuild did not finish: $(dev_json 0 .rebuild)"
-fio_running || fail "fio ended before the rebuild did"
+bg_fio_stop w
 note "rebuilt under fio"
-bg_fio_ok w
 grep -q "failed=" /run/zublk/0.json && fail "failed= still in the state file"
 grep -q "\"file=$TMP/c\"" /run/zublk/0.json || fail "the state file does not name the new leg"
 [ "$(dev_errors 0)" = 0 ] || fail "$(dev_errors 0) requests ended in error"
@@ -46,12 +45,11 @@ note "legs identical"
 
 # Hot replace of a healthy leg under fio: leg 0 (a) by d, rebuilt from c.
 add -t mirror file="$TMP/a" file="$TMP/c" -n 0 --mode copy
-bg_fio w2 "${job[@]}" --runtime=25
+bg_fio w2 "${job[@]}" --runtime=300
 sleep 2
 "$Z" mirror replace -n 0 "$TMP/a" "$TMP/d" >"$TMP/out" 2>&1 || fail "replace: $(cat "$TMP/out")"
 wait_until 180 rebuild_done 0 0 || fail "rebuild did not finish"
-fio_running || fail "fio ended before the rebuild did"
-bg_fio_ok w2
+bg_fio_stop w2
 [ "$(dev_errors 0)" = 0 ] || fail "$(dev_errors 0) requests ended in error"
 del 0
 cmp "$TMP/c" "$TMP/d" || fail "legs differ after the hot replace"
@@ -62,7 +60,7 @@ note "hot replace of a healthy leg: legs identical"
 truncate -s 128M "$TMP/e"
 dm_leg e "$TMP/e"
 add -t mirror file="$TMP/c" file="$TMP/d" rebuild_rate=8M -n 0
-bg_fio w3 "${job[@]}" --runtime=32
+bg_fio w3 "${job[@]}" --runtime=300
 sleep 1
 "$Z" mirror replace -n 0 1 "$DM_DEV" >"$TMP/out" 2>&1 || fail "replace: $(cat "$TMP/out")"
 sleep 2
@@ -73,7 +71,7 @@ wait_until 10 no_rebuild 0 || fail "the rebuild did not stop"
 grep -q '"failed=1"' /run/zublk/0.json || fail "failed=1 not in the state file"
 "$Z" mirror replace -n 0 1 "$TMP/a" >"$TMP/out" 2>&1 || fail "second replace: $(cat "$TMP/out")"
 wait_until 180 rebuild_done 0 1 || fail "the second rebuild did not finish"
-bg_fio_ok w3
+bg_fio_stop w3
 [ "$(dev_errors 0)" = 0 ] || fail "$(dev_errors 0) requests ended in error"
 del 0
 cmp "$TMP/c" "$TMP/a" || fail "legs differ after the second replace"

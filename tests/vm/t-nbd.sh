@@ -16,29 +16,6 @@ done
 nbdkit memory --help >/dev/null 2>&1 || skip "no nbdkit memory plugin"
 nbdkit --filter=delay memory --help >/dev/null 2>&1 || skip "no nbdkit delay filter"
 
-# The servers this scenario started, killed after lib.sh's cleanup (which
-# deletes the devices while their servers still answer).
-SERVERS=()
-nbd_cleanup() {
-	mountpoint -q "$TMP/mnt" 2>/dev/null && umount "$TMP/mnt"
-	cleanup
-	[ ${#SERVERS[@]} -eq 0 ] || kill -9 "${SERVERS[@]}" 2>/dev/null
-}
-trap nbd_cleanup EXIT
-
-# nbdkit_up NAME ARGS...: nbdkit ARGS serving on $TMP/NAME.sock, its log in
-# $TMP/NAME.log; SRV its pid once it listens (it writes its pidfile then).
-nbdkit_up() {
-	local name=$1
-	shift
-	nbdkit -f -U "$TMP/$name.sock" -P "$TMP/$name.pid" "$@" 2>"$TMP/$name.log" &
-	disown
-	wait_until 20 test -s "$TMP/$name.pid" ||
-		fail "nbdkit $*: not up after 20s: $(cat "$TMP/$name.log")"
-	SRV=$(cat "$TMP/$name.pid")
-	SERVERS+=("$SRV")
-	[ -S "$TMP/$name.sock" ] || fail "nbdkit $*: no socket $TMP/$name.sock"
-}
 # qnbd_up PORT EXPORT ARGS...: qemu-nbd serving ARGS (options and the
 # image) as EXPORT on 127.0.0.1:PORT, as long as it is not killed; SRV its pid.
 qnbd_up() {

@@ -716,20 +716,44 @@ add -t qcow2 -f "$img" ro=1
 "$Z" resize -n "$ID" 4G >/dev/null 2>"$TMP/err" && fail "resize of ro=1 accepted"
 del "$ID"
 rm -f "$img"
-# An overlay shorter than its backing: grown, it would show the backing's
-# data where zeros belong.  Refused, the device as it was.
-truncate -s 32M "$TMP/kb.raw"
+# An overlay shorter than its backing, grown past it: the grown part reads
+# zeros, not the backing's data (zero clusters, as qemu-img resize makes),
+# live and as qemu reads the image after; a v2 image (no zero clusters)
+# and an old end inside a cluster are refused, the device as it was.
+head -c 32M /dev/urandom >"$TMP/kb.raw" || fail "making kb.raw"
+kb_sum=$(md5sum <"$TMP/kb.raw")
 qemu-img create -q -f qcow2 -b "$TMP/kb.raw" -F raw "$TMP/ks.qcow2" 16M ||
 	fail "qemu-img create ks.qcow2"
 add -t qcow2 -f "$TMP/ks.qcow2"
-"$Z" resize -n "$ID" 32M >/dev/null 2>"$TMP/err" && fail "a grow over a longer backing accepted"
-grep -q "backing file holds data up to 33554432" "$TMP/err" ||
-	fail "a grow over a longer backing: '$(cat "$TMP/err")'"
-[ "$(blockdev --getsize64 "$DEV")" = $((16 * M)) ] ||
-	fail "a refused grow: $(blockdev --getsize64 "$DEV") bytes"
+"$Z" resize -n "$ID" 40M >/dev/null 2>"$TMP/err" || fail "a grow over a longer backing: $(cat "$TMP/err")"
+# Expected: the backing's first 16M, then zeros up to 40M.
+head -c 16M "$TMP/kb.raw" >"$TMP/kx.raw" && truncate -s 40M "$TMP/kx.raw" || fail "kx.raw"
+dev_is "$TMP/kx.raw" "grown over a longer backing"
+no_errors "grown over a longer backing"
 del "$ID"
-rm -f "$TMP/ks.qcow2" "$TMP/kb.raw"
-note "resize 64M -> 3G: $l1n L1 entries; -> 1G+2k beside writes (${du1}k -> ${du2}k); -> 3G: zeros; a grow over a longer backing refused"
+img_check "$TMP/ks.qcow2" "grown over a longer backing"
+same "$TMP/ks.qcow2" "$TMP/kx.raw" "grown over a longer backing"
+[ "$(md5sum <"$TMP/kb.raw")" = "$kb_sum" ] || fail "grown over a longer backing: the backing changed"
+for v in "compat=0.10:a version 2 image has no zero clusters" "16M+64k-512:the old end is not on a cluster"; do
+	o=${v%%:*} why=${v#*:}
+	if [ "$o" = compat=0.10 ]; then
+		qemu-img create -q -f qcow2 -o compat=0.10 -b "$TMP/kb.raw" -F raw "$TMP/ks.qcow2" 16M
+	else
+		qemu-img create -q -f qcow2 -b "$TMP/kb.raw" -F raw "$TMP/ks.qcow2" $((16 * M + 64 * K - 512))
+	fi || fail "qemu-img create ks.qcow2 ($o)"
+	add -t qcow2 -f "$TMP/ks.qcow2"
+	old=$(blockdev --getsize64 "$DEV")
+	"$Z" resize -n "$ID" 32M >/dev/null 2>"$TMP/err" && fail "$o: a grow over a longer backing accepted"
+	grep -q "backing file holds data up to 33554432, which would show through ($why)" "$TMP/err" ||
+		fail "$o: a grow over a longer backing: '$(cat "$TMP/err")'"
+	[ "$(blockdev --getsize64 "$DEV")" = "$old" ] ||
+		fail "$o: a refused grow: $(blockdev --getsize64 "$DEV") bytes, not $old"
+	del "$ID"
+	[ "$(qinfo "$TMP/ks.qcow2" '."virtual-size"')" = "$old" ] || fail "$o: the image's size changed"
+	rm -f "$TMP/ks.qcow2"
+done
+rm -f "$TMP/ks.qcow2" "$TMP/kb.raw" "$TMP/kx.raw"
+note "resize 64M -> 3G: $l1n L1 entries; -> 1G+2k beside writes (${du1}k -> ${du2}k); -> 3G: zeros; grown over a longer backing: zeros, v2 and an unaligned end refused"
 
 note "l) an image on a block device: written, opened again, filled to its end"
 # The device held other data before: a new cluster there does not read

@@ -22,10 +22,8 @@ timeout 60 "$Z" del -n 0 || fail "del after recover+kill"
 # in its target's start (an nbd server stopped: the handshake waits), so
 # the kill is sure to land before the device is LIVE again.
 if command -v nbdkit >/dev/null; then
-	nbdkit -f -U "$TMP/rk.sock" -P "$TMP/rk.pid" memory 64M 2>"$TMP/rk.log" &
-	disown
-	wait_until 20 test -s "$TMP/rk.pid" || fail "nbdkit not up: $(cat "$TMP/rk.log")"
-	srv=$(cat "$TMP/rk.pid")
+	nbdkit_up rk memory 64M
+	srv=$SRV
 	add -t nbd socket="$TMP/rk.sock" -n 1
 	kill -9 "$(dev_field 1 daemon_pid)"
 	wait_until 20 state_is 1 QUIESCED || fail "nbd: not quiesced"

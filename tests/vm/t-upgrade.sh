@@ -5,7 +5,8 @@
 # re-arms a fetch nobody aborts, and an old daemon that waited for that
 # abort never left (seen once in 30-60 upgrades under load).  Then the same
 # with two queues on two threads in zero-copy mode, and with --batch (the
-# old daemon killed, its requests reissued).  A fail-io device is refused.
+# old daemon killed, its requests reissued).  A fail-io device is refused,
+# and so is a device whose state file is not its daemon's.
 . "$(dirname "$0")/lib.sh"
 truncate -s 256M "$TMP/img"
 cp "$Z" "$TMP/zublk-new"
@@ -88,6 +89,21 @@ grep -q "device 0: --recovery fail-io: the driver fails IO while no daemon serve
 state_is 0 LIVE && [ "$(dev_field 0 daemon_pid)" = "$pid" ] ||
 	fail "after the refusal: $(dev_field 0 state), daemon $(dev_field 0 daemon_pid) (was $pid)"
 dd if=/dev/zero of="$DEV" bs=4k count=16 oflag=direct status=none || fail "IO after the refusal"
+note "$(cat "$TMP/err")"
+del 0
+
+# A state file not of the serving daemon (stale: the id another server's
+# device now) is refused, in one line, and the daemon serves on.
+add -t null -n 0
+pid=$(dev_field 0 daemon_pid)
+sed -i "s/\"daemon_pid\":$pid,/\"daemon_pid\":1,/" /run/zublk/0.json
+grep -q '"daemon_pid":1,' /run/zublk/0.json || fail "state file not rewritten: $(cat /run/zublk/0.json)"
+timeout 60 "$Z" upgrade -n 0 >"$TMP/out" 2>"$TMP/err" && fail "upgrade with a stale state went"
+[ "$(wc -l <"$TMP/err")" = 1 ] || fail "upgrade said: $(cat "$TMP/err")"
+grep -q "device 0: served by daemon $pid .* is of daemon 1 .*: a stale state, not upgraded" \
+	"$TMP/err" || fail "upgrade: $(cat "$TMP/err")"
+state_is 0 LIVE && [ "$(dev_field 0 daemon_pid)" = "$pid" ] ||
+	fail "after the refusal: $(dev_field 0 state), daemon $(dev_field 0 daemon_pid) (was $pid)"
 note "$(cat "$TMP/err")"
 del 0
 exit 0
