@@ -464,7 +464,8 @@ static int wait_released(struct zublk_dev *dev, unsigned id)
 
 		/*
 		 * A daemon still there is not one we wait for: its device is its
-		 * own.  No pid (the driver's cleared it): nobody's, on its way.
+		 * own.  No pid: the 7.2 driver says -1 in that window (seen in a
+		 * VM run, one upgrade in 15), on its way.
 		 */
 		if (pid > 0 && !zublk_pid_exited(pid))
 			return 0;

@@ -376,6 +376,9 @@ static void commit(struct zublk_queue *q, struct zublk_io *io)
 	struct zublk_dev *dev = q->dev;
 	int res = io->result;
 
+	/* More than was asked (a target's bug): the request's length, copied and said. */
+	if (res > 0 && io->op == UBLK_IO_OP_READ && (uint64_t)res > io->len)
+		res = (int)io->len;
 	if (res > 0 && dev->mode == ZUBLK_MODE_USER_COPY && !(io->flags & UBLK_IO_F_SHMEM_ZC) &&
 	    (io->op == UBLK_IO_OP_READ || io->op == UBLK_IO_OP_REPORT_ZONES)) {
 		ssize_t n = pwrite(dev->cdev_fd, io->buf, (size_t)res,
@@ -400,7 +403,7 @@ static void commit(struct zublk_queue *q, struct zublk_io *io)
 	} else if (res > 0 && io->op != UBLK_IO_OP_READ && io->op != UBLK_IO_OP_WRITE) {
 		res = 0; /* a byte count of a big discard would read as an error */
 	} else if (res > 0 && (uint64_t)res > io->len) {
-		res = (int)io->len;
+		res = (int)io->len; /* a WRITE's */
 	}
 	io->result = res;
 	atomic_fetch_add_explicit(&q->stats->ios, 1, memory_order_relaxed);

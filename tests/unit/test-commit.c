@@ -243,3 +243,36 @@ TEST(a_wait_comes_back_to_the_request_after_its_time)
 	io_uring_cqe_seen(&f.ring, cqe);
 	io_uring_queue_exit(&f.ring);
 }
+
+/*
+ * User copy: a READ the target ends with more bytes than were asked (its
+ * bug) copies the request's length into the request, not more (the
+ * driver would refuse the longer copy), and commits that length.  A file
+ * stands in for /dev/ublkcN.
+ */
+TEST(a_user_copy_read_said_longer_copies_and_commits_its_length)
+{
+	struct fixture f;
+	static char buf[16384];
+	const struct ublksrv_io_cmd *cmd;
+	struct stat st;
+	FILE *tmp = tmpfile();
+
+	REQUIRE(tmp);
+	REQUIRE(setup(&f) == 0);
+	f.dev.mode = ZUBLK_MODE_USER_COPY;
+	f.dev.cdev_fd = fileno(tmp);
+	f.io.need_reg = 0;
+	f.io.buf_registered = 0;
+	f.io.buf = buf;
+	f.io.state = IO_ACTIVE;
+	f.io.len = 4096;
+	zublk_io_complete(&f.q, &f.io, 12288);
+	REQUIRE(queued(&f) == 1);
+	cmd = (const struct ublksrv_io_cmd *)f.ring.sq.sqes[0].cmd;
+	CHECK_EQ(cmd->result, 4096);
+	REQUIRE(fstat(fileno(tmp), &st) == 0);
+	CHECK_EQ((uint64_t)st.st_size, zublk_user_copy_pos(0, 3) + 4096);
+	fclose(tmp);
+	io_uring_queue_exit(&f.ring);
+}
