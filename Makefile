@@ -24,7 +24,7 @@ endif
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wformat=2 -Wstrict-prototypes
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -MMD -MP
-LDLIBS := -luring -lpthread -lz
+LDLIBS := -luring -lpthread -lz -lzstd
 
 LIB_SRC := $(wildcard lib/*.c) $(wildcard targets/*.c)
 CLI_SRC := $(wildcard cli/*.c)

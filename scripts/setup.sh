@@ -25,7 +25,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # From the default release.  The last line is what tests/vm/vm-run needs.
 base_pkgs=(
 	fio e2fsprogs xfsprogs util-linux gnuplot-nox nbdkit qemu-utils dosfstools python3
-	mdadm dmsetup jq nbd-client btrfs-progs zlib1g-dev procps udev
+	mdadm dmsetup jq nbd-client btrfs-progs zlib1g-dev libzstd-dev procps udev
 	qemu-system-x86 busybox-static kmod cpio xz-utils coreutils debian-archive-keyring
 )
 # From sid (must be at least sid's version).

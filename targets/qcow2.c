@@ -48,6 +48,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "zublk.h"
 
@@ -104,6 +105,7 @@ struct q2_img {
 	uint64_t bdev_size;		/* that device's size in bytes */
 	uint64_t size;			/* virtual size (raw: the file's) */
 	unsigned version;
+	bool zstd;			/* compressed clusters are zstd's (else deflate's) */
 	uint64_t autoclear;		/* the header's autoclear features, cleared once served */
 	const struct q2_img *child;	/* the image whose backing this is, or NULL */
 	unsigned cluster_bits;
@@ -249,6 +251,7 @@ struct q2_queue {
 	size_t zeros_len;
 	z_stream zs;
 	bool zs_ready;
+	ZSTD_DCtx *zd;			/* for a zstd image's clusters, made at the first */
 };
 
 static uint64_t be64(const void *p)
@@ -1199,6 +1202,37 @@ static void seq_clear(struct q2_tag *t)
 
 /* -------------------------------------------------------- reading data */
 
+/*
+ * A zstd cluster, @n bytes in qq->zbuf, into qq->cbuf.  Its length is known
+ * only to the sector, so what follows its frame may be anything: the
+ * stream is read until the cluster is whole.
+ */
+static int read_zstd(struct q2_queue *qq, struct q2_img *img, size_t n, uint64_t off)
+{
+	ZSTD_inBuffer in = { qq->zbuf, n, 0 };
+	ZSTD_outBuffer out = { qq->cbuf, img->cs, 0 };
+
+	if (!qq->zd && !(qq->zd = ZSTD_createDCtx()))
+		return -ENOMEM;
+	size_t r = 1;
+
+	ZSTD_DCtx_reset(qq->zd, ZSTD_reset_session_only);
+	while (out.pos < out.size) {
+		size_t before = in.pos + out.pos;
+
+		r = ZSTD_decompressStream(qq->zd, &out, &in);
+		if (ZSTD_isError(r) || in.pos + out.pos == before)
+			break;
+	}
+	/* The cluster whole and the frame ended with it (0): not less, not more. */
+	if (out.pos != out.size || r != 0) {
+		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': a zstd cluster at %llu does not decompress",
+			  img->path, (unsigned long long)off);
+		return -EIO;
+	}
+	return 0;
+}
+
 /* Inflate the compressed cluster of entry @e of @img into qq->cbuf. */
 static int read_compressed(struct q2_queue *qq, struct q2_img *img, uint64_t e)
 {
@@ -1213,6 +1247,8 @@ static int read_compressed(struct q2_queue *qq, struct q2_img *img, uint64_t e)
 	n = pread(img->fd, qq->zbuf, len, (off_t)off);
 	if (n <= 0)
 		return n < 0 ? -errno : -EIO;
+	if (img->zstd)
+		return read_zstd(qq, img, (size_t)n, off);
 	if (!qq->zs_ready) {
 		if (inflateInit2(&qq->zs, -12) != Z_OK)
 			return -ENOMEM;
@@ -2450,6 +2486,7 @@ static int check_features(struct q2_img *img, const uint8_t *h, uint32_t hlen)
 {
 	uint64_t inc = be64(h + 72), known = INCOMPAT_DIRTY | INCOMPAT_CORRUPT |
 		INCOMPAT_DATA_FILE | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2;
+	unsigned ct;
 
 	if (inc & INCOMPAT_CORRUPT) {
 		BAD(img, "marked corrupt: run qemu-img check -r all on it first");
@@ -2467,10 +2504,18 @@ static int check_features(struct q2_img *img, const uint8_t *h, uint32_t hlen)
 		BAD(img, "extended L2 entries (subclusters): not supported");
 		return -EOPNOTSUPP;
 	}
-	if ((inc & INCOMPAT_COMPRESSION) && hlen > 104 && h[104] != 0) {
-		BAD(img, "compression type %s: only zlib", h[104] == 1 ? "zstd" : "unknown");
+	ct = hlen > 104 ? h[104] : 0;
+	if (ct > 1) {
+		BAD(img, "compression type %u: not zlib (0) or zstd (1)", ct);
 		return -EOPNOTSUPP;
 	}
+	/* Set with a type other than zlib, and only then (as qemu checks). */
+	if (!!(inc & INCOMPAT_COMPRESSION) != (ct != 0)) {
+		BAD(img, "compression type %u with its incompatible bit %s: corrupt header", ct,
+		    inc & INCOMPAT_COMPRESSION ? "set" : "clear");
+		return -EUCLEAN;
+	}
+	img->zstd = ct == 1;
 	if (inc & ~known) {
 		BAD(img, "incompatible features 0x%llx: not supported",
 		    (unsigned long long)(inc & ~known));
@@ -3021,6 +3066,7 @@ static void q2_queue_exit(struct zublk_queue *q)
 	}
 	if (qq->zs_ready)
 		inflateEnd(&qq->zs);
+	ZSTD_freeDCtx(qq->zd);
 	free(qq->tags), free(qq->batch), free(qq->wait);
 	free(qq->cbuf), free(qq->zbuf), free(qq->cow), free(qq->zeros);
 	free(qq);

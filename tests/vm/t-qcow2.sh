@@ -5,7 +5,7 @@
 # racing on new clusters, also from 2 queues into the same clusters; cluster
 # sizes 512, 4k and 2M (the 512 one outgrowing its refcount table),
 # compat=0.10, refcount_bits 1 and 64, lazy refcounts; compressed clusters
-# read and written over; raw and compressed qcow2 backings, a 3-level chain
+# (zlib, zstd) read and written over; raw and compressed qcow2 backings, a 3-level chain
 # of relative paths and a backing shorter than its overlay, the backings
 # never written, also with buffered=0 (a backing's last bytes off a sector
 # read buffered); discard (zeros over a backing, partial clusters kept,
@@ -253,24 +253,32 @@ else
 fi
 rm -f "$img"
 
-note "d) compressed clusters: read, then written over"
-head -c 24M "$TMP/src.raw" >"$TMP/d.raw" || fail "head"
-qemu-img convert -c -f raw -O qcow2 "$TMP/d.raw" "$TMP/d.qcow2" || fail "qemu-img convert -c"
-qemu-img check "$TMP/d.qcow2" >"$TMP/check" 2>&1 || fail "qemu-img check: $(cat "$TMP/check")"
-pct=$(grep -o '[0-9.]*% compressed' "$TMP/check")
-[ -n "$pct" ] && [ "${pct%%.*}" -gt 50 ] || fail "convert -c compressed too little: '$pct'"
+note "d) compressed clusters, zlib and zstd: read, then written over"
+head -c 24M "$TMP/src.raw" >"$TMP/d0.raw" || fail "head"
 mkdir "$TMP/e" "$TMP/e/m" || fail "mkdir"
-cp "$TMP/d.qcow2" "$TMP/e/cbase.qcow2" || fail "cp"
-add -t qcow2 -f "$TMP/d.qcow2"
-dev_is "$TMP/d.raw" "compressed"
-odd_reads "$TMP/d.raw" "compressed"
-scribble "$TMP/d.raw"
-dev_is "$TMP/d.raw" "compressed, written over"
-no_errors "compressed"
-del "$ID"
-img_check "$TMP/d.qcow2" "compressed, written over"
-same "$TMP/d.qcow2" "$TMP/d.raw" "compressed, written over"
-note "${pct%% *} of the clusters compressed: read, written over, check clean"
+for ct in zlib zstd; do
+	cp "$TMP/d0.raw" "$TMP/d.raw" || fail "cp"
+	rm -f "$TMP/d.qcow2"
+	qemu-img convert -c -f raw -O qcow2 -o compression_type=$ct "$TMP/d.raw" "$TMP/d.qcow2" ||
+		fail "qemu-img convert -c ($ct)"
+	[ "$(qinfo "$TMP/d.qcow2" '."format-specific".data."compression-type"')" = $ct ] ||
+		fail "$ct: qemu-img info says $(qinfo "$TMP/d.qcow2" '."format-specific".data."compression-type"')"
+	qemu-img check "$TMP/d.qcow2" >"$TMP/check" 2>&1 || fail "qemu-img check: $(cat "$TMP/check")"
+	pct=$(grep -o '[0-9.]*% compressed' "$TMP/check")
+	[ -n "$pct" ] && [ "${pct%%.*}" -gt 50 ] || fail "convert -c ($ct) compressed too little: '$pct'"
+	[ $ct = zlib ] && { cp "$TMP/d.qcow2" "$TMP/e/cbase.qcow2" || fail "cp"; }
+	add -t qcow2 -f "$TMP/d.qcow2"
+	dev_is "$TMP/d.raw" "compressed ($ct)"
+	odd_reads "$TMP/d.raw" "compressed ($ct)"
+	scribble "$TMP/d.raw"
+	dev_is "$TMP/d.raw" "compressed ($ct), written over"
+	no_errors "compressed ($ct)"
+	del "$ID"
+	img_check "$TMP/d.qcow2" "compressed ($ct), written over"
+	same "$TMP/d.qcow2" "$TMP/d.raw" "compressed ($ct), written over"
+	note "$ct: ${pct%% *} of the clusters compressed: read, written over, check clean"
+done
+rm -f "$TMP/d0.raw"
 
 note "e) backing files: raw, compressed qcow2, a chain, a short one"
 # overlay_case WHAT IMG EXPECT BACKINGS...: the device of IMG reads as
@@ -903,11 +911,14 @@ mk "$I/bit10.qcow2"
 set_incompat "$I/bit10.qcow2" 10
 qemu-img info "$I/bit10.qcow2" >/dev/null 2>&1 && fail "qemu-img opens bit10.qcow2"
 refused "incompatible" "$I/bit10.qcow2"
-if qemu-img create -q -f qcow2 -o compression_type=zstd "$I/zstd.qcow2" 16M 2>/dev/null; then
-	refused "zstd" "$I/zstd.qcow2"
-else
-	skip_check "zstd image" "qemu-img here cannot make one"
-fi
+# A compression type past zstd (1): the header's byte 104.
+qemu-img create -q -f qcow2 -o compression_type=zstd "$I/ct2.qcow2" 16M || fail "qemu-img create ct2"
+printf '\x02' | dd of="$I/ct2.qcow2" bs=1 seek=104 conv=notrunc status=none || fail "ct2: byte 104"
+refused "compression type 2: not zlib \(0\) or zstd \(1\)" "$I/ct2.qcow2"
+# zstd in byte 104 without its incompatible bit: a header qemu refuses too.
+mk "$I/ctbit.qcow2"
+printf '\x01' | dd of="$I/ctbit.qcow2" bs=1 seek=104 conv=notrunc status=none || fail "ctbit: byte 104"
+refused "compression type 1 with its incompatible bit clear: corrupt header" "$I/ctbit.qcow2"
 if qemu-img create -q -f qcow2 -o data_file="$I/data.raw" "$I/ext.qcow2" 16M 2>/dev/null; then
 	refused "data.file|external|incompatible" "$I/ext.qcow2"
 else
