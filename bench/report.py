@@ -203,9 +203,10 @@ def main():
             versus("%s vs md %s, %s" % (z[1:], "raid0" if md == "md0" else "raid1", JOB_TITLES[job]),
                    ("raid", job, z), ("raid", job, md), 1.0)
     L.append("")
-    L.append("Met %d of the %d targets; %d missed; %d not run in this boot (their configurations "
-             "were left out of it).\n" % (tally["yes"], sum(tally.values()), tally["no"],
-                                          tally["not run"]))
+    L.append("Met %d of the %d targets; %d missed; %s.\n" % (
+        tally["yes"], sum(tally.values()), tally["no"],
+        "%d not run in this boot (their configurations were left out of it)" % tally["not run"]
+        if tally["not run"] else "every one run in this boot"))
 
     L.append("## Zero copy vs copy (1 queue, 1 job; IOPS ratio)\n")
     L.append("| device | job | " + " | ".join("%s / copy" % m for m in modes if m != "copy") + " |")

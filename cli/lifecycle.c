@@ -270,7 +270,7 @@ int cmd_upgrade(int argc, char **argv)
 	 * since taken by a device another server serves) would have us stop
 	 * that server's daemon for a recovery that cannot take its place.
 	 */
-	if ((st.daemon_pid > 0 && st.daemon_pid != info.ublksrv_pid) ||
+	if ((st.daemon_pid > 0 && info.ublksrv_pid > 0 && st.daemon_pid != info.ublksrv_pid) ||
 	    st.queues != info.nr_hw_queues || st.depth != info.queue_depth) {
 		cli_err("upgrade", "device %u: served by daemon %d (%u queue(s) of depth %u), but "
 			"%s/%u.json is of daemon %d (%u of %u): a stale state, not upgraded", a.id,

@@ -1211,11 +1211,10 @@ static int read_zstd(struct q2_queue *qq, struct q2_img *img, size_t n, uint64_t
 {
 	ZSTD_inBuffer in = { qq->zbuf, n, 0 };
 	ZSTD_outBuffer out = { qq->cbuf, img->cs, 0 };
+	size_t r = 1;
 
 	if (!qq->zd && !(qq->zd = ZSTD_createDCtx()))
 		return -ENOMEM;
-	size_t r = 1;
-
 	ZSTD_DCtx_reset(qq->zd, ZSTD_reset_session_only);
 	while (out.pos < out.size) {
 		size_t before = in.pos + out.pos;
@@ -1829,8 +1828,8 @@ static int l1_cover(struct q2_img *img, uint64_t size)
 static int q2_shrink(struct q2_dev *d, uint64_t size);
 
 /*
- * Grow the image to @size bytes (its L1 table covers it): guest clusters
- * from the old end up to @zero_to become zero clusters first, synced, so
+ * Grow the image to @size bytes: its L1 table made to cover it, then guest
+ * clusters from the old end up to @zero_to become zero clusters, synced, so
  * that a longer backing file's data never shows there (as qemu-img resize
  * does); then the header's size, synced.  On error the size stays, and
  * what was zeroed past it is let go again.

@@ -59,9 +59,10 @@ wait
 # recover the moment the killed daemon is gone, without waiting for QUIESCED:
 # the driver leaves LIVE only once the ring's teardown has dropped the
 # request buffers it registered (zero copy), which may be after the process
-# has been reaped.  recover waits for that; it used to refuse "state LIVE"
-# (seen once, in t-upgrade in CI; these cycles did not hit that window with
-# the old binary in 10 tries, so they check the contract, not the race).
+# has been reaped, and meanwhile the 7.2 driver reports the daemon pid as
+# -1.  recover waits for that; it used to refuse "state LIVE" (seen in
+# t-upgrade in CI, and in these cycles on a host twice as fast, once in a
+# full run).
 add -t loop -f "$TMP/img" -n 5 --mode zero-copy
 fio --name=r --filename=/dev/ublkb5 --ioengine=io_uring --direct=1 --rw=randread --bs=64k \
 	--iodepth=32 --time_based --runtime=120 >"$FIO_LOG" 2>&1 &
