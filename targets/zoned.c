@@ -205,27 +205,19 @@ static int zone_truncate(struct zoned_dev *zd, unsigned zno, uint64_t len)
 	return 0;
 }
 
-/* Zone @zno full: zeros up to its capacity.  Lock held. */
-static int zone_fill(struct zoned_dev *zd, unsigned zno)
+/*
+ * Zone @zno full (@full: zeros up to its capacity, as a finish leaves it)
+ * or empty (its file cut to nothing, as a reset leaves it).  Lock held.
+ */
+static int zone_end(struct zoned_dev *zd, unsigned zno, bool full)
 {
-	int ret = zone_truncate(zd, zno, zd->zone_cap);
+	uint64_t wp = full ? zd->zone_cap : 0;
+	int ret = zone_truncate(zd, zno, wp);
 
 	if (ret)
 		return ret;
-	zd->zones[zno].wp = zd->zone_cap;
-	set_cond(zd, &zd->zones[zno], BLK_ZONE_COND_FULL);
-	return 0;
-}
-
-/* Zone @zno reset: its file empty.  Lock held. */
-static int zone_empty(struct zoned_dev *zd, unsigned zno)
-{
-	int ret = zone_truncate(zd, zno, 0);
-
-	if (ret)
-		return ret;
-	zd->zones[zno].wp = 0;
-	set_cond(zd, &zd->zones[zno], BLK_ZONE_COND_EMPTY);
+	zd->zones[zno].wp = wp;
+	set_cond(zd, &zd->zones[zno], full ? BLK_ZONE_COND_FULL : BLK_ZONE_COND_EMPTY);
 	return 0;
 }
 
@@ -258,7 +250,7 @@ static void zone_resync(struct zoned_dev *zd, unsigned zno)
 		 (z->finished ||
 		  (is_active(cond) && zd->max_active && zd->nr_active >= zd->max_active));
 	z->finished = false;
-	if (refill && !zone_fill(zd, zno)) {
+	if (refill && !zone_end(zd, zno, true)) {
 		zublk_log(ZUBLK_LOG_WARN, "zone %u: a write to its end failed after it was "
 			  "finished, or with no zone free to become active: finished again", zno);
 		return;
@@ -385,7 +377,7 @@ static int finish_over_limit(struct zoned_dev *zd)
 			    (best == zd->nr_zones || zd->zones[i].wp > zd->zones[best].wp))
 				best = i;
 		unsigned was = zd->nr_active;
-		int ret = zone_fill(zd, best);
+		int ret = zone_end(zd, best, true);
 
 		if (ret)
 			return ret;
@@ -873,7 +865,7 @@ static int zone_set_wp(struct zoned_dev *zd, unsigned zno, bool finish)
 	}
 	if (z->writing)
 		return -EBUSY;
-	ret = finish ? zone_fill(zd, zno) : zone_empty(zd, zno);
+	ret = zone_end(zd, zno, finish);
 	if (ret)
 		zone_resync(zd, zno);
 	return ret;

@@ -47,27 +47,3 @@ leg_state() { dev_json "$1" ".legs[$2].state"; }
 dev_errors() { counter "$1" errors; }
 no_rebuild() { [ "$(dev_json "$1" .rebuild)" = None ]; }
 rebuild_done() { no_rebuild "$1" && [ "$(leg_state "$1" "$2")" = ok ]; }
-
-# bg_fio NAME ARGS...: fio in the background (FIO_PID), output in $TMP/NAME.log
-bg_fio() {
-	local name=$1
-	shift
-	fio --name="$name" --ioengine=io_uring --direct=1 "$@" >"$TMP/$name.log" 2>&1 &
-	FIO_PID=$!
-}
-# bg_fio_ok NAME: wait for it; it must end well with err= 0
-bg_fio_ok() {
-	wait "$FIO_PID" || fail "fio $1: $(grep -E 'err=|error|verify' "$TMP/$1.log" | head -5)"
-	grep -q "err= 0" "$TMP/$1.log" || fail "fio $1: $(grep err= "$TMP/$1.log")"
-}
-fio_running() { kill -0 "$FIO_PID" 2>/dev/null; }
-# bg_fio_stop NAME: it must still run; stop it now (SIGINT: its jobs end
-# and report), and every job ended with err= 0
-bg_fio_stop() {
-	fio_running || fail "fio $1 ended before it was stopped: $(grep -E 'err=|error|verify' "$TMP/$1.log" | head -5)"
-	kill -INT "$FIO_PID"
-	wait "$FIO_PID"
-	grep -q "err= 0" "$TMP/$1.log" || fail "fio $1: $(grep -E 'err=|error|verify' "$TMP/$1.log" | head -5)"
-	[ "$(grep -c 'err= 0' "$TMP/$1.log")" = "$(grep -c 'err=' "$TMP/$1.log")" ] ||
-		fail "fio $1: $(grep 'err=' "$TMP/$1.log")"
-}

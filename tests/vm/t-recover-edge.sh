@@ -64,9 +64,7 @@ wait
 # t-upgrade in CI, and in these cycles on a host twice as fast, once in a
 # full run).
 add -t loop -f "$TMP/img" -n 5 --mode zero-copy
-fio --name=r --filename=/dev/ublkb5 --ioengine=io_uring --direct=1 --rw=randread --bs=64k \
-	--iodepth=32 --time_based --runtime=120 >"$FIO_LOG" 2>&1 &
-fio_pid=$!
+bg_fio r --filename=/dev/ublkb5 --rw=randread --bs=64k --iodepth=32 --time_based --runtime=120
 for cycle in 1 2 3 4 5; do
 	sleep 0.5
 	pid=$(dev_field 5 daemon_pid)
@@ -76,10 +74,7 @@ for cycle in 1 2 3 4 5; do
 		fail "recover right after the daemon went (cycle $cycle): $(cat "$TMP/err")"
 	state_is 5 LIVE || fail "cycle $cycle: $(dev_field 5 state) after recover"
 done
-kill -0 $fio_pid 2>/dev/null || fail "fio ended across the recoveries: $(tail -3 "$FIO_LOG")"
-kill -INT $fio_pid
-wait $fio_pid
-grep -q "err= 0" "$FIO_LOG" || fail "fio errors across the recoveries: $(grep -m3 -i err "$FIO_LOG")"
+bg_fio_stop r
 del 5
 
 # One queue thread dies (the last one's): the device leaves LIVE and can be

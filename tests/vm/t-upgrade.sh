@@ -33,7 +33,7 @@ upgrades() {
 		[ "$(readlink /proc/$new/exe)" = "$TMP/zublk-new" ] ||
 			fail "new daemon runs $(readlink /proc/$new/exe)"
 		! kill -0 "$old" 2>/dev/null || fail "old daemon $old still running"
-		kill -0 $fio_pid || fail "fio died: $(grep -E 'err|verify' "$FIO_LOG" | head)"
+		fio_running || fail "fio died: $(grep -E 'err|verify' "$TMP/v.log" | head)"
 	done
 	note "$1 upgrades: last $old -> $new"
 }
@@ -42,17 +42,12 @@ upgrades() {
 verify_under_upgrades() {
 	local rounds=$1
 	shift
-	fio --name=v --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
+	bg_fio v --filename="$DEV" --rw=randwrite --bs=4k \
 		--iodepth=32 --size=64M --verify=crc32c --verify_backlog=512 --verify_fatal=1 \
-		--time_based --runtime=600 "$@" >"$FIO_LOG" 2>&1 &
-	fio_pid=$!
+		--time_based --runtime=600 "$@"
 	upgrades "$rounds"
 	sleep 1
-	kill -INT $fio_pid
-	wait $fio_pid
-	grep -q "err= 0" "$FIO_LOG" || fail "fio: $(grep -E 'err=|error|verify' "$FIO_LOG" | head -5)"
-	[ "$(grep -c 'err= 0' "$FIO_LOG")" -eq "$(grep -c 'err=' "$FIO_LOG")" ] ||
-		fail "fio: $(grep 'err=' "$FIO_LOG")"
+	bg_fio_stop v
 }
 
 add -t loop -f "$TMP/img" -n 0
