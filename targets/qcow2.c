@@ -106,6 +106,7 @@ struct q2_img {
 	uint64_t size;			/* virtual size (raw: the file's) */
 	unsigned version;
 	bool zstd;			/* compressed clusters are zstd's (else deflate's) */
+	uint32_t nr_snapshots;		/* internal ones (the active layer is served) */
 	uint64_t autoclear;		/* the header's autoclear features, cleared once served */
 	const struct q2_img *child;	/* the image whose backing this is, or NULL */
 	unsigned cluster_bits;
@@ -459,6 +460,7 @@ static int grow_file(struct q2_img *img, uint64_t end)
 
 static uint64_t oldest_mapping(struct q2_dev *d);
 static int u64s_push(struct u64s *a, uint64_t v);
+static int frees_add(struct q2_dev *d, uint64_t c);
 
 /* The oldest cluster this daemon freed can be handed out again. */
 static bool reuse_ready(struct q2_img *img)
@@ -1076,6 +1078,49 @@ static int l2_get(struct q2_img *img, uint64_t g, uint64_t *e)
 	return ret;
 }
 
+/*
+ * The L2 table of @l1_idx is shared with an internal snapshot (its L1 entry
+ * lacks COPIED): the active layer takes a copy of its own, written and
+ * synced before the L1 entry points at it, and lets go of the old one at
+ * the next flush (its refcount, 2 or more, goes down by one once the new
+ * link is durable: a crash before leaves a leak, never a loss).  The data
+ * clusters keep their counts: the snapshot still reaches them through the
+ * old table, the active layer through the copy, whose entries keep their
+ * COPIED bits clear, so a write there takes a new cluster (write_new()).
+ * The cache slot stays: the copy says what the old table did.
+ */
+static int l2_unshare(struct q2_img *img, uint64_t l1_idx)
+{
+	uint64_t old = img->l1[l1_idx] & L1E_OFFSET_MASK, rc, off, *tab;
+	void *copy;
+	int ret = rc_get(img, old >> img->cluster_bits, &rc);
+
+	if (ret)
+		return ret;
+	if (rc < 2 || !img->dev) {
+		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': the L2 table at %llu lacks COPIED but has "
+			  "refcount %llu (qemu-img check -r all mends it)", img->path,
+			  (unsigned long long)old, (unsigned long long)rc);
+		return -EIO;
+	}
+	ret = l2_table(img, l1_idx, &tab);
+	if (ret)
+		return ret;
+	copy = malloc(img->cs);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, tab, img->cs);
+	ret = alloc_cluster(img, &off);
+	if (!ret)
+		ret = write_then_link(img, copy, off, off | OFLAG_COPIED,
+				      img->l1_offset + l1_idx * 8);
+	free(copy);
+	if (ret)
+		return ret;
+	img->l1[l1_idx] = off | OFLAG_COPIED;
+	return frees_add(img->dev, old >> img->cluster_bits);
+}
+
 /* Guest cluster @g's L1 entry has a table of its own (a new one is written, synced, linked). */
 static int l2_ensure(struct q2_img *img, uint64_t g)
 {
@@ -1083,13 +1128,8 @@ static int l2_ensure(struct q2_img *img, uint64_t g)
 	void *z;
 	int ret;
 
-	if (img->l1[l1_idx] & L1E_OFFSET_MASK) {
-		if (img->l1[l1_idx] & OFLAG_COPIED)
-			return 0;
-		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': an L2 table shared with a snapshot",
-			  img->path);
-		return -EIO;
-	}
+	if (img->l1[l1_idx] & L1E_OFFSET_MASK)
+		return img->l1[l1_idx] & OFLAG_COPIED ? 0 : l2_unshare(img, l1_idx);
 	ret = alloc_cluster(img, &off);
 	if (ret)
 		return ret;
@@ -1619,6 +1659,14 @@ enum clear_how {
 	CLEAR_ALL,	/* every entry becomes the new value (a shrink) */
 };
 
+/* An entry table_clear() leaves as it is (past a kept cluster of the image's own). */
+static bool clear_keeps(const struct q2_img *img, uint64_t e, uint64_t ne, enum clear_how how)
+{
+	/* The new value, or zeros already with nothing to free or a cluster kept. */
+	return e == ne || (how != CLEAR_ALL && zero_entry(img, e) &&
+			   (how == CLEAR_KEEP || !(e & L2E_OFFSET_MASK)));
+}
+
 /*
  * Entries [@from, @to) of the cached L2 table of @l1_idx become @ne, their
  * clusters to be dropped at the next flush: changed in the cache, then the
@@ -1651,11 +1699,7 @@ static int table_clear(struct q2_dev *d, struct q2_queue *qq, uint64_t l1_idx, u
 			run_len += img->cs;
 			continue;
 		}
-		if (e == ne)
-			continue;
-		/* Zeros already, and either nothing to free or a kept cluster. */
-		if (how != CLEAR_ALL && zero_entry(img, e) &&
-		    (how == CLEAR_KEEP || !(e & L2E_OFFSET_MASK)))
+		if (clear_keeps(img, e, ne, how))
 			continue;
 		put_be64(&tab[i], ne);
 		ret = frees_add_entry(d, e);
@@ -1686,22 +1730,33 @@ static int zero_clusters(struct q2_dev *d, struct q2_queue *qq, uint64_t first, 
 			 bool keep)
 {
 	struct q2_img *img = d->top;
-	uint64_t per = 1ULL << img->l2_bits;
+	uint64_t per = 1ULL << img->l2_bits, ne = img->backing ? OFLAG_ZERO : 0, *tab;
+	enum clear_how how = keep ? CLEAR_KEEP : CLEAR_ZEROS;
 	int ret = 0;
 
 	for (uint64_t g = first, next; g < end && !ret; g = next) {
-		uint64_t l1_idx = g >> img->l2_bits;
+		uint64_t l1_idx = g >> img->l2_bits, from = g & (per - 1), to, i;
 
 		next = (l1_idx + 1) << img->l2_bits;
 		if (next > end)
 			next = end;
-		if (!(img->l1[l1_idx] & L1E_OFFSET_MASK) && !img->backing)
-			continue; /* no table: unallocated already */
+		to = ((next - 1) & (per - 1)) + 1;
+		if (!(img->l1[l1_idx] & L1E_OFFSET_MASK)) {
+			if (!img->backing)
+				continue; /* no table: unallocated already */
+		} else if (!(img->l1[l1_idx] & OFLAG_COPIED)) {
+			/* A table a snapshot shares is copied only to change it. */
+			ret = l2_table(img, l1_idx, &tab);
+			for (i = from; !ret && i < to; i++)
+				if (!clear_keeps(img, be64(&tab[i]), ne, how) ||
+				    (keep && own_cluster(be64(&tab[i]))))
+					break;
+			if (ret || i == to)
+				continue;
+		}
 		ret = l2_ensure(img, g);
 		if (!ret)
-			ret = table_clear(d, qq, l1_idx, g & (per - 1),
-					  ((next - 1) & (per - 1)) + 1, img->backing ? OFLAG_ZERO : 0,
-					  keep ? CLEAR_KEEP : CLEAR_ZEROS);
+			ret = table_clear(d, qq, l1_idx, from, to, ne, how);
 	}
 	return ret;
 }
@@ -1949,6 +2004,11 @@ static int q2_resize(struct zublk_dev *dev, uint64_t size)
 	if (img->ro) {
 		BAD(img, "served read-only (ro=1): not resized");
 		return -EROFS;
+	}
+	if (img->nr_snapshots) {
+		BAD(img, "has %u internal snapshots, sized as it is: not resized (qemu-img "
+		    "snapshot -d removes them)", img->nr_snapshots);
+		return -EOPNOTSUPP;
 	}
 	/*
 	 * Past the old end the image has no entries: reads there would go to
@@ -2784,12 +2844,7 @@ static int img_open(const char *path, const struct q2_img *child, unsigned depth
 		ret = read_tables(img, h);
 	if (ret)
 		goto err;
-	if (be32(h + 60) && !ro) {
-		BAD(img, "internal snapshots (%u): not supported for writing (ro=1 serves the "
-			 "active layer; qemu-img snapshot -d removes them)", be32(h + 60));
-		ret = -EOPNOTSUPP;
-		goto err;
-	}
+	img->nr_snapshots = be32(h + 60);
 	ret = read_backing(img, h, hlen, &bname, &bfmt);
 	if (!ret && bname)
 		ret = open_backing(img, bname, bfmt, depth);

@@ -152,18 +152,13 @@ del_held() {
 	note "$(cat "$TMP/err")"
 }
 
-# fio_bg FIO_ARGS...: fio's crc32c-verified random writes at $DEV in the
-# background, for 120 s at most (fio_pid); fio_bg_end WHAT: stop them, and
-# they must have had no error.
-fio_bg() {
-	fio --name=bg --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite \
-		--verify=crc32c --verify_fatal=1 --time_based --runtime=120 "$@" >"$FIO_LOG" 2>&1 &
-	fio_pid=$!
-}
-fio_bg_end() {
-	kill -INT $fio_pid
-	wait $fio_pid
-	grep -q "err= 0" "$FIO_LOG" || fail "fio $1: $(grep -E 'err=|verify' "$FIO_LOG" | head -3)"
+# bg_verified NAME FIO_ARGS...: bg_fio NAME of crc32c-verified random writes
+# at $DEV, for 120 s at most; bg_fio_stop NAME ends them.
+bg_verified() {
+	local name=$1
+	shift
+	bg_fio "$name" --filename="$DEV" --rw=randwrite --verify=crc32c --verify_fatal=1 \
+		--time_based --runtime=120 "$@"
 }
 
 # del_under_load WHAT [FIO_ARGS...]: delete device $ID while fio drives

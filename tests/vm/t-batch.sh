@@ -81,13 +81,10 @@ fi
 
 # kill -9 and recover under fio verify: the recovered daemon batches too.
 add -t loop -f "$TMP/img" --batch -n 0
-fio --name=v --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
-	--iodepth=32 --size=64M --verify=crc32c --verify_backlog=1024 --verify_fatal=1 \
-	--time_based --runtime=600 >"$FIO_LOG" 2>&1 &
-fio_pid=$!
+bg_verified v --bs=4k --iodepth=32 --size=64M --verify_backlog=1024
 for cycle in 1 2; do
 	sleep 2
-	kill -0 $fio_pid 2>/dev/null || fail "fio died: $(grep -E 'err|verify' "$FIO_LOG" | head -3)"
+	fio_running || fail "fio died: $(grep -E 'err|verify' "$TMP/v.log" | head -3)"
 	kill -9 "$(dev_field 0 daemon_pid)"
 	wait_until 20 state_is 0 QUIESCED || fail "cycle $cycle: not QUIESCED 20s after kill"
 	timeout 30 "$Z" recover -n 0 >/dev/null || fail "cycle $cycle: recover failed"
@@ -98,25 +95,11 @@ sleep 2
 ios0=$(counter 0 ios)
 sleep 1
 [ "$(counter 0 ios)" -gt "$ios0" ] || fail "the recovered daemon serves no requests"
-kill -INT $fio_pid
-wait $fio_pid
-grep -q "err= 0" "$FIO_LOG" || fail "fio error: $(grep -E 'err=|verify|error' "$FIO_LOG" | head -5)"
-grep -qi "verify.*bad\|crc32c.*wanted" "$FIO_LOG" && fail "verify mismatch"
+bg_fio_stop v
+grep -qi "verify.*bad\|crc32c.*wanted" "$TMP/v.log" && fail "verify mismatch"
 note "kill -9 and recover twice under fio verify: no error"
 
-# del under load.
-pid=$(dev_field 0 daemon_pid)
-fio --name=load --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randrw --bs=4k \
-	--iodepth=128 --time_based --runtime=120 >"$FIO_LOG" 2>&1 &
-fio_pid=$!
-sleep 3
-kill -0 $fio_pid 2>/dev/null || fail "fio did not run: $(tail -3 "$FIO_LOG")"
-timeout 30 "$Z" del -n 0 || fail "del under load failed or hung"
-wait_until 20 bash -c "! kill -0 $fio_pid 2>/dev/null" || fail "fio still running 20s after del"
-wait $fio_pid
-wait_until 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "daemon $pid still alive after del"
-no_devices || fail "list not empty after del"
-note "del under load: fio and daemon gone"
+del_under_load "--batch"
 
 # A kernel without it (masked): one line, no device.
 ZUBLK_FEATURE_MASK=0x$(printf "%x" $((0xfffff & ~0x8000))) "$Z" add -t null --batch >/dev/null 2>"$TMP/err" &&

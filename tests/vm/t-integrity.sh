@@ -74,13 +74,13 @@ else
 	skip_check "integrity with --batch" "the driver has no UBLK_F_BATCH_IO"
 fi
 add -t loop -f "$TMP/img" meta="$M"
-fio_bg --bs=8k --iodepth=16 --size=32M --verify_backlog=256
+bg_verified upgrades --bs=8k --iodepth=16 --size=32M --verify_backlog=256
 for i in 1 2 3; do
 	sleep 1
 	timeout 60 "$Z" upgrade -n "$ID" >/dev/null || fail "upgrade $i"
 done
 sleep 1
-fio_bg_end "across upgrades"
+bg_fio_stop upgrades
 [ "$(dev_field "$ID" meta)" = "$M" ] || fail "meta after upgrades: $(dev_field "$ID" meta)"
 del "$ID"
 note "3 live upgrades under verified writes"
@@ -114,11 +114,11 @@ blkdiscard -z -o 1M -l 1M "$DEV" || fail "blkdiscard -z"
 reads_zeros "$DEV" 1048576 0 2 || fail "discarded or zeroed blocks do not read, or not as zeros"
 
 # kill -9 under writes, recover: the metadata file is taken up again.
-fio_bg --bs=16k --iodepth=16 --size=16M --offset=16M
+bg_verified recover --bs=16k --iodepth=16 --size=16M --offset=16M
 sleep 2
 kill_recover "kill -9 under writes"
 sleep 2
-fio_bg_end "across recover"
+bg_fio_stop recover
 fio_ok after --filename="$DEV" --rw=randread --bs=16k --size=16M --offset=16M --iodepth=16
 # A recovery without its metadata file is refused (a new one would check no
 # block), the device left waiting; with the file back, it recovers.

@@ -360,23 +360,13 @@ add -t nbd socket=rec.sock
 cd / || fail "cd /"
 dev_json "$ID" '.options[]' | grep -qx "socket=$TMP/rec.sock" ||
 	fail "socket=rec.sock not made absolute: $(dev_json "$ID" .options)"
-fio --name=v --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
-	--iodepth=32 --size=32M --verify=crc32c --verify_backlog=512 --verify_fatal=1 \
-	--time_based --runtime=600 >"$FIO_LOG" 2>&1 &
-fio_pid=$!
+bg_verified v --bs=4k --iodepth=32 --size=32M --verify_backlog=512 --runtime=600
 sleep 3
-kill -0 $fio_pid 2>/dev/null || fail "recover: fio died: $(tail -3 "$FIO_LOG")"
+fio_running || fail "recover: fio died: $(tail -3 "$TMP/v.log")"
 kill_recover recover
 connected_is "$ID" True || fail "recover: connected $(dev_field "$ID" connected)"
 sleep 3
-kill -INT $fio_pid
-wait $fio_pid
-rc=$?
-grep -q "err= 0" "$FIO_LOG" ||
-	fail "recover: fio error: $(grep -E 'err=|verify' "$FIO_LOG" | head -3)"
-# fio stopped by SIGINT exits 0, 128 or 130.
-[ $rc -eq 0 ] || [ $rc -eq 128 ] || [ $rc -eq 130 ] ||
-	fail "recover: fio exit $rc: $(tail -3 "$FIO_LOG")"
+bg_fio_stop v
 [ "$(counter "$ID" errors)" = 0 ] || fail "recover: $(counter "$ID" errors) requests failed"
 del "$ID"
 note "daemon killed under verified writes: recover connected anew, no error"
@@ -426,10 +416,10 @@ for mode in zero-copy copy; do
 	jobs=()
 	((nq == 1)) || jobs=(--numjobs=$nq --group_reporting --cpus_allowed=0-$((nq - 1))
 		--cpus_allowed_policy=split --offset_increment=$((32 / nq))M)
-	fio_bg --bsrange=4k-256k --iodepth=16 --size=$((32 / nq))M --verify_backlog=64 \
+	bg_verified "rc-$mode" --bsrange=4k-256k --iodepth=16 --size=$((32 / nq))M --verify_backlog=64 \
 		${jobs[@]+"${jobs[@]}"}
 	sleep 3
-	kill -0 $fio_pid 2>/dev/null || fail "reconnect $mode: fio died: $(tail -3 "$FIO_LOG")"
+	fio_running || fail "reconnect $mode: fio died: $(tail -3 "$TMP/rc-$mode.log")"
 	rc_down
 	wait_until 10 connected_is "$ID" False ||
 		fail "reconnect $mode: connected $(dev_field "$ID" connected) with the server dead"
@@ -437,14 +427,14 @@ for mode in zero-copy copy; do
 	# the tries go on, as for a socket nobody listens on.
 	rm -f "$TMP/rc.sock"
 	sleep 2
-	kill -0 $fio_pid 2>/dev/null || fail "reconnect $mode: fio ended with the server away"
+	fio_running || fail "reconnect $mode: fio ended with the server away"
 	rc_up
 	wait_until 20 connected_is "$ID" True ||
 		fail "reconnect $mode: not connected again: $(dlog "$ID")"
 	[ "$(grep -c "zublk\[$pid\]: .* back after" "/run/zublk/$ID.log")" = $nq ] ||
 		fail "reconnect $mode: not $nq 'back after' lines: $(dlog "$ID")"
 	sleep 3
-	fio_bg_end "reconnect $mode"
+	bg_fio_stop "rc-$mode"
 	[ "$(dev_field "$ID" reconnects)" = $nq ] ||
 		fail "reconnect $mode: reconnects $(dev_field "$ID" reconnects), not $nq"
 	[ "$(counter "$ID" errors)" = 0 ] ||

@@ -19,7 +19,9 @@
 # thread; resize, grown and shrunk; an image on a block device (new clusters written whole,
 # appended after the last one in use when opened again, ENOSPC at the
 # device's end); new clusters over zeros from a synced reserve (the next run synced ahead, given back
-# at del, leaked at a kill); what is refused, one line each, and qemu's
+# at del, leaked at a kill); internal snapshots (the active layer written,
+# also from 2 queues, the snapshots unchanged, refcounts right once they
+# are deleted; resize refused); what is refused, one line each, and qemu's
 # image locks, both ways.
 . "$(dirname "$0")/lib.sh"
 for t in qemu-img qemu-io mkfs.ext4 e2fsck blkdiscard fallocate jq base64 od; do
@@ -83,12 +85,20 @@ dump() {
 no_errors() { [ "$(counter "$ID" errors)" = 0 ] || fail "$1: $(counter "$ID" errors) errors"; }
 # header IMG OFFSET BYTES: a big-endian field of IMG's header, in decimal
 header() { echo $((0x$(od -An -tx1 -j"$2" -N"$3" "$1" | tr -d ' \n'))); }
+# poke FILE OFFSET HH...: the bytes HH (two hex digits each) at OFFSET of FILE
+poke() {
+	local f=$1 at=$2 s=
+	shift 2
+	s=$(printf '\\x%s' "$@")
+	printf '%b' "$s" | dd of="$f" bs=1 seek="$at" conv=notrunc status=none ||
+		fail "patching $(basename "$f") at $at"
+}
 # set_incompat IMG BIT: set bit BIT of the v3 header's incompatible_features
 set_incompat() {
-	local v i s=
+	local v i b=()
 	v=$(($(header "$1" 72 8) | (1 << $2)))
-	for i in 56 48 40 32 24 16 8 0; do s+=$(printf '\\x%02x' $(((v >> i) & 255))); done
-	printf '%b' "$s" | dd of="$1" bs=1 seek=72 conv=notrunc status=none || fail "patching $1"
+	for i in 56 48 40 32 24 16 8 0; do b+=("$(printf '%02x' $(((v >> i) & 255)))"); done
+	poke "$1" 72 "${b[@]}"
 }
 # check_said: what qemu-img check last said, in one line
 check_said() { grep -E 'No errors|leaked clusters were found' "$TMP/check" | head -1; }
@@ -595,12 +605,10 @@ note "killed idle: check: $(check_said); recovered, reads the same"
 # end at 32M), paced (11 s at least) so that both come before fio is done.
 kv=(--filename="$DEV" --rw=randwrite --bs=4k --iodepth=32 --size=64M --verify=crc32c
 	--verify_fatal=1)
-fio --name=kv --ioengine=io_uring --direct=1 "${kv[@]}" --do_verify=1 --rate_iops=,1500 \
-	>"$FIO_LOG" 2>&1 &
-fio_pid=$!
+bg_fio kv "${kv[@]}" --do_verify=1 --rate_iops=,1500
 for cycle in 1 2; do
 	sleep 2
-	kill -0 $fio_pid 2>/dev/null || fail "kill $cycle: fio ended: $(tail -3 "$FIO_LOG")"
+	fio_running || fail "kill $cycle: fio ended: $(tail -3 "$TMP/kv.log")"
 	kill -9 "$(dev_field "$ID" daemon_pid)"
 	wait_until 20 state_is "$ID" QUIESCED || fail "kill $cycle: not QUIESCED"
 	img_check "$H/ov.qcow2" "killed under writes ($cycle)" leaks
@@ -608,8 +616,7 @@ for cycle in 1 2; do
 	timeout 30 "$Z" recover -n "$ID" >/dev/null || fail "kill $cycle: recover failed"
 	wait_until 20 state_is "$ID" LIVE || fail "kill $cycle: not LIVE"
 done
-wait $fio_pid || fail "fio across the kills: $(grep -E 'err=|verify' "$FIO_LOG" | head -3)"
-grep -q "err= 0" "$FIO_LOG" || fail "fio across the kills: $(grep err= "$FIO_LOG")"
+bg_fio_ok kv
 no_errors "after the kills"
 del "$ID"
 img_check "$H/ov.qcow2" "after the kills" leaks
@@ -871,6 +878,88 @@ img_check "$R" "m: read back"
 rm -f "$R" "$TMP/m.data"
 note "reserve: 32 clusters appended at once and the next 32 ahead, 59 leaked at a kill, given back at del"
 
+note "n) internal snapshots: the active layer written, every snapshot as it was"
+# 4k clusters: an L2 table maps 2M, so the writes below unshare some tables
+# and leave others shared.  s1 is src.raw; s2 (and the active layer) has
+# 1M of 0x5a at 4M, so its clusters there are shared by s2 alone.
+S=$TMP/n
+mkdir "$S" || fail "mkdir $S"
+snap_img() {
+	qemu-img convert -f raw -O qcow2 -o cluster_size=4k "$TMP/src.raw" "$1" ||
+		fail "qemu-img convert $1"
+	qemu-img snapshot -c s1 "$1" || fail "qemu-img snapshot -c s1"
+	qemu-io -f qcow2 -c "write -q -P 0x5a 4M 1M" "$1" >/dev/null || fail "qemu-io write"
+	qemu-img snapshot -c s2 "$1" || fail "qemu-img snapshot -c s2"
+}
+# snaps_are IMG WHAT: IMG's s1 reads as src.raw, its s2 as $S/s2.raw
+snaps_are() {
+	local s
+	for s in s1 s2; do
+		rm -f "$S/$s.out"
+		qemu-img convert -f qcow2 -l snapshot.name=$s -O raw "$1" "$S/$s.out" ||
+			fail "$2: qemu-img convert -l snapshot.name=$s"
+	done
+	cmp "$S/s1.out" "$TMP/src.raw" >/dev/null || fail "$2: snapshot s1 changed"
+	cmp "$S/s2.out" "$S/s2.raw" >/dev/null || fail "$2: snapshot s2 changed"
+}
+cp "$TMP/src.raw" "$S/s2.raw"
+head -c $M /dev/zero | tr '\0' '\132' |
+	dd of="$S/s2.raw" bs=1M seek=4 conv=notrunc status=none || fail "making s2.raw"
+cp "$S/s2.raw" "$S/cur.raw"
+snap_img "$S/snap.qcow2"
+add -t qcow2 -f "$S/snap.qcow2"
+dev_is "$S/s2.raw" "snapshots: the active layer"
+scribble "$S/cur.raw"
+# Into the clusters s2 alone shares, and a discard over 2M of shared ones.
+dd if="$TMP/patch" of="$DEV" bs=64k count=1 seek=$((4 * 16 + 3)) oflag=direct conv=notrunc \
+	status=none || fail "writing at 4M+192k"
+dd if="$TMP/patch" of="$S/cur.raw" bs=64k count=1 seek=$((4 * 16 + 3)) conv=notrunc \
+	status=none || fail "writing cur.raw"
+blkdiscard -o $((20 * M)) -l $((2 * M)) "$DEV" || fail "blkdiscard 20M+2M"
+dd if=/dev/zero of="$S/cur.raw" bs=1M count=2 seek=20 conv=notrunc status=none
+# Write zeroes from inside a shared cluster over 14 whole ones, ending inside one.
+blkdiscard -z -o $((24 * M + 2 * K)) -l $((60 * K)) "$DEV" || fail "blkdiscard -z at 24M+2k"
+dd if=/dev/zero of="$S/cur.raw" bs=1k count=60 seek=$((24 * K + 2)) conv=notrunc status=none
+dev_is "$S/cur.raw" "snapshots: written"
+"$Z" resize -n "$ID" 64M >/dev/null 2>"$TMP/err" && fail "snapshots: resize accepted"
+[ "$(wc -l <"$TMP/err")" = 1 ] && grep -q "snapshots" "$TMP/err" ||
+	fail "snapshots: resize refused with '$(cat "$TMP/err")'"
+[ "$(blockdev --getsize64 "$DEV")" = $((32 * M)) ] || fail "snapshots: $DEV resized"
+note "$(cat "$TMP/err")"
+no_errors "snapshots"
+del "$ID"
+img_check "$S/snap.qcow2" "snapshots: written"
+same "$S/snap.qcow2" "$S/cur.raw" "snapshots: the active layer"
+snaps_are "$S/snap.qcow2" "snapshots: written"
+[ "$(qinfo "$S/snap.qcow2" '."virtual-size"')" = $((32 * M)) ] || fail "snapshots: resized"
+# A new daemon reads what the last one wrote.
+add -t qcow2 -f "$S/snap.qcow2"
+dev_is "$S/cur.raw" "snapshots: opened again"
+del "$ID"
+# Deleting the snapshots frees what only they held: every refcount right,
+# or qemu-img check finds leaks or errors.
+qemu-img snapshot -d s1 "$S/snap.qcow2" && qemu-img snapshot -d s2 "$S/snap.qcow2" ||
+	fail "qemu-img snapshot -d"
+img_check "$S/snap.qcow2" "snapshots deleted"
+same "$S/snap.qcow2" "$S/cur.raw" "snapshots deleted"
+note "snapshots: 8 writes, a discard and write zeroes, check clean, s1 and s2 unchanged, clean again once deleted"
+# Verified writes from 2 queues racing on the shared tables: 16 jobs of 1M
+# each, one CPU (so one queue) each in turn, two on every 2M table.
+snap_img "$S/race.qcow2"
+add -t qcow2 -f "$S/race.qcow2" -q 2
+fio_ok n1 --filename="$DEV" --rw=randwrite --bsrange=4k-64k --iodepth=16 --numjobs=16 \
+	--offset_increment=1M --size=1M --cpus_allowed=0-1 --cpus_allowed_policy=split \
+	--verify=crc32c --do_verify=1 --verify_fatal=1
+no_errors "snapshots, 2 queues"
+del "$ID"
+img_check "$S/race.qcow2" "snapshots, 2 queues"
+snaps_are "$S/race.qcow2" "snapshots, 2 queues"
+qemu-img snapshot -d s1 "$S/race.qcow2" && qemu-img snapshot -d s2 "$S/race.qcow2" ||
+	fail "qemu-img snapshot -d"
+img_check "$S/race.qcow2" "snapshots, 2 queues, deleted"
+rm -rf "$S"
+note "snapshots, 2 queues: verified writes, check clean, s1 and s2 unchanged, clean once deleted"
+
 note "i) refused: one line each, nothing left, the image untouched"
 I=$TMP/i
 mkdir "$I" || fail "mkdir $I"
@@ -886,7 +975,6 @@ truncate -s 16M "$I/raw.img"
 refused "not a qcow2" "$I/raw.img"
 mk "$I/snap.qcow2"
 qemu-img snapshot -c s1 "$I/snap.qcow2" || fail "qemu-img snapshot"
-refused "snapshot" "$I/snap.qcow2"
 # ro=1 serves its active layer, read-only, and leaves it as it was.
 qemu-img convert -O raw "$I/snap.qcow2" "$I/snap.raw" || fail "qemu-img convert snap"
 sum=$(sha256sum "$I/snap.qcow2")
@@ -913,11 +1001,11 @@ qemu-img info "$I/bit10.qcow2" >/dev/null 2>&1 && fail "qemu-img opens bit10.qco
 refused "incompatible" "$I/bit10.qcow2"
 # A compression type past zstd (1): the header's byte 104.
 qemu-img create -q -f qcow2 -o compression_type=zstd "$I/ct2.qcow2" 16M || fail "qemu-img create ct2"
-printf '\x02' | dd of="$I/ct2.qcow2" bs=1 seek=104 conv=notrunc status=none || fail "ct2: byte 104"
+poke "$I/ct2.qcow2" 104 02
 refused "compression type 2: not zlib \(0\) or zstd \(1\)" "$I/ct2.qcow2"
 # zstd in byte 104 without its incompatible bit: a header qemu refuses too.
 mk "$I/ctbit.qcow2"
-printf '\x01' | dd of="$I/ctbit.qcow2" bs=1 seek=104 conv=notrunc status=none || fail "ctbit: byte 104"
+poke "$I/ctbit.qcow2" 104 01
 refused "compression type 1 with its incompatible bit clear: corrupt header" "$I/ctbit.qcow2"
 if qemu-img create -q -f qcow2 -o data_file="$I/data.raw" "$I/ext.qcow2" 16M 2>/dev/null; then
 	refused "data.file|external|incompatible" "$I/ext.qcow2"
@@ -933,8 +1021,7 @@ fi
 # makes takes seconds of key stretching.  crypt_method is the header's
 # 4 bytes at 32, and qemu reads the image as AES-encrypted.
 mk -o compat=0.10 "$I/aes.qcow2"
-printf '\x00\x00\x00\x01' | dd of="$I/aes.qcow2" bs=1 seek=32 conv=notrunc status=none ||
-	fail "patching aes.qcow2"
+poke "$I/aes.qcow2" 32 00 00 00 01
 [ "$(qinfo "$I/aes.qcow2" .encrypted)" = true ] || fail "qemu does not see aes.qcow2 encrypted"
 refused "encrypt" "$I/aes.qcow2"
 cp "$TMP/patch" "$I/gone.raw" || fail "cp"

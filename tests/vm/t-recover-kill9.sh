@@ -7,13 +7,10 @@ truncate -s 256M "$TMP/img"
 for mode in copy user-copy zero-copy auto-zero-copy; do
 	add -t loop -f "$TMP/img" --mode "$mode" -n 0
 	[ "$(dev_field 0 state)" = LIVE ] || fail "not live"
-	fio --name=v --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
-		--iodepth=32 --size=64M --verify=crc32c --verify_backlog=1024 --verify_fatal=1 \
-		--time_based --runtime=600 >"$FIO_LOG" 2>&1 &
-	fio_pid=$!
+	bg_verified "v-$mode" --bs=4k --iodepth=32 --size=64M --verify_backlog=1024 --runtime=600
 	for cycle in 1 2 3; do
 		sleep 2
-		kill -0 $fio_pid 2>/dev/null || fail "$mode: fio died: $(grep -E 'err|verify' "$FIO_LOG" | head -3)"
+		fio_running || fail "$mode: fio died: $(grep -E 'err|verify' "$TMP/v-$mode.log" | head -3)"
 		pid=$(dev_field 0 daemon_pid)
 		kill -9 "$pid"
 		start=$SECONDS
@@ -25,12 +22,8 @@ for mode in copy user-copy zero-copy auto-zero-copy; do
 		note "$mode cycle $cycle: quiesced in ${t_q}s, live in $((SECONDS - start))s"
 	done
 	sleep 2
-	kill -INT $fio_pid
-	wait $fio_pid
-	rc=$?
-	grep -q "err= 0" "$FIO_LOG" || fail "$mode: fio error: $(grep -E 'err=|verify|error' "$FIO_LOG" | head -5)"
-	grep -qi "verify.*bad\|crc32c.*wanted" "$FIO_LOG" && fail "$mode: verify mismatch"
-	[ $rc -eq 0 ] || [ $rc -eq 128 ] || [ $rc -eq 130 ] || fail "$mode: fio exit $rc: $(tail -5 "$FIO_LOG")"
+	bg_fio_stop "v-$mode"
+	grep -qi "verify.*bad\|crc32c.*wanted" "$TMP/v-$mode.log" && fail "$mode: verify mismatch"
 	errs=$(counter 0 errors)
 	[ "$errs" = 0 ] || fail "$mode: $errs requests failed after the last recovery"
 	del 0

@@ -172,10 +172,7 @@ note "a write-sealed memfd: mapped r--s, $n of 256 writes in shared memory, veri
 # kill -9 mid-IO, recover: the driver kept the registration, the new daemon
 # maps the file again and serves from it.
 add -t loop -f "$TMP/img" --shmem "$SHM" -n 7
-fio --name=k --filename="$DEV" --ioengine=io_uring --direct=1 $IOMEM --rw=randwrite --bs=4k \
-	--iodepth=16 --size=32M --verify=crc32c --verify_backlog=512 --verify_fatal=1 \
-	--time_based --runtime=600 >"$FIO_LOG" 2>&1 &
-fio_pid=$!
+bg_verified k $IOMEM --bs=4k --iodepth=16 --size=32M --verify_backlog=512 --runtime=600
 sleep 2
 kill -9 "$(dev_field 7 daemon_pid)"
 wait_until 20 state_is 7 QUIESCED || fail "not QUIESCED 20 s after kill -9 ($(dev_field 7 state))"
@@ -183,9 +180,7 @@ timeout 30 "$Z" recover -n 7 >/dev/null || fail "recover failed"
 wait_until 20 state_is 7 LIVE || fail "not LIVE 20 s after recover"
 [ "$(dev_json 7 '.shmem[0].file')" = "$SHM" ] || fail "the recovered device lost its shmem file"
 sleep 2
-kill -INT $fio_pid
-wait $fio_pid
-grep -q "err= 0" "$FIO_LOG" || fail "fio across the recovery: $(grep -E 'err=|verify' "$FIO_LOG" | head -3)"
+bg_fio_stop k
 # The new daemon's counters start at 0.
 n=$(counter 7 shmem_ios)
 [ "$n" -gt 0 ] || fail "after recovery: no request through shared memory"

@@ -338,16 +338,13 @@ fi
 # 9. The daemon killed under reads: recover; zones as they were, no error.
 add -t zoned dir="$TMP/z" size=512M zone_size=32M conv_zones=2
 blkzone report "$DEV" | sed 's/zcond.*//' >"$TMP/before"
-fio --name=r --filename="$DEV" --ioengine=io_uring --direct=1 --rw=randread --bs=4k \
-	--iodepth=32 --offset=64M --size=64M --time_based --runtime=600 >"$FIO_LOG" 2>&1 &
-fio_pid=$!
+bg_fio r --filename="$DEV" --rw=randread --bs=4k --iodepth=32 --offset=64M --size=64M \
+	--time_based --runtime=600
 sleep 3
-kill -0 $fio_pid 2>/dev/null || fail "recover: fio died: $(tail -3 "$FIO_LOG")"
+fio_running || fail "recover: fio died: $(tail -3 "$TMP/r.log")"
 kill_recover recover
 sleep 2
-kill -INT $fio_pid
-wait $fio_pid
-grep -q "err= 0" "$FIO_LOG" || fail "recover: fio error: $(grep -E 'err=' "$FIO_LOG" | head -3)"
+bg_fio_stop r
 blkzone report "$DEV" | sed 's/zcond.*//' >"$TMP/after"
 cmp -s "$TMP/before" "$TMP/after" || fail "zones changed across the recovery"
 note "daemon killed under reads: recovered, zones as they were"
