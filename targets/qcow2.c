@@ -3132,6 +3132,8 @@ static void q2_status(struct zublk_dev *dev, FILE *json)
 	struct q2_dev *d = zublk_dev_priv(dev);
 
 	fprintf(json, ",\"buffered\":%s", d && d->direct ? "false" : "true");
+	if (d)
+		fprintf(json, ",\"snapshots\":%u", d->top->nr_snapshots);
 }
 
 const struct zublk_target_ops zublk_qcow2_ops = {

@@ -21,7 +21,7 @@
 # device's end); new clusters over zeros from a synced reserve (the next run synced ahead, given back
 # at del, leaked at a kill); internal snapshots (the active layer written,
 # also from 2 queues, the snapshots unchanged, refcounts right once they
-# are deleted; resize refused); what is refused, one line each, and qemu's
+# are deleted, leaks at worst at a kill -9; resize refused); what is refused, one line each, and qemu's
 # image locks, both ways.
 . "$(dirname "$0")/lib.sh"
 for t in qemu-img qemu-io mkfs.ext4 e2fsck blkdiscard fallocate jq base64 od; do
@@ -909,6 +909,7 @@ cp "$S/s2.raw" "$S/cur.raw"
 snap_img "$S/snap.qcow2"
 add -t qcow2 -f "$S/snap.qcow2"
 dev_is "$S/s2.raw" "snapshots: the active layer"
+[ "$(dev_field "$ID" snapshots)" = 2 ] || fail "snapshots: list says $(dev_field "$ID" snapshots)"
 scribble "$S/cur.raw"
 # Into the clusters s2 alone shares, and a discard over 2M of shared ones.
 dd if="$TMP/patch" of="$DEV" bs=64k count=1 seek=$((4 * 16 + 3)) oflag=direct conv=notrunc \
@@ -957,8 +958,29 @@ snaps_are "$S/race.qcow2" "snapshots, 2 queues"
 qemu-img snapshot -d s1 "$S/race.qcow2" && qemu-img snapshot -d s2 "$S/race.qcow2" ||
 	fail "qemu-img snapshot -d"
 img_check "$S/race.qcow2" "snapshots, 2 queues, deleted"
-rm -rf "$S"
 note "snapshots, 2 queues: verified writes, check clean, s1 and s2 unchanged, clean once deleted"
+# kill -9 under verified writes: at the kill, leaks at worst and the
+# snapshots as they were; recovered, fio goes on and verifies.
+snap_img "$S/kill.qcow2"
+add -t qcow2 -f "$S/kill.qcow2"
+bg_verified kill --bs=4k --iodepth=16 --size=32M --verify_backlog=256
+sleep 3
+fio_running || fail "snapshots, kill -9: fio ended early: $(tail -3 "$TMP/kill.log")"
+kill -9 "$(dev_field "$ID" daemon_pid)"
+wait_until 20 state_is "$ID" QUIESCED || fail "snapshots: not QUIESCED after kill -9"
+img_check "$S/kill.qcow2" "snapshots: killed under writes" leaks
+snaps_are "$S/kill.qcow2" "snapshots: killed under writes"
+note "snapshots, killed under writes: check: $(check_said); s1 and s2 unchanged"
+timeout 30 "$Z" recover -n "$ID" >/dev/null || fail "snapshots: recover failed"
+wait_until 20 state_is "$ID" LIVE || fail "snapshots: not LIVE after recover"
+sleep 2
+bg_fio_stop kill
+no_errors "snapshots, recovered"
+del "$ID"
+img_check "$S/kill.qcow2" "snapshots: recovered" leaks
+snaps_are "$S/kill.qcow2" "snapshots: recovered"
+rm -rf "$S"
+note "snapshots, recovered: fio verified across the kill, check: $(check_said)"
 
 note "i) refused: one line each, nothing left, the image untouched"
 I=$TMP/i
