@@ -106,7 +106,8 @@ struct q2_img {
 	uint64_t size;			/* virtual size (raw: the file's) */
 	unsigned version;
 	bool zstd;			/* compressed clusters are zstd's (else deflate's) */
-	uint32_t nr_snapshots;		/* internal ones (the active layer is served) */
+	uint32_t nr_snapshots;		/* internal ones */
+	uint64_t snap_offset;		/* their table */
 	uint64_t autoclear;		/* the header's autoclear features, cleared once served */
 	const struct q2_img *child;	/* the image whose backing this is, or NULL */
 	unsigned cluster_bits;
@@ -2845,6 +2846,7 @@ static int img_open(const char *path, const struct q2_img *child, unsigned depth
 	if (ret)
 		goto err;
 	img->nr_snapshots = be32(h + 60);
+	img->snap_offset = be64(h + 64);
 	ret = read_backing(img, h, hlen, &bname, &bfmt);
 	if (!ret && bname)
 		ret = open_backing(img, bname, bfmt, depth);
@@ -2858,6 +2860,129 @@ static int img_open(const char *path, const struct q2_img *child, unsigned depth
 err:
 	img_close(img);
 	return ret;
+}
+
+/* What use_snapshot() takes of a snapshot table entry. */
+struct q2_snap {
+	uint64_t l1_off, size;
+	uint32_t l1_size;
+};
+
+/*
+ * The entry of the snapshot table whose id (@by_id) or name is @name: 1 and
+ * @out filled, 0 if none, or -errno (a table not as the spec says).
+ */
+static int snap_find(struct q2_img *img, const char *name, bool by_id, struct q2_snap *out)
+{
+	uint64_t off = img->snap_offset, end = img->file_end;
+	uint32_t extra;
+	uint16_t id_len, name_len;
+	uint8_t e[40], x[16];
+	char *id, *nm; /* the entry's id and name, each NUL-ended */
+	bool found;
+	int ret;
+
+	for (uint32_t i = 0; i < img->nr_snapshots; i++) {
+		/* qemu's bounds: 64 MiB of table, 1 KiB of extra data per entry. */
+		if (off - img->snap_offset > (64ULL << 20) || end < sizeof(e) ||
+		    off > end - sizeof(e))
+			return -EINVAL;
+		ret = pread_all(img->fd, e, sizeof(e), off);
+		if (ret)
+			return ret;
+		extra = be32(e + 36);
+		id_len = (uint16_t)(e[12] << 8 | e[13]), name_len = (uint16_t)(e[14] << 8 | e[15]);
+		if (extra > 1024 || off + sizeof(e) + extra + id_len + name_len > end)
+			return -EINVAL;
+		memset(x, 0, sizeof(x));
+		id = calloc(1, (size_t)id_len + name_len + 2);
+		if (!id)
+			return -ENOMEM;
+		nm = id + id_len + 1;
+		ret = pread_all(img->fd, x, extra < sizeof(x) ? extra : sizeof(x), off + sizeof(e));
+		if (!ret)
+			ret = pread_all(img->fd, id, id_len, off + sizeof(e) + extra);
+		if (!ret)
+			ret = pread_all(img->fd, nm, name_len, off + sizeof(e) + extra + id_len);
+		found = !ret && !strcmp(by_id ? id : nm, name);
+		free(id);
+		if (ret)
+			return ret;
+		if (found) {
+			out->l1_off = be64(e), out->l1_size = be32(e + 8);
+			/* The disk size when it was taken; else the header's. */
+			out->size = extra >= 16 ? be64(x + 8) : img->size;
+			return 1;
+		}
+		off = (off + sizeof(e) + extra + id_len + name_len + 7) & ~7ULL;
+	}
+	return 0;
+}
+
+/*
+ * snapshot=NAME (with ro=1): the internal snapshot whose id or else name
+ * is @name (qemu's order) is served instead of the active layer: its L1
+ * table and its disk size take the place of the header's (the refcounts,
+ * the backing file and everything else are the image's).
+ */
+static int use_snapshot(struct q2_img *img, const char *name)
+{
+	struct q2_snap sn;
+	uint64_t *l1;
+	int32_t *slot;
+	unsigned nr_slots;
+	struct l2_slot *slots;
+	int ret = -EINVAL;
+
+	if (img->nr_snapshots <= 65536 && !(img->snap_offset & (img->cs - 1))) {
+		ret = snap_find(img, name, true, &sn);
+		if (!ret)
+			ret = snap_find(img, name, false, &sn);
+	}
+	if (ret < 0) {
+		BAD(img, "its snapshot table (%u entries at %llu) is corrupt: %s",
+		    img->nr_snapshots, (unsigned long long)img->snap_offset, strerror(-ret));
+		return ret;
+	}
+	if (!ret) {
+		BAD(img, "no internal snapshot named '%s' (qemu-img snapshot -l lists them)", name);
+		return -ENOENT;
+	}
+	if (sn.l1_off & (img->cs - 1) || sn.l1_size > (32U << 20) / 8 ||
+	    sn.l1_size < l1_entries_for(img, sn.size) || sn.l1_off > img->file_end ||
+	    (uint64_t)sn.l1_size * 8 > img->file_end - sn.l1_off) {
+		BAD(img, "snapshot '%s': an L1 table of %u entries at %llu for %llu bytes", name,
+		    sn.l1_size, (unsigned long long)sn.l1_off, (unsigned long long)sn.size);
+		return -EINVAL;
+	}
+	/* As read_tables() sizes the L2 cache for the header's table. */
+	nr_slots = (unsigned)((32ULL << 20) / img->cs);
+	nr_slots = nr_slots < 16 ? 16 : nr_slots;
+	nr_slots = nr_slots > sn.l1_size ? (sn.l1_size ? sn.l1_size : 1) : nr_slots;
+	l1 = calloc(sn.l1_size ? sn.l1_size : 1, 8);
+	slot = malloc((sn.l1_size ? sn.l1_size : 1) * sizeof(*slot));
+	slots = calloc(nr_slots, sizeof(*slots));
+	ret = l1 && slot && slots ? pread_all(img->fd, l1, (size_t)sn.l1_size * 8, sn.l1_off)
+				   : -ENOMEM;
+	if (ret) {
+		free(l1), free(slot), free(slots);
+		if (ret != -ENOMEM)
+			BAD(img, "snapshot '%s': reading its L1 table: %s", name, strerror(-ret));
+		return ret;
+	}
+	slot[0] = -1;
+	for (uint32_t i = 0; i < sn.l1_size; i++) {
+		l1[i] = be64(&l1[i]);
+		slot[i] = -1;
+	}
+	for (unsigned i = 0; i < nr_slots; i++)
+		slots[i].l1_idx = -1;
+	for (unsigned i = 0; i < img->nr_slots; i++)
+		free(img->slots[i].tab);
+	free(img->l1), free(img->l1_slot), free(img->slots);
+	img->l1 = l1, img->l1_slot = slot, img->slots = slots, img->nr_slots = nr_slots;
+	img->l1_size = sn.l1_size, img->l1_offset = sn.l1_off, img->size = sn.size;
+	return 0;
 }
 
 /*
@@ -2943,7 +3068,7 @@ static void q2_free(struct q2_dev *d)
 
 static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_target_geom *geom)
 {
-	const char *file = zublk_opts_get(opts, "file");
+	const char *file = zublk_opts_get(opts, "file"), *snap = zublk_opts_get(opts, "snapshot");
 	struct q2_dev *d;
 	bool ro = false, buffered = true;
 	int ret;
@@ -2961,6 +3086,12 @@ static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_
 			  zublk_opts_get(opts, "buffered"));
 		return -EINVAL;
 	}
+	if (snap && (!*snap || !ro)) {
+		zublk_log(ZUBLK_LOG_ERR, "snapshot '%s': %s", snap,
+			  *snap ? "an internal snapshot is served read-only: add ro=1"
+				: "needs a name or id");
+		return -EINVAL;
+	}
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
@@ -2972,6 +3103,11 @@ static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_
 	if (ret)
 		goto err;
 	d->top->dev = d;
+	if (snap) {
+		ret = use_snapshot(d->top, snap);
+		if (ret)
+			goto err;
+	}
 	if (!ro) {
 		ret = find_free(d->top);
 		if (ret) {
@@ -3140,7 +3276,7 @@ const struct zublk_target_ops zublk_qcow2_ops = {
 	.name = "qcow2",
 	.summary = "a qcow2 image (v2, v3) with its backing chain (qcow2 or raw)",
 	.usage = "file=PATH (or -f PATH)  ro=0|1  buffered=0|1 (default 1; 0: O_DIRECT for the "
-		 "data)",
+		 "data)  snapshot=NAME (an internal snapshot's name or id, with ro=1)",
 	.modes = ZUBLK_MODES_ALL,
 	.init = q2_init,
 	.exit = q2_exit,
