@@ -105,6 +105,7 @@ _Static_assert(sizeof(struct nbd_reply) == 16, "the wire's simple reply");
 
 #define NBD_DEF_PORT "10809"
 #define NBD_DEF_TIMEOUT 30U		/* seconds */
+#define NBD_LOSSES_MAX 3		/* connections lost with a request sent: it fails */
 #define NBD_HANDSHAKE_TIMEOUT 10	/* seconds, for connect and negotiation */
 /*
  * Once the device begins to stop (->stopping), how long requests may still
@@ -143,6 +144,9 @@ struct nbd_tag {
 	uint8_t state;
 	bool big;		/* a READ whose data are read into the request, not copied */
 	bool queued;		/* in the send fifo: not all of it has gone out */
+	uint8_t losses;		/* connections lost with it sent */
+	uint32_t gen;		/* the cookie's upper half: which request of this tag */
+	uint64_t since_ns;	/* sent (again) on this connection, or waiting to be */
 	int result;		/* once T_REPLIED */
 	/* the list of requests waiting for a reply */
 	int prev, next;
@@ -1028,6 +1032,15 @@ static int nbd_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		ret = -EINVAL;
 		goto err;
 	}
+	/* The spec's: powers of two, the maximum a multiple of the minimum (or no limit). */
+	if ((ex.min_bs & (ex.min_bs - 1)) || (ex.pref_bs & (ex.pref_bs - 1)) ||
+	    (ex.min_bs && ex.max_bs != UINT32_MAX && ex.max_bs % ex.min_bs)) {
+		zublk_log(ZUBLK_LOG_ERR, "nbd export '%s': block sizes minimum %u, preferred %u, "
+			  "maximum %u: not powers of two, or the maximum not a multiple of the "
+			  "minimum", nd->export_name, ex.min_bs, ex.pref_bs, ex.max_bs);
+		ret = -EINVAL;
+		goto err;
+	}
 	geom->size = nd->size;
 	geom->logical_bs_shift = shift_of(ex.min_bs);
 	geom->physical_bs_shift = shift_of(ex.pref_bs);
@@ -1412,12 +1425,24 @@ static void reconnect_resume(struct zublk_queue *q, struct nbd_conn *c, int fd)
 	c->carrier = c->reading = -1;
 	c->chain_sqes = c->chain_reqs = 0;
 	c->fifo_head = c->fifo_len = 0;
-	for (int t = c->wait_head; t >= 0; t = c->tags[t].next) {
+	for (int t = c->wait_head, next; t >= 0; t = next) {
 		struct nbd_tag *tg = &c->tags[t];
 
+		next = tg->next;
+		/* Out on NBD_LOSSES_MAX connections that were lost: the server cannot take it. */
+		if (tg->hdr_sent && ++tg->losses >= NBD_LOSSES_MAX) {
+			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u: a request of %u "
+				  "bytes at %llu lost with %u connections: failed", nd->server,
+				  c->id, be32toh(tg->req.len),
+				  (unsigned long long)be64toh(tg->req.offset), NBD_LOSSES_MAX);
+			tag_replied(c, t, -EIO);
+			tag_finish(q, c, t);
+			continue;
+		}
 		tg->hdr_sent = tg->data_got = 0;
 		tg->data_sent = be16toh(tg->req.type) == NBD_CMD_READ ? tg->len : 0;
 		tg->queued = true;
+		tg->since_ns = zublk_now_ns();
 		c->fifo[c->fifo_len++] = t;
 		n++;
 	}
@@ -1607,21 +1632,35 @@ static void send_done(struct zublk_queue *q, struct nbd_conn *c, struct nbd_tag 
 	send_kick(q, c);
 }
 
+/*
+ * The tag whose waiting request a reply's @cookie names (its low half the
+ * tag, its high half which request of it: a late reply to an older one
+ * names none), or -1.
+ */
+static int reply_tag(const struct nbd_conn *c, uint64_t cookie)
+{
+	uint32_t t = (uint32_t)cookie;
+
+	return t < c->depth && c->tags[t].state == T_WAITING &&
+			       c->tags[t].gen == (uint32_t)(cookie >> 32)
+		       ? (int)t
+		       : -1;
+}
+
 /* Bytes the reply at the head of the buffer still lacks (0: it is whole). */
 static uint32_t reply_lacks(const struct nbd_conn *c)
 {
 	struct nbd_reply rep;
-	uint64_t cookie;
 	uint32_t need = sizeof(rep);
+	int t;
 
 	if (c->rlen >= sizeof(rep)) {
 		memcpy(&rep, c->rbuf, sizeof(rep));
-		cookie = be64toh(rep.cookie);
+		t = reply_tag(c, be64toh(rep.cookie));
 		/* A small READ's data come with it; anything odd is for reply_in() to judge. */
-		if (be32toh(rep.magic) == NBD_SIMPLE_REPLY_MAGIC && !rep.error &&
-		    cookie < c->depth && c->tags[cookie].state == T_WAITING &&
-		    be16toh(c->tags[cookie].req.type) == NBD_CMD_READ && !c->tags[cookie].big)
-			need += c->tags[cookie].len;
+		if (be32toh(rep.magic) == NBD_SIMPLE_REPLY_MAGIC && !rep.error && t >= 0 &&
+		    be16toh(c->tags[t].req.type) == NBD_CMD_READ && !c->tags[t].big)
+			need += c->tags[t].len;
 	}
 	return need > c->rlen ? need - c->rlen : 0;
 }
@@ -1759,21 +1798,31 @@ static int reply_in(struct zublk_queue *q, struct nbd_conn *c, const unsigned ch
 		conn_fail(q, c, "a reply with a bad magic", -EPROTO);
 		return -1;
 	}
-	if (cookie >= c->depth || c->tags[cookie].state != T_WAITING ||
-	    c->tags[cookie].hdr_sent < sizeof(c->tags[cookie].req)) {
+	t = reply_tag(c, cookie);
+	if (t < 0 || c->tags[t].hdr_sent < sizeof(c->tags[t].req)) {
 		conn_fail(q, c, "a reply to no request of ours", -EPROTO);
 		return -1;
 	}
-	t = (int)cookie;
 	tg = &c->tags[t];
-	c->lost_ns = 0;		/* the server answers: a later loss has its own time */
 	/*
 	 * NBD_ESHUTDOWN: the server is going away and did not do it; the
 	 * client must disconnect.  The request waits as the others do: sent
-	 * again on a new connection (reconnect=), else failed with them.
+	 * again on a new connection (reconnect=), else failed with them.  It
+	 * is no answer: the time since the connection was first lost runs on.
 	 */
 	if (err == 108) {
 		conn_fail(q, c, "the server is shutting down", 0);
+		return -1;
+	}
+	c->lost_ns = 0;		/* the server answers: a later loss has its own time */
+	/*
+	 * A server that answers the others but not the oldest (timeout=):
+	 * the connection is taken for lost, as when nothing comes at all.
+	 */
+	if (nd->timeout && c->wait_head >= 0 && c->wait_head != t &&
+	    zublk_now_ns() - c->tags[c->wait_head].since_ns >
+		    (uint64_t)nd->timeout * 1000000000ULL) {
+		conn_fail(q, c, "a request unanswered past timeout=", -ETIMEDOUT);
 		return -1;
 	}
 	if (err)
@@ -1937,7 +1986,7 @@ static int nbd_queue_io(struct zublk_queue *q, struct zublk_io *io)
 		.magic = htobe32(NBD_REQUEST_MAGIC),
 		.flags = htobe16(flags),
 		.type = htobe16(type),
-		.cookie = htobe64((uint64_t)t),
+		.cookie = htobe64((uint64_t)++tg->gen << 32 | (uint64_t)t),
 		.offset = htobe64(type == NBD_CMD_FLUSH ? 0 : io->offset),
 		.len = htobe32((uint32_t)io->len),
 	};
@@ -1945,6 +1994,8 @@ static int nbd_queue_io(struct zublk_queue *q, struct zublk_io *io)
 	tg->len = io->op == UBLK_IO_OP_READ || io->op == UBLK_IO_OP_WRITE ? (uint32_t)io->len : 0;
 	tg->inflight = 0;
 	tg->queued = false;
+	tg->losses = 0;
+	tg->since_ns = zublk_now_ns();
 	tg->result = 0;
 	tg->state = T_WAITING;
 	wait_add(c, t);

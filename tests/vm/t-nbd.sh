@@ -5,7 +5,9 @@
 # image clean after; a read-only export; discard and write zeroes; bad input
 # (nothing listening, an unknown export, no server, no multi-conn) one line
 # each; URIs (uri=nbd://, nbd+unix://) and bad ones; a server killed under
-# load and one that stops answering (timeout=3; timeout=0: del bounded):
+# load and one that stops answering (timeout=3; timeout=0: del bounded),
+# one that answers writes but not a read (timeout=3), one that answers
+# every read with ESHUTDOWN (reconnect=30: failed after 3 connections):
 # IO fails with EIO in bounded time, the daemon lives on, del removes it;
 # upgrade and recover connect anew; del under load; reconnect= (the server
 # killed and back: no error; away too long; another export; del meanwhile).
@@ -297,6 +299,38 @@ del_waiting "timeout=0"
 grep -q "no reply came for 5 s since the device began to stop" "/run/zublk/$ID.log" ||
 	fail "timeout=0: no 'no reply came' line: $(dlog "$ID")"
 note "timeout=0, a server that does not answer: del took ${TOOK}s"
+# ... and a server that answers writes but not a read: once the read is
+# older than timeout=3, the next reply ends the connection (the receive's
+# own timeout never runs out while the writes are answered).
+nbdkit_up rslow --filter=delay memory 64M rdelay=20
+add -t nbd socket="$TMP/rslow.sock" timeout=3 --no-part-scan
+start=$SECONDS
+dd if="$DEV" of=/dev/null bs=4k count=1 skip=100 iflag=direct status=none 2>/dev/null &
+rd=$!
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	sleep 1
+	dd if=/dev/zero of="$DEV" bs=4k count=1 seek=$i oflag=direct status=none 2>/dev/null ||
+		break
+done
+wait $rd && fail "timeout=3, writes answered: the read waited for its reply"
+TOOK=$((SECONDS - start))
+[ $TOOK -le 12 ] || fail "timeout=3, writes answered: the read failed after ${TOOK}s"
+grep -q "a request unanswered past timeout=" "/run/zublk/$ID.log" ||
+	fail "timeout=3, writes answered: no 'unanswered' line: $(dlog "$ID")"
+del "$ID"
+note "timeout=3, writes answered but not a read: the read failed after ${TOOK}s"
+# A server that answers every read with ESHUTDOWN (the client must
+# disconnect): with reconnect=30 the read is sent again on new
+# connections, and fails once 3 of them were lost with it, not after 30 s.
+nbdkit_up eshut --filter=error memory 64M error=ESHUTDOWN error-pread-rate=100%
+add -t nbd socket="$TMP/eshut.sock" reconnect=30 --no-part-scan
+read_eio "ESHUTDOWN, reconnect=30" 0 10
+grep -q "lost with 3 connections: failed" "/run/zublk/$ID.log" ||
+	fail "ESHUTDOWN: no 'lost with 3 connections' line: $(dlog "$ID")"
+dd if=/dev/zero of="$DEV" bs=4k count=1 oflag=direct status=none 2>"$TMP/err" ||
+	fail "ESHUTDOWN: a write (not refused) failed: $(cat "$TMP/err")"
+del "$ID"
+note "ESHUTDOWN to every read, reconnect=30: the read failed after ${TOOK}s, writes served"
 # ... and a server that stops in the middle of a long read's data (which
 # goes straight into the request, not through a header's receive):
 # timeout=3 ends that wait too.  A proxy in front of nbdkit, once told
