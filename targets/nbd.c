@@ -188,6 +188,7 @@ struct nbd_conn {
 	_Atomic unsigned progress;	/* replies and long reads' data that came, ever */
 	char why[200];		/* why its last try failed */
 	uint64_t lost_ns;	/* when requests began to wait for a connection; 0: none */
+	int blame;		/* the tag the last loss came of (its reply, its wait); -1: any */
 	_Atomic unsigned reconnects;
 };
 
@@ -1032,12 +1033,17 @@ static int nbd_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		ret = -EINVAL;
 		goto err;
 	}
-	/* The spec's: powers of two, the maximum a multiple of the minimum (or no limit). */
+	/*
+	 * The spec's: powers of two, the preferred one no smaller than the
+	 * minimum, the maximum a multiple of the minimum (or no limit).
+	 */
 	if ((ex.min_bs & (ex.min_bs - 1)) || (ex.pref_bs & (ex.pref_bs - 1)) ||
+	    ex.pref_bs < ex.min_bs ||
 	    (ex.min_bs && ex.max_bs != UINT32_MAX && ex.max_bs % ex.min_bs)) {
 		zublk_log(ZUBLK_LOG_ERR, "nbd export '%s': block sizes minimum %u, preferred %u, "
-			  "maximum %u: not powers of two, or the maximum not a multiple of the "
-			  "minimum", nd->export_name, ex.min_bs, ex.pref_bs, ex.max_bs);
+			  "maximum %u: not powers of two, the preferred below the minimum, or "
+			  "the maximum not a multiple of the minimum", nd->export_name, ex.min_bs,
+			  ex.pref_bs, ex.max_bs);
 		ret = -EINVAL;
 		goto err;
 	}
@@ -1110,7 +1116,7 @@ static int nbd_queue_init(struct zublk_queue *q)
 	int ret;
 
 	c->depth = depth;
-	c->carrier = c->reading = c->wait_head = c->wait_tail = -1;
+	c->carrier = c->reading = c->wait_head = c->wait_tail = c->blame = -1;
 	c->tags = calloc(depth, sizeof(*c->tags));
 	c->fifo = calloc(depth, sizeof(*c->fifo));
 	c->rbuf = malloc(NBD_RBUF);
@@ -1429,8 +1435,13 @@ static void reconnect_resume(struct zublk_queue *q, struct nbd_conn *c, int fd)
 		struct nbd_tag *tg = &c->tags[t];
 
 		next = tg->next;
-		/* Out on NBD_LOSSES_MAX connections that were lost: the server cannot take it. */
-		if (tg->hdr_sent && ++tg->losses >= NBD_LOSSES_MAX) {
+		/*
+		 * Out on NBD_LOSSES_MAX connections lost with it (of its own
+		 * reply or wait, where the loss says whose): the server cannot
+		 * take it.
+		 */
+		if (tg->hdr_sent && (c->blame < 0 || c->blame == t) &&
+		    ++tg->losses >= NBD_LOSSES_MAX) {
 			zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u: a request of %u "
 				  "bytes at %llu lost with %u connections: failed", nd->server,
 				  c->id, be32toh(tg->req.len),
@@ -1446,6 +1457,7 @@ static void reconnect_resume(struct zublk_queue *q, struct nbd_conn *c, int fd)
 		c->fifo[c->fifo_len++] = t;
 		n++;
 	}
+	c->blame = -1;
 	zublk_log(ZUBLK_LOG_WARN, "nbd server %s: connection %u back after %.1f s; %u requests "
 		  "sent again", nd->server, c->id, (double)(zublk_now_ns() - c->lost_ns) / 1e9, n);
 	if (!n)
@@ -1811,20 +1823,11 @@ static int reply_in(struct zublk_queue *q, struct nbd_conn *c, const unsigned ch
 	 * is no answer: the time since the connection was first lost runs on.
 	 */
 	if (err == 108) {
+		c->blame = t;
 		conn_fail(q, c, "the server is shutting down", 0);
 		return -1;
 	}
 	c->lost_ns = 0;		/* the server answers: a later loss has its own time */
-	/*
-	 * A server that answers the others but not the oldest (timeout=):
-	 * the connection is taken for lost, as when nothing comes at all.
-	 */
-	if (nd->timeout && c->wait_head >= 0 && c->wait_head != t &&
-	    zublk_now_ns() - c->tags[c->wait_head].since_ns >
-		    (uint64_t)nd->timeout * 1000000000ULL) {
-		conn_fail(q, c, "a request unanswered past timeout=", -ETIMEDOUT);
-		return -1;
-	}
 	if (err)
 		zublk_log(ZUBLK_LOG_WARN, "nbd server %s: %s of %u bytes at %llu: %s", nd->server,
 			  be16toh(tg->req.type) == NBD_CMD_READ ? "read" : "request",
@@ -1860,6 +1863,7 @@ static int reply_in(struct zublk_queue *q, struct nbd_conn *c, const unsigned ch
 /* The read out is back with @got more bytes in the buffer. */
 static void replies_in(struct zublk_queue *q, struct nbd_conn *c, uint32_t got)
 {
+	struct nbd_dev *nd = zublk_dev_priv(zublk_queue_dev(q));
 	bool held = c->rhold;
 	uint32_t off = 0;
 
@@ -1874,6 +1878,17 @@ static void replies_in(struct zublk_queue *q, struct nbd_conn *c, uint32_t got)
 		if (!took)
 			break;
 		off += (uint32_t)took;
+	}
+	/*
+	 * A server that answers the others but not the oldest (timeout=):
+	 * the connection is taken for lost, as when nothing comes at all.
+	 */
+	if (off && nd->timeout && c->wait_head >= 0 && c->wait_head != c->reading &&
+	    zublk_now_ns() - c->tags[c->wait_head].since_ns >
+		    (uint64_t)nd->timeout * 1000000000ULL) {
+		c->blame = c->wait_head;
+		conn_fail(q, c, "a request unanswered past timeout=", -ETIMEDOUT);
+		return;
 	}
 	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
 	c->rlen -= off;
