@@ -1660,10 +1660,15 @@ enum clear_how {
 	CLEAR_ALL,	/* every entry becomes the new value (a shrink) */
 };
 
-/* An entry table_clear() leaves as it is (past a kept cluster of the image's own). */
+/*
+ * An entry table_clear() does nothing with: not a cluster of the image's
+ * own to zero in place (CLEAR_KEEP), and the new value already, or zeros
+ * with nothing to free or a cluster kept.
+ */
 static bool clear_keeps(const struct q2_img *img, uint64_t e, uint64_t ne, enum clear_how how)
 {
-	/* The new value, or zeros already with nothing to free or a cluster kept. */
+	if (how == CLEAR_KEEP && own_cluster(e))
+		return false;
 	return e == ne || (how != CLEAR_ALL && zero_entry(img, e) &&
 			   (how == CLEAR_KEEP || !(e & L2E_OFFSET_MASK)));
 }
@@ -1749,8 +1754,7 @@ static int zero_clusters(struct q2_dev *d, struct q2_queue *qq, uint64_t first, 
 			/* A table a snapshot shares is copied only to change it. */
 			ret = l2_table(img, l1_idx, &tab);
 			for (i = from; !ret && i < to; i++)
-				if (!clear_keeps(img, be64(&tab[i]), ne, how) ||
-				    (keep && own_cluster(be64(&tab[i]))))
+				if (!clear_keeps(img, be64(&tab[i]), ne, how))
 					break;
 			if (ret || i == to)
 				continue;
@@ -2663,9 +2667,45 @@ static int bdev_end(struct q2_img *img)
 	return 0;
 }
 
+/*
+ * The L1 table of @n entries at @off read (in host order) and made the
+ * image's, with an empty L2 cache sized for it: up to 32M of tables, at
+ * least 16.  What the image had before is freed; on error it stays.
+ */
+static int l1_load(struct q2_img *img, uint64_t off, uint32_t n)
+{
+	unsigned nr_slots = (unsigned)((32ULL << 20) / img->cs);
+	uint64_t *l1 = calloc(n ? n : 1, 8);
+	int32_t *slot = malloc((n ? n : 1) * sizeof(*slot));
+	struct l2_slot *slots;
+	int ret;
+
+	nr_slots = nr_slots < 16 ? 16 : nr_slots;
+	nr_slots = nr_slots > n ? (n ? n : 1) : nr_slots;
+	slots = calloc(nr_slots, sizeof(*slots));
+	ret = l1 && slot && slots ? pread_all(img->fd, l1, (size_t)n * 8, off) : -ENOMEM;
+	if (ret) {
+		free(l1), free(slot), free(slots);
+		return ret;
+	}
+	slot[0] = -1;
+	for (uint32_t i = 0; i < n; i++) {
+		l1[i] = be64(&l1[i]);
+		slot[i] = -1;
+	}
+	for (unsigned i = 0; i < nr_slots; i++)
+		slots[i].l1_idx = -1;
+	for (unsigned i = 0; i < img->nr_slots; i++)
+		free(img->slots[i].tab);
+	free(img->l1), free(img->l1_slot), free(img->slots);
+	img->l1 = l1, img->l1_slot = slot, img->slots = slots, img->nr_slots = nr_slots;
+	img->l1_size = n, img->l1_offset = off;
+	return 0;
+}
+
 static int read_tables(struct q2_img *img, const uint8_t *h)
 {
-	uint64_t per_l2 = img->cs / 8, need, l1_bytes;
+	uint64_t per_l2 = img->cs / 8, need;
 	struct stat st;
 	int ret;
 
@@ -2696,25 +2736,18 @@ static int read_tables(struct q2_img *img, const uint8_t *h)
 		    img->rt_clusters);
 		return -EINVAL;
 	}
-	l1_bytes = (uint64_t)img->l1_size * 8;
-	img->l1 = calloc(img->l1_size ? img->l1_size : 1, 8);
-	img->l1_slot = malloc((img->l1_size ? img->l1_size : 1) * sizeof(int32_t));
 	img->rt_entries = (uint64_t)img->rt_clusters * per_l2;
 	img->rt = calloc(img->rt_entries, 8);
 	img->rb = calloc(img->rt_entries, sizeof(*img->rb));
-	if (!img->l1 || !img->l1_slot || !img->rt || !img->rb)
+	if (!img->rt || !img->rb)
 		return -ENOMEM;
-	ret = pread_all(img->fd, img->l1, l1_bytes, img->l1_offset);
+	ret = l1_load(img, img->l1_offset, img->l1_size);
 	if (!ret)
 		ret = pread_all(img->fd, img->rt, img->rt_entries * 8, img->rt_offset);
 	if (ret) {
-		BAD(img, "reading its tables: %s", strerror(-ret));
+		if (ret != -ENOMEM)
+			BAD(img, "reading its tables: %s", strerror(-ret));
 		return ret;
-	}
-	img->l1_slot[0] = -1;
-	for (uint32_t i = 0; i < img->l1_size; i++) {
-		img->l1[i] = be64(&img->l1[i]);
-		img->l1_slot[i] = -1;
 	}
 	for (uint64_t i = 0; i < img->rt_entries; i++) {
 		img->rt[i] = be64(&img->rt[i]);
@@ -2724,17 +2757,6 @@ static int read_tables(struct q2_img *img, const uint8_t *h)
 			return -EINVAL;
 		}
 	}
-	/* L2 tables cached: up to 32M of them, at least 16. */
-	img->nr_slots = (unsigned)((32ULL << 20) / img->cs);
-	if (img->nr_slots < 16)
-		img->nr_slots = 16;
-	if (img->nr_slots > img->l1_size)
-		img->nr_slots = img->l1_size ? img->l1_size : 1;
-	img->slots = calloc(img->nr_slots, sizeof(*img->slots));
-	if (!img->slots)
-		return -ENOMEM;
-	for (unsigned i = 0; i < img->nr_slots; i++)
-		img->slots[i].l1_idx = -1;
 	if (img->bdev)
 		return bdev_end(img);
 	if (fstat(img->fd, &st))
@@ -2928,10 +2950,6 @@ static int snap_find(struct q2_img *img, const char *name, bool by_id, struct q2
 static int use_snapshot(struct q2_img *img, const char *name)
 {
 	struct q2_snap sn;
-	uint64_t *l1;
-	int32_t *slot;
-	unsigned nr_slots;
-	struct l2_slot *slots;
 	int ret = -EINVAL;
 
 	if (img->nr_snapshots <= 65536 && !(img->snap_offset & (img->cs - 1))) {
@@ -2955,33 +2973,13 @@ static int use_snapshot(struct q2_img *img, const char *name)
 		    sn.l1_size, (unsigned long long)sn.l1_off, (unsigned long long)sn.size);
 		return -EINVAL;
 	}
-	/* As read_tables() sizes the L2 cache for the header's table. */
-	nr_slots = (unsigned)((32ULL << 20) / img->cs);
-	nr_slots = nr_slots < 16 ? 16 : nr_slots;
-	nr_slots = nr_slots > sn.l1_size ? (sn.l1_size ? sn.l1_size : 1) : nr_slots;
-	l1 = calloc(sn.l1_size ? sn.l1_size : 1, 8);
-	slot = malloc((sn.l1_size ? sn.l1_size : 1) * sizeof(*slot));
-	slots = calloc(nr_slots, sizeof(*slots));
-	ret = l1 && slot && slots ? pread_all(img->fd, l1, (size_t)sn.l1_size * 8, sn.l1_off)
-				   : -ENOMEM;
+	ret = l1_load(img, sn.l1_off, sn.l1_size);
 	if (ret) {
-		free(l1), free(slot), free(slots);
 		if (ret != -ENOMEM)
 			BAD(img, "snapshot '%s': reading its L1 table: %s", name, strerror(-ret));
 		return ret;
 	}
-	slot[0] = -1;
-	for (uint32_t i = 0; i < sn.l1_size; i++) {
-		l1[i] = be64(&l1[i]);
-		slot[i] = -1;
-	}
-	for (unsigned i = 0; i < nr_slots; i++)
-		slots[i].l1_idx = -1;
-	for (unsigned i = 0; i < img->nr_slots; i++)
-		free(img->slots[i].tab);
-	free(img->l1), free(img->l1_slot), free(img->slots);
-	img->l1 = l1, img->l1_slot = slot, img->slots = slots, img->nr_slots = nr_slots;
-	img->l1_size = sn.l1_size, img->l1_offset = sn.l1_off, img->size = sn.size;
+	img->size = sn.size;
 	return 0;
 }
 

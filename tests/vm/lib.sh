@@ -89,7 +89,6 @@ bg_fio_stop() {
 	[ "$(grep -c 'err= 0' "$TMP/$1.log")" = "$(grep -c 'err=' "$TMP/$1.log")" ] ||
 		fail "fio $1: $(grep 'err=' "$TMP/$1.log")"
 }
-# wait_until SECS CMD...: poll CMD until it succeeds; false on timeout
 # reads_zeros DEV BS SKIP COUNT: COUNT blocks of BS bytes (a number) from
 # block SKIP read with O_DIRECT, all of them, and all zeros (a failed or
 # short read is not zeros).
@@ -97,6 +96,7 @@ reads_zeros() {
 	cmp -s -n $(($2 * $4)) <(dd if="$1" bs="$2" skip="$3" count="$4" iflag=direct status=none) \
 		/dev/zero
 }
+# wait_until SECS CMD...: poll CMD until it succeeds; false on timeout
 wait_until() {
 	local end=$((${EPOCHREALTIME//[.,]/} + $1 * 1000000))
 	shift
