@@ -183,9 +183,13 @@ struct nbd_conn {
 	int new_fd;
 	pthread_mutex_t hs_lock;	/* also over @fd's change, for the stop watch */
 	int hs_fd;		/* the socket the thread negotiates on; -1: none */
-	/* requests on the wait list: written by the queue thread, read by the stop watch */
-	_Atomic unsigned nr_waiting;
-	_Atomic unsigned progress;	/* replies and long reads' data that came, ever */
+	/*
+	 * Requests taken and not finished (waiting for a reply, or replied to
+	 * while their send chain is out): written by the queue thread, read by
+	 * the stop watch.
+	 */
+	_Atomic unsigned nr_held;
+	_Atomic unsigned progress;	/* replies, reads' data in, sends' bytes out, ever */
 	char why[200];		/* why its last try failed */
 	uint64_t lost_ns;	/* when requests began to wait for a connection; 0: none */
 	int blame;		/* the tag the last loss came of (its reply, its wait); -1: any */
@@ -1147,14 +1151,19 @@ static void nbd_queue_exit(struct zublk_queue *q)
 /* ------------------------------------------------------------ the data path */
 
 /* One writer (the queue thread): a plain load and store, no atomic add. */
-static unsigned wait_count(struct nbd_conn *c)
+static unsigned held_count(struct nbd_conn *c)
 {
-	return atomic_load_explicit(&c->nr_waiting, memory_order_relaxed);
+	return atomic_load_explicit(&c->nr_held, memory_order_relaxed);
+}
+
+static void held_add(struct nbd_conn *c, int n)
+{
+	atomic_store_explicit(&c->nr_held, held_count(c) + (unsigned)n, memory_order_relaxed);
 }
 
 static void wait_add(struct nbd_conn *c, int t)
 {
-	atomic_store_explicit(&c->nr_waiting, wait_count(c) + 1, memory_order_relaxed);
+	held_add(c, 1);
 	c->tags[t].prev = c->wait_tail;
 	c->tags[t].next = -1;
 	if (c->wait_tail >= 0)
@@ -1164,7 +1173,7 @@ static void wait_add(struct nbd_conn *c, int t)
 	c->wait_tail = t;
 }
 
-/* Something came from the server (the stop watch looks). */
+/* Something came from the server, or went out to it (the stop watch looks). */
 static void conn_progress(struct nbd_conn *c)
 {
 	atomic_store_explicit(&c->progress,
@@ -1176,7 +1185,6 @@ static void wait_del(struct nbd_conn *c, int t)
 {
 	struct nbd_tag *tg = &c->tags[t];
 
-	atomic_store_explicit(&c->nr_waiting, wait_count(c) - 1, memory_order_relaxed);
 	conn_progress(c);
 	if (tg->prev >= 0)
 		c->tags[tg->prev].next = tg->next;
@@ -1210,6 +1218,7 @@ static void tag_finish(struct zublk_queue *q, struct nbd_conn *c, int t)
 	if (tg->state != T_REPLIED || tg->inflight || tg->queued)
 		return;
 	tg->state = T_FREE;
+	held_add(c, -1);
 	zublk_io_complete(q, tg->io, tg->result);
 }
 
@@ -1321,11 +1330,13 @@ static void reconnect_stop(struct nbd_conn *c)
 }
 
 /*
- * ->stopping's watch, until ->exit: a connection on which requests wait for
- * replies and none has come for NBD_STOP_GRACE_MS (a server that stopped
- * answering; timeout= may be long or none) would hold the deletion: it is
- * shut down, so they fail (the queue thread finds it lost).  One whose
- * replies come (a deletion's sync of much written data) is left alone.
+ * ->stopping's watch, until ->exit: a connection that holds requests while
+ * nothing has come from the server or gone out to it for NBD_STOP_GRACE_MS
+ * would hold the deletion: a server that stopped answering, or stopped
+ * reading what we send (a WRITE's data wait for room for ever); timeout=
+ * may be long or none.  It is shut down, so its requests end (the queue
+ * thread finds it lost).  One whose replies come or whose data go out (a
+ * deletion's sync of much written data, to a slow reader) is left alone.
  */
 static void *stop_watch_main(void *arg)
 {
@@ -1341,7 +1352,7 @@ static void *stop_watch_main(void *arg)
 			break;	/* ->exit */
 		for (unsigned i = 0; i < nd->nr_conns; i++) {
 			struct nbd_conn *c = &nd->conns[i];
-			unsigned n = wait_count(c);
+			unsigned n = held_count(c);
 			unsigned done = atomic_load_explicit(&c->progress, memory_order_relaxed);
 
 			if (!n || done != seen[i]) {
@@ -1356,8 +1367,8 @@ static void *stop_watch_main(void *arg)
 			pthread_mutex_lock(&c->hs_lock);
 			if (c->st == C_UP && c->fd >= 0) {
 				zublk_log(ZUBLK_LOG_ERR, "nbd server %s: connection %u: %u requests "
-					  "wait, and no reply came for %u s since the device began "
-					  "to stop; shutting it down",
+					  "held, and nothing came or went out for %u s since the "
+					  "device began to stop; shutting it down",
 					  nd->server, i, n, NBD_STOP_GRACE_MS / 1000);
 				shutdown(c->fd, SHUT_RDWR);
 			}
@@ -1512,7 +1523,7 @@ static void conn_fail(struct zublk_queue *q, struct nbd_conn *c, const char *why
 	shutdown(c->fd, SHUT_RDWR);
 	for (unsigned i = 0; i < c->fifo_len; i++)
 		c->tags[c->fifo[(c->fifo_head + i) % c->depth]].queued = false;
-	/* One that had its reply while part of it waited to go out is done now. */
+	/* One whose reply came while its chain was out is done now. */
 	for (unsigned i = 0; i < c->fifo_len; i++)
 		tag_finish(q, c, c->fifo[(c->fifo_head + i) % c->depth]);
 	c->fifo_len = 0;
@@ -1617,6 +1628,7 @@ static void send_done(struct zublk_queue *q, struct nbd_conn *c, struct nbd_tag 
 		      unsigned sub, int res)
 {
 	if (res > 0) {
+		conn_progress(c);
 		if (sub == NBD_SEND_HDR)
 			tg->hdr_sent += (uint32_t)res;
 		else
@@ -1637,7 +1649,7 @@ static void send_done(struct zublk_queue *q, struct nbd_conn *c, struct nbd_tag 
 		c->fifo_head = (c->fifo_head + 1) % c->depth;
 		c->fifo_len--;
 		c->chain_reqs--;
-		/* A reply that came before its request was all out (an error). */
+		/* Its reply may have come while the rest of the chain was out. */
 		tag_finish(q, c, (int)(h - c->tags));
 	}
 	c->chain_reqs = 0;
@@ -1816,6 +1828,18 @@ static int reply_in(struct zublk_queue *q, struct nbd_conn *c, const unsigned ch
 		return -1;
 	}
 	tg = &c->tags[t];
+	/*
+	 * A WRITE's data all went out before the server could have read them
+	 * all, and its send's CQE comes before any reply's: a reply while some
+	 * still wait to go out is the server's answer to data it does not
+	 * have (its own reading out of step with ours).  The request waits
+	 * as the others do, for a new connection or to fail with them.
+	 */
+	if (tg->data_sent < tg->len) {
+		c->blame = t;
+		conn_fail(q, c, "a reply to a WRITE whose data had not all gone out", -EPROTO);
+		return -1;
+	}
 	/*
 	 * NBD_ESHUTDOWN: the server is going away and did not do it; the
 	 * client must disconnect.  The request waits as the others do: sent

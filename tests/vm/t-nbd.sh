@@ -86,6 +86,34 @@ del_waiting() {
 	no_devices || fail "$what: a device stayed: $("$Z" list)"
 	wait_until 5 no_daemons || fail "$what: a daemon stayed: $(pgrep -a zublk)"
 }
+# What the python proxies in front of nbdkit below share ($TMP/NAME.py
+# imports it): a request header found in what came, a simple reply, and
+# the accept loop (a connection to TARGET per client, two pump threads).
+cat >"$TMP/nbdproxy.py" <<'PY'
+import socket, struct, threading
+def request_in(d):
+    """(offset in d, type, cookie, length) of the first request in d, or None."""
+    i = d.find(bytes.fromhex("25609513"))  # a request's magic
+    if i < 0 or len(d) < i + 28:
+        return None
+    # magic, flags, type, cookie, offset, length
+    _, _, typ, _, _, length = struct.unpack(">IHHQQI", d[i:i + 28])
+    return i, typ, d[i + 8:i + 16], length
+def reply(cookie, error=0):
+    return struct.pack(">II", 0x67446698, error) + cookie
+def run(listen, target, pump, state=lambda: None):
+    """pump(client, server, False, st) and pump(server, client, True, st)."""
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(listen)
+    srv.listen(4)
+    while True:
+        c, _ = srv.accept()
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(target)
+        st = state()
+        threading.Thread(target=pump, args=(c, s, False, st), daemon=True).start()
+        threading.Thread(target=pump, args=(s, c, True, st), daemon=True).start()
+PY
 mkdir "$TMP/mnt"
 
 # 1. nbdkit's memory plugin over a unix socket, in every data mode: fio
@@ -296,9 +324,62 @@ nbdkit_up hung --filter=delay memory 64M rdelay=100
 add -t nbd socket="$TMP/hung.sock" timeout=0 --no-part-scan
 del_waiting "timeout=0"
 [ $TOOK -ge 4 ] || fail "timeout=0: del took ${TOOK}s: the waiting read had no 5 s"
-grep -q "no reply came for 5 s since the device began to stop" "/run/zublk/$ID.log" ||
-	fail "timeout=0: no 'no reply came' line: $(dlog "$ID")"
+grep -q "nothing came or went out for 5 s since the device began to stop" "/run/zublk/$ID.log" ||
+	fail "timeout=0: no 'nothing came or went out' line: $(dlog "$ID")"
 note "timeout=0, a server that does not answer: del took ${TOOK}s"
+# ... and a server that answers a 1M WRITE before reading its data, and
+# then reads no more (a proxy in front of nbdkit, once told to): an answer
+# to data it cannot have, so the connection is lost at once and the write
+# fails (no reconnect=), where it was taken for done (the rest of its data
+# waiting for room in the socket for ever, a deletion with it).
+cat >"$TMP/early.py" <<'PY'
+import os, sys, threading, time
+from nbdproxy import request_in, reply, run
+listen, target, trigger, log = sys.argv[1:5]
+def pump(a, b, to_client, lock):
+    try:
+        while True:
+            d = a.recv(1 << 16)
+            if not d:
+                break
+            r = None if to_client or not os.path.exists(trigger) else request_in(d)
+            if r and r[1] == 1 and r[3] > 65536:  # a WRITE of more than 64 KiB
+                os.unlink(trigger)
+                with lock:
+                    b.sendall(d[:r[0]])
+                    a.sendall(reply(r[2]))
+                with open(log, "a") as f:
+                    print("answered early", file=f, flush=True)
+                while True:
+                    time.sleep(3600)  # and read no more
+            with lock:
+                b.sendall(d)
+    except OSError:
+        pass
+run(listen, target, pump, threading.Lock)
+PY
+nbdkit_up eback memory 64M
+python3 "$TMP/early.py" "$TMP/early.sock" "$TMP/eback.sock" "$TMP/early.now" "$TMP/early.log" \
+	2>"$TMP/early.err" &
+SERVERS+=($!)
+wait_until 10 test -S "$TMP/early.sock" || fail "the early-answer proxy did not listen: $(cat "$TMP/early.err")"
+add -t nbd socket="$TMP/early.sock" timeout=0 --no-part-scan
+[ "$(cat "/sys/block/ublkb$ID/queue/max_sectors_kb")" -ge 1024 ] ||
+	fail "early answer: max_sectors_kb $(cat "/sys/block/ublkb$ID/queue/max_sectors_kb"), not 1M"
+touch "$TMP/early.now"
+start=$SECONDS
+timeout 40 dd if=/dev/urandom of="$DEV" bs=1M count=1 oflag=direct status=none \
+	2>"$TMP/err" && fail "early answer: the write succeeded"
+TOOK=$((SECONDS - start))
+grep -q "Input/output error" "$TMP/err" || fail "early answer: the write: $(cat "$TMP/err")"
+grep -qs "answered early" "$TMP/early.log" ||
+	fail "early answer: the proxy answered no write: $(cat "$TMP/early.err")"
+[ $TOOK -le 10 ] || fail "early answer: the write failed after ${TOOK}s"
+grep -q "lost: a reply to a WRITE whose data had not all gone out" "/run/zublk/$ID.log" ||
+	fail "early answer: no 'reply to a WRITE' line: $(dlog "$ID")"
+timeout 40 "$Z" del -n "$ID" || fail "early answer: del failed or took over 40s"
+no_devices || fail "early answer: a device stayed: $("$Z" list)"
+note "a server that answered a write before reading its data: the write failed after ${TOOK}s"
 # ... and a server that answers writes but not a read: once the read is
 # older than timeout=3, the next reply ends the connection (the receive's
 # own timeout never runs out while the writes are answered).
@@ -337,37 +418,26 @@ note "ESHUTDOWN to every read, reconnect=30: the read failed after ${TOOK}s, wri
 # to, waits for a READ of more than 64 KiB to go by, then passes on 4 KiB
 # of its reply's data after the header, and nothing more.
 cat >"$TMP/stall.py" <<'PY'
-import os, socket, struct, sys, threading
+import os, sys, threading
+from nbdproxy import request_in, run
 listen, target, trigger = sys.argv[1:4]
 big = threading.Event()
-srv = socket.socket(socket.AF_UNIX)
-srv.bind(listen)
-srv.listen(4)
-def pump(a, b, to_client):
+def pump(a, b, to_client, _):
     budget = None
     while True:
         d = a.recv(1 << 16)
         if not d:
             return  # b stays open: a server that stalls, not one that hangs up
-        if not to_client and os.path.exists(trigger):
-            i = d.find(bytes.fromhex("25609513"))  # a request's magic
-            if i >= 0 and len(d) >= i + 28:
-                # magic, flags, type, cookie, offset, length
-                _, _, typ, _, _, length = struct.unpack(">IHHQQI", d[i:i + 28])
-                if typ == 0 and length > 65536:
-                    big.set()
+        r = None if to_client or not os.path.exists(trigger) else request_in(d)
+        if r and r[1] == 0 and r[3] > 65536:  # a READ of more than 64 KiB
+            big.set()
         if to_client and budget is None and big.is_set():
             budget = 16 + 4096
         if budget is not None:
             d, budget = d[:budget], budget - min(budget, len(d))
         if d:
             b.sendall(d)
-while True:
-    c, _ = srv.accept()
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(target)
-    threading.Thread(target=pump, args=(c, s, False), daemon=True).start()
-    threading.Thread(target=pump, args=(s, c, True), daemon=True).start()
+run(listen, target, pump)
 PY
 nbdkit_up mid memory 64M
 python3 "$TMP/stall.py" "$TMP/stall.sock" "$TMP/mid.sock" "$TMP/stall.now" 2>"$TMP/stall.log" &
@@ -603,39 +673,29 @@ del "$ID"
 # once told to, answers the next request so and forwards nothing more on
 # that connection.
 cat >"$TMP/shut.py" <<'PY'
-import os, socket, struct, sys, threading
+import os, sys, threading
+from nbdproxy import request_in, reply, run
 listen, target, trigger, log = sys.argv[1:5]
-srv = socket.socket(socket.AF_UNIX)
-srv.bind(listen)
-srv.listen(4)
 def pump(a, b, to_client, done):
     try:
         while not done.is_set():
             d = a.recv(1 << 16)
             if not d or done.is_set():
                 break
-            if not to_client and os.path.exists(trigger):
-                i = d.find(bytes.fromhex("25609513"))  # a request's magic
-                if i >= 0 and len(d) >= i + 28:
-                    os.unlink(trigger)
-                    done.set()
-                    cookie = d[i + 8:i + 16]
-                    if i:
-                        b.sendall(d[:i])
-                    a.sendall(struct.pack(">II", 0x67446698, 108) + cookie)
-                    with open(log, "a") as f:
-                        print("ESHUTDOWN sent", file=f, flush=True)
-                    break
+            r = None if to_client or not os.path.exists(trigger) else request_in(d)
+            if r:
+                os.unlink(trigger)
+                done.set()
+                if r[0]:
+                    b.sendall(d[:r[0]])
+                a.sendall(reply(r[2], 108))  # NBD_ESHUTDOWN
+                with open(log, "a") as f:
+                    print("ESHUTDOWN sent", file=f, flush=True)
+                break
             b.sendall(d)
     except OSError:
         pass
-while True:
-    c, _ = srv.accept()
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(target)
-    done = threading.Event()
-    threading.Thread(target=pump, args=(c, s, False, done), daemon=True).start()
-    threading.Thread(target=pump, args=(s, c, True, done), daemon=True).start()
+run(listen, target, pump, threading.Event)
 PY
 python3 "$TMP/shut.py" "$TMP/shut.sock" "$TMP/rc.sock" "$TMP/shut.now" "$TMP/shut.log" \
 	2>"$TMP/shut.err" &
