@@ -57,8 +57,9 @@
 #define MIRROR_HOLD_NS 1000000			/* how often a waiting write looks again */
 
 /*
- * sub: kind << 8 | leg (ZRANGE: a WRITE_ZEROES as a zeroed range on a file
- * leg, else OTHER; its kind also holds the leg's fd generation, bits 3-7)
+ * sub: gen << 11 | kind << 8 | leg (ZRANGE: a WRITE_ZEROES as a zeroed
+ * range on a file leg, else OTHER; gen: the low bits of the leg's fd
+ * generation the op went out with, or a FILES_UPDATE takes up)
  */
 enum {
 	MIRROR_SUB_DATA = 0,
@@ -70,11 +71,13 @@ enum {
 #define MIRROR_SUB(kind, leg) ((unsigned)(kind) << 8 | (leg))
 #define MIRROR_SUB_KIND(sub) (((sub) >> 8) & 7)
 /*
- * A zeroed range also carries the low bits of the fd generation of the leg
- * it went to: a refusal from a replaced leg's file says nothing of the new.
+ * An op on a leg carries the low bits of the fd generation its ring had
+ * for the leg: a result from a replaced leg's old file (the op went out
+ * before the replace, or after a FILES_UPDATE that failed) says nothing of
+ * the new file, and fails no leg.
  */
 #define MIRROR_ZGEN(gen) ((unsigned)(gen) & 0x1f)
-#define MIRROR_SUB_Z(gen, leg) MIRROR_SUB(MIRROR_SUB_ZRANGE | MIRROR_ZGEN(gen) << 3, leg)
+#define MIRROR_SUB_G(kind, gen, leg) MIRROR_SUB((kind) | MIRROR_ZGEN(gen) << 3, leg)
 #define MIRROR_SUB_ZGEN(sub) ((sub) >> 11)
 
 struct mirror_leg {
@@ -277,8 +280,13 @@ static int mirror_copy(struct mirror_dev *md, unsigned leg, uint64_t pos, uint64
 		if (ret) {
 			mirror_fail(md, (unsigned)src, ret, "rebuild read");
 			/* Still in sync: it was the last one, and it cannot be read. */
-			if (MIRROR_OK(atomic_load(&md->state)) & MIRROR_LEG(src))
+			if (MIRROR_OK(atomic_load(&md->state)) & MIRROR_LEG(src)) {
+				zublk_log(ZUBLK_LOG_ERR, "mirror: rebuild of leg %u: reading %llu "
+					  "bytes at %llu of leg %u '%s', the last in sync: %s",
+					  leg, (unsigned long long)len, (unsigned long long)pos,
+					  src, atomic_load(&md->leg[src].path), strerror(-ret));
 				return ret;
+			}
 			continue;
 		}
 		ret = mirror_pio(atomic_load(&md->leg[leg].fd), true, md->rb_buf, len, pos);
@@ -429,9 +437,10 @@ static void *mirror_manager(void *arg)
 static int mirror_open_failed_leg(const char *path, int buffered, struct raid_member *m)
 {
 	struct stat st;
+	bool there = !stat(path, &st) && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
 
-	if (!stat(path, &st) && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) &&
-	    !raid_member_open("mirror: leg", path, buffered, m))
+	/* raid_member_open() says why one that is there cannot be opened. */
+	if (there && !raid_member_open("mirror: leg", path, buffered, m))
 		return 0;
 	memset(m, 0, sizeof(*m));
 	m->path = strdup(path);
@@ -440,8 +449,8 @@ static int mirror_open_failed_leg(const char *path, int buffered, struct raid_me
 		raid_member_close(m);
 		return -ENOMEM;
 	}
-	zublk_log(ZUBLK_LOG_WARN, "mirror: failed leg '%s' is not there; it needs a replace",
-		  path);
+	zublk_log(ZUBLK_LOG_WARN, "mirror: failed leg '%s' %s; it needs a replace", path,
+		  there ? "cannot be opened" : "is not there");
 	return 0;
 }
 
@@ -779,7 +788,7 @@ static int mirror_sync_leg(struct zublk_queue *q, unsigned leg)
 	mq->no_zero_range[leg] = false;
 	io_uring_prep_files_update(sqe, &mq->fds[leg], 1, l->m.idx);
 	/* The queue's op, not @io's: its CQE comes even if @io ends first. */
-	zublk_queue_sqe_mark(q, sqe, MIRROR_SUB(MIRROR_SUB_FILES, leg));
+	zublk_queue_sqe_mark(q, sqe, MIRROR_SUB_G(MIRROR_SUB_FILES, gen, leg));
 	mq->gen[leg] = gen;
 	return 0;
 }
@@ -802,7 +811,8 @@ static int mirror_issue_data(struct zublk_queue *q, struct zublk_io *io, unsigne
 		ret = -ESTALE;
 	if (!ret)
 		ret = zublk_io_prep_rw(q, io, write, md->leg[leg].m.idx, io->offset + done, done,
-				       (uint32_t)io->len - done, MIRROR_SUB(MIRROR_SUB_DATA, leg));
+				       (uint32_t)io->len - done,
+				       MIRROR_SUB_G(MIRROR_SUB_DATA, mq->gen[leg], leg));
 	if (ret)
 		return ret;
 	t->pending++;
@@ -851,9 +861,7 @@ static int mirror_issue_other(struct zublk_queue *q, struct zublk_io *io, unsign
 		break;
 	}
 	sqe->flags |= IOSQE_FIXED_FILE;
-	zublk_io_sqe_mark(q, io, sqe,
-			  kind == MIRROR_SUB_ZRANGE ? MIRROR_SUB_Z(mq->gen[leg], leg)
-						    : MIRROR_SUB(kind, leg));
+	zublk_io_sqe_mark(q, io, sqe, MIRROR_SUB_G(kind, mq->gen[leg], leg));
 	mq->tags[io->tag].pending++;
 	mq->inflight[leg]++;
 	return 0;
@@ -949,8 +957,18 @@ static int mirror_write(struct zublk_queue *q, struct zublk_io *io, struct mirro
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
 	uint32_t w = atomic_load(&md->state);
 	uint32_t legs = MIRROR_OK(w) | MIRROR_RB(w);
+	unsigned want = 6 * (unsigned)__builtin_popcount(legs);
 	int ret;
 
+	/*
+	 * Room first for each leg's SQEs (a FILES_UPDATE and a chain of up to
+	 * five), as far as the smallest ring has (32): a leg in sync that
+	 * misses a write is failed below, and a ring whose submission fails
+	 * is no leg's fault.
+	 */
+	want = want < 32 ? want : 32;
+	if (zublk_queue_sq_reserve(q, want) < want)
+		return -EBUSY;
 	for (unsigned leg = 0; leg < md->nr; leg++) {
 		if (!(legs & MIRROR_LEG(leg)))
 			continue;
@@ -1036,13 +1054,27 @@ static int mirror_queue_io(struct zublk_queue *q, struct zublk_io *io)
 	}
 }
 
+/* @sub's op on leg @leg ran on the file the leg has now (MIRROR_SUB_G). */
+static bool mirror_sub_current(struct zublk_queue *q, unsigned sub, unsigned leg)
+{
+	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
+	struct mirror_queue *mq = zublk_queue_priv(q);
+	unsigned g = MIRROR_SUB_ZGEN(sub);
+
+	return g == MIRROR_ZGEN(mq->gen[leg]) &&
+	       g == MIRROR_ZGEN(atomic_load_explicit(&md->leg[leg].gen, memory_order_acquire));
+}
+
 static void mirror_read_done(struct zublk_queue *q, struct zublk_io *io, struct mirror_tag *t,
-			     unsigned leg, int res)
+			     unsigned sub, unsigned leg, int res)
 {
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
 	int ret;
 
-	if (res > 0) {
+	if (!mirror_sub_current(q, sub, leg)) {
+		/* The leg's old file: its data or error is not the leg's; another leg. */
+		ret = mirror_read(q, io, t);
+	} else if (res > 0) {
 		t->rdone += (uint32_t)res;
 		if (t->rdone >= io->len) {
 			zublk_io_complete(q, io, (int)io->len);
@@ -1070,14 +1102,24 @@ static void mirror_write_done(struct zublk_queue *q, struct zublk_io *io, struct
 	struct mirror_queue *mq = zublk_queue_priv(q);
 	unsigned kind = MIRROR_SUB_KIND(sub);
 
+	if (!mirror_sub_current(q, sub, leg)) {
+		/*
+		 * The leg's old file (replaced since, or a FILES_UPDATE that
+		 * failed): neither done nor failed on the leg, which the
+		 * replace took out of sync (or the failed update failed).
+		 */
+		if (kind != MIRROR_SUB_DATA && io->op != UBLK_IO_OP_FLUSH)
+			zublk_backing_forget(&md->leg[leg].m.b, io->offset, io->len);
+		if (!t->pending)
+			mirror_write_finish(q, io, t);
+		return;
+	}
 	/*
 	 * Its file system has no zeroed range (tmpfs): a punched hole instead,
-	 * this time and from now on.  Unless the leg's file was replaced
-	 * since: the new file is still asked for zeroed ranges after this one.
+	 * this time and from now on.
 	 */
 	if (kind == MIRROR_SUB_ZRANGE && res == -EOPNOTSUPP) {
-		if (MIRROR_SUB_ZGEN(sub) == MIRROR_ZGEN(mq->gen[leg]))
-			mq->no_zero_range[leg] = true;
+		mq->no_zero_range[leg] = true;
 		res = mirror_issue_other(q, io, leg, true);
 		if (!res)
 			return;
@@ -1122,7 +1164,8 @@ static void mirror_queue_done(struct zublk_queue *q, unsigned sub, int res)
 		/* Not taken up: no more IO there. */
 		zublk_log(ZUBLK_LOG_WARN, "mirror: queue %u: taking up leg %u: %s",
 			  zublk_queue_id(q), leg, strerror(-res));
-		if (mq)
+		/* Unless a later one went out since: this ring has the older file. */
+		if (mq && MIRROR_ZGEN(mq->gen[leg]) == MIRROR_SUB_ZGEN(sub))
 			mq->gen[leg]--;
 		mirror_fail(md, leg, res, "files update");
 	}
@@ -1145,7 +1188,7 @@ static void mirror_io_done(struct zublk_queue *q, struct zublk_io *io, unsigned 
 	}
 	mq->inflight[leg]--;
 	if (io->op == UBLK_IO_OP_READ)
-		mirror_read_done(q, io, t, leg, res);
+		mirror_read_done(q, io, t, sub, leg, res);
 	else
 		mirror_write_done(q, io, t, sub, leg, res);
 }

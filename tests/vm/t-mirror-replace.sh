@@ -76,4 +76,44 @@ bg_fio_stop w3
 del 0
 cmp "$TMP/c" "$TMP/a" || fail "legs differ after the second replace"
 note "a new leg failing during its rebuild: stopped, failed; replaced again, identical"
+
+# Reads out on a leg's old device when it is replaced, failing after the
+# new leg is in: their errors are the old device's, not the new leg's,
+# which stays in sync (the reads go to the other leg).  Leg 1 is a dm
+# device whose reads wait 3 s and then fail (dm-delay over dm-error).
+modprobe dm-delay 2>/dev/null
+if ! dmsetup targets 2>/dev/null | grep -q '^delay'; then
+	skip_check "reads failing on a replaced leg's old device" "no dm-delay target"
+	exit 0
+fi
+truncate -s 32M "$TMP/f" "$TMP/g" "$TMP/h"
+dm_leg slow "$TMP/g"
+sectors=$(blockdev --getsz "$DM_DEV")
+dmsetup create zublk-test-gone --table "0 $sectors error" || fail "dm error device"
+DMS+=(zublk-test-gone)
+add -t mirror file="$TMP/f" file="$DM_DEV" -n 0
+wait_until 60 no_rebuild 0 || fail "slow leg: a rebuild at add did not end"
+dm_table slow "delay /dev/mapper/zublk-test-gone 0 3000"
+bg_fio r2 --filename="$DEV" --rw=randread --bs=4k --iodepth=8 --size=32M \
+	--time_based --runtime=300
+# slow_reads: the reads dm-delay holds (its status: start, length, "delay",
+# reads, writes, flushes)
+slow_reads() { dmsetup status zublk-test-slow | awk '$3 == "delay" { print $4 + 0 }'; }
+# Replaced as soon as a read is out there (it fails 3 s after it went).
+wait_until 20 eval '[ "$(slow_reads)" -gt 0 ]' ||
+	fail "slow leg: no read went to the slow device: $(dmsetup status zublk-test-slow)"
+[ "$(leg_state 0 1)" = ok ] || fail "slow leg: leg 1 is '$(leg_state 0 1)' before the replace"
+"$Z" mirror replace -n 0 1 "$TMP/h" >"$TMP/out" 2>&1 || fail "slow leg: replace: $(cat "$TMP/out")"
+out=$(slow_reads)
+[ "$out" -gt 0 ] || skip_check "reads failing on a replaced leg's old device" \
+	"none was out there any more when the replace was done"
+wait_until 60 rebuild_done 0 1 || fail "slow leg: the rebuild did not finish: $(leg_state 0 1)"
+# The reads out on the old device fail 3 s after they went out.
+sleep 5
+[ "$(leg_state 0 1)" = ok ] ||
+	fail "slow leg: the new leg is '$(leg_state 0 1)': $(grep -h 'leg 1' /run/zublk/0.log | tail -2)"
+bg_fio_stop r2
+[ "$(dev_errors 0)" = 0 ] || fail "slow leg: $(dev_errors 0) requests ended in error"
+del 0
+note "$out reads out on a replaced leg's old device, failing there: the new leg stays in sync"
 exit 0
