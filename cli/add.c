@@ -264,7 +264,10 @@ static void cleanup_failed(pid_t pid, long id, bool recovering)
 /* The user gave up (@sig): the daemon and the device it made go. */
 static int interrupted(const char *verb, int sig, pid_t pid, long id, bool recovering)
 {
-	const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP";
+	const char *name = sig == SIGINT    ? "SIGINT"
+			   : sig == SIGTERM ? "SIGTERM"
+			   : sig == SIGQUIT ? "SIGQUIT"
+					    : "SIGHUP";
 
 	cleanup_failed(pid, recovering ? -1 : id, recovering);
 	if (recovering)
@@ -388,7 +391,7 @@ int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 		     const struct zublk_target_ops *ops, struct zublk_opts *opts,
 		     unsigned timeout_s)
 {
-	static const int give_up[] = { SIGINT, SIGTERM, SIGHUP };
+	static const int give_up[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 	sigset_t sigs, old;
 	pid_t child;
 	int p[2], sfd, ret;
@@ -398,9 +401,9 @@ int cli_spawn_daemon(const char *verb, const struct zublk_dev_config *cfg,
 		return 1;
 	}
 	/*
-	 * Ctrl-C, a hang-up or a kill while the device comes up: the user gave
-	 * up, so the daemon and its device go too (it has no terminal to hear
-	 * them), rather than a device coming up with nobody told.  Not a
+	 * Ctrl-C, Ctrl-\, a hang-up or a kill while the device comes up: the
+	 * user gave up, so the daemon and its device go too (it has no terminal
+	 * to hear them), rather than a device coming up with nobody told.  Not a
 	 * signal our caller ignores (nohup, a shell's background job): blocked,
 	 * it would reach the signalfd all the same.
 	 */

@@ -204,7 +204,9 @@ int cmd_upgrade(int argc, char **argv)
 	struct zublk_ctrl *c;
 	struct zublk_state st;
 	struct life_args a;
-	char self[PATH_MAX], id[16];
+	char self[PATH_MAX], id[16], tmo[16];
+	sigset_t hold, old_mask;
+	bool held = false;
 	const char *binary;
 	pid_t child;
 	int ret, status;
@@ -278,6 +280,19 @@ int cmd_upgrade(int argc, char **argv)
 			a.id, st.daemon_pid, st.queues, st.depth);
 		goto err;
 	}
+	/*
+	 * From here on the device is (or may be) left without a daemon until
+	 * the recover below: a signal (Ctrl-C, a SIGTERM, the terminal gone)
+	 * waits for it rather than leave the device quiesced or its IO held.
+	 * The recover itself takes them as it always does.
+	 */
+	sigemptyset(&hold);
+	sigaddset(&hold, SIGINT);
+	sigaddset(&hold, SIGTERM);
+	sigaddset(&hold, SIGHUP);
+	sigaddset(&hold, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &hold, &old_mask);
+	held = true;
 	if (info.flags & UBLK_F_BATCH_IO) {
 		/*
 		 * A --batch device's quiesce failed requests under load in this
@@ -326,22 +341,29 @@ gone:
 	zublk_ctrl_close(c);
 
 	snprintf(id, sizeof(id), "%u", a.id);
+	snprintf(tmo, sizeof(tmo), "%u", a.timeout_s);
 	fflush(NULL);
 	child = fork();
 	if (child < 0) {
-		cli_err("upgrade", "fork: %s", strerror(errno));
+		cli_err("upgrade", "fork: %s; the device waits for 'zublk recover -n %u'",
+			strerror(errno), a.id);
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
 		return 1;
 	}
 	if (child == 0) {
-		execl(binary, binary, "recover", "-n", id, (char *)NULL);
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
+		execl(binary, binary, "recover", "-n", id, "--timeout", tmo, (char *)NULL);
 		cli_err("upgrade", "running '%s': %s", binary, strerror(errno));
 		_exit(127);
 	}
-	if (waitpid(child, &status, 0) < 0 || !WIFEXITED(status))
-		return 1;
-	return WEXITSTATUS(status);
+	ret = waitpid(child, &status, 0) < 0 || !WIFEXITED(status) ? 1 : WEXITSTATUS(status);
+	/* The device is served again: a signal held meanwhile takes effect now. */
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	return ret;
 err:
 	zublk_ctrl_close(c);
+	if (held)
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	return 1;
 }
 

@@ -272,24 +272,28 @@ static void batch_commit_done(struct zublk_queue *q, unsigned slot, int res)
 	sent = q->batch.sent[slot];
 	took = res < 0 ? 0 : (unsigned)res / eb;
 	q->batch.busy &= ~(1U << slot);
+	q->batch.refusals = took ? 0 : q->batch.refusals + 1;
 	if (took >= sent)
 		return;
 	buf = batch_slot(q, slot);
 	if (res >= 0 && !took)
 		res = -EPROTO; /* nothing taken, no reason given */
-	/* With the device going away nothing can be taken. */
-	if (!q->nr_live || res == -ENODEV)
-		return;
 	/*
 	 * The driver stops at the first element it refuses (a bug on one side
 	 * or the other), and says why only when that is the first: a part
-	 * taken, the rest goes again, the refused one first.  The first
-	 * refused: -EBUSY, the tag is not ours to commit, so dropping it loses
-	 * nothing.  Anything else (the command as a whole refused, or a tag it
-	 * holds that can never be committed now) would leave a request that
-	 * never ends, and with it the device's deletion: the queue ends
-	 * instead, and the driver fails what it still holds as the daemon's
-	 * ring goes.
+	 * taken, the rest goes again, the refused one first; the first
+	 * refused is dropped.  -EBUSY: the tag is not ours to commit, so that
+	 * loses nothing.  Anything else (the command as a whole refused, or a
+	 * tag it holds that can never be committed now) would leave a request
+	 * that never ends, and with it the device's deletion: the queue ends
+	 * instead, and the driver fails that one when the daemon lets the
+	 * device go.  The rest go again even when the queue or its fetch has
+	 * ended (a quiesce, a stop): the driver takes commits until the device
+	 * is let go, and one not sent would hold its request, and a STOP_DEV
+	 * that waits for it, until then.  Each round takes one at least or
+	 * drops one; and a second refusal in a row other than -EBUSY (a tag's
+	 * own verdict) drops them all (a driver that takes no command would
+	 * cost a round and a line per element).
 	 */
 	{
 		char *to = batch_slot(q, q->batch.cur);
@@ -305,7 +309,10 @@ static void batch_commit_done(struct zublk_queue *q, unsigned slot, int res)
 				q->error = res;
 				q->nr_live = 0;
 			}
-			from = 1;
+			from = res != -EBUSY && q->batch.refusals >= 2 ? sent : 1;
+			if (from == sent && sent > 1)
+				zublk_err("queue %u: COMMIT_IO_CMDS refused twice in a row: %u "
+					  "commits dropped", q->q_id, sent - 1);
 		}
 		unsigned n = sent - from;
 
@@ -349,6 +356,43 @@ bool zublk_batch_owes(const struct zublk_queue *q)
 	return false;
 }
 
+/*
+ * The fetch ended for want of a tag buffer, which cannot happen while every
+ * buffer taken comes back with its CQE (nr_bufs >= depth): the driver took
+ * one for a CQE it could not post (the CQ full) and ended the fetch.  No
+ * fetch is out now and every CQE before this one has been seen, so each
+ * buffer not in the ring is lost: back it goes, or each such loss would
+ * bring the queue nearer to a fetch that ends at once for ever.
+ */
+static void batch_bufs_mend(struct zublk_queue *q)
+{
+	unsigned nr = q->batch.nr_bufs, mask = io_uring_buf_ring_mask(nr), back = 0;
+	uint16_t head, tail = q->batch.br->tail;
+	bool *in;
+
+	if (io_uring_buf_ring_head(q->ring, BATCH_BGID, &head) ||
+	    (uint16_t)(tail - head) >= nr)
+		return;
+	in = calloc(nr, sizeof(*in));
+	if (!in)
+		return;
+	for (uint16_t i = head; i != tail; i++) {
+		unsigned bid = q->batch.br->bufs[i & mask].bid;
+
+		if (bid < nr)
+			in[bid] = true;
+	}
+	for (unsigned bid = 0; bid < nr; bid++) {
+		if (in[bid])
+			continue;
+		io_uring_buf_ring_add(q->batch.br, q->batch.bufs + (size_t)bid * q->batch.buf_len,
+				      q->batch.buf_len, (unsigned short)bid, mask, (int)back++);
+	}
+	io_uring_buf_ring_advance(q->batch.br, (int)back);
+	free(in);
+	zublk_warn("queue %u: %u tag buffers lost by the fetch put back", q->q_id, back);
+}
+
 /* A fetch CQE: the tags of new requests, in buffer @bid. */
 static void batch_fetch_done(struct zublk_queue *q, const struct io_uring_cqe *cqe)
 {
@@ -389,9 +433,12 @@ static void batch_fetch_done(struct zublk_queue *q, const struct io_uring_cqe *c
 		return;
 	}
 	/*
-	 * Out of tag buffers: they come back as this turn's tags are done.
-	 * Another error that keeps coming would spin here for ever.
+	 * Out of tag buffers: any the driver lost are put back (those of this
+	 * turn's tags are back already).  Another error that keeps coming
+	 * would spin here for ever.
 	 */
+	if (res == -ENOBUFS && !(cqe->flags & IORING_CQE_F_BUFFER))
+		batch_bufs_mend(q);
 	if (res >= 0 || res == -ENOBUFS) {
 		q->batch.fetch_fails = 0;
 	} else if (++q->batch.fetch_fails >= ZUBLK_BATCH_FETCH_TRIES) {

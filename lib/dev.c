@@ -727,6 +727,13 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		(dev->features & (UBLK_F_UPDATE_SIZE | UBLK_F_SAFE_STOP_DEV));
 	if (dev->geom.want_copy && zublk_mode_is_zc(dev->mode))
 		flags |= dev->features & UBLK_F_USER_COPY;
+	/*
+	 * Auto zero copy asks for the fallback (UBLK_IO_F_NEED_REG_BUF: the
+	 * driver could not register the request, we must), and the driver
+	 * takes UBLK_U_IO_REGISTER_IO_BUF only from a zero-copy device.
+	 */
+	if (dev->mode == ZUBLK_MODE_AUTO_ZERO_COPY)
+		flags |= dev->features & UBLK_F_SUPPORT_ZERO_COPY;
 	ret = cfg->batch ? want_flags(dev, &flags, UBLK_F_BATCH_IO, "--batch") : 0;
 	if (!ret && (dev->geom.caps & ZUBLK_CAP_ZONED))
 		ret = want_flags(dev, &flags, UBLK_F_ZONED, "zoned device");
@@ -783,8 +790,18 @@ err_del:
 	if (dev->cdev_fd >= 0)
 		close(dev->cdev_fd);
 	/* A device we only came to recover stays for the next try. */
-	if (!cfg->recover && id_still_ours(dev))
-		zublk_ctrl_del_dev(dev->ctrl, dev->info.dev_id, true);
+	if (!cfg->recover && id_still_ours(dev)) {
+		int dr = zublk_ctrl_del_dev(dev->ctrl, dev->info.dev_id, true);
+
+		/* A user's device whose node udev never handed over is root's to delete. */
+		if (dr == -EACCES || dr == -EPERM)
+			zublk_err("device %u left added: DEL_DEV: %s; root can delete it "
+				  "('zublk del -n %u')", dev->info.dev_id, strerror(-dr),
+				  dev->info.dev_id);
+		else if (dr)
+			zublk_err("device %u left added: DEL_DEV: %s", dev->info.dev_id,
+				  strerror(-dr));
+	}
 err_target:
 	if (ops->exit)
 		ops->exit(dev);

@@ -148,6 +148,7 @@ struct zublk_queue {
 		unsigned busy;			/* slots whose commit is in flight */
 		unsigned sent[ZUBLK_BATCH_COMMIT_BUFS];
 		unsigned fetch_fails;		/* fetches ended in error in a row */
+		unsigned refusals;		/* commits that took nothing, in a row */
 	} batch;
 };
 

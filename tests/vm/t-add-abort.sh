@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # zublk add given up while the device comes up: an nbd server that answers
 # a read only after 4 s keeps START_DEV in the driver's partition scan.
-# Past --timeout, and on SIGINT or SIGTERM, add stops the daemon and deletes
+# Past --timeout, and on SIGINT, SIGTERM or SIGQUIT, add stops the daemon and deletes
 # the device it made (it knows the id from right after ADD_DEV): one line,
 # a non-zero exit, no device, no daemon.  (A daemon killed in START_DEV
 # hangs in the kernel for good: add must let it stop.)  A signal the
@@ -47,8 +47,8 @@ tries "add's time-out" timed_out
 
 signalled() {
 	local sig=$1 adder up t0 dog rc
-	# A background job of a script starts with SIGINT ignored: not here.
-	env --default-signal=INT "$Z" add -t nbd socket="$TMP/s.sock" >"$TMP/out" 2>"$TMP/err" &
+	# A background job of a script starts with SIGINT and SIGQUIT ignored: not here.
+	env --default-signal=INT,QUIT "$Z" add -t nbd socket="$TMP/s.sock" >"$TMP/out" 2>"$TMP/err" &
 	adder=$!
 	# Past ADD_DEV: the device exists, START_DEV waits for the scan.
 	wait_until 20 test -e /dev/ublkc0 || fail "SIG$sig: no device after 20 s: $(cat "$TMP/err")"
@@ -79,6 +79,7 @@ signalled() {
 }
 tries SIGINT signalled INT
 tries SIGTERM signalled TERM
+tries SIGQUIT signalled QUIT
 
 # A signal the caller ignores (nohup, a shell's background job) stays
 # ignored: the add goes on and its device serves.

@@ -194,4 +194,19 @@ rm -f $RULES
 udevadm control --reload
 chmod 0600 /dev/ublk-control
 uerr "/dev/ublk-control: Permission denied" add -t null
+
+# 7. Still without the rule, the control device opened to users by hand:
+# the device's node is never handed over, so add gives up after 10 s;
+# DEL_DEV needs the node too, so the device stays, and add says so and who
+# can delete it.
+chmod 0666 /dev/ublk-control
+as_user timeout 60 "$Z" add -t null >"$TMP/out" 2>"$TMP/err" && fail "add without the rule succeeded"
+chmod 0600 /dev/ublk-control
+grep -q "not handed over to uid $U" "$TMP/err" || fail "add without the rule: $(cat "$TMP/err")"
+left=$(sed -n 's/.*device \([0-9]*\) left added: DEL_DEV: .*root can delete it.*/\1/p' "$TMP/err")
+[ -n "$left" ] || fail "add without the rule: no 'left added' line: $(cat "$TMP/err")"
+wait_until 10 no_daemons || fail "add without the rule: a daemon stayed: $(pgrep -a zublk)"
+timeout 60 "$Z" del -n "$left" || fail "root's del of device $left"
+no_devices || fail "a device stayed: $("$Z" list)"
+note "$(grep 'left added' "$TMP/err")"
 exit 0

@@ -101,4 +101,29 @@ state_is 0 LIVE && [ "$(dev_field 0 daemon_pid)" = "$pid" ] ||
 	fail "after the refusal: $(dev_field 0 state), daemon $(dev_field 0 daemon_pid) (was $pid)"
 note "$(cat "$TMP/err")"
 del 0
+
+# A SIGTERM to upgrade while it waits for the old daemon to go (stopped
+# here, so that the wait is long enough to hit): the upgrade goes on to its
+# end, a new daemon serving, never the device quiesced with none; then the
+# held signal takes effect (exit 143).
+add -t null -n 0
+old=$(dev_field 0 daemon_pid)
+kill -STOP "$old"
+timeout 60 "$Z" upgrade -n 0 --binary "$TMP/zublk-new" >"$TMP/out" 2>&1 &
+up=$!
+sleep 3
+kill -0 $up 2>/dev/null || fail "upgrade ended while the old daemon was stopped: $(cat "$TMP/out")"
+kill -TERM $up
+sleep 1
+kill -CONT "$old"
+wait $up
+rc=$?
+[ $rc = 143 ] || fail "upgrade after a SIGTERM: exit $rc, not 143: $(cat "$TMP/out")"
+read -r new state <<<"$(pid_state)"
+[ "$state" = LIVE ] && [ "$new" != "$old" ] ||
+	fail "after a SIGTERM to upgrade: daemon $new (was $old), state $state"
+timeout 20 dd if="$DEV" of=/dev/null bs=4k count=16 iflag=direct status=none ||
+	fail "IO after a SIGTERM to upgrade"
+note "SIGTERM to upgrade: went on, daemon $old -> $new"
+del 0
 exit 0
