@@ -313,6 +313,9 @@ void zublk_state_unlink(const char *dir, unsigned id)
 	unlink(path);
 	path_of(dir, id, "stats", path, sizeof(path));
 	unlink(path);
+	/* A daemon that was killed left its control socket too. */
+	path_of(dir, id, "sock", path, sizeof(path));
+	unlink(path);
 }
 
 int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum)

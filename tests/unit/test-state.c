@@ -619,8 +619,14 @@ TEST(a_short_or_foreign_stats_file_is_einval)
 	CHECK_EQ(zublk_stats_read(dir, 4, &sum), 0);
 	CHECK_EQ(sum.ios, 5);
 
+	/* A killed daemon's control socket goes with its state. */
+	char sock[128];
+
+	snprintf(sock, sizeof(sock), "%s/4.sock", dir);
+	write_file(sock, "", 0);
 	zublk_state_unlink(dir, 4);
 	CHECK_EQ(access(path, F_OK), -1);
+	CHECK_EQ(access(sock, F_OK), -1);
 	/* Nothing there: unlinking again is harmless. */
 	zublk_state_unlink(dir, 4);
 	CHECK_EQ(rmdir(dir), 0);

@@ -18,6 +18,9 @@ start=$SECONDS
 timeout 20 "$Z" del -n 7 || fail "del after kill -9 failed or took over 20s"
 note "IO failed, del took $((SECONDS - start))s"
 [ ! -e /dev/ublkb7 ] || fail "node still there"
+for f in json stats sock; do
+	[ ! -e "/run/zublk/7.$f" ] || fail "the killed daemon's 7.$f is still there after del"
+done
 add -t loop -f "$TMP/img" -n 7 --recovery=off
 fio_ok again --filename="$DEV" --rw=randwrite --bs=4k --iodepth=16 --size=32M \
 	--verify=crc32c --do_verify=1
