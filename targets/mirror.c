@@ -1095,6 +1095,22 @@ static void mirror_read_done(struct zublk_queue *q, struct zublk_io *io, struct 
 		zublk_io_complete(q, io, ret);
 }
 
+/*
+ * @leg's op of write-like @io is over: a range it discarded or zeroed (or
+ * maybe, on an error) is no longer known to hold pages; the request ends
+ * with its last op.
+ */
+static void mirror_write_leg_end(struct zublk_queue *q, struct zublk_io *io,
+				 struct mirror_tag *t, unsigned kind, unsigned leg)
+{
+	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
+
+	if (kind != MIRROR_SUB_DATA && io->op != UBLK_IO_OP_FLUSH)
+		zublk_backing_forget(&md->leg[leg].m.b, io->offset, io->len);
+	if (!t->pending)
+		mirror_write_finish(q, io, t);
+}
+
 static void mirror_write_done(struct zublk_queue *q, struct zublk_io *io, struct mirror_tag *t,
 			      unsigned sub, unsigned leg, int res)
 {
@@ -1108,10 +1124,7 @@ static void mirror_write_done(struct zublk_queue *q, struct zublk_io *io, struct
 		 * failed): neither done nor failed on the leg, which the
 		 * replace took out of sync (or the failed update failed).
 		 */
-		if (kind != MIRROR_SUB_DATA && io->op != UBLK_IO_OP_FLUSH)
-			zublk_backing_forget(&md->leg[leg].m.b, io->offset, io->len);
-		if (!t->pending)
-			mirror_write_finish(q, io, t);
+		mirror_write_leg_end(q, io, t, kind, leg);
 		return;
 	}
 	/*
@@ -1142,12 +1155,7 @@ static void mirror_write_done(struct zublk_queue *q, struct zublk_io *io, struct
 	} else {
 		t->good |= MIRROR_LEG(leg);
 	}
-	/* Discarded or zeroed (or maybe, on an error): no longer known to hold pages. */
-	if (kind != MIRROR_SUB_DATA && io->op != UBLK_IO_OP_FLUSH)
-		zublk_backing_forget(&md->leg[leg].m.b, io->offset, io->len);
-	if (t->pending)
-		return;
-	mirror_write_finish(q, io, t);
+	mirror_write_leg_end(q, io, t, kind, leg);
 }
 
 /* A FILES_UPDATE of mirror_sync_leg() is back. */
