@@ -765,6 +765,10 @@ int zublk_io_prep_rw_flags(struct zublk_queue *q, struct zublk_io *io, bool writ
  * many are free (fewer than @nr only when the ring is smaller).
  */
 unsigned zublk_queue_sq_reserve(struct zublk_queue *q, unsigned nr);
+/* SQEs one request's linked chain (zublk_io_prep_rw_commit()) takes at most. */
+#define ZUBLK_IO_CHAIN_SQES 5
+/* Every queue's ring has room for at least this many SQEs. */
+#define ZUBLK_RING_MIN_SQES 32
 
 /*
  * From @q's thread: fixed file @idx (from zublk_dev_add_file()) of @q's

@@ -282,8 +282,7 @@ int zublk_queue_set_file(struct zublk_queue *q, int idx, int fd)
 	return ret < 0 ? ret : 0;
 }
 
-/* SQEs the linked chain takes at most: register, read/write, note, unregister, commit. */
-#define LINK_SQES 5
+/* The linked chain's ZUBLK_IO_CHAIN_SQES: register, read/write, note, unregister, commit. */
 
 static int prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool write, int file_idx,
 			  uint64_t file_off, uint32_t io_off, uint32_t len, unsigned sub,
@@ -300,9 +299,9 @@ static int prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool write
 	    io->state != IO_ACTIVE)
 		return zublk_io_prep_rw(q, io, write, file_idx, file_off, io_off, len, sub);
 	/* A link cut in two by a submission would commit before the data moved. */
-	if (io_uring_sq_space_left(q->ring) < LINK_SQES)
+	if (io_uring_sq_space_left(q->ring) < ZUBLK_IO_CHAIN_SQES)
 		zublk_queue_count_enter(q, io_uring_submit(q->ring));
-	if (io_uring_sq_space_left(q->ring) < LINK_SQES)
+	if (io_uring_sq_space_left(q->ring) < ZUBLK_IO_CHAIN_SQES)
 		return zublk_io_prep_rw(q, io, write, file_idx, file_off, io_off, len, sub);
 
 	sqe = prep_rw_sqe(q, io, write, file_idx, file_off, io_off, len);

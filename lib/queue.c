@@ -31,7 +31,7 @@ static size_t page_round(size_t n)
 static unsigned ring_entries(unsigned depth)
 {
 	/* FETCH + register + target op + unregister per tag, with headroom. */
-	unsigned want = depth * 4, n = 32;
+	unsigned want = depth * 4, n = ZUBLK_RING_MIN_SQES;
 
 	while (n < want && n < 16384)
 		n <<= 1;

@@ -957,16 +957,15 @@ static int mirror_write(struct zublk_queue *q, struct zublk_io *io, struct mirro
 	struct mirror_dev *md = zublk_dev_priv(zublk_queue_dev(q));
 	uint32_t w = atomic_load(&md->state);
 	uint32_t legs = MIRROR_OK(w) | MIRROR_RB(w);
-	unsigned want = 6 * (unsigned)__builtin_popcount(legs);
+	unsigned want = (1 + ZUBLK_IO_CHAIN_SQES) * (unsigned)__builtin_popcount(legs);
 	int ret;
 
 	/*
-	 * Room first for each leg's SQEs (a FILES_UPDATE and a chain of up to
-	 * five), as far as the smallest ring has (32): a leg in sync that
-	 * misses a write is failed below, and a ring whose submission fails
-	 * is no leg's fault.
+	 * Room first for each leg's SQEs (a FILES_UPDATE and a chain), as far
+	 * as the smallest ring has: a leg in sync that misses a write is
+	 * failed below, and a ring whose submission fails is no leg's fault.
 	 */
-	want = want < 32 ? want : 32;
+	want = want < ZUBLK_RING_MIN_SQES ? want : ZUBLK_RING_MIN_SQES;
 	if (zublk_queue_sq_reserve(q, want) < want)
 		return -EBUSY;
 	for (unsigned leg = 0; leg < md->nr; leg++) {

@@ -1551,6 +1551,14 @@ static void conn_fail(struct zublk_queue *q, struct nbd_conn *c, const char *why
 	conn_dead(q, c);
 }
 
+/* The connection is lost for request @t's sake (its reply, its wait). */
+static void conn_fail_for(struct zublk_queue *q, struct nbd_conn *c, int t, const char *why,
+			  int err)
+{
+	c->blame = t;
+	conn_fail(q, c, why, err);
+}
+
 /* The tag a CQE of ours belongs to. */
 static int tag_of(struct nbd_conn *c, struct zublk_io *io)
 {
@@ -1836,8 +1844,7 @@ static int reply_in(struct zublk_queue *q, struct nbd_conn *c, const unsigned ch
 	 * as the others do, for a new connection or to fail with them.
 	 */
 	if (tg->data_sent < tg->len) {
-		c->blame = t;
-		conn_fail(q, c, "a reply to a WRITE whose data had not all gone out", -EPROTO);
+		conn_fail_for(q, c, t, "a reply to a WRITE whose data had not all gone out", -EPROTO);
 		return -1;
 	}
 	/*
@@ -1847,8 +1854,7 @@ static int reply_in(struct zublk_queue *q, struct nbd_conn *c, const unsigned ch
 	 * is no answer: the time since the connection was first lost runs on.
 	 */
 	if (err == 108) {
-		c->blame = t;
-		conn_fail(q, c, "the server is shutting down", 0);
+		conn_fail_for(q, c, t, "the server is shutting down", 0);
 		return -1;
 	}
 	c->lost_ns = 0;		/* the server answers: a later loss has its own time */
@@ -1910,8 +1916,7 @@ static void replies_in(struct zublk_queue *q, struct nbd_conn *c, uint32_t got)
 	if (off && nd->timeout && c->wait_head >= 0 && c->wait_head != c->reading &&
 	    zublk_now_ns() - c->tags[c->wait_head].since_ns >
 		    (uint64_t)nd->timeout * 1000000000ULL) {
-		c->blame = c->wait_head;
-		conn_fail(q, c, "a request unanswered past timeout=", -ETIMEDOUT);
+		conn_fail_for(q, c, c->wait_head, "a request unanswered past timeout=", -ETIMEDOUT);
 		return;
 	}
 	memmove(c->rbuf, c->rbuf + off, c->rlen - off);

@@ -268,21 +268,29 @@ static int zone_path(const struct zoned_dev *zd, unsigned zno, bool conv, char *
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Zone files of the other kind, or past the last zone: a different layout. */
-static int check_layout(struct zoned_dev *zd)
+/*
+ * Zone files of the other kind, or past the last zone: a different layout.
+ * A zone's file missing where later zones have theirs (a larger size adds
+ * zones at the end, never in between), or at all for a recovery (the
+ * directory not mounted, a mistyped path): the device's zones are not
+ * all there, and an empty file in the place of one would lose its data.
+ */
+static int check_layout(struct zoned_dev *zd, bool recovering)
 {
 	DIR *d = opendir(zd->dir);
+	bool *have = calloc(zd->nr_zones, sizeof(*have));
+	unsigned last = 0, n = 0;
 	struct dirent *e;
 	int ret = 0;
 
-	if (!d) {
-		ret = -errno;
+	if (!d || !have) {
+		ret = d ? -ENOMEM : -errno;
 		zublk_log(ZUBLK_LOG_ERR, "dir '%s': %s", zd->dir, strerror(-ret));
-		return ret;
+		goto out;
 	}
 	while (!ret && (e = readdir(d))) {
 		unsigned zno;
-		char kind[4], end;
+		char kind[4], end, name[32];
 
 		if (sscanf(e->d_name, "%3[a-z]-%u%c", kind, &zno, &end) != 2 ||
 		    (strcmp(kind, "cnv") && strcmp(kind, "seq")))
@@ -296,9 +304,34 @@ static int check_layout(struct zoned_dev *zd)
 				  "%u %s", zd->dir, e->d_name, zd->nr_conv, zno,
 				  zno < zd->nr_conv ? "conventional" : "sequential");
 			ret = -EINVAL;
+		} else {
+			snprintf(name, sizeof(name), "%s-%06u", kind, zno);
+			if (!strcmp(name, e->d_name) && !have[zno]) {
+				have[zno] = true;
+				n++;
+				last = zno > last ? zno : last;
+			}
 		}
 	}
-	closedir(d);
+	for (unsigned zno = 0; !ret && n && zno < (recovering ? zd->nr_zones : last); zno++) {
+		if (have[zno])
+			continue;
+		zublk_log(ZUBLK_LOG_ERR, "dir '%s': zone %u's file %s-%06u is missing%s", zd->dir,
+			  zno, is_conv(zd, zno) ? "cnv" : "seq", zno,
+			  recovering ? ": a recovery needs every zone's file the device had"
+				     : ", and later zones' are there (restore it, or remove the "
+				       "zone files to start afresh)");
+		ret = -ENOENT;
+	}
+	if (!ret && !n && recovering) {
+		zublk_log(ZUBLK_LOG_ERR, "dir '%s': holds no zone files: a recovery needs every "
+			  "zone's file the device had (is its file system mounted?)", zd->dir);
+		ret = -ENOENT;
+	}
+out:
+	if (d)
+		closedir(d);
+	free(have);
 	return ret;
 }
 
@@ -545,6 +578,7 @@ static int zoned_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		      struct zublk_target_geom *geom)
 {
 	uint64_t size = ZONED_DEF_SIZE;
+	unsigned dma_block, dma_mem = 512;
 	struct zoned_dev *zd = calloc(1, sizeof(*zd));
 	int ret;
 
@@ -559,7 +593,7 @@ static int zoned_init(struct zublk_dev *dev, struct zublk_opts *opts,
 	ret = fd_room(zd->nr_zones);
 	if (ret)
 		goto err;
-	ret = check_layout(zd);
+	ret = check_layout(zd, zublk_dev_recovering(dev));
 	if (ret)
 		goto err;
 	zd->fds = malloc(zd->nr_zones * sizeof(*zd->fds));
@@ -576,9 +610,15 @@ static int zoned_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		if (ret)
 			goto err;
 	}
+	/* O_DIRECT's memory alignment there is the device's (as loop's). */
+	if (!zd->buffered) {
+		ret = zublk_dio_align(zd->fds[0], "dir", zd->dir, &dma_block, &dma_mem);
+		if (ret)
+			goto err;
+	}
 	/*
 	 * Finished at the first queue_init, once the options are all taken (a
-	 * refused add changes no zone).  Not for a new daemon whose requests the
+	 * refused add finishes no zone).  Not for a new daemon whose requests the
 	 * driver reissues: the write that filled a zone comes again and lands
 	 * (finished, the zone would refuse it).
 	 */
@@ -599,6 +639,7 @@ static int zoned_init(struct zublk_dev *dev, struct zublk_opts *opts,
 			  strerror(-ret));
 		goto err;
 	}
+	geom->dma_alignment = dma_mem - 1;
 	geom->size = size;
 	geom->logical_bs_shift = 12;
 	geom->physical_bs_shift = 12;

@@ -256,6 +256,14 @@ mkdir "$TMP/bad"
 truncate -s 32M "$TMP/bad/cnv-000000" "$TMP/bad/cnv-000001"
 expect_err "holds cnv-000001, but conv_zones=1" "${ZA[@]}" dir="$TMP/bad" conv_zones=1
 expect_err "past the 8 zones" add -t zoned dir="$TMP/z" size=256M zone_size=32M conv_zones=2
+# A zone's file missing where a later zone's is there: refused, nothing made.
+mkdir "$TMP/hole"
+truncate -s 32M "$TMP/hole/cnv-000000"
+touch "$TMP/hole/seq-000002"
+expect_err "zone 1's file seq-000001 is missing, and later zones' are there" \
+	"${ZA[@]}" dir="$TMP/hole" conv_zones=1
+[ "$(ls "$TMP/hole" | tr '\n' ' ')" = "cnv-000000 seq-000002 " ] ||
+	fail "a refused add over a hole changed the files: $(ls "$TMP/hole")"
 truncate -s 33M "$TMP/bad/seq-000002"
 expect_err "seq-000002': 34603008 bytes" "${ZA[@]}" dir="$TMP/bad" conv_zones=2
 expect_err "max_open 4, max_active 3" "${ZA[@]}" dir="$TMP/z" conv_zones=2 max_open=4 max_active=3
@@ -272,12 +280,12 @@ expect_err "mode auto-zero-copy: not supported" "${ZA[@]}" dir="$TMP/z" conv_zon
 # Refused after the zone files were made (the device number is taken):
 # those it made go, those that were there stay.
 mkdir "$TMP/fresh"
-touch "$TMP/fresh/seq-000003"
+truncate -s 32M "$TMP/fresh/cnv-000000"
 add -t null -n 5
 "$Z" add -t zoned dir="$TMP/fresh" size=256M zone_size=32M conv_zones=1 -n 5 >/dev/null \
 	2>"$TMP/err" && fail "a second device 5 was added"
 grep -q "device 5: already exists" "$TMP/err" || fail "add said: $(cat "$TMP/err")"
-[ "$(ls "$TMP/fresh")" = seq-000003 ] || fail "a refused add left zone files: $(ls "$TMP/fresh")"
+[ "$(ls "$TMP/fresh")" = cnv-000000 ] || fail "a refused add left zone files: $(ls "$TMP/fresh")"
 del 5
 
 # 7. 20000 zones: more than one report request's worth.
@@ -348,6 +356,23 @@ bg_fio_stop r
 blkzone report "$DEV" | sed 's/zcond.*//' >"$TMP/after"
 cmp -s "$TMP/before" "$TMP/after" || fail "zones changed across the recovery"
 note "daemon killed under reads: recovered, zones as they were"
+# A recovery whose directory lacks a zone's file (not mounted, moved): refused
+# with one line, the device left waiting for a daemon; the file back, it recovers.
+kill -9 "$(dev_field "$ID" daemon_pid)"
+wait_until 20 state_is "$ID" QUIESCED || fail "recover, a file away: $(dev_field "$ID" state)"
+mv "$TMP/z/seq-000005" "$TMP/seq-000005.away"
+timeout 30 "$Z" recover -n "$ID" >"$TMP/out" 2>"$TMP/err" &&
+	fail "a recovery without zone 5's file was taken"
+[ "$(wc -l <"$TMP/err")" = 1 ] && grep -q "zone 5's file seq-000005 is missing: a recovery" \
+	"$TMP/err" || fail "recover without zone 5's file said: $(cat "$TMP/err")"
+[ ! -e "$TMP/z/seq-000005" ] || fail "the refused recovery made zone 5's file anew"
+state_is "$ID" QUIESCED || fail "after the refused recovery: $(dev_field "$ID" state)"
+mv "$TMP/seq-000005.away" "$TMP/z/seq-000005"
+timeout 30 "$Z" recover -n "$ID" >/dev/null || fail "recover with the file back failed"
+wait_until 20 state_is "$ID" LIVE || fail "recovered: not LIVE ($(dev_field "$ID" state))"
+blkzone report "$DEV" | sed 's/zcond.*//' >"$TMP/after"
+cmp -s "$TMP/before" "$TMP/after" || fail "zones changed across the second recovery"
+note "a recovery without a zone's file: '$(cat "$TMP/err")'; with it back, recovered"
 
 # 10. del under zoned writes.
 blkzone reset "$DEV"
