@@ -69,12 +69,10 @@ static void daemon_log(enum zublk_log_level level, const char *msg)
 
 static void redirect_log(const char *state_dir, unsigned id)
 {
-	char path[300];
 	int fd;
 
 	/* Never keep the caller's stderr: `$(zublk add ... 2>&1)` would wait on us. */
-	snprintf(path, sizeof(path), "%s/%u.log", state_dir, id);
-	fd = state_dir[0] ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
+	fd = state_dir[0] ? zublk_state_log_open(state_dir, id) : -1;
 	if (fd < 0)
 		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (fd < 0)

@@ -539,7 +539,9 @@ int zublk_dev_exit_fd(const struct zublk_dev *dev);
 bool zublk_dev_awaits_recovery(struct zublk_dev *dev);
 /*
  * Stop serving without stopping the device: every queue quits and the
- * driver keeps the device for a new daemon (`zublk recover`).
+ * driver keeps the device for a new daemon (`zublk recover`).  Of a device
+ * the driver is cancelling (a quiesce), the threads first commit what they
+ * hold, waited for up to 12 s.
  */
 void zublk_dev_release(struct zublk_dev *dev);
 /* Resize a live device: target ->resize, the core's limits, UPDATE_SIZE. */
@@ -672,6 +674,12 @@ const char *zublk_state_dir(void);
 int zublk_state_parse(const char *json, struct zublk_state *st);
 int zublk_state_load(const char *dir, unsigned id, struct zublk_state *st);
 void zublk_state_unlink(const char *dir, unsigned id);
+/*
+ * Device @id's log file in @dir for appending, made if need be (with the
+ * directory): not in a directory not ours, not through a link, never a
+ * FIFO.  The fd, or -errno.
+ */
+int zublk_state_log_open(const char *dir, unsigned id);
 int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum);
 /* @s as a JSON string, quotes included. */
 void zublk_json_str(FILE *f, const char *s);
@@ -859,6 +867,11 @@ int zublk_backing_open(struct zublk_backing *b, const char *what, const char *pa
 		       int buffered);
 /* Whether @path is on a file system in memory (tmpfs or ramfs). */
 bool zublk_path_in_memory(const char *path);
+/*
+ * open(2) with O_CLOEXEC that does not wait on a FIFO named by mistake
+ * (opened O_NONBLOCK, the flag cleared after): the fd, or -1 and errno.
+ */
+int zublk_open_nowait(const char *path, int flags, mode_t mode);
 /*
  * For a regular file opened with O_DIRECT: the block its file offsets and
  * lengths must be a multiple of (@block, 512 to 4096) and the alignment its

@@ -235,7 +235,8 @@ int zublk_backing_open(struct zublk_backing *b, const char *what, const char *pa
 		zublk_log(ZUBLK_LOG_ERR, "%s '': an empty path", what);
 		return -EINVAL;
 	}
-	b->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	/* Not waiting in open for a FIFO named by mistake (O_NONBLOCK, cleared below). */
+	b->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
 	if (b->fd < 0 || fstat(b->fd, &st))
 		goto err_errno;
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
@@ -246,9 +247,9 @@ int zublk_backing_open(struct zublk_backing *b, const char *what, const char *pa
 	}
 	b->in_memory = S_ISREG(st.st_mode) && zublk_path_in_memory(path);
 	b->buffered = buffered < 0 ? b->in_memory : buffered;
-	if (!b->buffered && fcntl(b->fd, F_SETFL, O_DIRECT)) {
+	if (fcntl(b->fd, F_SETFL, b->buffered ? 0 : O_DIRECT)) {
 		ret = -errno;
-		if (ret == -EINVAL)
+		if (ret == -EINVAL && !b->buffered)
 			zublk_log(ZUBLK_LOG_ERR,
 				  "%s '%s': O_DIRECT is not supported there (use buffered=1)",
 				  what, path);

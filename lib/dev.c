@@ -315,10 +315,10 @@ static int check_geom(struct zublk_dev *dev)
 	return 0;
 }
 
-static void build_params(struct zublk_dev *dev)
+/* The parameters the target's geometry gives the device, in @p. */
+static void params_of(const struct zublk_dev *dev, struct ublk_params *p)
 {
 	const struct zublk_target_geom *g = &dev->geom;
-	struct ublk_params *p = &dev->params;
 
 	memset(p, 0, sizeof(*p));
 	p->len = sizeof(*p);
@@ -369,6 +369,43 @@ static void build_params(struct zublk_dev *dev)
 		p->discard.max_write_zeroes_sectors = (g->caps & ZUBLK_CAP_WRITE_ZEROES) ? max : 0;
 		p->discard.max_discard_segments = 1;
 	}
+}
+
+static void build_params(struct zublk_dev *dev)
+{
+	params_of(dev, &dev->params);
+}
+
+/*
+ * What the device (@have, the kernel's) takes from its users that the
+ * target (@now, its geometry in a recovery) no longer does, or NULL: a
+ * server back read-only or without trim, a backing on a disk with larger
+ * blocks.  Its requests would fail there.
+ */
+static const char *lost_promise(const struct ublk_params *have, const struct ublk_params *now)
+{
+	uint32_t have_dis = have->types & UBLK_PARAM_TYPE_DISCARD ? have->discard.max_discard_sectors
+								 : 0;
+	uint32_t have_wz = have->types & UBLK_PARAM_TYPE_DISCARD
+				   ? have->discard.max_write_zeroes_sectors : 0;
+	uint32_t have_dma = have->types & UBLK_PARAM_TYPE_DMA_ALIGN ? have->dma.alignment : 511;
+
+	if (!(have->basic.attrs & UBLK_ATTR_READ_ONLY) && (now->basic.attrs & UBLK_ATTR_READ_ONLY))
+		return "writes";
+	if ((have->basic.attrs & UBLK_ATTR_VOLATILE_CACHE) &&
+	    !(now->basic.attrs & UBLK_ATTR_VOLATILE_CACHE))
+		return "flushes";
+	if ((have->basic.attrs & UBLK_ATTR_FUA) && !(now->basic.attrs & UBLK_ATTR_FUA))
+		return "FUA writes";
+	if (have_dis && !now->discard.max_discard_sectors)
+		return "discards";
+	if (have_wz && !now->discard.max_write_zeroes_sectors)
+		return "write zeroes";
+	if (have->basic.logical_bs_shift < now->basic.logical_bs_shift)
+		return "blocks that small";
+	if (have_dma < now->dma.alignment)
+		return "buffers that little aligned";
+	return NULL;
 }
 
 static int open_cdev(struct zublk_dev *dev)
@@ -550,6 +587,8 @@ static int recover_start(struct zublk_dev *dev)
 {
 	unsigned id = dev->info.dev_id;
 	uint64_t have = dev->params.basic.dev_sectors << 9;
+	struct ublk_params now;
+	const char *lost;
 	int ret;
 
 	/* The device's size rules; a backing left bigger by a shrink is fine. */
@@ -561,6 +600,13 @@ static int recover_start(struct zublk_dev *dev)
 	}
 	dev->geom.size = have;
 	atomic_store(&dev->dev_sectors, have >> 9);
+	params_of(dev, &now);
+	lost = lost_promise(&dev->params, &now);
+	if (lost) {
+		zublk_err("device %u: takes %s, which the backing no longer does; not recovering",
+			  id, lost);
+		return -EINVAL;
+	}
 	if (!!(dev->info.flags & UBLK_F_ZONED) != !!(dev->geom.caps & ZUBLK_CAP_ZONED) ||
 	    ((dev->info.flags & UBLK_F_ZONED) &&
 	     (uint64_t)dev->params.basic.chunk_sectors << 9 != dev->geom.zone_size)) {
@@ -622,11 +668,22 @@ int zublk_dev_create(const struct zublk_dev_config *cfg,
 		     const struct zublk_target_ops *ops, struct zublk_opts *opts,
 		     struct zublk_dev **out)
 {
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
 	struct zublk_dev *dev;
 	const char *bad;
 	uint64_t flags;
 	int ret;
 
+	/*
+	 * What `zublk add` checked, for every caller: a larger max IO size
+	 * would put a request's user-copy offsets in the next tag's.  (A
+	 * recovery takes the device's queues, depth and IO size.)
+	 */
+	ret = cfg->recover ? 0
+			   : zublk_dev_config_check(cfg, online < 1 ? UBLK_MAX_NR_QUEUES
+								    : (unsigned)online);
+	if (ret)
+		return ret;
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
@@ -825,6 +882,27 @@ static void set_scheduler_none(struct zublk_dev *dev)
 	if (ret)
 		zublk_warn("device %u: could not set IO scheduler none: %s", dev->info.dev_id,
 			   strerror(-ret));
+}
+
+unsigned zublk_dev_inflight(const struct zublk_dev *dev)
+{
+	char path[64], buf[64];
+	unsigned r = 0, w = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/block/ublkb%u/inflight", dev->info.dev_id);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%u %u", &r, &w) != 2)
+		return 0;
+	return r + w;
 }
 
 /* Make the thread serving queue @q_id leave its loop, as if it had died. */
@@ -1056,6 +1134,21 @@ void zublk_dev_destroy(struct zublk_dev *dev)
 
 void zublk_dev_release(struct zublk_dev *dev)
 {
+	uint64_t end = zublk_now_ns() + ZUBLK_CANCEL_WAIT_NS + 2000000000ULL;
+	unsigned started = 0;
+
+	for (unsigned i = 0; dev->workers && i < dev->nr_workers; i++)
+		started += dev->workers[i].thread_started;
+	/*
+	 * A quiesce (upgrade) aborts only the fetches of idle tags: each thread
+	 * leaves once what it was handed is committed.  One that left first
+	 * must not take the others down with requests still in hand (kicked,
+	 * a thread drops them, and the next daemon does them again): they are
+	 * waited for, for a while.
+	 */
+	while (atomic_load(&dev->cancelling) && atomic_load(&dev->nr_workers_exited) < started &&
+	       zublk_now_ns() < end)
+		usleep(10000);
 	kick_queues(dev);
 }
 

@@ -194,6 +194,7 @@ struct zublk_dev {
 	unsigned nr_workers_ready;
 	int queue_init_error;
 	int exit_efd;				/* readable once a queue has exited */
+	atomic_uint nr_workers_exited;		/* threads whose loop has ended */
 	_Atomic uint64_t dev_sectors;		/* what requests are checked against */
 	bool stop_requested;			/* zublk_dev_stop() was called */
 	_Atomic bool told_stopping;		/* ops->stopping was called */
@@ -312,6 +313,13 @@ int zublk_ctl_listen(struct zublk_dev *dev);
 void zublk_ctl_close(struct zublk_dev *dev);
 int zublk_stats_map(struct zublk_dev *dev);
 void zublk_state_remove(struct zublk_dev *dev, bool unlink_files);
+/*
+ * Requests the driver handed out on @dev and has not had back (sysfs's
+ * inflight; a quiesced device dispatches no more), 0 if it cannot be read.
+ */
+unsigned zublk_dev_inflight(const struct zublk_dev *dev);
+/* How long a cancelling (quiesced) device's threads wait for its requests out. */
+#define ZUBLK_CANCEL_WAIT_NS (10ULL * 1000000000ULL)
 
 /* util */
 void zublk_last_error_clear(void);

@@ -295,8 +295,14 @@ static int prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool write
 	    (io->op != UBLK_IO_OP_READ && io->op != UBLK_IO_OP_WRITE &&
 	     io->op != UBLK_IO_OP_ZONE_APPEND) || io->len > INT32_MAX)
 		return -EINVAL;
+	/*
+	 * Nor while the driver cancels (a quiesce): a linked commit that
+	 * succeeds posts nothing, and the thread, unable to tell it from a
+	 * transfer still running, could leave before it, which cancels it.
+	 */
 	if (dev->batch || dev->mode == ZUBLK_MODE_USER_COPY || io->nr_inflight ||
-	    io->state != IO_ACTIVE)
+	    io->state != IO_ACTIVE ||
+	    atomic_load_explicit(&dev->cancelling, memory_order_relaxed))
 		return zublk_io_prep_rw(q, io, write, file_idx, file_off, io_off, len, sub);
 	/* A link cut in two by a submission would commit before the data moved. */
 	if (io_uring_sq_space_left(q->ring) < ZUBLK_IO_CHAIN_SQES)

@@ -425,6 +425,16 @@ static bool worker_settled(const struct zublk_worker *w)
 	return true;
 }
 
+/* Whether a tag of @w went out in a linked chain (its commit posts nothing). */
+static bool worker_has_linked(const struct zublk_worker *w)
+{
+	for (unsigned i = 0; i < w->nr_qs; i++)
+		for (unsigned t = 0; t < w->qs[i].depth; t++)
+			if (w->qs[i].ios[t].state == IO_LINKED)
+				return true;
+	return false;
+}
+
 /*
  * How long a cancelled worker, settled, waits for the rest of its aborts
  * before it leaves them to its ring's exit (which cancels every command
@@ -450,7 +460,19 @@ static bool worker_cancel_done(struct zublk_worker *w, bool *bounded)
 	if (!w->settled_since_ns)
 		w->settled_since_ns = now;
 	*bounded = true;
-	return now - w->settled_since_ns >= CANCEL_GRACE_NS;
+	if (now - w->settled_since_ns < CANCEL_GRACE_NS)
+		return false;
+	/*
+	 * A linked chain's commit posts nothing, so a tag of one looks settled
+	 * whether its transfer is done or still runs; leaving while it runs
+	 * cancels the commit behind it (the next daemon does the request
+	 * again).  A quiesce (no stop told) dispatches nothing more: while the
+	 * device still has requests out, the thread waits for them, for a while.
+	 */
+	if (atomic_load(&w->dev->told_stopping) || w->dev->stop_requested ||
+	    now - w->settled_since_ns >= ZUBLK_CANCEL_WAIT_NS || !worker_has_linked(w))
+		return true;
+	return zublk_dev_inflight(w->dev) == 0;
 }
 
 /* Submit, and wait up to @ts for @nr completions; running out of time is no error. */
@@ -712,6 +734,7 @@ static void *worker_thread(void *arg)
 		queue_teardown(q);
 	}
 	/* Wake whoever waits on zublk_dev_exit_fd(). */
+	atomic_fetch_add(&dev->nr_workers_exited, 1);
 	eventfd_write(dev->exit_efd, 1);
 	return NULL;
 }

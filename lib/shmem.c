@@ -45,9 +45,9 @@ int zublk_shmem_map(const char *path, struct zublk_shmem *s)
 	void *p;
 	int fd, ret = 0;
 
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = zublk_open_nowait(path, O_RDWR, 0);
 	if (fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS)) {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = zublk_open_nowait(path, O_RDONLY, 0);
 		ro = true;
 	}
 	if (fd < 0) {

@@ -48,9 +48,40 @@ static int state_dir_owned(const char *dir, bool or_root)
 
 	if (lstat(dir, &st))
 		return -errno;
-	if (!S_ISDIR(st.st_mode) || (st.st_uid != geteuid() && !(or_root && st.st_uid == 0)))
+	if (!S_ISDIR(st.st_mode) || (st.st_uid != geteuid() && !(or_root && st.st_uid == 0)) ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH)))
 		return -EPERM;
 	return 0;
+}
+
+/*
+ * A state file of @dir opened: not through a link, not waiting on a FIFO,
+ * and a regular file (root reads users' directories: what they put there
+ * is theirs to choose).  The fd, or -errno.
+ */
+static int state_open(const char *path, int flags, mode_t mode)
+{
+	struct stat st;
+	int fd = zublk_open_nowait(path, flags | O_NOFOLLOW, mode);
+
+	if (fd < 0)
+		return errno == ELOOP ? -EPERM : -errno;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
+int zublk_state_log_open(const char *dir, unsigned id)
+{
+	char path[300];
+	int ret = zublk_state_dir_make(dir);
+
+	if (ret)
+		return ret;
+	path_of(dir, id, "log", path, sizeof(path));
+	return state_open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 }
 
 /*
@@ -323,6 +354,8 @@ int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum)
 	char path[300];
 	struct zublk_stats_file *sf;
 	struct stat st;
+	unsigned nr;
+	ssize_t n;
 	int fd, ret = 0;
 
 	memset(sum, 0, sizeof(*sum));
@@ -330,23 +363,32 @@ int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum)
 	if (ret)
 		return ret;
 	path_of(dir, id, "stats", path, sizeof(path));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = state_open(path, O_RDONLY, 0);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) || (size_t)st.st_size < sizeof(*sf)) {
+		return fd;
+	/*
+	 * A copy, not a mapping: a file another user owns (root lists users'
+	 * devices) could be cut under a mapping (SIGBUS) or its queue count
+	 * changed between looks.  Each counter is read whole (8 aligned bytes).
+	 */
+	if (fstat(fd, &st) || (size_t)st.st_size < sizeof(*sf) || st.st_size > (1 << 24)) {
 		close(fd);
 		return -EINVAL;
 	}
-	sf = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (sf == MAP_FAILED)
-		return -errno;
-	if (sf->magic != ZUBLK_STATS_MAGIC ||
-	    sizeof(*sf) + sf->nr_queues * sizeof(sf->q[0]) > (size_t)st.st_size) {
-		ret = -EINVAL;
-		goto out;
+	sf = malloc((size_t)st.st_size);
+	if (!sf) {
+		close(fd);
+		return -ENOMEM;
 	}
-	for (unsigned i = 0; i < sf->nr_queues; i++) {
+	n = pread(fd, sf, (size_t)st.st_size, 0);
+	close(fd);
+	nr = n >= (ssize_t)sizeof(*sf) ? sf->nr_queues : 0;
+	if (n < (ssize_t)sizeof(*sf) || sf->magic != ZUBLK_STATS_MAGIC ||
+	    sizeof(*sf) + (size_t)nr * sizeof(sf->q[0]) > (size_t)n) {
+		free(sf);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < nr; i++) {
 		sum->ios += atomic_load(&sf->q[i].ios);
 		sum->submits += atomic_load(&sf->q[i].submits);
 		sum->enters += atomic_load(&sf->q[i].enters);
@@ -358,9 +400,8 @@ int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum)
 		sum->copies += atomic_load(&sf->q[i].copies);
 		sum->hand_regs += atomic_load(&sf->q[i].hand_regs);
 	}
-out:
-	munmap(sf, (size_t)st.st_size);
-	return ret;
+	free(sf);
+	return 0;
 }
 
 /* ------------------------------------------- a reader for our flat JSON */
@@ -391,8 +432,13 @@ static const char *parse_str(const char *p, char *out, size_t len)
 	for (p++; *p && *p != '"'; p++) {
 		char c = *p;
 
+		/* JSON's: a raw control character or an unknown escape is no string. */
+		if ((unsigned char)c < 0x20)
+			return NULL;
 		if (c == '\\') {
 			p++;
+			if (*p && !strchr("\"\\/bfnrtu", *p))
+				return NULL;
 			if (*p == 'u') {
 				unsigned v;
 
@@ -407,6 +453,8 @@ static const char *parse_str(const char *p, char *out, size_t len)
 				c = '\n';
 			} else if (*p == 't') {
 				c = '\t';
+			} else if (*p == 'r' || *p == 'b' || *p == 'f') {
+				c = *p == 'r' ? '\r' : *p == 'b' ? '\b' : '\f';
 			} else if (!*p) {
 				return NULL;
 			} else {
@@ -472,19 +520,33 @@ static const char *skip_value(const char *p, int depth)
 			return *p == close ? p + 1 : NULL;
 		}
 	}
-	if (*p == '-' || isalnum((unsigned char)*p)) {
-		while (*p == '-' || *p == '+' || *p == '.' || isalnum((unsigned char)*p))
+	/* A number, or true, false, null: no other bare word is JSON. */
+	if (isdigit((unsigned char)*p) || (*p == '-' && isdigit((unsigned char)p[1]))) {
+		p++;
+		while (*p == '-' || *p == '+' || *p == '.' || *p == 'e' || *p == 'E' ||
+		       isdigit((unsigned char)*p))
 			p++;
 		return p;
 	}
+	for (const char *const *w = (const char *const[]){ "true", "false", "null", NULL }; *w; w++)
+		if (!strncmp(p, *w, strlen(*w)) && !isalnum((unsigned char)p[strlen(*w)]))
+			return p + strlen(*w);
 	return NULL;
 }
 
-/* Keeps @key and its raw value text in st->extra, for `list --json`. */
+/*
+ * Keeps @key and its raw value text (checked JSON) in st->extra, for `list
+ * --json`; a key of other than [a-z0-9_] (no target writes one) is not
+ * kept: it would have to be escaped again in what is printed.
+ */
 static void keep_extra(struct zublk_state *st, const char *key, const char *v, const char *end)
 {
 	size_t used = strlen(st->extra);
-	int n = snprintf(st->extra + used, sizeof(st->extra) - used, "%s\"%s\": %.*s",
+	int n;
+
+	if (!*key || key[strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_")])
+		return;
+	n = snprintf(st->extra + used, sizeof(st->extra) - used, "%s\"%s\": %.*s",
 			 used ? ", " : "", key, (int)(end - v), v);
 
 	if (n < 0 || (size_t)n >= sizeof(st->extra) - used)
@@ -611,9 +673,9 @@ int zublk_state_load(const char *dir, unsigned id, struct zublk_state *st)
 	if (ret)
 		return ret;
 	path_of(dir, id, "json", path, sizeof(path));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = state_open(path, O_RDONLY, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	/* All of it (long paths and options add up), within reason. */
 	ret = fstat(fd, &sb) ? -errno : sb.st_size > STATE_MAX_BYTES ? -EFBIG : 0;
 	if (ret) {

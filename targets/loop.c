@@ -202,8 +202,8 @@ static int meta_open(struct loop_dev *ld, bool ro, bool create, bool *created)
 
 	create = create && !ro;
 	*created = create && stat(ld->meta, &st) && errno == ENOENT;
-	ld->meta_fd = open(ld->meta, (ro ? O_RDONLY : O_RDWR) | (create ? O_CREAT : 0) | O_CLOEXEC,
-			   0600);
+	ld->meta_fd = zublk_open_nowait(ld->meta, (ro ? O_RDONLY : O_RDWR) | (create ? O_CREAT : 0),
+				       0600);
 	if (ld->meta_fd < 0) {
 		ret = -errno;
 		zublk_log(ZUBLK_LOG_ERR, "metadata file '%s': %s", ld->meta, strerror(-ret));

@@ -245,13 +245,35 @@ static void nbd_err(const char *fmt, ...)
 		zublk_log(ZUBLK_LOG_ERR, "%s", buf);
 }
 
+/*
+ * When this thread's handshake must be over (0: no limit): a server that
+ * sends its part a byte at a time, or replies without end, is given up on
+ * then, not only one that is silent for NBD_HANDSHAKE_TIMEOUT.
+ */
+static __thread uint64_t xfer_end_ns;
+
 /* All of @len bytes, or -errno (-ECONNRESET: the server hung up; -ETIMEDOUT). */
 static int xfer(int fd, void *buf, size_t len, bool out)
 {
 	char *p = buf;
 
 	while (len) {
-		ssize_t n = out ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
+		ssize_t n;
+
+		if (xfer_end_ns) {
+			uint64_t now = zublk_now_ns(), left = xfer_end_ns - now;
+			struct timeval tv = { .tv_sec = (time_t)(left / 1000000000ULL),
+					      .tv_usec = (suseconds_t)(left % 1000000000ULL / 1000) };
+
+			if (now >= xfer_end_ns)
+				return -ETIMEDOUT;
+			if (!tv.tv_sec && !tv.tv_usec)
+				tv.tv_usec = 1; /* 0 would be no limit */
+			if (setsockopt(fd, SOL_SOCKET, out ? SO_SNDTIMEO : SO_RCVTIMEO, &tv,
+				       sizeof(tv)))
+				return -errno;
+		}
+		n = out ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -723,8 +745,10 @@ static int conn_open(const struct nbd_dev *nd, struct nbd_conn *c, int stop_fd,
 		pthread_mutex_unlock(&c->hs_lock);
 	}
 	ret = set_timeouts(fd, NBD_HANDSHAKE_TIMEOUT);
+	xfer_end_ns = zublk_now_ns() + NBD_HANDSHAKE_TIMEOUT * 1000000000ULL;
 	if (!ret)
 		ret = negotiate(nd, fd, ex);
+	xfer_end_ns = 0;
 	if (ret < 0 && ret != -EPROTO && ret != -ENOENT && ret != -EPERM && ret != -EINVAL &&
 	    ret != -EAGAIN && ret != -ECONNABORTED)
 		nbd_err("nbd server %s: handshake: %s", nd->server,

@@ -132,6 +132,7 @@ struct q2_img {
 		int64_t l1_idx;
 		uint64_t stamp;
 		uint64_t *tab;
+		bool corrupt;		/* names metadata or past the end: its IO fails */
 	} *slots;
 	uint64_t stamp;
 	uint64_t next_cluster;		/* where the next cluster is appended */
@@ -1021,6 +1022,67 @@ static int rc_drop(struct q2_img *img, uint64_t c)
 
 /* ------------------------------------------------------------ L1 / L2 */
 
+/*
+ * Why a cluster at @off that an L2 table at @l2_off (or the L1 table, @l2_off
+ * 0) names cannot hold data, or NULL: not a cluster's start, or the
+ * header's, the L1 or refcount table's, the table's own, or past the
+ * file's end.  A write in place there would overwrite the image's metadata
+ * (or be cut off by the next cluster appended).  Refcount blocks and other
+ * tables are not looked for.
+ */
+static const char *not_data(const struct q2_img *img, uint64_t off, uint64_t l2_off)
+{
+	uint64_t cs = img->cs, l1_end = img->l1_offset + (uint64_t)img->l1_size * 8;
+	uint64_t rt_end = img->rt_offset + (uint64_t)img->rt_clusters * cs;
+
+	if (off & (cs - 1))
+		return "not a cluster's start";
+	if (off < cs)
+		return "the header's cluster";
+	if (off + cs > img->l1_offset && off < l1_end)
+		return "in the L1 table";
+	if (img->rt_clusters && off + cs > img->rt_offset && off < rt_end)
+		return "in the refcount table";
+	if (off == l2_off)
+		return "the L2 table itself";
+	if (off >= img->file_end)
+		return "past the file's end";
+	return NULL;
+}
+
+/* A table just read, or its place: -EIO with one line if it names no data. */
+static int l2_check(const struct q2_img *img, uint64_t l1_idx, uint64_t off, const uint64_t *tab)
+{
+	uint64_t per = 1ULL << img->l2_bits;
+	const char *why = tab ? NULL : not_data(img, off, 0);
+
+	for (uint64_t i = 0; tab && !why && i < per; i++) {
+		uint64_t e = be64toh(tab[i]);
+
+		if (e & OFLAG_COMPRESSED || !(e & L2E_OFFSET_MASK))
+			continue;
+		why = not_data(img, e & L2E_OFFSET_MASK, off);
+		if (why) {
+			BAD(img, "the L2 entry of guest offset %llu names host offset %llu, %s: "
+				 "a corrupt image, IO to guest offsets %llu-%llu fails",
+			    (unsigned long long)((l1_idx * per + i) * img->cs),
+			    (unsigned long long)(e & L2E_OFFSET_MASK), why,
+			    (unsigned long long)(l1_idx * per * img->cs),
+			    (unsigned long long)((l1_idx + 1) * per * img->cs - 1));
+			return -EIO;
+		}
+	}
+	if (why) {
+		BAD(img, "the L2 table of guest offsets %llu-%llu is at host offset %llu, %s: "
+			 "a corrupt image, IO there fails",
+		    (unsigned long long)(l1_idx * per * img->cs),
+		    (unsigned long long)((l1_idx + 1) * per * img->cs - 1),
+		    (unsigned long long)off, why);
+		return -EIO;
+	}
+	return 0;
+}
+
 static int l2_table(struct q2_img *img, uint64_t l1_idx, uint64_t **tab)
 {
 	struct l2_slot *s;
@@ -1034,6 +1096,8 @@ static int l2_table(struct q2_img *img, uint64_t l1_idx, uint64_t **tab)
 	if (img->l1_slot[l1_idx] >= 0) {
 		s = &img->slots[img->l1_slot[l1_idx]];
 		s->stamp = ++img->stamp;
+		if (s->corrupt)
+			return -EIO;
 		*tab = s->tab;
 		return 0;
 	}
@@ -1054,15 +1118,22 @@ static int l2_table(struct q2_img *img, uint64_t l1_idx, uint64_t **tab)
 	if (s->l1_idx >= 0)
 		img->l1_slot[s->l1_idx] = -1;
 	s->l1_idx = -1;
-	ret = pread_all(img->fd, s->tab, img->cs, off);
-	if (ret) {
-		zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': reading an L2 table at %llu: %s", img->path,
-			  (unsigned long long)off, strerror(-ret));
-		return ret;
+	s->corrupt = l2_check(img, l1_idx, off, NULL) != 0;
+	if (!s->corrupt) {
+		ret = pread_all(img->fd, s->tab, img->cs, off);
+		if (ret) {
+			zublk_log(ZUBLK_LOG_ERR, "qcow2: '%s': reading an L2 table at %llu: %s",
+				  img->path, (unsigned long long)off, strerror(-ret));
+			return ret;
+		}
+		s->corrupt = l2_check(img, l1_idx, off, s->tab) != 0;
 	}
+	/* Kept, said once: its IO fails until it is pushed out. */
 	s->l1_idx = (int64_t)l1_idx;
 	s->stamp = ++img->stamp;
 	img->l1_slot[l1_idx] = (int32_t)victim;
+	if (s->corrupt)
+		return -EIO;
 	*tab = s->tab;
 	return 0;
 }
@@ -2811,7 +2882,7 @@ static int img_open(const char *path, const struct q2_img *child, unsigned depth
 	img->dfd = -1;
 	img->child = child;
 	img->path = strdup(path);
-	img->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	img->fd = zublk_open_nowait(path, ro ? O_RDONLY : O_RDWR, 0);
 	if (!img->path || img->fd < 0) {
 		ret = img->path ? -errno : -ENOMEM;
 		if (child)

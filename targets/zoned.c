@@ -351,7 +351,7 @@ static int open_zone(struct zoned_dev *zd, unsigned zno)
 	fd = open(path, flags | O_CREAT | O_EXCL, 0600);
 	zd->made[zno] = fd >= 0;
 	if (fd < 0 && errno == EEXIST)
-		fd = open(path, flags);
+		fd = zublk_open_nowait(path, flags, 0);
 	if (fd < 0) {
 		ret = -errno;
 		zublk_log(ZUBLK_LOG_ERR, "zone file '%s': %s%s", path, strerror(-ret),

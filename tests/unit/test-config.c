@@ -193,3 +193,19 @@ TEST(threads_beyond_the_queues_or_split_batch_queues_are_refused)
 	cfg.nr_threads = 0;
 	CHECK_EQ(config_check(cfg, 2), 0);
 }
+
+TEST(a_device_is_not_made_from_a_config_the_check_refuses)
+{
+	static const struct zublk_target_ops ops = { .name = "none" };
+	struct zublk_dev_config cfg = { .dev_id = -1,
+					 .max_io_bytes = ZUBLK_MAX_MAX_IO_BYTES + 4096 };
+	struct zublk_dev *dev = NULL;
+	struct zublk_opts opts = { 0 };
+
+	last_msg[0] = '\0';
+	zublk_set_log(capture_log);
+	CHECK_EQ(zublk_dev_create(&cfg, &ops, &opts, &dev), -EINVAL);
+	zublk_set_log(NULL);
+	CHECK(strstr(last_msg, "max IO size") != NULL);
+	CHECK(dev == NULL);
+}

@@ -632,6 +632,70 @@ TEST(a_short_or_foreign_stats_file_is_einval)
 	CHECK_EQ(rmdir(dir), 0);
 }
 
+/* Root lists users' devices: their state files may be anything they made them. */
+TEST(state_files_that_are_links_or_fifos_are_refused_without_waiting)
+{
+	char dir[] = "/tmp/zublk-unit-XXXXXX", path[128], target[128];
+	struct zublk_counters sum;
+	struct zublk_state st;
+	int fd;
+
+	REQUIRE(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/4.stats", dir);
+	REQUIRE(mkfifo(path, 0644) == 0);
+	CHECK_EQ(zublk_stats_read(dir, 4, &sum), -EPERM);
+	snprintf(path, sizeof(path), "%s/6.json", dir);
+	REQUIRE(mkfifo(path, 0644) == 0);
+	CHECK_EQ(zublk_state_load(dir, 6, &st), -EPERM);
+	snprintf(target, sizeof(target), "%s/real", dir);
+	write_file(target, sample, strlen(sample));
+	snprintf(path, sizeof(path), "%s/5.json", dir);
+	REQUIRE(symlink(target, path) == 0);
+	CHECK_EQ(zublk_state_load(dir, 5, &st), -EPERM);
+	/* The daemon's log: made in a directory of ours, never through a link. */
+	fd = zublk_state_log_open(dir, 7);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "%s/8.log", dir);
+	REQUIRE(symlink(target, path) == 0);
+	CHECK_EQ(zublk_state_log_open(dir, 8), -EPERM);
+	/* Nor in one others may write to (made first in /tmp by another user). */
+	REQUIRE(chmod(dir, 0777) == 0);
+	CHECK_EQ(zublk_state_log_open(dir, 9), -EPERM);
+	snprintf(path, sizeof(path), "%s/9.log", dir);
+	CHECK_EQ(access(path, F_OK), -1);
+	for (const char *const *n = (const char *const[]){ "4.stats", "5.json", "6.json", "7.log",
+							    "8.log", "real", NULL };
+	     *n; n++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, *n);
+		CHECK_EQ(unlink(path), 0);
+	}
+	CHECK_EQ(rmdir(dir), 0);
+}
+
+TEST(unknown_keys_pass_to_list_only_as_plain_names_with_json_values)
+{
+	struct zublk_state st;
+
+	/* A key that would close its quotes in `list --json`: skipped, not kept. */
+	REQUIRE(parse("{\"id\":1,\"a\\\": 0, \\\"owner_uid\":0}", &st) == 0);
+	CHECK_STREQ(st.extra, "");
+	REQUIRE(parse("{\"id\":1,\"ok\":true,\"gone\":null,\"n\":-3,"
+		      "\"legs\":[{\"state\":\"ok\"}]}", &st) == 0);
+	CHECK_STREQ(st.extra, "\"ok\": true, \"gone\": null, \"n\": -3, "
+			      "\"legs\": [{\"state\":\"ok\"}]");
+	static const char *const bad[] = {
+		"{\"id\":1,\"x\":rm}",
+		"{\"id\":1,\"x\":-}",
+		"{\"id\":1,\"x\":\"a\\qb\"}",
+		"{\"id\":1,\"x\":\"a\tb\"}",
+		"{\"id\":1,\"x\":truely}",
+	};
+
+	check_all_refused(bad, ARRAY_SIZE(bad));
+}
+
 /* --------------------------------------------------------------- names */
 
 TEST(feature_bits_0_to_19_all_have_distinct_names_and_descriptions)

@@ -234,6 +234,29 @@ expect_err "$TMP/none\.sock.*(refused|No such file)" add -t nbd socket="$TMP/non
 python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
 	"$TMP/stale.sock" || fail "making a stale socket"
 expect_err "$TMP/stale\.sock.*refused" add -t nbd socket="$TMP/stale.sock"
+# A server that sends its greeting a byte every 2 s, each within the 10 s a
+# read may wait: the handshake as a whole gives up after 10 s (it took
+# add's 60 s, and the line did not name the server).
+cat >"$TMP/drip.py" <<'PY'
+import socket, sys, threading, time
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(sys.argv[1])
+srv.listen(4)
+def drip(c):
+    for b in b"NBDMAGIC" + bytes.fromhex("49484156454f5054") + b"\x00\x03" * 1000:
+        time.sleep(2)
+        c.send(bytes([b]))
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=drip, args=(c,), daemon=True).start()
+PY
+python3 "$TMP/drip.py" "$TMP/drip.sock" 2>"$TMP/drip.log" &
+SERVERS+=($!)
+wait_until 10 test -S "$TMP/drip.sock" || fail "the drip server did not listen: $(cat "$TMP/drip.log")"
+start=$SECONDS
+expect_err "drip\.sock.*handshake.*timed out" \
+	add -t nbd socket="$TMP/drip.sock"
+[ $((SECONDS - start)) -le 30 ] || fail "a dripping handshake took $((SECONDS - start)) s"
 expect_err "127\.0\.0\.1:10999.*refused" add -t nbd host=127.0.0.1 port=10999
 truncate -s 16M "$TMP/raw"
 qnbd_up 10902 known -f raw "$TMP/raw"
@@ -474,6 +497,33 @@ bg_fio_stop v
 [ "$(counter "$ID" errors)" = 0 ] || fail "recover: $(counter "$ID" errors) requests failed"
 del "$ID"
 note "daemon killed under verified writes: recover connected anew, no error"
+# A server back with less than the device takes (read-only now): the
+# recovery is refused in one line (the device's writes would fail there)
+# and the device waits; the server back writable, the recovery takes.
+nbdkit_up back memory 64M
+add -t nbd socket="$TMP/back.sock"
+kill -9 "$(dev_field "$ID" daemon_pid)"
+wait_until 20 state_is "$ID" QUIESCED || fail "read-only back: not QUIESCED ($(dev_field "$ID" state))"
+# back_server ARGS...: the server on back.sock again, with ARGS
+back_server() {
+	kill "$SRV" 2>/dev/null
+	wait_until 10 eval "! kill -0 $SRV 2>/dev/null" || fail "nbdkit $SRV did not end"
+	rm -f "$TMP/back.sock" "$TMP/back.pid"
+	nbdkit_up back "$@"
+}
+back_server -r memory 64M
+timeout 30 "$Z" recover -n "$ID" >"$TMP/out" 2>"$TMP/err" &&
+	fail "a recovery over a server back read-only was taken"
+[ "$(wc -l <"$TMP/err")" = 1 ] &&
+	grep -q "device $ID: takes writes, which the backing no longer does; not recovering" "$TMP/err" ||
+	fail "recover over a read-only server said: $(cat "$TMP/err")"
+state_is "$ID" QUIESCED || fail "after the refused recovery: $(dev_field "$ID" state)"
+back_server memory 64M
+timeout 30 "$Z" recover -n "$ID" >/dev/null || fail "recover over the server back writable failed"
+wait_until 20 state_is "$ID" LIVE || fail "read-only back: not LIVE ($(dev_field "$ID" state))"
+dd if=/dev/zero of="$DEV" bs=4k count=1 oflag=direct status=none || fail "a write after the recovery"
+del "$ID"
+note "server back read-only: '$(cat "$TMP/err")'; back writable, recovered"
 
 # 10. del while fio drives QD128 at the device: del returns, fio ends, the
 # device and its daemon go, the server serves on.

@@ -8,6 +8,7 @@
 # old daemon killed, its requests reissued).  A fail-io device is refused,
 # and so is a device whose state file is not its daemon's.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/raid-lib.sh"
 truncate -s 256M "$TMP/img"
 cp "$Z" "$TMP/zublk-new"
 
@@ -71,6 +72,37 @@ if "$Z" features | grep -q BATCH_IO; then
 	del 0
 else
 	skip_check batch "the running kernel has no UBLK_F_BATCH_IO"
+fi
+
+# A quiesce aborts only the fetches of idle tags, so the old daemon's thread
+# whose queue is idle leaves first; its other thread, with a read in hand
+# that the backing answers 4 s later, commits it still: kicked with the
+# first, it dropped the read, and the new daemon was handed it to do again.
+# The loop target over a dm device whose reads then wait 4 s (dm-delay).
+modprobe dm-delay 2>/dev/null
+if ! fits_cpus 2; then
+	skip_check "a read in hand at upgrade" "fewer than 2 CPUs"
+elif ! dmsetup targets 2>/dev/null | grep -q '^delay'; then
+	skip_check "a read in hand at upgrade" "no dm-delay target"
+else
+	truncate -s 32M "$TMP/slow"
+	dm_leg slow "$TMP/slow"
+	add -t loop -f "$DM_DEV" -n 0 -q 2 --threads 2
+	dm_table slow "delay ${DM_LOOP[slow]} 0 4000"
+	old=$(dev_field 0 daemon_pid)
+	taskset -c 1 dd if="$DEV" of=/dev/null bs=4k count=1 skip=1280 iflag=direct \
+		status=none 2>"$TMP/dd.err" &
+	rd=$!
+	wait_until 5 eval '[ "$(dmsetup status zublk-test-slow | awk '"'"'{ print $4 + 0 }'"'"')" -gt 0 ]' ||
+		fail "in hand: the read did not reach the slow device: $(dmsetup status zublk-test-slow)"
+	timeout 60 "$Z" upgrade -n 0 --binary "$TMP/zublk-new" >"$TMP/out" 2>&1 ||
+		fail "in hand: upgrade: $(cat "$TMP/out")"
+	wait $rd || fail "in hand: the read across the upgrade failed: $(cat "$TMP/dd.err")"
+	[ "$(dev_field 0 daemon_pid)" != "$old" ] || fail "in hand: the same daemon after upgrade"
+	n=$(counter 0 ios)
+	[ "$n" = 0 ] || fail "in hand: the new daemon did $n requests again (the old one dropped them)"
+	del 0
+	note "a read in hand on one thread of two at upgrade: committed by the old daemon"
 fi
 
 # fail-io: the driver fails IO while no daemon serves the device, so upgrade
