@@ -235,8 +235,7 @@ int zublk_backing_open(struct zublk_backing *b, const char *what, const char *pa
 		zublk_log(ZUBLK_LOG_ERR, "%s '': an empty path", what);
 		return -EINVAL;
 	}
-	/* Not waiting in open for a FIFO named by mistake (O_NONBLOCK, cleared below). */
-	b->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
+	b->fd = zublk_open_nowait(path, ro ? O_RDONLY : O_RDWR, 0);
 	if (b->fd < 0 || fstat(b->fd, &st))
 		goto err_errno;
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {

@@ -379,8 +379,7 @@ static void build_params(struct zublk_dev *dev)
 /*
  * What the device (@have, the kernel's) takes from its users that the
  * target (@now, its geometry in a recovery) no longer does, or NULL: a
- * server back read-only or without trim, a backing on a disk with larger
- * blocks.  Its requests would fail there.
+ * server back read-only or without trim.  Its requests would fail there.
  */
 static const char *lost_promise(const struct ublk_params *have, const struct ublk_params *now)
 {
@@ -388,7 +387,6 @@ static const char *lost_promise(const struct ublk_params *have, const struct ubl
 								 : 0;
 	uint32_t have_wz = have->types & UBLK_PARAM_TYPE_DISCARD
 				   ? have->discard.max_write_zeroes_sectors : 0;
-	uint32_t have_dma = have->types & UBLK_PARAM_TYPE_DMA_ALIGN ? have->dma.alignment : 511;
 
 	if (!(have->basic.attrs & UBLK_ATTR_READ_ONLY) && (now->basic.attrs & UBLK_ATTR_READ_ONLY))
 		return "writes";
@@ -401,11 +399,27 @@ static const char *lost_promise(const struct ublk_params *have, const struct ubl
 		return "discards";
 	if (have_wz && !now->discard.max_write_zeroes_sectors)
 		return "write zeroes";
-	if (have->basic.logical_bs_shift < now->basic.logical_bs_shift)
-		return "blocks that small";
-	if (have_dma < now->dma.alignment)
-		return "buffers that little aligned";
 	return NULL;
+}
+
+/*
+ * The same for what only some requests meet (small blocks, buffers little
+ * aligned): said, not refused (the device ran so before, and a refused
+ * upgrade would leave it quiesced, its IO held).
+ */
+static void said_smaller(const struct zublk_dev *dev, const struct ublk_params *have,
+			 const struct ublk_params *now)
+{
+	uint32_t have_dma = have->types & UBLK_PARAM_TYPE_DMA_ALIGN ? have->dma.alignment : 511;
+
+	if (have->basic.logical_bs_shift < now->basic.logical_bs_shift)
+		zublk_warn("device %u: takes %u-byte blocks, the backing now %u: smaller "
+			   "requests will fail", dev->info.dev_id, 1U << have->basic.logical_bs_shift,
+			   1U << now->basic.logical_bs_shift);
+	if (have_dma < now->dma.alignment)
+		zublk_warn("device %u: takes buffers aligned to %u bytes, the backing now needs "
+			   "%u: requests in others will fail", dev->info.dev_id, have_dma + 1,
+			   now->dma.alignment + 1);
 }
 
 static int open_cdev(struct zublk_dev *dev)
@@ -607,6 +621,7 @@ static int recover_start(struct zublk_dev *dev)
 			  id, lost);
 		return -EINVAL;
 	}
+	said_smaller(dev, &dev->params, &now);
 	if (!!(dev->info.flags & UBLK_F_ZONED) != !!(dev->geom.caps & ZUBLK_CAP_ZONED) ||
 	    ((dev->info.flags & UBLK_F_ZONED) &&
 	     (uint64_t)dev->params.basic.chunk_sectors << 9 != dev->geom.zone_size)) {
@@ -1134,8 +1149,11 @@ void zublk_dev_destroy(struct zublk_dev *dev)
 
 void zublk_dev_release(struct zublk_dev *dev)
 {
-	uint64_t end = zublk_now_ns() + ZUBLK_CANCEL_WAIT_NS + 2000000000ULL;
+	uint64_t since = atomic_load(&dev->cancel_ns), end;
 	unsigned started = 0;
+
+	/* From the first abort, as the threads count their wait: none is kicked before. */
+	end = (since ? since : zublk_now_ns()) + ZUBLK_CANCEL_WAIT_NS + 2000000000ULL;
 
 	for (unsigned i = 0; dev->workers && i < dev->nr_workers; i++)
 		started += dev->workers[i].thread_started;

@@ -199,6 +199,7 @@ struct zublk_dev {
 	bool stop_requested;			/* zublk_dev_stop() was called */
 	_Atomic bool told_stopping;		/* ops->stopping was called */
 	atomic_bool cancelling;			/* the driver aborted a command of ours */
+	_Atomic uint64_t cancel_ns;		/* when that was first seen */
 	int ctl_fd;				/* listening control socket, or -1 */
 	ino_t ctl_ino;				/* its file's inode: ours to unlink */
 	pthread_mutex_t state_lock;		/* state file writers */
@@ -318,7 +319,10 @@ void zublk_state_remove(struct zublk_dev *dev, bool unlink_files);
  * inflight; a quiesced device dispatches no more), 0 if it cannot be read.
  */
 unsigned zublk_dev_inflight(const struct zublk_dev *dev);
-/* How long a cancelling (quiesced) device's threads wait for its requests out. */
+/*
+ * How long after the first abort a cancelling (quiesced) device's threads
+ * wait for its requests out (zublk_dev_release() waits 2 s longer).
+ */
 #define ZUBLK_CANCEL_WAIT_NS (10ULL * 1000000000ULL)
 
 /* util */

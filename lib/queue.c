@@ -214,8 +214,10 @@ static void worker_ready(struct zublk_worker *w, int err)
 static void worker_note_cancel(struct zublk_worker *w)
 {
 	struct zublk_dev *dev = w->dev;
-	uint64_t ud = zublk_ud_pack(0, ZUBLK_UD_WAKE, 0);
+	uint64_t ud = zublk_ud_pack(0, ZUBLK_UD_WAKE, 0), none = 0;
 
+	/* The time first: a thread that sees cancelling counts its wait from it. */
+	atomic_compare_exchange_strong(&dev->cancel_ns, &none, zublk_now_ns());
 	if (atomic_exchange(&dev->cancelling, true))
 		return;
 	for (unsigned i = 0; i < dev->nr_workers; i++) {
@@ -447,7 +449,7 @@ static bool worker_has_linked(const struct zublk_worker *w)
 /* Whether to leave now; *bounded: the device is cancelling, wait briefly. */
 static bool worker_cancel_done(struct zublk_worker *w, bool *bounded)
 {
-	uint64_t now;
+	uint64_t now, since;
 
 	*bounded = false;
 	if (!atomic_load_explicit(&w->dev->cancelling, memory_order_relaxed))
@@ -469,8 +471,9 @@ static bool worker_cancel_done(struct zublk_worker *w, bool *bounded)
 	 * again).  A quiesce (no stop told) dispatches nothing more: while the
 	 * device still has requests out, the thread waits for them, for a while.
 	 */
+	since = atomic_load(&w->dev->cancel_ns);
 	if (atomic_load(&w->dev->told_stopping) || w->dev->stop_requested ||
-	    now - w->settled_since_ns >= ZUBLK_CANCEL_WAIT_NS || !worker_has_linked(w))
+	    now - (since ? since : now) >= ZUBLK_CANCEL_WAIT_NS || !worker_has_linked(w))
 		return true;
 	return zublk_dev_inflight(w->dev) == 0;
 }

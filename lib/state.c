@@ -49,7 +49,7 @@ static int state_dir_owned(const char *dir, bool or_root)
 	if (lstat(dir, &st))
 		return -errno;
 	if (!S_ISDIR(st.st_mode) || (st.st_uid != geteuid() && !(or_root && st.st_uid == 0)) ||
-	    (st.st_mode & (S_IWGRP | S_IWOTH)))
+	    (st.st_mode & S_IWOTH))
 		return -EPERM;
 	return 0;
 }

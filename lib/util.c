@@ -266,6 +266,9 @@ int zublk_open_nowait(const char *path, int flags, mode_t mode)
 {
 	int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, mode), fl, err;
 
+	/* A file under another's lease (an NFS or SMB export's): waited for, as open(2) does. */
+	if (fd < 0 && errno == EWOULDBLOCK)
+		fd = open(path, flags | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -1;
 	fl = fcntl(fd, F_GETFL);

@@ -670,15 +670,9 @@ static int mirror_init(struct zublk_dev *dev, struct zublk_opts *opts,
 			zublk_log(ZUBLK_LOG_ERR, "mirror: leg '%s': %s", m->path, strerror(-ret));
 			goto err;
 		}
-		/*
-		 * As mirror_persist() has it: a failed leg is no part of the
-		 * identity, nor of what the device takes (a recovery compares
-		 * that with the device's; a leg put back is checked against it).
-		 */
-		if (failed & MIRROR_LEG(i)) {
+		/* As mirror_persist() has it: a failed leg is no part of the identity. */
+		if (failed & MIRROR_LEG(i))
 			zublk_dev_file_counts(dev, m->idx, false);
-			continue;
-		}
 		if (!m->b.size)
 			continue;
 		raid_member_fold(m, geom, &discard, &zero);

@@ -3177,13 +3177,6 @@ static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_
 		if (ret)
 			goto err;
 	}
-	if (!ro) {
-		ret = find_free(d->top);
-		if (ret) {
-			BAD(d->top, "reading its refcounts: %s", strerror(-ret));
-			goto err;
-		}
-	}
 	if (d->top->size < 512) {
 		BAD(d->top, "a virtual size of %llu bytes", (unsigned long long)d->top->size);
 		ret = -EINVAL;
@@ -3227,6 +3220,14 @@ static int q2_init(struct zublk_dev *dev, struct zublk_opts *opts, struct zublk_
 		geom->caps |= ZUBLK_CAP_WRITE_ZEROES;
 	geom->discard_granularity = (uint32_t)d->top->cs;
 	geom->want_copy = true;
+	/* Last of what may refuse the image: it punches the free clusters out. */
+	if (!ro) {
+		ret = find_free(d->top);
+		if (ret) {
+			BAD(d->top, "reading its refcounts: %s", strerror(-ret));
+			goto err;
+		}
+	}
 	ret = clear_autoclear(d->top);
 	if (ret)
 		goto err;

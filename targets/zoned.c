@@ -578,7 +578,7 @@ static int zoned_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		      struct zublk_target_geom *geom)
 {
 	uint64_t size = ZONED_DEF_SIZE;
-	unsigned dma_block, dma_mem = 512;
+	unsigned dma_mem = 512;
 	struct zoned_dev *zd = calloc(1, sizeof(*zd));
 	int ret;
 
@@ -610,11 +610,20 @@ static int zoned_init(struct zublk_dev *dev, struct zublk_opts *opts,
 		if (ret)
 			goto err;
 	}
-	/* O_DIRECT's memory alignment there is the device's (as loop's). */
+	/*
+	 * O_DIRECT's alignment there, as its file system says, is the device's
+	 * (as loop's: whole blocks per segment too).  Nothing refused here: a
+	 * file system that says none served before, and so does it now.
+	 */
 	if (!zd->buffered) {
-		ret = zublk_dio_align(zd->fds[0], "dir", zd->dir, &dma_block, &dma_mem);
-		if (ret)
-			goto err;
+		struct statx stx;
+
+		if (!statx(zd->fds[0], "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) &&
+		    (stx.stx_mask & STATX_DIOALIGN)) {
+			dma_mem = stx.stx_dio_mem_align > stx.stx_dio_offset_align
+					  ? stx.stx_dio_mem_align : stx.stx_dio_offset_align;
+			dma_mem = dma_mem < 512 ? 512 : dma_mem > 4096 ? 4096 : dma_mem;
+		}
 	}
 	/*
 	 * Finished at the first queue_init, once the options are all taken (a

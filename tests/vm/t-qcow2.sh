@@ -1092,34 +1092,37 @@ expect_err "nosuch\.qcow2.*No such file" add -t qcow2 -f "$I/nosuch.qcow2"
 refused "backing file '$I/loopa.qcow2': the same file as '$I/loopa.qcow2' \(a loop in the backing chain\)" \
 	"$I/loopa.qcow2"
 # An L2 entry that names the L1 table (COPIED: written in place), and one
-# past the file's end: a corrupt image.  A write there went into the L1
-# table (or was cut off by the next cluster appended); now IO to that
-# table's guest range (2M with 4k clusters) fails, said in one line, the
-# rest is served, and the L1 table stays as it was.
+# past the file's end, in another table: a corrupt image.  A write there
+# went into the L1 table (or was cut off by the next cluster appended); now
+# IO to each such table's guest range (2M with 4k clusters) fails, said in
+# one line each, the rest is served, and the L1 table stays as it was.
 qemu-img create -q -f qcow2 -o cluster_size=4096 "$I/l2bad.qcow2" 16M || fail "qemu-img create l2bad"
-qemu-io -f qcow2 -c "write -P 0x33 0 8k" -c "write -P 0x44 4M 4k" "$I/l2bad.qcow2" >"$TMP/qio" ||
-	fail "qemu-io l2bad: $(cat "$TMP/qio")"
+qemu-io -f qcow2 -c "write -P 0x33 0 8k" -c "write -P 0x44 4M 4k" -c "write -P 0x55 6M 4k" \
+	"$I/l2bad.qcow2" >"$TMP/qio" || fail "qemu-io l2bad: $(cat "$TMP/qio")"
 l1=$(header "$I/l2bad.qcow2" 40 8)
 l2=$(($(header "$I/l2bad.qcow2" "$l1" 8) & 0x00fffffffffffe00))
+l2c=$(($(header "$I/l2bad.qcow2" $((l1 + 24)) 8) & 0x00fffffffffffe00))
 be64() { local i; for i in 56 48 40 32 24 16 8 0; do printf '%02x ' $((($1 >> i) & 255)); done; }
 # shellcheck disable=SC2046
 poke "$I/l2bad.qcow2" "$l2" $(be64 $(((1 << 63) | l1)))
 # shellcheck disable=SC2046
-poke "$I/l2bad.qcow2" $((l2 + 8)) $(be64 $(((1 << 63) | (1 << 40))))
+poke "$I/l2bad.qcow2" "$l2c" $(be64 $(((1 << 63) | (1 << 40))))
 l1sum=$(dd if="$I/l2bad.qcow2" bs=1 skip="$l1" count=4096 status=none | sha256sum)
 add -t qcow2 -f "$I/l2bad.qcow2" --no-part-scan
 dd if=/dev/zero of="$DEV" bs=4k count=1 oflag=direct status=none 2>/dev/null &&
 	fail "l2bad: a write to a cluster the L1 table is went through"
-dd if="$DEV" of=/dev/null bs=4k count=1 skip=1 iflag=direct status=none 2>/dev/null &&
+dd if="$DEV" of=/dev/null bs=4k count=1 skip=1536 iflag=direct status=none 2>/dev/null &&
 	fail "l2bad: a read of a cluster past the file's end went through"
 cmp -s <(dd if="$DEV" bs=4k count=1 skip=1024 iflag=direct status=none) \
 	<(head -c 4096 /dev/zero | tr '\0' D) || fail "l2bad: the data at 4M (0x44), in another table, did not read back"
 grep -q "the L2 entry of guest offset 0 names host offset $l1, in the L1 table: a corrupt image, IO to guest offsets 0-2097151 fails" \
-	"/run/zublk/$ID.log" || fail "l2bad: no line for the entry: $(tail -3 "/run/zublk/$ID.log")"
+	"/run/zublk/$ID.log" || fail "l2bad: no line for the L1 entry: $(tail -3 "/run/zublk/$ID.log")"
+grep -q "the L2 entry of guest offset 6291456 names host offset $((1 << 40)), past the file's end: a corrupt image, IO to guest offsets 6291456-8388607 fails" \
+	"/run/zublk/$ID.log" || fail "l2bad: no line for the entry past the end: $(tail -3 "/run/zublk/$ID.log")"
 del "$ID"
 [ "$(dd if="$I/l2bad.qcow2" bs=1 skip="$l1" count=4096 status=none | sha256sum)" = "$l1sum" ] ||
 	fail "l2bad: the L1 table changed"
-note "an L2 entry naming the L1 table: IO there fails, the table kept"
+note "L2 entries naming the L1 table and past the end: IO there fails, the table kept"
 # qemu's image locks, both ways: a served image is not qemu's to open for
 # writing, nor is one qemu-nbd serves zublk's; a second device is refused.
 mk "$I/lock.qcow2"
