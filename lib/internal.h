@@ -112,6 +112,8 @@ struct zublk_worker {
 	_Atomic bool ring_ok;
 	bool stopping;
 	uint64_t settled_since_ns;		/* cancelling: all ours committed since */
+	bool wake_owed;				/* cancelling: other threads to wake, from wake_next */
+	unsigned wake_next;
 	int error;				/* first fatal error */
 	uint64_t poll_ns;			/* look for work this long before sleeping */
 	bool poll_auto;				/* ... only while looks find work */

@@ -211,28 +211,39 @@ static void worker_ready(struct zublk_worker *w, int err)
  * commands (a quiesce for an upgrade, a stop).  The device's other threads
  * may sleep with nothing coming to wake them: tell them.
  */
-static void worker_note_cancel(struct zublk_worker *w)
+/* The wake-ups @w owes the other threads; one that finds no SQE goes on next turn. */
+static void worker_wake_others(struct zublk_worker *w)
 {
 	struct zublk_dev *dev = w->dev;
-	uint64_t ud = zublk_ud_pack(0, ZUBLK_UD_WAKE, 0), none = 0;
+	uint64_t ud = zublk_ud_pack(0, ZUBLK_UD_WAKE, 0);
 
-	/* The time first: a thread that sees cancelling counts its wait from it. */
-	atomic_compare_exchange_strong(&dev->cancel_ns, &none, zublk_now_ns());
-	if (atomic_exchange(&dev->cancelling, true))
-		return;
-	for (unsigned i = 0; i < dev->nr_workers; i++) {
-		struct zublk_worker *o = &dev->workers[i];
+	for (; w->wake_owed && w->wake_next < dev->nr_workers; w->wake_next++) {
+		struct zublk_worker *o = &dev->workers[w->wake_next];
 		struct io_uring_sqe *sqe;
 
 		if (o == w || !o->ring_ok)
 			continue;
 		sqe = zublk_queue_get_sqe(&w->qs[0]);	/* the worker's ring */
 		if (!sqe)
-			break;
+			return;
 		io_uring_prep_msg_ring(sqe, o->ring.ring_fd, 0, ud, 0);
 		io_uring_sqe_set_data64(sqe, ud);
 		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 	}
+	w->wake_owed = false;
+}
+
+static void worker_note_cancel(struct zublk_worker *w)
+{
+	struct zublk_dev *dev = w->dev;
+	uint64_t none = 0;
+
+	/* The time first: a thread that sees cancelling counts its wait from it. */
+	atomic_compare_exchange_strong(&dev->cancel_ns, &none, zublk_now_ns());
+	if (atomic_exchange(&dev->cancelling, true))
+		return;
+	w->wake_owed = true;
+	worker_wake_others(w);
 }
 
 static void handle_cqe(struct zublk_worker *w, const struct io_uring_cqe *cqe)
@@ -454,6 +465,8 @@ static bool worker_cancel_done(struct zublk_worker *w, bool *bounded)
 	*bounded = false;
 	if (!atomic_load_explicit(&w->dev->cancelling, memory_order_relaxed))
 		return false;
+	if (w->wake_owed)
+		worker_wake_others(w);
 	if (!worker_settled(w)) {
 		w->settled_since_ns = 0;
 		return false;
