@@ -878,12 +878,12 @@ static int parse_uri(struct nbd_dev *nd, const char *uri)
 		if (colon)
 			hend = colon;
 	}
-	if (hend == p || (size_t)(hend - p) >= sizeof(nd->host)) {
-		zublk_log(ZUBLK_LOG_ERR, "uri '%s': no host, or one too long", uri);
+	/* Percent-decoded as the export is (an IPv6 zone: fe80::1%25eth0). */
+	if (hend == p || uri_decode(p, (size_t)(hend - p), nd->host, sizeof(nd->host))) {
+		zublk_log(ZUBLK_LOG_ERR, "uri '%s': no host, or one too long or wrongly "
+			  "percent-encoded", uri);
 		return -EINVAL;
 	}
-	memcpy(nd->host, p, (size_t)(hend - p));
-	nd->host[hend - p] = '\0';
 	snprintf(nd->port, sizeof(nd->port), "%s", NBD_DEF_PORT);
 	if (colon && colon + 1 < path) {
 		size_t n = (size_t)(path - colon - 1);

@@ -258,6 +258,8 @@ expect_err "drip\.sock.*handshake.*timed out" \
 	add -t nbd socket="$TMP/drip.sock"
 [ $((SECONDS - start)) -le 30 ] || fail "a dripping handshake took $((SECONDS - start)) s"
 expect_err "127\.0\.0\.1:10999.*refused" add -t nbd host=127.0.0.1 port=10999
+# A URI's host is percent-decoded, as its export is.
+expect_err "127\.0\.0\.1:10999.*refused" add -t nbd uri=nbd://%31%32%37.0.0.1:10999/
 truncate -s 16M "$TMP/raw"
 qnbd_up 10902 known -f raw "$TMP/raw"
 expect_err "[\"']nosuch[\"'].*unknown|unknown.*[\"']nosuch[\"']" \
