@@ -773,7 +773,10 @@ int zublk_io_prep_rw_flags(struct zublk_queue *q, struct zublk_io *io, bool writ
  * many are free (fewer than @nr only when the ring is smaller).
  */
 unsigned zublk_queue_sq_reserve(struct zublk_queue *q, unsigned nr);
-/* SQEs one request's linked chain (zublk_io_prep_rw_commit()) takes at most. */
+/*
+ * SQEs one request's linked chain (zublk_io_prep_rw_commit()) takes at
+ * most: register, read/write, note, unregister, commit.
+ */
 #define ZUBLK_IO_CHAIN_SQES 5
 /* Every queue's ring has room for at least this many SQEs. */
 #define ZUBLK_RING_MIN_SQES 32

@@ -902,20 +902,10 @@ static void set_scheduler_none(struct zublk_dev *dev)
 unsigned zublk_dev_inflight(const struct zublk_dev *dev)
 {
 	char path[64], buf[64];
-	unsigned r = 0, w = 0;
-	ssize_t n;
-	int fd;
+	unsigned r, w;
 
 	snprintf(path, sizeof(path), "/sys/block/ublkb%u/inflight", dev->info.dev_id);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	if (sscanf(buf, "%u %u", &r, &w) != 2)
+	if (!zublk_read_text(path, buf, sizeof(buf)) || sscanf(buf, "%u %u", &r, &w) != 2)
 		return 0;
 	return r + w;
 }

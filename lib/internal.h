@@ -328,6 +328,8 @@ unsigned zublk_dev_inflight(const struct zublk_dev *dev);
 #define ZUBLK_CANCEL_WAIT_NS (10ULL * 1000000000ULL)
 
 /* util */
+/* The first @len - 1 bytes of the file at @path in @buf, terminated; false if unreadable. */
+bool zublk_read_text(const char *path, char *buf, size_t len);
 void zublk_last_error_clear(void);
 const char *zublk_last_error_or(const char *fallback);
 int zublk_write_file(const char *path, const char *text);

@@ -282,8 +282,6 @@ int zublk_queue_set_file(struct zublk_queue *q, int idx, int fd)
 	return ret < 0 ? ret : 0;
 }
 
-/* The linked chain's ZUBLK_IO_CHAIN_SQES: register, read/write, note, unregister, commit. */
-
 static int prep_rw_commit(struct zublk_queue *q, struct zublk_io *io, bool write, int file_idx,
 			  uint64_t file_off, uint32_t io_off, uint32_t len, unsigned sub,
 			  bool note, unsigned note_val)

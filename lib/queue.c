@@ -206,11 +206,6 @@ static void worker_ready(struct zublk_worker *w, int err)
 	pthread_mutex_unlock(&dev->start_lock);
 }
 
-/*
- * The driver aborted a command of ours: it is cancelling the device's
- * commands (a quiesce for an upgrade, a stop).  The device's other threads
- * may sleep with nothing coming to wake them: tell them.
- */
 /* The wake-ups @w owes the other threads; one that finds no SQE goes on next turn. */
 static void worker_wake_others(struct zublk_worker *w)
 {
@@ -233,6 +228,11 @@ static void worker_wake_others(struct zublk_worker *w)
 	w->wake_owed = false;
 }
 
+/*
+ * The driver aborted a command of ours: it is cancelling the device's
+ * commands (a quiesce for an upgrade, a stop).  The device's other threads
+ * may sleep with nothing coming to wake them: tell them.
+ */
 static void worker_note_cancel(struct zublk_worker *w)
 {
 	struct zublk_dev *dev = w->dev;

@@ -57,16 +57,15 @@ static int state_dir_owned(const char *dir, bool or_root)
 /*
  * A state file of @dir opened: not through a link, not waiting on a FIFO,
  * and a regular file (root reads users' directories: what they put there
- * is theirs to choose).  The fd, or -errno.
+ * is theirs to choose), its stat in *@st.  The fd, or -errno.
  */
-static int state_open(const char *path, int flags, mode_t mode)
+static int state_open(const char *path, int flags, mode_t mode, struct stat *st)
 {
-	struct stat st;
 	int fd = zublk_open_nowait(path, flags | O_NOFOLLOW, mode);
 
 	if (fd < 0)
 		return errno == ELOOP ? -EPERM : -errno;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, st) || !S_ISREG(st->st_mode)) {
 		close(fd);
 		return -EPERM;
 	}
@@ -76,12 +75,13 @@ static int state_open(const char *path, int flags, mode_t mode)
 int zublk_state_log_open(const char *dir, unsigned id)
 {
 	char path[300];
+	struct stat st;
 	int ret = zublk_state_dir_make(dir);
 
 	if (ret)
 		return ret;
 	path_of(dir, id, "log", path, sizeof(path));
-	return state_open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	return state_open(path, O_WRONLY | O_CREAT | O_APPEND, 0644, &st);
 }
 
 /*
@@ -363,7 +363,7 @@ int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum)
 	if (ret)
 		return ret;
 	path_of(dir, id, "stats", path, sizeof(path));
-	fd = state_open(path, O_RDONLY, 0);
+	fd = state_open(path, O_RDONLY, 0, &st);
 	if (fd < 0)
 		return fd;
 	/*
@@ -371,7 +371,7 @@ int zublk_stats_read(const char *dir, unsigned id, struct zublk_counters *sum)
 	 * devices) could be cut under a mapping (SIGBUS) or its queue count
 	 * changed between looks.  Each counter is read whole (8 aligned bytes).
 	 */
-	if (fstat(fd, &st) || (size_t)st.st_size < sizeof(*sf) || st.st_size > (1 << 24)) {
+	if ((size_t)st.st_size < sizeof(*sf) || st.st_size > (1 << 24)) {
 		close(fd);
 		return -EINVAL;
 	}
@@ -673,11 +673,11 @@ int zublk_state_load(const char *dir, unsigned id, struct zublk_state *st)
 	if (ret)
 		return ret;
 	path_of(dir, id, "json", path, sizeof(path));
-	fd = state_open(path, O_RDONLY, 0);
+	fd = state_open(path, O_RDONLY, 0, &sb);
 	if (fd < 0)
 		return fd;
 	/* All of it (long paths and options add up), within reason. */
-	ret = fstat(fd, &sb) ? -errno : sb.st_size > STATE_MAX_BYTES ? -EFBIG : 0;
+	ret = sb.st_size > STATE_MAX_BYTES ? -EFBIG : 0;
 	if (ret) {
 		close(fd);
 		return ret;

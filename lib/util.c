@@ -20,15 +20,11 @@ uint64_t zublk_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* The first @len - 1 bytes of /proc/@pid/@what in @buf; false if unreadable. */
-static bool proc_read(pid_t pid, const char *what, char *buf, size_t len)
+bool zublk_read_text(const char *path, char *buf, size_t len)
 {
-	char path[64];
 	ssize_t n;
-	int fd;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, what);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
 	n = read(fd, buf, len - 1);
@@ -37,6 +33,15 @@ static bool proc_read(pid_t pid, const char *what, char *buf, size_t len)
 		return false;
 	buf[n] = '\0';
 	return true;
+}
+
+/* The first @len - 1 bytes of /proc/@pid/@what in @buf; false if unreadable. */
+static bool proc_read(pid_t pid, const char *what, char *buf, size_t len)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, what);
+	return zublk_read_text(path, buf, len);
 }
 
 bool zublk_pid_exited(pid_t pid)
